@@ -1,1 +1,105 @@
-pub fn hello() {}
+//! Sans-IO uTP: the Micro Transport Protocol of BEP 29, wire-compatible with libutp
+//!
+//! This crate holds every protocol decision and no I/O. It never reads a clock (each input carries
+//! `now`), never draws ambient randomness (an [`Endpoint`] is seeded), and never touches a socket:
+//!
+//! - feed datagrams with [`Endpoint::handle_datagram`] and expired timers with
+//!   [`Endpoint::handle_timeout`];
+//! - drive the application side with [`Endpoint::connect`], [`Endpoint::write`],
+//!   [`Endpoint::read`], [`Endpoint::shutdown`] and [`Endpoint::abort`];
+//! - then pull outputs: [`Endpoint::poll_transmit`] until it returns `None`, [`Endpoint::poll_event`]
+//!   until `None`, and sleep until [`Endpoint::poll_timeout`]. Any input can change all three.
+//!
+//! Connection ids follow BEP 29 and libutp: the initiator picks a random `recv_id`, puts it in the
+//! SYN and sends everything after with `recv_id + 1`; the responder receives on `id + 1` and sends
+//! with `id`. Any id is accepted. Datagrams that are not uTP (STUN, hole-punch probes, anything
+//! else) are reported back to the caller, never answered with RESET.
+//!
+//! Specifications: <https://www.bittorrent.org/beps/bep_0029.html> (uTP),
+//! <https://datatracker.ietf.org/doc/html/rfc6817> (LEDBAT).
+#![warn(missing_docs)]
+
+pub mod congestion;
+mod conn;
+mod endpoint;
+pub mod packet;
+mod rng;
+pub mod rtt;
+pub mod seq;
+pub mod time;
+mod timers;
+
+#[cfg(test)]
+mod tests;
+
+use core::time::Duration;
+use std::net::SocketAddr;
+
+pub use conn::{CloseReason, ConnectionStats, Event, WriteError};
+pub use endpoint::{ConnectError, DatagramKind, Endpoint, EndpointStats};
+pub use rng::Rng;
+pub use time::Instant;
+
+/// Identifies a connection within its [`Endpoint`]; never reused by that endpoint
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionHandle(pub u32);
+
+/// A datagram [`Endpoint::poll_transmit`] wrote into the caller's buffer
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+  /// Where to send it
+  pub destination: SocketAddr,
+  /// Its length in bytes
+  pub size: usize,
+}
+
+/// Tunables shared by every connection of an endpoint
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+  /// Largest payload per packet, excluding the uTP header (utp-punch's `mtu`)
+  pub max_payload: usize,
+  /// Receive buffer per connection in bytes: the largest window we advertise
+  pub recv_buffer: usize,
+  /// Written-but-unacknowledged bytes past which `write` asks the caller to wait
+  pub send_buffer: usize,
+  /// Congestion window at the start, in bytes
+  pub initial_window: usize,
+  /// Ceiling of the congestion window, in bytes
+  pub max_window: usize,
+  /// Packets allowed in flight (the peer's reorder buffer: libutp keeps 1024)
+  pub max_packets_in_flight: usize,
+  /// Retransmission timeout before the first RTT sample
+  pub initial_rto: Duration,
+  /// Floor of the retransmission timeout (utp-punch's `resend`)
+  pub min_rto: Duration,
+  /// Ceiling of the backed-off retransmission timeout
+  pub max_rto: Duration,
+  /// A peer silent this long while we wait on it is declared dead (utp-punch's `timeout`)
+  pub idle_timeout: Duration,
+  /// Send a keepalive after this long without sending (utp-punch's `keepAlive`)
+  pub keepalive: Duration,
+  /// Connections an endpoint holds at once
+  pub max_connections: usize,
+  /// RESET packets per second sent in answer to unknown packets
+  pub resets_per_second: u32,
+}
+
+impl Default for Config {
+  fn default() -> Self {
+    Self {
+      max_payload: 1000,
+      recv_buffer: 64 * 1000,
+      send_buffer: 64 * 1000,
+      initial_window: 10 * 1000,
+      max_window: 4 << 20,
+      max_packets_in_flight: 1000,
+      initial_rto: Duration::from_millis(1000),
+      min_rto: Duration::from_millis(100),
+      max_rto: Duration::from_secs(60),
+      idle_timeout: Duration::from_millis(5000),
+      keepalive: Duration::from_millis(1000),
+      max_connections: 32768,
+      resets_per_second: 100,
+    }
+  }
+}

@@ -1,0 +1,794 @@
+//! One uTP connection: handshake, reliability, flow and congestion control, close
+//!
+//! A connection only ever sees packets the endpoint has already matched to it by remote address
+//! and connection id. Inputs are `handle_*` calls with the current time; outputs are pulled with
+//! [`Connection::poll_transmit`] and [`Connection::next_deadline`], and events are appended to the
+//! endpoint's queue.
+
+mod recv_buf;
+mod send_buf;
+
+use core::time::Duration;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use crate::congestion::{AckSample, CongestionEvent, Controller, Ledbat};
+use crate::packet::{Header, Packet, PacketType, SelectiveAck, MAX_SACK_BYTES};
+use crate::rtt::RttEstimator;
+use crate::seq::SeqNr;
+use crate::time::Instant;
+use crate::{Config, ConnectionHandle};
+use recv_buf::{Arrival, RecvBuffer};
+use send_buf::SendBuffer;
+
+/// Something the application should know about a connection
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+  /// A connection we opened completed its handshake
+  Connected,
+  /// A peer opened a connection to us (only while listening)
+  Incoming,
+  /// Data, or the end of the peer's stream, can be read with `read`
+  Readable,
+  /// The send buffer drained below its limit after a write reported it full
+  Writable,
+  /// The connection is over; nothing more will be sent or received
+  Closed(CloseReason),
+}
+
+/// Why a connection ended
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CloseReason {
+  /// Both sides finished (FIN sent and acknowledged, FIN received)
+  #[error("connection closed")]
+  Finished,
+  /// The peer sent RESET
+  #[error("connection reset by peer")]
+  Reset,
+  /// The peer answered our SYN with RESET (nobody listening)
+  #[error("connection refused")]
+  Refused,
+  /// Nothing was heard from the peer within the configured timeout
+  #[error("connection timed out")]
+  TimedOut,
+  /// The local application aborted the connection
+  #[error("connection aborted")]
+  Aborted,
+}
+
+/// Why a write was refused
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+  /// `shutdown` was already called on this connection
+  #[error("write after end")]
+  AfterShutdown,
+  /// The connection is closed
+  #[error("connection is closed")]
+  Closed,
+}
+
+/// Counters and estimates for one connection
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ConnectionStats {
+  /// Smoothed round-trip time in microseconds (0 before the first sample)
+  pub rtt_us: u64,
+  /// Round-trip time variance in microseconds
+  pub rttvar_us: u64,
+  /// Current retransmission timeout in microseconds
+  pub rto_us: u64,
+  /// Congestion window in bytes
+  pub cwnd: usize,
+  /// Payload bytes in flight
+  pub in_flight: usize,
+  /// Receive window the peer last advertised
+  pub peer_window: usize,
+  /// Receive window we advertise
+  pub recv_window: usize,
+  /// Estimated queuing delay on the path to the peer, in microseconds
+  pub queuing_delay_us: u64,
+  /// Largest payload per packet
+  pub max_payload: usize,
+  /// Payload bytes sent, retransmissions included
+  pub bytes_sent: u64,
+  /// Payload bytes received in order
+  pub bytes_received: u64,
+  /// Datagrams sent
+  pub packets_sent: u64,
+  /// Datagrams received for this connection
+  pub packets_received: u64,
+  /// Packets sent again after loss or timeout
+  pub retransmits: u64,
+  /// Retransmission timer expiries
+  pub timeouts: u64,
+  /// Data packets received that we already had
+  pub duplicates: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+  /// SYN sent, waiting for the peer's STATE
+  SynSent,
+  /// Handshake done (the responder is here from the first packet)
+  Connected,
+  /// Over; answering stray retransmissions with ACKs until `until`
+  Lingering { until: Instant },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteSide {
+  Open,
+  /// `shutdown` called; FIN goes out once the buffered data has
+  FinQueued,
+  FinSent,
+  FinAcked,
+}
+
+const DUP_ACKS_BEFORE_RESEND: u32 = 3;
+/// libutp `ACK_NR_ALLOWED_WINDOW`: ACKs this far behind our oldest packet are still believable
+const ACK_NR_SLACK: u16 = 3;
+const MIN_LINGER: Duration = Duration::from_millis(500);
+
+/// The state machine of one connection
+#[derive(Debug)]
+pub(crate) struct Connection {
+  handle: ConnectionHandle,
+  remote: SocketAddr,
+  recv_id: u16,
+  send_id: u16,
+  state: State,
+  write_side: WriteSide,
+  cfg: Config,
+
+  send: SendBuffer,
+  syn_unsent: bool,
+  peer_window: usize,
+  cc: Ledbat,
+  rtt: RttEstimator,
+  rto_backoffs: u32,
+  rto_deadline: Option<Instant>,
+  dup_acks: u32,
+  /// When we last started waiting for an answer with nothing outstanding before
+  waiting_since: Instant,
+  /// Zero-window probe: when to push one packet past a closed window
+  persist_deadline: Option<Instant>,
+  persist_due: bool,
+  write_blocked: bool,
+
+  recv: RecvBuffer,
+  ack_nr: SeqNr,
+  eof: Option<SeqNr>,
+  eof_reached: bool,
+  eof_reported: bool,
+  readable_reported: bool,
+  ack_pending: bool,
+  /// Our one-way delay sample of the peer's packets, echoed as `timestamp_difference`
+  reply_micro: u32,
+  advertised_window: usize,
+
+  last_recv: Instant,
+  last_send: Instant,
+  keepalive_due: bool,
+  /// When our unanswered keepalive went out
+  keepalive_sent: Option<Instant>,
+  peer_answers_keepalive: bool,
+  reset_pending: bool,
+  sack_scratch: Vec<u8>,
+  stats: ConnectionStats,
+}
+
+/// Events produced while handling input, tagged with the connection
+pub(crate) type Events = VecDeque<(ConnectionHandle, Event)>;
+
+impl Connection {
+  /// A connection we open: `recv_id` is what the SYN carries, we send with `recv_id + 1`
+  pub(crate) fn outgoing(
+    handle: ConnectionHandle,
+    cfg: Config,
+    remote: SocketAddr,
+    recv_id: u16,
+    initial_seq: SeqNr,
+    now: Instant,
+  ) -> Self {
+    let mut c = Self::new(handle, cfg, remote, recv_id, recv_id.wrapping_add(1), initial_seq, now);
+    c.state = State::SynSent;
+    c.send.push(PacketType::Syn, 0, now);
+    c.syn_unsent = true;
+    c
+  }
+
+  /// A connection a peer opened with `syn`: we receive on its id + 1 and send with its id
+  pub(crate) fn incoming(
+    handle: ConnectionHandle,
+    cfg: Config,
+    remote: SocketAddr,
+    syn: &Header,
+    initial_seq: SeqNr,
+    now: Instant,
+  ) -> Self {
+    let mut c = Self::new(handle, cfg, remote, syn.conn_id.wrapping_add(1), syn.conn_id, initial_seq, now);
+    c.state = State::Connected;
+    c.ack_nr = syn.seq_nr;
+    c.peer_window = syn.wnd_size as usize;
+    if syn.timestamp != 0 {
+      c.reply_micro = now.wire_timestamp().wrapping_sub(syn.timestamp);
+    }
+    c.ack_pending = true;
+    c
+  }
+
+  #[allow(clippy::too_many_arguments)]
+  fn new(
+    handle: ConnectionHandle,
+    cfg: Config,
+    remote: SocketAddr,
+    recv_id: u16,
+    send_id: u16,
+    initial_seq: SeqNr,
+    now: Instant,
+  ) -> Self {
+    let mss = cfg.max_payload;
+    Self {
+      handle,
+      remote,
+      recv_id,
+      send_id,
+      state: State::Connected,
+      write_side: WriteSide::Open,
+      send: SendBuffer::new(initial_seq),
+      syn_unsent: false,
+      peer_window: cfg.recv_buffer,
+      cc: Ledbat::new(cfg.initial_window.max(mss), mss.min(cfg.send_buffer), cfg.max_window.max(mss)),
+      rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
+      rto_backoffs: 0,
+      rto_deadline: None,
+      dup_acks: 0,
+      waiting_since: now,
+      persist_deadline: None,
+      persist_due: false,
+      write_blocked: false,
+      recv: RecvBuffer::new(cfg.recv_buffer, cfg.max_packets_in_flight),
+      ack_nr: SeqNr(0),
+      eof: None,
+      eof_reached: false,
+      eof_reported: false,
+      readable_reported: false,
+      ack_pending: false,
+      reply_micro: 0,
+      advertised_window: cfg.recv_buffer,
+      last_recv: now,
+      last_send: now,
+      keepalive_due: false,
+      keepalive_sent: None,
+      peer_answers_keepalive: false,
+      reset_pending: false,
+      sack_scratch: Vec::new(),
+      stats: ConnectionStats { max_payload: mss, ..ConnectionStats::default() },
+      cfg,
+    }
+  }
+
+  pub(crate) fn remote(&self) -> SocketAddr {
+    self.remote
+  }
+
+  pub(crate) fn recv_id(&self) -> u16 {
+    self.recv_id
+  }
+
+  pub(crate) fn send_id(&self) -> u16 {
+    self.send_id
+  }
+
+  pub(crate) fn is_closed(&self) -> bool {
+    matches!(self.state, State::Lingering { .. })
+  }
+
+  /// Lingering is over: the endpoint may forget this connection
+  pub(crate) fn is_drained(&self, now: Instant) -> bool {
+    matches!(self.state, State::Lingering { until } if now >= until) && !self.ack_pending && !self.reset_pending
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Input from the network
+
+  /// A packet addressed to this connection arrived
+  pub(crate) fn handle_packet(&mut self, now: Instant, pkt: &Packet<'_>, events: &mut Events) {
+    let h = &pkt.header;
+    self.last_recv = now;
+    let probing = self.keepalive_sent.take().is_some();
+    self.stats.packets_received += 1;
+    if h.timestamp != 0 {
+      self.reply_micro = now.wire_timestamp().wrapping_sub(h.timestamp);
+    }
+    match h.ty {
+      PacketType::Reset => {
+        let reason = if self.state == State::SynSent { CloseReason::Refused } else { CloseReason::Reset };
+        self.close(now, reason, events);
+        return;
+      }
+      PacketType::Syn => {
+        // Our SYN-ACK was lost and the peer asks again
+        if self.state == State::Connected && self.send_id == h.conn_id {
+          self.ack_pending = true;
+        }
+        return;
+      }
+      _ => {}
+    }
+    if let State::Lingering { .. } = self.state {
+      if matches!(h.ty, PacketType::Data | PacketType::Fin) {
+        self.ack_pending = true;
+      }
+      return;
+    }
+    if self.state == State::SynSent {
+      // STATE (or early DATA) acknowledging our SYN completes the handshake. libutp's SYN-ACK
+      // carries the sequence number its first data packet will use.
+      if h.ack_nr != self.send.first_unacked() {
+        return;
+      }
+      self.state = State::Connected;
+      self.ack_nr = h.seq_nr.sub(1);
+      events.push_back((self.handle, Event::Connected));
+    }
+    let last_sent = self.send.next_seq().sub(1);
+    let oldest_believable = self.send.first_unacked().sub(1 + ACK_NR_SLACK);
+    if h.ack_nr.follows(last_sent) || h.ack_nr.precedes(oldest_believable) {
+      return; // acknowledges something we never sent: not for us, or garbage
+    }
+    self.peer_window = h.wnd_size as usize;
+    if self.peer_window >= self.cfg.max_payload.min(self.send.unsent_len().max(1)) {
+      self.persist_deadline = None;
+    }
+    self.process_ack(now, pkt, probing, events);
+    if matches!(h.ty, PacketType::Data | PacketType::Fin) {
+      self.process_data(pkt, events);
+    }
+    self.check_finished(now, events);
+  }
+
+  fn process_ack(&mut self, now: Instant, pkt: &Packet<'_>, probing: bool, events: &mut Events) {
+    let h = &pkt.header;
+    let in_flight = self.send.in_flight_bytes();
+    let had_outstanding = !self.send.is_empty();
+    let mut bytes_acked = 0;
+    let mut newest_rtt = None;
+    let mut fin_acked = false;
+    let progressed = !h.ack_nr.precedes(self.send.first_unacked());
+    if progressed {
+      self.send.ack_through(h.ack_nr, |_, p| {
+        if !p.sacked {
+          bytes_acked += p.payload.len();
+        }
+        if p.transmissions == 1 {
+          newest_rtt = Some(now.saturating_since(p.sent_at));
+        }
+        fin_acked |= p.ty == PacketType::Fin;
+      });
+    }
+    if let Some(sack) = pkt.sack {
+      bytes_acked += self.process_sack(now, h.ack_nr, sack, &mut newest_rtt);
+    }
+    if let Some(rtt) = newest_rtt {
+      self.rtt.on_sample(rtt);
+    }
+    if progressed {
+      self.dup_acks = 0;
+      self.rto_backoffs = 0;
+      self.rto_deadline = (!self.send.is_empty()).then(|| now + self.rtt.rto());
+      self.waiting_since = now;
+    } else if h.ty == PacketType::State && had_outstanding && pkt.sack.is_none() {
+      self.dup_acks += 1;
+      if self.dup_acks == DUP_ACKS_BEFORE_RESEND {
+        let first = self.send.first_unacked();
+        if self.send.mark_lost(first) {
+          self.cc.on_congestion_event(now, CongestionEvent::Loss, self.cfg.max_payload);
+        }
+      }
+    }
+    if h.ty == PacketType::State && !had_outstanding {
+      let next = self.send.next_seq();
+      if h.ack_nr == next.sub(2) {
+        self.ack_pending = true; // a keepalive probe (libutp's form: ack_nr - 1): answer it
+      } else if h.ack_nr == next.sub(1) && probing {
+        // Only peers that answer keepalives can be declared dead while idle (libutp never does)
+        self.peer_answers_keepalive = true;
+      }
+    }
+    let delay = (h.timestamp_diff != 0).then_some(h.timestamp_diff);
+    self.cc.on_ack(
+      now,
+      &AckSample { bytes_acked, in_flight, one_way_delay: delay, mss: self.cfg.max_payload },
+    );
+    if fin_acked {
+      self.write_side = WriteSide::FinAcked;
+    }
+    if self.write_blocked && self.send.buffered() < self.cfg.send_buffer {
+      self.write_blocked = false;
+      events.push_back((self.handle, Event::Writable));
+    }
+  }
+
+  /// Selective ACKs; returns bytes newly acknowledged
+  fn process_sack(
+    &mut self,
+    now: Instant,
+    ack_nr: SeqNr,
+    sack: SelectiveAck<'_>,
+    newest_rtt: &mut Option<Duration>,
+  ) -> usize {
+    let mut bytes = 0;
+    let mut highest = None;
+    for seq in sack.acked(ack_nr) {
+      if let Some(p) = self.send.sack(seq) {
+        bytes += p.payload.len();
+        if p.transmissions == 1 {
+          *newest_rtt = Some(now.saturating_since(p.sent_at));
+        }
+      }
+      if self.send.get(seq).is_some() {
+        highest = Some(seq);
+      }
+    }
+    // A packet with at least DUP_ACKS_BEFORE_RESEND later packets acknowledged is lost (libutp)
+    if let Some(highest) = highest {
+      let mut lost = Vec::new();
+      let mut acked_after = 0u32;
+      let mut seq = highest;
+      while !seq.precedes(self.send.first_unacked()) {
+        match self.send.get(seq) {
+          Some(p) if p.sacked => acked_after += 1,
+          Some(p) if acked_after >= DUP_ACKS_BEFORE_RESEND && p.in_flight() => lost.push(seq),
+          _ => {}
+        }
+        if seq == self.send.first_unacked() {
+          break;
+        }
+        seq = seq.sub(1);
+      }
+      let mut any = false;
+      for seq in lost {
+        any |= self.send.mark_lost(seq);
+      }
+      if any {
+        self.cc.on_congestion_event(now, CongestionEvent::Loss, self.cfg.max_payload);
+      }
+    }
+    bytes
+  }
+
+  fn process_data(&mut self, pkt: &Packet<'_>, events: &mut Events) {
+    let h = &pkt.header;
+    self.ack_pending = true;
+    if let Some(eof) = self.eof {
+      if h.seq_nr.follows(eof) {
+        return; // nothing exists past the peer's FIN
+      }
+    }
+    if h.ty == PacketType::Fin && self.eof.is_none() {
+      self.eof = Some(h.seq_nr);
+    }
+    let payload = if h.ty == PacketType::Fin { &[][..] } else { pkt.payload };
+    match self.recv.insert(self.ack_nr, h.seq_nr, payload) {
+      Arrival::InOrder(n) => {
+        self.ack_nr = self.ack_nr.add(n);
+        if self.eof.is_some_and(|eof| !eof.follows(self.ack_nr)) {
+          self.eof_reached = true;
+        }
+        self.stats.bytes_received += payload.len() as u64;
+        if !self.readable_reported && (self.recv.ready_bytes() > 0 || (self.eof_reached && !self.eof_reported)) {
+          self.readable_reported = true;
+          events.push_back((self.handle, Event::Readable));
+        }
+      }
+      Arrival::Duplicate => self.stats.duplicates += 1,
+      Arrival::Buffered | Arrival::Dropped => {}
+    }
+    self.advertised_window = self.recv.window();
+  }
+
+  fn check_finished(&mut self, now: Instant, events: &mut Events) {
+    if self.write_side == WriteSide::FinAcked && self.eof_reached && self.state == State::Connected {
+      self.close(now, CloseReason::Finished, events);
+    }
+  }
+
+  fn close(&mut self, now: Instant, reason: CloseReason, events: &mut Events) {
+    if self.is_closed() {
+      return;
+    }
+    let linger = (self.rtt.rto() * 2).max(MIN_LINGER);
+    self.state = State::Lingering { until: now + if reason == CloseReason::Finished { linger } else { Duration::ZERO } };
+    self.rto_deadline = None;
+    self.persist_deadline = None;
+    if reason != CloseReason::Finished {
+      self.ack_pending = false;
+    }
+    events.push_back((self.handle, Event::Closed(reason)));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Input from the application
+
+  /// Queue bytes; returns bytes buffered afterwards (the caller waits for `Writable` when this
+  /// reaches the send buffer size). Never drops data.
+  pub(crate) fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
+    if self.is_closed() {
+      return Err(WriteError::Closed);
+    }
+    if self.write_side != WriteSide::Open {
+      return Err(WriteError::AfterShutdown);
+    }
+    self.send.write(data);
+    let buffered = self.send.buffered();
+    if buffered >= self.cfg.send_buffer {
+      self.write_blocked = true;
+    }
+    Ok(buffered)
+  }
+
+  /// End our side of the stream: FIN follows the buffered data
+  pub(crate) fn shutdown(&mut self) {
+    if self.write_side == WriteSide::Open && !self.is_closed() {
+      self.write_side = WriteSide::FinQueued;
+    }
+  }
+
+  /// Tear the connection down now and tell the peer with RESET
+  pub(crate) fn abort(&mut self, now: Instant, events: &mut Events) {
+    if self.is_closed() {
+      return;
+    }
+    self.reset_pending = true;
+    self.close(now, CloseReason::Aborted, events);
+  }
+
+  /// Move up to `max` in-order bytes to `out`; returns (bytes, end of stream reached and reported)
+  pub(crate) fn read(&mut self, out: &mut Vec<u8>, max: usize) -> (usize, bool) {
+    let n = self.recv.read(out, max);
+    let window = self.recv.window();
+    // Reopen a window the peer may be stalled on
+    if window >= self.advertised_window + self.cfg.max_payload && self.advertised_window < self.cfg.recv_buffer / 2 {
+      self.ack_pending = true;
+      self.advertised_window = window;
+    }
+    let eof = self.recv.ready_bytes() == 0 && self.eof_reached;
+    if eof {
+      self.eof_reported = true;
+    }
+    if self.recv.ready_bytes() == 0 {
+      self.readable_reported = false;
+    }
+    (n, eof)
+  }
+
+  /// Bytes ready to read
+  pub(crate) fn readable(&self) -> usize {
+    self.recv.ready_bytes()
+  }
+
+  pub(crate) fn stats(&self) -> ConnectionStats {
+    ConnectionStats {
+      rtt_us: self.rtt.srtt().map_or(0, |d| d.as_micros() as u64),
+      rttvar_us: self.rtt.rttvar().as_micros() as u64,
+      rto_us: self.rtt.backed_off_rto(self.rto_backoffs).as_micros() as u64,
+      cwnd: self.cc.window(),
+      in_flight: self.send.in_flight_bytes(),
+      peer_window: self.peer_window,
+      recv_window: self.recv.window(),
+      queuing_delay_us: self.cc.queuing_delay().as_micros() as u64,
+      ..self.stats
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Timers
+
+  /// The earliest time [`Connection::handle_timeout`] has work to do
+  pub(crate) fn next_deadline(&self) -> Option<Instant> {
+    if let State::Lingering { until } = self.state {
+      return Some(until);
+    }
+    let mut next = self.rto_deadline;
+    let mut consider = |t: Option<Instant>| {
+      if let Some(t) = t {
+        next = Some(next.map_or(t, |n: Instant| n.min(t)));
+      }
+    };
+    consider(self.persist_deadline);
+    consider(self.dead_peer_deadline());
+    if self.send.is_empty() && self.state == State::Connected && !self.keepalive_due {
+      consider(Some(self.last_send + self.cfg.keepalive));
+    }
+    next
+  }
+
+  fn dead_peer_deadline(&self) -> Option<Instant> {
+    let since = if !self.send.is_empty() || self.persist_deadline.is_some() {
+      self.last_recv.max(self.waiting_since)
+    } else if self.keepalive_sent.is_some() && self.peer_answers_keepalive {
+      self.last_recv
+    } else {
+      return None;
+    };
+    Some(since + self.cfg.idle_timeout)
+  }
+
+  /// Run whatever timers have expired
+  pub(crate) fn handle_timeout(&mut self, now: Instant, events: &mut Events) {
+    if self.is_closed() {
+      return;
+    }
+    if self.dead_peer_deadline().is_some_and(|t| now >= t) {
+      self.close(now, CloseReason::TimedOut, events);
+      return;
+    }
+    if self.rto_deadline.is_some_and(|t| now >= t) {
+      self.stats.timeouts += 1;
+      self.rto_backoffs += 1;
+      // Retransmit everything unacknowledged, starting from a one-packet window (libutp)
+      self.send.mark_all_lost();
+      self.cc.on_congestion_event(now, CongestionEvent::Timeout, self.cfg.max_payload);
+      self.rto_deadline = Some(now + self.rtt.backed_off_rto(self.rto_backoffs));
+    }
+    if self.persist_deadline.is_some_and(|t| now >= t) {
+      self.persist_due = true;
+      self.persist_deadline = None;
+    }
+    if self.send.is_empty() && self.state == State::Connected && now >= self.last_send + self.cfg.keepalive {
+      self.keepalive_due = true;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Output
+
+  fn header(&self, ty: PacketType, now: Instant, seq_nr: SeqNr) -> Header {
+    Header {
+      ty,
+      conn_id: if ty == PacketType::Syn { self.recv_id } else { self.send_id },
+      timestamp: now.wire_timestamp(),
+      timestamp_diff: self.reply_micro,
+      wnd_size: self.recv.window() as u32,
+      seq_nr,
+      ack_nr: self.ack_nr,
+    }
+  }
+
+  fn may_send(&self, len: usize) -> bool {
+    let in_flight = self.send.in_flight_bytes();
+    let window = self.cc.window().min(self.peer_window);
+    in_flight + len <= window || (in_flight == 0 && (len <= self.peer_window || self.persist_due))
+  }
+
+  /// Write the next datagram for this connection into `out`; false when there is none
+  pub(crate) fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    if self.reset_pending {
+      self.reset_pending = false;
+      let h = self.header(PacketType::Reset, now, self.send.next_seq());
+      Packet { header: h, sack: None, payload: &[] }.encode(out);
+      return self.sent(now, 0);
+    }
+    match self.state {
+      State::Lingering { .. } => {
+        if self.ack_pending {
+          return self.send_state(now, out);
+        }
+        false
+      }
+      State::SynSent => {
+        let resend = self.send.first_lost();
+        if self.syn_unsent || resend.is_some() {
+          self.syn_unsent = false;
+          let seq = self.send.first_unacked();
+          if resend.is_some() {
+            self.send.retransmit(seq, now);
+          }
+          let h = self.header(PacketType::Syn, now, seq);
+          Packet { header: h, sack: None, payload: &[] }.encode(out);
+          self.arm_rto(now);
+          return self.sent(now, 0);
+        }
+        false
+      }
+      State::Connected => self.poll_connected(now, out),
+    }
+  }
+
+  fn poll_connected(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+    if let Some(seq) = self.send.first_lost() {
+      let len = self.send.get(seq).map_or(0, |p| p.payload.len());
+      if self.may_send(len) {
+        self.persist_due = false;
+        self.stats.retransmits += 1;
+        let h = self.header(PacketType::Data, now, seq);
+        let Some(p) = self.send.retransmit(seq, now) else { return false };
+        let header = Header { ty: p.ty, ..h };
+        Packet { header, sack: None, payload: &p.payload }.encode(out);
+        self.after_data_sent(now, len);
+        return self.sent(now, len);
+      }
+      self.maybe_arm_persist(now);
+    } else if self.send.unsent_len() > 0 && self.send.packets_outstanding() < self.cfg.max_packets_in_flight {
+      let len = self.send.unsent_len().min(self.cfg.max_payload);
+      if self.may_send(len) {
+        self.persist_due = false;
+        let seq = self.send.push(PacketType::Data, len, now);
+        let h = self.header(PacketType::Data, now, seq);
+        let payload = self.send.get(seq).map_or(&[][..], |p| &p.payload[..]);
+        Packet { header: h, sack: None, payload }.encode(out);
+        self.after_data_sent(now, len);
+        return self.sent(now, len);
+      }
+      self.maybe_arm_persist(now);
+    } else if self.write_side == WriteSide::FinQueued && self.send.unsent_len() == 0 {
+      self.write_side = WriteSide::FinSent;
+      let seq = self.send.push(PacketType::Fin, 0, now);
+      let h = self.header(PacketType::Fin, now, seq);
+      Packet { header: h, sack: None, payload: &[] }.encode(out);
+      self.after_data_sent(now, 0);
+      return self.sent(now, 0);
+    }
+    if self.ack_pending {
+      return self.send_state(now, out);
+    }
+    if self.keepalive_due {
+      // libutp's keepalive: a STATE acknowledging one less than we have; our peers answer it
+      self.keepalive_due = false;
+      self.keepalive_sent = Some(now);
+      let mut h = self.header(PacketType::State, now, self.send.next_seq());
+      h.ack_nr = self.ack_nr.sub(1);
+      Packet { header: h, sack: None, payload: &[] }.encode(out);
+      return self.sent(now, 0);
+    }
+    false
+  }
+
+  fn send_state(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+    self.ack_pending = false;
+    let h = self.header(PacketType::State, now, self.send.next_seq());
+    let mut mask = std::mem::take(&mut self.sack_scratch);
+    self.recv.sack_bitmask(&mut mask, MAX_SACK_BYTES);
+    let sack = if mask.is_empty() { None } else { SelectiveAck::new(&mask).ok() };
+    Packet { header: h, sack, payload: &[] }.encode(out);
+    self.sack_scratch = mask;
+    self.advertised_window = self.recv.window();
+    self.sent(now, 0)
+  }
+
+  fn after_data_sent(&mut self, now: Instant, _len: usize) {
+    // A data packet carries our cumulative ACK; only out-of-order data still needs a SACK
+    if !self.recv.has_out_of_order() {
+      self.ack_pending = false;
+    }
+    self.advertised_window = self.recv.window();
+    self.arm_rto(now);
+  }
+
+  fn arm_rto(&mut self, now: Instant) {
+    if self.rto_deadline.is_none() {
+      self.rto_deadline = Some(now + self.rtt.backed_off_rto(self.rto_backoffs));
+      self.waiting_since = now;
+    }
+  }
+
+  fn maybe_arm_persist(&mut self, now: Instant) {
+    if self.send.in_flight_bytes() == 0 && self.persist_deadline.is_none() && !self.persist_due {
+      self.persist_deadline = Some(now + self.rtt.backed_off_rto(self.rto_backoffs));
+      if self.send.is_empty() {
+        self.waiting_since = now;
+      }
+    }
+  }
+
+  fn sent(&mut self, now: Instant, payload: usize) -> bool {
+    self.last_send = now;
+    self.stats.packets_sent += 1;
+    self.stats.bytes_sent += payload as u64;
+    true
+  }
+}
+
+#[cfg(test)]
+mod tests;

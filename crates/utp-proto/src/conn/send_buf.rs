@@ -1,0 +1,228 @@
+//! Send side: bytes the application wrote but we have not packetized, and packets in flight
+//!
+//! Written bytes are kept until acknowledged, so a write never loses data: `write` always takes
+//! everything and only reports (through the returned buffered size) when the caller should wait.
+
+use std::collections::VecDeque;
+
+use crate::packet::PacketType;
+use crate::seq::SeqNr;
+use crate::time::Instant;
+
+/// A packet we sent and may have to send again
+#[derive(Debug)]
+pub(crate) struct Sent {
+  pub(crate) ty: PacketType,
+  pub(crate) payload: Vec<u8>,
+  pub(crate) sent_at: Instant,
+  pub(crate) transmissions: u32,
+  /// Declared lost: waiting to be sent again, not counted in flight
+  pub(crate) lost: bool,
+  /// Acknowledged by a selective ACK (the cumulative ACK has not reached it yet)
+  pub(crate) sacked: bool,
+}
+
+impl Sent {
+  /// Counted against the congestion window
+  pub(crate) fn in_flight(&self) -> bool {
+    !self.lost && !self.sacked
+  }
+}
+
+/// Unsent bytes plus the window of unacknowledged packets
+#[derive(Debug, Default)]
+pub(crate) struct SendBuffer {
+  unsent: VecDeque<u8>,
+  /// `packets[i]` has sequence number `first + i`
+  packets: VecDeque<Sent>,
+  first: SeqNr,
+  /// Payload bytes of packets counted in flight
+  in_flight_bytes: usize,
+  /// Payload bytes of all unacknowledged packets
+  unacked_bytes: usize,
+  /// Packets marked lost and not yet resent
+  lost: usize,
+  spare: Vec<Vec<u8>>,
+}
+
+impl SendBuffer {
+  pub(crate) fn new(first: SeqNr) -> Self {
+    Self { first, ..Self::default() }
+  }
+
+  pub(crate) fn write(&mut self, data: &[u8]) {
+    self.unsent.extend(data);
+  }
+
+  pub(crate) fn unsent_len(&self) -> usize {
+    self.unsent.len()
+  }
+
+  /// Bytes written and not yet acknowledged: what backpressure is measured against
+  pub(crate) fn buffered(&self) -> usize {
+    self.unsent.len() + self.unacked_bytes
+  }
+
+  pub(crate) fn in_flight_bytes(&self) -> usize {
+    self.in_flight_bytes
+  }
+
+  pub(crate) fn packets_outstanding(&self) -> usize {
+    self.packets.len()
+  }
+
+  pub(crate) fn is_empty(&self) -> bool {
+    self.packets.is_empty()
+  }
+
+  /// Sequence number of the oldest unacknowledged packet
+  pub(crate) fn first_unacked(&self) -> SeqNr {
+    self.first
+  }
+
+  /// Sequence number the next new packet gets
+  pub(crate) fn next_seq(&self) -> SeqNr {
+    self.first.add(self.packets.len() as u16)
+  }
+
+  pub(crate) fn get(&self, seq: SeqNr) -> Option<&Sent> {
+    let i = seq.distance_from(self.first) as usize;
+    self.packets.get(i)
+  }
+
+  /// Record a new packet: SYN and FIN carry no payload; DATA takes up to `max` unsent bytes
+  pub(crate) fn push(&mut self, ty: PacketType, max: usize, now: Instant) -> SeqNr {
+    let mut payload = self.spare.pop().unwrap_or_default();
+    payload.clear();
+    if ty == PacketType::Data {
+      let n = max.min(self.unsent.len());
+      let (a, b) = self.unsent.as_slices();
+      let from_a = n.min(a.len());
+      payload.extend_from_slice(&a[..from_a]);
+      payload.extend_from_slice(&b[..n - from_a]);
+      self.unsent.drain(..n);
+    }
+    let seq = self.next_seq();
+    self.in_flight_bytes += payload.len();
+    self.unacked_bytes += payload.len();
+    self.packets.push_back(Sent { ty, payload, sent_at: now, transmissions: 1, lost: false, sacked: false });
+    seq
+  }
+
+  /// Pop everything up to and including `ack_nr`; calls `f` for each acknowledged packet
+  pub(crate) fn ack_through(&mut self, ack_nr: SeqNr, mut f: impl FnMut(SeqNr, &Sent)) {
+    let n = ack_nr.add(1).distance_from(self.first) as usize;
+    for _ in 0..n.min(self.packets.len()) {
+      let Some(p) = self.packets.pop_front() else { break };
+      f(self.first, &p);
+      if p.in_flight() {
+        self.in_flight_bytes -= p.payload.len();
+      }
+      if p.lost {
+        self.lost -= 1;
+      }
+      self.unacked_bytes -= p.payload.len();
+      self.first = self.first.add(1);
+      if self.spare.len() < 256 {
+        self.spare.push(p.payload);
+      }
+    }
+  }
+
+  /// Mark one packet selectively acknowledged; true if it was news
+  pub(crate) fn sack(&mut self, seq: SeqNr) -> Option<&Sent> {
+    let i = seq.distance_from(self.first) as usize;
+    let p = self.packets.get_mut(i)?;
+    if p.sacked {
+      return None;
+    }
+    if p.lost {
+      p.lost = false;
+      self.lost -= 1;
+    } else {
+      self.in_flight_bytes -= p.payload.len();
+    }
+    p.sacked = true;
+    Some(p)
+  }
+
+  /// Declare a packet lost so it is sent again; true if it was in flight
+  pub(crate) fn mark_lost(&mut self, seq: SeqNr) -> bool {
+    let i = seq.distance_from(self.first) as usize;
+    match self.packets.get_mut(i) {
+      Some(p) if p.in_flight() => {
+        p.lost = true;
+        self.lost += 1;
+        self.in_flight_bytes -= p.payload.len();
+        true
+      }
+      _ => false,
+    }
+  }
+
+  /// Declare every unacknowledged packet lost (retransmission timeout)
+  pub(crate) fn mark_all_lost(&mut self) {
+    self.lost = 0;
+    for p in self.packets.iter_mut() {
+      if !p.sacked {
+        p.lost = true;
+        self.lost += 1;
+      }
+    }
+    self.in_flight_bytes = 0;
+  }
+
+  /// The oldest packet waiting for retransmission
+  pub(crate) fn first_lost(&self) -> Option<SeqNr> {
+    if self.lost == 0 {
+      return None;
+    }
+    self.packets.iter().position(|p| p.lost).map(|i| self.first.add(i as u16))
+  }
+
+  /// Put a lost packet back in flight; returns it for encoding
+  pub(crate) fn retransmit(&mut self, seq: SeqNr, now: Instant) -> Option<&Sent> {
+    let i = seq.distance_from(self.first) as usize;
+    let p = self.packets.get_mut(i)?;
+    if p.lost {
+      p.lost = false;
+      self.lost -= 1;
+      self.in_flight_bytes += p.payload.len();
+    }
+    p.transmissions += 1;
+    p.sent_at = now;
+    Some(p)
+  }
+
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn packetize_ack_sack_and_loss() {
+    let now = Instant::ZERO;
+    let mut b = SendBuffer::new(SeqNr(65535));
+    b.write(&[7; 2500]);
+    assert_eq!(b.push(PacketType::Data, 1000, now), SeqNr(65535));
+    assert_eq!(b.push(PacketType::Data, 1000, now), SeqNr(0));
+    assert_eq!(b.push(PacketType::Data, 1000, now), SeqNr(1));
+    assert_eq!(b.get(SeqNr(1)).unwrap().payload.len(), 500);
+    assert_eq!((b.in_flight_bytes(), b.buffered()), (2500, 2500));
+    assert!(b.sack(SeqNr(1)).is_some());
+    assert!(b.sack(SeqNr(1)).is_none());
+    assert!(b.mark_lost(SeqNr(65535)));
+    assert_eq!(b.in_flight_bytes(), 1000);
+    assert_eq!(b.first_lost(), Some(SeqNr(65535)));
+    b.retransmit(SeqNr(65535), now);
+    assert_eq!(b.in_flight_bytes(), 2000);
+    let mut acked = vec![];
+    b.ack_through(SeqNr(0), |s, _| acked.push(s));
+    assert_eq!(acked, vec![SeqNr(65535), SeqNr(0)]);
+    assert_eq!((b.in_flight_bytes(), b.buffered()), (0, 500));
+    b.ack_through(SeqNr(1), |_, _| {});
+    assert!(b.is_empty());
+    assert_eq!(b.next_seq(), SeqNr(2));
+  }
+}

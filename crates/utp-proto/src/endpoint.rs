@@ -1,0 +1,425 @@
+//! The endpoint: one UDP socket's worth of connections, demultiplexed by (remote address, id)
+//!
+//! The same endpoint accepts connections (while listening) and opens them, at once, on one port.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+
+use crate::conn::{Connection, ConnectionStats, Event, Events, WriteError};
+use crate::packet::{self, Header, Packet, PacketType};
+use crate::rng::Rng;
+use crate::seq::SeqNr;
+use crate::time::Instant;
+use crate::timers::TimerQueue;
+use crate::{Config, ConnectionHandle, Transmit};
+
+/// What [`Endpoint::handle_datagram`] made of a datagram
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatagramKind {
+  /// A uTP packet, handled (delivered, answered or deliberately ignored)
+  Utp,
+  /// Not uTP (STUN, a hole-punch probe, anything else): the caller decides what to do with it
+  Foreign,
+}
+
+/// Why a connection could not be opened
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+  /// `max_connections` are open already
+  #[error("too many connections")]
+  TooManyConnections,
+  /// No free connection id toward this address
+  #[error("no free connection id for this peer")]
+  NoConnectionId,
+}
+
+/// Endpoint-wide counters
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+  /// Connections we opened that are not yet closed
+  pub client_connections: usize,
+  /// Connections peers opened that are not yet closed
+  pub server_connections: usize,
+  /// uTP packets that matched no connection
+  pub unmatched_packets: u64,
+  /// RESETs sent in answer to unmatched packets
+  pub resets_sent: u64,
+  /// SYNs refused (not listening, or full)
+  pub refused: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+  conn: Connection,
+  outgoing: bool,
+  /// In the transmit round-robin
+  queued: bool,
+  /// The application has seen `Closed`; the entry may go once lingering ends
+  closed_seen: bool,
+  counted_open: bool,
+}
+
+/// Tokens for answering strangers with RESET, so we never amplify a flood
+#[derive(Debug)]
+struct ResetBudget {
+  tokens: u32,
+  per_second: u32,
+  refilled: Instant,
+}
+
+impl ResetBudget {
+  fn take(&mut self, now: Instant) -> bool {
+    if now.saturating_since(self.refilled).as_secs() >= 1 {
+      self.tokens = self.per_second;
+      self.refilled = now;
+    }
+    if self.tokens == 0 {
+      return false;
+    }
+    self.tokens -= 1;
+    true
+  }
+}
+
+/// All uTP state behind one UDP socket
+#[derive(Debug)]
+pub struct Endpoint {
+  cfg: Config,
+  rng: Rng,
+  conns: HashMap<u32, Entry>,
+  by_key: HashMap<(SocketAddr, u16), u32>,
+  next_handle: u32,
+  timers: TimerQueue,
+  events: Events,
+  ready: VecDeque<u32>,
+  resets: VecDeque<(SocketAddr, Header)>,
+  reset_budget: ResetBudget,
+  listening: bool,
+  stats: EndpointStats,
+}
+
+impl Endpoint {
+  /// An endpoint with `cfg` whose random choices all derive from `seed`
+  pub fn new(cfg: Config, seed: u64) -> Self {
+    Self {
+      reset_budget: ResetBudget { tokens: cfg.resets_per_second, per_second: cfg.resets_per_second, refilled: Instant::ZERO },
+      cfg,
+      rng: Rng::new(seed),
+      conns: HashMap::new(),
+      by_key: HashMap::new(),
+      next_handle: 1,
+      timers: TimerQueue::default(),
+      events: VecDeque::new(),
+      ready: VecDeque::new(),
+      resets: VecDeque::new(),
+      listening: false,
+      stats: EndpointStats::default(),
+    }
+  }
+
+  /// The configuration in force
+  pub fn config(&self) -> &Config {
+    &self.cfg
+  }
+
+  /// Accept incoming connections (`true`) or refuse them with RESET (`false`, the default)
+  pub fn set_listening(&mut self, listening: bool) {
+    self.listening = listening;
+  }
+
+  /// Whether incoming connections are accepted
+  pub fn is_listening(&self) -> bool {
+    self.listening
+  }
+
+  /// Counters for the whole endpoint
+  pub fn stats(&self) -> EndpointStats {
+    self.stats
+  }
+
+  /// Connections not yet fully forgotten (closed ones linger briefly)
+  pub fn connection_count(&self) -> usize {
+    self.conns.len()
+  }
+
+  /// Open a connection to `remote`; its SYN goes out on the next `poll_transmit`
+  pub fn connect(&mut self, now: Instant, remote: SocketAddr) -> Result<ConnectionHandle, ConnectError> {
+    if self.open_count() >= self.cfg.max_connections {
+      return Err(ConnectError::TooManyConnections);
+    }
+    // recv_id and recv_id + 1 must both be unused toward this peer: the peer keys us by the latter
+    let mut recv_id = None;
+    for _ in 0..64 {
+      let id = self.rng.next_u16();
+      if !self.by_key.contains_key(&(remote, id)) && !self.by_key.contains_key(&(remote, id.wrapping_add(1))) {
+        recv_id = Some(id);
+        break;
+      }
+    }
+    let recv_id = recv_id.ok_or(ConnectError::NoConnectionId)?;
+    let handle = self.alloc_handle();
+    let seq = SeqNr(self.rng.next_u16());
+    let conn = Connection::outgoing(handle, self.cfg, remote, recv_id, seq, now);
+    self.insert(handle, conn, true);
+    Ok(handle)
+  }
+
+  fn alloc_handle(&mut self) -> ConnectionHandle {
+    loop {
+      let h = self.next_handle;
+      self.next_handle = self.next_handle.wrapping_add(1).max(1);
+      if !self.conns.contains_key(&h) {
+        return ConnectionHandle(h);
+      }
+    }
+  }
+
+  fn open_count(&self) -> usize {
+    self.stats.client_connections + self.stats.server_connections
+  }
+
+  fn insert(&mut self, handle: ConnectionHandle, conn: Connection, outgoing: bool) {
+    self.by_key.insert((conn.remote(), conn.recv_id()), handle.0);
+    if outgoing {
+      self.stats.client_connections += 1;
+    } else {
+      self.stats.server_connections += 1;
+    }
+    self.conns.insert(handle.0, Entry { conn, outgoing, queued: false, closed_seen: false, counted_open: true });
+    self.touch(handle.0);
+  }
+
+  /// Feed one received datagram
+  pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> DatagramKind {
+    if !packet::looks_like_utp(data) {
+      return DatagramKind::Foreign;
+    }
+    let Ok(pkt) = packet::decode(data) else {
+      return DatagramKind::Foreign;
+    };
+    let h = pkt.header;
+    if let Some(&id) = self.by_key.get(&(from, h.conn_id)) {
+      self.deliver(id, now, &pkt);
+      return DatagramKind::Utp;
+    }
+    match h.ty {
+      PacketType::Syn => self.handle_syn(now, from, &pkt),
+      PacketType::Reset => {
+        // libutp answers unknown packets with RESET carrying the id it received: our send_id
+        for key in [h.conn_id.wrapping_sub(1), h.conn_id.wrapping_add(1)] {
+          if let Some(&id) = self.by_key.get(&(from, key)) {
+            if self.conns.get(&id).is_some_and(|e| e.conn.send_id() == h.conn_id) {
+              self.deliver(id, now, &pkt);
+              break;
+            }
+          }
+        }
+      }
+      _ => {
+        self.stats.unmatched_packets += 1;
+        self.queue_reset(now, from, &h);
+      }
+    }
+    DatagramKind::Utp
+  }
+
+  fn handle_syn(&mut self, now: Instant, from: SocketAddr, pkt: &Packet<'_>) {
+    let h = pkt.header;
+    let key = (from, h.conn_id.wrapping_add(1));
+    if let Some(&id) = self.by_key.get(&key) {
+      // A repeated SYN for a connection we accepted: that connection re-sends its answer
+      if self.conns.get(&id).is_some_and(|e| !e.outgoing && e.conn.send_id() == h.conn_id) {
+        self.deliver(id, now, pkt);
+      }
+      return;
+    }
+    if !self.listening || self.open_count() >= self.cfg.max_connections {
+      self.stats.refused += 1;
+      self.queue_reset(now, from, &h);
+      return;
+    }
+    let handle = self.alloc_handle();
+    let seq = SeqNr(self.rng.next_u16());
+    let conn = Connection::incoming(handle, self.cfg, from, &h, seq, now);
+    self.insert(handle, conn, false);
+    self.events.push_back((handle, Event::Incoming));
+  }
+
+  fn queue_reset(&mut self, now: Instant, to: SocketAddr, h: &Header) {
+    if h.ty == PacketType::Reset || !self.reset_budget.take(now) {
+      return;
+    }
+    self.stats.resets_sent += 1;
+    let reply = Header {
+      ty: PacketType::Reset,
+      conn_id: h.conn_id,
+      timestamp: now.wire_timestamp(),
+      timestamp_diff: 0,
+      wnd_size: 0,
+      seq_nr: SeqNr(self.rng.next_u16()),
+      ack_nr: h.seq_nr,
+    };
+    self.resets.push_back((to, reply));
+  }
+
+  fn deliver(&mut self, id: u32, now: Instant, pkt: &Packet<'_>) {
+    let Some(e) = self.conns.get_mut(&id) else { return };
+    e.conn.handle_packet(now, pkt, &mut self.events);
+    self.touch(id);
+  }
+
+  /// Recompute a connection's timer and queue it for transmission
+  fn touch(&mut self, id: u32) {
+    let Some(e) = self.conns.get_mut(&id) else { return };
+    if e.counted_open && e.conn.is_closed() {
+      e.counted_open = false;
+      if e.outgoing {
+        self.stats.client_connections -= 1;
+      } else {
+        self.stats.server_connections -= 1;
+      }
+    }
+    if !e.queued {
+      e.queued = true;
+      self.ready.push_back(id);
+    }
+    match e.conn.next_deadline() {
+      Some(at) if !e.conn.is_closed() || e.closed_seen => self.timers.schedule(id, at),
+      _ => self.timers.cancel(id),
+    }
+  }
+
+  /// Run expired timers; call when `now` reaches [`Endpoint::poll_timeout`]
+  pub fn handle_timeout(&mut self, now: Instant) {
+    while let Some(id) = self.timers.pop_expired(now) {
+      let Some(e) = self.conns.get_mut(&id) else { continue };
+      if e.closed_seen && e.conn.is_drained(now) {
+        let key = (e.conn.remote(), e.conn.recv_id());
+        self.conns.remove(&id);
+        if self.by_key.get(&key) == Some(&id) {
+          self.by_key.remove(&key);
+        }
+        continue;
+      }
+      e.conn.handle_timeout(now, &mut self.events);
+      self.touch(id);
+    }
+  }
+
+  /// When [`Endpoint::handle_timeout`] next has work; changes after any input or poll
+  pub fn poll_timeout(&mut self) -> Option<Instant> {
+    self.timers.next_deadline()
+  }
+
+  /// Write the next datagram to send into `buf` (replacing its contents)
+  pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+    if let Some((to, header)) = self.resets.pop_front() {
+      buf.clear();
+      Packet { header, sack: None, payload: &[] }.encode(buf);
+      return Some(Transmit { destination: to, size: buf.len() });
+    }
+    while let Some(&id) = self.ready.front() {
+      let Some(e) = self.conns.get_mut(&id) else {
+        self.ready.pop_front();
+        continue;
+      };
+      if e.conn.poll_transmit(now, buf) {
+        let destination = e.conn.remote();
+        // Round-robin: a connection with more to send goes to the back of the line
+        self.ready.rotate_left(1);
+        self.reschedule(id);
+        return Some(Transmit { destination, size: buf.len() });
+      }
+      e.queued = false;
+      self.ready.pop_front();
+      self.reschedule(id);
+    }
+    None
+  }
+
+  fn reschedule(&mut self, id: u32) {
+    let Some(e) = self.conns.get(&id) else { return };
+    match e.conn.next_deadline() {
+      Some(at) if !e.conn.is_closed() || e.closed_seen => self.timers.schedule(id, at),
+      _ => {}
+    }
+  }
+
+  /// The next event for the application
+  pub fn poll_event(&mut self) -> Option<(ConnectionHandle, Event)> {
+    let (h, ev) = self.events.pop_front()?;
+    if let Event::Closed(_) = ev {
+      if let Some(e) = self.conns.get_mut(&h.0) {
+        e.closed_seen = true;
+      }
+      self.touch(h.0);
+    }
+    Some((h, ev))
+  }
+
+  fn conn(&mut self, h: ConnectionHandle) -> Result<&mut Connection, WriteError> {
+    self.conns.get_mut(&h.0).map(|e| &mut e.conn).ok_or(WriteError::Closed)
+  }
+
+  /// Queue bytes on a connection; returns the bytes now buffered. When that reaches
+  /// `Config::send_buffer`, wait for [`Event::Writable`] before writing more (nothing is dropped
+  /// if you don't, the buffer just grows).
+  pub fn write(&mut self, h: ConnectionHandle, data: &[u8]) -> Result<usize, WriteError> {
+    let n = self.conn(h)?.write(data)?;
+    self.touch(h.0);
+    Ok(n)
+  }
+
+  /// Finish our side: a FIN follows the data already written
+  pub fn shutdown(&mut self, h: ConnectionHandle) {
+    if let Ok(c) = self.conn(h) {
+      c.shutdown();
+      self.touch(h.0);
+    }
+  }
+
+  /// Close a connection at once, sending RESET to the peer
+  pub fn abort(&mut self, now: Instant, h: ConnectionHandle) {
+    if let Some(e) = self.conns.get_mut(&h.0) {
+      e.conn.abort(now, &mut self.events);
+      self.touch(h.0);
+    }
+  }
+
+  /// Move up to `max` received bytes to the end of `out`. Returns the byte count and whether
+  /// the peer's stream has ended (all its data read). Reading reopens the receive window.
+  pub fn read(&mut self, h: ConnectionHandle, out: &mut Vec<u8>, max: usize) -> (usize, bool) {
+    let Some(e) = self.conns.get_mut(&h.0) else { return (0, false) };
+    let r = e.conn.read(out, max);
+    self.touch(h.0);
+    r
+  }
+
+  /// Bytes waiting to be read on a connection
+  pub fn readable(&self, h: ConnectionHandle) -> usize {
+    self.conns.get(&h.0).map_or(0, |e| e.conn.readable())
+  }
+
+  /// The peer's address
+  pub fn remote_addr(&self, h: ConnectionHandle) -> Option<SocketAddr> {
+    self.conns.get(&h.0).map(|e| e.conn.remote())
+  }
+
+  /// The id this connection receives on (what the peer puts in its packets)
+  pub fn connection_id(&self, h: ConnectionHandle) -> Option<u16> {
+    self.conns.get(&h.0).map(|e| e.conn.recv_id())
+  }
+
+  /// Counters for one connection
+  pub fn connection_stats(&self, h: ConnectionHandle) -> Option<ConnectionStats> {
+    self.conns.get(&h.0).map(|e| e.conn.stats())
+  }
+
+  /// Handles of every connection not yet closed
+  pub fn open_connections(&self) -> Vec<ConnectionHandle> {
+    let mut v: Vec<_> =
+      self.conns.iter().filter(|(_, e)| !e.conn.is_closed()).map(|(&id, _)| ConnectionHandle(id)).collect();
+    v.sort();
+    v
+  }
+}

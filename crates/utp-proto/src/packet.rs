@@ -1,0 +1,241 @@
+//! The BEP 29 wire format: a 20-byte header, a chain of extensions, then payload
+//!
+//! ```text
+//! 0       4       8               16              24              32
+//! +-------+-------+---------------+---------------+---------------+
+//! | type  | ver   | extension     | connection_id                 |
+//! | timestamp_microseconds                                        |
+//! | timestamp_difference_microseconds                             |
+//! | wnd_size                                                      |
+//! | seq_nr                        | ack_nr                        |
+//! +---------------------------------------------------------------+
+//! ```
+//! All integers are big-endian. Each extension is `next_type: u8, len: u8, len bytes`; type 1 is
+//! the selective ACK bitmask. Unknown extensions are skipped, never read as payload.
+//!
+//! Decoding never panics on untrusted input; whatever [`decode`] accepts, [`Packet::encode`]
+//! reproduces byte for byte (up to unknown extensions, which are dropped).
+
+use crate::seq::SeqNr;
+
+//= https://www.bittorrent.org/beps/bep_0029.html
+//# The current version is 1.
+const VERSION: u8 = 1;
+/// Length of the fixed header
+pub const HEADER_LEN: usize = 20;
+const EXT_NONE: u8 = 0;
+const EXT_SELECTIVE_ACK: u8 = 1;
+/// Largest selective-ACK bitmask we emit, in bytes (256 packets past the cumulative ACK)
+pub const MAX_SACK_BYTES: usize = 32;
+
+/// The five uTP packet types
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PacketType {
+  /// Payload data, consumes a sequence number
+  Data = 0,
+  /// Finalize: the sender will send no more data; consumes a sequence number
+  Fin = 1,
+  /// Acknowledgement only; carries no data and consumes no sequence number
+  State = 2,
+  /// Terminates the connection forcefully
+  Reset = 3,
+  /// Opens a connection; consumes a sequence number
+  Syn = 4,
+}
+
+impl PacketType {
+  fn from_nibble(n: u8) -> Option<Self> {
+    Some(match n {
+      0 => Self::Data,
+      1 => Self::Fin,
+      2 => Self::State,
+      3 => Self::Reset,
+      4 => Self::Syn,
+      _ => return None,
+    })
+  }
+}
+
+/// Why a datagram is not a well-formed uTP v1 packet
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+  /// Shorter than the 20-byte header
+  #[error("datagram shorter than the uTP header")]
+  TooShort,
+  /// Version nibble is not 1
+  #[error("not uTP version 1")]
+  BadVersion,
+  /// Type nibble is not one of the five packet types
+  #[error("unknown uTP packet type")]
+  BadType,
+  /// An extension runs past the end of the datagram
+  #[error("truncated extension")]
+  TruncatedExtension,
+  /// A selective ACK whose length is zero or not a multiple of 4
+  #[error("malformed selective ACK")]
+  BadSelectiveAck,
+}
+
+/// The fixed 20-byte header, parsed
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+  /// Packet type
+  pub ty: PacketType,
+  /// Connection id (see the crate docs for the recv_id / recv_id+1 scheme)
+  pub conn_id: u16,
+  /// Sender's clock when sending, in wrapping microseconds
+  pub timestamp: u32,
+  /// Sender's latest one-way delay sample of packets it received from us
+  pub timestamp_diff: u32,
+  /// Bytes the sender can still take into its receive buffer
+  pub wnd_size: u32,
+  /// Sequence number of this packet (of the next one for STATE)
+  pub seq_nr: SeqNr,
+  /// Last sequence number received in order
+  pub ack_nr: SeqNr,
+}
+
+/// A selective ACK bitmask: bit `i` (byte `i / 8`, least significant bit first) acknowledges
+/// sequence number `ack_nr + 2 + i`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SelectiveAck<'a> {
+  bytes: &'a [u8],
+}
+
+impl<'a> SelectiveAck<'a> {
+  /// Wrap a bitmask (length a non-zero multiple of 4)
+  pub fn new(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+    if bytes.is_empty() || bytes.len() % 4 != 0 {
+      return Err(DecodeError::BadSelectiveAck);
+    }
+    Ok(Self { bytes })
+  }
+
+  /// The raw bitmask
+  pub fn bytes(&self) -> &'a [u8] {
+    self.bytes
+  }
+
+  /// Number of packets the mask covers
+  pub fn len_bits(&self) -> usize {
+    self.bytes.len() * 8
+  }
+
+  /// Whether bit `i` is set
+  pub fn is_set(&self, i: usize) -> bool {
+    self.bytes.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0)
+  }
+
+  /// Sequence numbers acknowledged, given the packet's cumulative `ack_nr`
+  pub fn acked(&self, ack_nr: SeqNr) -> impl Iterator<Item = SeqNr> + '_ {
+    (0..self.len_bits()).filter(|&i| self.is_set(i)).map(move |i| ack_nr.add(2 + i as u16))
+  }
+}
+
+/// A decoded packet borrowing from the datagram
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet<'a> {
+  /// Fixed header
+  pub header: Header,
+  /// Selective ACK extension, if present
+  pub sack: Option<SelectiveAck<'a>>,
+  /// Payload bytes after the extension chain
+  pub payload: &'a [u8],
+}
+
+/// Parse a datagram as a uTP v1 packet
+pub fn decode(buf: &[u8]) -> Result<Packet<'_>, DecodeError> {
+  if buf.len() < HEADER_LEN {
+    return Err(DecodeError::TooShort);
+  }
+  if buf[0] & 0x0f != VERSION {
+    return Err(DecodeError::BadVersion);
+  }
+  let ty = PacketType::from_nibble(buf[0] >> 4).ok_or(DecodeError::BadType)?;
+  let u16_at = |i: usize| u16::from_be_bytes([buf[i], buf[i + 1]]);
+  let u32_at = |i: usize| u32::from_be_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+  let header = Header {
+    ty,
+    conn_id: u16_at(2),
+    timestamp: u32_at(4),
+    timestamp_diff: u32_at(8),
+    wnd_size: u32_at(12),
+    seq_nr: SeqNr(u16_at(16)),
+    ack_nr: SeqNr(u16_at(18)),
+  };
+  let mut next = buf[1];
+  let mut at = HEADER_LEN;
+  let mut sack = None;
+  while next != EXT_NONE {
+    let (ext, len) = match buf.get(at..at + 2) {
+      Some(&[n, l]) => (n, l as usize),
+      _ => return Err(DecodeError::TruncatedExtension),
+    };
+    let body = buf.get(at + 2..at + 2 + len).ok_or(DecodeError::TruncatedExtension)?;
+    if next == EXT_SELECTIVE_ACK && sack.is_none() {
+      sack = Some(SelectiveAck::new(body)?);
+    }
+    next = ext;
+    at += 2 + len;
+  }
+  Ok(Packet { header, sack, payload: &buf[at..] })
+}
+
+impl Header {
+  /// Append the 20 header bytes, announcing `first_ext` as the first extension
+  fn emit(&self, first_ext: u8, out: &mut Vec<u8>) {
+    out.push(((self.ty as u8) << 4) | VERSION);
+    out.push(first_ext);
+    out.extend_from_slice(&self.conn_id.to_be_bytes());
+    out.extend_from_slice(&self.timestamp.to_be_bytes());
+    out.extend_from_slice(&self.timestamp_diff.to_be_bytes());
+    out.extend_from_slice(&self.wnd_size.to_be_bytes());
+    out.extend_from_slice(&self.seq_nr.0.to_be_bytes());
+    out.extend_from_slice(&self.ack_nr.0.to_be_bytes());
+  }
+}
+
+impl Packet<'_> {
+  /// Bytes [`Packet::encode`] appends
+  pub fn encoded_len(&self) -> usize {
+    HEADER_LEN + self.sack.map_or(0, |s| 2 + s.bytes.len()) + self.payload.len()
+  }
+
+  /// Append the packet's wire form to `out`
+  pub fn encode(&self, out: &mut Vec<u8>) {
+    out.reserve(self.encoded_len());
+    match self.sack {
+      Some(s) => {
+        self.header.emit(EXT_SELECTIVE_ACK, out);
+        out.push(EXT_NONE);
+        out.push(s.bytes.len() as u8);
+        out.extend_from_slice(s.bytes);
+      }
+      None => self.header.emit(EXT_NONE, out),
+    }
+    out.extend_from_slice(self.payload);
+  }
+}
+
+/// Cheap check used by the demultiplexer: could this datagram be uTP at all?
+///
+/// STUN shares the first byte with uTP DATA (0x00/0x01), so a datagram carrying the STUN magic
+/// cookie with a consistent STUN length is never treated as uTP.
+pub fn looks_like_utp(buf: &[u8]) -> bool {
+  if buf.len() < HEADER_LEN || buf[0] & 0x0f != VERSION || buf[0] >> 4 > 4 {
+    return false;
+  }
+  !is_stun(buf)
+}
+
+/// Whether a datagram is a STUN message (RFC 8489 section 5: top bits zero, magic cookie, length)
+pub fn is_stun(buf: &[u8]) -> bool {
+  const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
+  buf.len() >= 20
+    && buf[0] & 0xC0 == 0
+    && buf[4..8] == MAGIC_COOKIE
+    && u16::from_be_bytes([buf[2], buf[3]]) as usize == buf.len() - 20
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,88 @@
+//! Round-trip time estimation and the retransmission timeout (Jacobson/Karels, as libutp)
+
+use core::time::Duration;
+
+/// Smoothed RTT, its variance and the resulting retransmission timeout
+#[derive(Debug, Clone)]
+pub struct RttEstimator {
+  srtt: Option<Duration>,
+  rttvar: Duration,
+  min_rto: Duration,
+  max_rto: Duration,
+  initial_rto: Duration,
+}
+
+impl RttEstimator {
+  /// An estimator with no samples yet
+  pub fn new(initial_rto: Duration, min_rto: Duration, max_rto: Duration) -> Self {
+    Self { srtt: None, rttvar: Duration::ZERO, min_rto, max_rto, initial_rto }
+  }
+
+  /// Feed one RTT sample; callers skip retransmitted packets (Karn's algorithm)
+  pub fn on_sample(&mut self, sample: Duration) {
+    match self.srtt {
+      None => {
+        self.srtt = Some(sample);
+        self.rttvar = sample / 2;
+      }
+      Some(srtt) => {
+        // libutp: var += (|delta| - var) / 4; rtt += (sample - rtt) / 8
+        let delta = srtt.abs_diff(sample);
+        self.rttvar = if delta > self.rttvar {
+          self.rttvar + (delta - self.rttvar) / 4
+        } else {
+          self.rttvar - (self.rttvar - delta) / 4
+        };
+        self.srtt = Some(if sample > srtt { srtt + (sample - srtt) / 8 } else { srtt - (srtt - sample) / 8 });
+      }
+    }
+  }
+
+  /// Smoothed RTT, if any sample has been taken
+  pub fn srtt(&self) -> Option<Duration> {
+    self.srtt
+  }
+
+  /// RTT variance
+  pub fn rttvar(&self) -> Duration {
+    self.rttvar
+  }
+
+  /// The base retransmission timeout, before exponential backoff
+  pub fn rto(&self) -> Duration {
+    match self.srtt {
+      None => self.initial_rto.max(self.min_rto),
+      Some(srtt) => (srtt + 4 * self.rttvar).clamp(self.min_rto, self.max_rto),
+    }
+  }
+
+  /// The timeout after `backoffs` consecutive expiries (doubling, capped)
+  pub fn backed_off_rto(&self, backoffs: u32) -> Duration {
+    self.rto().saturating_mul(1 << backoffs.min(16)).min(self.max_rto)
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+  }
+
+  #[test]
+  fn converges_and_respects_floor() {
+    let mut r = RttEstimator::new(ms(1000), ms(100), ms(60_000));
+    assert_eq!(r.rto(), ms(1000));
+    r.on_sample(ms(200));
+    assert_eq!(r.srtt(), Some(ms(200)));
+    assert_eq!(r.rto(), ms(600));
+    for _ in 0..100 {
+      r.on_sample(ms(10));
+    }
+    assert!(r.srtt().unwrap() < ms(12));
+    assert_eq!(r.rto(), ms(100), "floor applies");
+    assert_eq!(r.backed_off_rto(2), ms(400));
+    assert_eq!(r.backed_off_rto(40), ms(60_000));
+  }
+}
