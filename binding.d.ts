@@ -9,4 +9,92 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-export declare function ping(): number
+/** One UDP socket's worth of uTP connections (internal; index.ts wraps it) */
+export declare class NativeNode {
+  constructor(options: NativeOptions, onWake: () => void)
+  /** Bind the UDP socket synchronously and start the driver */
+  bind(port: number, host: string): AddressInfo
+  address(): AddressInfo | null
+  /** Accept incoming connections (INCOMING events) or refuse them with RESET */
+  listen(on: boolean): void
+  /** Open a connection; returns its handle (> 0) */
+  connect(port: number, host: string): number
+  /** Copy all chunks into the send buffer; false means wait for WRITABLE */
+  write(handle: number, chunks: Array<Buffer>): boolean
+  /** Send FIN after the buffered data (half-close) */
+  end(handle: number): void
+  /** RESET to the peer; CLOSED(aborted) follows */
+  destroy(handle: number): void
+  /** false stops DATA for this handle (its window closes as data piles up); true resumes */
+  setReading(handle: number, reading: boolean): void
+  /** Send a raw (non-uTP) datagram from the same socket; ttl optional (1..255) */
+  sendRaw(data: Buffer, port: number, host: string, ttl?: number | undefined | null): void
+  /** Take everything that happened since the last drain (null if nothing) */
+  drain(): NativeBatch | null
+  /** Graceful close; NODE_CLOSED reports completion. Idempotent. */
+  close(): void
+  connectionStats(handle: number): ConnectionStats | null
+  stats(): NodeStats
+  /** Keep the event loop alive while bound (the default) */
+  ref(): void
+  /** Let the event loop exit even while bound */
+  unref(): void
+}
+
+export interface AddressInfo {
+  address: string
+  family: 'IPv4' | 'IPv6'
+  port: number
+}
+
+export interface ConnectionStats {
+  /** Microseconds */
+  rtt: number
+  rttVar: number
+  rto: number
+  /** Bytes */
+  cwnd: number
+  inFlight: number
+  peerWindow: number
+  recvWindow: number
+  /** Microseconds */
+  queuingDelay: number
+  /** Payload bytes per packet */
+  mtu: number
+  bytesSent: number
+  bytesReceived: number
+  packetsSent: number
+  packetsReceived: number
+  retransmits: number
+  timeouts: number
+  duplicates: number
+}
+
+export interface NativeBatch {
+  /** Flat triples: [kind, handle, arg, ...] */
+  events: Uint32Array
+  /** Payload bytes of DATA and MESSAGE events, in event order, back to back */
+  data: Buffer
+  /** Remote addresses referenced by INCOMING and MESSAGE events */
+  peers: Array<AddressInfo>
+}
+
+export interface NativeOptions {
+  /** Max payload bytes per packet (Config.max_payload) */
+  mtu: number
+  /** Packets; recv buffer and send buffer = bufferSize * mtu bytes */
+  bufferSize: number
+  /** ms, Config.idle_timeout (and how long close() waits before RESETting) */
+  timeout: number
+  /** ms, Config.min_rto */
+  resend: number
+  /** ms, Config.keepalive */
+  keepAlive: number
+  maxConnections?: number
+}
+
+export interface NodeStats {
+  serverConnections: number
+  clientConnections: number
+  maxConnections: number
+}

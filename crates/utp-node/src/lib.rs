@@ -1,1 +1,478 @@
-use napi_derive::napi; #[napi] pub fn ping() -> u32 { 1 }
+//! The napi-rs addon: `NativeNode` runs a utp-proto [`Endpoint`] over a real UDP socket
+//!
+//! This file is the JS surface only; its contract with the TypeScript layer is
+//! docs/native-binding.md. The rest splits as: `state` (what the JS thread and the driver share
+//! and the steps both run), `driver` (the tokio task), `udp` (socket setup, dual-stack address
+//! mapping), `batch` (the event batch JS drains), `errors` (`err.code` values).
+//!
+//! No packet ever crosses into JS on its own: the driver accumulates a batch, queues one `onWake`
+//! and JS pulls everything with one `drain()`.
+#![deny(clippy::all)]
+
+mod batch;
+mod driver;
+mod errors;
+mod state;
+mod udp;
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use napi::bindgen_prelude::{within_runtime_if_available, Buffer, BufferSlice, Uint32Array};
+use napi::Env;
+use napi_derive::napi;
+use utp_proto::{Config, ConnectError, ConnectionHandle, Endpoint, WriteError};
+
+use crate::errors::{error, from_io, from_napi, invalid, Code, JsResult};
+use crate::state::{Inner, Phase, Shared, WakeFn};
+use crate::udp::Socket;
+
+/// Largest UDP payload (65507) minus the 20-byte uTP header
+const MAX_MTU: f64 = 65487.0;
+
+#[napi(object)]
+pub struct NativeOptions {
+  /// Max payload bytes per packet (Config.max_payload)
+  pub mtu: f64,
+  /// Packets; recv buffer and send buffer = bufferSize * mtu bytes
+  pub buffer_size: f64,
+  /// ms, Config.idle_timeout (and how long close() waits before RESETting)
+  pub timeout: f64,
+  /// ms, Config.min_rto
+  pub resend: f64,
+  /// ms, Config.keepalive
+  pub keep_alive: f64,
+  pub max_connections: Option<f64>,
+}
+
+#[napi(object)]
+pub struct AddressInfo {
+  pub address: String,
+  #[napi(ts_type = "'IPv4' | 'IPv6'")]
+  pub family: String,
+  pub port: u32,
+}
+
+#[napi(object)]
+pub struct NativeBatch {
+  /// Flat triples: [kind, handle, arg, ...]
+  pub events: Uint32Array,
+  /// Payload bytes of DATA and MESSAGE events, in event order, back to back
+  pub data: Buffer,
+  /// Remote addresses referenced by INCOMING and MESSAGE events
+  pub peers: Vec<AddressInfo>,
+}
+
+#[napi(object, js_name = "ConnectionStats")]
+pub struct JsConnectionStats {
+  /// Microseconds
+  pub rtt: f64,
+  pub rtt_var: f64,
+  pub rto: f64,
+  /// Bytes
+  pub cwnd: f64,
+  pub in_flight: f64,
+  pub peer_window: f64,
+  pub recv_window: f64,
+  /// Microseconds
+  pub queuing_delay: f64,
+  /// Payload bytes per packet
+  pub mtu: f64,
+  pub bytes_sent: f64,
+  pub bytes_received: f64,
+  pub packets_sent: f64,
+  pub packets_received: f64,
+  pub retransmits: f64,
+  pub timeouts: f64,
+  pub duplicates: f64,
+}
+
+#[napi(object)]
+pub struct NodeStats {
+  pub server_connections: u32,
+  pub client_connections: u32,
+  pub max_connections: u32,
+}
+
+/// One UDP socket's worth of uTP connections (internal; index.ts wraps it)
+#[napi]
+pub struct NativeNode {
+  shared: Arc<Shared>,
+}
+
+#[napi]
+impl NativeNode {
+  #[napi(
+    constructor,
+    catch_unwind,
+    ts_args_type = "options: NativeOptions, onWake: () => void"
+  )]
+  pub fn new(options: NativeOptions, on_wake: WakeFn) -> napi::Result<Self, Code> {
+    let (cfg, close_timeout) = config(&options)?;
+    let inner = Inner::new(Endpoint::new(cfg, seed()), on_wake, close_timeout);
+    Ok(Self {
+      shared: Arc::new(Shared::new(inner)),
+    })
+  }
+
+  /// Bind the UDP socket synchronously and start the driver
+  #[napi(catch_unwind)]
+  pub fn bind(&self, env: &Env, port: u32, host: String) -> napi::Result<AddressInfo, Code> {
+    match self.shared.inner.lock().phase {
+      Phase::Unbound => {}
+      Phase::Bound => return Err(error(errors::ALREADY_BOUND, "the node is already bound")),
+      _ => return Err(error(errors::CLOSED, "the node is closed")),
+    }
+    let port = u16::try_from(port).map_err(|_| invalid(format!("invalid port: {port}")))?;
+    let ip = udp::parse_ip(&host).ok_or_else(|| invalid(format!("not an IP address: {host}")))?;
+    let (std, dual) = udp::bind(ip, port).map_err(|e| from_io(&e, "bind", &format!("{host}:{port}")))?;
+    let (rt, sock) = register(std, dual)?;
+    let sock = Arc::new(sock);
+    let local = sock.local;
+    {
+      let mut inner = self.shared.inner.lock();
+      inner.socket = Some(sock.clone());
+      inner.phase = Phase::Bound;
+      if inner.want_ref {
+        if let Some(wake) = inner.wake.as_mut() {
+          // Best effort: a failed ref only means the loop may exit early, never a broken node
+          #[allow(deprecated)]
+          let _ = wake.refer(env);
+        }
+      }
+    }
+    let driver = rt.spawn(driver::run(self.shared.clone(), sock));
+    rt.spawn(driver::supervise(self.shared.clone(), driver));
+    Ok(address_info(local))
+  }
+
+  #[napi(catch_unwind)]
+  pub fn address(&self) -> Option<AddressInfo> {
+    self
+      .shared
+      .inner
+      .lock()
+      .socket
+      .as_ref()
+      .map(|s| address_info(s.local))
+  }
+
+  /// Accept incoming connections (INCOMING events) or refuse them with RESET
+  #[napi(catch_unwind)]
+  pub fn listen(&self, on: bool) {
+    let mut inner = self.shared.inner.lock();
+    if matches!(inner.phase, Phase::Unbound | Phase::Bound) {
+      inner.endpoint.set_listening(on);
+    }
+  }
+
+  /// Open a connection; returns its handle (> 0)
+  #[napi(catch_unwind)]
+  pub fn connect(&self, port: u32, host: String) -> napi::Result<u32, Code> {
+    self.shared.with(|inner, now| {
+      let sock = match inner.phase {
+        Phase::Unbound => return Err(error(errors::NOT_BOUND, "the node is not bound")),
+        Phase::Bound => inner
+          .socket
+          .clone()
+          .ok_or_else(|| error(errors::CLOSED, "the node is closed"))?,
+        _ => return Err(error(errors::CLOSED, "the node is closed")),
+      };
+      let to = peer(&sock, port, &host)?;
+      match inner.endpoint.connect(now, to) {
+        Ok(h) => Ok(h.0),
+        Err(e @ (ConnectError::TooManyConnections | ConnectError::NoConnectionId)) => {
+          Err(error(errors::TOO_MANY_CONNECTIONS, e))
+        }
+      }
+    })
+  }
+
+  /// Copy all chunks into the send buffer; false means wait for WRITABLE
+  #[napi(catch_unwind)]
+  pub fn write(&self, handle: u32, chunks: Vec<BufferSlice>) -> napi::Result<bool, Code> {
+    self.shared.with(|inner, _| {
+      if inner.phase != Phase::Bound {
+        return Err(error(errors::CLOSED, "the node is closed"));
+      }
+      let h = ConnectionHandle(handle);
+      let mut buffered = inner.endpoint.write(h, &[]).map_err(write_error)?;
+      for chunk in chunks.iter().filter(|c| !c.is_empty()) {
+        buffered = inner.endpoint.write(h, chunk).map_err(write_error)?;
+      }
+      Ok(buffered < inner.endpoint.config().send_buffer)
+    })
+  }
+
+  /// Send FIN after the buffered data (half-close)
+  #[napi(catch_unwind)]
+  pub fn end(&self, handle: u32) {
+    self
+      .shared
+      .with(|inner, _| inner.endpoint.shutdown(ConnectionHandle(handle)))
+  }
+
+  /// RESET to the peer; CLOSED(aborted) follows
+  #[napi(catch_unwind)]
+  pub fn destroy(&self, handle: u32) {
+    self
+      .shared
+      .with(|inner, now| inner.endpoint.abort(now, ConnectionHandle(handle)))
+  }
+
+  /// false stops DATA for this handle (its window closes as data piles up); true resumes
+  #[napi(catch_unwind)]
+  pub fn set_reading(&self, handle: u32, reading: bool) {
+    self.shared.with(|inner, _| inner.set_reading(handle, reading))
+  }
+
+  /// Send a raw (non-uTP) datagram from the same socket; ttl optional (1..255)
+  #[napi(catch_unwind)]
+  pub fn send_raw(
+    &self,
+    data: BufferSlice,
+    port: u32,
+    host: String,
+    ttl: Option<u32>,
+  ) -> napi::Result<(), Code> {
+    self.shared.with(|inner, _| {
+      let sock = match inner.phase {
+        Phase::Unbound => return Err(error(errors::NOT_BOUND, "the node is not bound")),
+        Phase::Closed => return Err(error(errors::CLOSED, "the node is closed")),
+        _ => inner
+          .socket
+          .clone()
+          .ok_or_else(|| error(errors::CLOSED, "the node is closed"))?,
+      };
+      if ttl.is_some_and(|t| !(1..=255).contains(&t)) {
+        return Err(invalid("ttl must be 1..255"));
+      }
+      if data.len() > 65507 {
+        return Err(error("EMSGSIZE", "datagram larger than 65507 bytes"));
+      }
+      let to = peer(&sock, port, &host)?;
+      inner.send_raw(&data, to, ttl);
+      Ok(())
+    })
+  }
+
+  /// Take everything that happened since the last drain (null if nothing)
+  #[napi(catch_unwind)]
+  pub fn drain(&self) -> Option<NativeBatch> {
+    let b = self.shared.with(|inner, _| inner.drain());
+    if b.is_empty() {
+      return None;
+    }
+    Some(NativeBatch {
+      events: Uint32Array::new(b.events),
+      data: Buffer::from(b.data),
+      peers: b.peers.into_iter().map(address_info).collect(),
+    })
+  }
+
+  /// Graceful close; NODE_CLOSED reports completion. Idempotent.
+  #[napi(catch_unwind)]
+  pub fn close(&self, env: &Env) {
+    let released = self.shared.with(|inner, now| match inner.phase {
+      Phase::Unbound => {
+        // Keep the loop alive until NODE_CLOSED is delivered; the release then lets it go
+        if inner.want_ref {
+          if let Some(wake) = inner.wake.as_mut() {
+            #[allow(deprecated)]
+            let _ = wake.refer(env);
+          }
+        }
+        inner.close_unbound()
+      }
+      Phase::Bound => {
+        let deadline = now + inner.close_timeout;
+        inner.begin_close(deadline);
+        None
+      }
+      _ => None,
+    });
+    drop(released);
+    self.shared.notify.notify_one();
+  }
+
+  #[napi(catch_unwind)]
+  pub fn connection_stats(&self, handle: u32) -> Option<JsConnectionStats> {
+    let s = self
+      .shared
+      .inner
+      .lock()
+      .endpoint
+      .connection_stats(ConnectionHandle(handle))?;
+    Some(JsConnectionStats {
+      rtt: s.rtt_us as f64,
+      rtt_var: s.rttvar_us as f64,
+      rto: s.rto_us as f64,
+      cwnd: s.cwnd as f64,
+      in_flight: s.in_flight as f64,
+      peer_window: s.peer_window as f64,
+      recv_window: s.recv_window as f64,
+      queuing_delay: s.queuing_delay_us as f64,
+      mtu: s.max_payload as f64,
+      bytes_sent: s.bytes_sent as f64,
+      bytes_received: s.bytes_received as f64,
+      packets_sent: s.packets_sent as f64,
+      packets_received: s.packets_received as f64,
+      retransmits: s.retransmits as f64,
+      timeouts: s.timeouts as f64,
+      duplicates: s.duplicates as f64,
+    })
+  }
+
+  #[napi(catch_unwind)]
+  pub fn stats(&self) -> NodeStats {
+    let inner = self.shared.inner.lock();
+    let s = inner.endpoint.stats();
+    NodeStats {
+      server_connections: s.server_connections as u32,
+      client_connections: s.client_connections as u32,
+      max_connections: inner.endpoint.config().max_connections.min(u32::MAX as usize) as u32,
+    }
+  }
+
+  /// Keep the event loop alive while bound (the default)
+  #[napi(js_name = "ref", catch_unwind)]
+  pub fn ref_(&self, env: &Env) -> napi::Result<(), Code> {
+    let mut inner = self.shared.inner.lock();
+    inner.want_ref = true;
+    if inner.driver_running() {
+      if let Some(wake) = inner.wake.as_mut() {
+        #[allow(deprecated)]
+        wake.refer(env).map_err(from_napi)?;
+      }
+    }
+    Ok(())
+  }
+
+  /// Let the event loop exit even while bound
+  #[napi(catch_unwind)]
+  pub fn unref(&self, env: &Env) -> napi::Result<(), Code> {
+    let mut inner = self.shared.inner.lock();
+    inner.want_ref = false;
+    if let Some(wake) = inner.wake.as_mut() {
+      #[allow(deprecated)]
+      wake.unref(env).map_err(from_napi)?;
+    }
+    Ok(())
+  }
+}
+
+impl Drop for NativeNode {
+  /// Collected while bound (only possible when unref'd): wind down at once instead of leaking
+  /// the socket and the driver
+  fn drop(&mut self) {
+    let now = self.shared.now();
+    let mut inner = self.shared.inner.lock();
+    if inner.phase == Phase::Bound {
+      inner.begin_close(now);
+    }
+    if let Phase::Closing { .. } = inner.phase {
+      inner.phase = Phase::Closing { deadline: now };
+      drop(inner);
+      self.shared.notify.notify_one();
+    }
+  }
+}
+
+fn config(o: &NativeOptions) -> JsResult<(Config, Duration)> {
+  let count = |name: &str, v: f64, max: f64| -> JsResult<usize> {
+    if v.is_finite() && v >= 1.0 && v <= max {
+      Ok(v as usize)
+    } else {
+      Err(invalid(format!(
+        "options.{name} must be a number in 1..{max}, got {v}"
+      )))
+    }
+  };
+  let ms = |name: &str, v: f64| -> JsResult<Duration> {
+    match Duration::try_from_secs_f64(v / 1000.0) {
+      Ok(d) if v.is_finite() && v > 0.0 => Ok(d),
+      _ => Err(invalid(format!(
+        "options.{name} must be a positive number of ms, got {v}"
+      ))),
+    }
+  };
+  let mtu = count("mtu", o.mtu, MAX_MTU)?;
+  let packets = count("bufferSize", o.buffer_size, (1u64 << 24) as f64)?;
+  let buffer = mtu.saturating_mul(packets).max(2 * mtu);
+  let idle_timeout = ms("timeout", o.timeout)?;
+  let defaults = Config::default();
+  let max_connections = match o.max_connections {
+    Some(n) => count("maxConnections", n, u32::MAX as f64)?,
+    None => defaults.max_connections,
+  };
+  let cfg = Config {
+    max_payload: mtu,
+    recv_buffer: buffer,
+    send_buffer: buffer,
+    idle_timeout,
+    min_rto: ms("resend", o.resend)?,
+    keepalive: ms("keepAlive", o.keep_alive)?,
+    max_connections,
+    ..defaults
+  };
+  Ok((cfg, idle_timeout))
+}
+
+/// Register the socket with napi-rs's tokio runtime and return a handle to spawn on
+fn register(std: std::net::UdpSocket, dual: bool) -> JsResult<(tokio::runtime::Handle, Socket)> {
+  // within_runtime_if_available panics when the runtime is gone (environment teardown)
+  let entered = std::panic::catch_unwind(AssertUnwindSafe(move || {
+    within_runtime_if_available(move || -> std::io::Result<_> {
+      let rt = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
+      Ok((rt, Socket::register(std, dual)?))
+    })
+  }));
+  match entered {
+    Ok(Ok(v)) => Ok(v),
+    Ok(Err(e)) => Err(from_io(&e, "bind", "(registering with the runtime)")),
+    Err(_) => Err(error("ERR_UTP_RUNTIME", "the tokio runtime is not available")),
+  }
+}
+
+fn peer(sock: &Socket, port: u32, host: &str) -> JsResult<SocketAddr> {
+  let port = u16::try_from(port)
+    .ok()
+    .filter(|&p| p != 0)
+    .ok_or_else(|| invalid(format!("invalid port: {port}")))?;
+  let ip = sock
+    .peer_ip(host)
+    .ok_or_else(|| invalid(format!("not an IP address this socket can reach: {host}")))?;
+  Ok(SocketAddr::new(ip, port))
+}
+
+fn write_error(e: WriteError) -> napi::Error<Code> {
+  match e {
+    WriteError::AfterShutdown => error(errors::WRITE_AFTER_END, "write after end"),
+    WriteError::Closed => error(errors::CLOSED, "the connection is closed"),
+  }
+}
+
+fn address_info(addr: SocketAddr) -> AddressInfo {
+  let (address, family) = udp::describe(addr);
+  AddressInfo {
+    address,
+    family: family.to_owned(),
+    port: addr.port() as u32,
+  }
+}
+
+/// Connection ids and initial sequence numbers must not be guessable by off-path attackers
+fn seed() -> u64 {
+  let mut b = [0u8; 8];
+  if std::fs::File::open("/dev/urandom")
+    .and_then(|mut f| f.read_exact(&mut b))
+    .is_ok()
+  {
+    return u64::from_le_bytes(b);
+  }
+  use std::hash::BuildHasher;
+  std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
+}

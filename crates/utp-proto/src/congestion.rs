@@ -255,7 +255,7 @@ mod tests {
     assert!(c.window() > w0);
     // Queue of 300 ms: slow start ends and the window shrinks every ack
     let before = c.window();
-    for i in 0..20 {
+    for i in 0..100 {
       c.on_ack(t(100_000 + i * 1000), &ack(1000, c.window(), 3_000_300_000));
     }
     assert!(!c.in_slow_start());

@@ -96,6 +96,7 @@ pub struct Endpoint {
   reset_budget: ResetBudget,
   listening: bool,
   stats: EndpointStats,
+  expired_scratch: Vec<u32>,
 }
 
 impl Endpoint {
@@ -114,6 +115,7 @@ impl Endpoint {
       resets: VecDeque::new(),
       listening: false,
       stats: EndpointStats::default(),
+      expired_scratch: Vec::new(),
     }
   }
 
@@ -291,7 +293,12 @@ impl Endpoint {
 
   /// Run expired timers; call when `now` reaches [`Endpoint::poll_timeout`]
   pub fn handle_timeout(&mut self, now: Instant) {
+    // Take the expired set first: a connection rescheduled at or before `now` waits for the next call
+    let mut expired = std::mem::take(&mut self.expired_scratch);
     while let Some(id) = self.timers.pop_expired(now) {
+      expired.push(id);
+    }
+    for id in expired.drain(..) {
       let Some(e) = self.conns.get_mut(&id) else { continue };
       if e.closed_seen && e.conn.is_drained(now) {
         let key = (e.conn.remote(), e.conn.recv_id());
@@ -304,6 +311,7 @@ impl Endpoint {
       e.conn.handle_timeout(now, &mut self.events);
       self.touch(id);
     }
+    self.expired_scratch = expired;
   }
 
   /// When [`Endpoint::handle_timeout`] next has work; changes after any input or poll

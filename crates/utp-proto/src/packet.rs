@@ -105,7 +105,7 @@ pub struct SelectiveAck<'a> {
 impl<'a> SelectiveAck<'a> {
   /// Wrap a bitmask (length a non-zero multiple of 4)
   pub fn new(bytes: &'a [u8]) -> Result<Self, DecodeError> {
-    if bytes.is_empty() || bytes.len() % 4 != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(4) || bytes.len() > 252 {
       return Err(DecodeError::BadSelectiveAck);
     }
     Ok(Self { bytes })

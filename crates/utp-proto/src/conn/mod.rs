@@ -110,8 +110,8 @@ enum State {
   SynSent,
   /// Handshake done (the responder is here from the first packet)
   Connected,
-  /// Over; answering stray retransmissions with ACKs until `until`
-  Lingering { until: Instant },
+  /// Over; after a graceful close, answering stray retransmissions with ACKs until `until`
+  Lingering { until: Instant, graceful: bool },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +168,9 @@ pub(crate) struct Connection {
   last_recv: Instant,
   last_send: Instant,
   keepalive_due: bool,
+  /// Responder: the SYN-ACK's sequence number, until the initiator shows it got the SYN-ACK
+  syn_ack_seq: Option<SeqNr>,
+  syn_ack_due: bool,
   /// When our unanswered keepalive went out
   keepalive_sent: Option<Instant>,
   peer_answers_keepalive: bool,
@@ -212,7 +215,8 @@ impl Connection {
     if syn.timestamp != 0 {
       c.reply_micro = now.wire_timestamp().wrapping_sub(syn.timestamp);
     }
-    c.ack_pending = true;
+    c.syn_ack_seq = Some(initial_seq);
+    c.syn_ack_due = true;
     c
   }
 
@@ -258,6 +262,8 @@ impl Connection {
       last_recv: now,
       last_send: now,
       keepalive_due: false,
+      syn_ack_seq: None,
+      syn_ack_due: false,
       keepalive_sent: None,
       peer_answers_keepalive: false,
       reset_pending: false,
@@ -285,7 +291,7 @@ impl Connection {
 
   /// Lingering is over: the endpoint may forget this connection
   pub(crate) fn is_drained(&self, now: Instant) -> bool {
-    matches!(self.state, State::Lingering { until } if now >= until) && !self.ack_pending && !self.reset_pending
+    matches!(self.state, State::Lingering { until, .. } if now >= until) && !self.ack_pending && !self.reset_pending
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -308,29 +314,36 @@ impl Connection {
       }
       PacketType::Syn => {
         // Our SYN-ACK was lost and the peer asks again
-        if self.state == State::Connected && self.send_id == h.conn_id {
-          self.ack_pending = true;
+        if self.state == State::Connected && self.send_id == h.conn_id && self.syn_ack_seq.is_some() {
+          self.syn_ack_due = true;
         }
         return;
       }
       _ => {}
     }
-    if let State::Lingering { .. } = self.state {
-      if matches!(h.ty, PacketType::Data | PacketType::Fin) {
+    if let State::Lingering { graceful, .. } = self.state {
+      // After a clean close the peer may still be retransmitting its FIN: our ACK was lost
+      if graceful && matches!(h.ty, PacketType::Data | PacketType::Fin) {
         self.ack_pending = true;
       }
       return;
     }
     if self.state == State::SynSent {
-      // STATE (or early DATA) acknowledging our SYN completes the handshake. libutp's SYN-ACK
-      // carries the sequence number its first data packet will use.
+      // The SYN-ACK (a STATE) carries the sequence number the responder's first data packet uses.
       if h.ack_nr != self.send.first_unacked() {
+        return;
+      }
+      if h.ty != PacketType::State {
+        // Data overtook a lost SYN-ACK: we can't place it yet, so ask for the SYN-ACK again now
+        self.send.mark_lost(self.send.first_unacked());
         return;
       }
       self.state = State::Connected;
       self.ack_nr = h.seq_nr.sub(1);
       events.push_back((self.handle, Event::Connected));
     }
+    // Anything past the SYN proves the initiator has our SYN-ACK
+    self.syn_ack_seq = None;
     let last_sent = self.send.next_seq().sub(1);
     let oldest_believable = self.send.first_unacked().sub(1 + ACK_NR_SLACK);
     if h.ack_nr.follows(last_sent) || h.ack_nr.precedes(oldest_believable) {
@@ -497,8 +510,11 @@ impl Connection {
     if self.is_closed() {
       return;
     }
-    let linger = (self.rtt.rto() * 2).max(MIN_LINGER);
-    self.state = State::Lingering { until: now + if reason == CloseReason::Finished { linger } else { Duration::ZERO } };
+    // Long enough for the peer to give up retransmitting a FIN whose ACK we sent and it lost:
+    // it declares us dead after the same idle timeout
+    let linger = self.cfg.idle_timeout.max(MIN_LINGER);
+    let graceful = reason == CloseReason::Finished;
+    self.state = State::Lingering { until: now + if graceful { linger } else { Duration::ZERO }, graceful };
     self.rto_deadline = None;
     self.persist_deadline = None;
     if reason != CloseReason::Finished {
@@ -586,7 +602,7 @@ impl Connection {
 
   /// The earliest time [`Connection::handle_timeout`] has work to do
   pub(crate) fn next_deadline(&self) -> Option<Instant> {
-    if let State::Lingering { until } = self.state {
+    if let State::Lingering { until, .. } = self.state {
       return Some(until);
     }
     let mut next = self.rto_deadline;
@@ -697,6 +713,16 @@ impl Connection {
   }
 
   fn poll_connected(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+    if self.syn_ack_due {
+      // Always the initial sequence number, even after data went out, so that the initiator
+      // expects the right first data packet
+      self.syn_ack_due = false;
+      if let Some(seq) = self.syn_ack_seq {
+        let h = self.header(PacketType::State, now, seq);
+        Packet { header: h, sack: None, payload: &[] }.encode(out);
+        return self.sent(now, 0);
+      }
+    }
     if let Some(seq) = self.send.first_lost() {
       let len = self.send.get(seq).map_or(0, |p| p.payload.len());
       if self.may_send(len) {

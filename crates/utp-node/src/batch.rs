@@ -1,0 +1,103 @@
+//! The batch JS drains in one call: flat `[kind, handle, arg]` triples, payload bytes, peers
+//!
+//! Kinds and their arguments are defined in docs/native-binding.md.
+
+use std::net::SocketAddr;
+
+use utp_proto::CloseReason;
+
+pub const CONNECTED: u32 = 1;
+pub const INCOMING: u32 = 2;
+pub const DATA: u32 = 3;
+pub const END: u32 = 4;
+pub const WRITABLE: u32 = 5;
+pub const CLOSED: u32 = 6;
+pub const MESSAGE: u32 = 7;
+pub const NODE_CLOSED: u32 = 8;
+pub const SOCKET_ERROR: u32 = 9;
+
+#[derive(Debug, Default)]
+pub struct Batch {
+  pub events: Vec<u32>,
+  /// DATA and MESSAGE payloads back to back, in event order
+  pub data: Vec<u8>,
+  pub peers: Vec<SocketAddr>,
+}
+
+impl Batch {
+  pub fn is_empty(&self) -> bool {
+    self.events.is_empty()
+  }
+
+  pub fn push(&mut self, kind: u32, handle: u32, arg: u32) {
+    self.events.extend_from_slice(&[kind, handle, arg]);
+  }
+
+  /// `n` bytes just appended to `data` for `handle`; extends the previous DATA event when it is
+  /// for the same handle, since its bytes are contiguous (one subarray in JS instead of many)
+  pub fn data(&mut self, handle: u32, n: u32) {
+    if let [.., DATA, h, len] = self.events.as_mut_slice() {
+      if *h == handle {
+        if let Some(sum) = len.checked_add(n) {
+          *len = sum;
+          return;
+        }
+      }
+    }
+    self.push(DATA, handle, n);
+  }
+
+  pub fn incoming(&mut self, handle: u32, peer: SocketAddr) {
+    let idx = self.peer(peer);
+    self.push(INCOMING, handle, idx);
+  }
+
+  pub fn message(&mut self, from: SocketAddr, payload: &[u8]) {
+    let idx = self.peer(from);
+    self.data.extend_from_slice(payload);
+    self.push(MESSAGE, idx, payload.len() as u32);
+  }
+
+  pub fn closed(&mut self, handle: u32, reason: CloseReason) {
+    let code = match reason {
+      CloseReason::Finished => 0,
+      CloseReason::Reset => 1,
+      CloseReason::Refused => 2,
+      CloseReason::TimedOut => 3,
+      CloseReason::Aborted => 4,
+    };
+    self.push(CLOSED, handle, code);
+  }
+
+  fn peer(&mut self, addr: SocketAddr) -> u32 {
+    self.peers.push(addr);
+    (self.peers.len() - 1) as u32
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn adjacent_data_of_one_handle_merges() {
+    let mut b = Batch::default();
+    b.data(1, 10);
+    b.data(1, 5);
+    b.data(2, 3);
+    b.push(END, 2, 0);
+    b.data(2, 4);
+    assert_eq!(b.events, [DATA, 1, 15, DATA, 2, 3, END, 2, 0, DATA, 2, 4]);
+  }
+
+  #[test]
+  fn message_indexes_peers() {
+    let mut b = Batch::default();
+    let a: SocketAddr = "1.2.3.4:5".parse().unwrap();
+    b.message(a, b"hi");
+    b.incoming(7, a);
+    assert_eq!(b.events, [MESSAGE, 0, 2, INCOMING, 7, 1]);
+    assert_eq!(b.data, b"hi");
+    assert_eq!(b.peers, [a, a]);
+  }
+}

@@ -1,0 +1,364 @@
+//! State shared by the JS thread and the driver task, and the steps both of them run on it
+//!
+//! JS-thread calls do their endpoint work and flush transmits inline (no thread hop per write);
+//! they only notify the driver when a send would block, a flush hit its bound, or the endpoint
+//! now wants a timer earlier than the one the driver sleeps on.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue};
+use napi::Status;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use utp_proto::{ConnectionHandle, Endpoint, Event, Instant};
+
+use crate::batch::{self, Batch};
+use crate::udp::Socket;
+
+/// `onWake`: weak (unref'd) until bind, called with no arguments, result ignored
+pub type WakeFn = ThreadsafeFunction<(), UnknownReturnValue, (), Status, false, true>;
+
+/// Datagrams a JS-thread call sends before leaving the rest to the driver
+pub const INLINE_TX_LIMIT: usize = 64;
+/// Datagrams the driver sends per round before it looks at the socket again
+pub const DRIVER_TX_LIMIT: usize = 512;
+/// Bytes one connection may add to one batch; the rest waits for the next drain, so a JS thread
+/// that falls behind throttles the peer through the receive window instead of buffering here
+const READ_CAP: usize = 1 << 20;
+/// Raw datagrams queued behind a full socket buffer; more are dropped like any UDP loss
+const MAX_STALLED: usize = 4096;
+
+pub struct Shared {
+  pub inner: Mutex<Inner>,
+  pub notify: Notify,
+  start: std::time::Instant,
+}
+
+impl Shared {
+  pub fn new(inner: Inner) -> Self {
+    Self {
+      inner: Mutex::new(inner),
+      notify: Notify::new(),
+      start: std::time::Instant::now(),
+    }
+  }
+
+  pub fn now(&self) -> Instant {
+    Instant::from_micros(self.start.elapsed().as_micros() as u64)
+  }
+
+  pub fn tokio_instant(&self, t: Instant) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(self.start + Duration::from_micros(t.as_micros()))
+  }
+
+  /// Run a JS-thread operation, then settle inline and hand leftovers to the driver
+  pub fn with<T>(&self, f: impl FnOnce(&mut Inner, Instant) -> T) -> T {
+    let now = self.now();
+    let mut inner = self.inner.lock();
+    let out = f(&mut inner, now);
+    let incomplete = inner.settle(now, INLINE_TX_LIMIT, true) != Flush::Done;
+    if inner.driver_running() && (incomplete || inner.needs_earlier_timer()) {
+      self.notify.notify_one();
+    }
+    out
+  }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+  Unbound,
+  Bound,
+  /// close() called: connections finish until all are gone or `deadline` passes
+  Closing {
+    deadline: Instant,
+  },
+  Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+  Done,
+  /// The socket buffer is full; the driver waits for writability
+  Blocked,
+  /// Stopped at the datagram limit with maybe more to send
+  Limit,
+}
+
+/// A datagram that met a full socket buffer, kept so that nothing the protocol counts as sent is lost
+struct Stalled {
+  to: SocketAddr,
+  data: Vec<u8>,
+  ttl: Option<u32>,
+}
+
+/// What the driver must release once it stops, outside the lock; dropping it is the point
+pub struct Leftovers {
+  _wake: Option<WakeFn>,
+  _socket: Option<Arc<Socket>>,
+}
+
+pub struct Inner {
+  pub endpoint: Endpoint,
+  pub phase: Phase,
+  pub socket: Option<Arc<Socket>>,
+  pub wake: Option<WakeFn>,
+  /// Keep the event loop alive while bound (dgram's ref/unref)
+  pub want_ref: bool,
+  /// What the driver sleeps until, so JS-thread calls only wake it for an earlier deadline
+  pub armed: Option<Instant>,
+  pub close_timeout: Duration,
+  batch: Batch,
+  /// A wake is queued and JS has not drained since: at most one TSFN call in flight
+  wake_pending: bool,
+  paused: HashSet<u32>,
+  ended: HashSet<u32>,
+  /// Handles with data left behind by READ_CAP: no new Readable event comes for them
+  backlog: BTreeSet<u32>,
+  /// Bytes each handle added to the current batch
+  taken: HashMap<u32, usize>,
+  tx: Vec<u8>,
+  stalled: VecDeque<Stalled>,
+}
+
+impl Inner {
+  pub fn new(endpoint: Endpoint, wake: WakeFn, close_timeout: Duration) -> Self {
+    Self {
+      endpoint,
+      phase: Phase::Unbound,
+      socket: None,
+      wake: Some(wake),
+      want_ref: true,
+      armed: None,
+      close_timeout,
+      batch: Batch::default(),
+      wake_pending: false,
+      paused: HashSet::new(),
+      ended: HashSet::new(),
+      backlog: BTreeSet::new(),
+      taken: HashMap::new(),
+      tx: Vec::with_capacity(2048),
+      stalled: VecDeque::new(),
+    }
+  }
+
+  /// Datagrams wait for socket space; close() lets them out before the socket goes
+  pub fn has_stalled(&self) -> bool {
+    !self.stalled.is_empty()
+  }
+
+  pub fn driver_running(&self) -> bool {
+    matches!(self.phase, Phase::Bound | Phase::Closing { .. })
+  }
+
+  /// The endpoint wants a timer before the one the driver sleeps on
+  fn needs_earlier_timer(&mut self) -> bool {
+    match (self.endpoint.poll_timeout(), self.armed) {
+      (Some(t), Some(armed)) => t < armed,
+      (Some(_), None) => true,
+      (None, _) => false,
+    }
+  }
+
+  /// Flush, turn endpoint events into batch entries, flush what reading queued, wake JS
+  pub fn settle(&mut self, now: Instant, limit: usize, from_js: bool) -> Flush {
+    self.flush(now, limit, from_js);
+    self.collect_events();
+    let flushed = self.flush(now, limit, from_js);
+    self.wake();
+    flushed
+  }
+
+  /// Send stalled datagrams, then whatever the endpoint has, until done, blocked or `limit`
+  pub fn flush(&mut self, now: Instant, limit: usize, from_js: bool) -> Flush {
+    let Some(sock) = self.socket.clone() else {
+      return Flush::Done;
+    };
+    while let Some(p) = self.stalled.front() {
+      if would_block(&sock.send(&p.data, p.to, p.ttl, from_js)) {
+        return Flush::Blocked;
+      }
+      self.stalled.pop_front();
+    }
+    for _ in 0..limit {
+      let Some(t) = self.endpoint.poll_transmit(now, &mut self.tx) else {
+        return Flush::Done;
+      };
+      if would_block(&sock.send(&self.tx[..t.size], t.destination, None, from_js)) {
+        let data = std::mem::take(&mut self.tx);
+        self.stalled.push_back(Stalled {
+          to: t.destination,
+          data,
+          ttl: None,
+        });
+        return Flush::Blocked;
+      }
+      // Any other error loses this datagram like the network could; the protocol recovers
+    }
+    Flush::Limit
+  }
+
+  /// A non-uTP datagram from JS; OS errors drop it like UDP loss (hole-punch targets are often dead)
+  pub fn send_raw(&mut self, data: &[u8], to: SocketAddr, ttl: Option<u32>) {
+    let Some(sock) = self.socket.clone() else { return };
+    if self.stalled.is_empty() && !would_block(&sock.send(data, to, ttl, true)) {
+      return;
+    }
+    if self.stalled.len() < MAX_STALLED {
+      self.stalled.push_back(Stalled {
+        to,
+        data: data.to_vec(),
+        ttl,
+      });
+    }
+  }
+
+  pub fn batch_message(&mut self, from: SocketAddr, payload: &[u8]) {
+    self.batch.message(from, payload);
+  }
+
+  pub fn collect_events(&mut self) {
+    while let Some((h, ev)) = self.endpoint.poll_event() {
+      let id = h.0;
+      match ev {
+        Event::Connected => self.batch.push(batch::CONNECTED, id, 0),
+        Event::Incoming => {
+          if let Some(peer) = self.endpoint.remote_addr(h) {
+            self.batch.incoming(id, peer);
+          }
+        }
+        Event::Readable => {
+          if !self.paused.contains(&id) {
+            self.read_into_batch(id, false);
+          }
+        }
+        Event::Writable => self.batch.push(batch::WRITABLE, id, 0),
+        Event::Closed(reason) => {
+          // Everything the peer sent precedes CLOSED, paused or not
+          self.read_into_batch(id, true);
+          self.batch.closed(id, reason);
+          self.paused.remove(&id);
+          self.ended.remove(&id);
+          self.backlog.remove(&id);
+          self.taken.remove(&id);
+        }
+      }
+    }
+  }
+
+  /// Move what `id` has waiting into the batch: up to READ_CAP per batch, or everything (`all`)
+  fn read_into_batch(&mut self, id: u32, all: bool) {
+    let h = ConnectionHandle(id);
+    let used = self.taken.get(&id).copied().unwrap_or(0);
+    let room = if all {
+      usize::MAX
+    } else {
+      READ_CAP.saturating_sub(used)
+    }
+    .min(u32::MAX as usize);
+    if room > 0 {
+      let (n, eof) = self.endpoint.read(h, &mut self.batch.data, room);
+      if n > 0 {
+        self.batch.data(id, n as u32);
+        *self.taken.entry(id).or_default() += n;
+      }
+      if eof && self.ended.insert(id) {
+        self.batch.push(batch::END, id, 0);
+      }
+    }
+    if !all && self.endpoint.readable(h) > 0 {
+      self.backlog.insert(id);
+    } else {
+      self.backlog.remove(&id);
+    }
+  }
+
+  /// Queue `onWake` unless one is already queued or there is nothing to report
+  fn wake(&mut self) {
+    if self.wake_pending || self.batch.is_empty() {
+      return;
+    }
+    if let Some(f) = &self.wake {
+      if f.call((), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok {
+        self.wake_pending = true;
+      }
+    }
+  }
+
+  /// JS takes the batch; connections held back by READ_CAP get their next share right away
+  pub fn drain(&mut self) -> Batch {
+    self.wake_pending = false;
+    let out = std::mem::take(&mut self.batch);
+    self.taken.clear();
+    for id in std::mem::take(&mut self.backlog) {
+      if !self.paused.contains(&id) {
+        self.read_into_batch(id, false);
+      }
+    }
+    out
+  }
+
+  pub fn set_reading(&mut self, id: u32, reading: bool) {
+    if reading {
+      if self.paused.remove(&id) {
+        self.read_into_batch(id, false);
+      }
+    } else if self.endpoint.remote_addr(ConnectionHandle(id)).is_some() {
+      self.paused.insert(id);
+    }
+  }
+
+  /// close() on a node that never bound: nothing to wind down
+  pub fn close_unbound(&mut self) -> Option<WakeFn> {
+    self.phase = Phase::Closed;
+    self.batch.push(batch::NODE_CLOSED, 0, 0);
+    self.wake();
+    // Released after the queued call; Node still delivers it
+    self.wake.take()
+  }
+
+  /// close() on a bound node: the driver finishes the job
+  pub fn begin_close(&mut self, deadline: Instant) {
+    self.endpoint.set_listening(false);
+    for h in self.endpoint.open_connections() {
+      self.endpoint.shutdown(h);
+    }
+    self.phase = Phase::Closing { deadline };
+  }
+
+  /// Abort what is left, report NODE_CLOSED and hand back what keeps the process alive
+  pub fn finish(&mut self, now: Instant) -> Leftovers {
+    for h in self.endpoint.open_connections() {
+      self.endpoint.abort(now, h);
+    }
+    self.collect_events();
+    self.flush(now, usize::MAX, false);
+    self.batch.push(batch::NODE_CLOSED, 0, 0);
+    self.phase = Phase::Closed;
+    self.armed = None;
+    self.stalled.clear();
+    self.wake();
+    self.release()
+  }
+
+  /// Give up the TSFN and the socket (to be dropped outside the lock)
+  pub fn release(&mut self) -> Leftovers {
+    Leftovers {
+      _wake: self.wake.take(),
+      _socket: self.socket.take(),
+    }
+  }
+
+  /// A fatal socket error: report it, then close at once (the socket is unusable)
+  pub fn fail(&mut self, now: Instant, errno: u32) -> Leftovers {
+    self.batch.push(batch::SOCKET_ERROR, 0, errno);
+    self.finish(now)
+  }
+}
+
+fn would_block(r: &io::Result<usize>) -> bool {
+  matches!(r, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}

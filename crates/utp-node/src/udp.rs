@@ -1,0 +1,179 @@
+//! The UDP socket: setup, and the address mapping that hides dual-stack sockets from the protocol
+//!
+//! A socket bound to `::` talks to IPv4 peers as `::ffff:a.b.c.d`. The endpoint keys connections
+//! by address, so everything above this module sees plain IPv4 for IPv4 peers, whatever the
+//! socket's family; `to_wire`/`from_wire` translate at the syscall boundary.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+
+use socket2::{Domain, Protocol, SockRef, Type};
+
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// A bound, nonblocking UDP socket registered with the tokio reactor
+#[derive(Debug)]
+pub struct Socket {
+  pub io: tokio::net::UdpSocket,
+  /// Bound to `::` with IPV6_V6ONLY off, so IPv4 peers are reachable through mapped addresses
+  pub dual: bool,
+  pub local: SocketAddr,
+}
+
+impl Socket {
+  /// Wrap a bound std socket; must run inside the tokio runtime (reactor registration)
+  pub fn register(std: std::net::UdpSocket, dual: bool) -> io::Result<Self> {
+    let local = std.local_addr()?;
+    Ok(Self {
+      io: tokio::net::UdpSocket::from_std(std)?,
+      dual,
+      local,
+    })
+  }
+
+  /// The address to put in `sendto`
+  pub fn to_wire(&self, to: SocketAddr) -> SocketAddr {
+    match to {
+      SocketAddr::V4(v4) if self.dual => {
+        SocketAddr::V6(SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0))
+      }
+      other => other,
+    }
+  }
+
+  /// Parse a peer's IP literal and check this socket can reach it
+  pub fn peer_ip(&self, host: &str) -> Option<IpAddr> {
+    let ip = parse_ip(host)?;
+    match ip {
+      IpAddr::V4(_) if self.local.is_ipv6() && !self.dual => None,
+      IpAddr::V6(_) if self.local.is_ipv4() => None,
+      ip => Some(ip),
+    }
+  }
+
+  /// One nonblocking `sendto`, with a temporary TTL / hop limit if asked (hole-punch probes).
+  ///
+  /// The JS thread sends with a plain syscall: tokio's readiness cache only learns the socket is
+  /// writable once the reactor has polled it, so a send right after bind would report WouldBlock
+  /// for nothing. The driver goes through tokio so that WouldBlock clears that cache and its
+  /// `writable()` wait is truthful.
+  pub fn send(&self, data: &[u8], to: SocketAddr, ttl: Option<u32>, from_js: bool) -> io::Result<usize> {
+    let wire = self.to_wire(to);
+    let send = || {
+      if from_js {
+        SockRef::from(&self.io).send_to(data, &wire.into())
+      } else {
+        self.io.try_send_to(data, wire)
+      }
+    };
+    let Some(ttl) = ttl else { return send() };
+    let sock = SockRef::from(&self.io);
+    // Linux sends v4-mapped destinations down the IPv4 path, which reads IP_TTL even on a v6 socket
+    let v4_path = to.is_ipv4();
+    let v6_socket = self.local.is_ipv6();
+    let old_ttl = if v4_path { sock.ttl().ok() } else { None };
+    let old_hops = if v6_socket {
+      sock.unicast_hops_v6().ok()
+    } else {
+      None
+    };
+    if v4_path {
+      sock.set_ttl(ttl)?;
+    }
+    if v6_socket {
+      sock.set_unicast_hops_v6(ttl)?;
+    }
+    let sent = send();
+    if let Some(t) = old_ttl {
+      let _ = sock.set_ttl(t);
+    }
+    if let Some(h) = old_hops {
+      let _ = sock.set_unicast_hops_v6(h);
+    }
+    sent
+  }
+}
+
+/// The address the protocol should see for a datagram's source
+pub fn from_wire(from: SocketAddr) -> SocketAddr {
+  match from {
+    SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+      Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+      None => from,
+    },
+    v4 => v4,
+  }
+}
+
+/// An IP literal, with `::ffff:a.b.c.d` folded to plain IPv4 (zone ids are not supported)
+pub fn parse_ip(host: &str) -> Option<IpAddr> {
+  let ip: IpAddr = host.parse().ok()?;
+  Some(match ip {
+    IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+    v4 => v4,
+  })
+}
+
+/// Bind like dgram: `::` is dual-stack where the OS allows, else `0.0.0.0`. Returns the socket and
+/// whether it is dual-stack.
+pub fn bind(host: IpAddr, port: u16) -> io::Result<(std::net::UdpSocket, bool)> {
+  if host == IpAddr::V6(Ipv6Addr::UNSPECIFIED) {
+    match open(SocketAddr::new(host, port), true) {
+      Ok(s) => return Ok((s, true)),
+      // Only "no IPv6 here" falls back; EADDRINUSE on :: must not silently become an IPv4-only bind
+      Err(e) if !ipv6_unavailable(&e) => return Err(e),
+      Err(_) => {
+        return Ok((
+          open(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port), false)?,
+          false,
+        ))
+      }
+    }
+  }
+  Ok((open(SocketAddr::new(host, port), false)?, false))
+}
+
+fn ipv6_unavailable(e: &io::Error) -> bool {
+  matches!(
+    e.raw_os_error(),
+    Some(libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT | libc::EADDRNOTAVAIL | libc::EINVAL)
+  )
+}
+
+fn open(addr: SocketAddr, dual: bool) -> io::Result<std::net::UdpSocket> {
+  let sock = socket2::Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+  if dual {
+    sock.set_only_v6(false)?;
+  }
+  // Bursts of a few hundred packets must not be dropped by the kernel; the OS may cap these
+  let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
+  let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
+  sock.set_nonblocking(true)?;
+  sock.bind(&addr.into())?;
+  Ok(sock.into())
+}
+
+/// `(address, family)` as Node's `AddressInfo` spells them
+pub fn describe(addr: SocketAddr) -> (String, &'static str) {
+  match addr.ip() {
+    IpAddr::V4(ip) => (ip.to_string(), "IPv4"),
+    IpAddr::V6(ip) => (ip.to_string(), "IPv6"),
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn mapped_addresses_fold_to_ipv4() {
+    assert_eq!(
+      parse_ip("::ffff:1.2.3.4"),
+      Some(IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4)))
+    );
+    assert_eq!(parse_ip("::1"), Some(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+    assert_eq!(parse_ip("localhost"), None);
+    let wire: SocketAddr = "[::ffff:10.0.0.1]:5".parse().unwrap();
+    assert_eq!(from_wire(wire), "10.0.0.1:5".parse().unwrap());
+  }
+}
