@@ -587,7 +587,7 @@ impl Connection {
     ConnectionStats {
       rtt_us: self.rtt.srtt().map_or(0, |d| d.as_micros() as u64),
       rttvar_us: self.rtt.rttvar().as_micros() as u64,
-      rto_us: self.rtt.backed_off_rto(self.rto_backoffs).as_micros() as u64,
+      rto_us: self.current_rto().as_micros() as u64,
       cwnd: self.cc.window(),
       in_flight: self.send.in_flight_bytes(),
       peer_window: self.peer_window,
@@ -636,7 +636,11 @@ impl Connection {
       return;
     }
     if self.dead_peer_deadline().is_some_and(|t| now >= t) {
-      self.close(now, CloseReason::TimedOut, events);
+      // Both streams complete and only our FIN unconfirmed: the peer has everything; it most
+      // likely closed after its ACK of our FIN was lost (TCP's LAST_ACK timing out is silent too)
+      let only_fin_unconfirmed = self.eof_reached && self.write_side == WriteSide::FinSent && self.send.buffered() == 0;
+      let reason = if only_fin_unconfirmed { CloseReason::Finished } else { CloseReason::TimedOut };
+      self.close(now, reason, events);
       return;
     }
     if self.rto_deadline.is_some_and(|t| now >= t) {
@@ -645,7 +649,7 @@ impl Connection {
       // Retransmit everything unacknowledged, starting from a one-packet window (libutp)
       self.send.mark_all_lost();
       self.cc.on_congestion_event(now, CongestionEvent::Timeout, self.cfg.max_payload);
-      self.rto_deadline = Some(now + self.rtt.backed_off_rto(self.rto_backoffs));
+      self.rto_deadline = Some(now + self.current_rto());
     }
     if self.persist_deadline.is_some_and(|t| now >= t) {
       self.persist_due = true;
@@ -792,16 +796,23 @@ impl Connection {
     self.arm_rto(now);
   }
 
+  /// The backed-off RTO, capped so that several retransmissions fit in the idle timeout: on a
+  /// lossy path, a doubling timer would otherwise leave the peer silent long enough to look dead
+  fn current_rto(&self) -> Duration {
+    let cap = (self.cfg.idle_timeout / 5).max(self.rtt.rto());
+    self.rtt.backed_off_rto(self.rto_backoffs).min(cap)
+  }
+
   fn arm_rto(&mut self, now: Instant) {
     if self.rto_deadline.is_none() {
-      self.rto_deadline = Some(now + self.rtt.backed_off_rto(self.rto_backoffs));
+      self.rto_deadline = Some(now + self.current_rto());
       self.waiting_since = now;
     }
   }
 
   fn maybe_arm_persist(&mut self, now: Instant) {
     if self.send.in_flight_bytes() == 0 && self.persist_deadline.is_none() && !self.persist_due {
-      self.persist_deadline = Some(now + self.rtt.backed_off_rto(self.rto_backoffs));
+      self.persist_deadline = Some(now + self.current_rto());
       if self.send.is_empty() {
         self.waiting_since = now;
       }
