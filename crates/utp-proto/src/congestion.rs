@@ -77,7 +77,11 @@ fn wrapping_lt(a: u32, b: u32) -> bool {
 
 impl BaseDelay {
   fn new() -> Self {
-    Self { buckets: [0; BASE_HISTORY_MINUTES], current_bucket: 0, bucket_started: None }
+    Self {
+      buckets: [0; BASE_HISTORY_MINUTES],
+      current_bucket: 0,
+      bucket_started: None,
+    }
   }
 
   fn add(&mut self, now: Instant, sample: u32) {
@@ -187,7 +191,8 @@ impl Controller for Ledbat {
     //= https://datatracker.ietf.org/doc/html/rfc6817#section-2.4.2
     //# cwnd += GAIN * off_target * bytes_newly_acked * MSS / cwnd
     let off_target = (target - queued) / target;
-    let window_factor = ack.bytes_acked.min(self.cwnd as usize) as f64 / self.cwnd.max(ack.bytes_acked as f64);
+    let window_factor =
+      ack.bytes_acked.min(self.cwnd as usize) as f64 / self.cwnd.max(ack.bytes_acked as f64);
     let gain = MAX_GAIN_PER_RTT * off_target * window_factor;
     let mut next = self.cwnd + if gain > 0.0 && !window_limited { 0.0 } else { gain };
     if self.slow_start {
@@ -197,6 +202,8 @@ impl Controller for Ledbat {
       } else if window_limited {
         next = next.max(self.cwnd + ack.bytes_acked as f64);
         if next >= self.ssthresh {
+          // Slow start ends at the threshold, it doesn't jump past it
+          next = self.ssthresh.max(self.cwnd);
           self.slow_start = false;
         }
       }
@@ -207,7 +214,10 @@ impl Controller for Ledbat {
   fn on_congestion_event(&mut self, now: Instant, event: CongestionEvent, mss: usize) {
     match event {
       CongestionEvent::Loss => {
-        if self.last_decay.is_some_and(|t| now.saturating_since(t) < DECAY_INTERVAL) {
+        if self
+          .last_decay
+          .is_some_and(|t| now.saturating_since(t) < DECAY_INTERVAL)
+        {
           return;
         }
         self.last_decay = Some(now);
@@ -239,7 +249,12 @@ mod tests {
   use proptest::prelude::*;
 
   fn ack(bytes: usize, in_flight: usize, delay: u32) -> AckSample {
-    AckSample { bytes_acked: bytes, in_flight, one_way_delay: Some(delay), mss: 1000 }
+    AckSample {
+      bytes_acked: bytes,
+      in_flight,
+      one_way_delay: Some(delay),
+      mss: 1000,
+    }
   }
 
   #[test]

@@ -103,7 +103,11 @@ impl Endpoint {
   /// An endpoint with `cfg` whose random choices all derive from `seed`
   pub fn new(cfg: Config, seed: u64) -> Self {
     Self {
-      reset_budget: ResetBudget { tokens: cfg.resets_per_second, per_second: cfg.resets_per_second, refilled: Instant::ZERO },
+      reset_budget: ResetBudget {
+        tokens: cfg.resets_per_second,
+        per_second: cfg.resets_per_second,
+        refilled: Instant::ZERO,
+      },
       cfg,
       rng: Rng::new(seed),
       conns: HashMap::new(),
@@ -153,7 +157,8 @@ impl Endpoint {
     let mut recv_id = None;
     for _ in 0..64 {
       let id = self.rng.next_u16();
-      if !self.by_key.contains_key(&(remote, id)) && !self.by_key.contains_key(&(remote, id.wrapping_add(1))) {
+      if !self.by_key.contains_key(&(remote, id)) && !self.by_key.contains_key(&(remote, id.wrapping_add(1)))
+      {
         recv_id = Some(id);
         break;
       }
@@ -187,7 +192,16 @@ impl Endpoint {
     } else {
       self.stats.server_connections += 1;
     }
-    self.conns.insert(handle.0, Entry { conn, outgoing, queued: false, closed_seen: false, counted_open: true });
+    self.conns.insert(
+      handle.0,
+      Entry {
+        conn,
+        outgoing,
+        queued: false,
+        closed_seen: false,
+        counted_open: true,
+      },
+    );
     self.touch(handle.0);
   }
 
@@ -230,7 +244,11 @@ impl Endpoint {
     let key = (from, h.conn_id.wrapping_add(1));
     if let Some(&id) = self.by_key.get(&key) {
       // A repeated SYN for a connection we accepted: that connection re-sends its answer
-      if self.conns.get(&id).is_some_and(|e| !e.outgoing && e.conn.send_id() == h.conn_id) {
+      if self
+        .conns
+        .get(&id)
+        .is_some_and(|e| !e.outgoing && e.conn.send_id() == h.conn_id)
+      {
         self.deliver(id, now, pkt);
       }
       return;
@@ -299,7 +317,9 @@ impl Endpoint {
       expired.push(id);
     }
     for id in expired.drain(..) {
-      let Some(e) = self.conns.get_mut(&id) else { continue };
+      let Some(e) = self.conns.get_mut(&id) else {
+        continue;
+      };
       if e.closed_seen && e.conn.is_drained(now) {
         let key = (e.conn.remote(), e.conn.recv_id());
         self.conns.remove(&id);
@@ -323,8 +343,16 @@ impl Endpoint {
   pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
     if let Some((to, header)) = self.resets.pop_front() {
       buf.clear();
-      Packet { header, sack: None, payload: &[] }.encode(buf);
-      return Some(Transmit { destination: to, size: buf.len() });
+      Packet {
+        header,
+        sack: None,
+        payload: &[],
+      }
+      .encode(buf);
+      return Some(Transmit {
+        destination: to,
+        size: buf.len(),
+      });
     }
     while let Some(&id) = self.ready.front() {
       let Some(e) = self.conns.get_mut(&id) else {
@@ -336,7 +364,10 @@ impl Endpoint {
         // Round-robin: a connection with more to send goes to the back of the line
         self.ready.rotate_left(1);
         self.reschedule(id);
-        return Some(Transmit { destination, size: buf.len() });
+        return Some(Transmit {
+          destination,
+          size: buf.len(),
+        });
       }
       e.queued = false;
       self.ready.pop_front();
@@ -366,7 +397,11 @@ impl Endpoint {
   }
 
   fn conn(&mut self, h: ConnectionHandle) -> Result<&mut Connection, WriteError> {
-    self.conns.get_mut(&h.0).map(|e| &mut e.conn).ok_or(WriteError::Closed)
+    self
+      .conns
+      .get_mut(&h.0)
+      .map(|e| &mut e.conn)
+      .ok_or(WriteError::Closed)
   }
 
   /// Queue bytes on a connection; returns the bytes now buffered. When that reaches
@@ -397,7 +432,9 @@ impl Endpoint {
   /// Move up to `max` received bytes to the end of `out`. Returns the byte count and whether
   /// the peer's stream has ended (all its data read). Reading reopens the receive window.
   pub fn read(&mut self, h: ConnectionHandle, out: &mut Vec<u8>, max: usize) -> (usize, bool) {
-    let Some(e) = self.conns.get_mut(&h.0) else { return (0, false) };
+    let Some(e) = self.conns.get_mut(&h.0) else {
+      return (0, false);
+    };
     let r = e.conn.read(out, max);
     self.touch(h.0);
     r
@@ -425,8 +462,12 @@ impl Endpoint {
 
   /// Handles of every connection not yet closed
   pub fn open_connections(&self) -> Vec<ConnectionHandle> {
-    let mut v: Vec<_> =
-      self.conns.iter().filter(|(_, e)| !e.conn.is_closed()).map(|(&id, _)| ConnectionHandle(id)).collect();
+    let mut v: Vec<_> = self
+      .conns
+      .iter()
+      .filter(|(_, e)| !e.conn.is_closed())
+      .map(|(&id, _)| ConnectionHandle(id))
+      .collect();
     v.sort();
     v
   }

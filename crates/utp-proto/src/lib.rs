@@ -22,6 +22,7 @@
 pub mod congestion;
 mod conn;
 mod endpoint;
+mod pacing;
 pub mod packet;
 mod rng;
 pub mod rtt;

@@ -128,7 +128,9 @@ impl<'a> SelectiveAck<'a> {
 
   /// Sequence numbers acknowledged, given the packet's cumulative `ack_nr`
   pub fn acked(&self, ack_nr: SeqNr) -> impl Iterator<Item = SeqNr> + '_ {
-    (0..self.len_bits()).filter(|&i| self.is_set(i)).map(move |i| ack_nr.add(2 + i as u16))
+    (0..self.len_bits())
+      .filter(|&i| self.is_set(i))
+      .map(move |i| ack_nr.add(2 + i as u16))
   }
 }
 
@@ -171,14 +173,20 @@ pub fn decode(buf: &[u8]) -> Result<Packet<'_>, DecodeError> {
       Some(&[n, l]) => (n, l as usize),
       _ => return Err(DecodeError::TruncatedExtension),
     };
-    let body = buf.get(at + 2..at + 2 + len).ok_or(DecodeError::TruncatedExtension)?;
+    let body = buf
+      .get(at + 2..at + 2 + len)
+      .ok_or(DecodeError::TruncatedExtension)?;
     if next == EXT_SELECTIVE_ACK && sack.is_none() {
       sack = Some(SelectiveAck::new(body)?);
     }
     next = ext;
     at += 2 + len;
   }
-  Ok(Packet { header, sack, payload: &buf[at..] })
+  Ok(Packet {
+    header,
+    sack,
+    payload: &buf[at..],
+  })
 }
 
 impl Header {

@@ -15,7 +15,13 @@ pub struct RttEstimator {
 impl RttEstimator {
   /// An estimator with no samples yet
   pub fn new(initial_rto: Duration, min_rto: Duration, max_rto: Duration) -> Self {
-    Self { srtt: None, rttvar: Duration::ZERO, min_rto, max_rto, initial_rto }
+    Self {
+      srtt: None,
+      rttvar: Duration::ZERO,
+      min_rto,
+      max_rto,
+      initial_rto,
+    }
   }
 
   /// Feed one RTT sample; callers skip retransmitted packets (Karn's algorithm)
@@ -33,7 +39,11 @@ impl RttEstimator {
         } else {
           self.rttvar - (self.rttvar - delta) / 4
         };
-        self.srtt = Some(if sample > srtt { srtt + (sample - srtt) / 8 } else { srtt - (srtt - sample) / 8 });
+        self.srtt = Some(if sample > srtt {
+          srtt + (sample - srtt) / 8
+        } else {
+          srtt - (srtt - sample) / 8
+        });
       }
     }
   }

@@ -38,14 +38,22 @@ impl Instant {
 impl Add<Duration> for Instant {
   type Output = Self;
   fn add(self, rhs: Duration) -> Self {
-    Self(self.0.saturating_add(rhs.as_micros().min(u64::MAX as u128) as u64))
+    Self(
+      self
+        .0
+        .saturating_add(rhs.as_micros().min(u64::MAX as u128) as u64),
+    )
   }
 }
 
 impl Sub<Duration> for Instant {
   type Output = Self;
   fn sub(self, rhs: Duration) -> Self {
-    Self(self.0.saturating_sub(rhs.as_micros().min(u64::MAX as u128) as u64))
+    Self(
+      self
+        .0
+        .saturating_sub(rhs.as_micros().min(u64::MAX as u128) as u64),
+    )
   }
 }
 

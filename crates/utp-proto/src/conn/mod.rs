@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use crate::congestion::{AckSample, CongestionEvent, Controller, Ledbat};
+use crate::pacing::Pacer;
 use crate::packet::{Header, Packet, PacketType, SelectiveAck, MAX_SACK_BYTES};
 use crate::rtt::RttEstimator;
 use crate::seq::SeqNr;
@@ -153,6 +154,9 @@ pub(crate) struct Connection {
   persist_deadline: Option<Instant>,
   persist_due: bool,
   write_blocked: bool,
+  pacer: Pacer,
+  /// Paced: the next packet may go at this time
+  pacing_deadline: Option<Instant>,
 
   recv: RecvBuffer,
   ack_nr: SeqNr,
@@ -192,7 +196,15 @@ impl Connection {
     initial_seq: SeqNr,
     now: Instant,
   ) -> Self {
-    let mut c = Self::new(handle, cfg, remote, recv_id, recv_id.wrapping_add(1), initial_seq, now);
+    let mut c = Self::new(
+      handle,
+      cfg,
+      remote,
+      recv_id,
+      recv_id.wrapping_add(1),
+      initial_seq,
+      now,
+    );
     c.state = State::SynSent;
     c.send.push(PacketType::Syn, 0, now);
     c.syn_unsent = true;
@@ -208,7 +220,15 @@ impl Connection {
     initial_seq: SeqNr,
     now: Instant,
   ) -> Self {
-    let mut c = Self::new(handle, cfg, remote, syn.conn_id.wrapping_add(1), syn.conn_id, initial_seq, now);
+    let mut c = Self::new(
+      handle,
+      cfg,
+      remote,
+      syn.conn_id.wrapping_add(1),
+      syn.conn_id,
+      initial_seq,
+      now,
+    );
     c.state = State::Connected;
     c.ack_nr = syn.seq_nr;
     c.peer_window = syn.wnd_size as usize;
@@ -241,7 +261,11 @@ impl Connection {
       send: SendBuffer::new(initial_seq),
       syn_unsent: false,
       peer_window: cfg.recv_buffer,
-      cc: Ledbat::new(cfg.initial_window.max(mss), mss.min(cfg.send_buffer), cfg.max_window.max(mss)),
+      cc: Ledbat::new(
+        cfg.initial_window.max(mss),
+        mss.min(cfg.send_buffer),
+        cfg.max_window.max(mss),
+      ),
       rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
       rto_backoffs: 0,
       rto_deadline: None,
@@ -250,6 +274,8 @@ impl Connection {
       persist_deadline: None,
       persist_due: false,
       write_blocked: false,
+      pacer: Pacer::default(),
+      pacing_deadline: None,
       recv: RecvBuffer::new(cfg.recv_buffer, cfg.max_packets_in_flight),
       ack_nr: SeqNr(0),
       eof: None,
@@ -268,7 +294,10 @@ impl Connection {
       peer_answers_keepalive: false,
       reset_pending: false,
       sack_scratch: Vec::new(),
-      stats: ConnectionStats { max_payload: mss, ..ConnectionStats::default() },
+      stats: ConnectionStats {
+        max_payload: mss,
+        ..ConnectionStats::default()
+      },
       cfg,
     }
   }
@@ -291,7 +320,9 @@ impl Connection {
 
   /// Lingering is over: the endpoint may forget this connection
   pub(crate) fn is_drained(&self, now: Instant) -> bool {
-    matches!(self.state, State::Lingering { until, .. } if now >= until) && !self.ack_pending && !self.reset_pending
+    matches!(self.state, State::Lingering { until, .. } if now >= until)
+      && !self.ack_pending
+      && !self.reset_pending
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -308,7 +339,11 @@ impl Connection {
     }
     match h.ty {
       PacketType::Reset => {
-        let reason = if self.state == State::SynSent { CloseReason::Refused } else { CloseReason::Reset };
+        let reason = if self.state == State::SynSent {
+          CloseReason::Refused
+        } else {
+          CloseReason::Reset
+        };
         self.close(now, reason, events);
         return;
       }
@@ -379,8 +414,10 @@ impl Connection {
         fin_acked |= p.ty == PacketType::Fin;
       });
     }
+    let mut sacked = 0;
     if let Some(sack) = pkt.sack {
-      bytes_acked += self.process_sack(now, h.ack_nr, sack, &mut newest_rtt);
+      sacked = self.process_sack(now, h.ack_nr, sack, &mut newest_rtt);
+      bytes_acked += sacked;
     }
     if let Some(rtt) = newest_rtt {
       self.rtt.on_sample(rtt);
@@ -388,14 +425,17 @@ impl Connection {
     if progressed {
       self.dup_acks = 0;
       self.rto_backoffs = 0;
-      self.rto_deadline = (!self.send.is_empty()).then(|| now + self.rtt.rto());
+      self.rto_deadline = (!self.send.is_empty()).then(|| now + self.current_rto());
       self.waiting_since = now;
-    } else if h.ty == PacketType::State && had_outstanding && pkt.sack.is_none() {
+    } else if h.ty == PacketType::State && had_outstanding && sacked == 0 {
+      // A SACK that acknowledges nothing new (libutp sends empty ones) is a plain duplicate
       self.dup_acks += 1;
       if self.dup_acks == DUP_ACKS_BEFORE_RESEND {
         let first = self.send.first_unacked();
         if self.send.mark_lost(first) {
-          self.cc.on_congestion_event(now, CongestionEvent::Loss, self.cfg.max_payload);
+          self
+            .cc
+            .on_congestion_event(now, CongestionEvent::Loss, self.cfg.max_payload);
         }
       }
     }
@@ -411,7 +451,12 @@ impl Connection {
     let delay = (h.timestamp_diff != 0).then_some(h.timestamp_diff);
     self.cc.on_ack(
       now,
-      &AckSample { bytes_acked, in_flight, one_way_delay: delay, mss: self.cfg.max_payload },
+      &AckSample {
+        bytes_acked,
+        in_flight,
+        one_way_delay: delay,
+        mss: self.cfg.max_payload,
+      },
     );
     if fin_acked {
       self.write_side = WriteSide::FinAcked;
@@ -464,7 +509,9 @@ impl Connection {
         any |= self.send.mark_lost(seq);
       }
       if any {
-        self.cc.on_congestion_event(now, CongestionEvent::Loss, self.cfg.max_payload);
+        self
+          .cc
+          .on_congestion_event(now, CongestionEvent::Loss, self.cfg.max_payload);
       }
     }
     bytes
@@ -481,7 +528,11 @@ impl Connection {
     if h.ty == PacketType::Fin && self.eof.is_none() {
       self.eof = Some(h.seq_nr);
     }
-    let payload = if h.ty == PacketType::Fin { &[][..] } else { pkt.payload };
+    let payload = if h.ty == PacketType::Fin {
+      &[][..]
+    } else {
+      pkt.payload
+    };
     match self.recv.insert(self.ack_nr, h.seq_nr, payload) {
       Arrival::InOrder(n) => {
         self.ack_nr = self.ack_nr.add(n);
@@ -489,7 +540,9 @@ impl Connection {
           self.eof_reached = true;
         }
         self.stats.bytes_received += payload.len() as u64;
-        if !self.readable_reported && (self.recv.ready_bytes() > 0 || (self.eof_reached && !self.eof_reported)) {
+        if !self.readable_reported
+          && (self.recv.ready_bytes() > 0 || (self.eof_reached && !self.eof_reported))
+        {
           self.readable_reported = true;
           events.push_back((self.handle, Event::Readable));
         }
@@ -514,7 +567,10 @@ impl Connection {
     // it declares us dead after the same idle timeout
     let linger = self.cfg.idle_timeout.max(MIN_LINGER);
     let graceful = reason == CloseReason::Finished;
-    self.state = State::Lingering { until: now + if graceful { linger } else { Duration::ZERO }, graceful };
+    self.state = State::Lingering {
+      until: now + if graceful { linger } else { Duration::ZERO },
+      graceful,
+    };
     self.rto_deadline = None;
     self.persist_deadline = None;
     if reason != CloseReason::Finished {
@@ -564,7 +620,9 @@ impl Connection {
     let n = self.recv.read(out, max);
     let window = self.recv.window();
     // Reopen a window the peer may be stalled on
-    if window >= self.advertised_window + self.cfg.max_payload && self.advertised_window < self.cfg.recv_buffer / 2 {
+    if window >= self.advertised_window + self.cfg.max_payload
+      && self.advertised_window < self.cfg.recv_buffer / 2
+    {
       self.ack_pending = true;
       self.advertised_window = window;
     }
@@ -612,6 +670,7 @@ impl Connection {
       }
     };
     consider(self.persist_deadline);
+    consider(self.pacing_deadline);
     consider(self.dead_peer_deadline());
     if self.send.is_empty() && self.state == State::Connected && !self.keepalive_due {
       consider(Some(self.last_send + self.cfg.keepalive));
@@ -638,8 +697,13 @@ impl Connection {
     if self.dead_peer_deadline().is_some_and(|t| now >= t) {
       // Both streams complete and only our FIN unconfirmed: the peer has everything; it most
       // likely closed after its ACK of our FIN was lost (TCP's LAST_ACK timing out is silent too)
-      let only_fin_unconfirmed = self.eof_reached && self.write_side == WriteSide::FinSent && self.send.buffered() == 0;
-      let reason = if only_fin_unconfirmed { CloseReason::Finished } else { CloseReason::TimedOut };
+      let only_fin_unconfirmed =
+        self.eof_reached && self.write_side == WriteSide::FinSent && self.send.buffered() == 0;
+      let reason = if only_fin_unconfirmed {
+        CloseReason::Finished
+      } else {
+        CloseReason::TimedOut
+      };
       self.close(now, reason, events);
       return;
     }
@@ -648,8 +712,13 @@ impl Connection {
       self.rto_backoffs += 1;
       // Retransmit everything unacknowledged, starting from a one-packet window (libutp)
       self.send.mark_all_lost();
-      self.cc.on_congestion_event(now, CongestionEvent::Timeout, self.cfg.max_payload);
+      self
+        .cc
+        .on_congestion_event(now, CongestionEvent::Timeout, self.cfg.max_payload);
       self.rto_deadline = Some(now + self.current_rto());
+    }
+    if self.pacing_deadline.is_some_and(|t| now >= t) {
+      self.pacing_deadline = None;
     }
     if self.persist_deadline.is_some_and(|t| now >= t) {
       self.persist_due = true;
@@ -666,7 +735,11 @@ impl Connection {
   fn header(&self, ty: PacketType, now: Instant, seq_nr: SeqNr) -> Header {
     Header {
       ty,
-      conn_id: if ty == PacketType::Syn { self.recv_id } else { self.send_id },
+      conn_id: if ty == PacketType::Syn {
+        self.recv_id
+      } else {
+        self.send_id
+      },
       timestamp: now.wire_timestamp(),
       timestamp_diff: self.reply_micro,
       wnd_size: self.recv.window() as u32,
@@ -675,10 +748,30 @@ impl Connection {
     }
   }
 
-  fn may_send(&self, len: usize) -> bool {
+  fn may_send(&mut self, now: Instant, len: usize) -> bool {
     let in_flight = self.send.in_flight_bytes();
     let window = self.cc.window().min(self.peer_window);
-    in_flight + len <= window || (in_flight == 0 && (len <= self.peer_window || self.persist_due))
+    let allowed =
+      in_flight + len <= window || (in_flight == 0 && (len <= self.peer_window || self.persist_due));
+    if !allowed {
+      return false;
+    }
+    let (cwnd, srtt, mss, ss) = (
+      self.cc.window(),
+      self.rtt.srtt(),
+      self.cfg.max_payload,
+      self.cc.in_slow_start(),
+    );
+    match self.pacer.check(now, len, cwnd, srtt, mss, ss) {
+      Ok(()) => {
+        self.pacing_deadline = None;
+        true
+      }
+      Err(at) => {
+        self.pacing_deadline = Some(at);
+        false
+      }
+    }
   }
 
   /// Write the next datagram for this connection into `out`; false when there is none
@@ -687,7 +780,12 @@ impl Connection {
     if self.reset_pending {
       self.reset_pending = false;
       let h = self.header(PacketType::Reset, now, self.send.next_seq());
-      Packet { header: h, sack: None, payload: &[] }.encode(out);
+      Packet {
+        header: h,
+        sack: None,
+        payload: &[],
+      }
+      .encode(out);
       return self.sent(now, 0);
     }
     match self.state {
@@ -706,7 +804,12 @@ impl Connection {
             self.send.retransmit(seq, now);
           }
           let h = self.header(PacketType::Syn, now, seq);
-          Packet { header: h, sack: None, payload: &[] }.encode(out);
+          Packet {
+            header: h,
+            sack: None,
+            payload: &[],
+          }
+          .encode(out);
           self.arm_rto(now);
           return self.sent(now, 0);
         }
@@ -723,31 +826,48 @@ impl Connection {
       self.syn_ack_due = false;
       if let Some(seq) = self.syn_ack_seq {
         let h = self.header(PacketType::State, now, seq);
-        Packet { header: h, sack: None, payload: &[] }.encode(out);
+        Packet {
+          header: h,
+          sack: None,
+          payload: &[],
+        }
+        .encode(out);
         return self.sent(now, 0);
       }
     }
     if let Some(seq) = self.send.first_lost() {
       let len = self.send.get(seq).map_or(0, |p| p.payload.len());
-      if self.may_send(len) {
+      if self.may_send(now, len) {
         self.persist_due = false;
         self.stats.retransmits += 1;
         let h = self.header(PacketType::Data, now, seq);
-        let Some(p) = self.send.retransmit(seq, now) else { return false };
+        let Some(p) = self.send.retransmit(seq, now) else {
+          return false;
+        };
         let header = Header { ty: p.ty, ..h };
-        Packet { header, sack: None, payload: &p.payload }.encode(out);
+        Packet {
+          header,
+          sack: None,
+          payload: &p.payload,
+        }
+        .encode(out);
         self.after_data_sent(now, len);
         return self.sent(now, len);
       }
       self.maybe_arm_persist(now);
     } else if self.send.unsent_len() > 0 && self.send.packets_outstanding() < self.cfg.max_packets_in_flight {
       let len = self.send.unsent_len().min(self.cfg.max_payload);
-      if self.may_send(len) {
+      if self.may_send(now, len) {
         self.persist_due = false;
         let seq = self.send.push(PacketType::Data, len, now);
         let h = self.header(PacketType::Data, now, seq);
         let payload = self.send.get(seq).map_or(&[][..], |p| &p.payload[..]);
-        Packet { header: h, sack: None, payload }.encode(out);
+        Packet {
+          header: h,
+          sack: None,
+          payload,
+        }
+        .encode(out);
         self.after_data_sent(now, len);
         return self.sent(now, len);
       }
@@ -756,7 +876,12 @@ impl Connection {
       self.write_side = WriteSide::FinSent;
       let seq = self.send.push(PacketType::Fin, 0, now);
       let h = self.header(PacketType::Fin, now, seq);
-      Packet { header: h, sack: None, payload: &[] }.encode(out);
+      Packet {
+        header: h,
+        sack: None,
+        payload: &[],
+      }
+      .encode(out);
       self.after_data_sent(now, 0);
       return self.sent(now, 0);
     }
@@ -769,7 +894,12 @@ impl Connection {
       self.keepalive_sent = Some(now);
       let mut h = self.header(PacketType::State, now, self.send.next_seq());
       h.ack_nr = self.ack_nr.sub(1);
-      Packet { header: h, sack: None, payload: &[] }.encode(out);
+      Packet {
+        header: h,
+        sack: None,
+        payload: &[],
+      }
+      .encode(out);
       return self.sent(now, 0);
     }
     false
@@ -780,8 +910,17 @@ impl Connection {
     let h = self.header(PacketType::State, now, self.send.next_seq());
     let mut mask = std::mem::take(&mut self.sack_scratch);
     self.recv.sack_bitmask(&mut mask, MAX_SACK_BYTES);
-    let sack = if mask.is_empty() { None } else { SelectiveAck::new(&mask).ok() };
-    Packet { header: h, sack, payload: &[] }.encode(out);
+    let sack = if mask.is_empty() {
+      None
+    } else {
+      SelectiveAck::new(&mask).ok()
+    };
+    Packet {
+      header: h,
+      sack,
+      payload: &[],
+    }
+    .encode(out);
     self.sack_scratch = mask;
     self.advertised_window = self.recv.window();
     self.sent(now, 0)
@@ -799,7 +938,7 @@ impl Connection {
   /// The backed-off RTO, capped so that several retransmissions fit in the idle timeout: on a
   /// lossy path, a doubling timer would otherwise leave the peer silent long enough to look dead
   fn current_rto(&self) -> Duration {
-    let cap = (self.cfg.idle_timeout / 5).max(self.rtt.rto());
+    let cap = (self.cfg.idle_timeout / 5).max(self.cfg.min_rto);
     self.rtt.backed_off_rto(self.rto_backoffs).min(cap)
   }
 

@@ -190,7 +190,15 @@ mod tests {
   fn drops_what_does_not_fit() {
     let mut b = RecvBuffer::new(10, 4);
     assert_eq!(b.insert(SeqNr(0), SeqNr(1), &[0; 8]), Arrival::InOrder(1));
-    assert_eq!(b.insert(SeqNr(1), SeqNr(2), &[0; 8]), Arrival::Dropped, "window is 2");
-    assert_eq!(b.insert(SeqNr(1), SeqNr(7), &[0; 1]), Arrival::Dropped, "beyond reorder limit");
+    assert_eq!(
+      b.insert(SeqNr(1), SeqNr(2), &[0; 8]),
+      Arrival::Dropped,
+      "window is 2"
+    );
+    assert_eq!(
+      b.insert(SeqNr(1), SeqNr(7), &[0; 1]),
+      Arrival::Dropped,
+      "beyond reorder limit"
+    );
   }
 }

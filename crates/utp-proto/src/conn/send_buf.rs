@@ -47,7 +47,10 @@ pub(crate) struct SendBuffer {
 
 impl SendBuffer {
   pub(crate) fn new(first: SeqNr) -> Self {
-    Self { first, ..Self::default() }
+    Self {
+      first,
+      ..Self::default()
+    }
   }
 
   pub(crate) fn write(&mut self, data: &[u8]) {
@@ -105,7 +108,14 @@ impl SendBuffer {
     let seq = self.next_seq();
     self.in_flight_bytes += payload.len();
     self.unacked_bytes += payload.len();
-    self.packets.push_back(Sent { ty, payload, sent_at: now, transmissions: 1, lost: false, sacked: false });
+    self.packets.push_back(Sent {
+      ty,
+      payload,
+      sent_at: now,
+      transmissions: 1,
+      lost: false,
+      sacked: false,
+    });
     seq
   }
 
@@ -177,7 +187,11 @@ impl SendBuffer {
     if self.lost == 0 {
       return None;
     }
-    self.packets.iter().position(|p| p.lost).map(|i| self.first.add(i as u16))
+    self
+      .packets
+      .iter()
+      .position(|p| p.lost)
+      .map(|i| self.first.add(i as u16))
   }
 
   /// Put a lost packet back in flight; returns it for encoding
@@ -193,7 +207,6 @@ impl SendBuffer {
     p.sent_at = now;
     Some(p)
   }
-
 }
 
 #[cfg(test)]

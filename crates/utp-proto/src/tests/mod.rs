@@ -18,7 +18,11 @@ fn secs(n: u64) -> Duration {
 fn bidirectional(sim: &mut Sim, len_a: usize, len_b: usize) -> (ConnectionHandle, ConnectionHandle) {
   sim.nodes[1].ep.set_listening(true);
   let a = sim.connect(0, 1, payload(1, len_a), true);
-  assert!(sim.run_until(secs(30), |s| !s.nodes[1].accepted.is_empty()), "seed {}: no accept", sim.seed);
+  assert!(
+    sim.run_until(secs(30), |s| !s.nodes[1].accepted.is_empty()),
+    "seed {}: no accept",
+    sim.seed
+  );
   let b = sim.nodes[1].accepted[0];
   let app = sim.app_mut(1, b);
   app.to_send = payload(2, len_b);
@@ -32,12 +36,33 @@ fn assert_transferred(sim: &Sim, a: ConnectionHandle, b: ConnectionHandle, len_a
   let first_diff = |got: &[u8], want: &[u8]| got.iter().zip(want).position(|(x, y)| x != y);
   eprintln!(
     "seed {seed}: client closed {:?} eof {} diff {:?}; server closed {:?} eof {} diff {:?}",
-    ra.closed, ra.eof, first_diff(&ra.received, &payload(2, len_b)), rb.closed, rb.eof, first_diff(&rb.received, &payload(1, len_a))
+    ra.closed,
+    ra.eof,
+    first_diff(&ra.received, &payload(2, len_b)),
+    rb.closed,
+    rb.eof,
+    first_diff(&rb.received, &payload(1, len_a))
   );
-  assert_eq!(rb.received.len(), len_a, "seed {seed}: server got {} of {len_a}", rb.received.len());
-  assert!(rb.received == payload(1, len_a), "seed {seed}: server data corrupt");
-  assert_eq!(ra.received.len(), len_b, "seed {seed}: client got {} of {len_b}", ra.received.len());
-  assert!(ra.received == payload(2, len_b), "seed {seed}: client data corrupt");
+  assert_eq!(
+    rb.received.len(),
+    len_a,
+    "seed {seed}: server got {} of {len_a}",
+    rb.received.len()
+  );
+  assert!(
+    rb.received == payload(1, len_a),
+    "seed {seed}: server data corrupt"
+  );
+  assert_eq!(
+    ra.received.len(),
+    len_b,
+    "seed {seed}: client got {} of {len_b}",
+    ra.received.len()
+  );
+  assert!(
+    ra.received == payload(2, len_b),
+    "seed {seed}: client data corrupt"
+  );
   assert!(ra.eof && rb.eof, "seed {seed}: eof not seen");
 }
 
@@ -45,7 +70,8 @@ fn assert_transferred(sim: &Sim, a: ConnectionHandle, b: ConnectionHandle, len_a
 fn handshake_transfer_and_graceful_close() {
   let mut sim = Sim::new(7, 2, Config::default());
   let (a, b) = bidirectional(&mut sim, 100_000, 50_000);
-  assert!(sim.run_until(secs(60), |s| s.app(0, a).closed.is_some() && s.app(1, b).closed.is_some()));
+  assert!(sim.run_until(secs(60), |s| s.app(0, a).closed.is_some()
+    && s.app(1, b).closed.is_some()));
   assert_transferred(&sim, a, b, 100_000, 50_000);
   assert!(sim.app(0, a).connected);
   assert_eq!(sim.app(0, a).closed, Some(CloseReason::Finished));
@@ -59,7 +85,10 @@ fn handshake_transfer_and_graceful_close() {
 #[test]
 fn lossy_reordering_duplicating_network_many_seeds() {
   // At 20 % loss each way a round trip fails 36 % of the time, so give dead-peer detection room
-  let cfg = Config { idle_timeout: secs(10), ..Config::default() };
+  let cfg = Config {
+    idle_timeout: secs(10),
+    ..Config::default()
+  };
   for seed in 0..200u64 {
     let mut sim = Sim::new(seed, 2, cfg);
     let mut rng = crate::Rng::new(seed ^ 0xabc);
@@ -73,10 +102,20 @@ fn lossy_reordering_duplicating_network_many_seeds() {
       max_queue: Duration::from_millis(300),
     };
     sim.set_link(0, 1, link);
-    let (la, lb) = (150_000 + rng.below(100_000) as usize, 100_000 + rng.below(50_000) as usize);
+    let (la, lb) = (
+      150_000 + rng.below(100_000) as usize,
+      100_000 + rng.below(50_000) as usize,
+    );
     let (a, b) = bidirectional(&mut sim, la, lb);
-    let done = sim.run_until(secs(600), |s| s.app(0, a).closed.is_some() && s.app(1, b).closed.is_some());
-    assert!(done, "seed {seed} {link:?}: not done, client {:?} server {:?}", sim.app(0, a).received.len(), sim.app(1, b).received.len());
+    let done = sim.run_until(secs(600), |s| {
+      s.app(0, a).closed.is_some() && s.app(1, b).closed.is_some()
+    });
+    assert!(
+      done,
+      "seed {seed} {link:?}: not done, client {:?} server {:?}",
+      sim.app(0, a).received.len(),
+      sim.app(1, b).received.len()
+    );
     assert_transferred(&sim, a, b, la, lb);
     assert_eq!(sim.app(0, a).closed, Some(CloseReason::Finished), "seed {seed}");
   }
@@ -85,9 +124,23 @@ fn lossy_reordering_duplicating_network_many_seeds() {
 #[test]
 fn sequence_numbers_wrap_during_a_long_transfer() {
   // 100-byte packets: 8 MB is 80,000 packets, more than the 16-bit sequence space
-  let cfg = Config { max_payload: 100, recv_buffer: 200_000, send_buffer: 200_000, ..Config::default() };
+  let cfg = Config {
+    max_payload: 100,
+    recv_buffer: 200_000,
+    send_buffer: 200_000,
+    ..Config::default()
+  };
   let mut sim = Sim::new(3, 2, cfg);
-  sim.set_link(0, 1, Link { latency: Duration::from_millis(2), loss_pct: 1.0, reorder_pct: 1.0, ..Link::default() });
+  sim.set_link(
+    0,
+    1,
+    Link {
+      latency: Duration::from_millis(2),
+      loss_pct: 1.0,
+      reorder_pct: 1.0,
+      ..Link::default()
+    },
+  );
   let len = 8_000_000;
   let (a, b) = bidirectional(&mut sim, len, 1000);
   assert!(sim.run_until(secs(3600), |s| s.app(1, b).eof && s.app(0, a).eof));
@@ -105,11 +158,21 @@ fn read_backpressure_closes_the_window_and_loses_nothing() {
   sim.app_mut(1, b).paused = true;
   sim.run_until(secs(20), |_| false);
   let recv_window = sim.nodes[1].ep.connection_stats(b).unwrap().recv_window;
-  assert_eq!(recv_window, 0, "receiver window closes when the app stops reading");
+  assert_eq!(
+    recv_window, 0,
+    "receiver window closes when the app stops reading"
+  );
   let buffered = sim.nodes[1].ep.readable(b);
-  assert_eq!(buffered, Config::default().recv_buffer, "exactly one receive buffer is held");
+  assert_eq!(
+    buffered,
+    Config::default().recv_buffer,
+    "exactly one receive buffer is held"
+  );
   assert!(sim.app(0, a).blocked, "writer sees backpressure");
-  assert!(sim.app(0, a).closed.is_none(), "a closed window is not a dead peer");
+  assert!(
+    sim.app(0, a).closed.is_none(),
+    "a closed window is not a dead peer"
+  );
   sim.app_mut(1, b).paused = false;
   assert!(sim.run_until(secs(60), |s| s.app(1, b).eof));
   assert!(sim.app(1, b).received == payload(1, len));
@@ -117,7 +180,10 @@ fn read_backpressure_closes_the_window_and_loses_nothing() {
 
 #[test]
 fn vanished_peer_times_out_within_the_idle_timeout() {
-  let cfg = Config { idle_timeout: secs(5), ..Config::default() };
+  let cfg = Config {
+    idle_timeout: secs(5),
+    ..Config::default()
+  };
   for busy in [true, false] {
     let mut sim = Sim::new(5, 2, cfg);
     sim.nodes[1].ep.set_listening(true);
@@ -128,11 +194,21 @@ fn vanished_peer_times_out_within_the_idle_timeout() {
       sim.app_mut(0, a).to_send = payload(1, 500_000);
     }
     let vanished = sim.now;
-    sim.set_link(0, 1, Link { loss_pct: 100.0, ..Link::default() });
+    sim.set_link(
+      0,
+      1,
+      Link {
+        loss_pct: 100.0,
+        ..Link::default()
+      },
+    );
     assert!(sim.run_until(secs(30), |s| s.app(0, a).closed.is_some()));
     assert_eq!(sim.app(0, a).closed, Some(CloseReason::TimedOut));
     let took = sim.app(0, a).closed_at.unwrap().saturating_since(vanished);
-    assert!(took <= secs(5) + Duration::from_millis(100), "busy={busy}: took {took:?}");
+    assert!(
+      took <= secs(5) + Duration::from_millis(100),
+      "busy={busy}: took {took:?}"
+    );
     assert!(took >= secs(3), "busy={busy}: took {took:?}");
   }
 }
@@ -146,7 +222,10 @@ fn idle_connection_survives_with_keepalives() {
   sim.run_until(secs(120), |_| false);
   assert!(sim.app(0, a).closed.is_none() && sim.app(1, b).closed.is_none());
   let sent = sim.nodes[0].ep.connection_stats(a).unwrap().packets_sent;
-  assert!((100..400).contains(&sent), "about one keepalive a second, sent {sent}");
+  assert!(
+    (100..400).contains(&sent),
+    "about one keepalive a second, sent {sent}"
+  );
 }
 
 #[test]
@@ -159,9 +238,19 @@ fn connect_to_a_node_not_listening_is_refused() {
 
 #[test]
 fn connect_to_nobody_times_out() {
-  let cfg = Config { idle_timeout: secs(4), ..Config::default() };
+  let cfg = Config {
+    idle_timeout: secs(4),
+    ..Config::default()
+  };
   let mut sim = Sim::new(1, 2, cfg);
-  sim.set_link(0, 1, Link { loss_pct: 100.0, ..Link::default() });
+  sim.set_link(
+    0,
+    1,
+    Link {
+      loss_pct: 100.0,
+      ..Link::default()
+    },
+  );
   let start = sim.now;
   let a = sim.connect(0, 1, vec![], false);
   assert!(sim.run_until(secs(30), |s| s.app(0, a).closed.is_some()));
@@ -193,7 +282,8 @@ fn half_close_keeps_the_other_direction_open() {
   let app = sim.app_mut(1, b);
   app.to_send = payload(2, 300_000);
   app.finish = true;
-  assert!(sim.run_until(secs(60), |s| s.app(0, a).closed.is_some() && s.app(1, b).closed.is_some()));
+  assert!(sim.run_until(secs(60), |s| s.app(0, a).closed.is_some()
+    && s.app(1, b).closed.is_some()));
   assert_transferred(&sim, a, b, 10_000, 300_000);
   assert_eq!(sim.app(1, b).closed, Some(CloseReason::Finished));
 }
@@ -209,10 +299,20 @@ fn packets_from_other_addresses_change_nothing() {
   let server = sim.nodes[1].ep.connection_id(b).unwrap();
   let mut rng = crate::Rng::new(99);
   for i in 0..3000u32 {
-    let ty = [PacketType::Reset, PacketType::Data, PacketType::State, PacketType::Fin, PacketType::Syn][i as usize % 5];
+    let ty = [
+      PacketType::Reset,
+      PacketType::Data,
+      PacketType::State,
+      PacketType::Fin,
+      PacketType::Syn,
+    ][i as usize % 5];
     let header = Header {
       ty,
-      conn_id: if i % 2 == 0 { server } else { server.wrapping_sub(1) },
+      conn_id: if i % 2 == 0 {
+        server
+      } else {
+        server.wrapping_sub(1)
+      },
       timestamp: rng.next_u64() as u32,
       timestamp_diff: 0,
       wnd_size: 0,
@@ -220,17 +320,31 @@ fn packets_from_other_addresses_change_nothing() {
       ack_nr: SeqNr(rng.next_u16()),
     };
     let mut buf = Vec::new();
-    Packet { header, sack: None, payload: b"evil" }.encode(&mut buf);
+    Packet {
+      header,
+      sack: None,
+      payload: b"evil",
+    }
+    .encode(&mut buf);
     sim.inject(1, attacker, buf);
-    let header = Header { conn_id: client, ..header };
+    let header = Header {
+      conn_id: client,
+      ..header
+    };
     let mut buf = Vec::new();
-    Packet { header, sack: None, payload: b"evil" }.encode(&mut buf);
+    Packet {
+      header,
+      sack: None,
+      payload: b"evil",
+    }
+    .encode(&mut buf);
     sim.inject(0, attacker, buf);
     let junk = payload(i as u64, 1 + rng.below(100) as usize);
     sim.inject(1, attacker, junk);
     sim.step();
   }
-  assert!(sim.run_until(secs(120), |s| s.app(0, a).closed.is_some() && s.app(1, b).closed.is_some()));
+  assert!(sim.run_until(secs(120), |s| s.app(0, a).closed.is_some()
+    && s.app(1, b).closed.is_some()));
   assert_transferred(&sim, a, b, len, len);
   assert_eq!(sim.app(0, a).closed, Some(CloseReason::Finished));
 }
@@ -259,12 +373,16 @@ fn foreign_datagrams_are_surfaced_not_answered() {
 fn many_connections_between_two_endpoints() {
   let mut sim = Sim::new(12, 2, Config::default());
   sim.nodes[1].ep.set_listening(true);
-  let handles: Vec<_> = (0..300).map(|i| sim.connect(0, 1, payload(i, 3000), true)).collect();
+  let handles: Vec<_> = (0..300)
+    .map(|i| sim.connect(0, 1, payload(i, 3000), true))
+    .collect();
   assert!(sim.run_until(secs(60), |s| s.nodes[1].accepted.len() == 300));
   for &h in &sim.nodes[1].accepted.clone() {
     sim.app_mut(1, h).finish = true;
   }
-  assert!(sim.run_until(secs(120), |s| handles.iter().all(|&h| s.app(0, h).closed.is_some())));
+  assert!(sim.run_until(secs(120), |s| handles
+    .iter()
+    .all(|&h| s.app(0, h).closed.is_some())));
   let mut got: Vec<Vec<u8>> = sim.nodes[1].apps.values().map(|a| a.received.clone()).collect();
   let mut want: Vec<Vec<u8>> = (0..300).map(|i| payload(i, 3000)).collect();
   got.sort();
@@ -274,10 +392,19 @@ fn many_connections_between_two_endpoints() {
 
 #[test]
 fn ledbat_holds_queueing_delay_near_target_at_a_bottleneck() {
-  let cfg = Config { recv_buffer: 4 << 20, send_buffer: 4 << 20, ..Config::default() };
+  let cfg = Config {
+    recv_buffer: 4 << 20,
+    send_buffer: 4 << 20,
+    ..Config::default()
+  };
   let mut sim = Sim::new(13, 2, cfg);
   // 1 MB/s bottleneck, 20 ms each way, a deep (2 s) buffer that a loss-based sender would fill
-  let link = Link { latency: Duration::from_millis(20), rate: Some(1_000_000), max_queue: secs(2), ..Link::default() };
+  let link = Link {
+    latency: Duration::from_millis(20),
+    rate: Some(1_000_000),
+    max_queue: secs(2),
+    ..Link::default()
+  };
   sim.set_link(0, 1, link);
   sim.nodes[1].ep.set_listening(true);
   let len = 60_000_000;
@@ -294,7 +421,10 @@ fn ledbat_holds_queueing_delay_near_target_at_a_bottleneck() {
     .collect();
   let mean = late.iter().sum::<f64>() / late.len() as f64;
   let goodput = got as f64 / 60.0;
-  eprintln!("ledbat: mean queueing delay {mean:.1} ms, goodput {goodput:.0} B/s, cwnd {}", sim.nodes[0].ep.connection_stats(a).unwrap().cwnd);
+  eprintln!(
+    "ledbat: mean queueing delay {mean:.1} ms, goodput {goodput:.0} B/s, cwnd {}",
+    sim.nodes[0].ep.connection_stats(a).unwrap().cwnd
+  );
   assert!((50.0..=150.0).contains(&mean), "mean queueing delay {mean:.1} ms");
   assert!(goodput > 0.85 * 1_000_000.0, "goodput {goodput:.0} B/s");
 }
@@ -315,14 +445,23 @@ fn syn_answer_is_bep29_and_libutp_compatible() {
     ack_nr: SeqNr(0),
   };
   let mut buf = Vec::new();
-  Packet { header: syn, sack: None, payload: &[] }.encode(&mut buf);
+  Packet {
+    header: syn,
+    sack: None,
+    payload: &[],
+  }
+  .encode(&mut buf);
   let from: std::net::SocketAddr = "10.9.9.9:9".parse().unwrap(); // a peer outside the simulation
   sim.inject(1, from, buf.clone());
   sim.run_until(Duration::from_millis(1), |_| false);
   sim.inject(1, from, buf); // repeated SYN: answered again, no second connection
   sim.run_until(Duration::from_millis(1), |_| false);
   assert_eq!(sim.nodes[1].accepted.len(), 1);
-  let answers: Vec<_> = sim.nodes[1].sent_log.iter().map(|d| packet::decode(d).unwrap().header).collect();
+  let answers: Vec<_> = sim.nodes[1]
+    .sent_log
+    .iter()
+    .map(|d| packet::decode(d).unwrap().header)
+    .collect();
   assert!(answers.len() >= 2);
   for h in &answers[..2] {
     assert_eq!(h.ty, PacketType::State);
@@ -330,9 +469,20 @@ fn syn_answer_is_bep29_and_libutp_compatible() {
     assert_eq!(h.ack_nr, SeqNr(500));
   }
   // The initiator's follow-up uses id + 1
-  let data = Header { ty: PacketType::Data, conn_id: 0x1236, seq_nr: SeqNr(501), ack_nr: answers[0].seq_nr.sub(1), ..syn };
+  let data = Header {
+    ty: PacketType::Data,
+    conn_id: 0x1236,
+    seq_nr: SeqNr(501),
+    ack_nr: answers[0].seq_nr.sub(1),
+    ..syn
+  };
   let mut buf = Vec::new();
-  Packet { header: data, sack: None, payload: b"hello" }.encode(&mut buf);
+  Packet {
+    header: data,
+    sack: None,
+    payload: b"hello",
+  }
+  .encode(&mut buf);
   sim.inject(1, from, buf);
   sim.run_until(Duration::from_millis(1), |_| false);
   let b = sim.nodes[1].accepted[0];
@@ -356,20 +506,38 @@ fn out_of_order_data_is_selectively_acked() {
   let from: std::net::SocketAddr = "10.9.9.9:9".parse().unwrap();
   let send = |sim: &mut Sim, h: Header, p: &[u8]| {
     let mut buf = Vec::new();
-    Packet { header: h, sack: None, payload: p }.encode(&mut buf);
+    Packet {
+      header: h,
+      sack: None,
+      payload: p,
+    }
+    .encode(&mut buf);
     sim.inject(1, from, buf);
     sim.run_until(Duration::from_millis(1), |_| false);
   };
   send(&mut sim, syn, &[]);
-  let ack = packet::decode(&sim.nodes[1].sent_log[0]).unwrap().header.seq_nr.sub(1);
-  let data = |seq: u16| Header { ty: PacketType::Data, conn_id: 101, seq_nr: SeqNr(seq), ack_nr: ack, ..syn };
+  let ack = packet::decode(&sim.nodes[1].sent_log[0])
+    .unwrap()
+    .header
+    .seq_nr
+    .sub(1);
+  let data = |seq: u16| Header {
+    ty: PacketType::Data,
+    conn_id: 101,
+    seq_nr: SeqNr(seq),
+    ack_nr: ack,
+    ..syn
+  };
   // 65535 is missing; 0 and 2 arrive: ack stays at 65534, SACK bits 0 (seq 0) and 2 (seq 2)
   send(&mut sim, data(0), b"b");
   send(&mut sim, data(2), b"d");
   let last = sim.nodes[1].sent_log.last().unwrap().clone();
   let p = packet::decode(&last).unwrap();
   assert_eq!(p.header.ack_nr, SeqNr(65534));
-  assert_eq!(p.sack.unwrap().acked(p.header.ack_nr).collect::<Vec<_>>(), vec![SeqNr(0), SeqNr(2)]);
+  assert_eq!(
+    p.sack.unwrap().acked(p.header.ack_nr).collect::<Vec<_>>(),
+    vec![SeqNr(0), SeqNr(2)]
+  );
   send(&mut sim, data(65535), b"a");
   send(&mut sim, data(1), b"c");
   let b = sim.nodes[1].accepted[0];

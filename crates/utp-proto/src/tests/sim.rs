@@ -151,7 +151,14 @@ impl Sim {
     let to = self.addr(b);
     let now = self.now;
     let h = self.nodes[a].ep.connect(now, to).expect("connect");
-    self.nodes[a].apps.insert(h, App { to_send: data, finish, ..App::default() });
+    self.nodes[a].apps.insert(
+      h,
+      App {
+        to_send: data,
+        finish,
+        ..App::default()
+      },
+    );
     h
   }
 
@@ -162,7 +169,13 @@ impl Sim {
   /// Inject a datagram as if `from` had sent it to node `to`, arriving now
   pub fn inject(&mut self, to: usize, from: SocketAddr, data: Vec<u8>) {
     self.order += 1;
-    self.queue.push(Reverse(InFlight { at: self.now, order: self.order, to, from, data }));
+    self.queue.push(Reverse(InFlight {
+      at: self.now,
+      order: self.order,
+      to,
+      from,
+      data,
+    }));
   }
 
   /// Let the applications act, collect their output, and schedule it on the links
@@ -174,7 +187,10 @@ impl Sim {
         burst += 1;
         if burst > 200_000 {
           let last = crate::packet::decode(&self.scratch).map(|p| p.header);
-          panic!("seed {}: node {i} transmits without end; last {last:?}", self.seed);
+          panic!(
+            "seed {}: node {i} transmits without end; last {last:?}",
+            self.seed
+          );
         }
         let mut buf = std::mem::take(&mut self.scratch);
         let now = self.now;
@@ -205,7 +221,12 @@ impl Sim {
     let copies = if self.rng.chance(link.dup_pct) { 2 } else { 1 };
     let mut depart = self.now;
     if let Some(rate) = link.rate {
-      let busy = self.link_busy_until.get(&(a, b)).copied().unwrap_or(self.now).max(self.now);
+      let busy = self
+        .link_busy_until
+        .get(&(a, b))
+        .copied()
+        .unwrap_or(self.now)
+        .max(self.now);
       let queued = busy.saturating_since(self.now);
       if queued > link.max_queue {
         self.dropped += 1;
@@ -225,7 +246,13 @@ impl Sim {
         at = at + link.latency.max(Duration::from_millis(1));
       }
       self.order += 1;
-      self.queue.push(Reverse(InFlight { at, order: self.order, to: b, from, data: data.clone() }));
+      self.queue.push(Reverse(InFlight {
+        at,
+        order: self.order,
+        to: b,
+        from,
+        data: data.clone(),
+      }));
     }
   }
 
@@ -333,7 +360,12 @@ impl Sim {
       if self.now == last_now {
         stuck += 1;
         let timeouts: Vec<_> = self.nodes.iter_mut().map(|n| n.ep.poll_timeout()).collect();
-        assert!(stuck < 100_000, "seed {}: time stuck at {:?}; timeouts {timeouts:?}", self.seed, self.now);
+        assert!(
+          stuck < 100_000,
+          "seed {}: time stuck at {:?}; timeouts {timeouts:?}",
+          self.seed,
+          self.now
+        );
       } else {
         (last_now, stuck) = (self.now, 0);
       }
