@@ -1,0 +1,84 @@
+// Wire compatibility with libutp, the uTP the BitTorrent world speaks, through the utp-native binding:
+// our client to its server and its client to our server, 8 MiB each way, checksummed.
+import { createHash, randomBytes } from 'crypto'
+import { describe, expect, it } from 'vitest'
+import { cleanupNodes, drainHash, listeningNode, makeNode, once, requireFromRoot, type Socket } from './helpers/utp'
+
+interface LibutpSocket extends NodeJS.ReadWriteStream {
+  end (data?: Buffer): this
+  destroy (): void
+}
+interface LibutpServer {
+  listen (port: number, host: string, cb: () => void): void
+  address (): { port: number }
+  close (): void
+}
+interface Libutp {
+  createServer (onconnection: (s: LibutpSocket) => void): LibutpServer
+  connect (port: number, host: string): LibutpSocket
+}
+const libutp = requireFromRoot('utp-native') as Libutp
+
+const SIZE = 8 << 20
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+
+cleanupNodes()
+
+describe('interop with libutp (utp-native)', () => {
+  it('our client -> libutp server: 8 MiB each way', async () => {
+    const up = randomBytes(SIZE)
+    const down = randomBytes(SIZE)
+    const server = libutp.createServer((sock) => {
+      // libutp's server only speaks after the client's first data; echo a different payload back
+      void drainHash(sock).then((got) => {
+        serverGot = got
+        sock.end(down)
+      })
+    })
+    let serverGot: { bytes: number, sha256: string } | undefined
+    const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve(server.address().port)))
+    try {
+      const node = makeNode()
+      await node.bindAsync(0, '127.0.0.1')
+      const sock = node.connect(port, '127.0.0.1')
+      const received = drainHash(sock)
+      sock.end(up)
+      const got = await received
+      expect(serverGot).toEqual({ bytes: SIZE, sha256: sha256(up) })
+      expect(got).toEqual({ bytes: SIZE, sha256: sha256(down) })
+    } finally {
+      server.close()
+    }
+  })
+
+  it('libutp client -> our server: 8 MiB each way', async () => {
+    const up = randomBytes(SIZE)
+    const down = randomBytes(SIZE)
+    let serverGot: Promise<{ bytes: number, sha256: string }> | undefined
+    const { port } = await listeningNode({ allowHalfOpen: true }, (sock: Socket) => {
+      serverGot = drainHash(sock)
+      // Send back while still receiving: both directions at once
+      sock.end(down)
+    })
+    const client = libutp.connect(port, '127.0.0.1')
+    const received = drainHash(client)
+    client.end(up)
+    const got = await received
+    expect(got).toEqual({ bytes: SIZE, sha256: sha256(down) })
+    expect(serverGot).toBeDefined()
+    expect(await serverGot).toEqual({ bytes: SIZE, sha256: sha256(up) })
+    client.destroy()
+  })
+
+  it('a libutp peer and ours share one port with raw datagrams', async () => {
+    const node = makeNode()
+    await node.bindAsync(0, '127.0.0.1')
+    const raw = node.getUdpSocket()
+    const message = once<Buffer>(raw, 'message')
+    const { createSocket } = await import('dgram')
+    const probe = createSocket('udp4')
+    probe.send(Buffer.from('not utp'), node.address().port, '127.0.0.1')
+    expect((await message).toString()).toBe('not utp')
+    probe.close()
+  })
+})
