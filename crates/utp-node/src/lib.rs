@@ -414,7 +414,12 @@ fn config(o: &NativeOptions) -> JsResult<(Config, Duration)> {
     send_buffer: buffer,
     idle_timeout,
     min_rto: ms("resend", o.resend)?,
-    keepalive: ms("keepAlive", o.keep_alive)?,
+    // 0 turns keepalives off
+    keepalive: if o.keep_alive == 0.0 {
+      Duration::ZERO
+    } else {
+      ms("keepAlive", o.keep_alive)?
+    },
     max_connections,
     ..defaults
   };

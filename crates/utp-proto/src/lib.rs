@@ -77,7 +77,7 @@ pub struct Config {
   pub max_rto: Duration,
   /// A peer silent this long while we wait on it is declared dead (utp-punch's `timeout`)
   pub idle_timeout: Duration,
-  /// Send a keepalive after this long without sending (utp-punch's `keepAlive`)
+  /// Send a keepalive after this long without sending (utp-punch's `keepAlive`); zero disables
   pub keepalive: Duration,
   /// Connections an endpoint holds at once
   pub max_connections: usize,

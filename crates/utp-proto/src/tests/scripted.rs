@@ -1,0 +1,360 @@
+//! Scripted exchanges with one endpoint: we play the peer packet by packet and check every answer
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::packet::{self, Header, Packet, PacketType};
+use crate::seq::SeqNr;
+use crate::{CloseReason, Config, ConnectionHandle, Endpoint, Event, Instant};
+
+const PEER: &str = "192.0.2.7:6881";
+
+/// One endpoint under test and the peer we impersonate
+struct Script {
+  ep: Endpoint,
+  now: Instant,
+  peer: SocketAddr,
+  events: Vec<(ConnectionHandle, Event)>,
+}
+
+impl Script {
+  fn new(cfg: Config) -> Self {
+    let mut ep = Endpoint::new(cfg, 42);
+    ep.set_listening(true);
+    Self {
+      ep,
+      now: Instant::from_micros(10_000_000),
+      peer: PEER.parse().unwrap(),
+      events: Vec::new(),
+    }
+  }
+
+  fn advance(&mut self, d: Duration) {
+    self.now = self.now + d;
+    self.ep.handle_timeout(self.now);
+  }
+
+  fn send(&mut self, header: Header, payload: &[u8]) {
+    self.send_sack(header, None, payload);
+  }
+
+  fn send_sack(&mut self, header: Header, sack: Option<&[u8]>, payload: &[u8]) {
+    let sack = sack.map(|b| packet::SelectiveAck::new(b).unwrap());
+    let mut buf = Vec::new();
+    Packet {
+      header,
+      sack,
+      payload,
+    }
+    .encode(&mut buf);
+    self.ep.handle_datagram(self.now, self.peer, &buf);
+  }
+
+  /// Everything the endpoint sends now, decoded (header, sack bytes, payload)
+  fn recv(&mut self) -> Vec<(Header, Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    while let Some(t) = self.ep.poll_transmit(self.now, &mut buf) {
+      assert_eq!(t.destination, self.peer);
+      let p = packet::decode(&buf[..t.size]).unwrap();
+      out.push((
+        p.header,
+        p.sack.map(|s| s.bytes().to_vec()).unwrap_or_default(),
+        p.payload.to_vec(),
+      ));
+    }
+    while let Some(e) = self.ep.poll_event() {
+      self.events.push(e);
+    }
+    out
+  }
+}
+
+fn syn(conn_id: u16, seq: u16) -> Header {
+  Header {
+    ty: PacketType::Syn,
+    conn_id,
+    timestamp: 1000,
+    timestamp_diff: 0,
+    wnd_size: 1 << 20,
+    seq_nr: SeqNr(seq),
+    ack_nr: SeqNr(0),
+  }
+}
+
+/// Accept a connection from the scripted peer: returns (handle, the responder's first seq)
+fn accept(s: &mut Script) -> (ConnectionHandle, SeqNr) {
+  s.send(syn(0x7000, 100), &[]);
+  let out = s.recv();
+  assert_eq!(out.len(), 1);
+  let (h, _, _) = &out[0];
+  assert_eq!(
+    (h.ty, h.conn_id, h.ack_nr),
+    (PacketType::State, 0x7000, SeqNr(100))
+  );
+  let handle = s.events.iter().find(|(_, e)| *e == Event::Incoming).unwrap().0;
+  (handle, h.seq_nr)
+}
+
+fn data(seq: u16, ack: SeqNr) -> Header {
+  Header {
+    ty: PacketType::Data,
+    conn_id: 0x7001,
+    seq_nr: SeqNr(seq),
+    ack_nr: ack,
+    ..syn(0, 0)
+  }
+}
+
+#[test]
+fn three_duplicate_acks_trigger_fast_retransmit() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  s.ep.write(h, &[9; 5000]).unwrap();
+  let sent = s.recv();
+  assert_eq!(sent.len(), 5, "initial window carries all 5 packets");
+  assert_eq!(sent[0].0.seq_nr, first);
+  // The peer got nothing of it (its ack_nr stays one before our first data) and says so three times
+  let dup = Header {
+    ty: PacketType::State,
+    conn_id: 0x7001,
+    seq_nr: SeqNr(101),
+    ack_nr: first.sub(1),
+    ..syn(0, 0)
+  };
+  for _ in 0..2 {
+    s.send(dup, &[]);
+    assert!(s.recv().is_empty());
+  }
+  s.send(dup, &[]);
+  let out = s.recv();
+  assert_eq!(out.len(), 1);
+  assert_eq!((out[0].0.ty, out[0].0.seq_nr), (PacketType::Data, first));
+  assert_eq!(s.ep.connection_stats(h).unwrap().retransmits, 1);
+}
+
+#[test]
+fn sack_marks_holes_lost_and_resends_only_them() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  s.ep.write(h, &[1; 6000]).unwrap();
+  assert_eq!(s.recv().len(), 6);
+  // Peer has first+1 .. first+4 but not `first`: cumulative ack stays, SACK bits 0..3 (first+1..)
+  // Wait: bit 0 is ack_nr + 2 = first + 1
+  let st = Header {
+    ty: PacketType::State,
+    conn_id: 0x7001,
+    seq_nr: SeqNr(101),
+    ack_nr: first.sub(1),
+    ..syn(0, 0)
+  };
+  s.send_sack(st, Some(&[0b1111, 0, 0, 0]), &[]);
+  let out = s.recv();
+  assert_eq!(
+    out.iter().map(|p| p.0.seq_nr).collect::<Vec<_>>(),
+    vec![first],
+    "only the hole"
+  );
+}
+
+#[test]
+fn acks_for_unsent_data_are_ignored() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  s.ep.write(h, &[1; 1000]).unwrap();
+  s.recv();
+  let bogus = Header {
+    ty: PacketType::State,
+    conn_id: 0x7001,
+    seq_nr: SeqNr(101),
+    ack_nr: first.add(50),
+    ..syn(0, 0)
+  };
+  s.send(bogus, &[]);
+  assert_eq!(
+    s.ep.connection_stats(h).unwrap().in_flight,
+    1000,
+    "nothing acknowledged"
+  );
+}
+
+#[test]
+fn zero_window_is_probed_and_reopens() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  // The peer advertises no room at all
+  let closed = Header {
+    ty: PacketType::State,
+    conn_id: 0x7001,
+    seq_nr: SeqNr(101),
+    ack_nr: first.sub(1),
+    wnd_size: 0,
+    ..syn(0, 0)
+  };
+  s.send(closed, &[]);
+  s.ep.write(h, &[3; 3000]).unwrap();
+  assert!(s.recv().is_empty(), "closed window: nothing sent");
+  s.advance(Duration::from_millis(1100));
+  let probe = s.recv();
+  assert_eq!(probe.len(), 1, "one probe packet after the persist timer");
+  // The probe is acknowledged with an open window: the rest flows
+  let open = Header {
+    ack_nr: probe[0].0.seq_nr,
+    wnd_size: 1 << 20,
+    ..closed
+  };
+  s.send(open, &[]);
+  assert_eq!(s.recv().len(), 2);
+}
+
+#[test]
+fn fin_is_delivered_in_order_after_the_data_before_it() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  let ack = first.sub(1);
+  s.send(
+    Header {
+      ty: PacketType::Fin,
+      ..data(103, ack)
+    },
+    &[],
+  );
+  s.send(data(102, ack), b"b");
+  s.recv();
+  let mut buf = Vec::new();
+  assert_eq!(
+    s.ep.read(h, &mut buf, 100),
+    (0, false),
+    "101 is missing: nothing readable, no end"
+  );
+  s.send(data(101, ack), b"a");
+  let acks = s.recv();
+  assert_eq!(acks.last().unwrap().0.ack_nr, SeqNr(103), "FIN acknowledged");
+  assert_eq!(s.ep.read(h, &mut buf, 100), (2, true));
+  assert_eq!(buf, b"ab");
+  // Data claiming to come after the FIN is ignored
+  s.send(data(104, ack), b"zzz");
+  assert_eq!(s.ep.read(h, &mut buf, 100), (0, true));
+}
+
+#[test]
+fn keepalive_goes_out_when_idle_and_is_answered() {
+  let cfg = Config {
+    keepalive: Duration::from_millis(500),
+    ..Config::default()
+  };
+  let mut s = Script::new(cfg);
+  let (_, first) = accept(&mut s);
+  s.advance(Duration::from_millis(600));
+  let ka = s.recv();
+  assert_eq!(ka.len(), 1);
+  assert_eq!(
+    (ka[0].0.ty, ka[0].0.ack_nr),
+    (PacketType::State, SeqNr(99)),
+    "libutp form: ack_nr - 1"
+  );
+  // The peer's keepalive (ack one before our last sent) gets an immediate answer
+  let peer_ka = Header {
+    ty: PacketType::State,
+    conn_id: 0x7001,
+    seq_nr: SeqNr(101),
+    ack_nr: first.sub(2),
+    ..syn(0, 0)
+  };
+  s.send(peer_ka, &[]);
+  let answer = s.recv();
+  assert_eq!(answer.len(), 1);
+  assert_eq!(answer[0].0.ack_nr, SeqNr(100));
+}
+
+#[test]
+fn reset_from_the_peer_closes_and_stray_packets_get_reset() {
+  let mut s = Script::new(Config::default());
+  let (h, _) = accept(&mut s);
+  let reset = Header {
+    ty: PacketType::Reset,
+    conn_id: 0x7001,
+    ..syn(0, 0)
+  };
+  s.send(reset, &[]);
+  s.recv();
+  assert!(s.events.contains(&(h, Event::Closed(CloseReason::Reset))));
+  // An unknown connection's data is answered with RESET, a RESET never is
+  s.send(
+    Header {
+      conn_id: 0x1111,
+      ..data(5, SeqNr(5))
+    },
+    b"x",
+  );
+  let out = s.recv();
+  assert_eq!(out.len(), 1);
+  assert_eq!(
+    (out[0].0.ty, out[0].0.conn_id, out[0].0.ack_nr),
+    (PacketType::Reset, 0x1111, SeqNr(5))
+  );
+  s.send(
+    Header {
+      conn_id: 0x1111,
+      ..reset
+    },
+    &[],
+  );
+  assert!(s.recv().is_empty());
+}
+
+#[test]
+fn resets_to_strangers_are_rate_limited() {
+  let cfg = Config {
+    resets_per_second: 10,
+    ..Config::default()
+  };
+  let mut s = Script::new(cfg);
+  for i in 0..100u16 {
+    s.send(
+      Header {
+        conn_id: i,
+        ..data(5, SeqNr(5))
+      },
+      b"x",
+    );
+  }
+  assert_eq!(s.recv().len(), 10);
+  s.advance(Duration::from_secs(1));
+  s.send(
+    Header {
+      conn_id: 500,
+      ..data(5, SeqNr(5))
+    },
+    b"x",
+  );
+  assert_eq!(s.recv().len(), 1);
+}
+
+#[test]
+fn outgoing_connection_uses_recv_id_in_syn_and_recv_id_plus_one_after() {
+  let mut s = Script::new(Config::default());
+  let h = s.ep.connect(s.now, s.peer).unwrap();
+  let out = s.recv();
+  let syn_h = out[0].0;
+  assert_eq!(syn_h.ty, PacketType::Syn);
+  let recv_id = syn_h.conn_id;
+  assert_eq!(s.ep.connection_id(h), Some(recv_id));
+  // The SYN-ACK names the responder's first seq; our ack_nr becomes that minus one (libutp)
+  let synack = Header {
+    ty: PacketType::State,
+    conn_id: recv_id,
+    seq_nr: SeqNr(7000),
+    ack_nr: syn_h.seq_nr,
+    ..syn(0, 0)
+  };
+  s.send(synack, &[]);
+  s.recv();
+  assert!(s.events.contains(&(h, Event::Connected)));
+  s.ep.write(h, b"hi").unwrap();
+  let out = s.recv();
+  assert_eq!(out[0].0.conn_id, recv_id.wrapping_add(1));
+  assert_eq!(out[0].0.ack_nr, SeqNr(6999));
+  assert_eq!(out[0].0.seq_nr, syn_h.seq_nr.add(1));
+  assert_eq!(out[0].2, b"hi");
+}
