@@ -45,6 +45,10 @@ pub trait Controller: Send + fmt::Debug {
   fn queuing_delay(&self) -> Duration {
     Duration::ZERO
   }
+  /// Whether the window is still growing exponentially (the pacer sends faster then)
+  fn in_slow_start(&self) -> bool {
+    false
+  }
 }
 
 //= https://datatracker.ietf.org/doc/html/rfc6817#section-2.5
@@ -155,11 +159,6 @@ impl Ledbat {
     self.cwnd = self.cwnd.min(max_window as f64);
   }
 
-  /// Whether the controller is still in slow start
-  pub fn in_slow_start(&self) -> bool {
-    self.slow_start
-  }
-
   fn record_delay(&mut self, now: Instant, sample: u32) {
     self.base.add(now, sample);
     self.recent[self.recent_next] = sample;
@@ -240,6 +239,10 @@ impl Controller for Ledbat {
 
   fn queuing_delay(&self) -> Duration {
     self.queuing_delay
+  }
+
+  fn in_slow_start(&self) -> bool {
+    self.slow_start
   }
 }
 

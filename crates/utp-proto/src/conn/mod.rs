@@ -143,7 +143,8 @@ pub(crate) struct Connection {
   send: SendBuffer,
   syn_unsent: bool,
   peer_window: usize,
-  cc: Ledbat,
+  /// Congestion control behind the trait, so another controller can replace LEDBAT
+  cc: Box<dyn Controller>,
   rtt: RttEstimator,
   rto_backoffs: u32,
   rto_deadline: Option<Instant>,
@@ -261,11 +262,11 @@ impl Connection {
       send: SendBuffer::new(initial_seq),
       syn_unsent: false,
       peer_window: cfg.recv_buffer,
-      cc: Ledbat::new(
+      cc: Box::new(Ledbat::new(
         cfg.initial_window.max(mss),
         mss.min(cfg.send_buffer),
         cfg.max_window.max(mss),
-      ),
+      )),
       rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
       rto_backoffs: 0,
       rto_deadline: None,
