@@ -1,0 +1,6 @@
+// ESM entry: the CommonJS build's export object is the Node class; re-export it as default and by name
+import Node from './dist/index.js'
+
+export default Node
+export const { Socket, UdpSocketFacade, errors, defaults } = Node
+export { Node }

@@ -1,0 +1,127 @@
+// Option validation and defaults; argument checks shared by Node, Socket and the UDP facade
+
+import * as net from 'net'
+
+import { codes, createError } from './errors'
+
+export interface NodeOptions {
+  /** Packets of buffering per connection: receive window and send buffer are bufferSize * mtu bytes (default 64) */
+  bufferSize?: number
+  /** Payload bytes per packet, excluding the uTP header (default 1000) */
+  mtu?: number
+  /** Milliseconds of peer silence, or of connecting, after which a connection fails with ETIMEDOUT (default 5000) */
+  timeout?: number
+  /** Lower bound of the retransmission timeout in milliseconds (default 100) */
+  resend?: number
+  /** Milliseconds of idle sending after which a keepalive goes out; 0 turns keepalives off (default 1000) */
+  keepAlive?: number
+  /** Connections open at once (default 32768) */
+  maxConnections?: number
+  /** Keep a connection writable after the peer ended its side, like net's allowHalfOpen (default false) */
+  allowHalfOpen?: boolean
+}
+
+export type ResolvedOptions = Required<NodeOptions>
+
+export const defaults: Readonly<ResolvedOptions> = Object.freeze({
+  bufferSize: 64,
+  mtu: 1000,
+  timeout: 5000,
+  resend: 100,
+  keepAlive: 1000,
+  maxConnections: 32768,
+  allowHalfOpen: false
+})
+
+interface Range { min: number, max: number, zeroOk?: boolean }
+
+const ranges: Record<Exclude<keyof NodeOptions, 'allowHalfOpen'>, Range> = {
+  bufferSize: { min: 2, max: 65536 },
+  mtu: { min: 64, max: 65000 },
+  timeout: { min: 100, max: 3600000 },
+  resend: { min: 1, max: 60000 },
+  keepAlive: { min: 100, max: 3600000, zeroOk: true },
+  maxConnections: { min: 1, max: 1 << 20 }
+}
+
+function describe (value: unknown): string {
+  if (value === null) return 'null'
+  if (typeof value === 'string') return `type string ('${value.length > 20 ? value.slice(0, 20) + '...' : value}')`
+  if (typeof value === 'object') return 'an instance of ' + ((value as object).constructor?.name ?? 'Object')
+  return `type ${typeof value} (${String(value)})`
+}
+
+export function invalidType (name: string, expected: string, value: unknown): Error {
+  return createError(codes.ERR_INVALID_ARG_TYPE, `The "${name}" argument must be ${expected}. Received ${describe(value)}`, TypeError)
+}
+
+export function invalidValue (name: string, value: unknown, reason: string): Error {
+  return createError(codes.ERR_INVALID_ARG_VALUE, `The argument '${name}' ${reason}. Received ${String(value)}`, RangeError)
+}
+
+/** An integer in [min, max] (the option and argument form both use this) */
+export function validateInteger (name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number') throw invalidType(name, 'of type number', value)
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw invalidValue(name, value, `must be an integer >= ${min} and <= ${max}`)
+  }
+  return value
+}
+
+export function validateOptions (options: unknown): ResolvedOptions {
+  if (options === undefined || options === null) return { ...defaults }
+  if (typeof options !== 'object') throw invalidType('options', 'of type object', options)
+  const opts = options as Record<string, unknown>
+  const out: ResolvedOptions = { ...defaults }
+  for (const key of Object.keys(ranges) as Array<keyof typeof ranges>) {
+    const value = opts[key]
+    if (value === undefined) continue
+    const r = ranges[key]
+    if (r.zeroOk === true && value === 0) {
+      out[key] = 0
+      continue
+    }
+    if (typeof value !== 'number') throw invalidType(`options.${key}`, 'of type number', value)
+    if (!Number.isInteger(value) || value < r.min || value > r.max) {
+      const zero = r.zeroOk === true ? ' (or 0 to turn it off)' : ''
+      throw invalidValue(`options.${key}`, value, `must be an integer >= ${r.min} and <= ${r.max}${zero}`)
+    }
+    out[key] = value
+  }
+  if (opts.allowHalfOpen !== undefined) {
+    if (typeof opts.allowHalfOpen !== 'boolean') throw invalidType('options.allowHalfOpen', 'of type boolean', opts.allowHalfOpen)
+    out.allowHalfOpen = opts.allowHalfOpen
+  }
+  return out
+}
+
+/**
+ * A port number as dgram accepts it: an integer (or a string holding one) in 0..65535, or 1..65535 when
+ * `allowZero` is false (a destination). Anything else is a RangeError with code ERR_SOCKET_BAD_PORT.
+ */
+export function validatePort (port: unknown, name = 'Port', allowZero = true): number {
+  let n = NaN
+  if (typeof port === 'number') n = port
+  else if (typeof port === 'string' && port.trim() !== '' && /^\s*\d+\s*$/.test(port)) n = Number(port)
+  if (!Number.isInteger(n) || n < (allowZero ? 0 : 1) || n > 65535) {
+    throw createError(codes.ERR_SOCKET_BAD_PORT, `${name} should be >= ${allowZero ? 0 : 1} and < 65536. Received ${describe(port)}.`, RangeError)
+  }
+  return n
+}
+
+export function validateHost (host: unknown, name = 'host'): string {
+  if (typeof host !== 'string') throw invalidType(name, 'of type string', host)
+  if (host === '') throw invalidValue(name, host, 'must be a non-empty string')
+  return host
+}
+
+/** '::ffff:1.2.3.4' becomes '1.2.3.4'; IPv6 is lower-cased; IPv6 zone ids are kept */
+export function normalizeAddress (address: string): string {
+  const lower = address.toLowerCase()
+  if (lower.startsWith('::ffff:') && net.isIPv4(lower.slice(7))) return lower.slice(7)
+  return net.isIPv6(lower) ? lower : address
+}
+
+export function familyOf (address: string): 'IPv4' | 'IPv6' {
+  return net.isIPv6(address) ? 'IPv6' : 'IPv4'
+}

@@ -1,0 +1,268 @@
+// One uTP connection as a Duplex stream. The Node owns the native handle table and calls the `_onX`
+// methods below while it walks a drained event batch; the stream methods call straight into the native node.
+
+import { Duplex } from 'stream'
+
+import { closeReasonError, asError } from './errors'
+import { CloseReason, type AddressInfo, type ConnectionStats, type NativeNode } from './native'
+import { familyOf, normalizeAddress, validateInteger } from './options'
+
+type Callback = (err?: Error | null) => void
+
+/** What a Socket needs from the Node that made it */
+export interface SocketOwner {
+  address(): AddressInfo
+  /** A connection timed out: the Node re-emits 'timeout' (utp-punch documents `node.on('timeout')`) */
+  _onSocketTimeout(socket: Socket): void
+}
+
+export interface SocketInit {
+  allowHalfOpen: boolean
+  /** Payload bytes per packet, for getMtu() before a connection has stats */
+  mtu: number
+  remoteAddress?: string
+  remotePort: number
+  /** An outgoing connection: 'connect' follows once the handshake completes */
+  connecting: boolean
+}
+
+export class Socket extends Duplex {
+  /** The peer's address (IPv4-mapped IPv6 addresses are shown as IPv4); undefined until resolved */
+  remoteAddress: string | undefined
+  remotePort: number
+  remoteFamily: 'IPv4' | 'IPv6' | undefined
+  /** True from connect() until 'connect' (or failure) */
+  connecting: boolean
+
+  private readonly _owner: SocketOwner
+  private readonly _mtu: number
+  private _native: NativeNode | null = null
+  private _handle = 0
+  /** The native side reported CLOSED: the handle is gone */
+  private _nativeClosed = false
+  /** push(null) was called (END, or CLOSED without END) */
+  private _eof = false
+  /** DATA delivery is stopped natively because push() returned false */
+  private _readStopped = false
+  /** A write the native send buffer refused to take more after; finished by WRITABLE */
+  private _writeCb: Callback | null = null
+  /** Operations waiting for the handle (an outgoing connection still resolving its host) */
+  private _pendingWrite: { chunks: Buffer[], cb: Callback } | null = null
+  private _pendingFinal: Callback | null = null
+  private _idleMs = 0
+  private _idleTimer: NodeJS.Timeout | null = null
+
+  /** @internal Sockets are made by Node (connect() and incoming connections) */
+  constructor (owner: SocketOwner, init: SocketInit) {
+    super({ allowHalfOpen: init.allowHalfOpen })
+    this._owner = owner
+    this._mtu = init.mtu
+    this.remotePort = init.remotePort
+    this.remoteAddress = undefined
+    this.remoteFamily = undefined
+    this.connecting = init.connecting
+    if (init.remoteAddress !== undefined) this._setRemote(init.remoteAddress)
+  }
+
+  /** The connection's handle in the native node (0 until the connection exists) */
+  get id (): number {
+    return this._handle
+  }
+
+  /** The local address: the Node's bound address */
+  address (): AddressInfo {
+    return this._owner.address()
+  }
+
+  /** Emit 'timeout' after `ms` without data in either direction (0 turns it off); like net.Socket#setTimeout */
+  setTimeout (ms: number, callback?: () => void): this {
+    validateInteger('msecs', ms, 0, 2 ** 31 - 1)
+    if (callback !== undefined) {
+      if (ms === 0) this.removeListener('timeout', callback)
+      else this.once('timeout', callback)
+    }
+    this._idleMs = ms
+    if (this._idleTimer !== null) {
+      clearTimeout(this._idleTimer)
+      this._idleTimer = null
+    }
+    if (ms > 0 && !this.destroyed) {
+      this._idleTimer = setTimeout(() => this.emit('timeout'), ms)
+      this._idleTimer.unref()
+    }
+    return this
+  }
+
+  getTimeout (): number {
+    return this._idleMs
+  }
+
+  /** Payload bytes per packet */
+  getMtu (): number {
+    return this.stats()?.mtu ?? this._mtu
+  }
+
+  /** RTT, window and counter snapshot from the native connection; null before it exists or after it closed */
+  stats (): ConnectionStats | null {
+    if (this._native === null || this._nativeClosed) return null
+    return this._native.connectionStats(this._handle)
+  }
+
+  // ---- called by Node -----------------------------------------------------------------------------------
+
+  /** @internal The native connection exists now; replay what waited for it */
+  _attach (native: NativeNode, handle: number, remoteAddress?: string): void {
+    this._native = native
+    this._handle = handle
+    if (remoteAddress !== undefined) this._setRemote(remoteAddress)
+    const w = this._pendingWrite
+    this._pendingWrite = null
+    if (w !== null) this._writeNative(w.chunks, w.cb)
+    const f = this._pendingFinal
+    this._pendingFinal = null
+    if (f !== null) this._final(f)
+  }
+
+  /** @internal */
+  _setRemote (address: string): void {
+    this.remoteAddress = normalizeAddress(address)
+    this.remoteFamily = familyOf(this.remoteAddress)
+  }
+
+  /** @internal Outgoing handshake completed */
+  _onConnect (): void {
+    if (this.destroyed) return
+    this.connecting = false
+    this.emit('connect')
+  }
+
+  /** @internal A view of the batch's data buffer */
+  _onData (chunk: Buffer): void {
+    if (this.destroyed || this._eof) return
+    this._touch()
+    if (!this.push(chunk)) this._stopReading()
+  }
+
+  /** @internal Peer sent FIN and all data before it was delivered */
+  _onEnd (): void {
+    if (this.destroyed || this._eof) return
+    this._eof = true
+    this.push(null)
+  }
+
+  /** @internal The native send buffer has room again */
+  _onWritable (): void {
+    const cb = this._writeCb
+    this._writeCb = null
+    if (cb !== null) cb()
+  }
+
+  /** @internal The native connection is gone */
+  _onClosed (reason: number): void {
+    this._nativeClosed = true
+    this._writeCb = null
+    this.connecting = false
+    if (this.destroyed) return
+    if (reason === CloseReason.FINISHED) {
+      // Both FINs exchanged. Let the stream end on its own (autoDestroy) once the reader consumed everything
+      this._onEnd()
+      return
+    }
+    if (reason === CloseReason.TIMED_OUT) {
+      this.emit('timeout')
+      this._owner._onSocketTimeout(this)
+    }
+    this.destroy(closeReasonError(reason, this.remoteAddress, this.remotePort) ?? undefined)
+  }
+
+  /** @internal The connection could not be made (host lookup, native connect, node closed) */
+  _fail (err: Error): void {
+    this.connecting = false
+    this._nativeClosed = true
+    if (!this.destroyed) this.destroy(err)
+  }
+
+  // ---- stream implementation ----------------------------------------------------------------------------
+
+  override _read (): void {
+    if (this._readStopped && this._native !== null && !this._nativeClosed) {
+      this._readStopped = false
+      this._native.setReading(this._handle, true)
+    }
+  }
+
+  override _write (chunk: Buffer, _encoding: BufferEncoding, cb: Callback): void {
+    this._writeNative([chunk], cb)
+  }
+
+  override _writev (chunks: Array<{ chunk: Buffer }>, cb: Callback): void {
+    const buffers = new Array<Buffer>(chunks.length)
+    for (let i = 0; i < chunks.length; i++) buffers[i] = chunks[i].chunk
+    this._writeNative(buffers, cb)
+  }
+
+  override _final (cb: Callback): void {
+    if (this._native === null) {
+      this._pendingFinal = cb
+      return
+    }
+    if (this._nativeClosed) {
+      cb()
+      return
+    }
+    try {
+      this._native.end(this._handle)
+    } catch (e) {
+      cb(asError(e))
+      return
+    }
+    cb()
+  }
+
+  override _destroy (err: Error | null, cb: Callback): void {
+    if (this._idleTimer !== null) {
+      clearTimeout(this._idleTimer)
+      this._idleTimer = null
+    }
+    this._pendingWrite = null
+    this._pendingFinal = null
+    this._writeCb = null
+    // A clean end on both sides lets the native connection finish its FIN exchange; anything else aborts
+    const graceful = err === null && this.writableFinished && this.readableEnded
+    if (this._native !== null && !this._nativeClosed && !graceful) {
+      try {
+        this._native.destroy(this._handle)
+      } catch {
+        // already gone natively; CLOSED is on its way
+      }
+    }
+    cb(err)
+  }
+
+  private _writeNative (chunks: Buffer[], cb: Callback): void {
+    if (this._native === null) {
+      this._pendingWrite = { chunks, cb }
+      return
+    }
+    this._touch()
+    let more: boolean
+    try {
+      more = this._native.write(this._handle, chunks)
+    } catch (e) {
+      cb(asError(e))
+      return
+    }
+    if (more) cb()
+    else this._writeCb = cb
+  }
+
+  private _stopReading (): void {
+    if (this._readStopped || this._native === null || this._nativeClosed) return
+    this._readStopped = true
+    this._native.setReading(this._handle, false)
+  }
+
+  private _touch (): void {
+    if (this._idleTimer !== null) this._idleTimer.refresh()
+  }
+}

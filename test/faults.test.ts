@@ -1,0 +1,131 @@
+// Faulty networks through a UDP relay: a vanished peer, loss/duplication/reordering, hostile datagrams
+import * as dgram from 'dgram'
+import { afterEach, describe, expect, it } from 'vitest'
+
+import { createRelay, type Relay } from './helpers/relay'
+import { cleanupNodes, closed, drainHash, listeningNode, makeNode, once, writeRandom, type Socket } from './helpers/utp'
+
+const MiB = 1024 * 1024
+
+describe('faulty networks', () => {
+  const relays: Relay[] = []
+  // after-hooks run last-registered first: nodes close (through their relays) before the relays go
+  afterEach(async () => {
+    await Promise.all(relays.splice(0).map(r => r.close()))
+  })
+  cleanupNodes()
+
+  it('a peer that vanishes gives timeout and ETIMEDOUT within about the configured timeout', async () => {
+    const timeout = 1500
+    let serverSocket!: Socket
+    const { port } = await listeningNode({ timeout }, s => {
+      serverSocket = s
+      s.on('error', () => {}) // the server side times out too
+      s.resume()
+    })
+    const relay = await createRelay(port)
+    relays.push(relay)
+    const client = makeNode({ timeout })
+    const socket = client.connect(relay.port)
+    await once(socket, 'connect')
+    socket.write('before')
+    await once(serverSocket, 'data')
+
+    relay.faults.blackhole = true
+    const t0 = Date.now()
+    socket.write('into the void')
+    const events: string[] = []
+    const nodeTimeout = once<Socket>(client, 'timeout')
+    socket.on('timeout', () => events.push(`timeout@${Date.now() - t0}`))
+    const err = await new Promise<NodeJS.ErrnoException>(resolve => socket.once('error', resolve))
+    const elapsed = Date.now() - t0
+    console.log(`vanished peer: ${events.join(', ')}, error after ${elapsed} ms`)
+    expect(err.code).toBe('ETIMEDOUT')
+    expect(events.length).toBe(1)
+    expect(elapsed).toBeGreaterThanOrEqual(1000)
+    expect(elapsed).toBeLessThanOrEqual(4000)
+    expect(await nodeTimeout).toBe(socket)
+    await closed(socket)
+  })
+
+  it('8 MiB through 5% loss with duplication and reordering arrives intact', async () => {
+    let serverSide: Promise<{ bytes: number, sha256: string }> | undefined
+    const { port } = await listeningNode(undefined, s => { serverSide = drainHash(s) })
+    const relay = await createRelay(port, { loss: 0.05, dup: 0.02, reorder: 0.02, reorderDelay: 8 }, 0x5eed)
+    relays.push(relay)
+    const socket = makeNode().connect(relay.port)
+    socket.resume()
+    const t0 = Date.now()
+    const sent = await writeRandom(socket, 8 * MiB)
+    await once(socket, 'finish')
+    expect(serverSide).toBeDefined()
+    const got = await (serverSide as NonNullable<typeof serverSide>)
+    console.log(`lossy relay: 8 MiB in ${Date.now() - t0} ms, ${JSON.stringify(relay.stats)}, retransmits ${socket.stats()?.retransmits ?? '(closed)'}`)
+    expect(got.bytes).toBe(8 * MiB)
+    expect(got.sha256).toBe(sent)
+    expect(relay.stats.dropped).toBeGreaterThan(0)
+  })
+
+  it('hostile datagrams from another address during a transfer change nothing', async () => {
+    const client = makeNode()
+    const { port: clientPort } = await client.bindAsync(0, '127.0.0.1')
+    let serverSide: Promise<{ bytes: number, sha256: string }> | undefined
+    let strangers = 0
+    const { port } = await listeningNode(undefined, s => {
+      if (s.remotePort === clientPort) {
+        serverSide = drainHash(s)
+        return
+      }
+      // Random junk can be a well-formed SYN: a listening node accepts it like any connection. The
+      // stranger never answers, so that connection just fails; it must not disturb the real one
+      strangers++
+      s.on('error', () => {})
+      s.resume()
+    })
+    const socket = client.connect(port, '127.0.0.1')
+    socket.resume()
+    await once(socket, 'connect')
+
+    // Forged uTP headers (DATA, STATE, RESET) for every connection id, at both nodes' ports, plus random junk
+    const attacker = dgram.createSocket('udp4')
+    await new Promise<void>(resolve => attacker.bind(0, '127.0.0.1', () => resolve()))
+    let sprayed = 0
+    let id = 0
+    const burst = (): void => {
+      for (let k = 0; k < 64; k++, id = (id + 1) & 0xffff) {
+        for (const type of [0, 2, 3]) {
+          const pkt = Buffer.alloc(type === 0 ? 120 : 20)
+          pkt[0] = (type << 4) | 1
+          pkt.writeUInt16BE(id, 2)
+          pkt.writeUInt32BE((Math.random() * 0xffffffff) >>> 0, 4)
+          pkt.writeUInt32BE(0x10000, 12)
+          pkt.writeUInt16BE((Math.random() * 0xffff) | 0, 16)
+          pkt.writeUInt16BE((Math.random() * 0xffff) | 0, 18)
+          attacker.send(pkt, port, '127.0.0.1')
+          attacker.send(pkt, clientPort, '127.0.0.1')
+          sprayed += 2
+        }
+        const junk = Buffer.alloc(1 + ((Math.random() * 200) | 0))
+        for (let i = 0; i < junk.length; i++) junk[i] = (Math.random() * 256) | 0
+        attacker.send(junk, port, '127.0.0.1')
+        sprayed++
+      }
+    }
+    const sprayer = setInterval(burst, 1)
+    let sent: string
+    let got: { bytes: number, sha256: string }
+    try {
+      sent = await writeRandom(socket, 4 * MiB)
+      expect(serverSide).toBeDefined()
+      got = await (serverSide as NonNullable<typeof serverSide>)
+    } finally {
+      clearInterval(sprayer)
+      attacker.close()
+    }
+    console.log(`hostile: ${sprayed} forged/junk datagrams during the transfer; ${strangers} junk SYNs accepted`)
+    expect(got.bytes).toBe(4 * MiB)
+    expect(got.sha256).toBe(sent)
+    expect(sprayed).toBeGreaterThan(1000)
+    await closed(socket)
+  })
+})

@@ -1,0 +1,86 @@
+// A UDP relay between a client and a server node, in the style of udx-native's test proxy: the client
+// connects to the relay's port, the relay forwards each datagram to the other side from that same port,
+// and a fault model decides per datagram whether it is dropped, duplicated or held back (reordered).
+import * as dgram from 'dgram'
+
+export type Direction = 'toServer' | 'toClient'
+
+export interface Faults {
+  /** Drop everything (the peer "vanishes") */
+  blackhole?: boolean
+  /** Probability 0..1 of dropping a datagram */
+  loss?: number
+  /** Probability 0..1 of sending a datagram twice */
+  dup?: number
+  /** Probability 0..1 of holding a datagram back by `reorderDelay` ms so later ones overtake it */
+  reorder?: number
+  reorderDelay?: number
+  /** Custom per-datagram decision: return true to drop */
+  drop?: (msg: Buffer, dir: Direction) => boolean
+}
+
+export interface Relay {
+  port: number
+  faults: Faults
+  stats: { forwarded: number, dropped: number, duplicated: number, reordered: number }
+  close(): Promise<void>
+}
+
+/** Seeded PRNG (mulberry32) so a failing run can be replayed with the printed seed */
+function prng (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+export async function createRelay (serverPort: number, faults: Faults = {}, seed = Date.now() & 0xffffffff, host = '127.0.0.1'): Promise<Relay> {
+  const sock = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4')
+  const rand = prng(seed)
+  const timers = new Set<NodeJS.Timeout>()
+  let client: { address: string, port: number } | null = null
+  const relay: Relay = {
+    port: 0,
+    faults,
+    stats: { forwarded: 0, dropped: 0, duplicated: 0, reordered: 0 },
+    close: () => new Promise((resolve) => {
+      for (const t of timers) clearTimeout(t)
+      sock.close(() => resolve())
+    })
+  }
+  sock.on('message', (msg, rinfo) => {
+    const fromServer = rinfo.port === serverPort && rinfo.address === host
+    if (!fromServer) client = { address: rinfo.address, port: rinfo.port }
+    const dest = fromServer ? client : { address: host, port: serverPort }
+    if (dest === null) return
+    const dir: Direction = fromServer ? 'toClient' : 'toServer'
+    const f = relay.faults
+    if (f.blackhole === true || (f.drop?.(msg, dir) ?? false) || (f.loss !== undefined && rand() < f.loss)) {
+      relay.stats.dropped++
+      return
+    }
+    const copies = f.dup !== undefined && rand() < f.dup ? 2 : 1
+    if (copies === 2) relay.stats.duplicated++
+    const send = (): void => {
+      for (let i = 0; i < copies; i++) sock.send(msg, dest.port, dest.address)
+      relay.stats.forwarded++
+    }
+    if (f.reorder !== undefined && rand() < f.reorder) {
+      relay.stats.reordered++
+      const t = setTimeout(() => {
+        timers.delete(t)
+        send()
+      }, f.reorderDelay ?? 5)
+      timers.add(t)
+    } else {
+      send()
+    }
+  })
+  await new Promise<void>((resolve) => sock.bind(0, host, () => resolve()))
+  relay.port = sock.address().port
+  return relay
+}

@@ -1,0 +1,160 @@
+// Stream semantics: half-close, read backpressure, write-after-end, socket properties
+import { describe, expect, it } from 'vitest'
+
+import { cleanupNodes, closed, drainHash, listeningNode, makeNode, once, sleep, type Socket } from './helpers/utp'
+
+describe('stream semantics', () => {
+  cleanupNodes()
+
+  it('half-close: the server still writes after the client ended (allowHalfOpen)', async () => {
+    const serverDone = new Promise<string>((resolve, reject) => {
+      void listeningNode({ allowHalfOpen: true }, socket => {
+        let text = ''
+        socket.on('data', d => { text += d.toString() })
+        socket.on('error', reject)
+        socket.on('end', () => {
+          // The client's side is closed; ours is still open
+          expect(socket.writable).toBe(true)
+          setTimeout(() => {
+            socket.write('late ')
+            socket.end(`reply to ${text}`)
+            resolve(text)
+          }, 100)
+        })
+      }).then(({ port }) => {
+        const client = makeNode({ allowHalfOpen: true })
+        const socket = client.connect(port)
+        socket.end('question')
+        clientSocket = socket
+        ready()
+      })
+    })
+    let clientSocket!: Socket
+    let ready!: () => void
+    await new Promise<void>(resolve => { ready = resolve })
+    const reply = drainHash(clientSocket)
+    let text = ''
+    clientSocket.on('data', d => { text += d.toString() })
+    expect(await serverDone).toBe('question')
+    await reply
+    expect(text).toBe('late reply to question')
+    await closed(clientSocket)
+  })
+
+  it('without allowHalfOpen the side that receives FIN ends too', async () => {
+    let serverSocket!: Socket
+    const { port } = await listeningNode(undefined, s => {
+      serverSocket = s
+      s.resume()
+    })
+    const socket = makeNode().connect(port)
+    await once(socket, 'connect')
+    socket.end()
+    socket.resume()
+    await once(socket, 'end')
+    await closed(socket)
+    await closed(serverSocket)
+    expect(serverSocket.writableEnded).toBe(true)
+  })
+
+  it('read backpressure: a paused reader stalls the writer, and everything arrives on resume', async () => {
+    let serverSocket!: Socket
+    const accepted = new Promise<void>(resolve => {
+      void listeningNode(undefined, s => {
+        serverSocket = s
+        s.pause()
+        resolve()
+      }).then(({ port }) => { serverPort = port; portReady() })
+    })
+    let serverPort = 0
+    let portReady!: () => void
+    await new Promise<void>(resolve => { portReady = resolve })
+    const socket = makeNode().connect(serverPort)
+    await once(socket, 'connect')
+    socket.write('x')
+    await accepted
+
+    const chunk = Buffer.alloc(16 * 1024, 0xab)
+    let written = 0
+    let pending: Promise<boolean> | null = null
+    for (;;) {
+      while (socket.write(chunk)) written += chunk.length
+      written += chunk.length
+      // Backpressure must set in long before this much is in flight toward a reader that reads nothing
+      expect(written).toBeLessThan(8 * 1024 * 1024)
+      pending = once(socket, 'drain').then(() => true)
+      if (!await Promise.race([pending, sleep(1000).then(() => false)])) break
+    }
+    // Blocked for a second now; the writer stays blocked as long as the reader is paused
+    expect(await Promise.race([pending, sleep(500).then(() => false)])).toBe(false)
+    const stats = serverSocket.stats()
+    expect(stats).not.toBeNull()
+    console.log(`blocked after ${written} bytes; receiver window ${stats?.recvWindow}, sender peerWindow ${socket.stats()?.peerWindow}`)
+
+    socket.end()
+    const got = drainHash(serverSocket)
+    serverSocket.resume()
+    const { bytes } = await got
+    expect(bytes).toBe(written + 1)
+  })
+
+  it('write after end fails with ERR_STREAM_WRITE_AFTER_END', async () => {
+    const peerClosed = new Promise<string | undefined>(resolve => {
+      void listeningNode(undefined, s => {
+        let code: string | undefined
+        s.resume()
+        s.on('error', (e: NodeJS.ErrnoException) => { code = e.code })
+        s.on('close', () => resolve(code))
+      }).then(({ port }) => { serverPort = port; portReady() })
+    })
+    let serverPort = 0
+    let portReady!: () => void
+    await new Promise<void>(resolve => { portReady = resolve })
+    const socket = makeNode().connect(serverPort)
+    await once(socket, 'connect')
+    socket.end('bye')
+    const err = await new Promise<NodeJS.ErrnoException>(resolve => {
+      socket.once('error', resolve)
+      socket.write('more')
+    })
+    expect(err.code).toBe('ERR_STREAM_WRITE_AFTER_END')
+    // The erroring socket is destroyed, which aborts the connection (unless the FIN exchange won the race)
+    expect([undefined, 'ECONNRESET']).toContain(await peerClosed)
+  })
+
+  it('socket properties: id, remote address, local address, stats, idle timeout', async () => {
+    let serverSocket!: Socket
+    const { node: server, port } = await listeningNode(undefined, s => { serverSocket = s })
+    const client = makeNode()
+    const socket = client.connect(port, '127.0.0.1')
+    expect(socket.remoteAddress).toBe('127.0.0.1')
+    expect(socket.remotePort).toBe(port)
+    expect(socket.remoteFamily).toBe('IPv4')
+    expect(socket.connecting).toBe(true)
+    const connectEvent = once<Socket>(client, 'connect')
+    await once(socket, 'connect')
+    expect(await connectEvent).toBe(socket)
+    expect(socket.connecting).toBe(false)
+    expect(socket.id).toBeGreaterThan(0)
+    expect(socket.address().port).toBe(client.address().port)
+    expect(serverSocket.remotePort).toBe(client.address().port)
+    expect(serverSocket.remoteAddress).toBe('127.0.0.1')
+    expect(server.serverConnections).toBe(1)
+    expect(client.clientConnections).toBe(1)
+    expect(server.maxConnections).toBeGreaterThan(1000)
+    const stats = socket.stats()
+    expect(stats).toMatchObject({ mtu: 1000 })
+    expect(socket.getMtu()).toBe(1000)
+
+    // net.Socket#setTimeout semantics: 'timeout' after inactivity, the socket stays open
+    socket.setTimeout(200)
+    expect(socket.getTimeout()).toBe(200)
+    const t0 = Date.now()
+    await once(socket, 'timeout')
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(150)
+    expect(socket.destroyed).toBe(false)
+    socket.setTimeout(0)
+    socket.write('still fine')
+    await once(serverSocket, 'data')
+  })
+})

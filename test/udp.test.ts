@@ -1,0 +1,95 @@
+// The UDP facade (getUdpSocket) and hole punching over it
+import * as dgram from 'dgram'
+import { describe, expect, it } from 'vitest'
+
+import { cleanupNodes, makeNode, once, sleep } from './helpers/utp'
+
+interface RInfo { address: string, family: string, port: number, size: number }
+
+describe('UDP facade and punching', () => {
+  cleanupNodes()
+
+  it('non-uTP datagrams surface as message events; send() takes dgram argument forms', async () => {
+    const n = makeNode()
+    const { port } = await n.bindAsync(0, '127.0.0.1')
+    const udp = n.getUdpSocket()
+    expect(n.getUdpSocket()).toBe(udp)
+    expect(udp.address().port).toBe(port)
+
+    const peer = dgram.createSocket('udp4')
+    await new Promise<void>(resolve => peer.bind(0, '127.0.0.1', () => resolve()))
+    const peerPort = peer.address().port
+
+    const got = once<[Buffer, RInfo]>(udp, 'message')
+    const msgs: Array<[Buffer, RInfo]> = []
+    udp.on('message', (m: Buffer, r: RInfo) => msgs.push([Buffer.from(m), r]))
+    peer.send('tracker says hi', port, '127.0.0.1')
+    await got
+    expect(msgs[0][0].toString()).toBe('tracker says hi')
+    expect(msgs[0][1]).toEqual({ address: '127.0.0.1', family: 'IPv4', port: peerPort, size: 15 })
+
+    const received: string[] = []
+    peer.on('message', m => received.push(m.toString()))
+    const bytes = await new Promise<number | undefined>((resolve, reject) => {
+      udp.send('one', peerPort, '127.0.0.1', (err, n) => err !== null ? reject(err) : resolve(n))
+    })
+    expect(bytes).toBe(3)
+    udp.send(Buffer.from('xxtwoxx'), 2, 3, peerPort, '127.0.0.1')
+    udp.send([Buffer.from('thr'), 'ee'], peerPort) // default address: loopback
+    udp.send(new Uint8Array([102, 111, 117, 114]), peerPort, 'localhost')
+    udp.setTTL(8)
+    udp.send('five', peerPort, '127.0.0.1')
+    for (let i = 0; i < 100 && received.length < 5; i++) await sleep(10)
+    expect(received.sort()).toEqual(['five', 'four', 'one', 'three', 'two'])
+    expect(() => udp.send('x', 70000)).toThrow(RangeError)
+    expect(() => udp.setTTL(0)).toThrow(RangeError)
+    peer.close()
+  })
+
+  it('punch succeeds between two nodes punching each other', async () => {
+    const a = makeNode()
+    const b = makeNode()
+    const { port: pa } = await a.bindAsync(0, '127.0.0.1')
+    const { port: pb } = await b.bindAsync(0, '127.0.0.1')
+    const t0 = Date.now()
+    const [ra, rb] = await Promise.all([a.punch(5, pb), b.punchAsync(5, pa, '127.0.0.1')])
+    expect(ra).toBe(true)
+    expect(rb).toBe(true)
+    expect(Date.now() - t0).toBeLessThan(1500)
+  })
+
+  it('punch fails after its attempts when nobody answers, 500 ms apart', async () => {
+    const silent = dgram.createSocket('udp4')
+    await new Promise<void>(resolve => silent.bind(0, '127.0.0.1', () => resolve()))
+    let probes = 0
+    silent.on('message', () => probes++)
+    const n = makeNode()
+    const t0 = Date.now()
+    const result = await new Promise<boolean>(resolve => {
+      void n.punch(3, silent.address().port, '127.0.0.1', resolve)
+    })
+    const elapsed = Date.now() - t0
+    expect(result).toBe(false)
+    expect(probes).toBe(3)
+    expect(elapsed).toBeGreaterThanOrEqual(1400)
+    expect(elapsed).toBeLessThan(2500)
+    silent.close()
+  })
+
+  it('close() cancels a punch in progress (callback gets false)', async () => {
+    const n = makeNode()
+    await n.bindAsync(0, '127.0.0.1')
+    const result = n.punch(100, 9, '127.0.0.1')
+    await sleep(50)
+    n.close()
+    expect(await result).toBe(false)
+  })
+
+  it('an unrelated node answers probes so the puncher succeeds even if only one side punches', async () => {
+    const a = makeNode()
+    const b = makeNode()
+    await a.bindAsync(0, '127.0.0.1')
+    const { port } = await b.bindAsync(0, '127.0.0.1')
+    expect(await a.punch(3, port)).toBe(true)
+  })
+})
