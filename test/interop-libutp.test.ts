@@ -4,10 +4,7 @@ import { createHash, randomBytes } from 'crypto'
 import { describe, expect, it } from 'vitest'
 import { cleanupNodes, drainHash, listeningNode, makeNode, once, requireFromRoot, type Socket } from './helpers/utp'
 
-interface LibutpSocket extends NodeJS.ReadWriteStream {
-  end (data?: Buffer): this
-  destroy (): void
-}
+type LibutpSocket = import('stream').Duplex
 interface LibutpServer {
   listen (port: number, host: string, cb: () => void): void
   address (): { port: number }

@@ -99,7 +99,8 @@ fn round(inner: &mut Inner, now: Instant, sock: &Socket, rx: &mut [u8]) -> Step 
   let flushed = inner.settle(now, DRIVER_TX_LIMIT, false);
   let close_deadline = match inner.phase {
     Phase::Closing { deadline } => {
-      let idle = inner.endpoint.connection_count() == 0 && !inner.has_stalled();
+      // Lingering connections (closed, answering stray retransmits) need not hold up close()
+      let idle = inner.endpoint.open_connections().is_empty() && !inner.has_stalled();
       if idle || now >= deadline {
         return Step::Exit(inner.finish(now));
       }

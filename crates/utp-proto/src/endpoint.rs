@@ -153,12 +153,13 @@ impl Endpoint {
     if self.open_count() >= self.cfg.max_connections {
       return Err(ConnectError::TooManyConnections);
     }
-    // recv_id and recv_id + 1 must both be unused toward this peer: the peer keys us by the latter
+    // The peer keys this connection by id + 1 and each earlier one from us by its id + 1, and
+    // reads our SYN's id as a key too: keep id - 1, id and id + 1 clear of every key toward it
     let mut recv_id = None;
     for _ in 0..64 {
       let id = self.rng.next_u16();
-      if !self.by_key.contains_key(&(remote, id)) && !self.by_key.contains_key(&(remote, id.wrapping_add(1)))
-      {
+      let taken = |k: u16| self.by_key.contains_key(&(remote, k));
+      if !taken(id.wrapping_sub(1)) && !taken(id) && !taken(id.wrapping_add(1)) {
         recv_id = Some(id);
         break;
       }
@@ -214,9 +215,12 @@ impl Endpoint {
       return DatagramKind::Foreign;
     };
     let h = pkt.header;
-    if let Some(&id) = self.by_key.get(&(from, h.conn_id)) {
-      self.deliver(id, now, &pkt);
-      return DatagramKind::Utp;
+    // A SYN's id names the connection it wants to open, not one we have: it is looked up as id + 1
+    if h.ty != PacketType::Syn {
+      if let Some(&id) = self.by_key.get(&(from, h.conn_id)) {
+        self.deliver(id, now, &pkt);
+        return DatagramKind::Utp;
+      }
     }
     match h.ty {
       PacketType::Syn => self.handle_syn(now, from, &pkt),

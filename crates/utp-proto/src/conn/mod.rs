@@ -489,15 +489,27 @@ impl Connection {
         highest = Some(seq);
       }
     }
-    // A packet with at least DUP_ACKS_BEFORE_RESEND later packets acknowledged is lost (libutp)
+    // A packet with at least DUP_ACKS_BEFORE_RESEND later packets acknowledged is lost (libutp),
+    // but only if it went out before one of them: a retransmission still on its way is not lost
+    // again just because the next SACK doesn't show it yet
     if let Some(highest) = highest {
       let mut lost = Vec::new();
       let mut acked_after = 0u32;
+      let mut newest_acked_send = Instant::ZERO;
       let mut seq = highest;
       while !seq.precedes(self.send.first_unacked()) {
         match self.send.get(seq) {
-          Some(p) if p.sacked => acked_after += 1,
-          Some(p) if acked_after >= DUP_ACKS_BEFORE_RESEND && p.in_flight() => lost.push(seq),
+          Some(p) if p.sacked => {
+            acked_after += 1;
+            newest_acked_send = newest_acked_send.max(p.sent_at);
+          }
+          Some(p)
+            if acked_after >= DUP_ACKS_BEFORE_RESEND
+              && p.in_flight()
+              && (p.transmissions == 1 || p.sent_at < newest_acked_send) =>
+          {
+            lost.push(seq)
+          }
           _ => {}
         }
         if seq == self.send.first_unacked() {

@@ -358,3 +358,26 @@ fn outgoing_connection_uses_recv_id_in_syn_and_recv_id_plus_one_after() {
   assert_eq!(out[0].0.seq_nr, syn_h.seq_nr.add(1));
   assert_eq!(out[0].2, b"hi");
 }
+
+#[test]
+fn a_syn_whose_id_equals_an_existing_key_still_opens_a_connection() {
+  let mut s = Script::new(Config::default());
+  // First connection: SYN id 0x7000, so we key it by 0x7001
+  let (first, _) = accept(&mut s);
+  // A second connection from the same peer whose SYN id is 0x7001 (keyed by 0x7002)
+  s.send(syn(0x7001, 900), &[]);
+  let out = s.recv();
+  assert_eq!(out.len(), 1);
+  assert_eq!(
+    (out[0].0.ty, out[0].0.conn_id, out[0].0.ack_nr),
+    (PacketType::State, 0x7001, SeqNr(900))
+  );
+  let incoming: Vec<_> = s
+    .events
+    .iter()
+    .filter(|(_, e)| *e == Event::Incoming)
+    .map(|(h, _)| *h)
+    .collect();
+  assert_eq!(incoming.len(), 2);
+  assert_ne!(incoming[1], first);
+}

@@ -69,6 +69,8 @@ pub(crate) struct SimNode {
   /// Sent datagrams, for tests that inspect the wire
   pub sent_log: Vec<Vec<u8>>,
   pub log_sends: bool,
+  /// Retransmissions of connections that are gone, added up when they close
+  pub retransmits: u64,
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -110,6 +112,7 @@ impl Sim {
         foreign: Vec::new(),
         sent_log: Vec::new(),
         log_sends: false,
+        retransmits: 0,
       })
       .collect();
     let mut links = HashMap::new();
@@ -272,6 +275,7 @@ impl Sim {
           app.writable_events += 1;
         }
         Event::Closed(r) => {
+          node.retransmits += node.ep.connection_stats(h).map_or(0, |s| s.retransmits);
           app.closed = Some(r);
           app.closed_at = Some(now);
           // Whatever arrived before the close is still readable
