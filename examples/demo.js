@@ -3,7 +3,7 @@
 'use strict'
 const Node = require('..')
 
-const SIZE = 16 << 20
+const SIZE = Number(process.env.DEMO_MIB || 16) << 20
 
 const server = new Node((socket) => {
   let bytes = 0
