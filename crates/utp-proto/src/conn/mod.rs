@@ -771,11 +771,19 @@ impl Connection {
     }
   }
 
-  fn may_send(&mut self, now: Instant, len: usize) -> bool {
+  fn may_send(&mut self, now: Instant, len: usize, new_data: bool) -> bool {
     let in_flight = self.send.in_flight_bytes();
-    let window = self.cc.window().min(self.peer_window);
+    // The congestion window counts what is in the network; the peer's window counts everything it
+    // may have to buffer, selectively acknowledged packets included (they sit in its reorder buffer)
+    let unacked = if new_data {
+      self.send.unacked_bytes()
+    } else {
+      in_flight
+    };
+    let fits_peer = unacked + len <= self.peer_window;
+    let fits_cwnd = in_flight + len <= self.cc.window();
     let allowed =
-      in_flight + len <= window || (in_flight == 0 && (len <= self.peer_window || self.persist_due));
+      (fits_peer && fits_cwnd) || (in_flight == 0 && (len <= self.peer_window || self.persist_due));
     if !allowed {
       return false;
     }
@@ -860,7 +868,7 @@ impl Connection {
     }
     if let Some(seq) = self.send.first_lost() {
       let len = self.send.get(seq).map_or(0, |p| p.payload.len());
-      if self.may_send(now, len) {
+      if self.may_send(now, len, false) {
         self.persist_due = false;
         self.stats.retransmits += 1;
         let h = self.header(PacketType::Data, now, seq);
@@ -880,7 +888,7 @@ impl Connection {
       self.maybe_arm_persist(now);
     } else if self.send.unsent_len() > 0 && self.send.packets_outstanding() < self.cfg.max_packets_in_flight {
       let len = self.send.unsent_len().min(self.cfg.max_payload);
-      if self.may_send(now, len) {
+      if self.may_send(now, len, true) {
         self.persist_due = false;
         let seq = self.send.push(PacketType::Data, len, now);
         let h = self.header(PacketType::Data, now, seq);

@@ -85,7 +85,11 @@ impl RecvBuffer {
     if self.ooo.get(slot).is_some_and(Option::is_some) {
       return Arrival::Duplicate;
     }
-    if payload.len() > self.window() {
+    // The next in-order packet is taken past the window when out-of-order data fills the buffer:
+    // refusing it would deadlock (the hole could never be filled). When unread data fills it,
+    // the window is honoured, so a reader that stops really stops the sender.
+    let fills_hole = slot == 0 && self.ooo_bytes > 0;
+    if !fills_hole && payload.len() > self.window() {
       return Arrival::Dropped;
     }
     if slot == 0 {
@@ -191,7 +195,7 @@ mod tests {
     let mut b = RecvBuffer::new(10, 4);
     assert_eq!(b.insert(SeqNr(0), SeqNr(1), &[0; 8]), Arrival::InOrder(1));
     assert_eq!(
-      b.insert(SeqNr(1), SeqNr(2), &[0; 8]),
+      b.insert(SeqNr(1), SeqNr(3), &[0; 8]),
       Arrival::Dropped,
       "window is 2"
     );
@@ -200,5 +204,14 @@ mod tests {
       Arrival::Dropped,
       "beyond reorder limit"
     );
+  }
+  #[test]
+  fn the_next_in_order_packet_is_taken_even_when_out_of_order_data_filled_the_buffer() {
+    let mut b = RecvBuffer::new(10, 8);
+    assert_eq!(b.insert(SeqNr(0), SeqNr(2), &[2; 10]), Arrival::Buffered);
+    assert_eq!(b.window(), 0);
+    assert_eq!(b.insert(SeqNr(0), SeqNr(1), &[1; 10]), Arrival::InOrder(2));
+    let mut out = Vec::new();
+    assert_eq!(b.read(&mut out, 100), 20);
   }
 }

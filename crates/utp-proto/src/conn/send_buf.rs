@@ -66,6 +66,11 @@ impl SendBuffer {
     self.unsent.len() + self.unacked_bytes
   }
 
+  /// Payload bytes sent and not cumulatively acknowledged: what the peer may be holding
+  pub(crate) fn unacked_bytes(&self) -> usize {
+    self.unacked_bytes
+  }
+
   pub(crate) fn in_flight_bytes(&self) -> usize {
     self.in_flight_bytes
   }
