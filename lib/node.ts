@@ -17,6 +17,8 @@ import { familyOf, invalidType, normalizeAddress, validateHost, validateInteger,
 import { Puncher, type PunchTransport } from './punch'
 import * as socketModule from './socket'
 import { Socket, type SocketOwner } from './socket'
+import * as stunModule from './stun'
+import { natBehavior, stunBinding, type NatBehaviorResult, type NatDiscoveryOptions, type StunAddress, type StunBindingOptions } from './stun'
 import * as udpModule from './udp-facade'
 import { UdpSocketFacade, type FacadeHost, type RemoteInfo } from './udp-facade'
 
@@ -253,6 +255,22 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
 
   punchAsync (attempts: number, port: number, host?: string | null): Promise<boolean> {
     return this.punch(attempts, port, host)
+  }
+
+  /**
+   * This node's public address as a STUN server ('host:port') sees it, asked from the node's own socket,
+   * so it is the mapping peers reach uTP through. Rejects with code ERR_STUN_TIMEOUT or ERR_STUN_ERROR_RESPONSE.
+   */
+  async stun (server: string, options?: StunBindingOptions): Promise<StunAddress> {
+    return (await stunBinding(this, server, options)).mapped
+  }
+
+  /**
+   * NAT behaviour discovery (RFC 5780: mapping and filtering) against a STUN server that offers
+   * OTHER-ADDRESS and CHANGE-REQUEST, such as coturn; 'unknown' parts when the server does not.
+   */
+  natType (server: string, options?: NatDiscoveryOptions): Promise<NatBehaviorResult> {
+    return natBehavior(this, server, options)
   }
 
   /**
@@ -733,4 +751,5 @@ export namespace Node {
   export type SendCallback = udpModule.SendCallback
   export type UtpError = errorsModule.UtpError
   export const defaults = optionsModule.defaults
+  export import stun = stunModule
 }
