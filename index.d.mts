@@ -6,6 +6,11 @@ export { Node }
 export import Socket = Node.Socket
 export import UdpSocketFacade = Node.UdpSocketFacade
 export import errors = Node.errors
+export import stun = Node.stun
+export import RendezvousServer = Node.RendezvousServer
+export type RendezvousOptions = Node.RendezvousOptions
+export type RendezvousResult = Node.RendezvousResult
+export type RendezvousServerOptions = Node.RendezvousServerOptions
 export declare const defaults: typeof Node.defaults
 export type NodeOptions = Node.NodeOptions
 export type AddressInfo = Node.AddressInfo

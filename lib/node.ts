@@ -17,6 +17,8 @@ import { familyOf, invalidType, normalizeAddress, validateHost, validateInteger,
 import { Puncher, type PunchTransport } from './punch'
 import * as socketModule from './socket'
 import { Socket, type SocketOwner } from './socket'
+import * as rendezvousModule from './rendezvous'
+import { rendezvous, type RendezvousOptions, type RendezvousResult } from './rendezvous'
 import * as stunModule from './stun'
 import { natBehavior, stunBinding, type NatBehaviorResult, type NatDiscoveryOptions, type StunAddress, type StunBindingOptions } from './stun'
 import * as udpModule from './udp-facade'
@@ -263,6 +265,16 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
    */
   async stun (server: string, options?: StunBindingOptions): Promise<StunAddress> {
     return (await stunBinding(this, server, options)).mapped
+  }
+
+  /**
+   * Meet a peer through a rendezvous server under a shared code and end up with a connected Socket,
+   * whichever way works: LAN addresses, the public addresses punched from both sides, or the server's
+   * relay. Symmetric: both peers make the same call. Rejects with ERR_PUNCH_FAILED (naming the NAT
+   * types and candidates) when no path works and `relay` is false, or ERR_RENDEZVOUS_TIMEOUT.
+   */
+  rendezvous (options: RendezvousOptions): Promise<RendezvousResult> {
+    return rendezvous(this, options)
   }
 
   /**
@@ -752,4 +764,8 @@ export namespace Node {
   export type UtpError = errorsModule.UtpError
   export const defaults = optionsModule.defaults
   export import stun = stunModule
+  export import RendezvousServer = rendezvousModule.RendezvousServer
+  export type RendezvousOptions = rendezvousModule.RendezvousOptions
+  export type RendezvousResult = rendezvousModule.RendezvousResult
+  export type RendezvousServerOptions = rendezvousModule.RendezvousServerOptions
 }

@@ -1,0 +1,490 @@
+// rendezvous(node, opts): meet a peer through a rendezvous server and come out with a connected uTP socket.
+//
+// The same call on both peers: register under the shared code from the node's own socket, learn the peer's
+// candidates and our role, probe them all at the agreed moment (prober.ts), then the 'connect' peer opens
+// the uTP connection to the winning candidate while the 'accept' peer takes the connection that comes from
+// an address its peer probed from. When probing finds nothing (or the direct connection fails), both move to
+// a relay on the server (relay.ts), unless either opted out. See protocol.ts for the messages.
+
+import { randomBytes } from 'crypto'
+import * as dns from 'dns'
+import * as net from 'net'
+
+import { notRunning } from '../errors'
+import type { AddressInfo } from '../native'
+import type { Node } from '../node'
+import { normalizeAddress } from '../options'
+import type { Socket } from '../socket'
+import { describeCandidate, lanCandidates, orderCandidates, type Candidate } from './candidates'
+import { rendezvousError, type RendezvousError } from './errors'
+import { Prober, nonce as probeNonce } from './prober'
+import { resolveOptions, type RendezvousOptions, type ResolvedOptions } from './options'
+import { endpointKey, type DirectPath, type Endpoint, type ErrorMsg, type Message, type PeerMsg, type RelayAllocatedMsg } from './protocol'
+import { Wire } from './wire'
+
+export type { RendezvousOptions } from './options'
+
+export type RendezvousPath = 'lan' | 'direct' | 'relay'
+
+export interface RendezvousTimings {
+  /** Milliseconds from the call until: the server acknowledged our registration */
+  registeredMs: number
+  /** ... the server paired us with the peer */
+  pairedMs: number
+  /** ... probing found a path (absent when none did) */
+  punchedMs?: number
+  /** ... the relay was ready (relay path only) */
+  relayMs?: number
+  /** ... the uTP connection was up */
+  connectedMs: number
+  /** Round-trip time to the server, ms, when measured */
+  serverRttMs?: number
+}
+
+export interface RendezvousResult {
+  /** A connected uTP socket to the peer */
+  socket: Socket
+  path: RendezvousPath
+  /** The address the socket talks to (the relay port on the server for the relay path) */
+  remote: { address: string, port: number }
+  /** 'connect' opened the connection, 'accept' took it */
+  role: 'connect' | 'accept'
+  timings: RendezvousTimings
+}
+
+type Phase = 'register' | 'wait-peer' | 'punch' | 'connect' | 'relay'
+
+const REGISTER_RETRY_MS = 500
+const RELAY_RETRY_MS = 500
+const HELLO_RETRY_MS = 200
+const LAN_GRACE_MS = 150
+const MAX_PENDING = 16
+
+/** Meet the peer registered under the same code; resolves with a connected uTP socket. See RendezvousOptions */
+export async function rendezvous (node: Node, opts: RendezvousOptions): Promise<RendezvousResult> {
+  return await new Session(node, resolveOptions(opts)).run()
+}
+
+/** Bound address of the node, binding it (to a free port, dual-stack) if nobody did */
+async function ensureBound (node: Node): Promise<AddressInfo> {
+  try {
+    return node.address()
+  } catch {}
+  try {
+    return await node.bindAsync()
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'ERR_SOCKET_ALREADY_BOUND') throw e
+  }
+  // Someone else's bind() is in progress
+  return await new Promise((resolve, reject) => {
+    const onBound = (a: AddressInfo): void => {
+      node.removeListener('error', onError)
+      resolve(a)
+    }
+    const onError = (e: Error): void => {
+      node.removeListener('bound', onBound)
+      reject(e)
+    }
+    node.once('bound', onBound)
+    node.once('error', onError)
+  })
+}
+
+async function lookup (host: string, bound: AddressInfo): Promise<string> {
+  if (net.isIP(host) !== 0) return normalizeAddress(host)
+  const local = normalizeAddress(bound.address)
+  const family = net.isIPv4(local) ? 4 : local === '::' ? 0 : 6
+  return normalizeAddress((await dns.promises.lookup(host, { family })).address)
+}
+
+class Session {
+  private readonly _t0 = Date.now()
+  private readonly _nonce = randomBytes(8).toString('hex')
+  private _phase: Phase = 'register'
+  private _done = false
+  private _resolve!: (r: RendezvousResult) => void
+  private _reject!: (e: Error) => void
+  private readonly _timers = new Set<NodeJS.Timeout>()
+  private _bound!: AddressInfo
+  private _server!: Endpoint
+  private _wire: Wire | null = null
+  private _registerTimer: NodeJS.Timeout | null = null
+  private _lastSent = 0
+  private _rtt: number | undefined
+  private _registeredMs = -1
+  private _pairedMs = -1
+  private _relayMs: number | undefined
+  private _peer: PeerMsg | null = null
+  private _prober: Prober | null = null
+  private _relay: { port: number, token: string } | null = null
+  private _relayRequestTimer: NodeJS.Timeout | null = null
+  private _helloTimer: NodeJS.Timeout | null = null
+  private _relayReady = false
+  private _connecting: Socket | null = null
+  private readonly _pending: Socket[] = []
+  private readonly _onConnection = (s: Socket): void => this._incoming(s)
+  private readonly _onNodeClose = (): void => this._fail(notRunning())
+  private readonly _onAbort = (): void => this._fail(rendezvousError('ABORT_ERR', 'the rendezvous was aborted', { cause: this._o.signal?.reason }))
+
+  constructor (private readonly _node: Node, private readonly _o: ResolvedOptions) {}
+
+  run (): Promise<RendezvousResult> {
+    return new Promise((resolve, reject) => {
+      this._resolve = resolve
+      this._reject = reject
+      this._start().catch((e: Error) => this._fail(e))
+    })
+  }
+
+  private get _now (): number {
+    return Date.now() - this._t0
+  }
+
+  private _after (ms: number, fn: () => void): NodeJS.Timeout {
+    const t = setTimeout(() => {
+      this._timers.delete(t)
+      fn()
+    }, ms)
+    this._timers.add(t)
+    return t
+  }
+
+  private _every (ms: number, fn: () => void): NodeJS.Timeout {
+    const t = setInterval(fn, ms)
+    this._timers.add(t)
+    return t
+  }
+
+  private _clear (t: NodeJS.Timeout | null): null {
+    if (t !== null) {
+      clearTimeout(t)
+      this._timers.delete(t)
+    }
+    return null
+  }
+
+  // ---- registration -----------------------------------------------------------------------------------------
+
+  private async _start (): Promise<void> {
+    const { signal } = this._o
+    if (signal?.aborted === true) {
+      this._onAbort()
+      return
+    }
+    signal?.addEventListener('abort', this._onAbort, { once: true })
+    this._after(this._o.timeoutMs, () => this._fail(this._timeoutError()))
+    this._bound = await ensureBound(this._node)
+    const address = await lookup(this._o.server.host, this._bound)
+    if (this._done) return
+    this._server = { address, port: this._o.server.port }
+    this._node.on('connection', this._onConnection)
+    this._node.once('close', this._onNodeClose)
+    this._wire = new Wire(this._node, (m, from) => {
+      // We run inside the node's event dispatch: a throw here must end this rendezvous, not the process
+      try {
+        this._onMessage(m, from)
+      } catch (e) {
+        this._fail(e as Error)
+      }
+    })
+    this._register()
+    this._registerTimer = this._every(REGISTER_RETRY_MS, () => this._register())
+    this._every(this._o.keepaliveMs, () => {
+      if (this._registeredMs < 0) return
+      this._lastSent = Date.now()
+      this._send({ t: 'keepalive', nonce: this._nonce, ...(this._rtt === undefined ? {} : { rtt: this._rtt }) })
+    })
+  }
+
+  private _send (m: Message): void {
+    this._wire?.send(m, this._server)
+  }
+
+  private _register (): void {
+    const lan = this._o.shareLan ? lanCandidates(this._bound) : []
+    this._lastSent = Date.now()
+    this._send({
+      t: 'register',
+      code: this._o.code,
+      nonce: this._nonce,
+      lan,
+      relay: this._o.relay,
+      ...(this._o.nat === undefined ? {} : { nat: this._o.nat.slice(0, 32) }),
+      ...(this._rtt === undefined ? {} : { rtt: this._rtt })
+    })
+  }
+
+  private _onMessage (m: Message, from: Endpoint): void {
+    if (this._done) return
+    switch (m.t) {
+      case 'registered':
+        if (m.nonce !== this._nonce || this._registeredMs >= 0) return
+        this._rtt = Math.min(Date.now() - this._lastSent, 600_000)
+        this._registeredMs = this._now
+        this._registerTimer = this._clear(this._registerTimer)
+        if (this._phase === 'register') this._phase = 'wait-peer'
+        return
+      case 'keepalive-ack':
+        if (m.nonce === this._nonce) this._rtt = Math.min(Date.now() - this._lastSent, 600_000)
+        return
+      case 'peer':
+        if (m.nonce !== this._nonce) return
+        this._send({ t: 'peer-ack', nonce: this._nonce })
+        if (this._peer === null) this._onPeer(m)
+        return
+      case 'relay-allocated':
+        if (m.nonce === this._nonce) this._onRelayAllocated(m)
+        return
+      case 'relay-hello-ack':
+        if (m.ready && m.token === this._relay?.token) this._onRelayReady()
+        return
+      case 'error':
+        if (m.nonce === this._nonce) this._onServerError(m)
+        return
+      case 'probe':
+      case 'probe-ack':
+      case 'select':
+        this._prober?.handle(m, from)
+    }
+  }
+
+  private _onServerError (m: ErrorMsg): void {
+    if (m.code === 'ERR_NOT_REGISTERED' && this._peer === null) {
+      // Our registration expired (keepalives lost): register again
+      this._registeredMs = -1
+      this._registerTimer ??= this._every(REGISTER_RETRY_MS, () => this._register())
+      this._register()
+      return
+    }
+    if (this._peer !== null) {
+      // Once paired we only need the server for the relay; other complaints (a lost keepalive) do not matter
+      if (this._phase === 'relay') this._fail(this._punchFailed(`and the relay is unavailable (${m.code}: ${m.message})`))
+      return
+    }
+    this._fail(rendezvousError('ERR_RENDEZVOUS_REFUSED', `the rendezvous server refused: ${m.message} (${m.code})`, { serverCode: m.code }))
+  }
+
+  // ---- probing ------------------------------------------------------------------------------------------------
+
+  private _onPeer (m: PeerMsg): void {
+    this._peer = m
+    this._phase = 'punch'
+    if (this._registeredMs < 0) this._registeredMs = this._now
+    this._pairedMs = this._now
+    this._registerTimer = this._clear(this._registerTimer)
+    const candidates = orderCandidates(m, this._bound, this._o.lanFirst, probeNonce)
+    this._prober = new Prober({
+      role: m.role,
+      pair: m.pair,
+      candidates,
+      intervalMs: this._o.probeIntervalMs,
+      lowTtl: this._o.lowTtl,
+      preferLan: this._o.lanFirst,
+      graceMs: LAN_GRACE_MS,
+      send: (msg, to, ttl) => this._wire?.send(msg, to, ttl),
+      onWinner: (c) => this._onWinner(c),
+      onVerified: () => this._checkPending()
+    })
+    if (m.role === 'accept') this._node.listenAsync().catch((e: Error) => this._fail(e))
+    if (this._o.forceRelay) {
+      this._relayOrFail('relay forced by the forceRelay option')
+      return
+    }
+    this._after(m.startInMs, () => this._prober?.start())
+    this._after(m.startInMs + this._o.punchTimeoutMs, () => this._onPunchTimeout())
+  }
+
+  private _onPunchTimeout (): void {
+    if (this._phase !== 'punch') return
+    const p = this._prober as Prober
+    if (this._peer?.role === 'connect') {
+      this._relayOrFail('no probe was answered')
+    } else if (!p.heardPeer || this._o.acceptGraceMs === 0) {
+      this._relayOrFail('no probe from the peer arrived')
+    } else {
+      // We heard the peer: its connection may still be on the way
+      this._after(this._o.acceptGraceMs, () => {
+        if (this._phase === 'punch') this._relayOrFail('the peer was heard but its connection never arrived')
+      })
+    }
+  }
+
+  private _onWinner (c: Candidate): void {
+    if (this._phase !== 'punch') return
+    this._phase = 'connect'
+    this._connect(c, c.kind === 'lan' ? 'lan' : 'direct')
+  }
+
+  private _connect (to: Endpoint, path: RendezvousPath): void {
+    const socket = this._node.connect(to.port, to.address)
+    this._connecting = socket
+    const cleanup = (): void => {
+      socket.removeListener('connect', onConnect)
+      socket.removeListener('error', onError)
+      socket.removeListener('close', onClose)
+    }
+    const onConnect = (): void => {
+      cleanup()
+      this._connecting = null
+      this._finish(socket, path, to)
+    }
+    const onError = (err: Error): void => {
+      cleanup()
+      this._connecting = null
+      socket.destroy()
+      const why = `the uTP connection to ${endpointKey(to)} failed (${(err as { code?: string }).code ?? err.message})`
+      if (path === 'relay') this._fail(this._punchFailed(`and ${why} through the relay`))
+      else this._relayOrFail(why)
+    }
+    const onClose = (): void => onError(new Error('closed before connecting'))
+    socket.once('connect', onConnect)
+    socket.once('error', onError)
+    socket.once('close', onClose)
+  }
+
+  // ---- accepting ----------------------------------------------------------------------------------------------
+
+  private _incoming (s: Socket): void {
+    if (this._done || this._peer?.role !== 'accept') return
+    if (this._acceptIfOurs(s)) return
+    // Maybe from a source we have not verified yet (its probe may still be on the way)
+    this._pending.push(s)
+    if (this._pending.length > MAX_PENDING) this._pending.shift()
+  }
+
+  private _checkPending (): void {
+    for (const s of this._pending) {
+      if (!s.destroyed && this._acceptIfOurs(s)) return
+    }
+  }
+
+  /** The peer's connection: from an address it probed us from, or from its relay port */
+  private _acceptIfOurs (s: Socket): boolean {
+    if (s.remoteAddress === undefined) return false
+    const from = { address: normalizeAddress(s.remoteAddress), port: s.remotePort }
+    const key = endpointKey(from)
+    let path: RendezvousPath
+    if (this._relay !== null && key === endpointKey({ address: this._server.address, port: this._relay.port })) path = 'relay'
+    else if (this._prober?.verified.has(key) === true) path = this._directPath(from)
+    else return false
+    this._finish(s, path, from)
+    return true
+  }
+
+  private _directPath (from: Endpoint): DirectPath {
+    const selected = this._prober?.selected ?? null
+    if (selected !== null) return selected.path
+    return this._peer?.lan.some(e => normalizeAddress(e.address) === from.address) === true ? 'lan' : 'direct'
+  }
+
+  // ---- relay --------------------------------------------------------------------------------------------------
+
+  private _relayOrFail (reason: string): void {
+    if (this._done || this._phase === 'relay') return
+    if (this._peer?.relay !== true) {
+      this._fail(this._punchFailed(this._o.relay ? '(no relay: the peer or the server does not allow one)' : '(relay disabled)', reason))
+      return
+    }
+    this._phase = 'relay'
+    this._prober?.stopProbing()
+    if (this._relay !== null) {
+      this._hello()
+      return
+    }
+    const request = (): void => this._send({ t: 'relay-request', nonce: this._nonce })
+    request()
+    this._relayRequestTimer = this._every(RELAY_RETRY_MS, request)
+  }
+
+  private _onRelayAllocated (m: RelayAllocatedMsg): void {
+    if (this._relay !== null || this._peer === null) return
+    this._relay = { port: m.port, token: m.token }
+    this._relayRequestTimer = this._clear(this._relayRequestTimer)
+    if (this._peer.role === 'accept') {
+      // The peer gave up on a direct path (or we did): say hello, then take the connection from the relay
+      this._prober?.stopProbing()
+      this._hello()
+      this._checkPending()
+    } else if (this._phase === 'relay') {
+      this._hello()
+    } else if (this._phase === 'punch') {
+      this._relayOrFail('the peer asked for the relay')
+    } // phase 'connect': a direct attempt is under way; the relay is there if it fails
+  }
+
+  private _hello (): void {
+    if (this._helloTimer !== null || this._relay === null) return
+    const relay = this._relay
+    const to = { address: this._server.address, port: relay.port }
+    const hello = (): void => this._wire?.send({ t: 'relay-hello', token: relay.token }, to)
+    hello()
+    this._helloTimer = this._every(HELLO_RETRY_MS, hello)
+  }
+
+  private _onRelayReady (): void {
+    this._helloTimer = this._clear(this._helloTimer)
+    if (this._relayReady || this._relay === null) return
+    this._relayReady = true
+    this._relayMs = this._now
+    if (this._peer?.role === 'connect' && this._phase === 'relay') this._connect({ address: this._server.address, port: this._relay.port }, 'relay')
+  }
+
+  // ---- the end --------------------------------------------------------------------------------------------------
+
+  private _punchFailed (tail: string, reason?: string): RendezvousError {
+    const tried = this._prober?.candidates.map(describeCandidate) ?? []
+    const nat = this._o.nat !== undefined || this._peer?.peerNat !== undefined
+      ? ` (NAT types: ours ${this._o.nat ?? 'unknown'}, peer's ${this._peer?.peerNat ?? 'unknown'})`
+      : ''
+    const what = this._o.forceRelay ? 'no relay for a forced relay' : `hole punching failed${reason === undefined ? '' : `: ${reason}`}`
+    const triedText = tried.length > 0 ? `; tried ${tried.join(', ')}` : '; no usable candidates'
+    return rendezvousError('ERR_PUNCH_FAILED', `${what}${nat}${triedText} ${tail}`, { candidates: tried })
+  }
+
+  private _timeoutError (): RendezvousError {
+    const ms = this._o.timeoutMs
+    switch (this._phase) {
+      case 'register':
+        return rendezvousError('ERR_RENDEZVOUS_TIMEOUT', `no answer from the rendezvous server ${endpointKey(this._server ?? { address: this._o.server.host, port: this._o.server.port })} within ${ms} ms`)
+      case 'wait-peer':
+        return rendezvousError('ERR_RENDEZVOUS_TIMEOUT', `no peer registered under this code within ${ms} ms`)
+      case 'relay':
+        return rendezvousError('ERR_RENDEZVOUS_TIMEOUT', `the relay did not connect us within ${ms} ms`)
+      default:
+        return rendezvousError('ERR_RENDEZVOUS_TIMEOUT', `no connection to the peer within ${ms} ms; tried ${this._prober?.describe() ?? 'nothing'}`)
+    }
+  }
+
+  private _finish (socket: Socket, path: RendezvousPath, remote: Endpoint): void {
+    if (this._done) return
+    const peer = this._peer as PeerMsg
+    const timings: RendezvousTimings = { registeredMs: this._registeredMs, pairedMs: this._pairedMs, connectedMs: this._now }
+    const punchedAt = this._prober?.punchedAt ?? null
+    if (punchedAt !== null) timings.punchedMs = punchedAt - this._t0
+    if (this._relayMs !== undefined && path === 'relay') timings.relayMs = this._relayMs
+    if (this._rtt !== undefined) timings.serverRttMs = this._rtt
+    this._end()
+    this._resolve({ socket, path, remote: { address: remote.address, port: remote.port }, role: peer.role, timings })
+  }
+
+  private _fail (err: Error): void {
+    if (this._done) return
+    if (this._connecting !== null) this._connecting.destroy()
+    this._connecting = null
+    this._end()
+    this._reject(err)
+  }
+
+  private _end (): void {
+    this._done = true
+    for (const t of this._timers) clearTimeout(t)
+    this._timers.clear()
+    this._prober?.close()
+    // Free the code on the server at once (best effort: otherwise the registration expires)
+    if (this._wire !== null) this._send({ t: 'bye', nonce: this._nonce })
+    this._wire?.close()
+    this._node.removeListener('connection', this._onConnection)
+    this._node.removeListener('close', this._onNodeClose)
+    this._o.signal?.removeEventListener('abort', this._onAbort)
+  }
+}

@@ -1,0 +1,27 @@
+// Errors rendezvous() rejects with; each carries `.code` like the rest of the package.
+
+import { createError, type UtpError } from '../errors'
+
+export const rendezvousCodes = {
+  /** Probing found no working path and no relay was allowed (or the relay failed) */
+  ERR_PUNCH_FAILED: 'ERR_PUNCH_FAILED',
+  /** timeoutMs passed: the server never answered, no peer came, or the connection never formed */
+  ERR_RENDEZVOUS_TIMEOUT: 'ERR_RENDEZVOUS_TIMEOUT',
+  /** The server refused the registration (code in use, server full...); `.serverCode` says why */
+  ERR_RENDEZVOUS_REFUSED: 'ERR_RENDEZVOUS_REFUSED',
+  /** The signal aborted the rendezvous */
+  ABORT_ERR: 'ABORT_ERR'
+} as const
+
+export interface RendezvousError extends UtpError {
+  /** The server's error code, for ERR_RENDEZVOUS_REFUSED */
+  serverCode?: string
+  /** The candidates probed, for ERR_PUNCH_FAILED ("address:port (kind)") */
+  candidates?: string[]
+}
+
+export function rendezvousError (code: keyof typeof rendezvousCodes, message: string, extra: Partial<RendezvousError> = {}): RendezvousError {
+  const err = createError(code, message) as RendezvousError
+  if (code === 'ABORT_ERR') err.name = 'AbortError'
+  return Object.assign(err, extra)
+}

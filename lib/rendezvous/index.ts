@@ -1,0 +1,5 @@
+// Rendezvous: meet a peer through a server, punch through NATs, fall back to a relay. The pieces a user needs.
+
+export { rendezvous, type RendezvousOptions, type RendezvousPath, type RendezvousResult, type RendezvousTimings } from './client'
+export { rendezvousCodes, type RendezvousError } from './errors'
+export { RendezvousServer, type PairedInfo, type RendezvousServerOptions, type RendezvousStats } from './server'

@@ -1,0 +1,85 @@
+// rendezvous() options: what callers may set, and the validated form with defaults filled in.
+
+import { parseHostPort } from './protocol'
+
+export interface RendezvousOptions {
+  /** The rendezvous server, 'host:port' (or '[v6]:port') */
+  server: string
+  /** The pairing code both peers use */
+  code: string
+  /** Fall back to the server's relay when no direct path works. Default true */
+  relay?: boolean
+  /** Give up (ERR_RENDEZVOUS_TIMEOUT) after this long, waiting for the peer included, ms. Default 60,000 */
+  timeoutMs?: number
+  /** Try the peer's LAN addresses before its public one. Default true */
+  lanFirst?: boolean
+  signal?: AbortSignal
+  /** Keepalive to the server while registered (refreshes the registration and our NAT mapping), ms. Default 15,000 */
+  keepaliveMs?: number
+  /** How long to probe before falling back to the relay, ms. Default 5,000 */
+  punchTimeoutMs?: number
+  /** Probe interval, ms. Default 200 */
+  probeIntervalMs?: number
+  /** TTL of the first probe to each public candidate (0: normal TTL). Default 3 */
+  lowTtl?: number
+  /**
+   * accept side: after probing, how long to wait for the peer's connection when we heard its probes, ms.
+   * Should exceed the connect side's Node `timeout`. Default 6,000
+   */
+  acceptGraceMs?: number
+  /** Report our LAN addresses to the peer. Default true */
+  shareLan?: boolean
+  /** Our NAT type if known (e.g. from STUN); passed to the peer and named in punch failures */
+  nat?: string
+  /** Skip probing and go straight to the relay (tests, or networks known to block punching) */
+  forceRelay?: boolean
+}
+
+/** The options with defaults applied */
+export interface ResolvedOptions {
+  server: { host: string, port: number }
+  code: string
+  relay: boolean
+  timeoutMs: number
+  lanFirst: boolean
+  signal: AbortSignal | undefined
+  keepaliveMs: number
+  punchTimeoutMs: number
+  probeIntervalMs: number
+  lowTtl: number
+  acceptGraceMs: number
+  shareLan: boolean
+  nat: string | undefined
+  forceRelay: boolean
+}
+
+/** Validate (TypeError/RangeError on bad values) and fill in defaults */
+export function resolveOptions (o: RendezvousOptions): ResolvedOptions {
+  if (o === null || typeof o !== 'object') throw new TypeError('rendezvous options must be an object')
+  if (typeof o.server !== 'string') throw new TypeError('options.server must be a "host:port" string')
+  if (typeof o.code !== 'string' || o.code.length === 0 || o.code.length > 128) throw new TypeError('options.code must be a string of 1..128 characters')
+  const num = (name: keyof RendezvousOptions, dflt: number, min: number): number => {
+    const v = o[name]
+    if (v === undefined) return dflt
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw new RangeError(`options.${name} must be a number >= ${min}, got ${String(v)}`)
+    return v
+  }
+  const lowTtl = num('lowTtl', 3, 0)
+  if (lowTtl > 255 || !Number.isInteger(lowTtl)) throw new RangeError(`options.lowTtl must be an integer in 0..255, got ${lowTtl}`)
+  return {
+    server: parseHostPort(o.server),
+    code: o.code,
+    relay: o.relay ?? true,
+    timeoutMs: num('timeoutMs', 60_000, 1),
+    lanFirst: o.lanFirst ?? true,
+    signal: o.signal,
+    keepaliveMs: num('keepaliveMs', 15_000, 100),
+    punchTimeoutMs: num('punchTimeoutMs', 5000, 1),
+    probeIntervalMs: num('probeIntervalMs', 200, 10),
+    lowTtl,
+    acceptGraceMs: num('acceptGraceMs', 6000, 0),
+    shareLan: o.shareLan ?? true,
+    nat: o.nat,
+    forceRelay: o.forceRelay ?? false
+  }
+}

@@ -1,0 +1,276 @@
+// The rendezvous wire format: encode and strictly validate every datagram the rendezvous server, its
+// relay ports and two punching peers exchange.
+//
+// ## Rendezvous protocol, version 1
+//
+// Every datagram is `'UTPRV'` (0x55 0x54 0x50 0x52 0x56) | version byte (0x01) | a UTF-8 JSON object.
+// Byte 0 (0x55) has low nibble 5, never uTP's version 1, and the fifth byte differs from the punch
+// probes' `UTPRS`, so the Node's demux hands these datagrams to JavaScript as raw messages. The server
+// refuses anything larger than 1,200 bytes (it answers ERR_TOO_LARGE). The object's `t` names its type;
+// unknown fields are ignored, missing or ill-typed fields make the message malformed.
+//
+// An endpoint is `{ "address": IP literal, "port": 1..65535 }`. `nonce` is the registration id a client
+// picks (16..64 hex digits) and every later message about that registration repeats. `pair` is the id
+// (32 hex digits) the server gives a pairing; only the two peers know it, and it authenticates their
+// probes to each other. Sizes: code 1..128 characters, at most 16 LAN endpoints, nat at most 32 characters.
+//
+// Flow: both peers register; the server pairs them and sends `peer` to each; after startInMs both probe every
+// candidate of the other every 200 ms; the 'connect' peer sends `select` to the first candidate that acked
+// (a LAN one preferred) and opens uTP there, while the 'accept' peer (listening since `peer`) takes the
+// connection that comes from an address its peer probed from; both send `bye`. When no probe is answered
+// within 5 s (or the direct uTP connect fails) a peer sends relay-request: the server binds two UDP ports,
+// sends relay-allocated to both ('connect' gets port A, 'accept' port B), each peer sends relay-hello to its
+// port until an ack says ready, then 'connect' opens uTP to server:A and 'accept' takes it from server:B.
+// A relay port forwards only datagrams from the address that said hello on it, under a byte-rate cap per
+// allocation (default 1 MB/s, excess dropped), and the allocation closes after 60 s without traffic.
+//
+// Client → server (the server's UDP port, sent from the client's uTP socket so the server sees the NAT
+// mapping uTP will use):
+//   register       { code, nonce, lan: endpoint[], relay: bool, nat?: string, rtt?: ms }
+//                  sent every 500 ms until answered; repeating it is harmless (same nonce = same registration)
+//   keepalive      { nonce, rtt? }    every 15 s while registered: refreshes the registration and the NAT mapping
+//   peer-ack       { nonce }          stops the server repeating `peer`
+//   relay-request  { nonce }          asks for a relay for the pairing; idempotent, either peer may ask
+//   bye            { nonce }          drops the registration (and its pairing) so the code is free again
+// Server → client:
+//   registered     { nonce, observed: endpoint, expiresInMs }   observed = the client's public address
+//   keepalive-ack  { nonce, observed: endpoint }
+//   peer           { nonce, pair, role: 'connect'|'accept', startInMs, public: endpoint, lan: endpoint[],
+//                    peerNat?, relay: bool }
+//                  the other peer's candidates. The first registrant gets role 'connect' and opens the uTP
+//                  connection, the other 'accept'. Both start probing startInMs after receipt (relative,
+//                  since clocks differ; the server subtracts each peer's half RTT). relay: both peers
+//                  allow a relay and the server has one. Repeated every 500 ms (up to 6 times) until peer-ack.
+//   relay-allocated { nonce, port, token }   this peer's relay port on the server's host, and its hello token
+//   error          { code, message, nonce? }   nonce when the request named one. Codes: ERR_MALFORMED,
+//                  ERR_VERSION, ERR_TOO_LARGE, ERR_UNKNOWN_TYPE, ERR_UNEXPECTED (a type servers do not take),
+//                  ERR_NOT_REGISTERED (unknown or expired nonce: register again), ERR_NONCE_IN_USE,
+//                  ERR_CODE_IN_USE (two peers already paired under the code), ERR_FULL, ERR_NOT_PAIRED,
+//                  ERR_RELAY_UNAVAILABLE, ERR_RELAY_FULL. Datagrams without the magic, and anything beyond a
+//                  source IP's rate limit (token bucket, default 20/s, burst 40), are dropped without a reply.
+// Peer ↔ peer (to each candidate; the first probe to a public candidate leaves with a low TTL):
+//   probe          { pair, nonce }    nonce: a fresh id per candidate; any probe is answered with
+//   probe-ack      { pair, nonce }    the nonce echoed, to the probe's source
+//   select         { pair, path: 'lan'|'direct' }   the 'connect' peer's choice, sent to the winning
+//                  candidate just before its uTP SYN (same socket, so from the address the SYN comes from)
+// Peer ↔ relay port (TURN-like; the relay forwards every other datagram raw to the other peer):
+//   relay-hello    { token }          teaches the relay port this peer's address and opens its NAT toward it
+//   relay-hello-ack { token, ready }  ready: the relay knows both peers' addresses, connect now
+
+import * as net from 'net'
+
+export const MAGIC = Buffer.from('UTPRV', 'latin1')
+export const VERSION = 1
+export const HEADER_LEN = MAGIC.length + 1
+/** Largest datagram the server accepts: fits any path MTU after IP/UDP headers */
+export const MAX_MESSAGE_SIZE = 1200
+export const MAX_LAN_CANDIDATES = 16
+
+export interface Endpoint { address: string, port: number }
+export type Role = 'connect' | 'accept'
+export type DirectPath = 'lan' | 'direct'
+
+export interface RegisterMsg { t: 'register', code: string, nonce: string, lan: Endpoint[], relay: boolean, nat?: string, rtt?: number }
+export interface RegisteredMsg { t: 'registered', nonce: string, observed: Endpoint, expiresInMs: number }
+export interface KeepaliveMsg { t: 'keepalive', nonce: string, rtt?: number }
+export interface KeepaliveAckMsg { t: 'keepalive-ack', nonce: string, observed: Endpoint }
+export interface PeerMsg {
+  t: 'peer'
+  nonce: string
+  pair: string
+  role: Role
+  startInMs: number
+  public: Endpoint
+  lan: Endpoint[]
+  peerNat?: string
+  relay: boolean
+}
+export interface PeerAckMsg { t: 'peer-ack', nonce: string }
+export interface RelayRequestMsg { t: 'relay-request', nonce: string }
+export interface RelayAllocatedMsg { t: 'relay-allocated', nonce: string, port: number, token: string }
+export interface ByeMsg { t: 'bye', nonce: string }
+export interface ErrorMsg { t: 'error', code: string, message: string, nonce?: string }
+export interface ProbeMsg { t: 'probe', pair: string, nonce: string }
+export interface ProbeAckMsg { t: 'probe-ack', pair: string, nonce: string }
+export interface SelectMsg { t: 'select', pair: string, path: DirectPath }
+export interface RelayHelloMsg { t: 'relay-hello', token: string }
+export interface RelayHelloAckMsg { t: 'relay-hello-ack', token: string, ready: boolean }
+
+export type Message = RegisterMsg | RegisteredMsg | KeepaliveMsg | KeepaliveAckMsg | PeerMsg | PeerAckMsg |
+RelayRequestMsg | RelayAllocatedMsg | ByeMsg | ErrorMsg | ProbeMsg | ProbeAckMsg | SelectMsg | RelayHelloMsg |
+RelayHelloAckMsg
+
+/** A datagram that carries our magic but is not a valid message: the error code and reason to answer with */
+export interface DecodeError { error: string, message: string }
+
+export function encode (msg: Message): Buffer {
+  return Buffer.concat([MAGIC, Buffer.from([VERSION]), Buffer.from(JSON.stringify(msg), 'utf8')])
+}
+
+/** Whether a datagram is ours at all (starts with the magic); anything else is someone else's traffic */
+export function isRendezvous (buf: Buffer): boolean {
+  return buf.length >= MAGIC.length && buf.compare(MAGIC, 0, MAGIC.length, 0, MAGIC.length) === 0
+}
+
+/** Parse and validate; null when the datagram is not ours, a DecodeError when it is ours but invalid */
+export function decode (buf: Buffer): Message | DecodeError | null {
+  if (!isRendezvous(buf)) return null
+  if (buf.length < HEADER_LEN) return bad('ERR_MALFORMED', 'truncated header')
+  if (buf[MAGIC.length] !== VERSION) return bad('ERR_VERSION', `unsupported version ${buf[MAGIC.length]}, expected ${VERSION}`)
+  let body: unknown
+  try {
+    body = JSON.parse(buf.toString('utf8', HEADER_LEN))
+  } catch {
+    return bad('ERR_MALFORMED', 'body is not JSON')
+  }
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return bad('ERR_MALFORMED', 'body is not an object')
+  try {
+    return validate(body as Record<string, unknown>)
+  } catch (e) {
+    if (e instanceof FieldError) return bad('ERR_MALFORMED', e.message)
+    throw e
+  }
+}
+
+export function isDecodeError (m: Message | DecodeError): m is DecodeError {
+  return (m as DecodeError).error !== undefined
+}
+
+function bad (error: string, message: string): DecodeError {
+  return { error, message }
+}
+
+class FieldError extends Error {}
+
+// ---- field validators: each throws FieldError naming the field ----------------------------------------------
+
+function str (o: Record<string, unknown>, k: string, min: number, max: number, pattern?: RegExp): string {
+  const v = o[k]
+  if (typeof v !== 'string' || v.length < min || v.length > max || (pattern !== undefined && !pattern.test(v))) {
+    throw new FieldError(`field "${k}" must be a string of ${min}..${max} characters${pattern === undefined ? '' : ` matching ${String(pattern)}`}`)
+  }
+  return v
+}
+
+function optStr (o: Record<string, unknown>, k: string, max: number): string | undefined {
+  return o[k] === undefined ? undefined : str(o, k, 0, max)
+}
+
+function int (o: Record<string, unknown>, k: string, min: number, max: number): number {
+  const v = o[k]
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new FieldError(`field "${k}" must be an integer in ${min}..${max}`)
+  return v
+}
+
+function optInt (o: Record<string, unknown>, k: string, min: number, max: number): number | undefined {
+  return o[k] === undefined ? undefined : int(o, k, min, max)
+}
+
+function bool (o: Record<string, unknown>, k: string): boolean {
+  if (typeof o[k] !== 'boolean') throw new FieldError(`field "${k}" must be a boolean`)
+  return o[k] as boolean
+}
+
+function oneOf<T extends string> (o: Record<string, unknown>, k: string, values: readonly T[]): T {
+  const v = o[k]
+  if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) throw new FieldError(`field "${k}" must be one of ${values.join(', ')}`)
+  return v as T
+}
+
+function endpointOf (v: unknown, k: string): Endpoint {
+  if (v === null || typeof v !== 'object') throw new FieldError(`field "${k}" must be an endpoint`)
+  const o = v as Record<string, unknown>
+  const address = str(o, 'address', 2, 64)
+  if (net.isIP(address) === 0) throw new FieldError(`field "${k}.address" must be an IP address`)
+  return { address, port: int(o, 'port', 1, 65535) }
+}
+
+function endpoint (o: Record<string, unknown>, k: string): Endpoint {
+  return endpointOf(o[k], k)
+}
+
+function endpoints (o: Record<string, unknown>, k: string): Endpoint[] {
+  const v = o[k]
+  if (!Array.isArray(v) || v.length > MAX_LAN_CANDIDATES) throw new FieldError(`field "${k}" must be an array of at most ${MAX_LAN_CANDIDATES} endpoints`)
+  return v.map((e, i) => endpointOf(e, `${k}[${i}]`))
+}
+
+const HEX_ID = /^[0-9a-f]+$/
+const nonce = (o: Record<string, unknown>): string => str(o, 'nonce', 16, 64, HEX_ID)
+const pair = (o: Record<string, unknown>): string => str(o, 'pair', 16, 64, HEX_ID)
+const token = (o: Record<string, unknown>): string => str(o, 'token', 16, 64, HEX_ID)
+const MAX_MS = 600_000
+
+/** Rebuild the message from validated fields only, so nothing unexpected travels further */
+function validate (o: Record<string, unknown>): Message | DecodeError {
+  const t = o.t
+  switch (t) {
+    case 'register': {
+      const msg: RegisterMsg = { t, code: str(o, 'code', 1, 128), nonce: nonce(o), lan: endpoints(o, 'lan'), relay: bool(o, 'relay') }
+      const nat = optStr(o, 'nat', 32)
+      const rtt = optInt(o, 'rtt', 0, MAX_MS)
+      if (nat !== undefined) msg.nat = nat
+      if (rtt !== undefined) msg.rtt = rtt
+      return msg
+    }
+    case 'registered':
+      return { t, nonce: nonce(o), observed: endpoint(o, 'observed'), expiresInMs: int(o, 'expiresInMs', 0, 86_400_000) }
+    case 'keepalive': {
+      const msg: KeepaliveMsg = { t, nonce: nonce(o) }
+      const rtt = optInt(o, 'rtt', 0, MAX_MS)
+      if (rtt !== undefined) msg.rtt = rtt
+      return msg
+    }
+    case 'keepalive-ack':
+      return { t, nonce: nonce(o), observed: endpoint(o, 'observed') }
+    case 'peer': {
+      const msg: PeerMsg = {
+        t,
+        nonce: nonce(o),
+        pair: pair(o),
+        role: oneOf(o, 'role', ['connect', 'accept'] as const),
+        startInMs: int(o, 'startInMs', 0, MAX_MS),
+        public: endpoint(o, 'public'),
+        lan: endpoints(o, 'lan'),
+        relay: bool(o, 'relay')
+      }
+      const peerNat = optStr(o, 'peerNat', 32)
+      if (peerNat !== undefined) msg.peerNat = peerNat
+      return msg
+    }
+    case 'peer-ack':
+    case 'relay-request':
+    case 'bye':
+      return { t, nonce: nonce(o) }
+    case 'relay-allocated':
+      return { t, nonce: nonce(o), port: int(o, 'port', 1, 65535), token: token(o) }
+    case 'error': {
+      const msg: ErrorMsg = { t, code: str(o, 'code', 1, 64), message: str(o, 'message', 0, 512) }
+      if (o.nonce !== undefined) msg.nonce = nonce(o)
+      return msg
+    }
+    case 'probe':
+    case 'probe-ack':
+      return { t, pair: pair(o), nonce: nonce(o) }
+    case 'select':
+      return { t, pair: pair(o), path: oneOf(o, 'path', ['lan', 'direct'] as const) }
+    case 'relay-hello':
+      return { t, token: token(o) }
+    case 'relay-hello-ack':
+      return { t, token: token(o), ready: bool(o, 'ready') }
+    default:
+      return bad('ERR_UNKNOWN_TYPE', `unknown message type ${JSON.stringify(String(t).slice(0, 40))}`)
+  }
+}
+
+/** "host:port" or "[v6]:port" → parts; throws a TypeError-free Error with a readable reason */
+export function parseHostPort (s: string): { host: string, port: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(s) ?? /^([^:]+):(\d+)$/.exec(s)
+  const port = m === null ? NaN : Number(m[2])
+  if (m === null || !Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`expected host:port (or [ipv6]:port), got ${JSON.stringify(s)}`)
+  return { host: m[1], port }
+}
+
+export function endpointKey (e: Endpoint): string {
+  return net.isIPv6(e.address) ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`
+}

@@ -1,0 +1,176 @@
+// The utp-punch-rs command, run as users run it: `node bin/utp-punch-rs.js ...` child processes on loopback
+import { spawn, type ChildProcess } from 'child_process'
+import { randomBytes } from 'crypto'
+import * as fs from 'fs'
+import * as os from 'os'
+import * as path from 'path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import type * as TransferModule from '../bin/transfer'
+import { skipCoturn, startCoturn, type Coturn } from './helpers/coturn'
+import { requireFromRoot, root } from './helpers/utp'
+
+const { safeName } = requireFromRoot('./dist/bin/transfer.js') as typeof TransferModule
+const BIN = path.join(root, 'bin', 'utp-punch-rs.js')
+
+interface Run { code: number | null, stdout: string, stderr: string }
+
+function start (args: string[]): ChildProcess {
+  return spawn(process.execPath, [BIN, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+}
+
+function finish (child: ChildProcess, timeoutMs = 30_000): Promise<Run> {
+  let stdout = ''
+  let stderr = ''
+  child.stdout?.on('data', (d: Buffer) => { stdout += d.toString() })
+  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.once('close', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+async function cli (args: string[]): Promise<Run> {
+  return await finish(start(args))
+}
+
+let server: ChildProcess
+let serverExit: Promise<Run>
+let rendezvousAddr = ''
+let tmp = ''
+
+beforeAll(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'utp-punch-rs-cli-'))
+  server = start(['rendezvous', '--port', '0', '--host', '127.0.0.1', '--relay-rate', '20000000'])
+  const firstLine = await new Promise<string>((resolve, reject) => {
+    let buf = ''
+    const onData = (d: Buffer): void => {
+      buf += d.toString()
+      const nl = buf.indexOf('\n')
+      if (nl < 0) return
+      server.stdout?.removeListener('data', onData)
+      resolve(buf.slice(0, nl))
+    }
+    server.stdout?.on('data', onData)
+    server.once('exit', (code) => reject(new Error(`the server exited with ${String(code)}`)))
+  })
+  const m = /^rendezvous server listening on 127\.0\.0\.1:(\d+)$/.exec(firstLine)
+  expect(m).not.toBeNull()
+  rendezvousAddr = `127.0.0.1:${(m as RegExpExecArray)[1]}`
+  serverExit = finish(server)
+})
+
+afterAll(async () => {
+  server.kill('SIGTERM')
+  const r = await serverExit
+  expect(r.code).toBe(0)
+  fs.rmSync(tmp, { recursive: true, force: true })
+})
+
+async function transfer (name: string, bytes: number, extra: string[] = []): Promise<{ send: Run, receive: Run, src: string, dir: string }> {
+  const dir = fs.mkdtempSync(path.join(tmp, 'out-'))
+  const src = path.join(tmp, name)
+  fs.writeFileSync(src, randomBytes(bytes))
+  const code = `code-${randomBytes(4).toString('hex')}`
+  const receiving = finish(start(['receive', '--rendezvous', rendezvousAddr, '--code', code, '--out', dir, ...extra]))
+  const sending = finish(start(['send', src, '--rendezvous', rendezvousAddr, '--code', code, ...extra]))
+  const [send, receive] = await Promise.all([sending, receiving])
+  return { send, receive, src, dir }
+}
+
+describe('utp-punch-rs CLI', () => {
+  it('send and receive move a 3 MiB file intact and print a summary', async () => {
+    const { send, receive, src, dir } = await transfer('random.bin', 3 << 20)
+    expect(send.stderr).toBe('') // not a TTY: no progress bar, no chatter
+    expect(receive.stderr).toBe('')
+    expect(send.code).toBe(0)
+    expect(receive.code).toBe(0)
+    expect(fs.readFileSync(path.join(dir, 'random.bin')).equals(fs.readFileSync(src))).toBe(true)
+    expect(fs.readdirSync(dir)).toEqual(['random.bin']) // no .part left behind
+    const summary = /^(sent|received) random\.bin.*: 3145728 bytes in \d+\.\d\d s \(\d+\.\d+ MB\/s\) via (lan|direct) path to .+, sha256 [0-9a-f]{64}\n$/
+    expect(send.stdout).toMatch(summary)
+    expect(receive.stdout).toMatch(summary)
+    expect(receive.stdout).toContain(`-> ${path.join(dir, 'random.bin')}`)
+  })
+
+  it('--force-relay goes through the server relay', async () => {
+    const { send, receive, src, dir } = await transfer('relayed.dat', 512 * 1024, ['--force-relay'])
+    expect([send.code, receive.code]).toEqual([0, 0])
+    expect(send.stdout).toContain('via relay path')
+    expect(fs.readFileSync(path.join(dir, 'relayed.dat')).equals(fs.readFileSync(src))).toBe(true)
+  })
+
+  it('fails with a one-line reason and a non-zero exit when the codes differ', async () => {
+    const src = path.join(tmp, 'lonely.txt')
+    fs.writeFileSync(src, 'nobody will get this')
+    const t0 = Date.now()
+    const [send, receive] = await Promise.all([
+      cli(['send', src, '--rendezvous', rendezvousAddr, '--code', 'one-code', '--timeout', '1s']),
+      cli(['receive', '--rendezvous', rendezvousAddr, '--code', 'another-code', '--out', tmp, '--timeout', '1'])
+    ])
+    expect(Date.now() - t0).toBeLessThan(10_000)
+    for (const r of [send, receive]) {
+      expect(r.code).toBe(1)
+      expect(r.stdout).toBe('')
+      expect(r.stderr).toMatch(/^utp-punch-rs: rendezvous failed: no peer registered under this code within 1000 ms\n$/)
+    }
+    expect(fs.existsSync(path.join(tmp, 'lonely.txt.part'))).toBe(false)
+  })
+
+  it('explains usage: --help for every command, usage errors exit 2', async () => {
+    for (const command of ['rendezvous', 'send', 'receive', 'nat-check']) {
+      const r = await cli([command, '--help'])
+      expect(r.code).toBe(0)
+      expect(r.stdout).toMatch(new RegExp(`^usage: utp-punch-rs ${command}`))
+    }
+    expect((await cli(['--help'])).stdout).toContain('commands:')
+    const natCheck = await cli(['nat-check'])
+    expect(natCheck.code).toBe(2)
+    expect(natCheck.stderr).toContain('--stun HOST:PORT')
+    const missing = await cli(['receive', '--rendezvous', rendezvousAddr])
+    expect(missing.code).toBe(2)
+    expect(missing.stderr).toContain('--code CODE is required')
+    const unknown = await cli(['send', 'x', '--bogus'])
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toContain('unknown option --bogus')
+    expect((await cli(['frobnicate'])).code).toBe(2)
+    const noFile = await cli(['send', path.join(tmp, 'does-not-exist'), '--rendezvous', rendezvousAddr, '--code', 'c'])
+    expect(noFile.code).toBe(1)
+    expect(noFile.stderr).toContain('no such file')
+  })
+
+  it('the server answers /healthz over HTTP', async () => {
+    const res = await fetch(`http://${rendezvousAddr}/healthz`)
+    expect(await res.text()).toBe('ok')
+    const stats = await (await fetch(`http://${rendezvousAddr}/stats`)).json() as Record<string, number>
+    expect(stats.pairings).toBeGreaterThanOrEqual(0)
+  })
+
+  it('keeps received files inside the output directory under a safe name', () => {
+    expect(safeName('report.pdf')).toBe('report.pdf')
+    expect(safeName('../../etc/passwd')).toBe('passwd')
+    expect(safeName('C:\\Users\\x\\evil.exe')).toBe('evil.exe')
+    expect(safeName('..')).toBe('received-file')
+    expect(safeName('dir/')).toBe('received-file')
+    expect(safeName('a\u0000b\nc')).toBe('abc')
+  })
+})
+
+describe.skipIf(skipCoturn)('utp-punch-rs nat-check', () => {
+  let coturn: Coturn | undefined
+  afterAll(async () => { await coturn?.stop() })
+
+  it('reports the public address and RFC 5780 behaviour from a real STUN server', async () => {
+    coturn = await startCoturn()
+    const text = await cli(['nat-check', '--stun', coturn.server])
+    expect(text.code).toBe(0)
+    expect(text.stdout).toMatch(/^public address: 127\.0\.0\.1:\d+\nmapping: endpoint-independent\nfiltering: endpoint-independent\n/)
+    const json = await cli(['nat-check', '--stun', coturn.server, '--json'])
+    expect(json.code).toBe(0)
+    expect(JSON.parse(json.stdout)).toMatchObject({ mapping: 'endpoint-independent', filtering: 'endpoint-independent', natted: false })
+  })
+})
+

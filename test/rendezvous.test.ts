@@ -1,0 +1,409 @@
+// The rendezvous server, rendezvous() and the relay, on loopback (the NAT lab covers real NATs)
+import * as dgram from 'dgram'
+import { afterEach, describe, expect, it } from 'vitest'
+
+import type * as CandidatesModule from '../lib/rendezvous/candidates'
+import type * as ClientModule from '../lib/rendezvous/client'
+import type * as ProberModule from '../lib/rendezvous/prober'
+import type * as ProtocolModule from '../lib/rendezvous/protocol'
+import type * as ServerModule from '../lib/rendezvous/server'
+import { cleanupNodes, drainHash, makeNode, requireFromRoot, sleep, writeRandom, type Node } from './helpers/utp'
+
+const { RendezvousServer } = requireFromRoot('./dist/lib/rendezvous/server.js') as typeof ServerModule
+const { rendezvous } = requireFromRoot('./dist/lib/rendezvous/client.js') as typeof ClientModule
+const protocol = requireFromRoot('./dist/lib/rendezvous/protocol.js') as typeof ProtocolModule
+const { Prober } = requireFromRoot('./dist/lib/rendezvous/prober.js') as typeof ProberModule
+const { lanCandidates } = requireFromRoot('./dist/lib/rendezvous/candidates.js') as typeof CandidatesModule
+
+type Server = ServerModule.RendezvousServer
+type Result = ClientModule.RendezvousResult
+type Msg = ProtocolModule.Message
+
+const servers: Server[] = []
+const sockets: dgram.Socket[] = []
+
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.close()
+  await Promise.all(servers.splice(0).map(async s => await s.close()))
+})
+
+async function startServer (options: ServerModule.RendezvousServerOptions = {}): Promise<{ server: Server, addr: string, port: number }> {
+  const server = new RendezvousServer({ port: 0, host: '127.0.0.1', ...options })
+  servers.push(server)
+  const { port } = await server.listen()
+  return { server, addr: `127.0.0.1:${port}`, port }
+}
+
+async function udp (host = '127.0.0.1'): Promise<dgram.Socket> {
+  const s = dgram.createSocket('udp4')
+  sockets.push(s)
+  await new Promise<void>(resolve => s.bind(0, host, () => resolve()))
+  return s
+}
+
+/** Send raw bytes from a dgram socket and collect the rendezvous replies for `ms` */
+async function exchange (s: dgram.Socket, port: number, datagrams: Buffer[], ms = 200): Promise<Msg[]> {
+  const replies: Msg[] = []
+  const onMessage = (m: Buffer): void => {
+    const d = protocol.decode(m)
+    if (d !== null && !protocol.isDecodeError(d)) replies.push(d)
+  }
+  s.on('message', onMessage)
+  for (const d of datagrams) s.send(d, port, '127.0.0.1')
+  await sleep(ms)
+  s.removeListener('message', onMessage)
+  return replies
+}
+
+async function pair (a: Node, b: Node, opts: Omit<ClientModule.RendezvousOptions, 'code'>, code = 'pairing-code'): Promise<[Result, Result]> {
+  return await Promise.all([rendezvous(a, { ...opts, code }), sleep(30).then(async () => await rendezvous(b, { ...opts, code }))])
+}
+
+/** Send `bytes` from one socket to the other and compare checksums */
+async function transfer (from: Result, to: Result, bytes: number): Promise<void> {
+  const received = drainHash(to.socket)
+  const sent = await writeRandom(from.socket, bytes)
+  const got = await received
+  expect(got.bytes).toBe(bytes)
+  expect(got.sha256).toBe(sent)
+}
+
+/** Two bound nodes; host null binds the default (dual-stack '::') */
+async function nodes (host: string | null = '127.0.0.1'): Promise<[Node, Node]> {
+  const a = makeNode()
+  const b = makeNode()
+  await a.bindAsync(0, host)
+  await b.bindAsync(0, host)
+  return [a, b]
+}
+
+function roles (r: [Result, Result]): string[] {
+  return r.map(x => x.role).sort()
+}
+
+describe('rendezvous protocol', () => {
+  it('encodes to a datagram the uTP demux never takes and decodes it back, strictly', () => {
+    const msg: Msg = { t: 'register', code: 'c', nonce: '0123456789abcdef', lan: [{ address: '10.0.0.2', port: 4000 }], relay: true, nat: 'cone', rtt: 12 }
+    const buf = protocol.encode(msg)
+    expect(buf.subarray(0, 6).toString('latin1')).toBe('UTPRV\x01')
+    expect(buf[0] & 0x0f).not.toBe(1)
+    expect(protocol.decode(buf)).toEqual(msg)
+    expect(protocol.decode(Buffer.from('hello'))).toBeNull()
+    const body = (o: object): Buffer => Buffer.concat([Buffer.from('UTPRV\x01', 'latin1'), Buffer.from(JSON.stringify(o))])
+    expect(protocol.decode(body({ ...msg, extra: 1 }))).toEqual(msg) // unknown fields dropped
+    expect(protocol.decode(body({ ...msg, lan: [{ address: 'not-an-ip', port: 1 }] }))).toMatchObject({ error: 'ERR_MALFORMED' })
+    expect(protocol.decode(body({ ...msg, nonce: 'XYZ' }))).toMatchObject({ error: 'ERR_MALFORMED' })
+    expect(protocol.decode(body({ t: 'nope' }))).toMatchObject({ error: 'ERR_UNKNOWN_TYPE' })
+    expect(protocol.decode(body([1, 2]))).toMatchObject({ error: 'ERR_MALFORMED' })
+    expect(protocol.decode(Buffer.from('UTPRV\x02{}', 'latin1'))).toMatchObject({ error: 'ERR_VERSION' })
+    expect(protocol.decode(Buffer.from('UTPRV\x01{', 'latin1'))).toMatchObject({ error: 'ERR_MALFORMED' })
+    expect(protocol.parseHostPort('[::1]:7000')).toEqual({ host: '::1', port: 7000 })
+    expect(protocol.parseHostPort('example.org:7')).toEqual({ host: 'example.org', port: 7 })
+    expect(() => protocol.parseHostPort('example.org')).toThrow(/host:port/)
+  })
+
+  it('the first probe to a public candidate has a low TTL, later ones and LAN probes the normal TTL', async () => {
+    const sent: Array<{ to: string, ttl: number | undefined }> = []
+    const cand = (address: string, kind: 'lan' | 'public'): ProberModule.ProberOptions['candidates'][number] =>
+      ({ address, port: 5000, kind, nonce: kind === 'lan' ? '1'.repeat(16) : '2'.repeat(16), sent: 0, acked: false })
+    const p = new Prober({
+      role: 'connect',
+      pair: 'ab'.repeat(16),
+      candidates: [cand('10.0.0.2', 'lan'), cand('203.0.113.7', 'public')],
+      intervalMs: 20,
+      lowTtl: 3,
+      preferLan: true,
+      graceMs: 0,
+      send: (_m, to, ttl) => sent.push({ to: to.address, ttl }),
+      onWinner: () => {},
+      onVerified: () => {}
+    })
+    p.start()
+    // Poll rather than sleep a fixed time: a loaded machine may run the interval late
+    for (let i = 0; i < 200 && sent.filter(s => s.to === '203.0.113.7').length < 3; i++) await sleep(10)
+    p.close()
+    const pub = sent.filter(s => s.to === '203.0.113.7')
+    const lan = sent.filter(s => s.to === '10.0.0.2')
+    expect(pub.length).toBeGreaterThanOrEqual(3)
+    expect(pub[0].ttl).toBe(3)
+    expect(pub.slice(1).every(s => s.ttl === undefined)).toBe(true)
+    expect(lan.every(s => s.ttl === undefined)).toBe(true)
+    expect(sent[0].to).toBe('10.0.0.2') // LAN first
+  })
+})
+
+describe('rendezvous()', () => {
+  cleanupNodes()
+
+  it('pairs two nodes, one connects and one accepts, and 1 MiB crosses intact', async () => {
+    const { server, addr } = await startServer()
+    const paired: unknown[] = []
+    server.on('paired', (p) => paired.push(p))
+    const [a, b] = await nodes()
+    const t0 = Date.now()
+    const r = await pair(a, b, { server: addr })
+    expect(Date.now() - t0).toBeLessThan(3000)
+    expect(roles(r)).toEqual(['accept', 'connect'])
+    for (const x of r) {
+      expect(['lan', 'direct']).toContain(x.path)
+      expect(x.timings.registeredMs).toBeGreaterThanOrEqual(0)
+      expect(x.timings.connectedMs).toBeGreaterThanOrEqual(x.timings.pairedMs)
+    }
+    // Each side talks to the other's port
+    expect(r[0].remote.port).toBe(b.address().port)
+    expect(r[1].remote.port).toBe(a.address().port)
+    const [connect, accept] = r[0].role === 'connect' ? r : [r[1], r[0]]
+    // The accept side talks first (no end: a peer's end ends our side too), then 1 MiB the other way
+    const hello = new Promise<string>(resolve => connect.socket.once('data', (d: Buffer) => resolve(d.toString())))
+    accept.socket.write('hello from the accepting side')
+    expect(await hello).toBe('hello from the accepting side')
+    await transfer(connect, accept, 1 << 20)
+    expect(paired).toHaveLength(1)
+    await sleep(50) // the byes
+    expect(server.stats()).toMatchObject({ registrations: 2, pairings: 1, activeRegistrations: 0, activePairings: 0, errors: 0 })
+  })
+
+  it('dual-stack nodes (bound to ::) prefer their LAN addresses unless lanFirst is false', async () => {
+    const { addr } = await startServer()
+    const [a, b] = await nodes(null)
+    const r = await pair(a, b, { server: addr })
+    // Without a non-loopback IPv4 interface there is no LAN candidate and the public (loopback) one wins
+    const hasLan = lanCandidates({ address: '::', family: 'IPv6', port: 1 }).length > 0
+    expect(r.map(x => x.path)).toEqual(hasLan ? ['lan', 'lan'] : ['direct', 'direct'])
+    await transfer(r[0], r[1], 256 * 1024)
+    const [c, d] = await nodes(null)
+    const r2 = await pair(c, d, { server: addr, lanFirst: false }, 'second')
+    expect(r2.map(x => x.path)).toEqual(['direct', 'direct'])
+    expect(r2.map(x => x.remote.address)).toEqual(['127.0.0.1', '127.0.0.1'])
+  })
+
+  it('binds an unbound node itself and leaves the accepting node listening', async () => {
+    const { addr } = await startServer()
+    const a = makeNode()
+    const b = makeNode()
+    const r = await pair(a, b, { server: addr })
+    expect(a.address().port).toBeGreaterThan(0)
+    await transfer(r[1], r[0], 1000)
+  })
+
+  it('a forced relay carries 2 MiB, capped by the relay rate, and closes once idle', async () => {
+    const { server, addr } = await startServer({ relayRate: 2_000_000, relayIdleMs: 400 })
+    const [a, b] = await nodes()
+    const r = await pair(a, b, { server: addr, forceRelay: true })
+    expect(r.map(x => x.path)).toEqual(['relay', 'relay'])
+    const serverPort = server.address().port
+    for (const x of r) {
+      expect(x.remote.address).toBe('127.0.0.1')
+      expect(x.remote.port).not.toBe(serverPort)
+      expect(x.timings.relayMs).toBeGreaterThanOrEqual(0)
+    }
+    expect(server.stats()).toMatchObject({ activeRelays: 1, relays: 1 })
+    const t0 = Date.now()
+    await transfer(r[0], r[1], 2 << 20)
+    // 2 MiB through a 2 MB/s cap with a 1 MB burst takes well over half a second
+    expect(Date.now() - t0).toBeGreaterThan(400)
+    expect(server.stats().relayedBytes).toBeGreaterThan(2 << 20)
+    await Promise.all([a.closeAsync(), b.closeAsync()])
+    await sleep(700)
+    expect(server.stats().activeRelays).toBe(0)
+  })
+
+  it('falls back to the relay by itself when no candidate answers', async () => {
+    const silent = await udp()
+    const bogus = { address: '127.0.0.1', port: silent.address().port }
+    const { addr } = await startServer({ rewriteCandidates: () => ({ public: bogus, lan: [] }) })
+    const [a, b] = await nodes()
+    const t0 = Date.now()
+    const r = await pair(a, b, { server: addr, punchTimeoutMs: 800 })
+    expect(r.map(x => x.path)).toEqual(['relay', 'relay'])
+    expect(Date.now() - t0).toBeLessThan(5000)
+    await transfer(r[0], r[1], 256 * 1024)
+  })
+
+  it('relay: false with unreachable candidates rejects with ERR_PUNCH_FAILED naming NATs and candidates', async () => {
+    const silent = await udp()
+    let probes = 0
+    silent.on('message', () => probes++)
+    const bogus = { address: '127.0.0.1', port: silent.address().port }
+    const { addr } = await startServer({ rewriteCandidates: () => ({ public: bogus, lan: [] }) })
+    const [a, b] = await nodes()
+    const t0 = Date.now()
+    const results = await Promise.allSettled([
+      rendezvous(a, { server: addr, code: 'k', relay: false, punchTimeoutMs: 1000, nat: 'symmetric' }),
+      rendezvous(b, { server: addr, code: 'k', relay: false, punchTimeoutMs: 1000, acceptGraceMs: 0 })
+    ])
+    expect(Date.now() - t0).toBeLessThan(3000)
+    for (const res of results) {
+      expect(res.status).toBe('rejected')
+      const err = (res as PromiseRejectedResult).reason as ClientModule.RendezvousOptions & { code: string, message: string, candidates: string[] }
+      expect(err.code).toBe('ERR_PUNCH_FAILED')
+      expect(err.message).toContain(`127.0.0.1:${bogus.port} (public)`)
+      expect(err.message).toMatch(/NAT types: ours (symmetric|unknown), peer's (symmetric|unknown)/)
+      expect(err.candidates).toEqual([`127.0.0.1:${bogus.port} (public)`])
+    }
+    expect(probes).toBeGreaterThanOrEqual(8) // both sides probed, 200 ms apart, for a second
+  })
+
+  it('a peer that opts out of relaying makes the relay unavailable for both', async () => {
+    const silent = await udp()
+    const bogus = { address: '127.0.0.1', port: silent.address().port }
+    const { addr } = await startServer({ rewriteCandidates: () => ({ public: bogus, lan: [] }) })
+    const [a, b] = await nodes()
+    const results = await Promise.allSettled([
+      rendezvous(a, { server: addr, code: 'k', punchTimeoutMs: 500 }),
+      rendezvous(b, { server: addr, code: 'k', punchTimeoutMs: 500, relay: false, acceptGraceMs: 0 })
+    ])
+    for (const res of results) expect((res as PromiseRejectedResult).reason?.code).toBe('ERR_PUNCH_FAILED')
+  })
+
+  it('times out when the server never answers, and when no peer comes', async () => {
+    const silent = await udp()
+    const a = makeNode()
+    await a.bindAsync(0, '127.0.0.1')
+    await expect(rendezvous(a, { server: `127.0.0.1:${silent.address().port}`, code: 'x', timeoutMs: 400 }))
+      .rejects.toMatchObject({ code: 'ERR_RENDEZVOUS_TIMEOUT', message: expect.stringContaining('no answer from the rendezvous server') })
+    const { server, addr } = await startServer()
+    await expect(rendezvous(a, { server: addr, code: 'lonely', timeoutMs: 400 }))
+      .rejects.toMatchObject({ code: 'ERR_RENDEZVOUS_TIMEOUT', message: expect.stringContaining('no peer registered') })
+    await sleep(50)
+    expect(server.stats().activeRegistrations).toBe(0) // the bye freed it
+  })
+
+  it('an AbortSignal cancels a waiting rendezvous', async () => {
+    const { server, addr } = await startServer()
+    const a = makeNode()
+    const ac = new AbortController()
+    const p = rendezvous(a, { server: addr, code: 'x', signal: ac.signal })
+    await sleep(100)
+    expect(server.stats().activeRegistrations).toBe(1)
+    ac.abort()
+    await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR', name: 'AbortError' })
+    await sleep(50)
+    expect(server.stats().activeRegistrations).toBe(0)
+    await expect(rendezvous(a, { server: addr, code: 'x', signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ABORT_ERR' })
+  })
+
+  it('closing the node ends a rendezvous in progress', async () => {
+    const { addr } = await startServer()
+    const a = makeNode()
+    const p = rendezvous(a, { server: addr, code: 'x' })
+    await sleep(100)
+    a.close()
+    await expect(p).rejects.toMatchObject({ code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' })
+  })
+
+  it('validates its options', async () => {
+    const a = makeNode()
+    await expect(rendezvous(a, { server: 'nope', code: 'x' })).rejects.toThrow(/host:port/)
+    await expect(rendezvous(a, { server: '127.0.0.1:1', code: '' })).rejects.toThrow(TypeError)
+    await expect(rendezvous(a, { server: '127.0.0.1:1', code: 'x', timeoutMs: -1 })).rejects.toThrow(RangeError)
+  })
+})
+
+describe('RendezvousServer', () => {
+  cleanupNodes()
+
+  it('answers malformed, oversized and unexpected datagrams with error replies, drops junk, and keeps pairing others', async () => {
+    const { server, port, addr } = await startServer()
+    const s = await udp()
+    const replies = await exchange(s, port, [
+      Buffer.from('garbage'),
+      Buffer.from('UTPRV\x09{}', 'latin1'),
+      Buffer.from('UTPRV\x01{not json', 'latin1'),
+      Buffer.concat([Buffer.from('UTPRV\x01', 'latin1'), Buffer.alloc(1500, 0x20)]),
+      protocol.encode({ t: 'probe', pair: 'ab'.repeat(16), nonce: 'cd'.repeat(8) }),
+      Buffer.concat([Buffer.from('UTPRV\x01', 'latin1'), Buffer.from(JSON.stringify({ t: 'register', code: 'x', nonce: 'short', lan: [], relay: true }))]),
+      protocol.encode({ t: 'keepalive', nonce: 'ef'.repeat(8) })
+    ])
+    const codes = replies.map(r => r.t === 'error' ? r.code : r.t).sort()
+    // Everything but the non-protocol garbage gets an error reply; the garbage is counted and dropped
+    expect(codes).toEqual(['ERR_MALFORMED', 'ERR_MALFORMED', 'ERR_NOT_REGISTERED', 'ERR_TOO_LARGE', 'ERR_UNEXPECTED', 'ERR_VERSION'])
+    expect(server.stats().errors).toBe(7)
+    const [a, b] = await nodes()
+    const r = await pair(a, b, { server: addr })
+    await transfer(r[0], r[1], 64 * 1024)
+  })
+
+  it('rate-limits a flooding source without disturbing a pairing from elsewhere', async () => {
+    const { server, port, addr } = await startServer({ rateLimit: { perSecond: 10, burst: 20 } })
+    const flooder = await udp('127.0.0.2')
+    const junk = protocol.encode({ t: 'keepalive', nonce: '00'.repeat(8) })
+    const [a, b] = await nodes()
+    const paired = pair(a, b, { server: addr })
+    const replies: Msg[] = []
+    for (let i = 0; i < 10; i++) replies.push(...await exchange(flooder, port, Array.from({ length: 50 }, () => junk), 20))
+    replies.push(...await exchange(flooder, port, [], 100))
+    const r = await paired
+    expect(replies.length).toBeGreaterThanOrEqual(20)
+    expect(replies.length).toBeLessThan(40) // the burst plus a few refills, not 500
+    // (loopback may drop some of the burst before the server reads it)
+    expect(server.stats().rateLimited).toBeGreaterThan(300)
+    await transfer(r[0], r[1], 64 * 1024)
+  })
+
+  it('holds one pairing per code: a third registrant is refused while it lasts', async () => {
+    const { addr, port } = await startServer()
+    const p1 = await udp()
+    const p2 = await udp()
+    const reg = (nonce: string): Buffer => protocol.encode({ t: 'register', code: 'busy', nonce, lan: [], relay: true })
+    const [r1] = await Promise.all([exchange(p1, port, [reg('11'.repeat(8))]), sleep(20).then(async () => await exchange(p2, port, [reg('22'.repeat(8))]))])
+    const peer = r1.find(m => m.t === 'peer')
+    expect(peer).toMatchObject({ role: 'connect', public: { address: '127.0.0.1', port: p2.address().port }, relay: true })
+    const c = makeNode()
+    await expect(rendezvous(c, { server: addr, code: 'busy' })).rejects.toMatchObject({ code: 'ERR_RENDEZVOUS_REFUSED', serverCode: 'ERR_CODE_IN_USE' })
+    // bye frees the code
+    await exchange(p1, port, [protocol.encode({ t: 'bye', nonce: '11'.repeat(8) })], 50)
+    const d = await udp()
+    const again = await exchange(d, port, [reg('33'.repeat(8))], 100)
+    expect(again.map(m => m.t)).toEqual(['registered'])
+  })
+
+  it('expires registrations without keepalives, keeps those with, and clients re-register by themselves', async () => {
+    const { server, port, addr } = await startServer({ registrationTtlMs: 300 })
+    const quiet = await udp()
+    const lively = await udp()
+    const reg = (code: string, nonce: string): Buffer => protocol.encode({ t: 'register', code, nonce, lan: [], relay: true })
+    await exchange(quiet, port, [reg('q', 'aa'.repeat(8))], 20)
+    await exchange(lively, port, [reg('l', 'bb'.repeat(8))], 20)
+    expect(server.stats().activeRegistrations).toBe(2)
+    for (let i = 0; i < 8; i++) {
+      lively.send(protocol.encode({ t: 'keepalive', nonce: 'bb'.repeat(8) }), port, '127.0.0.1')
+      await sleep(100)
+    }
+    expect(server.stats()).toMatchObject({ activeRegistrations: 1, expired: 1 })
+    const replies = await exchange(quiet, port, [protocol.encode({ t: 'keepalive', nonce: 'aa'.repeat(8) })])
+    expect(replies).toMatchObject([{ t: 'error', code: 'ERR_NOT_REGISTERED', nonce: 'aa'.repeat(8) }])
+    // A newcomer under the expired code waits instead of pairing with the ghost
+    const late = await udp()
+    expect((await exchange(late, port, [reg('q', 'cc'.repeat(8))])).map(m => m.t)).toEqual(['registered'])
+
+    // A client whose registration expired (keepalives too rare here) registers again when told so
+    const expired = server.stats().expired
+    const [a, b] = await nodes()
+    const first = rendezvous(a, { server: addr, code: 'patient', keepaliveMs: 450 })
+    await sleep(700)
+    expect(server.stats().expired).toBeGreaterThan(expired)
+    const r = await Promise.all([first, rendezvous(b, { server: addr, code: 'patient' })])
+    expect(roles(r)).toEqual(['accept', 'connect'])
+  })
+
+  it('serves /healthz and /stats over HTTP on the same port number', async () => {
+    const { port } = await startServer()
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`)
+    expect(health.status).toBe(200)
+    expect(await health.text()).toBe('ok')
+    const stats = await fetch(`http://127.0.0.1:${port}/stats`)
+    expect(stats.status).toBe(200)
+    expect(stats.headers.get('content-type')).toContain('application/json')
+    expect(await stats.json()).toMatchObject({ registrations: 0, pairings: 0, relayedBytes: 0, activeRelays: 0, errors: 0 })
+    expect((await fetch(`http://127.0.0.1:${port}/nope`)).status).toBe(404)
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`, { method: 'POST' })).status).toBe(405)
+  })
+
+  it('refuses registrations beyond maxRegistrations', async () => {
+    const { port } = await startServer({ maxRegistrations: 2 })
+    const s = await udp()
+    const replies = await exchange(s, port, ['1', '2', '3'].map(n => protocol.encode({ t: 'register', code: `c${n}`, nonce: n.repeat(16), lan: [], relay: true })))
+    expect(replies.map(m => m.t === 'error' ? m.code : m.t).sort()).toEqual(['ERR_FULL', 'registered', 'registered'])
+  })
+})
