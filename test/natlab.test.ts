@@ -1,0 +1,314 @@
+// NAT traversal in a real (namespaced) network: two home NATs, a piece of "internet" with the rendezvous
+// server, optional delay/loss on the public links. See test/natlab/lab.sh for the topology.
+//
+// Part 1 validates the lab itself with plain dgram scripts (test/natlab/punch.mjs + rendezvous.mjs), so a
+// product failure below can be told apart from a broken lab. Part 2 moves bytes with the package: through
+// node.punch() + connect() (test/natlab/utp-peer.mjs), and through the CLI (bin/utp-punch-rs.js).
+//
+// Needs root and `ip netns` (CI runs as root); otherwise the whole file skips, loudly. Needs nft, iptables
+// and python3 (test/natlab/install-deps.sh): without them it fails rather than skips. One lab per machine:
+// the cases run one after another, each in its own lab, torn down afterwards whatever happens.
+import { randomBytes } from 'crypto'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'fs'
+import * as os from 'os'
+import * as path from 'path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import {
+  LAB_DIR, SERVER_IP, type LabProcess, killAll, lab, labNamespaces, labSupport, lastJson, missingTools, nodeIn,
+  reapStaleLabs, sha256File, waitUdpListening
+} from './natlab/lab'
+
+const root = path.join(__dirname, '..')
+const RENDEZVOUS = path.join(LAB_DIR, 'rendezvous.mjs')
+const PUNCH = path.join(LAB_DIR, 'punch.mjs')
+const UTP_PEER = path.join(LAB_DIR, 'utp-peer.mjs')
+const CLI = path.join(root, 'bin', 'utp-punch-rs.js')
+const CLIENT = path.join(root, 'lib', 'rendezvous', 'client.ts')
+const haveCli = existsSync(CLI) && existsSync(CLIENT)
+
+const support = labSupport()
+if (!support.ok) {
+  const bar = '!'.repeat(100)
+  console.warn(`\n${bar}\n!!! NAT LAB TESTS SKIPPED: network namespaces are impossible here (${support.reason}).\n` +
+    `!!! test/natlab.test.ts needs root on Linux with 'ip netns'. NAT traversal is NOT being tested.\n${bar}\n`)
+} else if (!haveCli) {
+  console.warn(`natlab: the CLI cases are skipped: ${existsSync(CLIENT) ? '' : 'lib/rendezvous/client.ts '}` +
+    `${existsSync(CLI) ? '' : 'bin/utp-punch-rs.js '}not there yet`)
+}
+
+interface PunchResult {
+  id: string
+  ok: boolean
+  local: string
+  mapped: string | null
+  path?: 'lan' | 'public'
+  heard?: string | null
+  punchMs?: number
+  received?: number
+  keepalivesOut?: number
+  error?: string
+}
+
+interface EchoResult {
+  sent: number
+  received: number
+  outOfOrder: number
+  mapped: string
+  rtt: { min: number, median: number, p90: number, max: number }
+}
+
+interface PeerResult { ok: boolean, bytes: number, sha256: string, punchMs: number, transferMs: number, error?: string }
+
+const port = (endpoint: string | null): number => Number(endpoint?.slice(endpoint.lastIndexOf(':') + 1))
+const newCode = (): string => randomBytes(6).toString('hex')
+
+async function withLab (args: string[], fn: () => Promise<void>): Promise<void> {
+  lab('up', ...args)
+  try {
+    await fn()
+  } finally {
+    killAll()
+    lab('down')
+  }
+}
+
+async function startRendezvous (): Promise<LabProcess> {
+  const p = nodeIn('inet', RENDEZVOUS, ['--bind', `${SERVER_IP}:7000`, '--duration', '200'], 210_000)
+  await p.waitFor(/"listening"/, 10_000)
+  return p
+}
+
+function describeRun (...procs: Array<{ name: string, out: { code: number | null, stdout: string, stderr: string } }>): string {
+  return procs.map(({ name, out }) => `--- ${name} (exit ${String(out.code)})\n${out.stdout}${out.stderr}`).join('\n')
+}
+
+/** Runs a dgram punch script on each host against the same code; both JSON results */
+async function punchPair (argsA: string[], argsB: string[], timeoutMs = 40_000): Promise<[PunchResult, PunchResult]> {
+  const code = newCode()
+  const a = nodeIn('hostA', PUNCH, ['--id', 'A', '--code', code, ...argsA], timeoutMs)
+  const b = nodeIn('hostB', PUNCH, ['--id', 'B', '--code', code, ...argsB], timeoutMs)
+  const [ea, eb] = await Promise.all([a.exited, b.exited])
+  const ra = lastJson<PunchResult>(ea.stdout)
+  const rb = lastJson<PunchResult>(eb.stdout)
+  if (ra === undefined || rb === undefined) throw new Error(`punch script printed no result\n${describeRun({ name: 'A', out: ea }, { name: 'B', out: eb })}`)
+  return [ra, rb]
+}
+
+/** Paths the CLI reports: a JSON line with a `path` field, or text such as "path: direct" / "via relay" */
+function reportedPaths (text: string): string[] {
+  const found: string[] = []
+  for (const line of text.split('\n')) {
+    const t = line.trim()
+    if (t.startsWith('{')) {
+      try {
+        const o = JSON.parse(t) as { path?: unknown }
+        if (typeof o.path === 'string') found.push(o.path)
+        continue
+      } catch {}
+    }
+    for (const m of t.matchAll(/\bpath\b["'\s:=]*(lan|direct|relay)\b|\bvia (?:the )?(lan|direct|relay)\b/gi)) found.push((m[1] ?? m[2]).toLowerCase())
+  }
+  return found
+}
+
+describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
+  beforeAll(() => {
+    const missing = missingTools()
+    if (missing.length > 0) throw new Error(`natlab: missing ${missing.join(', ')}: run test/natlab/install-deps.sh as root`)
+    const reaped = reapStaleLabs()
+    if (reaped.length > 0) console.warn(`natlab: removed labs left by dead test processes: ${reaped.join(', ')}`)
+  })
+
+  afterAll(() => {
+    killAll()
+    lab('down')
+    expect(labNamespaces()).toEqual([])
+  })
+
+  describe.sequential('the lab itself (plain dgram)', () => {
+    it('cone <-> cone: punching succeeds and ports are preserved', async () => {
+      await withLab(['--a', 'cone', '--b', 'cone'], async () => {
+        await startRendezvous()
+        const [a, b] = await punchPair(['--window', '5'], ['--window', '5'])
+        expect(a, JSON.stringify(a)).toMatchObject({ ok: true, path: 'public', mapped: '198.51.100.1:40000', heard: '198.51.100.2:40000' })
+        expect(b, JSON.stringify(b)).toMatchObject({ ok: true, path: 'public', mapped: '198.51.100.2:40000', heard: '198.51.100.1:40000' })
+      })
+    }, 40_000)
+
+    it('symmetric <-> symmetric: punching fails, each NAT picks random ports', async () => {
+      await withLab(['--a', 'symmetric', '--b', 'symmetric'], async () => {
+        await startRendezvous()
+        const [a, b] = await punchPair(['--window', '4'], ['--window', '4'])
+        expect(a.ok, JSON.stringify(a)).toBe(false)
+        expect(b.ok, JSON.stringify(b)).toBe(false)
+        expect(a.mapped?.startsWith('198.51.100.1:')).toBe(true)
+        expect(b.mapped?.startsWith('198.51.100.2:')).toBe(true)
+        // fully-random: the mapping towards the server is not the local port (1 chance in 64k to be)
+        expect(port(a.mapped) !== 40000 || port(b.mapped) !== 40000).toBe(true)
+      })
+    }, 40_000)
+
+    it('cone <-> symmetric: punching fails (port-restricted filter meets a new port)', async () => {
+      await withLab(['--a', 'cone', '--b', 'symmetric'], async () => {
+        await startRendezvous()
+        const [a, b] = await punchPair(['--window', '4'], ['--window', '4'])
+        expect(a.ok, JSON.stringify(a)).toBe(false)
+        expect(b.ok, JSON.stringify(b)).toBe(false)
+      })
+    }, 40_000)
+
+    it('fullcone <-> symmetric: punching succeeds through a peer-reflexive port', async () => {
+      await withLab(['--a', 'fullcone', '--b', 'symmetric'], async () => {
+        await startRendezvous()
+        const [a, b] = await punchPair(['--window', '5'], ['--window', '5'])
+        expect(a, JSON.stringify(a)).toMatchObject({ ok: true, path: 'public', mapped: '198.51.100.1:40000' })
+        expect(b, JSON.stringify(b)).toMatchObject({ ok: true, path: 'public', heard: '198.51.100.1:40000' })
+        // A heard B from a port B's NAT opened towards A, not the one the rendezvous saw
+        expect(a.heard).not.toBe(b.mapped)
+      })
+    }, 40_000)
+
+    it('same NAT: both hosts on one LAN reach each other over LAN addresses (no hairpinning)', async () => {
+      await withLab(['--same-nat', '--a', 'cone'], async () => {
+        await startRendezvous()
+        const [a, b] = await punchPair(['--window', '5'], ['--window', '5'])
+        expect(a, JSON.stringify(a)).toMatchObject({ ok: true, path: 'lan', local: '10.0.1.2:40000', heard: '10.0.1.3:40000' })
+        expect(b, JSON.stringify(b)).toMatchObject({ ok: true, path: 'lan', local: '10.0.1.3:40000', heard: '10.0.1.2:40000' })
+        expect(a.mapped?.startsWith('198.51.100.1:')).toBe(true)
+        expect(b.mapped?.startsWith('198.51.100.1:')).toBe(true)
+      })
+    }, 40_000)
+
+    it('a 10 s UDP timeout expires an idle mapping, a 3 s keepalive keeps it', async () => {
+      await withLab(['--a', 'cone', '--b', 'cone', '--udp-timeout', '10'], async () => {
+        for (const nat of ['natA', 'natB']) {
+          const t = lab('exec', nat, 'sysctl', '-n', 'net.netfilter.nf_conntrack_udp_timeout', 'net.netfilter.nf_conntrack_udp_timeout_stream')
+          expect(t.trim().split(/\s+/)).toEqual(['10', '10'])
+        }
+        await startRendezvous()
+        // Both pairs at once on different ports: idle 14 s, then A sends 20 datagrams and B counts them
+        const idle = ['--window', '5', '--idle', '14']
+        const [[a0, b0], [a3, b3]] = await Promise.all([
+          punchPair([...idle, '--port', '40000', '--role', 'sender'], [...idle, '--port', '40000', '--role', 'receiver']),
+          punchPair([...idle, '--port', '40100', '--role', 'sender', '--keepalive', '3'], [...idle, '--port', '40100', '--role', 'receiver', '--keepalive', '3'])
+        ])
+        expect(a0.ok && b0.ok && a3.ok && b3.ok, JSON.stringify([a0, b0, a3, b3])).toBe(true)
+        expect(b0.received, 'without keepalive the mapping must expire').toBe(0)
+        expect(a3.keepalivesOut).toBeGreaterThanOrEqual(3)
+        expect(b3.received, 'with a 3 s keepalive the mapping must survive').toBeGreaterThanOrEqual(18)
+      })
+    }, 60_000)
+
+    it('impairment: delay, loss and reordering on one public link only', async () => {
+      await withLab(['--a', 'cone', '--b', 'cone', '--impair-a', 'delay=40,jitter=5,loss=10,reorder=10'], async () => {
+        await startRendezvous()
+        const echo = ['--echo', '300', '--interval', '10', '--port', '41000']
+        const [ea, eb] = await Promise.all([nodeIn('hostA', PUNCH, echo, 30_000).exited, nodeIn('hostB', PUNCH, echo, 30_000).exited])
+        const a = lastJson<EchoResult>(ea.stdout)
+        const b = lastJson<EchoResult>(eb.stdout)
+        const ctx = JSON.stringify({ a, b, errA: ea.stderr, errB: eb.stderr })
+        expect(a !== undefined && b !== undefined, ctx).toBe(true)
+        if (a === undefined || b === undefined) return
+        // Link A: 40 ms each way, 10 % loss each way (81 % of echoes come back), 10 % sent ahead of the queue
+        expect(a.rtt.median, ctx).toBeGreaterThanOrEqual(70)
+        expect(a.rtt.median, ctx).toBeLessThan(200)
+        expect(a.received / a.sent, ctx).toBeGreaterThan(0.65)
+        expect(a.received / a.sent, ctx).toBeLessThan(0.93)
+        expect(a.outOfOrder, ctx).toBeGreaterThan(0)
+        // Link B is clean
+        expect(b.rtt.median, ctx).toBeLessThan(20)
+        expect(b.received / b.sent, ctx).toBeGreaterThanOrEqual(0.99)
+        // and a punch still gets through the impaired link
+        const [pa, pb] = await punchPair(['--window', '6'], ['--window', '6'])
+        expect(pa.ok && pb.ok, JSON.stringify([pa, pb])).toBe(true)
+      })
+    }, 60_000)
+  })
+
+  describe.sequential('the package across the lab', () => {
+    /** utp-peer.mjs on both hosts: node.punch() to the peer's public address, then a uTP transfer */
+    async function utpTransfer (labArgs: string[], bytes: number, timeoutMs: number): Promise<void> {
+      await withLab(labArgs, async () => {
+        await startRendezvous()
+        const code = newCode()
+        const args = ['--code', code, '--bytes', String(bytes), '--timeout', String(Math.floor(timeoutMs / 1000) - 5)]
+        const recv = nodeIn('hostB', UTP_PEER, ['--id', 'B', '--role', 'receive', ...args], timeoutMs)
+        const send = nodeIn('hostA', UTP_PEER, ['--id', 'A', '--role', 'send', ...args], timeoutMs)
+        const [er, es] = await Promise.all([recv.exited, send.exited])
+        const ctx = describeRun({ name: 'receiver', out: er }, { name: 'sender', out: es })
+        const r = lastJson<PeerResult>(er.stdout)
+        const s = lastJson<PeerResult>(es.stdout)
+        expect(r?.ok, ctx).toBe(true)
+        expect(s?.ok, ctx).toBe(true)
+        expect(r?.bytes, ctx).toBe(bytes)
+        expect(r?.sha256, ctx).toBe(s?.sha256)
+        console.log(`natlab: utp ${labArgs.join(' ')}: ${bytes} bytes in ${String(r?.transferMs)} ms (punch ${String(s?.punchMs)} ms)`)
+      })
+    }
+
+    it('cone <-> cone: node.punch() then 8 MiB over uTP, checksummed', async () => {
+      await utpTransfer(['--a', 'cone', '--b', 'cone'], 8 << 20, 60_000)
+    }, 70_000)
+
+    it('cone <-> cone, 40 ms / 2 % loss on A\'s public link: 2 MiB over uTP, checksummed', async () => {
+      await utpTransfer(['--a', 'cone', '--b', 'cone', '--impair-a', 'delay=40,loss=2'], 2 << 20, 90_000)
+    }, 100_000)
+
+    /**
+     * The CLI end to end: `rendezvous` in inet, `receive` on hostB, `send` on hostA, 8 MiB checksummed.
+     * TODO(lib/rendezvous/client.ts, bin/utp-punch-rs.js): these run as soon as both exist; until then skipped.
+     * The path is read from a JSON line with a `path` field or text like "path: direct" / "via relay".
+     */
+    async function cliTransfer (labArgs: string[], expectedPath: 'lan' | 'direct' | 'relay', timeoutMs: number): Promise<void> {
+      await withLab(labArgs, async () => {
+        const dir = mkdtempSync(path.join(os.tmpdir(), 'upr-natlab-'))
+        try {
+          const file = path.join(dir, 'payload.bin')
+          writeFileSync(file, randomBytes(8 << 20))
+          const want = await sha256File(file)
+          const outDir = path.join(dir, 'out')
+          mkdirSync(outDir)
+          const rv = `${SERVER_IP}:7000`
+          const code = newCode()
+          const server = nodeIn('inet', CLI, ['rendezvous', '--port', '7000'], timeoutMs)
+          await waitUdpListening('inet', 7000)
+          const t0 = Date.now()
+          const recv = nodeIn('hostB', CLI, ['receive', '--rendezvous', rv, '--code', code, '--out', outDir], timeoutMs)
+          const send = nodeIn('hostA', CLI, ['send', file, '--rendezvous', rv, '--code', code], timeoutMs)
+          const [er, es] = await Promise.all([recv.exited, send.exited])
+          server.kill()
+          const ctx = describeRun({ name: 'receive (hostB)', out: er }, { name: 'send (hostA)', out: es }, { name: 'rendezvous (inet)', out: { code: null, stdout: server.stdout, stderr: server.stderr } })
+          expect(es.code, ctx).toBe(0)
+          expect(er.code, ctx).toBe(0)
+          const files = readdirSync(outDir)
+          const got = files.includes('payload.bin') ? 'payload.bin' : files[0]
+          expect(got, `no file in --out ${outDir}\n${ctx}`).toBeDefined()
+          expect(await sha256File(path.join(outDir, got)), ctx).toBe(want)
+          const paths = [...reportedPaths(es.stdout + es.stderr), ...reportedPaths(er.stdout + er.stderr)]
+          expect(paths.length, `the CLI reported no path\n${ctx}`).toBeGreaterThan(0)
+          expect(new Set(paths), ctx).toEqual(new Set([expectedPath]))
+          console.log(`natlab: cli ${labArgs.join(' ')}: 8 MiB via ${expectedPath} in ${Date.now() - t0} ms`)
+        } finally {
+          rmSync(dir, { recursive: true, force: true })
+        }
+      })
+    }
+
+    it.skipIf(!haveCli)('CLI, cone <-> cone: 8 MiB, path direct', async () => {
+      await cliTransfer(['--a', 'cone', '--b', 'cone'], 'direct', 60_000)
+    }, 70_000)
+
+    it.skipIf(!haveCli)('CLI, symmetric <-> symmetric: 8 MiB, path relay', async () => {
+      await cliTransfer(['--a', 'symmetric', '--b', 'symmetric'], 'relay', 90_000)
+    }, 100_000)
+
+    it.skipIf(!haveCli)('CLI, same NAT: 8 MiB, path lan', async () => {
+      await cliTransfer(['--same-nat', '--a', 'cone'], 'lan', 60_000)
+    }, 70_000)
+
+    it.skipIf(!haveCli)('CLI, cone <-> cone with 40 ms / 2 % loss on A\'s public link: 8 MiB, path direct', async () => {
+      await cliTransfer(['--a', 'cone', '--b', 'cone', '--impair-a', 'delay=40,loss=2'], 'direct', 150_000)
+    }, 160_000)
+  })
+})
