@@ -23,6 +23,7 @@ const root = path.join(__dirname, '..')
 const RENDEZVOUS = path.join(LAB_DIR, 'rendezvous.mjs')
 const PUNCH = path.join(LAB_DIR, 'punch.mjs')
 const UTP_PEER = path.join(LAB_DIR, 'utp-peer.mjs')
+const IDLE_PEER = path.join(LAB_DIR, 'idle-peer.mjs')
 const CLI = path.join(root, 'bin', 'utp-punch-rs.js')
 const CLIENT = path.join(root, 'lib', 'rendezvous', 'client.ts')
 const haveCli = existsSync(CLI) && existsSync(CLIENT)
@@ -56,6 +57,22 @@ interface EchoResult {
   outOfOrder: number
   mapped: string
   rtt: { min: number, median: number, p90: number, max: number }
+}
+
+interface IdleResult {
+  id: string
+  ok: boolean
+  role?: 'connect' | 'accept'
+  path?: 'lan' | 'direct' | 'relay'
+  remote?: string
+  phase?: string
+  pingMs?: number
+  idleMs?: number
+  idle?: { packetsSent: number, packetsReceived: number }
+  bytes?: number
+  sha256?: string
+  transferMs?: number
+  error?: string
 }
 
 interface PeerResult { ok: boolean, bytes: number, sha256: string, punchMs: number, transferMs: number, error?: string }
@@ -260,7 +277,8 @@ describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
      * TODO(lib/rendezvous/client.ts, bin/utp-punch-rs.js): these run as soon as both exist; until then skipped.
      * The path is read from a JSON line with a `path` field or text like "path: direct" / "via relay".
      */
-    async function cliTransfer (labArgs: string[], expectedPath: 'lan' | 'direct' | 'relay', timeoutMs: number): Promise<void> {
+    async function cliTransfer (labArgs: string[], expectedPath: 'lan' | 'direct' | 'relay' | Array<'direct' | 'relay'>, timeoutMs: number): Promise<'lan' | 'direct' | 'relay'> {
+      let won: 'lan' | 'direct' | 'relay' = 'lan'
       await withLab(labArgs, async () => {
         const dir = mkdtempSync(path.join(os.tmpdir(), 'upr-natlab-'))
         try {
@@ -287,12 +305,16 @@ describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
           expect(await sha256File(path.join(outDir, got)), ctx).toBe(want)
           const paths = [...reportedPaths(es.stdout + es.stderr), ...reportedPaths(er.stdout + er.stderr)]
           expect(paths.length, `the CLI reported no path\n${ctx}`).toBeGreaterThan(0)
-          expect(new Set(paths), ctx).toEqual(new Set([expectedPath]))
-          console.log(`natlab: cli ${labArgs.join(' ')}: 8 MiB via ${expectedPath} in ${Date.now() - t0} ms`)
+          // both sides must agree on the path; with several acceptable paths, which one won is reported
+          expect(new Set(paths).size, ctx).toBe(1)
+          won = paths[0] as 'lan' | 'direct' | 'relay'
+          expect(Array.isArray(expectedPath) ? expectedPath : [expectedPath], ctx).toContain(won)
+          console.log(`natlab: cli ${labArgs.join(' ')}: 8 MiB via ${won} in ${Date.now() - t0} ms`)
         } finally {
           rmSync(dir, { recursive: true, force: true })
         }
       })
+      return won
     }
 
     it.skipIf(!haveCli)('CLI, cone <-> cone: 8 MiB, path direct', async () => {
@@ -310,5 +332,98 @@ describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
     it.skipIf(!haveCli)('CLI, cone <-> cone with 40 ms / 2 % loss on A\'s public link: 8 MiB, path direct', async () => {
       await cliTransfer(['--a', 'cone', '--b', 'cone', '--impair-a', 'delay=40,loss=2'], 'direct', 150_000)
     }, 160_000)
+
+    describe.sequential('product behaviour across NATs', () => {
+      it.skipIf(!haveCli)('symmetric <-> symmetric with relay disabled fails with ERR_PUNCH_FAILED within a bounded time', async () => {
+        await withLab(['--a', 'symmetric', '--b', 'symmetric'], async () => {
+          const dir = mkdtempSync(path.join(os.tmpdir(), 'upr-natlab-'))
+          try {
+            const file = path.join(dir, 'payload.bin')
+            writeFileSync(file, randomBytes(64 << 10))
+            const outDir = path.join(dir, 'out')
+            mkdirSync(outDir)
+            const rv = `${SERVER_IP}:7000`
+            const code = newCode()
+            // the server would relay: it is the peers' --no-relay that must stop them from using it
+            const server = nodeIn('inet', CLI, ['rendezvous', '--port', '7000'], 40_000)
+            await waitUdpListening('inet', 7000)
+            const common = ['--rendezvous', rv, '--code', code, '--no-relay', '--timeout', '30s']
+            const recv = nodeIn('hostB', CLI, ['receive', ...common, '--out', outDir], 35_000)
+            const send = nodeIn('hostA', CLI, ['send', file, ...common], 35_000)
+            const [er, es] = await Promise.all([recv.exited, send.exited])
+            server.kill()
+            const ctx = describeRun({ name: 'receive (hostB)', out: er }, { name: 'send (hostA)', out: es }, { name: 'rendezvous (inet)', out: { code: null, stdout: server.stdout, stderr: server.stderr } })
+            console.log(`natlab: symmetric <-> symmetric --no-relay: send exit ${String(es.code)} after ${es.ms} ms, receive exit ${String(er.code)} after ${er.ms} ms\n` +
+              `  send:    ${es.stderr.trim()}\n  receive: ${er.stderr.trim()}`)
+            for (const [name, e] of [['send', es], ['receive', er]] as const) {
+              expect(e.signal, `${name} was killed\n${ctx}`).toBeNull()
+              expect(e.code, `${name} must fail\n${ctx}`).toBe(1)
+              // well under --timeout 30s: the punch gives up by itself (punch timeout 5 s plus the accept grace)
+              expect(e.ms, `${name} took ${e.ms} ms\n${ctx}`).toBeLessThan(20_000)
+              expect(e.stderr, ctx).toMatch(/ERR_PUNCH_FAILED|hole punching failed|punch(ing)? failed/i)
+              // and it says why: the NAT types or the candidates it tried (the peer's public address on natB/natA)
+              expect(e.stderr, ctx).toMatch(/NAT type|tried [^\n]*198\.51\.100\.[12]:\d+/i)
+            }
+            expect(readdirSync(outDir), ctx).toEqual([])
+            expect(server.stdout, `the relay must not have been used\n${ctx}`).not.toMatch(/relay allocated/)
+          } finally {
+            rmSync(dir, { recursive: true, force: true })
+          }
+        })
+      }, 45_000)
+
+      // Birthday probing (many ports towards a symmetric NAT) is not implemented yet, so today this is the relay
+      it.skipIf(!haveCli)('cone <-> symmetric connects (today via the relay; birthday probing is not implemented yet)', async () => {
+        const won = await cliTransfer(['--a', 'cone', '--b', 'symmetric'], ['direct', 'relay'], 90_000)
+        console.log(`natlab: cone <-> symmetric: the ${won} path won`)
+      }, 100_000)
+
+      it.skipIf(!haveCli)('a connection idle for 60 s behind NATs whose UDP mapping timeout is 10 s still works', async () => {
+        await withLab(['--a', 'cone', '--b', 'cone', '--udp-timeout', '10'], async () => {
+          const server = nodeIn('inet', CLI, ['rendezvous', '--port', '7000'], 100_000)
+          await waitUdpListening('inet', 7000)
+          const code = newCode()
+          const args = ['--code', code, '--server', `${SERVER_IP}:7000`, '--idle', '60', '--bytes', String(1 << 20), '--timeout', '95']
+          const a = nodeIn('hostA', IDLE_PEER, ['--id', 'A', ...args], 100_000)
+          const b = nodeIn('hostB', IDLE_PEER, ['--id', 'B', ...args], 100_000)
+          // Halfway through the idle period (well past the 10 s timeout), the direct A<->B mapping must still be
+          // in both NATs' conntrack tables: the keepalives refresh it
+          const tracked: Record<string, string> = {}
+          try {
+            await new Promise((resolve) => setTimeout(resolve, 40_000))
+            for (const nat of ['natA', 'natB'] as const) {
+              const peerWan = nat === 'natA' ? '198.51.100.2' : '198.51.100.1'
+              tracked[nat] = lab('conntrack', nat).split('\n').filter((l) => /\budp\b/.test(l) && l.includes(`dst=${peerWan}`)).join('\n')
+            }
+          } catch (e) {
+            tracked.error = String(e)
+          }
+          const [ea, eb] = await Promise.all([a.exited, b.exited])
+          server.kill()
+          const ctx = describeRun({ name: 'hostA', out: ea }, { name: 'hostB', out: eb }, { name: 'rendezvous (inet)', out: { code: null, stdout: server.stdout, stderr: server.stderr } }) +
+            `\n--- conntrack at +40 s\n${JSON.stringify(tracked, null, 1)}`
+          const ra = lastJson<IdleResult>(ea.stdout)
+          const rb = lastJson<IdleResult>(eb.stdout)
+          console.log(`natlab: idle 60 s, udp timeout 10 s: ${JSON.stringify(ra)} ${JSON.stringify(rb)}\n  conntrack at +40 s: ${JSON.stringify(tracked)}`)
+          expect(ra?.ok, ctx).toBe(true)
+          expect(rb?.ok, ctx).toBe(true)
+          if (ra === undefined || rb === undefined) return
+          expect(ra.path, ctx).toBe('direct')
+          expect(rb.path, ctx).toBe('direct')
+          expect(new Set([ra.role, rb.role]), ctx).toEqual(new Set(['connect', 'accept']))
+          const [acc, con] = ra.role === 'accept' ? [ra, rb] : [rb, ra]
+          expect(acc.idleMs, ctx).toBeGreaterThanOrEqual(59_000)
+          expect(con.idleMs, ctx).toBeGreaterThanOrEqual(59_000)
+          expect(con.bytes, ctx).toBe(1 << 20)
+          expect(con.sha256, ctx).toBe(acc.sha256)
+          // what kept the mappings alive: uTP packets (keepalives) crossed while the application was idle
+          expect((ra.idle?.packetsSent ?? 0) + (rb.idle?.packetsSent ?? 0), ctx).toBeGreaterThanOrEqual(20)
+          if (tracked.error === undefined) {
+            expect(tracked.natA, ctx).toMatch(/src=10\.0\.1\.2 dst=198\.51\.100\.2/)
+            expect(tracked.natB, ctx).toMatch(/src=10\.0\.2\.2 dst=198\.51\.100\.1/)
+          }
+        })
+      }, 110_000)
+    })
   })
 })
