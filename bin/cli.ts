@@ -189,7 +189,8 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
     try {
       met = await rendezvous(node, { server, code, timeoutMs, relay: o.relay !== false, forceRelay: o['force-relay'] === true })
     } catch (e) {
-      throw new Error(`rendezvous failed: ${oneLine(e)}`)
+      const code = (e as { code?: unknown }).code
+      throw new Error(`rendezvous failed${typeof code === 'string' ? ` (${code})` : ''}: ${oneLine(e)}`)
     }
     const where = `${met.path} path to ${met.remote.address}:${met.remote.port}`
     if (tty) io.stderr.write(`connected: ${where}\n`)
