@@ -882,7 +882,7 @@ impl Connection {
           payload: &p.payload,
         }
         .encode(out);
-        self.after_data_sent(now, len);
+        self.after_data_sent(now);
         return self.sent(now, len);
       }
       self.maybe_arm_persist(now);
@@ -899,7 +899,7 @@ impl Connection {
           payload,
         }
         .encode(out);
-        self.after_data_sent(now, len);
+        self.after_data_sent(now);
         return self.sent(now, len);
       }
       self.maybe_arm_persist(now);
@@ -913,7 +913,7 @@ impl Connection {
         payload: &[],
       }
       .encode(out);
-      self.after_data_sent(now, 0);
+      self.after_data_sent(now);
       return self.sent(now, 0);
     }
     if self.ack_pending {
@@ -957,7 +957,7 @@ impl Connection {
     self.sent(now, 0)
   }
 
-  fn after_data_sent(&mut self, now: Instant, _len: usize) {
+  fn after_data_sent(&mut self, now: Instant) {
     // A data packet carries our cumulative ACK; only out-of-order data still needs a SACK
     if !self.recv.has_out_of_order() {
       self.ack_pending = false;
