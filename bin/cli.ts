@@ -182,10 +182,10 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
   const tty = io.stderr.isTTY === true
   const node = new Node()
   node.on('error', () => { /* reported through the rendezvous or the socket */ })
+  let met: RendezvousResult | undefined
   try {
     await node.bindAsync(port)
     if (tty) io.stderr.write(`waiting for the peer (code ${code}) via ${server}...\n`)
-    let met: RendezvousResult
     try {
       met = await rendezvous(node, { server, code, timeoutMs, relay: o.relay !== false, forceRelay: o['force-relay'] === true })
     } catch (e) {
@@ -203,7 +203,9 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
     io.stdout.write(`${verb}: ${result.bytes} bytes in ${result.seconds.toFixed(2)} s (${rate} MB/s) via ${where}, sha256 ${result.sha256}\n`)
     return 0
   } finally {
-    await node.closeAsync()
+    // On a birthday path the socket lives on an extra port of its own: let it finish closing too
+    const other = met?.node
+    await Promise.all([node.closeAsync(), other !== undefined && other !== node ? other.closeAsync() : undefined])
   }
 }
 

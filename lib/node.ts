@@ -277,6 +277,11 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     return rendezvous(this, options)
   }
 
+  /** @internal A new, unbound Node with this one's options (birthday probing's extra ports) */
+  _sibling (): Node {
+    return new Node(this._options)
+  }
+
   /**
    * NAT behaviour discovery (RFC 5780: mapping and filtering) against a STUN server that offers
    * OTHER-ADDRESS and CHANGE-REQUEST, such as coturn; 'unknown' parts when the server does not.

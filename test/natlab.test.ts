@@ -113,6 +113,8 @@ async function punchPair (argsA: string[], argsB: string[], timeoutMs = 40_000):
 }
 
 /** Paths the CLI reports: a JSON line with a `path` field, or text such as "path: direct" / "via relay" */
+type Path = 'lan' | 'direct' | 'birthday' | 'relay'
+
 function reportedPaths (text: string): string[] {
   const found: string[] = []
   for (const line of text.split('\n')) {
@@ -124,7 +126,7 @@ function reportedPaths (text: string): string[] {
         continue
       } catch {}
     }
-    for (const m of t.matchAll(/\bpath\b["'\s:=]*(lan|direct|relay)\b|\bvia (?:the )?(lan|direct|relay)\b/gi)) found.push((m[1] ?? m[2]).toLowerCase())
+    for (const m of t.matchAll(/\bpath\b["'\s:=]*(lan|direct|birthday|relay)\b|\bvia (?:the )?(lan|direct|birthday|relay)\b/gi)) found.push((m[1] ?? m[2]).toLowerCase())
   }
   return found
 }
@@ -277,8 +279,8 @@ describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
      * TODO(lib/rendezvous/client.ts, bin/utp-punch-rs.js): these run as soon as both exist; until then skipped.
      * The path is read from a JSON line with a `path` field or text like "path: direct" / "via relay".
      */
-    async function cliTransfer (labArgs: string[], expectedPath: 'lan' | 'direct' | 'relay' | Array<'direct' | 'relay'>, timeoutMs: number): Promise<'lan' | 'direct' | 'relay'> {
-      let won: 'lan' | 'direct' | 'relay' = 'lan'
+    async function cliTransfer (labArgs: string[], expectedPath: Path | Path[], timeoutMs: number): Promise<Path> {
+      let won: Path = 'lan'
       await withLab(labArgs, async () => {
         const dir = mkdtempSync(path.join(os.tmpdir(), 'upr-natlab-'))
         try {
@@ -307,7 +309,7 @@ describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
           expect(paths.length, `the CLI reported no path\n${ctx}`).toBeGreaterThan(0)
           // both sides must agree on the path; with several acceptable paths, which one won is reported
           expect(new Set(paths).size, ctx).toBe(1)
-          won = paths[0] as 'lan' | 'direct' | 'relay'
+          won = paths[0] as Path
           expect(Array.isArray(expectedPath) ? expectedPath : [expectedPath], ctx).toContain(won)
           console.log(`natlab: cli ${labArgs.join(' ')}: 8 MiB via ${won} in ${Date.now() - t0} ms`)
         } finally {
@@ -372,11 +374,15 @@ describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
         })
       }, 45_000)
 
-      // Birthday probing (many ports towards a symmetric NAT) is not implemented yet, so today this is the relay
-      it.skipIf(!haveCli)('cone <-> symmetric connects (today via the relay; birthday probing is not implemented yet)', async () => {
-        const won = await cliTransfer(['--a', 'cone', '--b', 'symmetric'], ['direct', 'relay'], 90_000)
-        console.log(`natlab: cone <-> symmetric: the ${won} path won`)
-      }, 100_000)
+      // The receiver (hostB) registers first and opens the uTP connection: the two cases put the
+      // symmetric NAT on the connecting side and on the accepting side
+      it.skipIf(!haveCli)('CLI, cone <-> symmetric: 8 MiB, path birthday (the symmetric side connects)', async () => {
+        await cliTransfer(['--a', 'cone', '--b', 'symmetric'], 'birthday', 60_000)
+      }, 70_000)
+
+      it.skipIf(!haveCli)('CLI, symmetric <-> cone: 8 MiB, path birthday (the symmetric side accepts)', async () => {
+        await cliTransfer(['--a', 'symmetric', '--b', 'cone'], 'birthday', 60_000)
+      }, 70_000)
 
       it.skipIf(!haveCli)('a connection idle for 60 s behind NATs whose UDP mapping timeout is 10 s still works', async () => {
         await withLab(['--a', 'cone', '--b', 'cone', '--udp-timeout', '10'], async () => {

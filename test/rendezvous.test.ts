@@ -2,6 +2,7 @@
 import * as dgram from 'dgram'
 import { afterEach, describe, expect, it } from 'vitest'
 
+import type * as BirthdayModule from '../lib/rendezvous/birthday'
 import type * as CandidatesModule from '../lib/rendezvous/candidates'
 import type * as ClientModule from '../lib/rendezvous/client'
 import type * as ProberModule from '../lib/rendezvous/prober'
@@ -14,6 +15,7 @@ const { rendezvous } = requireFromRoot('./dist/lib/rendezvous/client.js') as typ
 const protocol = requireFromRoot('./dist/lib/rendezvous/protocol.js') as typeof ProtocolModule
 const { Prober } = requireFromRoot('./dist/lib/rendezvous/prober.js') as typeof ProberModule
 const { lanCandidates } = requireFromRoot('./dist/lib/rendezvous/candidates.js') as typeof CandidatesModule
+const { BirthdaySpray, birthdayRole } = requireFromRoot('./dist/lib/rendezvous/birthday.js') as typeof BirthdayModule
 
 type Server = ServerModule.RendezvousServer
 type Result = ClientModule.RendezvousResult
@@ -102,6 +104,44 @@ describe('rendezvous protocol', () => {
     expect(() => protocol.parseHostPort('example.org')).toThrow(/host:port/)
   })
 
+  it('decodes the mapping check, peer-moved and birthday messages, strictly', () => {
+    const ep = { address: '198.51.100.7', port: 4000 }
+    const n = 'ab'.repeat(8)
+    const msgs: Msg[] = [
+      { t: 'registered', nonce: n, observed: ep, expiresInMs: 60000, checkPort: 7001 },
+      { t: 'check', nonce: n },
+      { t: 'check-ack', nonce: n, observed: ep },
+      { t: 'peer', nonce: n, pair: 'cd'.repeat(16), role: 'accept', startInMs: 300, public: ep, lan: [], relay: true, mapping: 'dependent', peerMapping: 'independent' },
+      { t: 'peer-moved', nonce: n, public: ep, seq: 2 },
+      { t: 'peer-moved-ack', nonce: n, seq: 2 },
+      { t: 'select', pair: 'cd'.repeat(16), path: 'birthday' }
+    ]
+    for (const m of msgs) expect(protocol.decode(protocol.encode(m))).toEqual(m)
+    const body = (o: object): Buffer => Buffer.concat([Buffer.from('UTPRV\x01', 'latin1'), Buffer.from(JSON.stringify(o))])
+    expect(protocol.decode(body({ ...msgs[3], mapping: 'cone' }))).toMatchObject({ error: 'ERR_MALFORMED' })
+    expect(protocol.decode(body({ ...msgs[0], checkPort: 0 }))).toMatchObject({ error: 'ERR_MALFORMED' })
+    expect(protocol.decode(body({ t: 'peer-moved', nonce: n, seq: 1 }))).toMatchObject({ error: 'ERR_MALFORMED' })
+  })
+
+  it('birthday probing: who plays which side, and the spray\'s distinct random ports, count and pace', async () => {
+    expect(birthdayRole('independent', 'dependent')).toBe('easy')
+    expect(birthdayRole('dependent', 'independent')).toBe('hard')
+    expect(birthdayRole('dependent', 'dependent')).toBeNull() // both hard: the relay's job
+    expect(birthdayRole('independent', 'independent')).toBeNull() // plain probing works
+    expect(birthdayRole(undefined, 'dependent')).toBeNull()
+    const ports: number[] = []
+    const spray = new BirthdaySpray({ address: '203.0.113.9', count: 300, rate: 2000, send: (to) => { expect(to.address).toBe('203.0.113.9'); ports.push(to.port) } })
+    const t0 = Date.now()
+    spray.start()
+    for (let i = 0; i < 300 && ports.length < 300; i++) await sleep(10)
+    await sleep(50)
+    expect(ports).toHaveLength(300) // stops at count
+    expect(spray.sent).toBe(300)
+    expect(new Set(ports).size).toBe(300)
+    expect(ports.every(p => p >= 1024 && p <= 65535)).toBe(true)
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(100) // paced: 300 at 2,000/s takes at least 150 ms
+  })
+
   it('the first probe to a public candidate has a low TTL, later ones and LAN probes the normal TTL', async () => {
     const sent: Array<{ to: string, ttl: number | undefined }> = []
     const cand = (address: string, kind: 'lan' | 'public'): ProberModule.ProberOptions['candidates'][number] =>
@@ -146,6 +186,9 @@ describe('rendezvous()', () => {
     expect(roles(r)).toEqual(['accept', 'connect'])
     for (const x of r) {
       expect(['lan', 'direct']).toContain(x.path)
+      // no NAT on loopback: the server's mapping check finds one port for both of its ports
+      expect(x.mapping).toEqual({ ours: 'independent', peer: 'independent' })
+      expect(x.node).toBe(x === r[0] ? a : b)
       expect(x.timings.registeredMs).toBeGreaterThanOrEqual(0)
       expect(x.timings.connectedMs).toBeGreaterThanOrEqual(x.timings.pairedMs)
     }
@@ -238,7 +281,8 @@ describe('rendezvous()', () => {
       const err = (res as PromiseRejectedResult).reason as ClientModule.RendezvousOptions & { code: string, message: string, candidates: string[] }
       expect(err.code).toBe('ERR_PUNCH_FAILED')
       expect(err.message).toContain(`127.0.0.1:${bogus.port} (public)`)
-      expect(err.message).toMatch(/NAT types: ours (symmetric|unknown), peer's (symmetric|unknown)/)
+      // the NAT types: what the caller said (nat) and the mappings the server measured
+      expect(err.message).toMatch(/NAT types: ours (symmetric, )?endpoint-independent mapping, peer's (symmetric, )?endpoint-independent mapping/)
       expect(err.candidates).toEqual([`127.0.0.1:${bogus.port} (public)`])
     }
     expect(probes).toBeGreaterThanOrEqual(8) // both sides probed, 200 ms apart, for a second
@@ -324,6 +368,79 @@ describe('RendezvousServer', () => {
     await transfer(r[0], r[1], 64 * 1024)
   })
 
+  it('measures each peer\'s NAT mapping on a second port, waits for both before announcing, and tells each', async () => {
+    const { port } = await startServer({ mappingWaitMs: 3000 })
+    const a = await udp()
+    const b = await udp()
+    const bCheck = await udp() // B's checks leave from another port, as a symmetric NAT would map them
+    const reg = (nonce: string): Buffer => protocol.encode({ t: 'register', code: 'map', nonce, lan: [], relay: true })
+    const na = 'a1'.repeat(8)
+    const nb = 'b2'.repeat(8)
+    const ra = await exchange(a, port, [reg(na)], 100)
+    const checkPort = (ra[0] as ProtocolModule.RegisteredMsg).checkPort as number
+    expect(checkPort).toBeGreaterThan(0)
+    expect(checkPort).not.toBe(port)
+    const acks: Msg[] = []
+    a.on('message', (m) => { const d = protocol.decode(m); if (d !== null && !protocol.isDecodeError(d)) acks.push(d) })
+    a.send(protocol.encode({ t: 'check', nonce: na }), checkPort, '127.0.0.1')
+    await sleep(100)
+    expect(acks).toEqual([{ t: 'check-ack', nonce: na, observed: { address: '127.0.0.1', port: a.address().port } }])
+    // B registers: the pairing waits for B's check (not the 3 s limit), then both hear their mappings
+    const t0 = Date.now()
+    const fromB: Msg[] = []
+    b.on('message', (m) => { const d = protocol.decode(m); if (d !== null && !protocol.isDecodeError(d)) fromB.push(d) })
+    b.send(reg(nb), port, '127.0.0.1')
+    await sleep(150)
+    expect(fromB.map(m => m.t)).toEqual(['registered'])
+    expect(acks.filter(m => m.t === 'peer')).toHaveLength(0)
+    bCheck.send(protocol.encode({ t: 'check', nonce: nb }), checkPort, '127.0.0.1')
+    for (let i = 0; i < 100 && !acks.some(m => m.t === 'peer'); i++) await sleep(10)
+    expect(Date.now() - t0).toBeLessThan(2000)
+    expect(acks.find(m => m.t === 'peer')).toMatchObject({ role: 'connect', mapping: 'independent', peerMapping: 'dependent' })
+    expect(fromB.find(m => m.t === 'peer')).toMatchObject({ role: 'accept', mapping: 'dependent', peerMapping: 'independent' })
+    // A check for an unknown registration gets an error from the check port; junk there gets nothing
+    const stray = await exchange(bCheck, checkPort, [protocol.encode({ t: 'check', nonce: 'cc'.repeat(8) }), Buffer.from('junk')], 100)
+    expect(stray).toMatchObject([{ t: 'error', code: 'ERR_NOT_REGISTERED' }])
+  })
+
+  it('announces a pairing without mappings when the checks never come (mappingWaitMs)', async () => {
+    const { port } = await startServer({ mappingWaitMs: 200 })
+    const a = await udp()
+    const b = await udp()
+    const reg = (nonce: string): Buffer => protocol.encode({ t: 'register', code: 'nocheck', nonce, lan: [], relay: true })
+    const [ra, rb] = await Promise.all([exchange(a, port, [reg('a3'.repeat(8))], 500), sleep(20).then(async () => await exchange(b, port, [reg('b4'.repeat(8))], 480))])
+    const peer = ra.find(m => m.t === 'peer') as ProtocolModule.PeerMsg
+    expect(peer).toBeDefined()
+    expect(peer.mapping).toBeUndefined()
+    expect(peer.peerMapping).toBeUndefined()
+    expect(rb.some(m => m.t === 'peer')).toBe(true)
+  })
+
+  it('tells a paired peer when the other\'s public address moves (NAT rebinding), repeating until acked', async () => {
+    const { server, port } = await startServer({ mappingCheck: false })
+    const a = await udp()
+    const b = await udp()
+    const aMoved = await udp() // A's NAT rebound: the same registration now speaks from another port
+    const na = 'a5'.repeat(8)
+    const nb = 'b6'.repeat(8)
+    const reg = (nonce: string): Buffer => protocol.encode({ t: 'register', code: 'moves', nonce, lan: [], relay: true })
+    await Promise.all([exchange(a, port, [reg(na)], 150), sleep(20).then(async () => await exchange(b, port, [reg(nb)], 130))])
+    const fromB: Msg[] = []
+    b.on('message', (m) => { const d = protocol.decode(m); if (d !== null && !protocol.isDecodeError(d)) fromB.push(d) })
+    const ka = await exchange(aMoved, port, [protocol.encode({ t: 'keepalive', nonce: na })], 400)
+    // (the server still repeats `peer` to A, now at its new address: A never acked it here)
+    expect(ka.find(m => m.t === 'keepalive-ack')).toMatchObject({ nonce: na, observed: { port: aMoved.address().port } })
+    const moved = fromB.filter(m => m.t === 'peer-moved') as ProtocolModule.PeerMovedMsg[]
+    expect(moved.length).toBeGreaterThanOrEqual(2) // repeated: no ack yet
+    expect(moved[0]).toEqual({ t: 'peer-moved', nonce: nb, public: { address: '127.0.0.1', port: aMoved.address().port }, seq: 1 })
+    b.send(protocol.encode({ t: 'peer-moved-ack', nonce: nb, seq: 1 }), port, '127.0.0.1')
+    await sleep(100)
+    const count = fromB.filter(m => m.t === 'peer-moved').length
+    await sleep(700)
+    expect(fromB.filter(m => m.t === 'peer-moved').length).toBe(count)
+    expect(server.stats().moves).toBe(1)
+  })
+
   it('rate-limits a flooding source without disturbing a pairing from elsewhere', async () => {
     const { server, port, addr } = await startServer({ rateLimit: { perSecond: 10, burst: 20 } })
     const flooder = await udp('127.0.0.2')
@@ -342,7 +459,7 @@ describe('RendezvousServer', () => {
   })
 
   it('holds one pairing per code: a third registrant is refused while it lasts', async () => {
-    const { addr, port } = await startServer()
+    const { addr, port } = await startServer({ mappingCheck: false })
     const p1 = await udp()
     const p2 = await udp()
     const reg = (nonce: string): Buffer => protocol.encode({ t: 'register', code: 'busy', nonce, lan: [], relay: true })

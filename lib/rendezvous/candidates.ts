@@ -9,8 +9,11 @@ import type { AddressInfo } from '../native'
 import { normalizeAddress } from '../options'
 import { endpointKey, MAX_LAN_CANDIDATES, type Endpoint } from './protocol'
 
-/** 'lan': a host address the peer reported; 'public': what the server saw; 'peer': learned from a probe's source */
-export type CandidateKind = 'lan' | 'public' | 'peer'
+/**
+ * 'lan': a host address the peer reported; 'public': what the server saw; 'peer': learned from a probe's
+ * source; 'birthday': a port found by birthday probing (birthday.ts)
+ */
+export type CandidateKind = 'lan' | 'public' | 'peer' | 'birthday'
 
 export interface Candidate extends Endpoint {
   kind: CandidateKind

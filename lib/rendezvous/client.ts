@@ -15,16 +15,21 @@ import type { AddressInfo } from '../native'
 import type { Node } from '../node'
 import { normalizeAddress } from '../options'
 import type { Socket } from '../socket'
+import { BirthdayPorts, BirthdaySpray, birthdayRole, type BirthdayHit } from './birthday'
 import { describeCandidate, lanCandidates, orderCandidates, type Candidate } from './candidates'
 import { rendezvousError, type RendezvousError } from './errors'
-import { Prober, nonce as probeNonce } from './prober'
+import { Prober, nonce as probeNonce, pathOf } from './prober'
 import { resolveOptions, type RendezvousOptions, type ResolvedOptions } from './options'
-import { endpointKey, type DirectPath, type Endpoint, type ErrorMsg, type Message, type PeerMsg, type RelayAllocatedMsg } from './protocol'
+import { endpointKey, type DirectPath, type Endpoint, type ErrorMsg, type Mapping, type Message, type PeerMsg, type RelayAllocatedMsg } from './protocol'
 import { Wire } from './wire'
 
 export type { RendezvousOptions } from './options'
 
-export type RendezvousPath = 'lan' | 'direct' | 'relay'
+/**
+ * 'lan': a LAN address; 'direct': the public addresses punched; 'birthday': a public port found by birthday
+ * probing (one NAT maps per destination); 'relay': through the server's relay
+ */
+export type RendezvousPath = 'lan' | 'direct' | 'birthday' | 'relay'
 
 export interface RendezvousTimings {
   /** Milliseconds from the call until: the server acknowledged our registration */
@@ -45,6 +50,14 @@ export interface RendezvousResult {
   /** A connected uTP socket to the peer */
   socket: Socket
   path: RendezvousPath
+  /**
+   * The node the socket lives on: the one rendezvous() was called on, except on the endpoint-dependent side
+   * of a birthday path, where it is one of the extra ports (it closes when the socket closes, or with the
+   * node rendezvous() was called on)
+   */
+  node: Node
+  /** NAT mappings as the server measured them, when it did */
+  mapping?: { ours?: Mapping, peer?: Mapping }
   /** The address the socket talks to (the relay port on the server for the relay path) */
   remote: { address: string, port: number }
   /** 'connect' opened the connection, 'accept' took it */
@@ -59,6 +72,8 @@ const RELAY_RETRY_MS = 500
 const HELLO_RETRY_MS = 200
 const LAN_GRACE_MS = 150
 const MAX_PENDING = 16
+const CHECK_RETRY_MS = 250
+const CHECK_TRIES = 8
 
 /** Meet the peer registered under the same code; resolves with a connected uTP socket. See RendezvousOptions */
 export async function rendezvous (node: Node, opts: RendezvousOptions): Promise<RendezvousResult> {
@@ -121,8 +136,15 @@ class Session {
   private _helloTimer: NodeJS.Timeout | null = null
   private _relayReady = false
   private _connecting: Socket | null = null
-  private readonly _pending: Socket[] = []
-  private readonly _onConnection = (s: Socket): void => this._incoming(s)
+  private readonly _pending: Array<{ socket: Socket, node: Node }> = []
+  private readonly _onConnection = (s: Socket): void => this._incoming(s, this._node)
+  private _observed: Endpoint | null = null
+  private _mapping: Mapping | undefined
+  private _checkTimer: NodeJS.Timeout | null = null
+  private _spray: BirthdaySpray | null = null
+  private _ports: BirthdayPorts | null = null
+  /** Birthday probing's hard side: the extra port that heard the peer, and probing from it */
+  private _aux: { node: Node, wire: Wire, prober: Prober } | null = null
   private readonly _onNodeClose = (): void => this._fail(notRunning())
   private readonly _onAbort = (): void => this._fail(rendezvousError('ABORT_ERR', 'the rendezvous was aborted', { cause: this._o.signal?.reason }))
 
@@ -221,8 +243,15 @@ class Session {
         if (m.nonce !== this._nonce || this._registeredMs >= 0) return
         this._rtt = Math.min(Date.now() - this._lastSent, 600_000)
         this._registeredMs = this._now
+        this._observed = m.observed
         this._registerTimer = this._clear(this._registerTimer)
         if (this._phase === 'register') this._phase = 'wait-peer'
+        if (m.checkPort !== undefined) this._checkMapping(m.checkPort)
+        return
+      case 'check-ack':
+        if (m.nonce !== this._nonce || this._observed === null) return
+        this._checkTimer = this._clear(this._checkTimer)
+        this._mapping ??= endpointKey(m.observed) === endpointKey(this._observed) ? 'independent' : 'dependent'
         return
       case 'keepalive-ack':
         if (m.nonce === this._nonce) this._rtt = Math.min(Date.now() - this._lastSent, 600_000)
@@ -246,6 +275,19 @@ class Session {
       case 'select':
         this._prober?.handle(m, from)
     }
+  }
+
+  /** Send `check` to the server's second port: the server compares the source port it sees there */
+  private _checkMapping (port: number): void {
+    if (this._checkTimer !== null) return
+    let tries = 0
+    const to = { address: this._server.address, port }
+    const check = (): void => {
+      if (++tries > CHECK_TRIES) this._checkTimer = this._clear(this._checkTimer)
+      else this._wire?.send({ t: 'check', nonce: this._nonce }, to)
+    }
+    check()
+    this._checkTimer = this._every(CHECK_RETRY_MS, check)
   }
 
   private _onServerError (m: ErrorMsg): void {
@@ -290,8 +332,92 @@ class Session {
       this._relayOrFail('relay forced by the forceRelay option')
       return
     }
-    this._after(m.startInMs, () => this._prober?.start())
+    const birthday = this._o.birthday ? birthdayRole(m.mapping ?? this._mapping, m.peerMapping) : null
+    if (birthday === 'easy') {
+      const prober = this._prober
+      const probe = { t: 'probe' as const, pair: m.pair, nonce: prober.sprayNonce() }
+      this._spray = new BirthdaySpray({
+        address: normalizeAddress(m.public.address),
+        count: this._o.birthdayProbes,
+        rate: this._o.birthdayRate,
+        send: (to) => {
+          // Once a sprayed probe was answered (or another path won) the rest are noise
+          if (prober.birthdayFound || prober.punchedAt !== null) this._spray?.stop()
+          else this._wire?.send(probe, to)
+        }
+      })
+    } else if (birthday === 'hard') {
+      this._openPorts(m)
+    }
+    this._after(m.startInMs, () => {
+      this._prober?.start()
+      this._spray?.start()
+      this._ports?.start()
+    })
     this._after(m.startInMs + this._o.punchTimeoutMs, () => this._onPunchTimeout())
+  }
+
+  // ---- birthday probing, hard side --------------------------------------------------------------------------
+
+  private _openPorts (m: PeerMsg): void {
+    const target = { address: normalizeAddress(m.public.address), port: m.public.port }
+    const ports = new BirthdayPorts({
+      parent: this._node,
+      host: this._bound.address,
+      count: this._o.birthdayPorts,
+      pair: m.pair,
+      target,
+      refreshMs: Math.max(1000, this._o.probeIntervalMs),
+      lowTtl: this._o.lowTtl,
+      probe: () => ({ t: 'probe', pair: m.pair, nonce: probeNonce() }),
+      onHit: (hit, msg, from) => this._onBirthdayHit(hit, msg, from)
+    })
+    this._ports = ports
+    // Binding takes a moment: ports that are ready when probing starts probe then, later ones join on open
+    ports.open().then(() => {
+      if (this._ports === ports && this._phase === 'punch' && this._prober !== null && this._startedProbing()) ports.start()
+    }).catch(() => {})
+  }
+
+  private _startedProbing (): boolean {
+    return (this._prober?.candidates ?? []).some(c => c.sent > 0)
+  }
+
+  /** One of our extra ports heard the peer: probe (and connect or accept) from it like from the main socket */
+  private _onBirthdayHit (hit: BirthdayHit, msg: Message, from: Endpoint): void {
+    const peer = this._peer as PeerMsg
+    if (this._done || this._phase !== 'punch') {
+      hit.wire.close()
+      hit.node.close()
+      return
+    }
+    const target = { address: normalizeAddress(peer.public.address), port: peer.public.port }
+    const prober = new Prober({
+      role: peer.role,
+      pair: peer.pair,
+      candidates: [{ ...target, kind: 'birthday', nonce: probeNonce(), sent: 0, acked: false }],
+      intervalMs: this._o.probeIntervalMs,
+      lowTtl: 0,
+      preferLan: false,
+      graceMs: 0,
+      send: (m, to, ttl) => hit.wire.send(m, to, ttl),
+      onWinner: (c) => this._onWinner(c, hit.node),
+      onVerified: () => this._checkPending()
+    })
+    this._aux = { node: hit.node, wire: hit.wire, prober }
+    this._ports?.setHandler((m, f) => {
+      try {
+        prober.handle(m, f)
+      } catch (e) {
+        this._fail(e as Error)
+      }
+    })
+    if (peer.role === 'accept') {
+      hit.node.on('connection', (s: Socket) => this._incoming(s, hit.node))
+      hit.node.listenAsync().catch((e: Error) => this._fail(e))
+    }
+    prober.start()
+    prober.handle(msg, from)
   }
 
   private _onPunchTimeout (): void {
@@ -309,14 +435,27 @@ class Session {
     }
   }
 
-  private _onWinner (c: Candidate): void {
+  private _onWinner (c: Candidate, node: Node = this._node): void {
     if (this._phase !== 'punch') return
     this._phase = 'connect'
-    this._connect(c, c.kind === 'lan' ? 'lan' : 'direct')
+    this._stopBirthday(node)
+    this._connect(c, pathOf(c), node)
   }
 
-  private _connect (to: Endpoint, path: RendezvousPath): void {
-    const socket = this._node.connect(to.port, to.address)
+  /** A path was chosen: stop spraying and close the extra ports, all but `keep` */
+  private _stopBirthday (keep: Node | null): void {
+    this._spray?.stop()
+    this._ports?.close()
+    if (this._aux !== null && this._aux.node !== keep) {
+      this._aux.prober.close()
+      this._aux.wire.close()
+      this._aux.node.close()
+      this._aux = null
+    }
+  }
+
+  private _connect (to: Endpoint, path: RendezvousPath, node: Node = this._node): void {
+    const socket = node.connect(to.port, to.address)
     this._connecting = socket
     const cleanup = (): void => {
       socket.removeListener('connect', onConnect)
@@ -326,7 +465,7 @@ class Session {
     const onConnect = (): void => {
       cleanup()
       this._connecting = null
-      this._finish(socket, path, to)
+      this._finish(socket, path, to, node)
     }
     const onError = (err: Error): void => {
       cleanup()
@@ -344,36 +483,46 @@ class Session {
 
   // ---- accepting ----------------------------------------------------------------------------------------------
 
-  private _incoming (s: Socket): void {
+  private _incoming (s: Socket, node: Node): void {
     if (this._done || this._peer?.role !== 'accept') return
-    if (this._acceptIfOurs(s)) return
+    if (this._acceptIfOurs(s, node)) return
     // Maybe from a source we have not verified yet (its probe may still be on the way)
-    this._pending.push(s)
+    this._pending.push({ socket: s, node })
     if (this._pending.length > MAX_PENDING) this._pending.shift()
   }
 
   private _checkPending (): void {
-    for (const s of this._pending) {
-      if (!s.destroyed && this._acceptIfOurs(s)) return
+    for (const p of this._pending) {
+      if (!p.socket.destroyed && this._acceptIfOurs(p.socket, p.node)) return
     }
   }
 
   /** The peer's connection: from an address it probed us from, or from its relay port */
-  private _acceptIfOurs (s: Socket): boolean {
+  private _acceptIfOurs (s: Socket, node: Node): boolean {
     if (s.remoteAddress === undefined) return false
     const from = { address: normalizeAddress(s.remoteAddress), port: s.remotePort }
     const key = endpointKey(from)
     let path: RendezvousPath
-    if (this._relay !== null && key === endpointKey({ address: this._server.address, port: this._relay.port })) path = 'relay'
-    else if (this._prober?.verified.has(key) === true) path = this._directPath(from)
-    else return false
-    this._finish(s, path, from)
+    if (node !== this._node) {
+      // On an extra port of birthday probing
+      if (this._aux?.node !== node || !this._aux.prober.verified.has(key)) return false
+      path = 'birthday'
+    } else if (this._relay !== null && key === endpointKey({ address: this._server.address, port: this._relay.port })) {
+      path = 'relay'
+    } else if (this._prober?.verified.has(key) === true) {
+      path = this._directPath(from)
+    } else {
+      return false
+    }
+    this._finish(s, path, from, node)
     return true
   }
 
   private _directPath (from: Endpoint): DirectPath {
     const selected = this._prober?.selected ?? null
     if (selected !== null) return selected.path
+    const known = this._prober?.candidates.find(c => endpointKey(c) === endpointKey(from))
+    if (known !== undefined && known.kind !== 'peer') return pathOf(known)
     return this._peer?.lan.some(e => normalizeAddress(e.address) === from.address) === true ? 'lan' : 'direct'
   }
 
@@ -387,6 +536,7 @@ class Session {
     }
     this._phase = 'relay'
     this._prober?.stopProbing()
+    this._stopBirthday(null)
     if (this._relay !== null) {
       this._hello()
       return
@@ -433,9 +583,9 @@ class Session {
 
   private _punchFailed (tail: string, reason?: string): RendezvousError {
     const tried = this._prober?.candidates.map(describeCandidate) ?? []
-    const nat = this._o.nat !== undefined || this._peer?.peerNat !== undefined
-      ? ` (NAT types: ours ${this._o.nat ?? 'unknown'}, peer's ${this._peer?.peerNat ?? 'unknown'})`
-      : ''
+    const ours = natText(this._o.nat, this._peer?.mapping ?? this._mapping)
+    const theirs = natText(this._peer?.peerNat, this._peer?.peerMapping)
+    const nat = ours !== undefined || theirs !== undefined ? ` (NAT types: ours ${ours ?? 'unknown'}, peer's ${theirs ?? 'unknown'})` : ''
     const what = this._o.forceRelay ? 'no relay for a forced relay' : `hole punching failed${reason === undefined ? '' : `: ${reason}`}`
     const triedText = tried.length > 0 ? `; tried ${tried.join(', ')}` : '; no usable candidates'
     return rendezvousError('ERR_PUNCH_FAILED', `${what}${nat}${triedText} ${tail}`, { candidates: tried })
@@ -455,16 +605,24 @@ class Session {
     }
   }
 
-  private _finish (socket: Socket, path: RendezvousPath, remote: Endpoint): void {
+  private _finish (socket: Socket, path: RendezvousPath, remote: Endpoint, node: Node): void {
     if (this._done) return
     const peer = this._peer as PeerMsg
     const timings: RendezvousTimings = { registeredMs: this._registeredMs, pairedMs: this._pairedMs, connectedMs: this._now }
-    const punchedAt = this._prober?.punchedAt ?? null
+    const punchedAt = (node === this._node ? this._prober : this._aux?.prober)?.punchedAt ?? null
     if (punchedAt !== null) timings.punchedMs = punchedAt - this._t0
     if (this._relayMs !== undefined && path === 'relay') timings.relayMs = this._relayMs
     if (this._rtt !== undefined) timings.serverRttMs = this._rtt
-    this._end()
-    this._resolve({ socket, path, remote: { address: remote.address, port: remote.port }, role: peer.role, timings })
+    const result: RendezvousResult = { socket, path, node, remote: { address: remote.address, port: remote.port }, role: peer.role, timings }
+    const ours = peer.mapping ?? this._mapping
+    if (ours !== undefined || peer.peerMapping !== undefined) {
+      result.mapping = {}
+      if (ours !== undefined) result.mapping.ours = ours
+      if (peer.peerMapping !== undefined) result.mapping.peer = peer.peerMapping
+    }
+    this._end(node)
+    if (node !== this._node) adoptPort(this._node, node, socket)
+    this._resolve(result)
   }
 
   private _fail (err: Error): void {
@@ -475,11 +633,17 @@ class Session {
     this._reject(err)
   }
 
-  private _end (): void {
+  private _end (keep: Node | null = null): void {
     this._done = true
     for (const t of this._timers) clearTimeout(t)
     this._timers.clear()
     this._prober?.close()
+    this._stopBirthday(keep)
+    if (this._aux !== null) {
+      // The socket lives on this port now: its probing is over, its wire no longer needed
+      this._aux.prober.close()
+      this._aux.wire.close()
+    }
     // Free the code on the server at once (best effort: otherwise the registration expires)
     if (this._wire !== null) this._send({ t: 'bye', nonce: this._nonce })
     this._wire?.close()
@@ -487,4 +651,24 @@ class Session {
     this._node.removeListener('close', this._onNodeClose)
     this._o.signal?.removeEventListener('abort', this._onAbort)
   }
+}
+
+function natText (nat: string | undefined, mapping: Mapping | undefined): string | undefined {
+  const m = mapping === undefined ? undefined : mapping === 'independent' ? 'endpoint-independent mapping' : 'endpoint-dependent (symmetric) mapping'
+  if (nat === undefined) return m
+  return m === undefined ? nat : `${nat}, ${m}`
+}
+
+/**
+ * A birthday port now carries the rendezvous' socket: it lives as long as that socket, and no longer than the
+ * node rendezvous() was called on
+ */
+function adoptPort (parent: Node, port: Node, socket: Socket): void {
+  const closePort = (): void => { port.close() }
+  port.ref()
+  socket.once('close', () => {
+    parent.removeListener('close', closePort)
+    closePort()
+  })
+  parent.once('close', closePort)
 }

@@ -33,6 +33,18 @@ export interface RendezvousOptions {
   nat?: string
   /** Skip probing and go straight to the relay (tests, or networks known to block punching) */
   forceRelay?: boolean
+  /**
+   * Birthday probing when one NAT maps endpoint-independently and the other does not (the server measures
+   * both): the hard side opens `birthdayPorts` extra ports, the easy side probes `birthdayProbes` random
+   * ports of the hard side's IP. Default true
+   */
+  birthday?: boolean
+  /** Hard side: extra ports (each a Node of its own) to open. Default 256 */
+  birthdayPorts?: number
+  /** Easy side: random ports to probe. Default 2,048 */
+  birthdayProbes?: number
+  /** Easy side: probes per second. Default 1,000 */
+  birthdayRate?: number
 }
 
 /** The options with defaults applied */
@@ -51,6 +63,10 @@ export interface ResolvedOptions {
   shareLan: boolean
   nat: string | undefined
   forceRelay: boolean
+  birthday: boolean
+  birthdayPorts: number
+  birthdayProbes: number
+  birthdayRate: number
 }
 
 /** Validate (TypeError/RangeError on bad values) and fill in defaults */
@@ -66,6 +82,10 @@ export function resolveOptions (o: RendezvousOptions): ResolvedOptions {
   }
   const lowTtl = num('lowTtl', 3, 0)
   if (lowTtl > 255 || !Number.isInteger(lowTtl)) throw new RangeError(`options.lowTtl must be an integer in 0..255, got ${lowTtl}`)
+  const birthdayPorts = num('birthdayPorts', 256, 1)
+  const birthdayProbes = num('birthdayProbes', 2048, 1)
+  if (birthdayPorts > 4096 || !Number.isInteger(birthdayPorts)) throw new RangeError(`options.birthdayPorts must be an integer in 1..4096, got ${birthdayPorts}`)
+  if (birthdayProbes > 64512 || !Number.isInteger(birthdayProbes)) throw new RangeError(`options.birthdayProbes must be an integer in 1..64512, got ${birthdayProbes}`)
   return {
     server: parseHostPort(o.server),
     code: o.code,
@@ -80,6 +100,10 @@ export function resolveOptions (o: RendezvousOptions): ResolvedOptions {
     acceptGraceMs: num('acceptGraceMs', 6000, 0),
     shareLan: o.shareLan ?? true,
     nat: o.nat,
-    forceRelay: o.forceRelay ?? false
+    forceRelay: o.forceRelay ?? false,
+    birthday: o.birthday ?? true,
+    birthdayPorts,
+    birthdayProbes,
+    birthdayRate: Math.min(num('birthdayRate', 1000, 1), 100_000)
   }
 }

@@ -55,9 +55,24 @@ export class Prober {
   private _done = false
   private _chosen = false
   private _reflexive = 0
+  private _sprayNonce: string | null = null
 
   constructor (private readonly _o: ProberOptions) {
     this._candidates = [..._o.candidates]
+  }
+
+  /**
+   * Birthday probing's easy side: probes to random ports carry this nonce, and an ack of one from the peer's
+   * IP is a path found (a 'birthday' candidate, acked)
+   */
+  sprayNonce (): string {
+    this._sprayNonce ??= nonce()
+    return this._sprayNonce
+  }
+
+  /** A birthday candidate was found */
+  get birthdayFound (): boolean {
+    return this._candidates.some(c => c.kind === 'birthday' && c.acked)
   }
 
   get candidates (): readonly Candidate[] {
@@ -105,6 +120,10 @@ export class Prober {
         this._learn(from, null)
         break
       case 'probe-ack': {
+        if (m.nonce === this._sprayNonce) {
+          this._found(from)
+          break
+        }
         const c = this._candidates.find(x => x.nonce === m.nonce)
         if (c === undefined) return
         if (endpointKey(c) !== key) {
@@ -149,6 +168,22 @@ export class Prober {
     if (this._probing) this._probe(c)
   }
 
+  /** An ack to a sprayed probe: the port it came from is open both ways */
+  private _found (from: Endpoint): void {
+    const key = endpointKey(from)
+    let c = this._candidates.find(x => endpointKey(x) === key)
+    if (c === undefined) {
+      c = { address: from.address, port: from.port, kind: 'birthday', nonce: nonce(), sent: 0, acked: false }
+      this._candidates.push(c)
+    } else if (c.kind === 'peer') {
+      c.kind = 'birthday' // its probe came a moment before this ack: same port, found by the spray
+    }
+    if (c.acked) return
+    c.acked = true
+    this.beenHeard = true
+    this._onAck(c)
+  }
+
   private _onAck (c: Candidate): void {
     if (this._o.role !== 'connect' || this._chosen || this._grace !== null) return
     const lanPending = this._candidates.some(x => x.kind === 'lan' && !x.acked)
@@ -169,7 +204,12 @@ export class Prober {
     this._chosen = true
     this.punchedAt = Date.now()
     this.stopProbing()
-    this._o.send({ t: 'select', pair: this._o.pair, path: winner.kind === 'lan' ? 'lan' : 'direct' }, winner)
+    this._o.send({ t: 'select', pair: this._o.pair, path: pathOf(winner) }, winner)
     this._o.onWinner(winner)
   }
+}
+
+/** The path a candidate stands for */
+export function pathOf (c: Candidate): DirectPath {
+  return c.kind === 'lan' ? 'lan' : c.kind === 'birthday' ? 'birthday' : 'direct'
 }

@@ -14,7 +14,9 @@
 // (32 hex digits) the server gives a pairing; only the two peers know it, and it authenticates their
 // probes to each other. Sizes: code 1..128 characters, at most 16 LAN endpoints, nat at most 32 characters.
 //
-// Flow: both peers register; the server pairs them and sends `peer` to each; after startInMs both probe every
+// Flow: both peers register, then send `check` to the server's second port (checkPort): the server compares
+// the source port it saw there with the one on its main port to learn each NAT's mapping behaviour, and holds
+// a new pairing (up to 1 s) for both checks. It sends `peer` to each; after startInMs both probe every
 // candidate of the other every 200 ms; the 'connect' peer sends `select` to the first candidate that acked
 // (a LAN one preferred) and opens uTP there, while the 'accept' peer (listening since `peer`) takes the
 // connection that comes from an address its peer probed from; both send `bye`. When no probe is answered
@@ -23,25 +25,39 @@
 // port until an ack says ready, then 'connect' opens uTP to server:A and 'accept' takes it from server:B.
 // A relay port forwards only datagrams from the address that said hello on it, under a byte-rate cap per
 // allocation (default 1 MB/s, excess dropped), and the allocation closes after 60 s without traffic.
+// Birthday probing (birthday.ts): when one peer's mapping is endpoint-independent and the other's is not,
+// the endpoint-dependent peer also probes from many extra ports and the other sprays probes (one nonce for
+// all) at random ports of its public IP; an ack to a sprayed probe, or a probe on an extra port, is a path.
+// After connecting, peers stay registered while their socket lives (keepalives); when a paired peer's source
+// address changes (its NAT rebound), the server tells the other with `peer-moved`, which re-aims its
+// connection there (and probes to open its own NAT toward the new address).
 //
 // Client → server (the server's UDP port, sent from the client's uTP socket so the server sees the NAT
 // mapping uTP will use):
 //   register       { code, nonce, lan: endpoint[], relay: bool, nat?: string, rtt?: ms }
 //                  sent every 500 ms until answered; repeating it is harmless (same nonce = same registration)
-//   keepalive      { nonce, rtt? }    every 15 s while registered: refreshes the registration and the NAT mapping
+//   keepalive      { nonce, rtt? }    every 15 s while registered (also while connected, and at once when
+//                  the connection goes quiet): refreshes the registration and the NAT mapping, and shows
+//                  the server our current public address
 //   peer-ack       { nonce }          stops the server repeating `peer`
 //   relay-request  { nonce }          asks for a relay for the pairing; idempotent, either peer may ask
 //   bye            { nonce }          drops the registration (and its pairing) so the code is free again
+//   check          { nonce }          to checkPort, a few times until check-ack: measures our NAT's mapping
+//   peer-moved-ack { nonce, seq }     stops the server repeating peer-moved
 // Server → client:
-//   registered     { nonce, observed: endpoint, expiresInMs }   observed = the client's public address
+//   registered     { nonce, observed: endpoint, expiresInMs, checkPort? }   observed = the client's public
+//                  address; checkPort: the server's second port for mapping checks (absent: no checks)
+//   check-ack      { nonce, observed }   (from checkPort) the client's address as the second port saw it
 //   keepalive-ack  { nonce, observed: endpoint }
 //   peer           { nonce, pair, role: 'connect'|'accept', startInMs, public: endpoint, lan: endpoint[],
-//                    peerNat?, relay: bool }
+//                    peerNat?, relay: bool, mapping?, peerMapping? }   mappings: 'independent'|'dependent'
 //                  the other peer's candidates. The first registrant gets role 'connect' and opens the uTP
 //                  connection, the other 'accept'. Both start probing startInMs after receipt (relative,
 //                  since clocks differ; the server subtracts each peer's half RTT). relay: both peers
 //                  allow a relay and the server has one. Repeated every 500 ms (up to 6 times) until peer-ack.
 //   relay-allocated { nonce, port, token }   this peer's relay port on the server's host, and its hello token
+//   peer-moved     { nonce, public: endpoint, seq }   the paired peer's public address changed; repeated
+//                  every 300 ms (up to 10 times) until peer-moved-ack with the same seq
 //   error          { code, message, nonce? }   nonce when the request named one. Codes: ERR_MALFORMED,
 //                  ERR_VERSION, ERR_TOO_LARGE, ERR_UNKNOWN_TYPE, ERR_UNEXPECTED (a type servers do not take),
 //                  ERR_NOT_REGISTERED (unknown or expired nonce: register again), ERR_NONCE_IN_USE,
@@ -51,7 +67,7 @@
 // Peer ↔ peer (to each candidate; the first probe to a public candidate leaves with a low TTL):
 //   probe          { pair, nonce }    nonce: a fresh id per candidate; any probe is answered with
 //   probe-ack      { pair, nonce }    the nonce echoed, to the probe's source
-//   select         { pair, path: 'lan'|'direct' }   the 'connect' peer's choice, sent to the winning
+//   select         { pair, path: 'lan'|'direct'|'birthday' }   the 'connect' peer's choice, sent to the winning
 //                  candidate just before its uTP SYN (same socket, so from the address the SYN comes from)
 // Peer ↔ relay port (TURN-like; the relay forwards every other datagram raw to the other peer):
 //   relay-hello    { token }          teaches the relay port this peer's address and opens its NAT toward it
@@ -68,10 +84,16 @@ export const MAX_LAN_CANDIDATES = 16
 
 export interface Endpoint { address: string, port: number }
 export type Role = 'connect' | 'accept'
-export type DirectPath = 'lan' | 'direct'
+/** The paths probing can find: a LAN address, the public address, or a port found by birthday probing */
+export type DirectPath = 'lan' | 'direct' | 'birthday'
+/** NAT mapping behaviour as the server measured it (RFC 4787): one public port for every destination, or not */
+export type Mapping = 'independent' | 'dependent'
+const MAPPINGS = ['independent', 'dependent'] as const
 
 export interface RegisterMsg { t: 'register', code: string, nonce: string, lan: Endpoint[], relay: boolean, nat?: string, rtt?: number }
-export interface RegisteredMsg { t: 'registered', nonce: string, observed: Endpoint, expiresInMs: number }
+export interface RegisteredMsg { t: 'registered', nonce: string, observed: Endpoint, expiresInMs: number, checkPort?: number }
+export interface CheckMsg { t: 'check', nonce: string }
+export interface CheckAckMsg { t: 'check-ack', nonce: string, observed: Endpoint }
 export interface KeepaliveMsg { t: 'keepalive', nonce: string, rtt?: number }
 export interface KeepaliveAckMsg { t: 'keepalive-ack', nonce: string, observed: Endpoint }
 export interface PeerMsg {
@@ -84,7 +106,12 @@ export interface PeerMsg {
   lan: Endpoint[]
   peerNat?: string
   relay: boolean
+  /** This peer's NAT mapping, and the other's, when the server measured them */
+  mapping?: Mapping
+  peerMapping?: Mapping
 }
+export interface PeerMovedMsg { t: 'peer-moved', nonce: string, public: Endpoint, seq: number }
+export interface PeerMovedAckMsg { t: 'peer-moved-ack', nonce: string, seq: number }
 export interface PeerAckMsg { t: 'peer-ack', nonce: string }
 export interface RelayRequestMsg { t: 'relay-request', nonce: string }
 export interface RelayAllocatedMsg { t: 'relay-allocated', nonce: string, port: number, token: string }
@@ -96,9 +123,9 @@ export interface SelectMsg { t: 'select', pair: string, path: DirectPath }
 export interface RelayHelloMsg { t: 'relay-hello', token: string }
 export interface RelayHelloAckMsg { t: 'relay-hello-ack', token: string, ready: boolean }
 
-export type Message = RegisterMsg | RegisteredMsg | KeepaliveMsg | KeepaliveAckMsg | PeerMsg | PeerAckMsg |
-RelayRequestMsg | RelayAllocatedMsg | ByeMsg | ErrorMsg | ProbeMsg | ProbeAckMsg | SelectMsg | RelayHelloMsg |
-RelayHelloAckMsg
+export type Message = RegisterMsg | RegisteredMsg | CheckMsg | CheckAckMsg | KeepaliveMsg | KeepaliveAckMsg | PeerMsg |
+PeerAckMsg | PeerMovedMsg | PeerMovedAckMsg | RelayRequestMsg | RelayAllocatedMsg | ByeMsg | ErrorMsg | ProbeMsg |
+ProbeAckMsg | SelectMsg | RelayHelloMsg | RelayHelloAckMsg
 
 /** A datagram that carries our magic but is not a valid message: the error code and reason to answer with */
 export interface DecodeError { error: string, message: string }
@@ -213,8 +240,20 @@ function validate (o: Record<string, unknown>): Message | DecodeError {
       if (rtt !== undefined) msg.rtt = rtt
       return msg
     }
-    case 'registered':
-      return { t, nonce: nonce(o), observed: endpoint(o, 'observed'), expiresInMs: int(o, 'expiresInMs', 0, 86_400_000) }
+    case 'registered': {
+      const msg: RegisteredMsg = { t, nonce: nonce(o), observed: endpoint(o, 'observed'), expiresInMs: int(o, 'expiresInMs', 0, 86_400_000) }
+      const checkPort = optInt(o, 'checkPort', 1, 65535)
+      if (checkPort !== undefined) msg.checkPort = checkPort
+      return msg
+    }
+    case 'check':
+      return { t, nonce: nonce(o) }
+    case 'check-ack':
+      return { t, nonce: nonce(o), observed: endpoint(o, 'observed') }
+    case 'peer-moved':
+      return { t, nonce: nonce(o), public: endpoint(o, 'public'), seq: int(o, 'seq', 0, 1e9) }
+    case 'peer-moved-ack':
+      return { t, nonce: nonce(o), seq: int(o, 'seq', 0, 1e9) }
     case 'keepalive': {
       const msg: KeepaliveMsg = { t, nonce: nonce(o) }
       const rtt = optInt(o, 'rtt', 0, MAX_MS)
@@ -236,6 +275,8 @@ function validate (o: Record<string, unknown>): Message | DecodeError {
       }
       const peerNat = optStr(o, 'peerNat', 32)
       if (peerNat !== undefined) msg.peerNat = peerNat
+      if (o.mapping !== undefined) msg.mapping = oneOf(o, 'mapping', MAPPINGS)
+      if (o.peerMapping !== undefined) msg.peerMapping = oneOf(o, 'peerMapping', MAPPINGS)
       return msg
     }
     case 'peer-ack':
@@ -253,7 +294,7 @@ function validate (o: Record<string, unknown>): Message | DecodeError {
     case 'probe-ack':
       return { t, pair: pair(o), nonce: nonce(o) }
     case 'select':
-      return { t, pair: pair(o), path: oneOf(o, 'path', ['lan', 'direct'] as const) }
+      return { t, pair: pair(o), path: oneOf(o, 'path', ['lan', 'direct', 'birthday'] as const) }
     case 'relay-hello':
       return { t, token: token(o) }
     case 'relay-hello-ack':

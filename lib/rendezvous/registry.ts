@@ -3,7 +3,7 @@
 
 import { randomBytes } from 'crypto'
 
-import type { Endpoint } from './protocol'
+import type { Endpoint, Mapping } from './protocol'
 import type { RelayAllocation } from './relay'
 
 export interface Registration {
@@ -20,6 +20,11 @@ export interface Registration {
   rtt: number
   lastSeen: number
   pairing: Pairing | null
+  /** The NAT mapping behaviour, once a check on the server's second port measured it */
+  mapping?: Mapping
+  /** peer-moved messages sent to this peer (the other moved), and the timer repeating the latest */
+  movedSeq: number
+  movedTimer: NodeJS.Timeout | null
 }
 
 export interface Pairing {
@@ -27,8 +32,11 @@ export interface Pairing {
   code: string
   /** [0] registered first and opens the uTP connection ('connect'), [1] accepts it */
   peers: [Registration, Registration]
-  /** Server time at which both peers should start probing */
+  /** Server time at which both peers should start probing (set when announced) */
   startAt: number
+  /** Both peers were told about each other (announcement may wait for mapping checks) */
+  announced: boolean
+  announceTimer: NodeJS.Timeout | null
   /** Which peers confirmed the `peer` message */
   acked: [boolean, boolean]
   relayAllowed: boolean
@@ -61,7 +69,7 @@ export class Registry {
    * (this registration now waits). A waiting registration from the very same address is a restarted
    * client, not a peer: it is replaced.
    */
-  add (reg: Registration, startDelay: (a: Registration, b: Registration) => number, relayAllowed: boolean): Pairing | null {
+  add (reg: Registration, relayAllowed: boolean): Pairing | null {
     this.byNonce.set(reg.nonce, reg)
     const first = this._waiting.get(reg.code)
     if (first !== undefined && first.reply.address === reg.reply.address && first.reply.port === reg.reply.port) {
@@ -78,7 +86,9 @@ export class Registry {
       id: randomBytes(16).toString('hex'),
       code: reg.code,
       peers: [first, reg],
-      startAt: Date.now() + startDelay(first, reg),
+      startAt: 0,
+      announced: false,
+      announceTimer: null,
       acked: [false, false],
       relayAllowed: relayAllowed && first.relay && reg.relay,
       relay: null,
@@ -95,13 +105,17 @@ export class Registry {
   remove (reg: Registration): void {
     if (this.byNonce.get(reg.nonce) !== reg) return
     this.byNonce.delete(reg.nonce)
+    if (reg.movedTimer !== null) clearInterval(reg.movedTimer)
+    reg.movedTimer = null
     if (this._waiting.get(reg.code) === reg) this._waiting.delete(reg.code)
     const p = reg.pairing
     if (p === null) return
     if (this._pairings.get(p.code) === p) this._pairings.delete(p.code)
-    if (--p.live === 0 && p.resendTimer !== null) {
-      clearInterval(p.resendTimer)
+    if (--p.live === 0) {
+      if (p.resendTimer !== null) clearInterval(p.resendTimer)
+      if (p.announceTimer !== null) clearTimeout(p.announceTimer)
       p.resendTimer = null
+      p.announceTimer = null
     }
   }
 

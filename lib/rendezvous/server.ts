@@ -46,6 +46,16 @@ export interface RendezvousServerOptions {
   /** Least delay before paired peers start probing, ms (raised to 2 × the larger RTT). Default 300 */
   startDelayMs?: number
   /**
+   * Measure each peer's NAT mapping (endpoint-independent or not) with a second UDP port: peers send `check`
+   * there and the server compares the two source ports it saw. Peers use it to choose birthday probing.
+   * Default true
+   */
+  mappingCheck?: boolean
+  /** The second port for mapping checks; 0 picks a free one (peers learn it from `registered`). Default 0 */
+  checkPort?: number
+  /** How long a new pairing waits for both peers' mapping checks before announcing without them, ms. Default 1,000 */
+  mappingWaitMs?: number
+  /**
    * Tests and diagnostics: rewrite the candidates a peer is told about (role is the receiving peer's), e.g.
    * to advertise unreachable ones and force a punch failure
    */
@@ -71,6 +81,8 @@ export interface RendezvousStats {
   activePairings: number
   /** Registrations dropped for lack of keepalives */
   expired: number
+  /** Paired peers told that the other's public address moved (NAT rebinding) */
+  moves: number
   uptimeSeconds: number
 }
 
@@ -78,10 +90,13 @@ export interface PairedInfo { code: string, connect: Endpoint, accept: Endpoint 
 
 const PEER_RESEND_MS = 500
 const PEER_RESENDS = 6
+const MOVED_RESEND_MS = 300
+const MOVED_RESENDS = 10
 
 export class RendezvousServer extends EventEmitter {
   private readonly _o: Required<Omit<RendezvousServerOptions, 'rewriteCandidates'>> & Pick<RendezvousServerOptions, 'rewriteCandidates'>
   private _udp: dgram.Socket | null = null
+  private _check: dgram.Socket | null = null
   private _http: http.Server | null = null
   private readonly _registry = new Registry()
   private readonly _buckets = new Map<string, TokenBucket>()
@@ -89,7 +104,7 @@ export class RendezvousServer extends EventEmitter {
   private _relaysPending = 0
   private _sweeper: NodeJS.Timeout | null = null
   private readonly _started = Date.now()
-  private readonly _counters = { registrations: 0, pairings: 0, relayedBytes: 0, errors: 0, rateLimited: 0, relays: 0, expired: 0 }
+  private readonly _counters = { registrations: 0, pairings: 0, relayedBytes: 0, errors: 0, rateLimited: 0, relays: 0, expired: 0, moves: 0 }
 
   constructor (options: RendezvousServerOptions = {}) {
     super()
@@ -111,6 +126,9 @@ export class RendezvousServer extends EventEmitter {
       maxMessageSize: positive('maxMessageSize', options.maxMessageSize, MAX_MESSAGE_SIZE, 64),
       rateLimit: options.rateLimit ?? { perSecond: 20, burst: 40 },
       startDelayMs: positive('startDelayMs', options.startDelayMs, 300, 0),
+      mappingCheck: options.mappingCheck ?? true,
+      checkPort: positive('checkPort', options.checkPort, 0, 0),
+      mappingWaitMs: positive('mappingWaitMs', options.mappingWaitMs, 1000, 0),
       rewriteCandidates: options.rewriteCandidates
     }
     if (this._o.port > 65535 || !Number.isInteger(this._o.port)) throw new RangeError(`port must be an integer in 0..65535, got ${this._o.port}`)
@@ -145,6 +163,21 @@ export class RendezvousServer extends EventEmitter {
         this._counters.errors++
       }
     })
+    if (this._o.mappingCheck) {
+      try {
+        this._check = await this._bindUdp(this._o.checkPort)
+      } catch (e) {
+        await this.close()
+        throw e
+      }
+      this._check.on('message', (msg, rinfo) => {
+        try {
+          this._onCheck(msg, rinfo)
+        } catch {
+          this._counters.errors++
+        }
+      })
+    }
     const sweepMs = Math.max(50, Math.min(5000, this._o.registrationTtlMs / 4, this._o.relayIdleMs / 4))
     this._sweeper = setInterval(() => this._sweep(), sweepMs)
     const a = this.address()
@@ -176,11 +209,14 @@ export class RendezvousServer extends EventEmitter {
     for (const r of this._relays) r.close()
     this._relays.clear()
     const udp = this._udp
+    const check = this._check
     const httpServer = this._http
     this._udp = null
+    this._check = null
     this._http = null
     await Promise.all([
       udp === null ? undefined : new Promise<void>(resolve => udp.close(() => resolve())),
+      check === null ? undefined : new Promise<void>(resolve => check.close(() => resolve())),
       httpServer === null ? undefined : new Promise<void>(resolve => {
         httpServer.close(() => resolve())
         httpServer.closeAllConnections()
@@ -265,6 +301,11 @@ export class RendezvousServer extends EventEmitter {
         reg.pairing.acked[reg.pairing.peers.indexOf(reg)] = true
         return
       }
+      case 'peer-moved-ack': {
+        const reg = this._known(m.nonce, from)
+        if (reg !== null && m.seq === reg.movedSeq) reg.movedTimer = stop(reg.movedTimer)
+        return
+      }
       case 'relay-request': {
         const reg = this._known(m.nonce, from)
         if (reg !== null) this._onRelayRequest(reg)
@@ -303,7 +344,55 @@ export class RendezvousServer extends EventEmitter {
   private _touch (reg: Registration, from: { address: string, port: number }): void {
     reg.lastSeen = Date.now()
     reg.reply = from
-    reg.observed = { address: normalizeAddress(from.address), port: from.port }
+    const observed = { address: normalizeAddress(from.address), port: from.port }
+    const moved = observed.address !== reg.observed.address || observed.port !== reg.observed.port
+    reg.observed = observed
+    if (moved && reg.pairing !== null) this._onMoved(reg, reg.pairing)
+  }
+
+  /** A paired peer's public address changed (its NAT rebound): tell the other peer, until it acknowledges */
+  private _onMoved (reg: Registration, p: Pairing): void {
+    const other = p.peers[1 - p.peers.indexOf(reg)]
+    if (this._registry.byNonce.get(other.nonce) !== other) return
+    this._counters.moves++
+    const seq = ++other.movedSeq
+    other.movedTimer = stop(other.movedTimer)
+    const send = (): void => this._send({ t: 'peer-moved', nonce: other.nonce, public: reg.observed, seq }, other.reply)
+    send()
+    let resends = 0
+    other.movedTimer = setInterval(() => {
+      if (++resends > MOVED_RESENDS || this._registry.byNonce.get(other.nonce) !== other) other.movedTimer = stop(other.movedTimer)
+      else send()
+    }, MOVED_RESEND_MS)
+    this.emit('moved', { code: p.code, from: reg.nonce, to: reg.observed })
+  }
+
+  /** A mapping check on the second port: the source port there vs the one the main port saw */
+  private _onCheck (msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const from = { address: rinfo.address, port: rinfo.port }
+    if (!this._allow(normalizeAddress(rinfo.address))) {
+      this._counters.errors++
+      this._counters.rateLimited++
+      return
+    }
+    const m = msg.length > this._o.maxMessageSize ? null : decode(msg)
+    if (m === null || isDecodeError(m) || m.t !== 'check') {
+      // This port only takes checks; anything else is dropped without a reply
+      this._counters.errors++
+      return
+    }
+    const reg = this._registry.byNonce.get(m.nonce)
+    const reply = (r: Message): void => { this._check?.send(encode(r), from.port, from.address) }
+    if (reg === undefined) {
+      this._counters.errors++
+      reply({ t: 'error', code: 'ERR_NOT_REGISTERED', message: 'no such registration (expired?): register again', nonce: m.nonce })
+      return
+    }
+    const seen = { address: normalizeAddress(rinfo.address), port: rinfo.port }
+    reg.mapping = seen.address === reg.observed.address && seen.port === reg.observed.port ? 'independent' : 'dependent'
+    reply({ t: 'check-ack', nonce: reg.nonce, observed: seen })
+    const p = reg.pairing
+    if (p !== null && !p.announced && p.peers.every(r => r.mapping !== undefined)) this._announce(p)
   }
 
   private _onRegister (m: RegisterMsg, rinfo: dgram.RemoteInfo): void {
@@ -336,21 +425,39 @@ export class RendezvousServer extends EventEmitter {
       relay: m.relay,
       rtt: m.rtt ?? 0,
       lastSeen: Date.now(),
-      pairing: null
+      pairing: null,
+      movedSeq: 0,
+      movedTimer: null
     }
     if (m.nat !== undefined) reg.nat = m.nat
     this._counters.registrations++
-    const pairing = this._registry.add(reg, (a, b) => Math.max(this._o.startDelayMs, 2 * Math.max(a.rtt, b.rtt)), this._o.relay)
+    const pairing = this._registry.add(reg, this._o.relay)
     this._registered(reg)
     if (pairing !== null) this._onPaired(pairing)
   }
 
   private _registered (reg: Registration): void {
-    this._send({ t: 'registered', nonce: reg.nonce, observed: reg.observed, expiresInMs: this._o.registrationTtlMs }, reg.reply)
+    const msg: Message = { t: 'registered', nonce: reg.nonce, observed: reg.observed, expiresInMs: this._o.registrationTtlMs }
+    if (this._check !== null) msg.checkPort = this._check.address().port
+    this._send(msg, reg.reply)
   }
 
   private _onPaired (p: Pairing): void {
     this._counters.pairings++
+    this.emit('paired', { code: p.code, connect: p.peers[0].observed, accept: p.peers[1].observed } satisfies PairedInfo)
+    // Peers choose their strategy by both mappings: give the checks (sent right after `registered`) a moment
+    if (this._check === null || p.peers.every(r => r.mapping !== undefined)) this._announce(p)
+    else p.announceTimer = setTimeout(() => this._announce(p), this._o.mappingWaitMs)
+  }
+
+  /** Tell both peers about each other, repeating until each acknowledges */
+  private _announce (p: Pairing): void {
+    if (p.announced) return
+    p.announced = true
+    p.announceTimer = stop(p.announceTimer)
+    if (p.live < 2) return // a peer left while we waited
+    const [a, b] = p.peers
+    p.startAt = Date.now() + Math.max(this._o.startDelayMs, 2 * Math.max(a.rtt, b.rtt))
     this._sendPeer(p, 0)
     this._sendPeer(p, 1)
     let resends = 0
@@ -358,12 +465,8 @@ export class RendezvousServer extends EventEmitter {
       for (const i of [0, 1] as const) {
         if (!p.acked[i] && this._registry.byNonce.get(p.peers[i].nonce) === p.peers[i]) this._sendPeer(p, i)
       }
-      if (++resends >= PEER_RESENDS || (p.acked[0] && p.acked[1])) {
-        if (p.resendTimer !== null) clearInterval(p.resendTimer)
-        p.resendTimer = null
-      }
+      if (++resends >= PEER_RESENDS || (p.acked[0] && p.acked[1])) p.resendTimer = stop(p.resendTimer)
     }, PEER_RESEND_MS)
-    this.emit('paired', { code: p.code, connect: p.peers[0].observed, accept: p.peers[1].observed } satisfies PairedInfo)
   }
 
   private _sendPeer (p: Pairing, i: 0 | 1): void {
@@ -376,6 +479,8 @@ export class RendezvousServer extends EventEmitter {
     const startInMs = Math.max(0, Math.round(p.startAt - Date.now() - me.rtt / 2))
     const msg: Message = { t: 'peer', nonce: me.nonce, pair: p.id, role, startInMs, public: candidates.public, lan: candidates.lan, relay: p.relayAllowed }
     if (other.nat !== undefined) msg.peerNat = other.nat
+    if (me.mapping !== undefined) msg.mapping = me.mapping
+    if (other.mapping !== undefined) msg.peerMapping = other.mapping
     this._send(msg, me.reply)
   }
 
@@ -452,4 +557,9 @@ export class RendezvousServer extends EventEmitter {
       if (bucket.isFull(now)) this._buckets.delete(ip)
     }
   }
+}
+
+function stop (t: NodeJS.Timeout | null): null {
+  if (t !== null) clearTimeout(t)
+  return null
 }
