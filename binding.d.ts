@@ -25,6 +25,11 @@ export declare class NativeNode {
   end(handle: number): void
   /** RESET to the peer; CLOSED(aborted) follows */
   destroy(handle: number): void
+  /**
+   * Re-aim a connection at the peer's new address (its NAT rebound); returns false when the
+   * connection is gone or another connection already uses that address and id
+   */
+  migrate(handle: number, port: number, host: string): boolean
   /** false stops DATA for this handle (its window closes as data piles up); true resumes */
   setReading(handle: number, reading: boolean): void
   /** Send a raw (non-uTP) datagram from the same socket; ttl optional (1..255) */

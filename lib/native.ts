@@ -66,6 +66,8 @@ export interface NativeNode {
   end(handle: number): void
   destroy(handle: number): void
   setReading(handle: number, reading: boolean): void
+  /** Re-aim a connection at the peer's new address (its NAT rebound); false if gone or taken */
+  migrate(handle: number, port: number, host: string): boolean
   sendRaw(data: Buffer, port: number, host: string, ttl?: number): void
   drain(): NativeBatch | null
   close(): void

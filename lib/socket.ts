@@ -123,6 +123,18 @@ export class Socket extends Duplex {
     if (f !== null) this._final(f)
   }
 
+  /**
+   * @internal The peer's NAT rebound to `address:port` (a rendezvous server said so): send there from now on
+   * and take its packets from there. False when the connection is gone or the address is taken
+   */
+  _migrate (port: number, address: string): boolean {
+    if (this._native === null || this._nativeClosed) return false
+    if (!this._native.migrate(this._handle, port, address)) return false
+    this._setRemote(address)
+    this.remotePort = port
+    return true
+  }
+
   /** @internal */
   _setRemote (address: string): void {
     this.remoteAddress = normalizeAddress(address)

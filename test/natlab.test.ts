@@ -63,8 +63,11 @@ interface IdleResult {
   id: string
   ok: boolean
   role?: 'connect' | 'accept'
-  path?: 'lan' | 'direct' | 'relay'
+  path?: 'lan' | 'direct' | 'birthday' | 'relay'
   remote?: string
+  remoteAfter?: string
+  migrations?: Array<{ to: string, atMs: number, at: number }>
+  ms?: number
   phase?: string
   pingMs?: number
   idleMs?: number
@@ -383,6 +386,43 @@ describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
       it.skipIf(!haveCli)('CLI, symmetric <-> cone: 8 MiB, path birthday (the symmetric side accepts)', async () => {
         await cliTransfer(['--a', 'symmetric', '--b', 'cone'], 'birthday', 60_000)
       }, 70_000)
+
+      it.skipIf(!haveCli)('a NAT that rebinds to a new public port mid-connection: the peer follows it, data still flows', async () => {
+        await withLab(['--a', 'cone', '--b', 'cone'], async () => {
+          const server = nodeIn('inet', CLI, ['rendezvous', '--port', '7000'], 40_000)
+          await waitUdpListening('inet', 7000)
+          const code = newCode()
+          const args = ['--code', code, '--server', `${SERVER_IP}:7000`, '--port', '40000', '--idle', '12', '--bytes', String(4 << 20), '--timeout', '35']
+          const a = nodeIn('hostA', IDLE_PEER, ['--id', 'A', ...args], 40_000)
+          const b = nodeIn('hostB', IDLE_PEER, ['--id', 'B', ...args], 40_000)
+          // During the idle period natA loses its state and maps hostA:40000 to port 25000 from now on
+          await new Promise((resolve) => setTimeout(resolve, 5000))
+          const t = Date.now()
+          const rebound = lab('rebind', 'natA', '40000', '25000')
+          const [ea, eb] = await Promise.all([a.exited, b.exited])
+          server.kill()
+          const ctx = describeRun({ name: 'hostA', out: ea }, { name: 'hostB', out: eb }, { name: 'rendezvous (inet)', out: { code: null, stdout: server.stdout, stderr: server.stderr } }) + `\n--- ${rebound}`
+          const ra = lastJson<IdleResult>(ea.stdout)
+          const rb = lastJson<IdleResult>(eb.stdout)
+          console.log(`natlab: rebinding at +5 s: ${JSON.stringify(ra)} ${JSON.stringify(rb)}`)
+          expect(ra?.ok, ctx).toBe(true)
+          expect(rb?.ok, ctx).toBe(true)
+          if (ra === undefined || rb === undefined) return
+          expect(ra.path, ctx).toBe('direct')
+          expect(ra.remoteAfter, ctx).toBe(ra.remote) // A's view of B did not change
+          expect(rb.remote, ctx).toBe('198.51.100.1:40000')
+          expect(rb.remoteAfter, ctx).toBe('198.51.100.1:25000') // B followed A to its new public port
+          expect(rb.migrations?.length, ctx).toBe(1)
+          expect(ra.migrations ?? [], ctx).toEqual([])
+          // B followed within the repair budget (the connection's 5 s timeout): quiet 2 s, the server, the peer
+          const followedMs = (rb.migrations?.[0]?.at ?? Infinity) - t
+          console.log(`natlab: rebinding: B followed A to its new port ${followedMs} ms after the rebind`)
+          expect(followedMs, ctx).toBeLessThan(4500)
+          const [acc, con] = ra.role === 'accept' ? [ra, rb] : [rb, ra]
+          expect(con.bytes, ctx).toBe(4 << 20)
+          expect(con.sha256, ctx).toBe(acc.sha256)
+        })
+      }, 50_000)
 
       it.skipIf(!haveCli)('a connection idle for 60 s behind NATs whose UDP mapping timeout is 10 s still works', async () => {
         await withLab(['--a', 'cone', '--b', 'cone', '--udp-timeout', '10'], async () => {

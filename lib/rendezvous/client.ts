@@ -20,7 +20,8 @@ import { describeCandidate, lanCandidates, orderCandidates, type Candidate } fro
 import { rendezvousError, type RendezvousError } from './errors'
 import { Prober, nonce as probeNonce, pathOf } from './prober'
 import { resolveOptions, type RendezvousOptions, type ResolvedOptions } from './options'
-import { endpointKey, type DirectPath, type Endpoint, type ErrorMsg, type Mapping, type Message, type PeerMsg, type RelayAllocatedMsg } from './protocol'
+import { encode, endpointKey, type DirectPath, type Endpoint, type ErrorMsg, type Mapping, type Message, type PeerMsg, type RelayAllocatedMsg } from './protocol'
+import { ConnectionWatch } from './watch'
 import { Wire } from './wire'
 
 export type { RendezvousOptions } from './options'
@@ -145,6 +146,8 @@ class Session {
   private _ports: BirthdayPorts | null = null
   /** Birthday probing's hard side: the extra port that heard the peer, and probing from it */
   private _aux: { node: Node, wire: Wire, prober: Prober } | null = null
+  /** After success: the registration kept while the socket lives, following NAT rebinding */
+  private _watch: ConnectionWatch | null = null
   private readonly _onNodeClose = (): void => this._fail(notRunning())
   private readonly _onAbort = (): void => this._fail(rendezvousError('ABORT_ERR', 'the rendezvous was aborted', { cause: this._o.signal?.reason }))
 
@@ -237,7 +240,10 @@ class Session {
   }
 
   private _onMessage (m: Message, from: Endpoint): void {
-    if (this._done) return
+    if (this._done) {
+      this._watch?.handle(m, from)
+      return
+    }
     switch (m.t) {
       case 'registered':
         if (m.nonce !== this._nonce || this._registeredMs >= 0) return
@@ -620,8 +626,24 @@ class Session {
       if (ours !== undefined) result.mapping.ours = ours
       if (peer.peerMapping !== undefined) result.mapping.peer = peer.peerMapping
     }
-    this._end(node)
+    const handOver = this._o.followMoves && this._wire !== null
+    this._end(node, handOver)
     if (node !== this._node) adoptPort(this._node, node, socket)
+    if (handOver) {
+      this._watch = new ConnectionWatch({
+        node: this._node,
+        socket,
+        socketNode: node,
+        wire: this._wire as Wire,
+        server: this._server,
+        nonce: this._nonce,
+        pair: peer.pair,
+        keepaliveMs: this._o.keepaliveMs,
+        quietMs: this._o.quietMs,
+        relay: path === 'relay' ? this._relay : null,
+        sendFromSocketNode: (m, to) => node._sendRaw(encode(m), to.port, to.address, undefined, () => {})
+      })
+    }
     this._resolve(result)
   }
 
@@ -633,7 +655,8 @@ class Session {
     this._reject(err)
   }
 
-  private _end (keep: Node | null = null): void {
+  /** Stop everything; `handOver` keeps the registration and the wire for the connection's watch */
+  private _end (keep: Node | null = null, handOver = false): void {
     this._done = true
     for (const t of this._timers) clearTimeout(t)
     this._timers.clear()
@@ -644,9 +667,11 @@ class Session {
       this._aux.prober.close()
       this._aux.wire.close()
     }
-    // Free the code on the server at once (best effort: otherwise the registration expires)
-    if (this._wire !== null) this._send({ t: 'bye', nonce: this._nonce })
-    this._wire?.close()
+    if (!handOver) {
+      // Free the code on the server at once (best effort: otherwise the registration expires)
+      if (this._wire !== null) this._send({ t: 'bye', nonce: this._nonce })
+      this._wire?.close()
+    }
     this._node.removeListener('connection', this._onConnection)
     this._node.removeListener('close', this._onNodeClose)
     this._o.signal?.removeEventListener('abort', this._onAbort)

@@ -45,6 +45,14 @@ export interface RendezvousOptions {
   birthdayProbes?: number
   /** Easy side: probes per second. Default 1,000 */
   birthdayRate?: number
+  /**
+   * Stay registered while the socket lives (keepalives every keepaliveMs, `bye` when it closes) and follow
+   * the peer when its NAT rebinds to a new public port: the server tells us, the socket re-aims there and
+   * emits 'migrate' ({ address, port, from }). Default true
+   */
+  followMoves?: boolean
+  /** With followMoves: after this long without a packet from the peer, tell the server where we are, ms. Default 2,000 */
+  quietMs?: number
 }
 
 /** The options with defaults applied */
@@ -67,6 +75,8 @@ export interface ResolvedOptions {
   birthdayPorts: number
   birthdayProbes: number
   birthdayRate: number
+  followMoves: boolean
+  quietMs: number
 }
 
 /** Validate (TypeError/RangeError on bad values) and fill in defaults */
@@ -104,6 +114,8 @@ export function resolveOptions (o: RendezvousOptions): ResolvedOptions {
     birthday: o.birthday ?? true,
     birthdayPorts,
     birthdayProbes,
-    birthdayRate: Math.min(num('birthdayRate', 1000, 1), 100_000)
+    birthdayRate: Math.min(num('birthdayRate', 1000, 1), 100_000),
+    followMoves: o.followMoves ?? true,
+    quietMs: num('quietMs', 2000, 100)
   }
 }

@@ -5,8 +5,9 @@
 //
 //   node idle-peer.mjs --id A --code C [--server 203.0.113.10:7000] [--port 40000] [--idle 60] [--bytes 1048576]
 //                      [--relay 0] [--timeout 100]
-// Prints one JSON line: {id, ok, role, path, remote, pingMs, idleMs, bytes, sha256, transferMs, idle: {packetsSent,
-// packetsReceived}, error?}. `idle` counts the uTP packets each way during the idle period (keepalives).
+// Prints one JSON line: {id, ok, role, path, remote, remoteAfter, migrations, pingMs, idleMs, bytes, sha256,
+// transferMs, idle: {packetsSent, packetsReceived}, error?}. `idle` counts the uTP packets each way during the
+// idle period (keepalives); `migrations` the socket's 'migrate' events (the peer's NAT rebound and we followed).
 import { createHash, randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
 import path from 'node:path'
@@ -27,9 +28,12 @@ const t0 = Date.now()
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const out = { id: opt.id }
 let finished = false
+let socket = null
+const migrations = []
 function finish (extra) {
   if (finished) return
   finished = true
+  if (socket !== null) Object.assign(out, { remoteAfter: `${socket.remoteAddress}:${socket.remotePort}`, migrations })
   process.stdout.write(JSON.stringify({ ...out, ...extra, ms: Date.now() - t0 }) + '\n')
   process.exit(0)
 }
@@ -46,7 +50,9 @@ try {
 } catch (e) {
   finish({ ok: false, error: `rendezvous: ${e.code ?? ''} ${e.message}` })
 }
-const { socket, role } = met
+socket = met.socket
+const { role } = met
+socket.on('migrate', (m) => migrations.push({ to: `${m.address}:${m.port}`, atMs: Date.now() - t0, at: Date.now() }))
 Object.assign(out, { role, path: met.path, remote: `${met.remote.address}:${met.remote.port}` })
 socket.on('error', (e) => finish({ ok: false, phase: out.phase, error: `socket: ${e.code ?? ''} ${e.message}` }))
 socket.on('close', () => { if (out.phase !== 'done' && !ended) finish({ ok: false, phase: out.phase, error: 'socket closed early' }) })

@@ -15,6 +15,11 @@
 #   lab.sh exec hostA|hostB|inet|natA|natB CMD...
 #   lab.sh status
 #   lab.sh conntrack natA|natB
+#   lab.sh rebind natA|natB HOSTPORT NEWPORT
+#
+# rebind simulates a NAT that lost its state (a reboot): from now on the NAT maps the host's UDP port
+# HOSTPORT to public port NEWPORT, for every destination (endpoint-independent), and all its UDP
+# conntrack entries are dropped, so established flows continue from the new public port.
 #
 # SPEC is delay=MS,jitter=MS,loss=PCT,reorder=PCT (any subset). --impair applies SPEC to each public link
 # (natA<->inet and natB<->inet, both directions), so A<->B one-way latency is twice the delay.
@@ -319,6 +324,19 @@ case $cmd in
     (($#)) || die "exec $node: no command"
     exec ip netns exec "$(nsname "$node")" "$@" ;;
   status) do_status ;;
+  rebind)
+    [[ $(id -u) -eq 0 ]] || die "must run as root"
+    node=${1:?rebind natA|natB HOSTPORT NEWPORT}; hostport=${2:?rebind needs HOSTPORT}; newport=${3:?rebind needs NEWPORT}
+    [[ $hostport =~ ^[0-9]+$ && $newport =~ ^[0-9]+$ ]] || die "rebind: ports must be numbers"
+    case $node in
+      natA) host_ip=10.0.1.2 wan=$WAN_A ;;
+      natB) host_ip=10.0.2.2 wan=$WAN_B ;;
+      *) die "rebind: natA or natB, not '$node'" ;;
+    esac
+    have_ns "$node" || die "node $node is not up"
+    nsx "$node" nft insert rule ip natlab postrouting oifname wan ip saddr "$host_ip" udp sport "$hostport" snat ip to "$wan:$newport"
+    nsx "$node" conntrack -D -p udp >/dev/null 2>&1 || true
+    echo "natlab: $node maps $host_ip:$hostport to $wan:$newport now" ;;
   conntrack)
     node=${1:?conntrack natA|natB}
     have_ns "$node" || die "node $node is not up"

@@ -223,6 +223,20 @@ impl NativeNode {
       .with(|inner, now| inner.endpoint.abort(now, ConnectionHandle(handle)))
   }
 
+  /// Re-aim a connection at the peer's new address (its NAT rebound); returns false when the
+  /// connection is gone or another connection already uses that address and id
+  #[napi(catch_unwind)]
+  pub fn migrate(&self, handle: u32, port: u32, host: String) -> napi::Result<bool, Code> {
+    self.shared.with(|inner, now| {
+      let sock = inner
+        .socket
+        .clone()
+        .ok_or_else(|| error(errors::CLOSED, "the node is closed"))?;
+      let to = peer(&sock, port, &host)?;
+      Ok(inner.endpoint.migrate(now, ConnectionHandle(handle), to).is_ok())
+    })
+  }
+
   /// false stops DATA for this handle (its window closes as data piles up); true resumes
   #[napi(catch_unwind)]
   pub fn set_reading(&self, handle: u32, reading: bool) {

@@ -33,6 +33,17 @@ pub enum ConnectError {
   NoConnectionId,
 }
 
+/// Why a connection could not be moved to another peer address
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MigrateError {
+  /// No such connection (or it has closed)
+  #[error("no such connection")]
+  UnknownConnection,
+  /// Another connection already talks to that address with the same id
+  #[error("another connection uses this address and id")]
+  AddressInUse,
+}
+
 /// Endpoint-wide counters
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EndpointStats {
@@ -88,6 +99,8 @@ pub struct Endpoint {
   rng: Rng,
   conns: HashMap<u32, Entry>,
   by_key: HashMap<(SocketAddr, u16), u32>,
+  /// How many connections receive on each id, whatever their address (see `handle_datagram`)
+  ids_in_use: HashMap<u16, u32>,
   next_handle: u32,
   timers: TimerQueue,
   events: Events,
@@ -112,6 +125,7 @@ impl Endpoint {
       rng: Rng::new(seed),
       conns: HashMap::new(),
       by_key: HashMap::new(),
+      ids_in_use: HashMap::new(),
       next_handle: 1,
       timers: TimerQueue::default(),
       events: VecDeque::new(),
@@ -188,6 +202,7 @@ impl Endpoint {
 
   fn insert(&mut self, handle: ConnectionHandle, conn: Connection, outgoing: bool) {
     self.by_key.insert((conn.remote(), conn.recv_id()), handle.0);
+    *self.ids_in_use.entry(conn.recv_id()).or_default() += 1;
     if outgoing {
       self.stats.client_connections += 1;
     } else {
@@ -237,7 +252,12 @@ impl Endpoint {
       }
       _ => {
         self.stats.unmatched_packets += 1;
-        self.queue_reset(now, from, &h);
+        // An id one of our connections receives on, from an unknown address, may be that
+        // connection's peer after its NAT rebound: a RESET would kill the connection before anyone
+        // could re-aim it (`migrate`), so such packets are dropped unanswered
+        if !self.ids_in_use.contains_key(&h.conn_id) {
+          self.queue_reset(now, from, &h);
+        }
       }
     }
     DatagramKind::Utp
@@ -329,6 +349,12 @@ impl Endpoint {
         self.conns.remove(&id);
         if self.by_key.get(&key) == Some(&id) {
           self.by_key.remove(&key);
+        }
+        if let Some(n) = self.ids_in_use.get_mut(&key.1) {
+          *n -= 1;
+          if *n == 0 {
+            self.ids_in_use.remove(&key.1);
+          }
         }
         continue;
       }
@@ -447,6 +473,36 @@ impl Endpoint {
   /// Bytes waiting to be read on a connection
   pub fn readable(&self, h: ConnectionHandle) -> usize {
     self.conns.get(&h.0).map_or(0, |e| e.conn.readable())
+  }
+
+  /// Re-aim a connection at a new peer address: the peer's NAT rebound to another public port (or
+  /// address), which something trusted (a rendezvous server) told us. Packets from the new address
+  /// reach the connection from now on, and from the old one no longer. The connection treats it as a
+  /// new path: it acknowledges at once (which opens our own NAT toward the new address), restarts
+  /// its dead-peer clock and retransmits what is in flight. Returns the old address.
+  pub fn migrate(
+    &mut self,
+    now: Instant,
+    h: ConnectionHandle,
+    to: SocketAddr,
+  ) -> Result<SocketAddr, MigrateError> {
+    let e = self
+      .conns
+      .get_mut(&h.0)
+      .filter(|e| !e.conn.is_closed())
+      .ok_or(MigrateError::UnknownConnection)?;
+    let (from, id) = (e.conn.remote(), e.conn.recv_id());
+    if from == to {
+      return Ok(from);
+    }
+    if self.by_key.contains_key(&(to, id)) {
+      return Err(MigrateError::AddressInUse);
+    }
+    e.conn.migrate(now, to);
+    self.by_key.remove(&(from, id));
+    self.by_key.insert((to, id), h.0);
+    self.touch(h.0);
+    Ok(from)
   }
 
   /// The peer's address

@@ -37,7 +37,7 @@ use core::time::Duration;
 use std::net::SocketAddr;
 
 pub use conn::{CloseReason, ConnectionStats, Event, WriteError};
-pub use endpoint::{ConnectError, DatagramKind, Endpoint, EndpointStats};
+pub use endpoint::{ConnectError, DatagramKind, Endpoint, EndpointStats, MigrateError};
 pub use rng::Rng;
 pub use time::Instant;
 

@@ -307,6 +307,20 @@ impl Connection {
     self.remote
   }
 
+  /// The peer now lives at `to` (see `Endpoint::migrate`): a new path, so acknowledge at once,
+  /// give it a full idle timeout and retransmit what is in flight without waiting out a backed-off
+  /// timer
+  pub(crate) fn migrate(&mut self, now: Instant, to: SocketAddr) {
+    self.remote = to;
+    self.ack_pending = true;
+    self.last_recv = now;
+    self.waiting_since = now;
+    self.rto_backoffs = 0;
+    if self.send.in_flight_bytes() > 0 {
+      self.rto_deadline = Some(now);
+    }
+  }
+
   pub(crate) fn recv_id(&self) -> u16 {
     self.recv_id
   }

@@ -9,7 +9,7 @@ use sim::{payload, Link, Sim};
 
 use crate::packet::{self, Header, Packet, PacketType};
 use crate::seq::SeqNr;
-use crate::{CloseReason, Config, ConnectionHandle};
+use crate::{CloseReason, Config, ConnectionHandle, MigrateError};
 
 fn secs(n: u64) -> Duration {
   Duration::from_secs(n)
@@ -580,4 +580,37 @@ fn out_of_order_data_is_selectively_acked() {
   let p = packet::decode(sim.nodes[1].sent_log.last().unwrap()).unwrap();
   assert_eq!(p.header.ack_nr, SeqNr(2));
   assert!(p.sack.is_none());
+}
+
+#[test]
+fn a_peer_whose_nat_rebound_is_followed_once_told_its_new_address() {
+  let mut sim = Sim::new(21, 2, Config::default());
+  let len = 2_000_000;
+  let (a, b) = bidirectional(&mut sim, len, len);
+  assert!(sim.run_until(secs(10), |s| s.app(1, b).received.len() > 200_000
+    && s.app(0, a).received.len() > 200_000));
+  // Node 0's NAT rebinds: it now sends from another port, and what node 1 sends to the old one is lost
+  let old = sim.addr(0);
+  let moved: std::net::SocketAddr = "10.0.0.1:5999".parse().unwrap();
+  sim.nodes[0].addr = moved;
+  let reset_budget_before = sim.nodes[1].ep.stats().unmatched_packets;
+  sim.run_until(Duration::from_millis(1500), |_| false);
+  // Node 0's packets from the new port are not the connection's yet, but they are not answered with
+  // RESET either (that would kill the connection before it could be re-aimed)
+  assert!(sim.nodes[1].ep.stats().unmatched_packets > reset_budget_before);
+  assert!(sim.app(0, a).closed.is_none() && sim.app(1, b).closed.is_none());
+  // Told the new address (by a rendezvous server, say), node 1 re-aims the connection
+  let now = sim.now;
+  assert_eq!(sim.nodes[1].ep.migrate(now, b, moved), Ok(old));
+  assert_eq!(sim.nodes[1].ep.remote_addr(b), Some(moved));
+  assert!(sim.run_until(secs(60), |s| s.app(0, a).closed.is_some()
+    && s.app(1, b).closed.is_some()));
+  assert_transferred(&sim, a, b, len, len);
+  assert_eq!(sim.app(1, b).closed, Some(CloseReason::Finished));
+  // A closed or unknown connection cannot move
+  let now = sim.now;
+  assert_eq!(
+    sim.nodes[1].ep.migrate(now, ConnectionHandle(9999), old),
+    Err(MigrateError::UnknownConnection)
+  );
 }
