@@ -89,6 +89,8 @@ export interface NativeOptions {
   mtu: number
   /** Packets; recv buffer and send buffer = bufferSize * mtu bytes */
   bufferSize: number
+  /** Max payload toward loopback peers (their buffers: bufferSize * loopbackMtu); 0 or absent: mtu */
+  loopbackMtu?: number
   /** ms, Config.idle_timeout (and how long close() waits before RESETting) */
   timeout: number
   /** ms, Config.min_rto */

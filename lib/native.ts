@@ -13,6 +13,8 @@ export interface AddressInfo {
 export interface NativeOptions {
   mtu: number
   bufferSize: number
+  /** Payload toward loopback peers (buffers bufferSize * loopbackMtu); 0: mtu */
+  loopbackMtu?: number
   timeout: number
   resend: number
   keepAlive: number

@@ -408,6 +408,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     const native: NativeNode = new NativeNode({
       mtu: o.mtu,
       bufferSize: o.bufferSize,
+      loopbackMtu: o.loopbackMtu,
       timeout: o.timeout,
       resend: o.resend,
       keepAlive: o.keepAlive,

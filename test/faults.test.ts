@@ -67,11 +67,12 @@ describe('faulty networks', () => {
   })
 
   it('hostile datagrams from another address during a transfer change nothing', async () => {
-    const client = makeNode()
+    // Internet-sized packets (not the large loopback default) keep the transfer long enough to be sprayed
+    const client = makeNode({ mtu: 1000 })
     const { port: clientPort } = await client.bindAsync(0, '127.0.0.1')
     let serverSide: Promise<{ bytes: number, sha256: string }> | undefined
     let strangers = 0
-    const { port } = await listeningNode(undefined, s => {
+    const { port } = await listeningNode({ mtu: 1000 }, s => {
       if (s.remotePort === clientPort) {
         serverSide = drainHash(s)
         return

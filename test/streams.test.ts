@@ -122,6 +122,26 @@ describe('stream semantics', () => {
     expect([undefined, 'ECONNRESET']).toContain(await peerClosed)
   })
 
+  it('packet size: loopbackMtu toward loopback peers; an explicit mtu applies everywhere unless loopbackMtu says otherwise', async () => {
+    const sizeWith = async (options: object): Promise<number> => {
+      const { port } = await listeningNode(options, s => s.resume())
+      const client = makeNode(options)
+      await client.bindAsync(0, '127.0.0.1')
+      const socket = client.connect(port, '127.0.0.1')
+      await once(socket, 'connect')
+      const received = drainHash(socket)
+      const mtu = socket.getMtu()
+      socket.end(Buffer.alloc(200_000, 1))
+      socket.resume()
+      await received
+      return mtu
+    }
+    expect(await sizeWith({})).toBe(16000)
+    expect(await sizeWith({ mtu: 1400 })).toBe(1400)
+    expect(await sizeWith({ mtu: 1400, loopbackMtu: 30000 })).toBe(30000)
+    expect(await sizeWith({ loopbackMtu: 0 })).toBe(1000)
+  })
+
   it('socket properties: id, remote address, local address, stats, idle timeout', async () => {
     let serverSocket!: Socket
     const { node: server, port } = await listeningNode(undefined, s => { serverSocket = s })
@@ -143,8 +163,9 @@ describe('stream semantics', () => {
     expect(client.clientConnections).toBe(1)
     expect(server.maxConnections).toBeGreaterThan(1000)
     const stats = socket.stats()
-    expect(stats).toMatchObject({ mtu: 1000 })
-    expect(socket.getMtu()).toBe(1000)
+    // a loopback peer gets the large loopback packet size (loopbackMtu), others mtu
+    expect(stats).toMatchObject({ mtu: 16000 })
+    expect(socket.getMtu()).toBe(16000)
 
     // net.Socket#setTimeout semantics: 'timeout' after inactivity, the socket stays open
     socket.setTimeout(200)

@@ -24,7 +24,7 @@ use std::time::Duration;
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer, BufferSlice, Uint32Array};
 use napi::Env;
 use napi_derive::napi;
-use utp_proto::{Config, ConnectError, ConnectionHandle, Endpoint, WriteError};
+use utp_proto::{Config, ConnectError, ConnectionHandle, Endpoint, Loopback, WriteError};
 
 use crate::errors::{error, from_io, from_napi, invalid, Code, JsResult};
 use crate::state::{Inner, Phase, Shared, WakeFn};
@@ -39,6 +39,8 @@ pub struct NativeOptions {
   pub mtu: f64,
   /// Packets; recv buffer and send buffer = bufferSize * mtu bytes
   pub buffer_size: f64,
+  /// Max payload toward loopback peers (their buffers: bufferSize * loopbackMtu); 0 or absent: mtu
+  pub loopback_mtu: Option<f64>,
   /// ms, Config.idle_timeout (and how long close() waits before RESETting)
   pub timeout: f64,
   /// ms, Config.min_rto
@@ -203,7 +205,8 @@ impl NativeNode {
       for chunk in chunks.iter().filter(|c| !c.is_empty()) {
         buffered = inner.endpoint.write(h, chunk).map_err(write_error)?;
       }
-      Ok(buffered < inner.endpoint.config().send_buffer)
+      let limit = inner.endpoint.send_buffer(h).unwrap_or(0);
+      Ok(buffered < limit)
     })
   }
 
@@ -422,10 +425,21 @@ fn config(o: &NativeOptions) -> JsResult<(Config, Duration)> {
     Some(n) => count("maxConnections", n, u32::MAX as f64)?,
     None => defaults.max_connections,
   };
+  let loopback = match o.loopback_mtu {
+    Some(v) if v != 0.0 => {
+      let payload = count("loopbackMtu", v, MAX_MTU)?;
+      Some(Loopback {
+        max_payload: payload,
+        buffer: payload.saturating_mul(packets).max(2 * payload),
+      })
+    }
+    _ => None,
+  };
   let cfg = Config {
     max_payload: mtu,
     recv_buffer: buffer,
     send_buffer: buffer,
+    loopback,
     idle_timeout,
     min_rto: ms("resend", o.resend)?,
     // 0 turns keepalives off

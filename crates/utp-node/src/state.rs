@@ -259,15 +259,15 @@ impl Inner {
       READ_CAP.saturating_sub(used)
     }
     .min(u32::MAX as usize);
-    if room > 0 {
-      let (n, eof) = self.endpoint.read(h, &mut self.batch.data, room);
-      if n > 0 {
-        self.batch.data(id, n as u32);
-        *self.taken.entry(id).or_default() += n;
-      }
-      if eof && self.ended.insert(id) {
-        self.batch.push(batch::END, id, 0);
-      }
+    // Read even with no room left: a FIN behind data that exactly filled READ_CAP has no bytes
+    // to back-log, so this zero-byte read is the only place its END is seen
+    let (n, eof) = self.endpoint.read(h, &mut self.batch.data, room);
+    if n > 0 {
+      self.batch.data(id, n as u32);
+      *self.taken.entry(id).or_default() += n;
+    }
+    if eof && self.ended.insert(id) {
+      self.batch.push(batch::END, id, 0);
     }
     if !all && self.endpoint.readable(h) > 0 {
       self.backlog.insert(id);

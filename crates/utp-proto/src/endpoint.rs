@@ -181,7 +181,7 @@ impl Endpoint {
     let recv_id = recv_id.ok_or(ConnectError::NoConnectionId)?;
     let handle = self.alloc_handle();
     let seq = SeqNr(self.rng.next_u16());
-    let conn = Connection::outgoing(handle, self.cfg, remote, recv_id, seq, now);
+    let conn = Connection::outgoing(handle, self.cfg.for_peer(remote), remote, recv_id, seq, now);
     self.insert(handle, conn, true);
     Ok(handle)
   }
@@ -284,7 +284,7 @@ impl Endpoint {
     }
     let handle = self.alloc_handle();
     let seq = SeqNr(self.rng.next_u16());
-    let conn = Connection::incoming(handle, self.cfg, from, &h, seq, now);
+    let conn = Connection::incoming(handle, self.cfg.for_peer(from), from, &h, seq, now);
     self.insert(handle, conn, false);
     self.events.push_back((handle, Event::Incoming));
   }
@@ -434,9 +434,15 @@ impl Endpoint {
       .ok_or(WriteError::Closed)
   }
 
-  /// Queue bytes on a connection; returns the bytes now buffered. When that reaches
-  /// `Config::send_buffer`, wait for [`Event::Writable`] before writing more (nothing is dropped
-  /// if you don't, the buffer just grows).
+  /// The send buffer of this connection, in bytes (its `Config::send_buffer`, which depends on the
+  /// peer: see `Config::for_peer`)
+  pub fn send_buffer(&self, h: ConnectionHandle) -> Option<usize> {
+    self.conns.get(&h.0).map(|e| e.conn.send_buffer_limit())
+  }
+
+  /// Queue bytes on a connection; returns the bytes now buffered. When that reaches its
+  /// [`Endpoint::send_buffer`], wait for [`Event::Writable`] before writing more (nothing is
+  /// dropped if you don't, the buffer just grows).
   pub fn write(&mut self, h: ConnectionHandle, data: &[u8]) -> Result<usize, WriteError> {
     let n = self.conn(h)?.write(data)?;
     self.touch(h.0);

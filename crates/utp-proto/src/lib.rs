@@ -83,6 +83,35 @@ pub struct Config {
   pub max_connections: usize,
   /// RESET packets per second sent in answer to unknown packets
   pub resets_per_second: u32,
+  /// Packet size and buffers for peers on a loopback address, whose path MTU is 64 KiB: fewer,
+  /// larger packets cost far less per byte there. `None` treats them like any other peer
+  pub loopback: Option<Loopback>,
+}
+
+/// What [`Config::loopback`] changes for a loopback peer
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loopback {
+  /// Largest payload per packet
+  pub max_payload: usize,
+  /// Receive and send buffer in bytes
+  pub buffer: usize,
+}
+
+impl Config {
+  /// The configuration a connection to `remote` runs with
+  pub fn for_peer(&self, remote: SocketAddr) -> Config {
+    match self.loopback {
+      Some(l) if remote.ip().is_loopback() => Config {
+        max_payload: l.max_payload,
+        recv_buffer: l.buffer,
+        send_buffer: l.buffer,
+        // The same number of packets as the general setting allows
+        initial_window: (self.initial_window / self.max_payload.max(1)).max(1) * l.max_payload,
+        ..*self
+      },
+      _ => *self,
+    }
+  }
 }
 
 impl Default for Config {
@@ -98,6 +127,7 @@ impl Default for Config {
       min_rto: Duration::from_millis(100),
       max_rto: Duration::from_secs(60),
       idle_timeout: Duration::from_millis(5000),
+      loopback: None,
       keepalive: Duration::from_millis(1000),
       max_connections: 32768,
       resets_per_second: 100,

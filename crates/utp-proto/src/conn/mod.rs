@@ -321,6 +321,10 @@ impl Connection {
     }
   }
 
+  pub(crate) fn send_buffer_limit(&self) -> usize {
+    self.cfg.send_buffer
+  }
+
   pub(crate) fn recv_id(&self) -> u16 {
     self.recv_id
   }
