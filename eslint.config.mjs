@@ -76,7 +76,9 @@ export default tseslint.config(
     files: ['**/*.js', '**/*.cjs'],
     languageOptions: { sourceType: 'commonjs' },
     rules: {
-      '@typescript-eslint/no-require-imports': 'off'
+      '@typescript-eslint/no-require-imports': 'off',
+      // `const crypto = require('crypto')` shadows Node's webcrypto global, as intended
+      'no-redeclare': ['error', { builtinGlobals: false }]
     }
   }
 )
