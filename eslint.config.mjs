@@ -68,6 +68,8 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': ['error', { ignoreRestArgs: true }],
       'no-var': 'error',
       'prefer-const': ['error', { destructuring: 'all' }],
+      // `import Node = require('utp-punch-rs')` is how TypeScript imports an `export =` module
+      '@typescript-eslint/no-require-imports': ['error', { allowAsImport: true }],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }]
     }
   },
