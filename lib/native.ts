@@ -105,6 +105,43 @@ export const CloseReason = {
 
 let cached: NativeNodeConstructor | null = null
 
+/** The platforms a prebuilt binary package is published for (napi.targets in package.json) */
+export const prebuiltPlatforms = [
+  'linux-x64-gnu',
+  'linux-x64-musl',
+  'linux-arm64-gnu',
+  'linux-arm64-musl',
+  'darwin-x64',
+  'darwin-arm64',
+  'win32-x64-msvc'
+] as const
+
+/** Linux only: does this process run on musl libc? (glibc reports its version in the process report) */
+function isMusl (): boolean {
+  try {
+    const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined
+    if (report?.header?.glibcVersionRuntime !== undefined) return false
+  } catch {
+    // no report: look at ldd below
+  }
+  try {
+    return fs.readFileSync('/usr/bin/ldd', 'utf8').includes('musl')
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The napi-rs platform id of this process, as in the binary names `utp-punch-rs.<id>.node` and the
+ * packages `utp-punch-rs-<id>`: linux-x64-gnu, linux-arm64-musl, darwin-arm64, win32-x64-msvc, ...
+ */
+export function nativePlatform (): string {
+  const { platform, arch } = process
+  if (platform === 'linux') return `linux-${arch}-${isMusl() ? 'musl' : 'gnu'}`
+  if (platform === 'win32') return `win32-${arch}-msvc`
+  return `${platform}-${arch}`
+}
+
 /** The directory holding binding.js: the package root, found upward from this file (dist/lib or lib) */
 function bindingPath (): string {
   let dir = __dirname
@@ -116,11 +153,70 @@ function bindingPath (): string {
   return path.join(__dirname, '..', '..', 'binding.js')
 }
 
+/** Every message in an error and its `cause` chain (binding.js chains one error per place it looked) */
+function causeMessages (e: unknown): string[] {
+  const out: string[] = []
+  for (let c = e, i = 0; c !== undefined && c !== null && i < 32; c = (c as { cause?: unknown }).cause, i++) {
+    out.push(c instanceof Error ? c.message : String(c))
+  }
+  return out
+}
+
+/**
+ * The error users see when the addon cannot be loaded: which binary was looked for where, and the two
+ * ways out (the prebuilt package, or a build from source). `code` is ERR_UTP_NATIVE_MISSING either way.
+ */
+function missingNativeError (cause: unknown, root: string): Error {
+  const id = nativePlatform()
+  const pkg = `utp-punch-rs-${id}`
+  const file = `utp-punch-rs.${id}.node`
+  let version = ''
+  try {
+    version = (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version?: string }).version ?? ''
+  } catch {
+    // the version is only a hint in the message
+  }
+  const libc = process.platform === 'linux' ? `, ${id.endsWith('-musl') ? 'musl' : 'glibc'}` : ''
+  const where = `${process.platform} ${process.arch}${libc}`
+  const fromSource = fs.existsSync(path.join(root, 'Cargo.toml'))
+    ? `build it from source: run \`npm run build\` in ${root} (needs Rust's cargo: https://rustup.rs)`
+    : 'build it from source: this installed copy has no Rust sources, so clone the utp-punch-rs repository, run ' +
+      '`npm install` there (it runs `npm run build`, which needs Rust\'s cargo: https://rustup.rs) and install that directory instead'
+  // Not-found errors say "Cannot find module"; anything else means a binary was there but would not load
+  const failures = causeMessages(cause).filter((m) => !m.startsWith('Cannot find module') && !m.startsWith('Cannot find native binding'))
+  let message: string
+  if (failures.length > 0) {
+    message = `utp-punch-rs: the native addon for ${id} (${where}) was found but failed to load: ${failures[0]}\n` +
+      `Reinstall utp-punch-rs so that npm fetches ${pkg}${version === '' ? '' : `@${version}`} again, or ${fromSource}.`
+  } else if ((prebuiltPlatforms as readonly string[]).includes(id)) {
+    message = `utp-punch-rs: no native addon for ${id} (${where}). Looked for ${path.join(root, file)} and for the package ${pkg}; neither is installed.\n` +
+      `Install the prebuilt binary: \`npm install ${pkg}${version === '' ? '' : `@${version}`}\`. npm leaves it out when optional dependencies ` +
+      'are omitted (--omit=optional, --no-optional) and when a package-lock.json made on another platform lacks it ' +
+      '(https://github.com/npm/cli/issues/4828: delete node_modules and package-lock.json and run `npm install` again).\n' +
+      `Or ${fromSource}.`
+  } else {
+    message = `utp-punch-rs: no prebuilt native addon is published for ${id} (${where}); prebuilt ones exist for ${prebuiltPlatforms.join(', ')}. ` +
+      `Looked for ${path.join(root, file)} and for the package ${pkg}.\n` +
+      `To use utp-punch-rs here, ${fromSource}.`
+  }
+  const err = new Error(message, { cause }) as NodeJS.ErrnoException & { platform?: string, packageName?: string }
+  err.code = 'ERR_UTP_NATIVE_MISSING'
+  err.platform = id
+  err.packageName = pkg
+  return err
+}
+
 /** The NativeNode class, loaded on first use so that requiring the package never fails */
 export function loadNative (): NativeNodeConstructor {
   if (cached !== null) return cached
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const binding = require(bindingPath()) as { NativeNode?: NativeNodeConstructor }
+  const file = bindingPath()
+  let binding: { NativeNode?: NativeNodeConstructor }
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    binding = require(file) as { NativeNode?: NativeNodeConstructor }
+  } catch (e) {
+    throw missingNativeError(e, path.dirname(file))
+  }
   if (typeof binding.NativeNode !== 'function') {
     const err = new Error('utp-punch-rs: the native addon does not export NativeNode (rebuild it with `npm run build:native`)') as NodeJS.ErrnoException
     err.code = 'ERR_UTP_NATIVE_MISSING'
