@@ -96,9 +96,11 @@ export async function natTraversal (node: Node): Promise<Socket> {
   const nat: Node.stun.NatBehaviorResult = await node.natType('stun.example.org:3478')
   const mapping: Node.stun.NatBehavior = nat.mapping
   console.log(mapping, nat.filtering, nat.natted, nat.summary, nat.publicAddress.port)
-  const opts: Node.RendezvousOptions = { server: 'rendezvous.example.org:7000', code: 'purple-otter', relay: true, timeoutMs: 30_000 }
+  const opts: Node.RendezvousOptions = { server: 'rendezvous.example.org:7000', code: 'purple-otter', relay: true, timeoutMs: 30_000, birthday: true, followMoves: true }
   const result: Node.RendezvousResult = await node.rendezvous(opts)
-  const path: 'lan' | 'direct' | 'relay' = result.path
+  const path: 'lan' | 'direct' | 'birthday' | 'relay' = result.path
+  const carrier: Node = result.node
+  result.socket.on('migrate', (m: { address: string, port: number }) => console.log(m.address, m.port, carrier.address().port))
   const role: 'connect' | 'accept' = result.role
   console.log(path, role, result.remote.address, result.timings.connectedMs)
   // @ts-expect-error the code is required
