@@ -321,6 +321,7 @@ class Session {
     this._pairedMs = this._now
     this._registerTimer = this._clear(this._registerTimer)
     const candidates = orderCandidates(m, this._bound, this._o.lanFirst, probeNonce)
+    const birthday = this._o.birthday && !this._o.forceRelay ? birthdayRole(m.mapping ?? this._mapping, m.peerMapping) : null
     this._prober = new Prober({
       role: m.role,
       pair: m.pair,
@@ -331,14 +332,14 @@ class Session {
       graceMs: LAN_GRACE_MS,
       send: (msg, to, ttl) => this._wire?.send(msg, to, ttl),
       onWinner: (c) => this._onWinner(c),
-      onVerified: () => this._checkPending()
+      onVerified: () => this._checkPending(),
+      learnedKind: birthday === 'easy' ? 'birthday' : 'peer'
     })
     if (m.role === 'accept') this._node.listenAsync().catch((e: Error) => this._fail(e))
     if (this._o.forceRelay) {
       this._relayOrFail('relay forced by the forceRelay option')
       return
     }
-    const birthday = this._o.birthday ? birthdayRole(m.mapping ?? this._mapping, m.peerMapping) : null
     if (birthday === 'easy') {
       const prober = this._prober
       const probe = { t: 'probe' as const, pair: m.pair, nonce: prober.sprayNonce() }

@@ -14,7 +14,7 @@
 
 import { randomBytes } from 'crypto'
 
-import { describeCandidate, type Candidate } from './candidates'
+import { describeCandidate, type Candidate, type CandidateKind } from './candidates'
 import { endpointKey, type DirectPath, type Endpoint, type Message } from './protocol'
 
 export interface ProberOptions {
@@ -33,6 +33,11 @@ export interface ProberOptions {
   onWinner: (c: Candidate) => void
   /** A peer address became trusted (it sent us a valid probe, ack or select) */
   onVerified: (key: string) => void
+  /**
+   * What a peer address learned from a probe's source counts as: 'peer' by default; 'birthday' while we
+   * spray at an endpoint-dependent peer, whose every new port is one our spray opened
+   */
+  learnedKind?: CandidateKind
 }
 
 const MAX_PEER_REFLEXIVE = 8
@@ -163,7 +168,8 @@ export class Prober {
     const key = endpointKey(from)
     if (this._candidates.some(c => endpointKey(c) === key) || this._reflexive >= MAX_PEER_REFLEXIVE) return
     this._reflexive++
-    const c: Candidate = { address: from.address, port: from.port, kind: via?.kind === 'lan' ? 'lan' : 'peer', nonce: nonce(), sent: 0, acked: false }
+    const kind = via?.kind === 'lan' ? 'lan' : this._o.learnedKind ?? 'peer'
+    const c: Candidate = { address: from.address, port: from.port, kind, nonce: nonce(), sent: 0, acked: false }
     this._candidates.push(c)
     if (this._probing) this._probe(c)
   }
