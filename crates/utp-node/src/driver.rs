@@ -4,19 +4,22 @@
 //! next timer and JS-thread notifications, then runs one round under the lock (receive a bounded
 //! batch, expire timers, flush, collect events, wake JS once).
 
-use std::io;
+use std::io::{self, IoSliceMut};
 use std::sync::Arc;
 use std::time::Duration;
 
+use quinn_udp::RecvMeta;
 use tokio::task::JoinHandle;
 use utp_proto::{DatagramKind, Instant};
 
 use crate::state::{Flush, Inner, Leftovers, Phase, Shared, DRIVER_TX_LIMIT};
 use crate::udp::{self, Socket};
 
-/// Datagrams received per round before timers, transmits and events get their turn
-const RECV_BATCH: usize = 64;
-/// Largest UDP payload is 65507; a bigger buffer never truncates
+/// Receive calls per round before timers, transmits and events get their turn
+const RECV_CALLS: usize = 8;
+/// Buffers one receive call fills (recvmmsg), each holding one datagram or a GRO run of them
+const RECV_SLOTS: usize = 8;
+/// Largest UDP payload is 65507, and a GRO run is at most 64 KiB: a bigger buffer never truncates
 const RECV_BUFFER: usize = 65536;
 
 enum Step {
@@ -30,7 +33,8 @@ enum Step {
 }
 
 pub async fn run(shared: Arc<Shared>, sock: Arc<Socket>) {
-  let mut rx = vec![0u8; RECV_BUFFER];
+  // Zeroed memory is mapped lazily: a node that only ever sees small datagrams touches little of it
+  let mut rx = vec![0u8; RECV_BUFFER * RECV_SLOTS];
   let sleep = tokio::time::sleep(Duration::ZERO);
   tokio::pin!(sleep);
   loop {
@@ -81,14 +85,33 @@ pub async fn supervise(shared: Arc<Shared>, driver: JoinHandle<()>) {
 
 fn round(inner: &mut Inner, now: Instant, sock: &Socket, rx: &mut [u8]) -> Step {
   let mut more = false;
-  for i in 0..RECV_BATCH {
-    match sock.io.try_recv_from(rx) {
-      Ok((n, from)) => {
-        let from = udp::from_wire(from);
-        if inner.endpoint.handle_datagram(now, from, &rx[..n]) == DatagramKind::Foreign {
-          inner.batch_message(from, &rx[..n]);
+  let mut meta = [RecvMeta::default(); RECV_SLOTS];
+  for call in 0..RECV_CALLS {
+    let received = {
+      let mut slots = rx.chunks_mut(RECV_BUFFER);
+      let mut bufs: [IoSliceMut<'_>; RECV_SLOTS] =
+        std::array::from_fn(|_| IoSliceMut::new(slots.next().unwrap_or_default()));
+      sock.recv(&mut bufs, &mut meta)
+    };
+    match received {
+      Ok(n) => {
+        for (slot, m) in meta.iter().take(n).enumerate() {
+          let from = udp::from_wire(m.addr);
+          let start = slot * RECV_BUFFER;
+          let filled = &rx[start..start + m.len.min(RECV_BUFFER)];
+          // A GRO run: equal-sized datagrams back to back, the last maybe shorter (an empty
+          // datagram is one too: dgram users see those)
+          let stride = if filled.is_empty() { 1 } else { m.stride.max(1) };
+          for datagram in filled.chunks(stride).chain(filled.is_empty().then_some(filled)) {
+            if inner.endpoint.handle_datagram(now, from, datagram) == DatagramKind::Foreign {
+              inner.batch_message(from, datagram);
+            }
+          }
         }
-        more = i + 1 == RECV_BATCH;
+        more = call + 1 == RECV_CALLS && n == RECV_SLOTS;
+        if n < RECV_SLOTS {
+          break;
+        }
       }
       Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
       Err(e) if transient(&e) => {}

@@ -31,6 +31,8 @@ pub const DRIVER_TX_LIMIT: usize = 512;
 const READ_CAP: usize = 1 << 20;
 /// Raw datagrams queued behind a full socket buffer; more are dropped like any UDP loss
 const MAX_STALLED: usize = 4096;
+/// Payload bytes one segmented (GSO) send may carry: the kernel builds it as one 64 KiB UDP packet
+const GSO_MAX_BYTES: usize = 65000;
 
 pub struct Shared {
   pub inner: Mutex<Inner>,
@@ -88,11 +90,47 @@ pub enum Flush {
   Limit,
 }
 
-/// A datagram that met a full socket buffer, kept so that nothing the protocol counts as sent is lost
+/// Datagrams that met a full socket buffer, kept so that nothing the protocol counts as sent is lost
 struct Stalled {
   to: SocketAddr,
   data: Vec<u8>,
   ttl: Option<u32>,
+  /// A segmented run (several datagrams of this size); None: one datagram
+  segment: Option<usize>,
+}
+
+/// Consecutive datagrams to one peer, gathered to leave in one segmented (GSO) send: equal sizes,
+/// only the last may be shorter
+#[derive(Default)]
+struct Run {
+  to: Option<SocketAddr>,
+  data: Vec<u8>,
+  segment: usize,
+  count: usize,
+}
+
+impl Run {
+  /// Whether a datagram of `len` bytes to `to` may join
+  fn fits(&self, to: SocketAddr, len: usize, max_segments: usize) -> bool {
+    self.to == Some(to)
+      && len <= self.segment
+      && self.count < max_segments
+      && self.data.len() + len <= GSO_MAX_BYTES
+  }
+
+  fn push(&mut self, to: SocketAddr, datagram: &[u8]) {
+    if self.count == 0 {
+      self.to = Some(to);
+      self.segment = datagram.len();
+    }
+    self.data.extend_from_slice(datagram);
+    self.count += 1;
+  }
+
+  /// A shorter datagram ends a run: segments after it would be misparsed
+  fn closed(&self) -> bool {
+    self.count > 0 && self.data.len() != self.segment * self.count
+  }
 }
 
 /// What the driver must release once it stops, outside the lock; dropping it is the point
@@ -121,6 +159,7 @@ pub struct Inner {
   /// Bytes each handle added to the current batch
   taken: HashMap<u32, usize>,
   tx: Vec<u8>,
+  run: Run,
   stalled: VecDeque<Stalled>,
 }
 
@@ -141,6 +180,7 @@ impl Inner {
       backlog: BTreeSet::new(),
       taken: HashMap::new(),
       tx: Vec::with_capacity(2048),
+      run: Run::default(),
       stalled: VecDeque::new(),
     }
   }
@@ -173,32 +213,73 @@ impl Inner {
   }
 
   /// Send stalled datagrams, then whatever the endpoint has, until done, blocked or `limit`
+  /// datagrams. Consecutive datagrams to one peer leave together as a segmented (GSO) send.
   pub fn flush(&mut self, now: Instant, limit: usize, from_js: bool) -> Flush {
     let Some(sock) = self.socket.clone() else {
       return Flush::Done;
     };
     while let Some(p) = self.stalled.front() {
-      if would_block(&sock.send(&p.data, p.to, p.ttl, from_js)) {
+      let sent = match p.ttl {
+        Some(_) => sock.send(&p.data, p.to, p.ttl, from_js).map(|_| ()),
+        None => sock.send_segments(&p.data, p.to, p.segment, from_js),
+      };
+      if is_would_block(&sent) {
         return Flush::Blocked;
       }
       self.stalled.pop_front();
     }
+    let max_segments = sock.max_segments();
+    let mut outcome = Flush::Limit;
     for _ in 0..limit {
       let Some(t) = self.endpoint.poll_transmit(now, &mut self.tx) else {
-        return Flush::Done;
+        outcome = Flush::Done;
+        break;
       };
-      if would_block(&sock.send(&self.tx[..t.size], t.destination, None, from_js)) {
-        let data = std::mem::take(&mut self.tx);
-        self.stalled.push_back(Stalled {
-          to: t.destination,
-          data,
-          ttl: None,
-        });
+      let joins = self.run.count == 0 || self.run.fits(t.destination, t.size, max_segments);
+      if !joins && self.send_run(&sock, from_js) {
+        // What the endpoint just handed us counts as sent: it waits behind the run
+        self.run.push(t.destination, &self.tx[..t.size]);
+        self.stall_run();
         return Flush::Blocked;
       }
-      // Any other error loses this datagram like the network could; the protocol recovers
+      self.run.push(t.destination, &self.tx[..t.size]);
+      if (self.run.closed() || max_segments <= 1) && self.send_run(&sock, from_js) {
+        return Flush::Blocked;
+      }
     }
-    Flush::Limit
+    if self.run.count > 0 && self.send_run(&sock, from_js) {
+      return Flush::Blocked;
+    }
+    outcome
+  }
+
+  /// Send the gathered run; true when the socket buffer was full (the run is stalled then)
+  fn send_run(&mut self, sock: &Socket, from_js: bool) -> bool {
+    let run = &self.run;
+    let Some(to) = run.to else { return false };
+    let segment = (run.count > 1).then_some(run.segment);
+    let blocked = is_would_block(&sock.send_segments(&run.data, to, segment, from_js));
+    // Any other error loses these datagrams like the network could; the protocol recovers
+    if blocked {
+      self.stall_run();
+    } else {
+      self.run.data.clear();
+      self.run.count = 0;
+      self.run.to = None;
+    }
+    blocked
+  }
+
+  fn stall_run(&mut self) {
+    let run = std::mem::take(&mut self.run);
+    if let Some(to) = run.to {
+      self.stalled.push_back(Stalled {
+        to,
+        segment: (run.count > 1).then_some(run.segment),
+        data: run.data,
+        ttl: None,
+      });
+    }
   }
 
   /// A non-uTP datagram from JS; OS errors drop it like UDP loss (hole-punch targets are often dead)
@@ -212,6 +293,7 @@ impl Inner {
         to,
         data: data.to_vec(),
         ttl,
+        segment: None,
       });
     }
   }
@@ -360,5 +442,9 @@ impl Inner {
 }
 
 fn would_block(r: &io::Result<usize>) -> bool {
+  matches!(r, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+fn is_would_block(r: &io::Result<()>) -> bool {
   matches!(r, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }

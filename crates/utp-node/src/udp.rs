@@ -4,10 +4,12 @@
 //! by address, so everything above this module sees plain IPv4 for IPv4 peers, whatever the
 //! socket's family; `to_wire`/`from_wire` translate at the syscall boundary.
 
-use std::io;
+use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
+use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
 use socket2::{Domain, Protocol, SockRef, Type};
+use tokio::io::Interest;
 
 const SOCKET_BUFFER: usize = 4 << 20;
 
@@ -18,16 +20,57 @@ pub struct Socket {
   /// Bound to `::` with IPV6_V6ONLY off, so IPv4 peers are reachable through mapped addresses
   pub dual: bool,
   pub local: SocketAddr,
+  /// Batched I/O where the kernel has it (GSO, GRO, recvmmsg), plain syscalls where it does not
+  batched: UdpSocketState,
 }
 
 impl Socket {
   /// Wrap a bound std socket; must run inside the tokio runtime (reactor registration)
   pub fn register(std: std::net::UdpSocket, dual: bool) -> io::Result<Self> {
     let local = std.local_addr()?;
+    let batched = UdpSocketState::new(UdpSockRef::from(&std))?;
     Ok(Self {
       io: tokio::net::UdpSocket::from_std(std)?,
       dual,
       local,
+      batched,
+    })
+  }
+
+  /// Datagrams one send may carry as segments of equal size (1 without GSO)
+  pub fn max_segments(&self) -> usize {
+    self.batched.max_gso_segments()
+  }
+
+  /// Send `data` as one datagram or, with `segment`, as datagrams of that size (the last may be
+  /// shorter) in one syscall. Same readiness rules as [`Socket::send`].
+  pub fn send_segments(
+    &self,
+    data: &[u8],
+    to: SocketAddr,
+    segment: Option<usize>,
+    from_js: bool,
+  ) -> io::Result<()> {
+    let t = Transmit {
+      destination: self.to_wire(to),
+      ecn: None,
+      contents: data,
+      segment_size: segment,
+      src_ip: None,
+    };
+    let send = || self.batched.try_send(UdpSockRef::from(&self.io), &t);
+    if from_js {
+      send()
+    } else {
+      self.io.try_io(Interest::WRITABLE, send)
+    }
+  }
+
+  /// Receive into `bufs` (one datagram, or a GRO run of equal-sized ones, per buffer); returns how
+  /// many buffers were filled, described by `meta`
+  pub fn recv(&self, bufs: &mut [IoSliceMut<'_>], meta: &mut [RecvMeta]) -> io::Result<usize> {
+    self.io.try_io(Interest::READABLE, || {
+      self.batched.recv(UdpSockRef::from(&self.io), bufs, meta)
     })
   }
 
