@@ -110,20 +110,21 @@ struct Run {
 }
 
 impl Run {
-  /// Whether a datagram of `len` bytes to `to` may join
-  fn fits(&self, to: SocketAddr, len: usize, max_segments: usize) -> bool {
-    self.to == Some(to)
-      && len <= self.segment
-      && self.count < max_segments
-      && self.data.len() + len <= GSO_MAX_BYTES
+  /// Whether the datagram of `len` bytes to `to` just appended after `before` bytes may join
+  fn fits(&self, to: SocketAddr, len: usize, before: usize, max_segments: usize) -> bool {
+    self.count == 0
+      || (self.to == Some(to)
+        && len <= self.segment
+        && self.count < max_segments
+        && before + len <= GSO_MAX_BYTES)
   }
 
-  fn push(&mut self, to: SocketAddr, datagram: &[u8]) {
+  /// Count the datagram of `len` bytes that now ends `data`
+  fn accept(&mut self, to: SocketAddr, len: usize) {
     if self.count == 0 {
       self.to = Some(to);
-      self.segment = datagram.len();
+      self.segment = len;
     }
-    self.data.extend_from_slice(datagram);
     self.count += 1;
   }
 
@@ -231,18 +232,28 @@ impl Inner {
     let max_segments = sock.max_segments();
     let mut outcome = Flush::Limit;
     for _ in 0..limit {
-      let Some(t) = self.endpoint.poll_transmit(now, &mut self.tx) else {
+      // Datagrams are written straight into the run: no copy unless the run breaks here
+      let before = self.run.data.len();
+      let Some(t) = self.endpoint.poll_transmit_append(now, &mut self.run.data) else {
         outcome = Flush::Done;
         break;
       };
-      let joins = self.run.count == 0 || self.run.fits(t.destination, t.size, max_segments);
-      if !joins && self.send_run(&sock, from_js) {
-        // What the endpoint just handed us counts as sent: it waits behind the run
-        self.run.push(t.destination, &self.tx[..t.size]);
-        self.stall_run();
-        return Flush::Blocked;
+      if !self.run.fits(t.destination, t.size, before, max_segments) {
+        // This datagram starts the next run: set it aside while the current one leaves
+        self.tx.clear();
+        self.tx.extend_from_slice(&self.run.data[before..]);
+        self.run.data.truncate(before);
+        let blocked = self.send_run(&sock, from_js);
+        self.run.data.extend_from_slice(&self.tx);
+        self.run.accept(t.destination, t.size);
+        if blocked {
+          // What the endpoint handed us counts as sent: it waits behind the stalled run
+          self.stall_run();
+          return Flush::Blocked;
+        }
+      } else {
+        self.run.accept(t.destination, t.size);
       }
-      self.run.push(t.destination, &self.tx[..t.size]);
       if (self.run.closed() || max_segments <= 1) && self.send_run(&sock, from_js) {
         return Flush::Blocked;
       }

@@ -371,8 +371,16 @@ impl Endpoint {
 
   /// Write the next datagram to send into `buf` (replacing its contents)
   pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+    buf.clear();
+    self.poll_transmit_append(now, buf)
+  }
+
+  /// Append the next datagram to send to `buf`, after what it holds; `Transmit::size` is the
+  /// datagram's length. Lets a caller gather a run of datagrams for one segmented send without
+  /// copying them again.
+  pub fn poll_transmit_append(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+    let start = buf.len();
     if let Some((to, header)) = self.resets.pop_front() {
-      buf.clear();
       Packet {
         header,
         sack: None,
@@ -381,7 +389,7 @@ impl Endpoint {
       .encode(buf);
       return Some(Transmit {
         destination: to,
-        size: buf.len(),
+        size: buf.len() - start,
       });
     }
     while let Some(&id) = self.ready.front() {
@@ -396,9 +404,11 @@ impl Endpoint {
         self.reschedule(id);
         return Some(Transmit {
           destination,
-          size: buf.len(),
+          size: buf.len() - start,
         });
       }
+      // Nothing appended when a connection has nothing to send
+      buf.truncate(start);
       e.queued = false;
       self.ready.pop_front();
       self.reschedule(id);

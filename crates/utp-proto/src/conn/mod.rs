@@ -824,8 +824,8 @@ impl Connection {
   }
 
   /// Write the next datagram for this connection into `out`; false when there is none
+  /// Append this connection's next datagram to `out`; false when there is none
   pub(crate) fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
-    out.clear();
     if self.reset_pending {
       self.reset_pending = false;
       let h = self.header(PacketType::Reset, now, self.send.next_seq());
