@@ -47,6 +47,13 @@ function short (outcome) {
   return Object.entries(outcome.result).map(([k, v]) => `${k}=${typeof v === 'number' ? +v.toPrecision(4) : v}`).join(' ')
 }
 
+/** The section bench:ledbat wrote into an existing report, kept when the report is rewritten */
+function ledbatSection (file) {
+  const old = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : ''
+  const at = old.indexOf('## LEDBAT')
+  return at >= 0 ? `\n${old.slice(at)}` : ''
+}
+
 async function main () {
   const args = parseArgs(process.argv.slice(2))
   if (!fs.existsSync(path.join(__dirname, '..', 'dist', 'index.js'))) {
@@ -88,7 +95,7 @@ async function main () {
   const filtered = args.quick || args.only || args.scenario || args.reps
   const out = args.out ?? (filtered ? null : path.join(__dirname, 'RESULTS.md'))
   if (out) {
-    fs.writeFileSync(out, report.markdown)
+    fs.writeFileSync(out, report.markdown + ledbatSection(out))
     process.stderr.write(`wrote ${out}\n`)
   }
 }
