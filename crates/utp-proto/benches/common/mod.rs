@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use utp_proto::{Config, ConnectionHandle, Endpoint, Event, Instant};
@@ -32,10 +32,11 @@ pub struct Pair {
 }
 
 pub fn addr(side: Side) -> SocketAddr {
-  match side {
-    Side::A => "10.0.0.1:4000".parse().unwrap(),
-    Side::B => "10.0.0.2:4000".parse().unwrap(),
-  }
+  let host = match side {
+    Side::A => Ipv4Addr::new(10, 0, 0, 1),
+    Side::B => Ipv4Addr::new(10, 0, 0, 2),
+  };
+  SocketAddr::new(IpAddr::V4(host), 4000)
 }
 
 impl Pair {
