@@ -111,7 +111,7 @@ function renderReport ({ machine, mode, scenarios, outcomes, quick }) {
   const columns = COLUMNS.filter((t) => scenarios.some((s) => outcomes[s.id]?.[t]))
   const counts = scenarios.filter((s) => s.module === 'many').map((s) => `${s.title}: ${s.transports.join(', ')}`)
   const tables = [
-    `## Results (median of ${mode})`,
+    `## Results (medians; ${mode})`,
     '',
     resultsTable(scenarios, outcomes, columns),
     '',
