@@ -18,13 +18,6 @@ function echo (stream) {
   stream.on('error', () => {})
 }
 
-/** A promise that never resolves and rejects when `stream` errors (race it against the work) */
-function failOnError (stream, what) {
-  return new Promise((_resolve, reject) => {
-    stream.once('error', (err) => reject(new Error(`${what}: ${err.message}`)))
-  })
-}
-
 /** Resolves after `n` more bytes arrived on `stream` (it must already be flowing) */
 function bytesArriving (stream, n) {
   return new Promise((resolve, reject) => {
@@ -42,4 +35,4 @@ function bytesArriving (stream, n) {
   })
 }
 
-module.exports = { sendPattern, echo, failOnError, bytesArriving }
+module.exports = { sendPattern, echo, bytesArriving }

@@ -5,7 +5,7 @@
 
 const { Verifier } = require('../lib/pattern')
 const { start, stop } = require('../lib/measure')
-const { sendPattern, failOnError } = require('../lib/streams')
+const { sendPattern } = require('../lib/streams')
 
 async function run (transport, { bytes, writeSize = 64 << 10, both = false, internet = false }) {
   if (transport.bulk) {
@@ -16,23 +16,26 @@ async function run (transport, { bytes, writeSize = 64 << 10, both = false, inte
   const perDirection = both ? bytes / 2 : bytes
   const upstream = new Verifier(perDirection)
   const downstream = both ? new Verifier(perDirection) : null
-  const failures = []
+  // Rejects as soon as either end errors, even one that appears after the transfer started
+  let fail
+  const failed = new Promise((_resolve, reject) => { fail = reject })
+  const watch = (stream, what) => stream.once('error', (err) => fail(new Error(`${what}: ${err.message}`)))
   const serve = (stream) => {
-    failures.push(failOnError(stream, 'server stream'))
+    watch(stream, 'server stream')
     stream.on('data', (chunk) => upstream.push(chunk))
-    // A failed write also fails the stream, which failOnError reports
+    // A failed write also errors the stream, which watch() reports
     if (both) sendPattern(stream, perDirection, writeSize).catch(() => {})
   }
   const pair = await transport.createPair({ serve, internet })
   const client = await pair.connect()
-  failures.push(failOnError(client, 'client stream'))
+  watch(client, 'client stream')
   if (downstream) client.on('data', (chunk) => downstream.push(chunk))
   else client.resume()
 
   const region = start()
   const sending = sendPattern(client, perDirection, writeSize)
   const arrived = [upstream.done, downstream?.done, sending]
-  await Promise.race([Promise.all(arrived), ...failures])
+  await Promise.race([Promise.all(arrived), failed])
   const finishedAt = [upstream, downstream].filter(Boolean).reduce((a, v) => (v.finishedAt > a ? v.finishedAt : a), 0n)
   const { seconds, cpuSeconds } = stop(region, finishedAt)
   return {
