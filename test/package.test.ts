@@ -16,7 +16,7 @@ describe('package shape', () => {
     expect(typeof pkg.Socket).toBe('function')
     expect(typeof pkg.UdpSocketFacade).toBe('function')
     expect(pkg.errors.codes.ETIMEDOUT).toBe('ETIMEDOUT')
-    expect(pkg.defaults).toMatchObject({ bufferSize: 64, mtu: 1000, timeout: 5000, resend: 100, keepAlive: 1000 })
+    expect(pkg.defaults).toMatchObject({ bufferSize: 1024, mtu: 1000, timeout: 5000, resend: 100, keepAlive: 1000 })
     const n = new pkg()
     expect(n).toBeInstanceOf(pkg.Node)
     expect(typeof n.bind).toBe('function')

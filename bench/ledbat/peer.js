@@ -4,8 +4,8 @@
 //   node peer.js receive TRANSPORT PORT [PEER_HOST]      print {"t","bytes"} every 0.5 s
 //   node peer.js send TRANSPORT HOST PORT SECONDS        write as fast as the transport allows
 //
-// TRANSPORT: utp-punch-rs (default options), utp-punch-rs-1024 (bufferSize 1024, so LEDBAT and not
-// the send buffer limits the window), utp-native (libutp), udx-native, utp-punch.
+// TRANSPORT: utp-punch-rs (default options), utp-punch-rs-64 (bufferSize 64: utp-punch's default window, which
+// caps the queue it can build), utp-native (libutp), udx-native, utp-punch.
 
 const path = require('path')
 const { once } = require('events')
@@ -17,7 +17,7 @@ const UDX_RECEIVER_ID = 2
 
 const adapters = {
   'utp-punch-rs': ours({}),
-  'utp-punch-rs-1024': ours({ bufferSize: 1024 }),
+  'utp-punch-rs-64': ours({ bufferSize: 64 }),
   'utp-punch': punchLike(() => require('utp-punch'), {}),
   'utp-native': {
     listen (port, onStream) {

@@ -20,7 +20,7 @@ const RECEIVER = '10.77.2.2'
 const SENDER = '10.77.1.1'
 const TCP_PORT = 9000
 const UTP_PORT = 9100
-const TRANSPORTS = ['utp-punch-rs', 'utp-punch-rs-1024', 'utp-native', 'udx-native', 'utp-punch']
+const TRANSPORTS = ['utp-punch-rs', 'utp-punch-rs-64', 'utp-native', 'udx-native', 'utp-punch']
 const SECTION = '## LEDBAT bottleneck (npm run bench:ledbat)'
 
 const children = new Set()
@@ -110,11 +110,11 @@ function render (rows, tcpAlone, baseMs, seconds) {
     '  the receiver is `tbf rate 20mbit burst 15k latency 300ms`; offloads off; ping every 100 ms',
     `  measures the path's delay (idle: ${fmt(baseMs, 2)} ms). Competing flow: Python TCP sender with`,
     '  `TCP_CONGESTION` cubic. Transports run with default options unless the name says otherwise',
-    '  (utp-punch-rs-1024: `bufferSize: 1024`, so the window is not capped at 64 packets).',
-    '- Pass rule (ledbat-lab.md): alone, added delay 50–150 ms and goodput ≥ 70 % of TCP alone; beside',
-    '  TCP, TCP gets ≥ 80 % of the total and keeps ≥ 80 % of its goodput alone.',
-    '- With default options utp-punch-rs cannot put more than its 64-packet send buffer (64 KB, about',
-    '  26 ms at 20 Mbit/s) in flight, so the window cap, not LEDBAT, sets its queueing delay.',
+    '  (utp-punch-rs-64: `bufferSize: 64`, utp-punch\'s default, whose 64 KB window caps the queue it',
+    '  can build at about 26 ms at 20 Mbit/s, so the window, not LEDBAT, sets its delay).',
+    '- Pass rule: ledbat-lab.md\'s (alone, added delay 50–150 ms and goodput ≥ 70 % of TCP alone; beside',
+    '  TCP, TCP gets ≥ 80 % of the total) with issue 4\'s bar for yielding: TCP keeps ≥ 95 % of its',
+    '  goodput alone.',
     '',
     '| transport | alone: added delay (median ms) | alone: Mbit/s | beside TCP: transport Mbit/s | beside TCP: TCP Mbit/s | TCP share of total | TCP keeps (vs alone) | pass |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
@@ -124,7 +124,7 @@ function render (rows, tcpAlone, baseMs, seconds) {
     const added = r.alone.rttMs - baseMs
     const share = r.both.tcp / (r.both.tcp + r.both.utp)
     const keeps = r.both.tcp / tcpAlone.tcp
-    const pass = added >= 50 && added <= 150 && r.alone.utp >= 0.7 * tcpAlone.tcp && share >= 0.8 && keeps >= 0.8
+    const pass = added >= 50 && added <= 150 && r.alone.utp >= 0.7 * tcpAlone.tcp && share >= 0.8 && keeps >= 0.95
     lines.push(`| ${r.transport} | ${fmt(added)} | ${fmt(r.alone.utp)} | ${fmt(r.both.utp)} | ${fmt(r.both.tcp)} | ${fmt(100 * share)} % | ${fmt(100 * keeps)} % | ${pass ? 'PASS' : 'FAIL'} |`)
   }
   return lines.join('\n') + '\n'

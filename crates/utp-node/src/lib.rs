@@ -32,6 +32,8 @@ use crate::udp::Socket;
 
 /// Largest UDP payload (65507) minus the 20-byte uTP header
 const MAX_MTU: f64 = 65487.0;
+/// Packets of buffering that count toward loopback peers, whatever bufferSize says
+const LOOPBACK_PACKETS: usize = 64;
 
 #[napi(object)]
 pub struct NativeOptions {
@@ -428,9 +430,12 @@ fn config(o: &NativeOptions) -> JsResult<(Config, Duration)> {
   let loopback = match o.loopback_mtu {
     Some(v) if v != 0.0 => {
       let payload = count("loopbackMtu", v, MAX_MTU)?;
+      // Round trips take microseconds there: a larger window only piles up memory
       Some(Loopback {
         max_payload: payload,
-        buffer: payload.saturating_mul(packets).max(2 * payload),
+        buffer: payload
+          .saturating_mul(packets.min(LOOPBACK_PACKETS))
+          .max(2 * payload),
       })
     }
     _ => None,

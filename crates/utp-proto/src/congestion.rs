@@ -57,6 +57,11 @@ pub trait Controller: Send + fmt::Debug {
 pub const TARGET_DELAY: Duration = Duration::from_millis(100);
 /// libutp `MAX_CWND_INCREASE_BYTES_PER_RTT`
 const MAX_GAIN_PER_RTT: f64 = 3000.0;
+/// Above the target the window shrinks by at most this fraction per round trip (LEDBAT++)
+const MAX_DECREASE_PER_RTT: f64 = 0.5;
+/// Slow start ends once queuing delay passes this fraction of the target (LEDBAT++'s 3/4):
+/// exponential growth overshoots by a round trip's worth of window
+const SLOW_START_EXIT: f64 = 0.75;
 /// libutp `MAX_WINDOW_DECAY`: halve at most once per this interval
 const DECAY_INTERVAL: Duration = Duration::from_millis(100);
 /// libutp `DELAY_BASE_HISTORY`: minutes of base-delay buckets
@@ -192,10 +197,19 @@ impl Controller for Ledbat {
     let off_target = (target - queued) / target;
     let window_factor =
       ack.bytes_acked.min(self.cwnd as usize) as f64 / self.cwnd.max(ack.bytes_acked as f64);
-    let gain = MAX_GAIN_PER_RTT * off_target * window_factor;
+    let gain = if queued > target {
+      // Above the target, shrink in proportion to the overshoot, by up to half the window per
+      // round trip (LEDBAT++'s multiplicative decrease): a standing queue that a TCP flow built,
+      // or our own slow-start overshoot, must clear within a few round trips. RFC 6817's linear
+      // decrease, capped like the increase at 3 kB per round trip, took tens of seconds there
+      // and left TCP a fifth less than it gets alone.
+      -(queued / target - 1.0).min(MAX_DECREASE_PER_RTT) * ack.bytes_acked as f64
+    } else {
+      MAX_GAIN_PER_RTT * off_target * window_factor
+    };
     let mut next = self.cwnd + if gain > 0.0 && !window_limited { 0.0 } else { gain };
     if self.slow_start {
-      if queued > 0.9 * target {
+      if queued > SLOW_START_EXIT * target {
         self.slow_start = false;
         self.ssthresh = self.cwnd;
       } else if window_limited {
