@@ -91,6 +91,8 @@ export interface NativeOptions {
   bufferSize: number
   /** Max payload toward loopback peers (their buffers: bufferSize * loopbackMtu); 0 or absent: mtu */
   loopbackMtu?: number
+  /** Probe paths for payloads above mtu up to 1,452 bytes (DPLPMTUD); absent: false */
+  probeMtu?: boolean
   /** ms, Config.idle_timeout (and how long close() waits before RESETting) */
   timeout: number
   /** ms, Config.min_rto */

@@ -15,6 +15,8 @@ export interface NativeOptions {
   bufferSize: number
   /** Payload toward loopback peers (buffers bufferSize * loopbackMtu); 0: mtu */
   loopbackMtu?: number
+  /** Probe paths for payloads above mtu, up to 1,452 bytes (DPLPMTUD) */
+  probeMtu?: boolean
   timeout: number
   resend: number
   keepAlive: number

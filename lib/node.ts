@@ -409,6 +409,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
       mtu: o.mtu,
       bufferSize: o.bufferSize,
       loopbackMtu: o.loopbackMtu,
+      probeMtu: o.probeMtu,
       timeout: o.timeout,
       resend: o.resend,
       keepAlive: o.keepAlive,

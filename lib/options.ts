@@ -19,6 +19,12 @@ export interface NodeOptions {
    * Default 16000, or `mtu` when only that is given
    */
   loopbackMtu?: number
+  /**
+   * Probe each path for larger packets than `mtu`, up to 1,452 bytes of payload (a 1,500-byte IP packet), with
+   * separate probe datagrams that our peers answer (DPLPMTUD, RFC 8899; libutp peers ignore them and the size
+   * stays at `mtu`). Default true, or false when `mtu` is given
+   */
+  probeMtu?: boolean
   /** Milliseconds of peer silence, or of connecting, after which a connection fails with ETIMEDOUT (default 5000) */
   timeout?: number
   /** Lower bound of the retransmission timeout in milliseconds (default 100) */
@@ -37,6 +43,7 @@ export const defaults: Readonly<ResolvedOptions> = Object.freeze({
   bufferSize: 1024,
   mtu: 1000,
   loopbackMtu: 16000,
+  probeMtu: true,
   timeout: 5000,
   resend: 100,
   keepAlive: 1000,
@@ -46,7 +53,7 @@ export const defaults: Readonly<ResolvedOptions> = Object.freeze({
 
 interface Range { min: number, max: number, zeroOk?: boolean }
 
-const ranges: Record<Exclude<keyof NodeOptions, 'allowHalfOpen'>, Range> = {
+const ranges: Record<Exclude<keyof NodeOptions, 'allowHalfOpen' | 'probeMtu'>, Range> = {
   bufferSize: { min: 2, max: 65536 },
   mtu: { min: 64, max: 65000 },
   loopbackMtu: { min: 64, max: 65000, zeroOk: true },
@@ -102,6 +109,12 @@ export function validateOptions (options: unknown): ResolvedOptions {
   }
   // An explicit mtu is a statement about packet size everywhere, unless loopbackMtu says otherwise
   if (opts.loopbackMtu === undefined && opts.mtu !== undefined) out.loopbackMtu = out.mtu
+  if (opts.probeMtu !== undefined) {
+    if (typeof opts.probeMtu !== 'boolean') throw invalidType('options.probeMtu', 'of type boolean', opts.probeMtu)
+    out.probeMtu = opts.probeMtu
+  } else if (opts.mtu !== undefined) {
+    out.probeMtu = false
+  }
   if (opts.allowHalfOpen !== undefined) {
     if (typeof opts.allowHalfOpen !== 'boolean') throw invalidType('options.allowHalfOpen', 'of type boolean', opts.allowHalfOpen)
     out.allowHalfOpen = opts.allowHalfOpen

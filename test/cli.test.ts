@@ -89,7 +89,7 @@ describe('utp-punch-rs CLI', () => {
       .toEqual({ send: [0, ''], receive: [0, ''] })
     expect(fs.readFileSync(path.join(dir, 'random.bin')).equals(fs.readFileSync(src))).toBe(true)
     expect(fs.readdirSync(dir)).toEqual(['random.bin']) // no .part left behind
-    const summary = /^(sent|received) random\.bin.*: 3145728 bytes in \d+\.\d\d s \(\d+\.\d+ MB\/s\) via (lan|direct) path to .+, sha256 [0-9a-f]{64}\n$/
+    const summary = /^(sent|received) random\.bin.*: 3145728 bytes in \d+\.\d\d s \(\d+(\.\d+)? MB\/s\) via (lan|direct) path to .+, sha256 [0-9a-f]{64}\n$/
     expect(`${send.stdout}${receive.stdout}`).toMatch(new RegExp(`^${summary.source.slice(1, -1)}${summary.source.slice(1, -1)}$`))
     expect(receive.stdout).toContain(`-> ${path.join(dir, 'random.bin')}`)
   })

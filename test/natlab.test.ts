@@ -66,6 +66,7 @@ interface IdleResult {
   path?: 'lan' | 'direct' | 'birthday' | 'relay'
   remote?: string
   remoteAfter?: string
+  mtu?: number
   migrations?: Array<{ to: string, atMs: number, at: number }>
   ms?: number
   phase?: string
@@ -458,6 +459,9 @@ describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
           expect(rb.path, ctx).toBe('direct')
           expect(new Set([ra.role, rb.role]), ctx).toEqual(new Set(['connect', 'accept']))
           const [acc, con] = ra.role === 'accept' ? [ra, rb] : [rb, ra]
+          // Path MTU discovery: 1,500-byte links all the way, so the ceiling (1,452 bytes of payload) after one probe
+          expect(ra.mtu, ctx).toBe(1452)
+          expect(rb.mtu, ctx).toBe(1452)
           expect(acc.idleMs, ctx).toBeGreaterThanOrEqual(59_000)
           expect(con.idleMs, ctx).toBeGreaterThanOrEqual(59_000)
           expect(con.bytes, ctx).toBe(1 << 20)

@@ -5,7 +5,7 @@
 //
 //   node idle-peer.mjs --id A --code C [--server 203.0.113.10:7000] [--port 40000] [--idle 60] [--bytes 1048576]
 //                      [--relay 0] [--timeout 100]
-// Prints one JSON line: {id, ok, role, path, remote, remoteAfter, migrations, pingMs, idleMs, bytes, sha256,
+// Prints one JSON line: {id, ok, role, path, remote, remoteAfter, migrations, mtu, pingMs, idleMs, bytes, sha256,
 // transferMs, idle: {packetsSent, packetsReceived}, error?}. `idle` counts the uTP packets each way during the
 // idle period (keepalives); `migrations` the socket's 'migrate' events (the peer's NAT rebound and we followed).
 import { createHash, randomBytes } from 'node:crypto'
@@ -101,6 +101,7 @@ try {
   if (inbox.length > 0) throw new Error(`${inbox.length} unexpected bytes arrived while idle`)
 
   out.phase = 'transfer'
+  out.mtu = socket.stats?.()?.mtu // what path MTU discovery settled on
   const x0 = Date.now()
   const hash = createHash('sha256')
   if (role === 'accept') {

@@ -86,6 +86,8 @@ if (opt.role === 'send') {
   socket.on('data', (d) => { bytes += d.length; hash.update(d) })
   await new Promise((resolve, reject) => { socket.once('end', resolve); socket.once('error', reject) })
   const stats = socket.stats?.()
-  node.close()
+  // Exit only once our FIN is through: on a lossy link it may need resending, and a sender that never
+  // gets it waits for it (like TCP's FIN_WAIT_2)
+  await new Promise((resolve) => node.close(resolve))
   finish({ ok: true, bytes, sha256: hash.digest('hex'), transferMs: Date.now() - x0, stats })
 }

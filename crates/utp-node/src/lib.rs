@@ -34,6 +34,8 @@ use crate::udp::Socket;
 const MAX_MTU: f64 = 65487.0;
 /// Packets of buffering that count toward loopback peers, whatever bufferSize says
 const LOOPBACK_PACKETS: usize = 64;
+/// The largest payload path MTU probing tries: a 1,500-byte IPv4 packet minus IP, UDP and uTP headers
+const PMTU_CEILING: usize = 1452;
 
 #[napi(object)]
 pub struct NativeOptions {
@@ -43,6 +45,8 @@ pub struct NativeOptions {
   pub buffer_size: f64,
   /// Max payload toward loopback peers (their buffers: bufferSize * loopbackMtu); 0 or absent: mtu
   pub loopback_mtu: Option<f64>,
+  /// Probe paths for payloads above mtu up to 1,452 bytes (DPLPMTUD); absent: false
+  pub probe_mtu: Option<bool>,
   /// ms, Config.idle_timeout (and how long close() waits before RESETting)
   pub timeout: f64,
   /// ms, Config.min_rto
@@ -445,6 +449,11 @@ fn config(o: &NativeOptions) -> JsResult<(Config, Duration)> {
     recv_buffer: buffer,
     send_buffer: buffer,
     loopback,
+    pmtu_ceiling: if o.probe_mtu == Some(true) {
+      PMTU_CEILING
+    } else {
+      0
+    },
     idle_timeout,
     min_rto: ms("resend", o.resend)?,
     // 0 turns keepalives off

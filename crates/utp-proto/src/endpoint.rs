@@ -7,11 +7,15 @@ use std::net::SocketAddr;
 
 use crate::conn::{Connection, ConnectionStats, Event, Events, WriteError};
 use crate::packet::{self, Header, Packet, PacketType};
+use crate::pmtu;
 use crate::rng::Rng;
 use crate::seq::SeqNr;
 use crate::time::Instant;
 use crate::timers::TimerQueue;
 use crate::{Config, ConnectionHandle, Transmit};
+
+/// Path MTU probe acks waiting to go out, at most
+const MAX_QUEUED_PMTU_ACKS: usize = 1024;
 
 /// What [`Endpoint::handle_datagram`] made of a datagram
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +110,8 @@ pub struct Endpoint {
   events: Events,
   ready: VecDeque<u32>,
   resets: VecDeque<(SocketAddr, Header)>,
+  /// Path MTU probe acks to send: where, the id the peer receives on, the payload size
+  pmtu_acks: VecDeque<(SocketAddr, u16, usize)>,
   reset_budget: ResetBudget,
   listening: bool,
   stats: EndpointStats,
@@ -131,6 +137,7 @@ impl Endpoint {
       events: VecDeque::new(),
       ready: VecDeque::new(),
       resets: VecDeque::new(),
+      pmtu_acks: VecDeque::new(),
       listening: false,
       stats: EndpointStats::default(),
       expired_scratch: Vec::new(),
@@ -223,6 +230,10 @@ impl Endpoint {
 
   /// Feed one received datagram
   pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> DatagramKind {
+    if pmtu::is_pmtu(data) {
+      self.handle_pmtu(now, from, data);
+      return DatagramKind::Utp;
+    }
     if !packet::looks_like_utp(data) {
       return DatagramKind::Foreign;
     }
@@ -261,6 +272,30 @@ impl Endpoint {
       }
     }
     DatagramKind::Utp
+  }
+
+  /// A path MTU probe (answered for connections we have with its sender) or the ack of ours
+  fn handle_pmtu(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+    match pmtu::decode(data) {
+      Some(pmtu::Message::Probe { conn_id, payload }) => {
+        let Some(e) = self.by_key.get(&(from, conn_id)).and_then(|id| self.conns.get(id)) else {
+          return;
+        };
+        // Bounded: a flood of probes gets some answers, never a growing queue
+        if self.pmtu_acks.len() < MAX_QUEUED_PMTU_ACKS {
+          self.pmtu_acks.push_back((from, e.conn.send_id(), payload));
+        }
+      }
+      Some(pmtu::Message::Ack { conn_id, payload }) => {
+        if let Some(&id) = self.by_key.get(&(from, conn_id)) {
+          if let Some(e) = self.conns.get_mut(&id) {
+            e.conn.on_pmtu_ack(payload, now);
+          }
+          self.touch(id);
+        }
+      }
+      None => {}
+    }
   }
 
   fn handle_syn(&mut self, now: Instant, from: SocketAddr, pkt: &Packet<'_>) {
@@ -387,6 +422,13 @@ impl Endpoint {
         payload: &[],
       }
       .encode(buf);
+      return Some(Transmit {
+        destination: to,
+        size: buf.len() - start,
+      });
+    }
+    if let Some((to, conn_id, payload)) = self.pmtu_acks.pop_front() {
+      pmtu::encode_ack(conn_id, payload, buf);
       return Some(Transmit {
         destination: to,
         size: buf.len() - start,

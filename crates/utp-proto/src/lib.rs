@@ -23,6 +23,7 @@ pub mod congestion;
 mod conn;
 mod endpoint;
 mod pacing;
+pub mod pmtu;
 pub mod packet;
 mod rng;
 pub mod rtt;
@@ -86,6 +87,9 @@ pub struct Config {
   /// Packet size and buffers for peers on a loopback address, whose path MTU is 64 KiB: fewer,
   /// larger packets cost far less per byte there. `None` treats them like any other peer
   pub loopback: Option<Loopback>,
+  /// Probe the path for payloads above `max_payload`, up to this many bytes (DPLPMTUD, see
+  /// [`pmtu`]); 0 turns probing off. For IPv6 peers the ceiling is 20 bytes lower (larger header)
+  pub pmtu_ceiling: usize,
 }
 
 /// What [`Config::loopback`] changes for a loopback peer
@@ -107,6 +111,11 @@ impl Config {
         send_buffer: l.buffer,
         // The same number of packets as the general setting allows
         initial_window: (self.initial_window / self.max_payload.max(1)).max(1) * l.max_payload,
+        pmtu_ceiling: 0,
+        ..*self
+      },
+      _ if remote.is_ipv6() => Config {
+        pmtu_ceiling: self.pmtu_ceiling.saturating_sub(20),
         ..*self
       },
       _ => *self,
@@ -128,6 +137,7 @@ impl Default for Config {
       max_rto: Duration::from_secs(60),
       idle_timeout: Duration::from_millis(5000),
       loopback: None,
+      pmtu_ceiling: 0,
       keepalive: Duration::from_millis(1000),
       max_connections: 32768,
       resets_per_second: 100,

@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 
 use crate::congestion::{AckSample, CongestionEvent, Controller, Ledbat};
 use crate::pacing::Pacer;
+use crate::pmtu::{self, PathMtu};
 use crate::packet::{Header, Packet, PacketType, SelectiveAck, MAX_SACK_BYTES};
 use crate::rtt::RttEstimator;
 use crate::seq::SeqNr;
@@ -182,6 +183,8 @@ pub(crate) struct Connection {
   reset_pending: bool,
   sack_scratch: Vec<u8>,
   stats: ConnectionStats,
+  /// Path MTU search, while the configuration asks for one and it is not over
+  pmtu: Option<PathMtu>,
 }
 
 /// Events produced while handling input, tagged with the connection
@@ -252,7 +255,9 @@ impl Connection {
     now: Instant,
   ) -> Self {
     let mss = cfg.max_payload;
+    let pmtu = (cfg.pmtu_ceiling > mss).then(|| PathMtu::new(mss, cfg.pmtu_ceiling, now));
     Self {
+      pmtu,
       handle,
       remote,
       recv_id,
@@ -702,6 +707,9 @@ impl Connection {
     };
     consider(self.persist_deadline);
     consider(self.pacing_deadline);
+    if self.state == State::Connected {
+      consider(self.pmtu.as_ref().and_then(PathMtu::next_deadline));
+    }
     consider(self.dead_peer_deadline());
     if self.wants_keepalive() && !self.keepalive_due {
       consider(Some(self.last_send + self.cfg.keepalive));
@@ -765,6 +773,12 @@ impl Connection {
       self.persist_due = true;
       self.persist_deadline = None;
     }
+    if let Some(p) = self.pmtu.as_mut() {
+      p.on_timeout(now);
+      if p.done() {
+        self.pmtu = None;
+      }
+    }
     if self.wants_keepalive() && now >= self.last_send + self.cfg.keepalive {
       self.keepalive_due = true;
     }
@@ -824,8 +838,28 @@ impl Connection {
   }
 
   /// Write the next datagram for this connection into `out`; false when there is none
+  /// The peer acknowledged a path MTU probe: packets may grow to that payload
+  pub(crate) fn on_pmtu_ack(&mut self, payload: usize, now: Instant) {
+    let Some(p) = self.pmtu.as_mut() else { return };
+    if let Some(grown) = p.on_ack(payload, now) {
+      self.cfg.max_payload = grown;
+      self.stats.max_payload = grown;
+    }
+    if p.done() {
+      self.pmtu = None;
+    }
+  }
+
   /// Append this connection's next datagram to `out`; false when there is none
   pub(crate) fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+    if self.state == State::Connected {
+      let rto = self.current_rto();
+      if let Some(size) = self.pmtu.as_mut().and_then(|p| p.poll(now, rto)) {
+        // Not a uTP packet: no sequence number, no effect on timers or counters
+        pmtu::encode_probe(self.send_id, size, out);
+        return true;
+      }
+    }
     if self.reset_pending {
       self.reset_pending = false;
       let h = self.header(PacketType::Reset, now, self.send.next_seq());

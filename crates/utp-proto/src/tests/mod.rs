@@ -121,6 +121,7 @@ fn lossy_runs(cfg: Config, seeds: std::ops::Range<u64>) {
       reorder_pct: rng.below(10) as f64,
       rate: if rng.chance(50.0) { Some(2_000_000) } else { None },
       max_queue: Duration::from_millis(300),
+      ..Link::default()
     };
     sim.set_link(0, 1, link);
     let (la, lb) = (
@@ -613,4 +614,40 @@ fn a_peer_whose_nat_rebound_is_followed_once_told_its_new_address() {
     sim.nodes[1].ep.migrate(now, ConnectionHandle(9999), old),
     Err(MigrateError::UnknownConnection)
   );
+}
+
+#[test]
+fn path_mtu_discovery_finds_the_largest_packet_the_path_carries() {
+  let cfg = Config {
+    pmtu_ceiling: 1452,
+    ..Config::default()
+  };
+  for (limit, seed) in [(1472, 31), (1220, 32), (1030, 33)] {
+    let mut sim = Sim::new(seed, 2, cfg);
+    // `limit` bytes of UDP payload get through, with a little loss and reordering besides
+    let link = Link {
+      max_datagram: limit,
+      loss_pct: 1.0,
+      reorder_pct: 1.0,
+      ..Link::default()
+    };
+    sim.set_link(0, 1, link);
+    sim.nodes[0].log_sends = true;
+    let len = 3_000_000;
+    let (a, b) = bidirectional(&mut sim, len, len);
+    assert!(sim.run_until(secs(120), |s| s.app(0, a).closed.is_some()
+      && s.app(1, b).closed.is_some()));
+    assert_transferred(&sim, a, b, len, len);
+    // The largest DATA packet node 0 sent: what the search settled on
+    let found = sim.nodes[0]
+      .sent_log
+      .iter()
+      .filter_map(|d| packet::decode(d).ok())
+      .filter(|p| p.header.ty == PacketType::Data)
+      .map(|p| p.payload.len())
+      .max()
+      .unwrap_or(0);
+    let want = (limit - 20).clamp(1000, 1452);
+    assert!(found <= want && want - found <= 16, "limit {limit}: payload {found}, want ~{want}");
+  }
 }

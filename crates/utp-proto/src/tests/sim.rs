@@ -25,6 +25,8 @@ pub(crate) struct Link {
   pub rate: Option<u64>,
   /// Drop-tail limit of the bottleneck queue, as queueing time
   pub max_queue: Duration,
+  /// Datagrams larger than this are dropped (a path MTU, minus IP and UDP headers)
+  pub max_datagram: usize,
 }
 
 impl Default for Link {
@@ -37,6 +39,7 @@ impl Default for Link {
       reorder_pct: 0.0,
       rate: None,
       max_queue: Duration::from_secs(1),
+      max_datagram: usize::MAX,
     }
   }
 }
@@ -217,7 +220,7 @@ impl Sim {
 
   fn send_on_link(&mut self, a: usize, b: usize, from: SocketAddr, data: Vec<u8>) {
     let link = self.links[&(a, b)];
-    if self.rng.chance(link.loss_pct) {
+    if data.len() > link.max_datagram || self.rng.chance(link.loss_pct) {
       self.dropped += 1;
       return;
     }
