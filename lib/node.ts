@@ -788,7 +788,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
 
   private _debugClosed (s: Socket, reason: number, last: nativeModule.ConnectionStats | null): void {
     const why = CLOSE_REASONS[reason] ?? `reason ${reason}`
-    const path = s.stats()?.path
+    const path = s._getPath()
     const numbers = last === null
       ? 'no stats'
       : `rtt ${(last.rtt / 1000).toFixed(1)} ms, sent ${last.bytesSent} bytes in ${last.packetsSent} packets, ` +

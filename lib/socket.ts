@@ -134,7 +134,8 @@ export class Socket extends Duplex {
 
   /**
    * RTT, windows, counters, packet size and the rendezvous path (see SocketStats). Null before the connection
-   * exists (an outgoing one still resolving its host or waiting for the bind); after it closed, the final
+   * exists (an outgoing one still resolving its host or waiting for the bind); once the native connection
+   * closed (its FINs acknowledged, which can be a moment after the stream's 'close', or it failed), the final
    * numbers with `open: false`. One synchronous native call: cheap enough to poll, not per packet
    */
   stats (): SocketStats | null {
@@ -174,6 +175,11 @@ export class Socket extends Duplex {
   /** @internal rendezvous() made this connection over `path` */
   _setPath (path: RendezvousPath): void {
     this._path = path
+  }
+
+  /** @internal The path set by rendezvous() */
+  _getPath (): RendezvousPath | undefined {
+    return this._path
   }
 
   /** @internal The counters as the connection closed (null if it never existed natively) */

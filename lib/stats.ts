@@ -49,7 +49,10 @@ export interface SocketStats extends ConnectionStats {
    * made by connect() or accepted by listen()
    */
   path: RendezvousPath | undefined
-  /** false once the connection closed: the numbers are then final */
+  /**
+   * false once the native connection closed, and the numbers are final: after the FIN exchange completed
+   * (which may be a moment after the stream's 'close') or the connection failed or was destroyed
+   */
   open: boolean
   /** `rtt` in milliseconds */
   rttMs: number
