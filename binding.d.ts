@@ -106,4 +106,10 @@ export interface NodeStats {
   serverConnections: number
   clientConnections: number
   maxConnections: number
+  /** uTP packets that matched no connection */
+  unmatchedPackets: number
+  /** RESETs sent in answer to unmatched packets */
+  resetsSent: number
+  /** SYNs refused (not listening, or full) */
+  refused: number
 }

@@ -11,10 +11,21 @@ export import RendezvousServer = Node.RendezvousServer
 export type RendezvousOptions = Node.RendezvousOptions
 export type RendezvousResult = Node.RendezvousResult
 export type RendezvousServerOptions = Node.RendezvousServerOptions
+export type RendezvousPath = Node.RendezvousPath
+export type RendezvousTimings = Node.RendezvousTimings
+export type RendezvousError = Node.RendezvousError
+export type RendezvousStats = Node.RendezvousStats
+export type PairedInfo = Node.PairedInfo
+export declare const rendezvousCodes: typeof Node.rendezvousCodes
 export declare const defaults: typeof Node.defaults
 export type NodeOptions = Node.NodeOptions
 export type AddressInfo = Node.AddressInfo
 export type ConnectionStats = Node.ConnectionStats
+export type SocketStats = Node.SocketStats
+export type NodeStats = Node.NodeStats
+export type NodeEvents = Node.NodeEvents
+export type SocketEvents = Node.SocketEvents
+export type MigrateInfo = Node.MigrateInfo
 export type RemoteInfo = Node.RemoteInfo
 export type SendCallback = Node.SendCallback
 export type UtpError = Node.UtpError

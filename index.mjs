@@ -2,5 +2,5 @@
 import Node from './dist/index.js'
 
 export default Node
-export const { Socket, UdpSocketFacade, RendezvousServer, errors, defaults, stun } = Node
+export const { Socket, UdpSocketFacade, RendezvousServer, errors, defaults, stun, rendezvousCodes } = Node
 export { Node }

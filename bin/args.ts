@@ -8,7 +8,18 @@ export interface Parsed {
   options: Record<string, string | boolean>
 }
 
-export class UsageError extends Error {}
+/** A command line the command cannot run: exit status 2 */
+export class UsageError extends Error {
+  readonly code = 'ERR_USAGE'
+}
+
+/** A failure with a `code` for --json output (and the text message): exit status 1 */
+export class CliError extends Error {
+  /** `stage`: where a send or receive failed (meeting the peer, or moving the file) */
+  constructor (readonly code: string, message: string, readonly stage?: 'rendezvous' | 'transfer') {
+    super(message)
+  }
+}
 
 export function parseArgs (argv: readonly string[], spec: Spec): Parsed {
   const positionals: string[] = []

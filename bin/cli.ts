@@ -1,14 +1,24 @@
-// The utp-punch-rs command: a rendezvous server, and file transfer between two peers through it.
+// The utp-punch-rs command: a rendezvous server, file transfer between two peers through it, and a NAT check.
 // `bin/utp-punch-rs.js` (the package's bin) loads this file's build and calls run().
+//
+// Output contract (docs/api.md, "Command line"): results on stdout, progress and chatter on stderr; with
+// --json, one JSON object per line on stdout and nothing on stderr. Exit status 0 ok, 1 failure, 2 usage.
 
 import * as fs from 'fs'
+import * as path from 'path'
 
 import { Node } from '../lib/node'
 import { rendezvous, type RendezvousResult } from '../lib/rendezvous/client'
 import { RendezvousServer } from '../lib/rendezvous/server'
-import { durationOption, parseArgs, portOption, positiveOption, stringOption, UsageError, type Parsed } from './args'
-import { mb } from './progress'
+import { CliError, durationOption, parseArgs, portOption, positiveOption, stringOption, UsageError, type Parsed } from './args'
+import { autoMode, mb, Progress, round, type ProgressMode } from './progress'
 import { receiveFile, sendFile, type TransferResult } from './transfer'
+
+const EXIT_STATUS = `exit status:
+  0  success
+  1  failure (the reason is on stderr; with --json, a line {"ok":false,"code":...,"message":...})
+  2  usage error (unknown command or option, a missing or malformed value)
+`
 
 const USAGE = `usage: utp-punch-rs <command> [options]
 
@@ -17,23 +27,40 @@ commands:
   send FILE    send a file to the peer that runs \`receive\` with the same code
   receive      receive a file from the peer that runs \`send\` with the same code
   nat-check    report what kind of NAT this host is behind
+  help [COMMAND]  this text, or a command's options (same as \`utp-punch-rs COMMAND --help\`)
 
-Run \`utp-punch-rs <command> --help\` for a command's options.
-`
+Run \`utp-punch-rs <command> --help\` for a command's options. With --json, every command prints one
+JSON object per line on stdout. NODE_DEBUG=utp-punch-rs prints the library's debug log on stderr.
+\`utp-punch-rs --version\` prints the version.
+
+${EXIT_STATUS}`
+
+const TRANSFER_OUTPUT = `Output: a summary line on stdout ("sent NAME: BYTES bytes in S s (R MB/s) via PATH path to HOST:PORT,
+sha256 HEX"). On a terminal, stderr shows what is happening and a progress bar with the rate and ETA; when
+stderr is a pipe or a file, a plain progress line every 5 s instead (none for a transfer that ends sooner).
+With --json, stdout carries JSON lines instead: {"event":"waiting"}, {"event":"connected","path",...},
+{"event":"progress","bytes","total","megabytesPerSecond","etaSeconds",...} every second, and finally
+{"ok":true,"event":"sent"|"received","bytes","seconds","megabytesPerSecond","path","remote","sha256",...}
+or {"ok":false,"code","message","stage"}.`
 
 const HELP: Record<string, string> = {
-  rendezvous: `usage: utp-punch-rs rendezvous [--port 7000] [--host 0.0.0.0] [--relay-rate BYTES_PER_S] [--no-relay]
+  rendezvous: `usage: utp-punch-rs rendezvous [--port 7000] [--host 0.0.0.0] [--relay-rate BYTES_PER_S] [--no-relay] [--json]
 
 Pairs peers that register under the same code and relays for those that cannot punch through.
 UDP carries the protocol; GET /healthz and GET /stats answer over HTTP (TCP) on the same port.
-The first line on stdout is "rendezvous server listening on HOST:PORT" (--port 0 picks a free port).
+The first line on stdout is "rendezvous server listening on HOST:PORT" (--port 0 picks a free port);
+then a line per pairing, relay and NAT rebinding. SIGINT or SIGTERM stops the server (exit status 0).
 
   --port N             UDP and TCP port (default 7000; 0: any free port)
   --host ADDR          address to bind (default 0.0.0.0; :: for dual-stack)
   --relay-rate BPS     relay bandwidth cap per pair of peers, bytes/s (default 1000000)
   --no-relay           never relay
-`,
-  send: `usage: utp-punch-rs send FILE --rendezvous HOST:PORT --code CODE [--port N] [--no-relay] [--timeout 60s]
+  --json               JSON lines instead: {"event":"listening","address","port"}, {"event":"paired",
+                       "connect","accept"}, {"event":"relay","ports"}, {"event":"moved","to"}, and on
+                       exit {"event":"closed","stats"}
+
+${EXIT_STATUS}`,
+  send: `usage: utp-punch-rs send FILE --rendezvous HOST:PORT --code CODE [--port N] [--no-relay] [--timeout 60s] [--json]
 
 Meets the receiver through the rendezvous server, then sends FILE over a direct (or relayed) uTP path.
 Exits 0 only when the receiver got the file intact (sha256 checked on both sides).
@@ -44,8 +71,13 @@ Exits 0 only when the receiver got the file intact (sha256 checked on both sides
   --no-relay              fail instead of using the server's relay when punching fails
   --force-relay           skip hole punching, use the relay
   --timeout DURATION      give up if no connection within this time (default 60s; 500ms, 30s, 2m)
-`,
-  receive: `usage: utp-punch-rs receive --rendezvous HOST:PORT --code CODE [--out DIR] [--port N] [--no-relay] [--timeout 60s]
+  --no-progress           no progress output
+  --json                  JSON lines on stdout (see below)
+
+${TRANSFER_OUTPUT}
+
+${EXIT_STATUS}`,
+  receive: `usage: utp-punch-rs receive --rendezvous HOST:PORT --code CODE [--out DIR] [--port N] [--no-relay] [--timeout 60s] [--json]
 
 Meets the sender through the rendezvous server and writes the file it sends into DIR under its own
 name (made safe; an existing file is never overwritten: name-1.ext is used instead).
@@ -58,7 +90,12 @@ Exits 0 only when the file arrived intact (sha256 checked on both sides).
   --no-relay              fail instead of using the server's relay when punching fails
   --force-relay           skip hole punching, use the relay
   --timeout DURATION      give up if no connection within this time (default 60s; 500ms, 30s, 2m)
-`,
+  --no-progress           no progress output
+  --json                  JSON lines on stdout (see below)
+
+${TRANSFER_OUTPUT.replace('"sent NAME: BYTES', '"received NAME -> FILE: BYTES')}
+
+${EXIT_STATUS}`,
   'nat-check': `usage: utp-punch-rs nat-check --stun HOST:PORT [--port N] [--json]
 
 Asks a STUN server from one UDP socket and reports this host's public address and NAT behaviour
@@ -67,8 +104,10 @@ CHANGE-REQUEST, such as coturn's turnserver on two addresses; otherwise those pa
 
   --stun HOST:PORT     the STUN server
   --port N             local UDP port to test from (default: any)
-  --json               print one JSON object instead of text
-`
+  --json               one JSON object instead of text: {"ok":true,"publicAddress","mapping","filtering",
+                       "natted","summary"} (or {"ok":false,"code","message"})
+
+${EXIT_STATUS}`
 }
 
 interface Io {
@@ -84,20 +123,29 @@ const PEER_SPEC = {
   relay: 'boolean',
   'force-relay': 'boolean',
   timeout: 'string',
-  out: 'string'
+  out: 'string',
+  progress: 'boolean',
+  json: 'boolean'
 } as const
 
 /** Runs a command; resolves with the process exit code (0 ok, 1 failed, 2 usage) */
 export async function main (argv: readonly string[], io: Io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   const [command, ...rest] = argv
+  const json = wantsJson(rest)
   try {
     if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
-      io.stdout.write(USAGE)
+      const topic = command === 'help' ? rest[0] : undefined
+      if (topic !== undefined && HELP[topic] === undefined) throw new UsageError(`no help for ${JSON.stringify(topic)}: not a command`)
+      io.stdout.write(topic === undefined ? USAGE : HELP[topic])
       return command === undefined ? 2 : 0
+    }
+    if (command === '--version' || command === '-v') {
+      io.stdout.write(`${version()}\n`)
+      return 0
     }
     switch (command) {
       case 'rendezvous':
-        return await serve(parseArgs(rest, { help: 'boolean', port: 'string', host: 'string', 'relay-rate': 'string', relay: 'boolean' }), io)
+        return await serve(parseArgs(rest, { help: 'boolean', port: 'string', host: 'string', 'relay-rate': 'string', relay: 'boolean', json: 'boolean' }), io)
       case 'send':
       case 'receive':
         return await peer(command, parseArgs(rest, { ...PEER_SPEC }), io)
@@ -110,13 +158,28 @@ export async function main (argv: readonly string[], io: Io = { stdout: process.
         throw new UsageError(`unknown command ${JSON.stringify(command)}`)
     }
   } catch (e) {
-    if (e instanceof UsageError) {
+    const usage = e instanceof UsageError
+    if (json) {
+      const out: Record<string, unknown> = { ok: false, code: codeOf(e), message: oneLine(e) }
+      if (e instanceof CliError && e.stage !== undefined) out.stage = e.stage
+      io.stdout.write(JSON.stringify(out) + '\n')
+    } else if (usage) {
       io.stderr.write(`utp-punch-rs: ${e.message}\n${command !== undefined && HELP[command] !== undefined ? `Run \`utp-punch-rs ${command} --help\` for usage.` : USAGE}\n`)
-      return 2
+    } else {
+      const stage = e instanceof CliError && e.stage === 'rendezvous' ? `rendezvous failed (${e.code}): ` : ''
+      io.stderr.write(`utp-punch-rs: ${stage}${oneLine(e)}\n`)
     }
-    io.stderr.write(`utp-punch-rs: ${oneLine(e)}\n`)
-    return 1
+    return usage ? 2 : 1
   }
+}
+
+/** --json among the options (before a `--`) */
+function wantsJson (args: readonly string[]): boolean {
+  for (const a of args) {
+    if (a === '--') return false
+    if (a === '--json') return true
+  }
+  return false
 }
 
 function help (command: string, io: Io): number {
@@ -129,9 +192,33 @@ function oneLine (e: unknown): string {
   return msg.replace(/\s*\n\s*/g, ' ')
 }
 
+/** The error's `code` (library errors, system errors, CliError) or ERR_FAILED */
+function codeOf (e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? code : 'ERR_FAILED'
+}
+
+function version (): string {
+  for (const dir of [path.join(__dirname, '..', '..'), path.join(__dirname, '..')]) {
+    try {
+      return (JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string }).version
+    } catch {}
+  }
+  return 'unknown'
+}
+
+function jsonLine (io: Io, obj: object): void {
+  io.stdout.write(JSON.stringify(obj) + '\n')
+}
+
+function hostPort (a: { address: string, port: number }): string {
+  return `${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`
+}
+
 async function serve (args: Parsed, io: Io): Promise<number> {
   if (args.options.help === true) return help('rendezvous', io)
   if (args.positionals.length > 0) throw new UsageError(`unexpected argument ${args.positionals[0]}`)
+  const json = args.options.json === true
   const server = new RendezvousServer({
     port: portOption(args.options.port, 'port', 7000),
     host: stringOption(args.options.host, 'host') ?? '0.0.0.0',
@@ -139,11 +226,20 @@ async function serve (args: Parsed, io: Io): Promise<number> {
     relayRate: positiveOption(args.options['relay-rate'], 'relay-rate')
   })
   const { address, port } = await server.listen()
-  io.stdout.write(`rendezvous server listening on ${address.includes(':') ? `[${address}]` : address}:${port}\n`)
+  if (json) jsonLine(io, { event: 'listening', address, port })
+  else io.stdout.write(`rendezvous server listening on ${hostPort({ address, port })}\n`)
   server.on('paired', (p: { connect: { address: string, port: number }, accept: { address: string, port: number } }) => {
-    io.stdout.write(`paired ${p.connect.address}:${p.connect.port} (connects) with ${p.accept.address}:${p.accept.port}\n`)
+    if (json) jsonLine(io, { event: 'paired', connect: p.connect, accept: p.accept })
+    else io.stdout.write(`paired ${p.connect.address}:${p.connect.port} (connects) with ${p.accept.address}:${p.accept.port}\n`)
   })
-  server.on('relay', (r: { ports: number[] }) => io.stdout.write(`relay allocated on ports ${r.ports.join(' and ')}\n`))
+  server.on('relay', (r: { ports: number[] }) => {
+    if (json) jsonLine(io, { event: 'relay', ports: r.ports })
+    else io.stdout.write(`relay allocated on ports ${r.ports.join(' and ')}\n`)
+  })
+  server.on('moved', (m: { to: { address: string, port: number } }) => {
+    if (json) jsonLine(io, { event: 'moved', to: m.to })
+    else io.stdout.write(`a paired peer moved to ${hostPort(m.to)} (NAT rebinding): its peer was told\n`)
+  })
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.removeListener('SIGINT', stop)
@@ -153,24 +249,27 @@ async function serve (args: Parsed, io: Io): Promise<number> {
     process.once('SIGINT', stop)
     process.once('SIGTERM', stop)
   })
+  const stats = server.stats()
   await server.close()
+  if (json) jsonLine(io, { event: 'closed', stats })
   return 0
 }
 
 async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise<number> {
   const o = args.options
   if (o.help === true) return help(command, io)
+  const json = o.json === true
   let file: string | undefined
   if (command === 'send') {
     if (args.positionals.length !== 1) throw new UsageError('send takes exactly one FILE')
     file = args.positionals[0]
-    if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile()) throw new Error(`${file}: no such file`)
+    if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile()) throw new CliError('ENOENT', `${file}: no such file`)
   } else if (args.positionals.length > 0) {
     throw new UsageError(`unexpected argument ${args.positionals[0]}`)
   }
   if (command === 'receive' && o.out !== undefined) {
     const out = stringOption(o.out, 'out') as string
-    if (!fs.statSync(out, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`${out}: not a directory`)
+    if (!fs.statSync(out, { throwIfNoEntry: false })?.isDirectory()) throw new CliError('ENOTDIR', `${out}: not a directory`)
   }
   const server = stringOption(o.rendezvous, 'rendezvous')
   const code = stringOption(o.code, 'code')
@@ -179,28 +278,58 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
   const port = portOption(o.port, 'port', 0)
   const timeoutMs = durationOption(o.timeout, 'timeout', 60_000)
 
-  const tty = io.stderr.isTTY === true
+  // Chatter only on a terminal (and never with --json): pipes get the summary and plain progress lines
+  const tty = io.stderr.isTTY === true && !json
+  const mode: ProgressMode = o.progress === false ? 'off' : json ? 'json' : autoMode(io.stderr)
+  const makeProgress = (label: string, name: string, total: number): Progress =>
+    new Progress(label, name, total, { mode, out: json ? io.stdout : io.stderr })
   const node = new Node()
   node.on('error', () => { /* reported through the rendezvous or the socket */ })
   let met: RendezvousResult | undefined
   try {
-    await node.bindAsync(port)
+    const local = await node.bindAsync(port)
     if (tty) io.stderr.write(`waiting for the peer (code ${code}) via ${server}...\n`)
+    if (json) jsonLine(io, { event: 'waiting', server, port: local.port })
     try {
       met = await rendezvous(node, { server, code, timeoutMs, relay: o.relay !== false, forceRelay: o['force-relay'] === true })
     } catch (e) {
-      const code = (e as { code?: unknown }).code
-      throw new Error(`rendezvous failed${typeof code === 'string' ? ` (${code})` : ''}: ${oneLine(e)}`)
+      throw new CliError(codeOf(e), oneLine(e), 'rendezvous')
     }
-    const where = `${met.path} path to ${met.remote.address}:${met.remote.port}`
+    const where = `${met.path} path to ${hostPort(met.remote)}`
     if (tty) io.stderr.write(`connected: ${where}\n`)
+    if (json) jsonLine(io, { event: 'connected', path: met.path, remote: met.remote, role: met.role, timings: met.timings, mapping: met.mapping ?? null })
     met.socket.on('error', () => { /* the transfer's reader and writer report it */ })
-    const result: TransferResult = command === 'send'
-      ? await sendFile(met.socket, file as string)
-      : await receiveFile(met.socket, typeof o.out === 'string' ? o.out : '.')
-    const rate = mb(result.bytes / Math.max(result.seconds, 0.001))
-    const verb = command === 'send' ? `sent ${result.name}` : `received ${result.name} -> ${result.file as string}`
-    io.stdout.write(`${verb}: ${result.bytes} bytes in ${result.seconds.toFixed(2)} s (${rate} MB/s) via ${where}, sha256 ${result.sha256}\n`)
+    let result: TransferResult
+    try {
+      result = command === 'send'
+        ? await sendFile(met.socket, file as string, makeProgress)
+        : await receiveFile(met.socket, typeof o.out === 'string' ? o.out : '.', makeProgress)
+    } catch (e) {
+      throw new CliError(codeOf(e), oneLine(e), 'transfer')
+    }
+    const rate = result.bytes / Math.max(result.seconds, 0.001)
+    if (json) {
+      const s = met.socket.stats()
+      jsonLine(io, {
+        ok: true,
+        event: command === 'send' ? 'sent' : 'received',
+        name: result.name,
+        ...(result.file === undefined ? {} : { file: result.file }),
+        bytes: result.bytes,
+        seconds: round(result.seconds, 3),
+        megabytesPerSecond: round(rate / 1e6, 3),
+        path: met.path,
+        remote: met.remote,
+        role: met.role,
+        sha256: result.sha256,
+        stats: s === null
+          ? null
+          : { rttMs: round(s.rttMs, 3), mtu: s.mtu, packetsSent: s.packetsSent, packetsReceived: s.packetsReceived, retransmits: s.retransmits, timeouts: s.timeouts }
+      })
+    } else {
+      const verb = command === 'send' ? `sent ${result.name}` : `received ${result.name} -> ${result.file as string}`
+      io.stdout.write(`${verb}: ${result.bytes} bytes in ${result.seconds.toFixed(2)} s (${mb(rate)} MB/s) via ${where}, sha256 ${result.sha256}\n`)
+    }
     return 0
   } finally {
     // On a birthday path the socket lives on an extra port of its own: let it finish closing too
@@ -230,7 +359,7 @@ async function natCheck (args: Parsed, io: Io): Promise<number> {
     await node.bindAsync(port)
     const r = await node.natType(server)
     if (args.options.json === true) {
-      io.stdout.write(JSON.stringify({ publicAddress: r.publicAddress, mapping: r.mapping, filtering: r.filtering, natted: r.natted }) + '\n')
+      jsonLine(io, { ok: true, publicAddress: r.publicAddress, mapping: r.mapping, filtering: r.filtering, natted: r.natted, summary: r.summary })
     } else {
       io.stdout.write(`public address: ${r.publicAddress.address}:${r.publicAddress.port}\nmapping: ${r.mapping}\nfiltering: ${r.filtering}\n${r.summary}\n`)
     }

@@ -9,9 +9,13 @@ import * as fs from 'fs'
 import * as path from 'path'
 
 import type { Socket } from '../lib/socket'
-import { Progress } from './progress'
+import { CliError } from './args'
+import { noProgress, type ProgressSink } from './progress'
 
 const MAX_LINE = 4096
+
+/** Makes the progress display of one transfer: `label` is 'sending' or 'receiving' */
+export type ProgressFactory = (label: string, name: string, total: number) => ProgressSink
 
 export interface TransferResult {
   name: string
@@ -82,7 +86,7 @@ class Reader {
 
   private async _more (what: string): Promise<void> {
     if (this._error !== null) throw this._error
-    if (this._ended) throw new Error(`the connection closed while waiting for ${what}`)
+    if (this._ended) throw new CliError('ERR_TRANSFER_CLOSED', `the connection closed while waiting for ${what}`)
     this._socket.resume()
     await new Promise<void>(resolve => { this._waiter = resolve })
   }
@@ -96,10 +100,10 @@ class Reader {
         try {
           return JSON.parse(text)
         } catch {
-          throw new Error(`the peer sent an invalid ${what}`)
+          throw new CliError('ERR_TRANSFER_PROTOCOL', `the peer sent an invalid ${what}`)
         }
       }
-      if (this._buf.length > MAX_LINE) throw new Error(`the peer's ${what} is too long`)
+      if (this._buf.length > MAX_LINE) throw new CliError('ERR_TRANSFER_PROTOCOL', `the peer's ${what} is too long`)
       await this._more(what)
     }
   }
@@ -127,7 +131,7 @@ function writeLine (socket: Socket, obj: object): Promise<void> {
 
 /** Write honouring backpressure; rejects if the socket fails or closes first */
 function write (socket: Socket, chunk: Buffer): Promise<void> {
-  if (socket.destroyed) return Promise.reject(new Error('the connection closed'))
+  if (socket.destroyed) return Promise.reject(new CliError('ERR_TRANSFER_CLOSED', 'the connection closed'))
   if (socket.write(chunk)) return Promise.resolve()
   return new Promise((resolve, reject) => {
     const done = (err?: Error): void => {
@@ -139,20 +143,20 @@ function write (socket: Socket, chunk: Buffer): Promise<void> {
     }
     const onDrain = (): void => done()
     const onError = (err: Error): void => done(err)
-    const onClose = (): void => done(new Error('the connection closed while sending'))
+    const onClose = (): void => done(new CliError('ERR_TRANSFER_CLOSED', 'the connection closed while sending'))
     socket.once('drain', onDrain)
     socket.once('error', onError)
     socket.once('close', onClose)
   })
 }
 
-export async function sendFile (socket: Socket, file: string): Promise<TransferResult> {
+export async function sendFile (socket: Socket, file: string, makeProgress?: ProgressFactory): Promise<TransferResult> {
   const stat = await fs.promises.stat(file)
-  if (!stat.isFile()) throw new Error(`${file} is not a regular file`)
+  if (!stat.isFile()) throw new CliError('ENOENT', `${file} is not a regular file`)
   const name = safeName(path.basename(file))
   const size = stat.size
   const reader = new Reader(socket)
-  const progress = new Progress('sending', size)
+  const progress = makeProgress?.('sending', name, size) ?? noProgress
   const t0 = Date.now()
   const hash = createHash('sha256')
   let sent = 0
@@ -160,18 +164,18 @@ export async function sendFile (socket: Socket, file: string): Promise<TransferR
   try {
     for await (const chunk of fs.createReadStream(file, { highWaterMark: 64 * 1024 })) {
       const buf = chunk as Buffer
-      if (sent + buf.length > size) throw new Error(`${file} grew while being sent`)
+      if (sent + buf.length > size) throw new CliError('ERR_FILE_CHANGED', `${file} grew while being sent`)
       hash.update(buf)
       sent += buf.length
       await write(socket, buf)
       progress.update(sent)
     }
-    if (sent !== size) throw new Error(`${file} shrank while being sent`)
+    if (sent !== size) throw new CliError('ERR_FILE_CHANGED', `${file} shrank while being sent`)
     const sha256 = hash.digest('hex')
     await writeLine(socket, { sha256 })
     progress.update(sent, true)
     const reply = await reader.line('confirmation') as { ok?: unknown, sha256?: unknown }
-    if (reply.ok !== true || reply.sha256 !== sha256) throw new Error('the receiver\'s sha256 does not match: the file was corrupted on the way')
+    if (reply.ok !== true || reply.sha256 !== sha256) throw new CliError('ERR_SHA256_MISMATCH', 'the receiver\'s sha256 does not match: the file was corrupted on the way')
     socket.end()
     return { name, bytes: size, seconds: (Date.now() - t0) / 1000, sha256 }
   } finally {
@@ -179,18 +183,18 @@ export async function sendFile (socket: Socket, file: string): Promise<TransferR
   }
 }
 
-export async function receiveFile (socket: Socket, dir: string): Promise<TransferResult> {
+export async function receiveFile (socket: Socket, dir: string, makeProgress?: ProgressFactory): Promise<TransferResult> {
   const reader = new Reader(socket)
   const header = await reader.line('header') as { name?: unknown, size?: unknown }
   if (typeof header.name !== 'string' || typeof header.size !== 'number' || !Number.isSafeInteger(header.size) || header.size < 0) {
-    throw new Error('the sender\'s header is invalid')
+    throw new CliError('ERR_TRANSFER_PROTOCOL', 'the sender\'s header is invalid')
   }
   const name = safeName(header.name)
   const size = header.size
   const target = await freshPath(dir, name)
   const partial = `${target}.part`
   const out = fs.createWriteStream(partial, { flags: 'wx' })
-  const progress = new Progress('receiving', size)
+  const progress = makeProgress?.('receiving', name, size) ?? noProgress
   const t0 = Date.now()
   const hash = createHash('sha256')
   let got = 0
@@ -210,7 +214,7 @@ export async function receiveFile (socket: Socket, dir: string): Promise<Transfe
     await writeLine(socket, { ok, sha256 })
     socket.end()
     await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => err == null ? resolve() : reject(err)))
-    if (!ok) throw new Error('sha256 mismatch: the file was corrupted on the way')
+    if (!ok) throw new CliError('ERR_SHA256_MISMATCH', 'sha256 mismatch: the file was corrupted on the way')
     progress.update(got, true)
     await fs.promises.rename(partial, target)
     return { name, bytes: size, seconds: (Date.now() - t0) / 1000, sha256, file: target }

@@ -4,27 +4,67 @@ import * as util from 'util'
 
 import { CloseReason } from './native'
 
+/**
+ * The `code` values this package sets on the errors it throws and emits (plus the OS errno names that bind(),
+ * send() and dns.lookup() pass through: EADDRINUSE, EACCES, EADDRNOTAVAIL, ENOTFOUND, ...). Rendezvous and STUN
+ * add their own: see `RendezvousServer`'s module (rendezvousCodes) and `stun`. docs/api.md lists them all.
+ */
 export const codes = {
+  /** An argument or option has the wrong type (a TypeError) */
   ERR_INVALID_ARG_TYPE: 'ERR_INVALID_ARG_TYPE',
+  /** An argument or option is out of range or malformed (a RangeError) */
   ERR_INVALID_ARG_VALUE: 'ERR_INVALID_ARG_VALUE',
+  /** Reserved for a number outside its allowed range (nothing throws it at present: ERR_INVALID_ARG_VALUE does) */
   ERR_OUT_OF_RANGE: 'ERR_OUT_OF_RANGE',
+  /** A port that is not an integer in 0..65535 (1..65535 for a destination); a RangeError */
   ERR_SOCKET_BAD_PORT: 'ERR_SOCKET_BAD_PORT',
+  /** bind() on a node that is bound already (thrown) */
   ERR_SOCKET_ALREADY_BOUND: 'ERR_SOCKET_ALREADY_BOUND',
+  /** The node is not bound (address()) or is closing/closed (bind, listen, connect, send after close()) */
   ERR_SOCKET_DGRAM_NOT_RUNNING: 'ERR_SOCKET_DGRAM_NOT_RUNNING',
+  /** connectAsync(): the socket closed before it connected */
   ERR_SOCKET_CLOSED: 'ERR_SOCKET_CLOSED',
+  /** write() after end() */
+  ERR_STREAM_WRITE_AFTER_END: 'ERR_STREAM_WRITE_AFTER_END',
+  /** The native addon could not be loaded: the prebuilt package for this platform is missing, or it failed to load */
   ERR_UTP_NATIVE_MISSING: 'ERR_UTP_NATIVE_MISSING',
+  /** A native call failed with something that was not an Error (a bug: please report it) */
+  ERR_UTP_NATIVE: 'ERR_UTP_NATIVE',
+  /** The native node closed under a write or connect (the node's close() is under way) */
+  ERR_UTP_CLOSED: 'ERR_UTP_CLOSED',
+  /** connect() when the node already holds `maxConnections` connections (or no connection id is free) */
+  ERR_UTP_TOO_MANY_CONNECTIONS: 'ERR_UTP_TOO_MANY_CONNECTIONS',
+  /** The native side was used before bind (internal; the TypeScript layer binds first) */
+  ERR_UTP_NOT_BOUND: 'ERR_UTP_NOT_BOUND',
+  /** The native side was bound twice (internal; the TypeScript layer throws ERR_SOCKET_ALREADY_BOUND first) */
+  ERR_UTP_ALREADY_BOUND: 'ERR_UTP_ALREADY_BOUND',
+  /** bind() while Node.js tears the environment down (napi-rs's runtime is gone) */
+  ERR_UTP_RUNTIME: 'ERR_UTP_RUNTIME',
+  /** The peer sent RESET (it destroyed the connection, or it no longer knows it) */
   ECONNRESET: 'ECONNRESET',
+  /** Nobody accepts connections there: the peer node is not listening, or it is full */
   ECONNREFUSED: 'ECONNREFUSED',
-  ETIMEDOUT: 'ETIMEDOUT'
+  /** The peer went silent for the node's `timeout` (while connecting, or with data or keepalives unanswered) */
+  ETIMEDOUT: 'ETIMEDOUT',
+  /** An address the socket cannot reach (an IPv6 peer from an IPv4-only bind) or a bad TTL */
+  EINVAL: 'EINVAL',
+  /** A raw datagram larger than 65,507 bytes */
+  EMSGSIZE: 'EMSGSIZE'
 } as const
 
 export type ErrorCode = (typeof codes)[keyof typeof codes]
 
+/** The errors this package throws and emits: an Error (TypeError, RangeError) with a `code` */
 export interface UtpError extends Error {
+  /** One of `codes`, a rendezvous or STUN code, or an OS errno name (EADDRINUSE, ENOTFOUND, ...) */
   code: string
+  /** Connection errors (ECONNREFUSED, ECONNRESET, ETIMEDOUT): the errno as net reports it (negative on Unix) */
   errno?: number
+  /** System errors: 'connect', 'read', 'bind', 'recvmsg', ... */
   syscall?: string
+  /** The remote address, for connection errors */
   address?: string
+  /** The remote port, for connection errors */
   port?: number
 }
 

@@ -8,8 +8,11 @@ import { EventEmitter } from 'events'
 import * as net from 'net'
 import { finished } from 'stream'
 
+import { debug, debugEnabled, hostPort } from './debug'
 import * as errorsModule from './errors'
-import { asError, codes, createError, errnoError, notRunning } from './errors'
+import * as eventsModule from './events'
+import type { AnyListener, NodeEvents } from './events'
+import { asError, codes, createError, errnoError, notRunning, type UtpError } from './errors'
 import * as nativeModule from './native'
 import { CloseReason, Kind, loadNative, type AddressInfo, type NativeBatch, type NativeNode } from './native'
 import * as optionsModule from './options'
@@ -19,6 +22,8 @@ import * as socketModule from './socket'
 import { Socket, type SocketOwner } from './socket'
 import * as rendezvousModule from './rendezvous'
 import { rendezvous, type RendezvousOptions, type RendezvousResult } from './rendezvous'
+import * as statsModule from './stats'
+import { Totals, type NativeEndpointCounters, type NodeStats } from './stats'
 import * as stunModule from './stun'
 import { natBehavior, stunBinding, type NatBehaviorResult, type NatDiscoveryOptions, type StunAddress, type StunBindingOptions } from './stun'
 import * as udpModule from './udp-facade'
@@ -29,26 +34,44 @@ type BoundWaiter = (err: Error | null, native?: NativeNode) => void
 type ConnectionListener = (socket: Socket) => void
 
 const DEFAULT_HOST = '127.0.0.1'
+/** Debug log names of CloseReason values */
+const CLOSE_REASONS = ['finished', 'reset by peer', 'refused', 'timed out', 'aborted']
+let nextDebugId = 1
 /** Binding '::' failed for want of IPv6: fall back to '0.0.0.0' */
 const FAMILY_ERRORS = new Set(['EAFNOSUPPORT', 'EADDRNOTAVAIL', 'EINVAL', 'EPROTONOSUPPORT'])
+
+/** 'CODE: message' on one line, for debug output */
+function describeError (e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code
+  const msg = (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, ' ')
+  return typeof code === 'string' ? `${code}: ${msg}` : msg
+}
 
 function checkCallback (cb: unknown, name = 'callback'): void {
   if (cb !== undefined && cb !== null && typeof cb !== 'function') throw invalidType(name, 'of type function', cb)
 }
 
+/**
+ * Typed events (see NodeEvents): a listener for a known event must take that event's arguments; other event
+ * names take any listener, as with EventEmitter
+ */
 export interface Node {
-  on(event: 'bound', listener: (address: AddressInfo) => void): this
-  on(event: 'listening', listener: () => void): this
-  on(event: 'connection' | 'connect' | 'timeout', listener: (socket: Socket) => void): this
-  on(event: 'close', listener: () => void): this
-  on(event: 'error', listener: (err: Error) => void): this
-  on(event: string | symbol, listener: (...args: any[]) => void): this
-  once(event: 'bound', listener: (address: AddressInfo) => void): this
-  once(event: 'listening', listener: () => void): this
-  once(event: 'connection' | 'connect' | 'timeout', listener: (socket: Socket) => void): this
-  once(event: 'close', listener: () => void): this
-  once(event: 'error', listener: (err: Error) => void): this
-  once(event: string | symbol, listener: (...args: any[]) => void): this
+  on<E extends keyof NodeEvents>(event: E, listener: (...args: NodeEvents[E]) => void): this
+  on<E extends string | symbol>(event: Exclude<E, keyof NodeEvents>, listener: AnyListener): this
+  once<E extends keyof NodeEvents>(event: E, listener: (...args: NodeEvents[E]) => void): this
+  once<E extends string | symbol>(event: Exclude<E, keyof NodeEvents>, listener: AnyListener): this
+  addListener<E extends keyof NodeEvents>(event: E, listener: (...args: NodeEvents[E]) => void): this
+  addListener<E extends string | symbol>(event: Exclude<E, keyof NodeEvents>, listener: AnyListener): this
+  prependListener<E extends keyof NodeEvents>(event: E, listener: (...args: NodeEvents[E]) => void): this
+  prependListener<E extends string | symbol>(event: Exclude<E, keyof NodeEvents>, listener: AnyListener): this
+  prependOnceListener<E extends keyof NodeEvents>(event: E, listener: (...args: NodeEvents[E]) => void): this
+  prependOnceListener<E extends string | symbol>(event: Exclude<E, keyof NodeEvents>, listener: AnyListener): this
+  off<E extends keyof NodeEvents>(event: E, listener: (...args: NodeEvents[E]) => void): this
+  off<E extends string | symbol>(event: Exclude<E, keyof NodeEvents>, listener: AnyListener): this
+  removeListener<E extends keyof NodeEvents>(event: E, listener: (...args: NodeEvents[E]) => void): this
+  removeListener<E extends string | symbol>(event: Exclude<E, keyof NodeEvents>, listener: AnyListener): this
+  emit<E extends keyof NodeEvents>(event: E, ...args: NodeEvents[E]): boolean
+  emit<E extends string | symbol>(event: Exclude<E, keyof NodeEvents>, ...args: unknown[]): boolean
 }
 
 export class Node extends EventEmitter implements SocketOwner, PunchTransport, FacadeHost {
@@ -67,6 +90,17 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
   private _closeTimer: NodeJS.Timeout | null = null
   private _autoBindScheduled = false
   private _autoBindEmits = false
+  private _listening = false
+  /** @internal Names this node in debug lines */
+  readonly _debugId = nextDebugId++
+  private _opened = 0
+  private readonly _closedTotals = new Totals()
+  private _rawIn = 0
+  private _rawInBytes = 0
+  private _rawOut = 0
+  private _rawOutBytes = 0
+  /** The native endpoint's counters as the node closed */
+  private _lastNativeStats: (nativeModule.NodeStats & NativeEndpointCounters) | null = null
 
   /**
    * new Node([options], [onconnection]): options are validated here (TypeError/RangeError with .code);
@@ -97,6 +131,49 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
   /** Open outgoing connections */
   get clientConnections (): number {
     return this._native?.stats().clientConnections ?? 0
+  }
+
+  /**
+   * Counters of the node: the bound address, connections open and made, uTP totals over every connection it
+   * has had (open ones read now, closed ones as they ended), native endpoint counters and raw datagrams. One
+   * native call per open connection: for a dashboard, not for every packet
+   */
+  stats (): NodeStats {
+    const native = this._native
+    const n = native === null ? this._lastNativeStats : native.stats() as nativeModule.NodeStats & NativeEndpointCounters
+    const t = new Totals()
+    t.add(this._closedTotals)
+    if (native !== null) {
+      for (const s of this._sockets.values()) {
+        const c = native.connectionStats(s.id)
+        if (c !== null) t.add(c)
+      }
+    }
+    let address: AddressInfo | null = null
+    try {
+      address = this.address()
+    } catch {}
+    return {
+      address,
+      listening: this._listening && this._state === 'bound',
+      serverConnections: native === null ? 0 : n?.serverConnections ?? 0,
+      clientConnections: native === null ? 0 : n?.clientConnections ?? 0,
+      maxConnections: n?.maxConnections ?? this._options.maxConnections,
+      connectionsOpened: this._opened,
+      bytesSent: t.bytesSent,
+      bytesReceived: t.bytesReceived,
+      packetsSent: t.packetsSent,
+      packetsReceived: t.packetsReceived,
+      retransmits: t.retransmits,
+      timeouts: t.timeouts,
+      unmatchedPackets: n?.unmatchedPackets ?? 0,
+      resetsSent: n?.resetsSent ?? 0,
+      refused: n?.refused ?? 0,
+      rawDatagramsReceived: this._rawIn,
+      rawBytesReceived: this._rawInBytes,
+      rawDatagramsSent: this._rawOut,
+      rawBytesSent: this._rawOutBytes
+    }
   }
 
   /** The dgram-like face of the node's UDP socket: send() raw datagrams, 'message' for non-uTP ones */
@@ -144,7 +221,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
         this.emit('error', err)
         return
       }
-      this.emit('bound', address)
+      this.emit('bound', address as AddressInfo)
       if (typeof cb === 'function') cb.call(this, address)
     })
     return this
@@ -158,7 +235,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
           reject(err)
           return
         }
-        this.emit('bound', address)
+        this.emit('bound', address as AddressInfo)
         resolve(address as AddressInfo)
       })
     })
@@ -240,7 +317,9 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     const h = host === undefined || host === null ? DEFAULT_HOST : validateHost(host)
     checkCallback(callback)
     return new Promise((resolve) => {
+      if (debugEnabled) debug('node %d punch %s: %d probes', this._debugId, hostPort(h, p), attempts)
       const done = (success: boolean): void => {
+        if (debugEnabled) debug('node %d punch %s: %s', this._debugId, hostPort(h, p), success ? 'both directions work' : 'failed')
         resolve(success)
         if (typeof callback === 'function') callback.call(this, success)
       }
@@ -264,7 +343,16 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
    * so it is the mapping peers reach uTP through. Rejects with code ERR_STUN_TIMEOUT or ERR_STUN_ERROR_RESPONSE.
    */
   async stun (server: string, options?: StunBindingOptions): Promise<StunAddress> {
-    return (await stunBinding(this, server, options)).mapped
+    if (!debugEnabled) return (await stunBinding(this, server, options)).mapped
+    debug('node %d stun %s', this._debugId, server)
+    try {
+      const r = await stunBinding(this, server, options)
+      debug('node %d stun %s: public address %s, rtt %s ms', this._debugId, server, hostPort(r.mapped.address, r.mapped.port), r.rtt.toFixed(1))
+      return r.mapped
+    } catch (e) {
+      debug('node %d stun %s failed: %s', this._debugId, server, describeError(e))
+      throw e
+    }
   }
 
   /**
@@ -274,7 +362,35 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
    * types and candidates) when no path works and `relay` is false, or ERR_RENDEZVOUS_TIMEOUT.
    */
   rendezvous (options: RendezvousOptions): Promise<RendezvousResult> {
-    return rendezvous(this, options)
+    if (!debugEnabled) return rendezvous(this, options)
+    return this._debugRendezvous(options)
+  }
+
+  /** rendezvous() with its start, its phases' timings and its outcome logged (the pairing code is not) */
+  private async _debugRendezvous (options: RendezvousOptions): Promise<RendezvousResult> {
+    const server = (options as { server?: unknown } | null)?.server
+    debug('node %d rendezvous via %s: registering', this._debugId, String(server))
+    let r: RendezvousResult
+    try {
+      r = await rendezvous(this, options)
+    } catch (e) {
+      debug('node %d rendezvous via %s failed: %s', this._debugId, String(server), describeError(e))
+      throw e
+    }
+    const t = r.timings
+    const phases = [`registered +${t.registeredMs} ms`, `paired +${t.pairedMs} ms`]
+    if (t.punchedMs !== undefined) phases.push(`punched +${t.punchedMs} ms`)
+    if (t.relayMs !== undefined) phases.push(`relay ready +${t.relayMs} ms`)
+    phases.push(`connected +${t.connectedMs} ms`)
+    const mapping = r.mapping === undefined ? 'unmeasured' : `ours ${r.mapping.ours ?? 'unknown'}, peer's ${r.mapping.peer ?? 'unknown'}`
+    debug('node %d rendezvous via %s: %s path to %s as %s (connection %d%s); %s; server rtt %s; NAT mappings %s', this._debugId, String(server),
+      r.path, hostPort(r.remote.address, r.remote.port), r.role, r.socket.id, r.node === this ? '' : ` on node ${r.node._debugId}`,
+      phases.join(', '), t.serverRttMs === undefined ? 'unknown' : `${t.serverRttMs} ms`, mapping)
+    r.socket.on('migrate', (m) => {
+      debug('node %d connection %d: the peer moved from %s to %s', r.node._debugId, r.socket.id,
+        m.from === null ? 'unknown' : hostPort(m.from.address, m.from.port), hostPort(m.address, m.port))
+    })
+    return r
   }
 
   /** @internal A new, unbound Node with this one's options (birthday probing's extra ports) */
@@ -287,7 +403,15 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
    * OTHER-ADDRESS and CHANGE-REQUEST, such as coturn; 'unknown' parts when the server does not.
    */
   natType (server: string, options?: NatDiscoveryOptions): Promise<NatBehaviorResult> {
-    return natBehavior(this, server, options)
+    if (!debugEnabled) return natBehavior(this, server, options)
+    debug('node %d NAT discovery via %s', this._debugId, server)
+    return natBehavior(this, server, options).then((r) => {
+      debug('node %d NAT discovery via %s: %s', this._debugId, server, r.summary)
+      return r
+    }, (e: unknown) => {
+      debug('node %d NAT discovery via %s failed: %s', this._debugId, server, describeError(e))
+      throw e
+    })
   }
 
   /**
@@ -305,6 +429,8 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     if (this._state === 'closing') return this
     const wasBound = this._state === 'bound'
     this._state = 'closing'
+    this._listening = false
+    if (debugEnabled) debug('node %d closing: %d connections to end', this._debugId, this._sockets.size)
     this._puncher.cancelAll()
     this._flushBoundWaiters(notRunning())
     for (const s of this._connecting) process.nextTick(() => s._fail(notRunning()))
@@ -358,13 +484,13 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
 
   // ---- binding --------------------------------------------------------------------------------------------
 
-  private _bind (port: unknown, host: unknown, done: (err: Error | null, address?: AddressInfo) => void): void {
+  private _bind (port: unknown, host: unknown, done: (err: UtpError | null, address?: AddressInfo) => void): void {
     if (this._state === 'closing' || this._state === 'closed') throw notRunning()
     if (this._state !== 'idle') throw createError(codes.ERR_SOCKET_ALREADY_BOUND, 'Socket is already bound')
     const p = port === undefined || port === null ? 0 : validatePort(port)
     const h = host === undefined || host === null ? undefined : validateHost(host)
     this._state = 'binding'
-    const finish = (err: Error | null, address?: AddressInfo): void => {
+    const finish = (err: UtpError | null, address?: AddressInfo): void => {
       if (this._state !== 'binding') return // closed meanwhile; close() told the waiters
       this._state = err === null ? 'bound' : 'idle'
       process.nextTick(() => {
@@ -381,10 +507,13 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
         native.bind(p, address)
         this._native = native
         if (!this._refed) native.unref()
-        finish(null, this.address())
+        const bound = this.address()
+        if (debugEnabled) debug('node %d bound %s (%s)', this._debugId, hostPort(bound.address, bound.port), bound.family)
+        finish(null, bound)
       } catch (e) {
         if (native !== null) this._discardNative(native)
         const err = asError(e)
+        if (debugEnabled) debug('node %d bind %s failed: %s', this._debugId, hostPort(address, p), err.code)
         if (fallback !== null && FAMILY_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) {
           bindTo(fallback, null)
           return
@@ -396,7 +525,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     else if (net.isIP(h) !== 0) bindTo(h, null)
     else {
       dns.lookup(h, (err, address) => {
-        if (err !== null) finish(err)
+        if (err !== null) finish(asError(err))
         else bindTo(address, null)
       })
     }
@@ -449,7 +578,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
             this._autoBindEmits = false
             if (this._state !== 'idle' || this._boundWaiters.length === 0) return
             this._bind(0, undefined, (err, address) => {
-              if (err === null) this.emit('bound', address)
+              if (err === null) this.emit('bound', address as AddressInfo)
               else if (emit) this.emit('error', err)
             })
           })
@@ -475,6 +604,8 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
       if (err === null) {
         try {
           (native as NativeNode).listen(true)
+          this._listening = true
+          if (debugEnabled) debug('node %d listening', this._debugId)
         } catch (e) {
           err = asError(e)
         }
@@ -536,6 +667,8 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
         }
         this._connecting.delete(socket)
         this._sockets.set(handle, socket)
+        this._opened++
+        if (debugEnabled) debug('node %d connection %d to %s opening', this._debugId, handle, hostPort(normalizeAddress(address), p))
         socket._attach(native, handle, address)
       })
     })
@@ -565,6 +698,8 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     else {
       try {
         native.sendRaw(data, port, address, ttl)
+        this._rawOut++
+        this._rawOutBytes += data.length
       } catch (e) {
         err = asError(e)
       }
@@ -627,6 +762,10 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
   private _onNodeClosed (): void {
     if (this._state === 'closed') return
     this._state = 'closed'
+    this._listening = false
+    try {
+      if (this._native !== null) this._lastNativeStats = this._native.stats()
+    } catch {}
     this._native = null
     if (this._closeTimer !== null) clearTimeout(this._closeTimer)
     this._closeTimer = null
@@ -634,9 +773,30 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     this._flushBoundWaiters(notRunning())
     const sockets = [...this._sockets.values()]
     this._sockets.clear()
-    for (const s of sockets) s._onClosed(CloseReason.ABORTED)
+    for (const s of sockets) this._onSocketClosed(s, CloseReason.ABORTED)
+    if (debugEnabled) debug('node %d closed', this._debugId)
     this._udp?.emit('close')
     this.emit('close')
+  }
+
+  /** A connection ended natively: let its socket finish, keep its counters in the node's totals */
+  private _onSocketClosed (s: Socket, reason: number): void {
+    s._onClosed(reason)
+    const last = s._finalStats()
+    if (last !== null) this._closedTotals.add(last)
+    if (debugEnabled) this._debugClosed(s, reason, last)
+  }
+
+  private _debugClosed (s: Socket, reason: number, last: nativeModule.ConnectionStats | null): void {
+    const why = CLOSE_REASONS[reason] ?? `reason ${reason}`
+    const path = s._getPath()
+    const numbers = last === null
+      ? 'no stats'
+      : `rtt ${(last.rtt / 1000).toFixed(1)} ms, sent ${last.bytesSent} bytes in ${last.packetsSent} packets, ` +
+        `received ${last.bytesReceived} bytes in ${last.packetsReceived} packets, ${last.retransmits} retransmits, ` +
+        `${last.timeouts} timeouts, mtu ${last.mtu}`
+    debug('node %d connection %d with %s closed: %s%s; %s', this._debugId, s.id, hostPort(s.remoteAddress, s.remotePort), why,
+      path === undefined ? '' : ` (${path} path)`, numbers)
   }
 
   // ---- native events --------------------------------------------------------------------------------------
@@ -698,6 +858,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
           case Kind.CONNECTED: {
             const s = this._sockets.get(handle)
             if (s !== undefined && !s.destroyed) {
+              if (debugEnabled) debug('node %d connection %d to %s connected', this._debugId, handle, hostPort(s.remoteAddress, s.remotePort))
               s._onConnect()
               this.emit('connect', s)
             }
@@ -709,15 +870,18 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
           case Kind.CLOSED: {
             const s = this._sockets.get(handle)
             this._sockets.delete(handle)
-            s?._onClosed(arg)
+            if (s !== undefined) this._onSocketClosed(s, arg)
             break
           }
           case Kind.NODE_CLOSED:
             this._onNodeClosed()
             break
-          case Kind.SOCKET_ERROR:
-            this.emit('error', errnoError(arg, 'recvmsg'))
+          case Kind.SOCKET_ERROR: {
+            const err = errnoError(arg, 'recvmsg')
+            if (debugEnabled) debug('node %d socket error %s: the node closes', this._debugId, err.code)
+            this.emit('error', err)
             break
+          }
         }
       } catch (e) {
         if (!thrown) {
@@ -739,10 +903,14 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     })
     socket._attach(native, handle)
     this._sockets.set(handle, socket)
+    this._opened++
+    if (debugEnabled) debug('node %d connection %d from %s accepted', this._debugId, handle, hostPort(socket.remoteAddress, peer.port))
     this.emit('connection', socket)
   }
 
   private _onMessage (msg: Buffer, peer: AddressInfo): void {
+    this._rawIn++
+    this._rawInBytes += msg.length
     this._puncher.onMessage(msg, peer.address, peer.port)
     if (this._udp !== null) {
       const address = normalizeAddress(peer.address)
@@ -765,7 +933,12 @@ export namespace Node {
   export import errors = errorsModule
   export type NodeOptions = optionsModule.NodeOptions
   export type AddressInfo = nativeModule.AddressInfo
-  export type ConnectionStats = nativeModule.ConnectionStats
+  export type ConnectionStats = statsModule.ConnectionStats
+  export type SocketStats = statsModule.SocketStats
+  export type NodeStats = statsModule.NodeStats
+  export type NodeEvents = eventsModule.NodeEvents
+  export type SocketEvents = eventsModule.SocketEvents
+  export type MigrateInfo = eventsModule.MigrateInfo
   export type RemoteInfo = udpModule.RemoteInfo
   export type SendCallback = udpModule.SendCallback
   export type UtpError = errorsModule.UtpError
@@ -775,4 +948,10 @@ export namespace Node {
   export type RendezvousOptions = rendezvousModule.RendezvousOptions
   export type RendezvousResult = rendezvousModule.RendezvousResult
   export type RendezvousServerOptions = rendezvousModule.RendezvousServerOptions
+  export type RendezvousPath = rendezvousModule.RendezvousPath
+  export type RendezvousTimings = rendezvousModule.RendezvousTimings
+  export type RendezvousError = rendezvousModule.RendezvousError
+  export type RendezvousStats = rendezvousModule.RendezvousStats
+  export type PairedInfo = rendezvousModule.PairedInfo
+  export const rendezvousCodes = rendezvousModule.rendezvousCodes
 }

@@ -4,8 +4,11 @@
 import { Duplex } from 'stream'
 
 import { closeReasonError, asError } from './errors'
+import type { AnyListener, SocketEvents } from './events'
 import { CloseReason, type AddressInfo, type ConnectionStats, type NativeNode } from './native'
 import { familyOf, normalizeAddress, validateInteger } from './options'
+import type { RendezvousPath } from './rendezvous/client'
+import { socketStats, type SocketStats } from './stats'
 
 type Callback = (err?: Error | null) => void
 
@@ -24,6 +27,29 @@ export interface SocketInit {
   remotePort: number
   /** An outgoing connection: 'connect' follows once the handshake completes */
   connecting: boolean
+}
+
+/**
+ * Typed events (see SocketEvents): a listener for a known event must take that event's arguments; other
+ * event names take any listener, as with EventEmitter
+ */
+export interface Socket {
+  on<E extends keyof SocketEvents>(event: E, listener: (...args: SocketEvents[E]) => void): this
+  on<E extends string | symbol>(event: Exclude<E, keyof SocketEvents>, listener: AnyListener): this
+  once<E extends keyof SocketEvents>(event: E, listener: (...args: SocketEvents[E]) => void): this
+  once<E extends string | symbol>(event: Exclude<E, keyof SocketEvents>, listener: AnyListener): this
+  addListener<E extends keyof SocketEvents>(event: E, listener: (...args: SocketEvents[E]) => void): this
+  addListener<E extends string | symbol>(event: Exclude<E, keyof SocketEvents>, listener: AnyListener): this
+  prependListener<E extends keyof SocketEvents>(event: E, listener: (...args: SocketEvents[E]) => void): this
+  prependListener<E extends string | symbol>(event: Exclude<E, keyof SocketEvents>, listener: AnyListener): this
+  prependOnceListener<E extends keyof SocketEvents>(event: E, listener: (...args: SocketEvents[E]) => void): this
+  prependOnceListener<E extends string | symbol>(event: Exclude<E, keyof SocketEvents>, listener: AnyListener): this
+  off<E extends keyof SocketEvents>(event: E, listener: (...args: SocketEvents[E]) => void): this
+  off<E extends string | symbol>(event: Exclude<E, keyof SocketEvents>, listener: AnyListener): this
+  removeListener<E extends keyof SocketEvents>(event: E, listener: (...args: SocketEvents[E]) => void): this
+  removeListener<E extends string | symbol>(event: Exclude<E, keyof SocketEvents>, listener: AnyListener): this
+  emit<E extends keyof SocketEvents>(event: E, ...args: SocketEvents[E]): boolean
+  emit<E extends string | symbol>(event: Exclude<E, keyof SocketEvents>, ...args: unknown[]): boolean
 }
 
 export class Socket extends Duplex {
@@ -51,6 +77,10 @@ export class Socket extends Duplex {
   private _pendingFinal: Callback | null = null
   private _idleMs = 0
   private _idleTimer: NodeJS.Timeout | null = null
+  /** The native counters as they were when the connection closed */
+  private _lastStats: ConnectionStats | null = null
+  /** How rendezvous() made this connection */
+  private _path: RendezvousPath | undefined = undefined
 
   /** @internal Sockets are made by Node (connect() and incoming connections) */
   constructor (owner: SocketOwner, init: SocketInit) {
@@ -102,10 +132,17 @@ export class Socket extends Duplex {
     return this.stats()?.mtu ?? this._mtu
   }
 
-  /** RTT, window and counter snapshot from the native connection; null before it exists or after it closed */
-  stats (): ConnectionStats | null {
+  /**
+   * RTT, windows, counters, packet size and the rendezvous path (see SocketStats). Null before the connection
+   * exists (an outgoing one still resolving its host or waiting for the bind); once the native connection
+   * closed (its FINs acknowledged, which can be a moment after the stream's 'close', or it failed), the final
+   * numbers with `open: false`. One synchronous native call: cheap enough to poll, not per packet
+   */
+  stats (): SocketStats | null {
+    if (this._lastStats !== null) return socketStats(this._lastStats, this._path, false)
     if (this._native === null || this._nativeClosed) return null
-    return this._native.connectionStats(this._handle)
+    const s = this._native.connectionStats(this._handle)
+    return s === null ? null : socketStats(s, this._path, true)
   }
 
   // ---- called by Node -----------------------------------------------------------------------------------
@@ -133,6 +170,21 @@ export class Socket extends Duplex {
     this._setRemote(address)
     this.remotePort = port
     return true
+  }
+
+  /** @internal rendezvous() made this connection over `path` */
+  _setPath (path: RendezvousPath): void {
+    this._path = path
+  }
+
+  /** @internal The path set by rendezvous() */
+  _getPath (): RendezvousPath | undefined {
+    return this._path
+  }
+
+  /** @internal The counters as the connection closed (null if it never existed natively) */
+  _finalStats (): ConnectionStats | null {
+    return this._lastStats
   }
 
   /** @internal */
@@ -169,8 +221,15 @@ export class Socket extends Duplex {
     if (cb !== null) cb()
   }
 
-  /** @internal The native connection is gone */
+  /** @internal The native connection is gone (its counters linger natively a little longer: keep them) */
   _onClosed (reason: number): void {
+    if (this._native !== null && !this._nativeClosed) {
+      try {
+        this._lastStats = this._native.connectionStats(this._handle)
+      } catch {
+        // the native node is gone: no final numbers
+      }
+    }
     this._nativeClosed = true
     this._writeCb = null
     this.connecting = false

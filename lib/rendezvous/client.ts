@@ -621,6 +621,7 @@ class Session {
     if (this._relayMs !== undefined && path === 'relay') timings.relayMs = this._relayMs
     if (this._rtt !== undefined) timings.serverRttMs = this._rtt
     const result: RendezvousResult = { socket, path, node, remote: { address: remote.address, port: remote.port }, role: peer.role, timings }
+    socket._setPath(path)
     const ours = peer.mapping ?? this._mapping
     if (ours !== undefined || peer.peerMapping !== undefined) {
       result.mapping = {}

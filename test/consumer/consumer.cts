@@ -34,6 +34,16 @@ export async function server (): Promise<void> {
   node.on('timeout', (s: Socket) => s.destroy())
   node.once('close', () => console.log('closed'))
   node.on('error', (err: Error) => console.log((err as Node.UtpError).code))
+  node.on('error', (err) => console.log(err.code, err.syscall))
+  node.on('connection', (s) => s.on('migrate', (m: Node.MigrateInfo) => console.log(m.address, m.port, m.from?.address)))
+  node.prependOnceListener('bound', (a) => console.log(a.family))
+  node.on('my-own-event', (x: number, y: string) => console.log(x, y))
+  const events: Node.NodeEvents['connection'] | Node.SocketEvents['migrate'] | undefined = undefined
+  console.log(events)
+  // @ts-expect-error a 'connection' listener gets a Socket
+  node.on('connection', (s: string) => s)
+  // @ts-expect-error 'listening' carries nothing
+  node.emit('listening', 1)
   node.bind(0, '127.0.0.1', (address) => console.log(address.port))
   node.listen(() => console.log(node.address().port))
   const counts: number[] = [node.maxConnections, node.serverConnections, node.clientConnections]
@@ -55,6 +65,17 @@ export async function client (port: number): Promise<string> {
   console.log(s2.getTimeout(), s2.getMtu(), s3.connecting, s3.remoteFamily, s3.remotePort)
   const stats: Node.ConnectionStats | null = socket.stats()
   if (stats !== null) console.log(stats.rtt, stats.cwnd, stats.retransmits, stats.bytesSent)
+  const full: Node.SocketStats | null = socket.stats()
+  if (full !== null) {
+    const path: 'lan' | 'direct' | 'birthday' | 'relay' | undefined = full.path
+    console.log(full.rttMs, full.rttVarMs, full.rtoMs, full.queuingDelayMs, full.open, full.mtu, path)
+  }
+  const nodeStats: Node.NodeStats = node.stats()
+  console.log(nodeStats.address?.port, nodeStats.listening, nodeStats.connectionsOpened, nodeStats.packetsSent, nodeStats.rawDatagramsReceived,
+    nodeStats.unmatchedPackets, nodeStats.resetsSent, nodeStats.refused)
+  // @ts-expect-error node.stats() is not nullable
+  const nope: null = node.stats()
+  console.log(nope)
   console.log(socket.address().port, socket.id)
   // @ts-expect-error the port is a number
   node.connect('7000')
@@ -101,6 +122,13 @@ export async function natTraversal (node: Node): Promise<Socket> {
   const path: 'lan' | 'direct' | 'birthday' | 'relay' = result.path
   const carrier: Node = result.node
   result.socket.on('migrate', (m: { address: string, port: number }) => console.log(m.address, m.port, carrier.address().port))
+  // @ts-expect-error 'migrate' hands over an object
+  result.socket.on('migrate', (m: number) => m)
+  const p: Node.RendezvousPath | undefined = result.socket.stats()?.path
+  const t: Node.RendezvousTimings = result.timings
+  console.log(p, t.registeredMs, t.pairedMs, t.punchedMs, t.relayMs, t.serverRttMs)
+  const failed: Node.RendezvousError | undefined = undefined
+  console.log(failed, Node.rendezvousCodes.ERR_PUNCH_FAILED, Node.rendezvousCodes.ERR_RENDEZVOUS_TIMEOUT)
   const role: 'connect' | 'accept' = result.role
   console.log(path, role, result.remote.address, result.timings.connectedMs)
   // @ts-expect-error the code is required
@@ -111,7 +139,10 @@ export async function natTraversal (node: Node): Promise<Socket> {
 export async function rendezvousServer (): Promise<Node.RendezvousServer> {
   const serverOptions: Node.RendezvousServerOptions = { port: 0, host: '127.0.0.1', relay: true, relayRate: 1_000_000, http: false }
   const server = new Node.RendezvousServer(serverOptions)
+  server.on('paired', (p: Node.PairedInfo) => console.log(p.code, p.connect.port, p.accept.port))
   const { address, port } = await server.listen()
+  const st: Node.RendezvousStats = server.stats()
+  console.log(st.moves, st.relayedBytes)
   console.log(address, port, server.address().port, server.stats().pairings)
   await server.close()
   return server
@@ -123,6 +154,7 @@ export function errorHandling (err: unknown): string {
   const e: Node.UtpError = Node.errors.createError(codes.ERR_INVALID_ARG_VALUE, 'bad', RangeError)
   if ((err as Node.UtpError).code === codes.ECONNREFUSED) return 'refused'
   if ((err as Node.UtpError).code === codes.ERR_UTP_NATIVE_MISSING) return 'no native addon'
+  if ((err as Node.UtpError).code === codes.ERR_UTP_TOO_MANY_CONNECTIONS) return 'full'
   return `${timedOut} ${e.code}`
 }
 

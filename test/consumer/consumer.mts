@@ -9,8 +9,15 @@ import Node, {
   defaults,
   errors,
   stun,
+  rendezvousCodes,
   type AddressInfo,
   type ConnectionStats,
+  type MigrateInfo,
+  type NodeEvents,
+  type NodeStats,
+  type RendezvousPath,
+  type SocketEvents,
+  type SocketStats,
   type NodeOptions,
   type RemoteInfo,
   type RendezvousOptions,
@@ -33,6 +40,16 @@ export async function echo (): Promise<number> {
   const socket = await node.connectAsync(address.port, '127.0.0.1')
   if (!(socket instanceof Socket)) throw new Error('not a Socket')
   const stats: ConnectionStats | null = socket.stats()
+  const full: SocketStats | null = socket.stats()
+  const path: RendezvousPath | undefined = full?.path
+  const ns: NodeStats = node.stats()
+  console.log(path, full?.rttMs, ns.bytesReceived, ns.address?.port)
+  socket.on('migrate', (m: MigrateInfo) => console.log(m.address))
+  // @ts-expect-error a 'migrate' listener's argument is checked
+  socket.on('migrate', (m: boolean) => m)
+  const tuple: NodeEvents['bound'] = [address]
+  const ev: SocketEvents['timeout'] = []
+  console.log(tuple, ev)
   socket.end('hello')
   let bytes = 0
   for await (const chunk of socket) bytes += (chunk as Buffer).length
@@ -71,6 +88,7 @@ export async function serve (): Promise<void> {
 export function codeOf (err: unknown): string | undefined {
   const e = err as UtpError
   if (e.code === errors.codes.ECONNRESET) return 'reset'
+  if (e.code === rendezvousCodes.ERR_PUNCH_FAILED) return 'no path'
   // @ts-expect-error not an error code of the package
   const nope: typeof errors.codes.ETIMEDOUT = 'ENOPE'
   return nope

@@ -103,6 +103,12 @@ pub struct NodeStats {
   pub server_connections: u32,
   pub client_connections: u32,
   pub max_connections: u32,
+  /// uTP packets that matched no connection
+  pub unmatched_packets: f64,
+  /// RESETs sent in answer to unmatched packets
+  pub resets_sent: f64,
+  /// SYNs refused (not listening, or full)
+  pub refused: f64,
 }
 
 /// One UDP socket's worth of uTP connections (internal; index.ts wraps it)
@@ -357,6 +363,9 @@ impl NativeNode {
       server_connections: s.server_connections as u32,
       client_connections: s.client_connections as u32,
       max_connections: inner.endpoint.config().max_connections.min(u32::MAX as usize) as u32,
+      unmatched_packets: s.unmatched_packets as f64,
+      resets_sent: s.resets_sent as f64,
+      refused: s.refused as f64,
     }
   }
 
