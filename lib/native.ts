@@ -59,6 +59,12 @@ export interface NodeStats {
   serverConnections: number
   clientConnections: number
   maxConnections: number
+  /** Non-SYN uTP packets that matched no connection */
+  unmatchedPackets: number
+  /** RESETs sent in answer to unknown packets */
+  resetsSent: number
+  /** Incoming connections refused (not listening, or maxConnections reached) */
+  refused: number
 }
 
 export interface NativeNode {

@@ -278,7 +278,11 @@ impl Endpoint {
   fn handle_pmtu(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
     match pmtu::decode(data) {
       Some(pmtu::Message::Probe { conn_id, payload }) => {
-        let Some(e) = self.by_key.get(&(from, conn_id)).and_then(|id| self.conns.get(id)) else {
+        let Some(e) = self
+          .by_key
+          .get(&(from, conn_id))
+          .and_then(|id| self.conns.get(id))
+        else {
           return;
         };
         // Bounded: a flood of probes gets some answers, never a growing queue

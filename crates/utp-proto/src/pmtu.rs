@@ -222,12 +222,24 @@ mod tests {
     let mut buf = Vec::new();
     encode_probe(0xbeef, 1400, &mut buf);
     assert_eq!(buf.len(), 1420);
-    assert_eq!(decode(&buf), Some(Message::Probe { conn_id: 0xbeef, payload: 1400 }));
+    assert_eq!(
+      decode(&buf),
+      Some(Message::Probe {
+        conn_id: 0xbeef,
+        payload: 1400
+      })
+    );
     assert_eq!(decode(&buf[..1000]), None); // truncated on the way: proves nothing
     let mut ack = Vec::new();
     encode_ack(7, 1400, &mut ack);
     assert_eq!(ack.len(), ACK_LEN);
-    assert_eq!(decode(&ack), Some(Message::Ack { conn_id: 7, payload: 1400 }));
+    assert_eq!(
+      decode(&ack),
+      Some(Message::Ack {
+        conn_id: 7,
+        payload: 1400
+      })
+    );
     assert!(!crate::packet::looks_like_utp(&buf));
     assert_eq!(decode(b"UTPRMx"), None);
   }

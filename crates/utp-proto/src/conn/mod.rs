@@ -14,8 +14,8 @@ use std::net::SocketAddr;
 
 use crate::congestion::{AckSample, CongestionEvent, Controller, Ledbat};
 use crate::pacing::Pacer;
-use crate::pmtu::{self, PathMtu};
 use crate::packet::{Header, Packet, PacketType, SelectiveAck, MAX_SACK_BYTES};
+use crate::pmtu::{self, PathMtu};
 use crate::rtt::RttEstimator;
 use crate::seq::SeqNr;
 use crate::time::Instant;
@@ -731,6 +731,10 @@ impl Connection {
     let since = if !self.send.is_empty() || self.persist_deadline.is_some() {
       self.last_recv.max(self.waiting_since)
     } else if self.keepalive_sent.is_some() && self.peer_answers_keepalive {
+      self.last_recv
+    } else if self.write_side == WriteSide::FinAcked && !self.eof_reached {
+      // Only the peer's FIN is missing (TCP's FIN_WAIT_2). A peer gone without sending it would
+      // hold us forever if it never had a keepalive to answer; a live one answers ours
       self.last_recv
     } else {
       return None;

@@ -648,6 +648,46 @@ fn path_mtu_discovery_finds_the_largest_packet_the_path_carries() {
       .max()
       .unwrap_or(0);
     let want = (limit - 20).clamp(1000, 1452);
-    assert!(found <= want && want - found <= 16, "limit {limit}: payload {found}, want ~{want}");
+    assert!(
+      found <= want && want - found <= 16,
+      "limit {limit}: payload {found}, want ~{want}"
+    );
   }
+}
+
+#[test]
+fn a_peer_that_vanishes_before_its_fin_does_not_hold_the_connection_forever() {
+  let cfg = Config {
+    idle_timeout: secs(5),
+    ..Config::default()
+  };
+  let mut sim = Sim::new(41, 2, cfg);
+  sim.nodes[1].ep.set_listening(true);
+  // Node 0 sends everything and its FIN at once: the connection is never idle, so no keepalive is
+  // ever answered before node 1 reads it all and vanishes without a FIN of its own
+  let a = sim.connect(0, 1, payload(3, 200_000), true);
+  assert!(sim.run_until(secs(30), |s| s.nodes[1]
+    .accepted
+    .first()
+    .is_some_and(|&b| s.app(1, b).eof)));
+  let vanished = sim.now;
+  sim.set_link(
+    1,
+    0,
+    Link {
+      loss_pct: 100.0,
+      ..Link::default()
+    },
+  );
+  sim.set_link(
+    0,
+    1,
+    Link {
+      loss_pct: 100.0,
+      ..Link::default()
+    },
+  );
+  assert!(sim.run_until(secs(30), |s| s.app(0, a).closed.is_some()));
+  let took = sim.app(0, a).closed_at.unwrap().saturating_since(vanished);
+  assert!(took <= secs(6), "took {took:?}");
 }
