@@ -47,6 +47,12 @@ function short (outcome) {
   return Object.entries(outcome.result).map(([k, v]) => `${k}=${typeof v === 'number' ? +v.toPrecision(4) : v}`).join(' ')
 }
 
+/** The hand-written analysis of the targets a run misses (bench/GAPS.md) */
+function gapsSection () {
+  const file = path.join(__dirname, 'GAPS.md')
+  return fs.existsSync(file) ? `\n${fs.readFileSync(file, 'utf8')}` : ''
+}
+
 /** The section bench:ledbat wrote into an existing report, kept when the report is rewritten */
 function ledbatSection (file) {
   const old = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : ''
@@ -95,7 +101,7 @@ async function main () {
   const filtered = args.quick || args.only || args.scenario || args.reps
   const out = args.out ?? (filtered ? null : path.join(__dirname, 'RESULTS.md'))
   if (out) {
-    fs.writeFileSync(out, report.markdown + ledbatSection(out))
+    fs.writeFileSync(out, report.markdown + gapsSection() + ledbatSection(out))
     process.stderr.write(`wrote ${out}\n`)
   }
 }
