@@ -357,6 +357,7 @@ class Session {
       this._openPorts(m)
     }
     this._after(m.startInMs, () => {
+      if (this._phase !== 'punch') return // the relay was asked for before the start
       this._prober?.start()
       this._spray?.start()
       this._ports?.start()
@@ -432,7 +433,7 @@ class Session {
     const p = this._prober as Prober
     if (this._peer?.role === 'connect') {
       this._relayOrFail('no probe was answered')
-    } else if (!p.heardPeer || this._o.acceptGraceMs === 0) {
+    } else if (!(p.heardPeer || this._aux?.prober.heardPeer === true) || this._o.acceptGraceMs === 0) {
       this._relayOrFail('no probe from the peer arrived')
     } else {
       // We heard the peer: its connection may still be on the way
@@ -643,6 +644,9 @@ class Session {
         keepaliveMs: this._o.keepaliveMs,
         quietMs: this._o.quietMs,
         relay: path === 'relay' ? this._relay : null,
+        // The server sees the peer's main port: only an endpoint-independent NAT maps the
+        // connection's port the same way, and a birthday path is by definition not that
+        followable: path !== 'birthday' && peer.peerMapping !== 'dependent',
         sendFromSocketNode: (m, to) => node._sendRaw(encode(m), to.port, to.address, undefined, () => {})
       })
     }

@@ -31,6 +31,8 @@ export interface WatchOptions {
   keepaliveMs: number
   /** The connection counts as quiet after this long without a packet from the peer */
   quietMs: number
+  /** Whether the peer's moves can be followed (its NAT maps every destination to one port) */
+  followable: boolean
   /** On the relay path: our relay port and hello token */
   relay: { port: number, token: string } | null
   /** Send a message from the socket's own node (to open our NAT toward the peer's new address) */
@@ -98,6 +100,7 @@ export class ConnectionWatch {
 
   private _follow (to: Endpoint): void {
     const o = this._o
+    if (!o.followable) return
     const from = o.socket.remoteAddress === undefined ? null : { address: o.socket.remoteAddress, port: o.socket.remotePort }
     if (from !== null && endpointKey(from) === endpointKey(to)) return
     if (!o.socket._migrate(to.port, to.address)) return

@@ -15,8 +15,9 @@ use utp_proto::{DatagramKind, Instant};
 use crate::state::{Flush, Inner, Leftovers, Phase, Shared, DRIVER_TX_LIMIT};
 use crate::udp::{self, Socket};
 
-/// Receive calls per round before timers, transmits and events get their turn
-const RECV_CALLS: usize = 8;
+/// Buffers (datagrams, or GRO runs of them) received per round before timers, transmits and
+/// events get their turn. Where the platform fills one per call (no recvmmsg), that many calls
+const RECV_BUDGET: usize = 64;
 /// Buffers one receive call fills (recvmmsg), each holding one datagram or a GRO run of them
 const RECV_SLOTS: usize = 8;
 /// Largest UDP payload is 65507, and a GRO run is at most 64 KiB: a bigger buffer never truncates
@@ -86,7 +87,8 @@ pub async fn supervise(shared: Arc<Shared>, driver: JoinHandle<()>) {
 fn round(inner: &mut Inner, now: Instant, sock: &Socket, rx: &mut [u8]) -> Step {
   let mut more = false;
   let mut meta = [RecvMeta::default(); RECV_SLOTS];
-  for call in 0..RECV_CALLS {
+  let mut filled_total = 0;
+  while filled_total < RECV_BUDGET {
     let received = {
       let mut slots = rx.chunks_mut(RECV_BUFFER);
       let mut bufs: [IoSliceMut<'_>; RECV_SLOTS] =
@@ -108,10 +110,8 @@ fn round(inner: &mut Inner, now: Instant, sock: &Socket, rx: &mut [u8]) -> Step 
             }
           }
         }
-        more = call + 1 == RECV_CALLS && n == RECV_SLOTS;
-        if n < RECV_SLOTS {
-          break;
-        }
+        filled_total += n.max(1);
+        more = filled_total >= RECV_BUDGET;
       }
       Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
       Err(e) if transient(&e) => {}

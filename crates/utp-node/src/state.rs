@@ -238,6 +238,14 @@ impl Inner {
         outcome = Flush::Done;
         break;
       };
+      if utp_proto::pmtu::is_pmtu(&self.run.data[before..]) {
+        // A path MTU probe leaves alone, with fragmentation forbidden
+        self.tx.clear();
+        self.tx.extend_from_slice(&self.run.data[before..]);
+        self.run.data.truncate(before);
+        sock.send_probe(&self.tx, t.destination);
+        continue;
+      }
       if !self.run.fits(t.destination, t.size, before, max_segments) {
         // This datagram starts the next run: set it aside while the current one leaves
         self.tx.clear();

@@ -29,12 +29,24 @@ impl Socket {
   pub fn register(std: std::net::UdpSocket, dual: bool) -> io::Result<Self> {
     let local = std.local_addr()?;
     let batched = UdpSocketState::new(UdpSockRef::from(&std))?;
+    // quinn-udp forbids fragmentation for the whole socket; we want it only for path MTU probes
+    // (a probe that fragments proves nothing), not for a user's large raw datagram or an `mtu`
+    // a little above a tunnel's, which used to arrive fragmented and must keep doing so
+    dont_fragment(&std, local.is_ipv6(), false);
     Ok(Self {
       io: tokio::net::UdpSocket::from_std(std)?,
       dual,
       local,
       batched,
     })
+  }
+
+  /// Send a path MTU probe with fragmentation forbidden for just this datagram; errors (EMSGSIZE
+  /// when it exceeds the local MTU, WouldBlock) count as a lost probe
+  pub fn send_probe(&self, data: &[u8], to: SocketAddr) {
+    dont_fragment(&self.io, self.local.is_ipv6(), true);
+    let _ = SockRef::from(&self.io).send_to(data, &self.to_wire(to).into());
+    dont_fragment(&self.io, self.local.is_ipv6(), false);
   }
 
   /// Datagrams one send may carry as segments of equal size (1 without GSO)
@@ -136,6 +148,35 @@ impl Socket {
     sent
   }
 }
+
+/// Forbid or allow IP fragmentation of what the socket sends (best effort: Linux; other platforms
+/// keep quinn-udp's setting, fragmentation forbidden)
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn dont_fragment(sock: &impl std::os::fd::AsRawFd, v6_socket: bool, forbid: bool) {
+  let set = |level: libc::c_int, name: libc::c_int, value: libc::c_int| unsafe {
+    libc::setsockopt(
+      sock.as_raw_fd(),
+      level,
+      name,
+      (&value as *const libc::c_int).cast(),
+      std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+    )
+  };
+  let (v4, v6) = if forbid {
+    (libc::IP_PMTUDISC_PROBE, libc::IPV6_PMTUDISC_PROBE)
+  } else {
+    (libc::IP_PMTUDISC_DONT, libc::IPV6_PMTUDISC_DONT)
+  };
+  // v4-mapped destinations of a dual-stack socket take the IPv4 setting
+  set(libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, v4);
+  if v6_socket {
+    set(libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, v6);
+    set(libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, forbid as libc::c_int);
+  }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn dont_fragment<T>(_sock: &T, _v6_socket: bool, _forbid: bool) {}
 
 /// The address the protocol should see for a datagram's source
 pub fn from_wire(from: SocketAddr) -> SocketAddr {

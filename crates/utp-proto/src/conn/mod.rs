@@ -129,6 +129,8 @@ const DUP_ACKS_BEFORE_RESEND: u32 = 3;
 /// libutp `ACK_NR_ALLOWED_WINDOW`: ACKs this far behind our oldest packet are still believable
 const ACK_NR_SLACK: u16 = 3;
 const MIN_LINGER: Duration = Duration::from_millis(500);
+/// Waiting for the FIN of a peer that has not shown it answers keepalives (Linux tcp_fin_timeout)
+const FIN_WAIT_2_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The state machine of one connection
 #[derive(Debug)]
@@ -185,6 +187,8 @@ pub(crate) struct Connection {
   stats: ConnectionStats,
   /// Path MTU search, while the configuration asks for one and it is not over
   pmtu: Option<PathMtu>,
+  /// The payload size the connection started with (what a new path starts from)
+  base_payload: usize,
 }
 
 /// Events produced while handling input, tagged with the connection
@@ -258,6 +262,7 @@ impl Connection {
     let pmtu = (cfg.pmtu_ceiling > mss).then(|| PathMtu::new(mss, cfg.pmtu_ceiling, now));
     Self {
       pmtu,
+      base_payload: mss,
       handle,
       remote,
       recv_id,
@@ -317,6 +322,11 @@ impl Connection {
   /// timer
   pub(crate) fn migrate(&mut self, now: Instant, to: SocketAddr) {
     self.remote = to;
+    // What the old path carried says nothing about the new one: start small and search again
+    self.cfg.max_payload = self.base_payload;
+    self.stats.max_payload = self.base_payload;
+    self.pmtu = (self.cfg.pmtu_ceiling > self.base_payload)
+      .then(|| PathMtu::new(self.base_payload, self.cfg.pmtu_ceiling, now));
     self.ack_pending = true;
     self.last_recv = now;
     self.waiting_since = now;
@@ -733,9 +743,10 @@ impl Connection {
     } else if self.keepalive_sent.is_some() && self.peer_answers_keepalive {
       self.last_recv
     } else if self.write_side == WriteSide::FinAcked && !self.eof_reached {
-      // Only the peer's FIN is missing (TCP's FIN_WAIT_2). A peer gone without sending it would
-      // hold us forever if it never had a keepalive to answer; a live one answers ours
-      self.last_recv
+      // Only the peer's FIN is missing (TCP's FIN_WAIT_2), from a peer that never answered a
+      // keepalive (libutp never does). It may simply be thinking, so wait as long as TCP's
+      // tcp_fin_timeout; but a peer gone without its FIN must not hold us forever
+      return Some(self.last_recv + FIN_WAIT_2_TIMEOUT.max(self.cfg.idle_timeout));
     } else {
       return None;
     };

@@ -687,7 +687,8 @@ fn a_peer_that_vanishes_before_its_fin_does_not_hold_the_connection_forever() {
       ..Link::default()
     },
   );
-  assert!(sim.run_until(secs(30), |s| s.app(0, a).closed.is_some()));
+  assert!(sim.run_until(secs(90), |s| s.app(0, a).closed.is_some()));
   let took = sim.app(0, a).closed_at.unwrap().saturating_since(vanished);
-  assert!(took <= secs(6), "took {took:?}");
+  // A peer that might be thinking gets TCP's FIN_WAIT_2 minute, not the 5 s idle timeout
+  assert!(took >= secs(55) && took <= secs(61), "took {took:?}");
 }
