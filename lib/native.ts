@@ -32,26 +32,39 @@ export interface NativeBatch {
   peers: AddressInfo[]
 }
 
+/** One connection's counters and estimates, as the native core keeps them (times in microseconds) */
 export interface ConnectionStats {
-  /** Smoothed round-trip time, microseconds */
+  /** Smoothed round-trip time, µs (0 before the first sample) */
   rtt: number
+  /** Round-trip time variation, µs */
   rttVar: number
+  /** Current retransmission timeout, µs (at least the node's `resend` option) */
   rto: number
-  /** Congestion window, bytes */
+  /** Congestion window (LEDBAT), bytes */
   cwnd: number
+  /** Payload bytes sent and not yet acknowledged */
   inFlight: number
+  /** Receive window the peer last advertised, bytes */
   peerWindow: number
+  /** Receive window we advertise, bytes (shrinks while the socket is not read) */
   recvWindow: number
-  /** Microseconds */
+  /** Estimated queuing delay toward the peer (LEDBAT's one-way delay above its base), µs */
   queuingDelay: number
-  /** Payload bytes per packet */
+  /** Payload bytes per packet (the node's `mtu`, or `loopbackMtu` toward a loopback peer) */
   mtu: number
+  /** Payload bytes sent, retransmissions included */
   bytesSent: number
+  /** Payload bytes received in order (what the stream delivered or will deliver) */
   bytesReceived: number
+  /** uTP packets (datagrams) sent: data, ACKs, keepalives, SYN/FIN/RESET */
   packetsSent: number
+  /** uTP packets (datagrams) received for this connection */
   packetsReceived: number
+  /** Packets sent again after loss (duplicate ACKs, SACK holes) or a timeout */
   retransmits: number
+  /** Retransmission timer expiries */
   timeouts: number
+  /** Data packets received that we already had */
   duplicates: number
 }
 

@@ -96,8 +96,6 @@ export class BirthdayPorts {
   private _closed = false
   private _hit: BirthdayHit | null = null
   private _onMessage: (m: Message, from: Endpoint) => void = () => {}
-  /** Ports that failed to open (descriptor limits...): birthday probing goes on with fewer */
-  failed = 0
 
   constructor (private readonly _o: {
     /** The node whose options and bound address the extra nodes copy */
@@ -114,10 +112,6 @@ export class BirthdayPorts {
     onHit: (hit: BirthdayHit, m: Message, from: Endpoint) => void
   }) {}
 
-  get opened (): number {
-    return this._ports.length
-  }
-
   /** Bind the extra nodes; resolves once all have bound (or failed) */
   async open (): Promise<void> {
     const binds = Array.from({ length: this._o.count }, async () => {
@@ -126,7 +120,7 @@ export class BirthdayPorts {
       try {
         await node.bindAsync(0, this._o.host)
       } catch {
-        this.failed++
+        // Descriptor limits and the like: birthday probing goes on with fewer ports
         node.close()
         return
       }

@@ -634,9 +634,7 @@ class Session {
     if (node !== this._node) adoptPort(this._node, node, socket)
     if (handOver) {
       this._watch = new ConnectionWatch({
-        node: this._node,
         socket,
-        socketNode: node,
         wire: this._wire as Wire,
         server: this._server,
         nonce: this._nonce,

@@ -12,18 +12,15 @@
 // server a different port than the peer would see), and the whole repair must fit in the Node's `timeout`
 // (5 s by default): quiet for quietMs, then one round trip to the server and one to the peer.
 
-import type { Node } from '../node'
 import type { Socket } from '../socket'
 import { nonce as probeNonce } from './prober'
 import { endpointKey, type Endpoint, type Message } from './protocol'
 import type { Wire } from './wire'
 
 export interface WatchOptions {
-  /** The node registered with the server (its socket's mapping is the one the server sees) */
-  node: Node
-  /** The rendezvous' socket and the node it lives on */
+  /** The rendezvous' socket */
   socket: Socket
-  socketNode: Node
+  /** The registered node's wire (its socket's mapping is the one the server sees) */
   wire: Wire
   server: Endpoint
   nonce: string
@@ -52,10 +49,6 @@ export class ConnectionWatch {
   private _lastNudge = 0
   private _seq = -1
   private _closed = false
-  /** Our public address as the server last reported it */
-  observed: Endpoint | null = null
-  /** How often the peer moved and we followed */
-  moves = 0
 
   constructor (private readonly _o: WatchOptions) {
     this._timers.push(setInterval(() => this._keepalive(), _o.keepaliveMs))
@@ -69,9 +62,6 @@ export class ConnectionWatch {
     if (this._closed) return
     const o = this._o
     switch (m.t) {
-      case 'keepalive-ack':
-        if (m.nonce === o.nonce) this.observed = m.observed
-        return
       case 'peer-moved': {
         if (m.nonce !== o.nonce || endpointKey(from) !== endpointKey(o.server)) return
         o.wire.send({ t: 'peer-moved-ack', nonce: o.nonce, seq: m.seq }, o.server)
@@ -104,7 +94,6 @@ export class ConnectionWatch {
     const from = o.socket.remoteAddress === undefined ? null : { address: o.socket.remoteAddress, port: o.socket.remotePort }
     if (from !== null && endpointKey(from) === endpointKey(to)) return
     if (!o.socket._migrate(to.port, to.address)) return
-    this.moves++
     // Our NAT filters the new address until we send to it: the migrated connection's ACK does, these too
     for (let i = 0; i < MOVE_PROBES; i++) o.sendFromSocketNode({ t: 'probe', pair: o.pair, nonce: probeNonce() }, to)
     o.socket.emit('migrate', { address: to.address, port: to.port, from })

@@ -238,7 +238,7 @@ impl Inner {
         outcome = Flush::Done;
         break;
       };
-      if utp_proto::pmtu::is_pmtu(&self.run.data[before..]) {
+      if t.dont_fragment {
         // A path MTU probe leaves alone, with fragmentation forbidden
         self.tx.clear();
         self.tx.extend_from_slice(&self.run.data[before..]);

@@ -429,6 +429,7 @@ impl Endpoint {
       return Some(Transmit {
         destination: to,
         size: buf.len() - start,
+        dont_fragment: false,
       });
     }
     if let Some((to, conn_id, payload)) = self.pmtu_acks.pop_front() {
@@ -436,6 +437,7 @@ impl Endpoint {
       return Some(Transmit {
         destination: to,
         size: buf.len() - start,
+        dont_fragment: false,
       });
     }
     while let Some(&id) = self.ready.front() {
@@ -451,6 +453,7 @@ impl Endpoint {
         return Some(Transmit {
           destination,
           size: buf.len() - start,
+          dont_fragment: pmtu::is_pmtu(&buf[start..]),
         });
       }
       // Nothing appended when a connection has nothing to send

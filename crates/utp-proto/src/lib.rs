@@ -53,6 +53,9 @@ pub struct Transmit {
   pub destination: SocketAddr,
   /// Its length in bytes
   pub size: usize,
+  /// A path MTU probe ([`pmtu`]): send it alone, with IP fragmentation forbidden, or it proves
+  /// nothing about the path
+  pub dont_fragment: bool,
 }
 
 /// Tunables shared by every connection of an endpoint
