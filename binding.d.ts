@@ -34,6 +34,12 @@ export declare class NativeNode {
   setReading(handle: number, reading: boolean): void
   /** Send a raw (non-uTP) datagram from the same socket; ttl optional (1..255) */
   sendRaw(data: Buffer, port: number, host: string, ttl?: number | undefined | null): void
+  /**
+   * Take what happened since the last drain by copy: event triples into `events` (u32 in native
+   * byte order), DATA and MESSAGE bytes into `data`. Returns the number of u32 written; 0 when
+   * nothing happened; -1 when the batch does not fit or names peers, so `drain()` must take it.
+   */
+  drainInto(events: Buffer, data: Buffer): number
   /** Take everything that happened since the last drain (null if nothing) */
   drain(): NativeBatch | null
   /** Graceful close; NODE_CLOSED reports completion. Idempotent. */

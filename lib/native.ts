@@ -92,6 +92,11 @@ export interface NativeNode {
   /** Re-aim a connection at the peer's new address (its NAT rebound); false if gone or taken */
   migrate(handle: number, port: number, host: string): boolean
   sendRaw(data: Buffer, port: number, host: string, ttl?: number): void
+  /**
+   * Take the batch by copy: event triples into `events` (u32, native byte order), DATA and MESSAGE bytes
+   * into `data`. Returns the u32 count written, 0 if nothing happened, -1 if `drain()` must take it.
+   */
+  drainInto(events: Buffer, data: Buffer): number
   drain(): NativeBatch | null
   close(): void
   connectionStats(handle: number): ConnectionStats | null

@@ -14,7 +14,7 @@ import * as eventsModule from './events'
 import type { AnyListener, NodeEvents } from './events'
 import { asError, codes, createError, errnoError, notRunning, type UtpError } from './errors'
 import * as nativeModule from './native'
-import { CloseReason, Kind, loadNative, type AddressInfo, type NativeBatch, type NativeNode } from './native'
+import { CloseReason, Kind, loadNative, type AddressInfo, type NativeNode } from './native'
 import * as optionsModule from './options'
 import { familyOf, invalidType, normalizeAddress, validateHost, validateInteger, validateOptions, validatePort, type NodeOptions, type ResolvedOptions } from './options'
 import { Puncher, type PunchTransport } from './punch'
@@ -35,6 +35,13 @@ type ConnectionListener = (socket: Socket) => void
 
 const DEFAULT_HOST = '127.0.0.1'
 /** Debug log names of CloseReason values */
+/** Small batches are copied into these by drainInto (one set per thread: dispatch never re-enters a drain) */
+const EVENT_WORDS = 3 * 512
+const eventBytes = Buffer.allocUnsafeSlow(EVENT_WORDS * 4)
+const eventWords = new Uint32Array(eventBytes.buffer, eventBytes.byteOffset, EVENT_WORDS)
+const scratch = Buffer.allocUnsafeSlow(64 * 1024)
+const NO_PEERS: AddressInfo[] = []
+
 const CLOSE_REASONS = ['finished', 'reset by peer', 'refused', 'timed out', 'aborted']
 let nextDebugId = 1
 /** Binding '::' failed for want of IPv6: fall back to '0.0.0.0' */
@@ -814,9 +821,16 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     let thrown = false
     let first: unknown
     for (;;) {
-      const batch = native.drain()
-      if (batch === null) break
-      const r = this._dispatch(native, batch)
+      // Small batches arrive by copy into arrays kept for the purpose (no allocation either side)
+      const words = native.drainInto(eventBytes, scratch)
+      let r
+      if (words > 0) r = this._dispatch(native, eventWords, words, scratch, NO_PEERS, true)
+      else if (words === 0) break
+      else {
+        const batch = native.drain()
+        if (batch === null) break
+        r = this._dispatch(native, batch.events, batch.events.length, batch.data, batch.peers, false)
+      }
       if (r.thrown && !thrown) {
         thrown = true
         first = r.error
@@ -826,25 +840,30 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     if (thrown) process.nextTick(() => { throw first })
   }
 
-  private _dispatch (native: NativeNode, batch: NativeBatch): { thrown: boolean, error: unknown } {
-    const { events, data, peers } = batch
+  /**
+   * Hand `count` words of event triples to their sockets. `copy`: `data` is the shared scratch buffer, so
+   * payloads are copied out (small by construction); otherwise the batch's own buffer is sliced.
+   */
+  private _dispatch (native: NativeNode, events: Uint32Array, count: number, data: Buffer,
+    peers: AddressInfo[], copy: boolean): { thrown: boolean, error: unknown } {
     let offset = 0
     let thrown = false
     let error: unknown
-    for (let i = 0; i + 2 < events.length; i += 3) {
+    for (let i = 0; i + 2 < count; i += 3) {
       const kind = events[i]
       const handle = events[i + 1]
       const arg = events[i + 2]
       try {
         switch (kind) {
           case Kind.DATA: {
-            const chunk = data.subarray(offset, offset + arg)
+            const slice = data.subarray(offset, offset + arg)
             offset += arg
-            this._sockets.get(handle)?._onData(chunk)
+            this._sockets.get(handle)?._onData(copy ? Buffer.from(slice) : slice)
             break
           }
           case Kind.MESSAGE: {
-            const chunk = data.subarray(offset, offset + arg)
+            const slice = data.subarray(offset, offset + arg)
+            const chunk = copy ? Buffer.from(slice) : slice
             offset += arg
             this._onMessage(chunk, peers[handle])
             break

@@ -12,16 +12,18 @@ use quinn_udp::RecvMeta;
 use tokio::task::JoinHandle;
 use utp_proto::{DatagramKind, Instant};
 
-use crate::state::{Flush, Inner, Leftovers, Phase, Shared, DRIVER_TX_LIMIT};
-use crate::udp::{self, Socket};
+use crate::state::{Flush, Inner, Leftovers, Mode, Phase, Shared, DRIVER_TX_LIMIT};
+use crate::udp::{self, Registration, Socket};
 
 /// Buffers (datagrams, or GRO runs of them) received per round before timers, transmits and
 /// events get their turn. Where the platform fills one per call (no recvmmsg), that many calls
-const RECV_BUDGET: usize = 64;
+pub const RECV_BUDGET: usize = 64;
 /// Buffers one receive call fills (recvmmsg), each holding one datagram or a GRO run of them
-const RECV_SLOTS: usize = 8;
+pub const RECV_SLOTS: usize = 8;
 /// Largest UDP payload is 65507, and a GRO run is at most 64 KiB: a bigger buffer never truncates
-const RECV_BUFFER: usize = 65536;
+pub const RECV_BUFFER: usize = 65536;
+/// With nothing received for this long the driver hands the node back to the JS-thread loop
+const QUIET: Duration = Duration::from_millis(2);
 
 enum Step {
   /// Work may remain (receive or transmit bound hit): go again without sleeping
@@ -36,14 +38,39 @@ enum Step {
 pub async fn run(shared: Arc<Shared>, sock: Arc<Socket>) {
   // Zeroed memory is mapped lazily: a node that only ever sees small datagrams touches little of it
   let mut rx = vec![0u8; RECV_BUFFER * RECV_SLOTS];
+  let mut reg_slot: Option<Registration> = None;
   let sleep = tokio::time::sleep(Duration::ZERO);
   tokio::pin!(sleep);
+  let quiet = tokio::time::sleep(Duration::ZERO);
+  tokio::pin!(quiet);
   loop {
+    let handed = {
+      let inner = shared.inner.lock();
+      inner.mode == Mode::Loop && inner.phase == Phase::Bound
+    };
+    if handed {
+      // The JS thread does the I/O; unregistered, the socket wakes no tokio thread
+      reg_slot = None;
+      shared.notify.notified().await;
+      continue;
+    }
+    if reg_slot.is_none() {
+      match Registration::new(&sock) {
+        Ok(r) => reg_slot = Some(r),
+        Err(e) => {
+          let leftovers = shared.inner.lock().fail(shared.now(), errno(&e));
+          drop(leftovers);
+          return;
+        }
+      }
+    }
+    let Some(reg) = &reg_slot else { continue };
     let now = shared.now();
-    let step = round(&mut shared.inner.lock(), now, &sock, &mut rx);
+    let step = round(&mut shared.inner.lock(), now, &sock, reg, &mut rx);
     let (deadline, blocked) = match step {
       Step::Exit(leftovers) => {
         // The TSFN release and socket close happen here, outside the lock
+        drop(reg_slot);
         drop(leftovers);
         return;
       }
@@ -56,12 +83,20 @@ pub async fn run(shared: Arc<Shared>, sock: Arc<Socket>) {
     if let Some(d) = deadline {
       sleep.as_mut().reset(shared.tokio_instant(d));
     }
+    quiet.as_mut().reset(tokio::time::Instant::now() + QUIET);
     let ready = tokio::select! {
       biased;
       _ = shared.notify.notified() => Ok(()),
-      r = sock.io.readable() => r,
-      r = sock.io.writable(), if blocked => r,
+      r = reg.readable() => r,
+      r = reg.writable(), if blocked => r,
       _ = &mut sleep, if deadline.is_some() => Ok(()),
+      _ = &mut quiet, if !blocked => {
+        let mut inner = shared.inner.lock();
+        if inner.loop_capable && inner.phase == Phase::Bound && !inner.has_stalled() {
+          inner.hand_to_loop();
+        }
+        Ok(())
+      }
     };
     if let Err(e) = ready {
       let leftovers = shared.inner.lock().fail(shared.now(), errno(&e));
@@ -84,42 +119,13 @@ pub async fn supervise(shared: Arc<Shared>, driver: JoinHandle<()>) {
   }
 }
 
-fn round(inner: &mut Inner, now: Instant, sock: &Socket, rx: &mut [u8]) -> Step {
-  let mut more = false;
-  let mut meta = [RecvMeta::default(); RECV_SLOTS];
-  let mut filled_total = 0;
-  while filled_total < RECV_BUDGET {
-    let received = {
-      let mut slots = rx.chunks_mut(RECV_BUFFER);
-      let mut bufs: [IoSliceMut<'_>; RECV_SLOTS] =
-        std::array::from_fn(|_| IoSliceMut::new(slots.next().unwrap_or_default()));
-      sock.recv(&mut bufs, &mut meta)
-    };
-    match received {
-      Ok(n) => {
-        for (slot, m) in meta.iter().take(n).enumerate() {
-          let from = udp::from_wire(m.addr);
-          let start = slot * RECV_BUFFER;
-          let filled = &rx[start..start + m.len.min(RECV_BUFFER)];
-          // A GRO run: equal-sized datagrams back to back, the last maybe shorter (an empty
-          // datagram is one too: dgram users see those)
-          let stride = if filled.is_empty() { 1 } else { m.stride.max(1) };
-          for datagram in filled.chunks(stride).chain(filled.is_empty().then_some(filled)) {
-            if inner.endpoint.handle_datagram(now, from, datagram) == DatagramKind::Foreign {
-              inner.batch_message(from, datagram);
-            }
-          }
-        }
-        filled_total += n.max(1);
-        more = filled_total >= RECV_BUDGET;
-      }
-      Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-      Err(e) if transient(&e) => {}
-      Err(e) => return Step::Exit(inner.fail(now, errno(&e))),
-    }
-  }
+fn round(inner: &mut Inner, now: Instant, sock: &Socket, reg: &Registration, rx: &mut [u8]) -> Step {
+  let more = match receive(inner, now, sock, Some(reg), rx) {
+    Ok(more) => more,
+    Err(e) => return Step::Exit(inner.fail(now, errno(&e))),
+  };
   inner.endpoint.handle_timeout(now);
-  let flushed = inner.settle(now, DRIVER_TX_LIMIT, false);
+  let flushed = inner.settle(now, DRIVER_TX_LIMIT, Some(reg));
   let close_deadline = match inner.phase {
     Phase::Closing { deadline } => {
       // Lingering connections (closed, answering stray retransmits) need not hold up close()
@@ -147,6 +153,49 @@ fn round(inner: &mut Inner, now: Instant, sock: &Socket, rx: &mut [u8]) -> Step 
   }
 }
 
+/// Receive up to [`RECV_BUDGET`] buffers into the endpoint (non-uTP datagrams into the batch);
+/// true when the budget ran out with maybe more waiting. Err: the socket itself failed.
+pub fn receive(
+  inner: &mut Inner,
+  now: Instant,
+  sock: &Socket,
+  reg: Option<&Registration>,
+  rx: &mut [u8],
+) -> io::Result<bool> {
+  let mut meta = [RecvMeta::default(); RECV_SLOTS];
+  let mut filled_total = 0;
+  while filled_total < RECV_BUDGET {
+    let received = {
+      let mut slots = rx.chunks_mut(RECV_BUFFER);
+      let mut bufs: [IoSliceMut<'_>; RECV_SLOTS] =
+        std::array::from_fn(|_| IoSliceMut::new(slots.next().unwrap_or_default()));
+      sock.recv(&mut bufs, &mut meta, reg)
+    };
+    match received {
+      Ok(n) => {
+        for (slot, m) in meta.iter().take(n).enumerate() {
+          let from = udp::from_wire(m.addr);
+          let start = slot * RECV_BUFFER;
+          let filled = &rx[start..start + m.len.min(RECV_BUFFER)];
+          // A GRO run: equal-sized datagrams back to back, the last maybe shorter (an empty
+          // datagram is one too: dgram users see those)
+          let stride = if filled.is_empty() { 1 } else { m.stride.max(1) };
+          for datagram in filled.chunks(stride).chain(filled.is_empty().then_some(filled)) {
+            if inner.endpoint.handle_datagram(now, from, datagram) == DatagramKind::Foreign {
+              inner.batch_message(from, datagram);
+            }
+          }
+        }
+        filled_total += n.max(1);
+      }
+      Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+      Err(e) if transient(&e) => {}
+      Err(e) => return Err(e),
+    }
+  }
+  Ok(true)
+}
+
 /// Errors a UDP receive reports for some earlier send (ICMP unreachable and friends); the
 /// socket itself is fine
 fn transient(e: &io::Error) -> bool {
@@ -156,6 +205,6 @@ fn transient(e: &io::Error) -> bool {
   ) || e.kind() == io::ErrorKind::Interrupted
 }
 
-fn errno(e: &io::Error) -> u32 {
+pub fn errno(e: &io::Error) -> u32 {
   e.raw_os_error().map_or(libc::EIO as u32, |n| n as u32)
 }

@@ -12,17 +12,24 @@
 mod batch;
 mod driver;
 mod errors;
+#[cfg(unix)]
+mod js_loop;
 mod state;
 mod udp;
 
+use std::cell::{Cell, RefCell};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::ptr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use napi::bindgen_prelude::{within_runtime_if_available, Buffer, BufferSlice, Uint32Array};
-use napi::Env;
+use napi::bindgen_prelude::{
+  within_runtime_if_available, Buffer, BufferSlice, Function, JsValue, Uint32Array,
+};
+use napi::threadsafe_function::UnknownReturnValue;
+use napi::{sys, Env};
 use napi_derive::napi;
 use utp_proto::{Config, ConnectError, ConnectionHandle, Endpoint, Loopback, WriteError};
 
@@ -115,6 +122,11 @@ pub struct NodeStats {
 #[napi]
 pub struct NativeNode {
   shared: Arc<Shared>,
+  env: sys::napi_env,
+  /// `onWake`, for the JS-thread loop to call directly; handed to it at bind
+  wake_ref: Cell<sys::napi_ref>,
+  #[cfg(unix)]
+  js_loop: RefCell<Option<js_loop::JsLoop>>,
 }
 
 #[napi]
@@ -124,12 +136,48 @@ impl NativeNode {
     catch_unwind,
     ts_args_type = "options: NativeOptions, onWake: () => void"
   )]
-  pub fn new(options: NativeOptions, on_wake: WakeFn) -> napi::Result<Self, Code> {
+  pub fn new(
+    env: &Env,
+    options: NativeOptions,
+    on_wake: Function<(), UnknownReturnValue>,
+  ) -> napi::Result<Self, Code> {
     let (cfg, close_timeout) = config(&options)?;
-    let inner = Inner::new(Endpoint::new(cfg, seed()), on_wake, close_timeout);
+    let wake: WakeFn = on_wake
+      .build_threadsafe_function::<()>()
+      .callee_handled::<false>()
+      .weak::<true>()
+      .build()
+      .map_err(from_napi)?;
+    let mut wake_ref = ptr::null_mut();
+    // SAFETY: a reference to a live function value, on its own thread
+    unsafe { sys::napi_create_reference(env.raw(), on_wake.raw(), 1, &mut wake_ref) };
+    let inner = Inner::new(Endpoint::new(cfg, seed()), wake, close_timeout);
     Ok(Self {
       shared: Arc::new(Shared::new(inner)),
+      env: env.raw(),
+      wake_ref: Cell::new(wake_ref),
+      #[cfg(unix)]
+      js_loop: RefCell::new(None),
     })
+  }
+
+  /// Run a JS-thread operation on the shared state, then bring the loop handles in line
+  fn with<T>(&self, f: impl FnOnce(&mut Inner, utp_proto::Instant) -> T) -> T {
+    let out = self.shared.with(f);
+    self.sync_loop();
+    out
+  }
+
+  fn sync_loop(&self) {
+    #[cfg(unix)]
+    {
+      let mut slot = self.js_loop.borrow_mut();
+      if slot.as_ref().is_some_and(|l| !l.sync()) {
+        if let Some(l) = slot.take() {
+          l.close();
+        }
+      }
+    }
   }
 
   /// Bind the UDP socket synchronously and start the driver
@@ -158,7 +206,23 @@ impl NativeNode {
         }
       }
     }
+    #[cfg(unix)]
+    {
+      let wake_ref = self.wake_ref.replace(ptr::null_mut());
+      // SAFETY: bind runs on the JS thread of `env`
+      let js = unsafe { js_loop::JsLoop::new(env.raw(), wake_ref, self.shared.clone(), sock.clone()) };
+      if let Some(js) = js {
+        let mut inner = self.shared.inner.lock();
+        inner.loop_capable = true;
+        inner.mode = state::Mode::Loop;
+        drop(inner);
+        *self.js_loop.borrow_mut() = Some(js);
+      } else {
+        self.wake_ref.set(wake_ref);
+      }
+    }
     let driver = rt.spawn(driver::run(self.shared.clone(), sock));
+    self.sync_loop();
     rt.spawn(driver::supervise(self.shared.clone(), driver));
     Ok(address_info(local))
   }
@@ -186,7 +250,7 @@ impl NativeNode {
   /// Open a connection; returns its handle (> 0)
   #[napi(catch_unwind)]
   pub fn connect(&self, port: u32, host: String) -> napi::Result<u32, Code> {
-    self.shared.with(|inner, now| {
+    self.with(|inner, now| {
       let sock = match inner.phase {
         Phase::Unbound => return Err(error(errors::NOT_BOUND, "the node is not bound")),
         Phase::Bound => inner
@@ -208,7 +272,7 @@ impl NativeNode {
   /// Copy all chunks into the send buffer; false means wait for WRITABLE
   #[napi(catch_unwind)]
   pub fn write(&self, handle: u32, chunks: Vec<BufferSlice>) -> napi::Result<bool, Code> {
-    self.shared.with(|inner, _| {
+    self.with(|inner, _| {
       if inner.phase != Phase::Bound {
         return Err(error(errors::CLOSED, "the node is closed"));
       }
@@ -225,24 +289,20 @@ impl NativeNode {
   /// Send FIN after the buffered data (half-close)
   #[napi(catch_unwind)]
   pub fn end(&self, handle: u32) {
-    self
-      .shared
-      .with(|inner, _| inner.endpoint.shutdown(ConnectionHandle(handle)))
+    self.with(|inner, _| inner.endpoint.shutdown(ConnectionHandle(handle)))
   }
 
   /// RESET to the peer; CLOSED(aborted) follows
   #[napi(catch_unwind)]
   pub fn destroy(&self, handle: u32) {
-    self
-      .shared
-      .with(|inner, now| inner.endpoint.abort(now, ConnectionHandle(handle)))
+    self.with(|inner, now| inner.endpoint.abort(now, ConnectionHandle(handle)))
   }
 
   /// Re-aim a connection at the peer's new address (its NAT rebound); returns false when the
   /// connection is gone or another connection already uses that address and id
   #[napi(catch_unwind)]
   pub fn migrate(&self, handle: u32, port: u32, host: String) -> napi::Result<bool, Code> {
-    self.shared.with(|inner, now| {
+    self.with(|inner, now| {
       let sock = inner
         .socket
         .clone()
@@ -255,7 +315,7 @@ impl NativeNode {
   /// false stops DATA for this handle (its window closes as data piles up); true resumes
   #[napi(catch_unwind)]
   pub fn set_reading(&self, handle: u32, reading: bool) {
-    self.shared.with(|inner, _| inner.set_reading(handle, reading))
+    self.with(|inner, _| inner.set_reading(handle, reading))
   }
 
   /// Send a raw (non-uTP) datagram from the same socket; ttl optional (1..255)
@@ -267,7 +327,7 @@ impl NativeNode {
     host: String,
     ttl: Option<u32>,
   ) -> napi::Result<(), Code> {
-    self.shared.with(|inner, _| {
+    self.with(|inner, _| {
       let sock = match inner.phase {
         Phase::Unbound => return Err(error(errors::NOT_BOUND, "the node is not bound")),
         Phase::Closed => return Err(error(errors::CLOSED, "the node is closed")),
@@ -288,10 +348,26 @@ impl NativeNode {
     })
   }
 
+  /// Take what happened since the last drain by copy: event triples into `events` (u32 in native
+  /// byte order), DATA and MESSAGE bytes into `data`. Returns the number of u32 written; 0 when
+  /// nothing happened; -1 when the batch does not fit or names peers, so `drain()` must take it.
+  #[napi(catch_unwind)]
+  pub fn drain_into(&self, mut events: BufferSlice, mut data: BufferSlice) -> i32 {
+    self.with(|inner, _| match inner.drain_into(&mut events, &mut data) {
+      Some(words) => words as i32,
+      None if inner.has_events() => -1,
+      None => {
+        // Nothing to report is a drain too: a wake may have been queued with nothing in it
+        inner.drain();
+        0
+      }
+    })
+  }
+
   /// Take everything that happened since the last drain (null if nothing)
   #[napi(catch_unwind)]
   pub fn drain(&self) -> Option<NativeBatch> {
-    let b = self.shared.with(|inner, _| inner.drain());
+    let b = self.with(|inner, _| inner.drain());
     if b.is_empty() {
       return None;
     }
@@ -305,7 +381,7 @@ impl NativeNode {
   /// Graceful close; NODE_CLOSED reports completion. Idempotent.
   #[napi(catch_unwind)]
   pub fn close(&self, env: &Env) {
-    let released = self.shared.with(|inner, now| match inner.phase {
+    let released = self.with(|inner, now| match inner.phase {
       Phase::Unbound => {
         // Keep the loop alive until NODE_CLOSED is delivered; the release then lets it go
         if inner.want_ref {
@@ -400,6 +476,15 @@ impl Drop for NativeNode {
   /// Collected while bound (only possible when unref'd): wind down at once instead of leaking
   /// the socket and the driver
   fn drop(&mut self) {
+    #[cfg(unix)]
+    if let Some(l) = self.js_loop.get_mut().take() {
+      l.close();
+    }
+    let wake_ref = self.wake_ref.replace(ptr::null_mut());
+    if !wake_ref.is_null() {
+      // SAFETY: finalizers run on the JS thread
+      unsafe { sys::napi_delete_reference(self.env, wake_ref) };
+    }
     let now = self.shared.now();
     let mut inner = self.shared.inner.lock();
     if inner.phase == Phase::Bound {
@@ -483,7 +568,7 @@ fn register(std: std::net::UdpSocket, dual: bool) -> JsResult<(tokio::runtime::H
   let entered = std::panic::catch_unwind(AssertUnwindSafe(move || {
     within_runtime_if_available(move || -> std::io::Result<_> {
       let rt = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
-      Ok((rt, Socket::register(std, dual)?))
+      Ok((rt, Socket::new(std, dual)?))
     })
   }));
   match entered {

@@ -7,6 +7,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use tokio::sync::Notify;
 use utp_proto::{ConnectionHandle, Endpoint, Event, Instant};
 
 use crate::batch::{self, Batch};
-use crate::udp::Socket;
+use crate::udp::{Registration, Socket};
 
 /// `onWake`: weak (unref'd) until bind, called with no arguments, result ignored
 pub type WakeFn = ThreadsafeFunction<(), UnknownReturnValue, (), Status, false, true>;
@@ -37,6 +38,10 @@ const GSO_MAX_BYTES: usize = 65000;
 pub struct Shared {
   pub inner: Mutex<Inner>,
   pub notify: Notify,
+  /// Set while the JS-thread loop calls into JavaScript: calls made from there leave their
+  /// transmits to the loop, which sends them when JavaScript returns (a reply then carries the
+  /// ACK instead of following a bare one)
+  pub deferred: AtomicBool,
   start: std::time::Instant,
 }
 
@@ -45,6 +50,7 @@ impl Shared {
     Self {
       inner: Mutex::new(inner),
       notify: Notify::new(),
+      deferred: AtomicBool::new(false),
       start: std::time::Instant::now(),
     }
   }
@@ -62,9 +68,20 @@ impl Shared {
     let now = self.now();
     let mut inner = self.inner.lock();
     let out = f(&mut inner, now);
-    let incomplete = inner.settle(now, INLINE_TX_LIMIT, true) != Flush::Done;
-    if inner.driver_running() && (incomplete || inner.needs_earlier_timer()) {
-      self.notify.notify_one();
+    if self.deferred.load(Ordering::Relaxed) {
+      return out;
+    }
+    let incomplete = inner.settle(now, INLINE_TX_LIMIT, None) != Flush::Done;
+    match inner.mode {
+      Mode::Driver => {
+        if inner.driver_running() && (incomplete || inner.needs_earlier_timer()) {
+          self.notify.notify_one();
+        }
+      }
+      // More to send than one call should, or a full socket buffer: bulk traffic, which the
+      // driver thread handles in parallel with JavaScript
+      Mode::Loop if incomplete => inner.hand_to_driver(&self.notify),
+      Mode::Loop => {}
     }
     out
   }
@@ -74,11 +91,22 @@ impl Shared {
 pub enum Phase {
   Unbound,
   Bound,
-  /// close() called: connections finish until all are gone or `deadline` passes
+  /// close() called (always in driver mode): connections finish until all are gone or `deadline` passes
   Closing {
     deadline: Instant,
   },
   Closed,
+}
+
+/// Who does the node's I/O
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+  /// The driver thread: receives, runs timers, sends what JS-thread calls leave over, and wakes
+  /// JavaScript with a batch. Busy nodes run here, so protocol work overlaps with JavaScript.
+  Driver,
+  /// The JS thread's own event loop (libuv poll and timer handles): a datagram reaches
+  /// JavaScript with no thread hop. Nodes with little traffic run here, for latency.
+  Loop,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +178,11 @@ pub struct Inner {
   /// What the driver sleeps until, so JS-thread calls only wake it for an earlier deadline
   pub armed: Option<Instant>,
   pub close_timeout: Duration,
+  pub mode: Mode,
+  /// The JS thread has its loop handles, so the driver may hand the node over to it
+  pub loop_capable: bool,
+  /// The JS-thread loop is in the middle of a round and will deliver the batch itself
+  pub delivering: bool,
   batch: Batch,
   /// A wake is queued and JS has not drained since: at most one TSFN call in flight
   wake_pending: bool,
@@ -174,6 +207,9 @@ impl Inner {
       want_ref: true,
       armed: None,
       close_timeout,
+      mode: Mode::Driver,
+      loop_capable: false,
+      delivering: false,
       batch: Batch::default(),
       wake_pending: false,
       paused: HashSet::new(),
@@ -205,24 +241,24 @@ impl Inner {
   }
 
   /// Flush, turn endpoint events into batch entries, flush what reading queued, wake JS
-  pub fn settle(&mut self, now: Instant, limit: usize, from_js: bool) -> Flush {
-    self.flush(now, limit, from_js);
+  pub fn settle(&mut self, now: Instant, limit: usize, reg: Option<&Registration>) -> Flush {
+    self.flush(now, limit, reg);
     self.collect_events();
-    let flushed = self.flush(now, limit, from_js);
+    let flushed = self.flush(now, limit, reg);
     self.wake();
     flushed
   }
 
   /// Send stalled datagrams, then whatever the endpoint has, until done, blocked or `limit`
   /// datagrams. Consecutive datagrams to one peer leave together as a segmented (GSO) send.
-  pub fn flush(&mut self, now: Instant, limit: usize, from_js: bool) -> Flush {
+  pub fn flush(&mut self, now: Instant, limit: usize, reg: Option<&Registration>) -> Flush {
     let Some(sock) = self.socket.clone() else {
       return Flush::Done;
     };
     while let Some(p) = self.stalled.front() {
       let sent = match p.ttl {
-        Some(_) => sock.send(&p.data, p.to, p.ttl, from_js).map(|_| ()),
-        None => sock.send_segments(&p.data, p.to, p.segment, from_js),
+        Some(_) => sock.send(&p.data, p.to, p.ttl, reg).map(|_| ()),
+        None => sock.send_segments(&p.data, p.to, p.segment, reg),
       };
       if is_would_block(&sent) {
         return Flush::Blocked;
@@ -251,7 +287,7 @@ impl Inner {
         self.tx.clear();
         self.tx.extend_from_slice(&self.run.data[before..]);
         self.run.data.truncate(before);
-        let blocked = self.send_run(&sock, from_js);
+        let blocked = self.send_run(&sock, reg);
         self.run.data.extend_from_slice(&self.tx);
         self.run.accept(t.destination, t.size);
         if blocked {
@@ -262,22 +298,22 @@ impl Inner {
       } else {
         self.run.accept(t.destination, t.size);
       }
-      if (self.run.closed() || max_segments <= 1) && self.send_run(&sock, from_js) {
+      if (self.run.closed() || max_segments <= 1) && self.send_run(&sock, reg) {
         return Flush::Blocked;
       }
     }
-    if self.run.count > 0 && self.send_run(&sock, from_js) {
+    if self.run.count > 0 && self.send_run(&sock, reg) {
       return Flush::Blocked;
     }
     outcome
   }
 
   /// Send the gathered run; true when the socket buffer was full (the run is stalled then)
-  fn send_run(&mut self, sock: &Socket, from_js: bool) -> bool {
+  fn send_run(&mut self, sock: &Socket, reg: Option<&Registration>) -> bool {
     let run = &self.run;
     let Some(to) = run.to else { return false };
     let segment = (run.count > 1).then_some(run.segment);
-    let blocked = is_would_block(&sock.send_segments(&run.data, to, segment, from_js));
+    let blocked = is_would_block(&sock.send_segments(&run.data, to, segment, reg));
     // Any other error loses these datagrams like the network could; the protocol recovers
     if blocked {
       self.stall_run();
@@ -304,7 +340,7 @@ impl Inner {
   /// A non-uTP datagram from JS; OS errors drop it like UDP loss (hole-punch targets are often dead)
   pub fn send_raw(&mut self, data: &[u8], to: SocketAddr, ttl: Option<u32>) {
     let Some(sock) = self.socket.clone() else { return };
-    if self.stalled.is_empty() && !would_block(&sock.send(data, to, ttl, true)) {
+    if self.stalled.is_empty() && !would_block(&sock.send(data, to, ttl, None)) {
       return;
     }
     if self.stalled.len() < MAX_STALLED {
@@ -377,9 +413,36 @@ impl Inner {
     }
   }
 
-  /// Queue `onWake` unless one is already queued or there is nothing to report
-  fn wake(&mut self) {
-    if self.wake_pending || self.batch.is_empty() {
+  /// The driver takes the node's I/O over from the JS-thread loop
+  pub fn hand_to_driver(&mut self, notify: &Notify) {
+    if self.mode == Mode::Loop {
+      self.mode = Mode::Driver;
+      notify.notify_one();
+    }
+  }
+
+  /// The driver gives the node's I/O to the JS-thread loop; the loop starts its handles on the
+  /// next JS-thread call, which this wake brings about
+  pub fn hand_to_loop(&mut self) {
+    self.mode = Mode::Loop;
+    self.armed = None;
+    if !self.wake_pending {
+      if let Some(f) = &self.wake {
+        if f.call((), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok {
+          self.wake_pending = true;
+        }
+      }
+    }
+  }
+
+  pub fn has_events(&self) -> bool {
+    !self.batch.is_empty()
+  }
+
+  /// Queue `onWake` unless one is already queued, there is nothing to report, or the JS-thread
+  /// loop is about to deliver the batch itself
+  pub fn wake(&mut self) {
+    if self.wake_pending || self.batch.is_empty() || self.delivering {
       return;
     }
     if let Some(f) = &self.wake {
@@ -391,15 +454,40 @@ impl Inner {
 
   /// JS takes the batch; connections held back by READ_CAP get their next share right away
   pub fn drain(&mut self) -> Batch {
-    self.wake_pending = false;
     let out = std::mem::take(&mut self.batch);
+    self.drained();
+    out
+  }
+
+  /// JS takes the batch by copy into its own arrays, when it fits and names no peers: small
+  /// batches then cost no allocation on either side. Some(words of `events` written); None when
+  /// the batch must go through [`Inner::drain`] (or is empty: `has_events` tells).
+  pub fn drain_into(&mut self, events: &mut [u8], data: &mut [u8]) -> Option<usize> {
+    let b = &mut self.batch;
+    let bytes = b.events.len() * 4;
+    if b.is_empty() || !b.peers.is_empty() || bytes > events.len() || b.data.len() > data.len() {
+      return None;
+    }
+    for (dst, w) in events.chunks_exact_mut(4).zip(&b.events) {
+      dst.copy_from_slice(&w.to_ne_bytes());
+    }
+    data[..b.data.len()].copy_from_slice(&b.data);
+    let words = b.events.len();
+    // Cleared in place: the capacity serves the next batch
+    b.events.clear();
+    b.data.clear();
+    self.drained();
+    Some(words)
+  }
+
+  fn drained(&mut self) {
+    self.wake_pending = false;
     self.taken.clear();
     for id in std::mem::take(&mut self.backlog) {
       if !self.paused.contains(&id) {
         self.read_into_batch(id, false);
       }
     }
-    out
   }
 
   pub fn set_reading(&mut self, id: u32, reading: bool) {
@@ -423,6 +511,7 @@ impl Inner {
 
   /// close() on a bound node: the driver finishes the job
   pub fn begin_close(&mut self, deadline: Instant) {
+    self.mode = Mode::Driver;
     self.endpoint.set_listening(false);
     for h in self.endpoint.open_connections() {
       self.endpoint.shutdown(h);
@@ -436,7 +525,7 @@ impl Inner {
       self.endpoint.abort(now, h);
     }
     self.collect_events();
-    self.flush(now, usize::MAX, false);
+    self.flush(now, usize::MAX, None);
     self.batch.push(batch::NODE_CLOSED, 0, 0);
     self.phase = Phase::Closed;
     self.armed = None;

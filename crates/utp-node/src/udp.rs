@@ -13,10 +13,12 @@ use tokio::io::Interest;
 
 const SOCKET_BUFFER: usize = 4 << 20;
 
-/// A bound, nonblocking UDP socket registered with the tokio reactor
+/// A bound, nonblocking UDP socket. It is registered with the tokio reactor only while the driver
+/// owns its I/O (see [`Registration`]): a registration would wake a tokio thread for every datagram
+/// even while the JS thread is the one receiving.
 #[derive(Debug)]
 pub struct Socket {
-  pub io: tokio::net::UdpSocket,
+  io: std::net::UdpSocket,
   /// Bound to `::` with IPV6_V6ONLY off, so IPv4 peers are reachable through mapped addresses
   pub dual: bool,
   pub local: SocketAddr,
@@ -25,8 +27,8 @@ pub struct Socket {
 }
 
 impl Socket {
-  /// Wrap a bound std socket; must run inside the tokio runtime (reactor registration)
-  pub fn register(std: std::net::UdpSocket, dual: bool) -> io::Result<Self> {
+  /// Wrap a bound, nonblocking std socket
+  pub fn new(std: std::net::UdpSocket, dual: bool) -> io::Result<Self> {
     let local = std.local_addr()?;
     let batched = UdpSocketState::new(UdpSockRef::from(&std))?;
     // quinn-udp forbids fragmentation for the whole socket; we want it only for path MTU probes
@@ -34,7 +36,7 @@ impl Socket {
     // a little above a tunnel's, which used to arrive fragmented and must keep doing so
     dont_fragment(&std, local.is_ipv6(), false);
     Ok(Self {
-      io: tokio::net::UdpSocket::from_std(std)?,
+      io: std,
       dual,
       local,
       batched,
@@ -61,7 +63,7 @@ impl Socket {
     data: &[u8],
     to: SocketAddr,
     segment: Option<usize>,
-    from_js: bool,
+    reg: Option<&Registration>,
   ) -> io::Result<()> {
     let t = Transmit {
       destination: self.to_wire(to),
@@ -71,19 +73,31 @@ impl Socket {
       src_ip: None,
     };
     let send = || self.batched.try_send(UdpSockRef::from(&self.io), &t);
-    if from_js {
-      send()
-    } else {
-      self.io.try_io(Interest::WRITABLE, send)
+    match reg {
+      Some(reg) => reg.try_io(Interest::WRITABLE, send),
+      None => send(),
     }
   }
 
   /// Receive into `bufs` (one datagram, or a GRO run of equal-sized ones, per buffer); returns how
-  /// many buffers were filled, described by `meta`
-  pub fn recv(&self, bufs: &mut [IoSliceMut<'_>], meta: &mut [RecvMeta]) -> io::Result<usize> {
-    self.io.try_io(Interest::READABLE, || {
-      self.batched.recv(UdpSockRef::from(&self.io), bufs, meta)
-    })
+  /// many buffers were filled, described by `meta`. Same readiness rules as [`Socket::send`].
+  pub fn recv(
+    &self,
+    bufs: &mut [IoSliceMut<'_>],
+    meta: &mut [RecvMeta],
+    reg: Option<&Registration>,
+  ) -> io::Result<usize> {
+    let mut recv = || self.batched.recv(UdpSockRef::from(&self.io), bufs, meta);
+    match reg {
+      Some(reg) => reg.try_io(Interest::READABLE, recv),
+      None => recv(),
+    }
+  }
+
+  #[cfg(unix)]
+  pub fn raw_fd(&self) -> std::os::fd::RawFd {
+    use std::os::fd::AsRawFd;
+    self.io.as_raw_fd()
   }
 
   /// The address to put in `sendto`
@@ -108,18 +122,20 @@ impl Socket {
 
   /// One nonblocking `sendto`, with a temporary TTL / hop limit if asked (hole-punch probes).
   ///
-  /// The JS thread sends with a plain syscall: tokio's readiness cache only learns the socket is
-  /// writable once the reactor has polled it, so a send right after bind would report WouldBlock
-  /// for nothing. The driver goes through tokio so that WouldBlock clears that cache and its
-  /// `writable()` wait is truthful.
-  pub fn send(&self, data: &[u8], to: SocketAddr, ttl: Option<u32>, from_js: bool) -> io::Result<usize> {
+  /// The JS thread (`reg` None) makes plain syscalls. The driver passes its registration so that
+  /// WouldBlock clears tokio's readiness cache and its `writable()` wait is truthful.
+  pub fn send(
+    &self,
+    data: &[u8],
+    to: SocketAddr,
+    ttl: Option<u32>,
+    reg: Option<&Registration>,
+  ) -> io::Result<usize> {
     let wire = self.to_wire(to);
-    let send = || {
-      if from_js {
-        SockRef::from(&self.io).send_to(data, &wire.into())
-      } else {
-        self.io.try_send_to(data, wire)
-      }
+    let plain = || SockRef::from(&self.io).send_to(data, &wire.into());
+    let send = || match reg {
+      Some(reg) => reg.try_io(Interest::WRITABLE, plain),
+      None => plain(),
     };
     let Some(ttl) = ttl else { return send() };
     let sock = SockRef::from(&self.io);
@@ -146,6 +162,70 @@ impl Socket {
       let _ = sock.set_unicast_hops_v6(h);
     }
     sent
+  }
+}
+
+/// The socket's registration with the tokio reactor, held by the driver while it owns the I/O.
+/// Readiness is edge-triggered: it clears only when an operation through [`Registration::try_io`]
+/// reports WouldBlock, so the driver's waits never miss a datagram.
+pub struct Registration {
+  #[cfg(unix)]
+  fd: tokio::io::unix::AsyncFd<Fd>,
+  /// Elsewhere a duplicate handle of the socket; the driver keeps it registered for good
+  #[cfg(not(unix))]
+  io: tokio::net::UdpSocket,
+}
+
+/// Holding the socket keeps the descriptor open for as long as it is registered
+#[cfg(unix)]
+struct Fd(std::sync::Arc<Socket>);
+
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for Fd {
+  fn as_raw_fd(&self) -> std::os::fd::RawFd {
+    self.0.raw_fd()
+  }
+}
+
+impl Registration {
+  /// Must run inside the tokio runtime
+  pub fn new(sock: &std::sync::Arc<Socket>) -> io::Result<Self> {
+    #[cfg(unix)]
+    {
+      let interest = Interest::READABLE | Interest::WRITABLE;
+      // SAFETY: `Fd` owns a reference to the socket, so the descriptor stays open and the same
+      let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(Fd(sock.clone()), interest) };
+      Ok(Self {
+        fd: fd.map_err(|e| e.into_parts().1)?,
+      })
+    }
+    #[cfg(not(unix))]
+    {
+      Ok(Self {
+        io: tokio::net::UdpSocket::from_std(sock.io.try_clone()?)?,
+      })
+    }
+  }
+
+  pub async fn readable(&self) -> io::Result<()> {
+    #[cfg(unix)]
+    return self.fd.readable().await.map(|_| ());
+    #[cfg(not(unix))]
+    return self.io.readable().await;
+  }
+
+  pub async fn writable(&self) -> io::Result<()> {
+    #[cfg(unix)]
+    return self.fd.writable().await.map(|_| ());
+    #[cfg(not(unix))]
+    return self.io.writable().await;
+  }
+
+  fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+    #[cfg(unix)]
+    return self.fd.try_io(interest, |_| f());
+    #[cfg(not(unix))]
+    return self.io.try_io(interest, f);
   }
 }
 
