@@ -36,8 +36,9 @@ export declare class NativeNode {
   sendRaw(data: Buffer, port: number, host: string, ttl?: number | undefined | null): void
   /**
    * Take what happened since the last drain by copy: event triples into `events` (u32 in native
-   * byte order), DATA and MESSAGE bytes into `data`. Returns the number of u32 written; 0 when
-   * nothing happened; -1 when the batch does not fit or names peers, so `drain()` must take it.
+   * byte order), DATA and MESSAGE bytes into `data`. Returns `2 * words + more`: the u32 count
+   * written, and 1 when another batch is already waiting; 0 when nothing happened; -1 when the
+   * batch does not fit or names peers, so `drain()` must take it.
    */
   drainInto(events: Buffer, data: Buffer): number
   /** Take everything that happened since the last drain (null if nothing) */

@@ -94,7 +94,8 @@ export interface NativeNode {
   sendRaw(data: Buffer, port: number, host: string, ttl?: number): void
   /**
    * Take the batch by copy: event triples into `events` (u32, native byte order), DATA and MESSAGE bytes
-   * into `data`. Returns the u32 count written, 0 if nothing happened, -1 if `drain()` must take it.
+   * into `data`. Returns 2 × the u32 count written + 1 if another batch waits already; 0 if nothing
+   * happened; -1 if `drain()` must take the batch.
    */
   drainInto(events: Buffer, data: Buffer): number
   drain(): NativeBatch | null

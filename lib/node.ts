@@ -820,12 +820,14 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     }
     let thrown = false
     let first: unknown
-    for (;;) {
+    for (let more = true; more;) {
       // Small batches arrive by copy into arrays kept for the purpose (no allocation either side)
-      const words = native.drainInto(eventBytes, scratch)
+      const got = native.drainInto(eventBytes, scratch)
       let r
-      if (words > 0) r = this._dispatch(native, eventWords, words, scratch, NO_PEERS, true)
-      else if (words === 0) break
+      if (got > 0) {
+        more = (got & 1) === 1
+        r = this._dispatch(native, eventWords, got >>> 1, scratch, NO_PEERS, true)
+      } else if (got === 0) break
       else {
         const batch = native.drain()
         if (batch === null) break

@@ -155,6 +155,10 @@ fn round(inner: &mut Inner, now: Instant, sock: &Socket, reg: &Registration, rx:
 
 /// Receive up to [`RECV_BUDGET`] buffers into the endpoint (non-uTP datagrams into the batch);
 /// true when the budget ran out with maybe more waiting. Err: the socket itself failed.
+///
+/// With a registration (edge-triggered readiness) it reads until WouldBlock. Without (libuv's
+/// level-triggered poll) a call that fills fewer buffers than it offered ends the round: the poll
+/// reports anything that arrives later, and the empty call would be a wasted syscall.
 pub fn receive(
   inner: &mut Inner,
   now: Instant,
@@ -187,6 +191,9 @@ pub fn receive(
           }
         }
         filled_total += n.max(1);
+        if reg.is_none() && n < RECV_SLOTS && sock.fills_many() {
+          return Ok(false);
+        }
       }
       Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
       Err(e) if transient(&e) => {}

@@ -349,12 +349,13 @@ impl NativeNode {
   }
 
   /// Take what happened since the last drain by copy: event triples into `events` (u32 in native
-  /// byte order), DATA and MESSAGE bytes into `data`. Returns the number of u32 written; 0 when
-  /// nothing happened; -1 when the batch does not fit or names peers, so `drain()` must take it.
+  /// byte order), DATA and MESSAGE bytes into `data`. Returns `2 * words + more`: the u32 count
+  /// written, and 1 when another batch is already waiting; 0 when nothing happened; -1 when the
+  /// batch does not fit or names peers, so `drain()` must take it.
   #[napi(catch_unwind)]
   pub fn drain_into(&self, mut events: BufferSlice, mut data: BufferSlice) -> i32 {
     self.with(|inner, _| match inner.drain_into(&mut events, &mut data) {
-      Some(words) => words as i32,
+      Some(words) => (words as i32) * 2 + inner.has_events() as i32,
       None if inner.has_events() => -1,
       None => {
         // Nothing to report is a drain too: a wake may have been queued with nothing in it
