@@ -2,11 +2,12 @@
 //!
 //! This file is the JS surface only; its contract with the TypeScript layer is
 //! docs/native-binding.md. The rest splits as: `state` (what the JS thread and the driver share
-//! and the steps both run), `driver` (the tokio task), `udp` (socket setup, dual-stack address
-//! mapping), `batch` (the event batch JS drains), `errors` (`err.code` values).
+//! and the steps both run), `driver` (the tokio task), `js_loop` (the same work on the JS thread's
+//! event loop, for quiet nodes), `udp` (socket setup, dual-stack address mapping), `batch` (the
+//! event batch JS drains), `errors` (`err.code` values).
 //!
-//! No packet ever crosses into JS on its own: the driver accumulates a batch, queues one `onWake`
-//! and JS pulls everything with one `drain()`.
+//! No packet ever crosses into JS on its own: I/O accumulates a batch, calls `onWake` once and JS
+//! pulls everything with one `drainInto()` (or `drain()`).
 #![deny(clippy::all)]
 
 mod batch;

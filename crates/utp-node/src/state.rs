@@ -1,8 +1,9 @@
 //! State shared by the JS thread and the driver task, and the steps both of them run on it
 //!
-//! JS-thread calls do their endpoint work and flush transmits inline (no thread hop per write);
-//! they only notify the driver when a send would block, a flush hit its bound, or the endpoint
-//! now wants a timer earlier than the one the driver sleeps on.
+//! JS-thread calls do their endpoint work and flush transmits inline (no thread hop per write).
+//! In driver mode they notify the driver only when a send would block, a flush hit its bound, or
+//! the endpoint now wants a timer earlier than the one the driver sleeps on; in loop mode the same
+//! conditions hand the node to the driver (see `Mode`).
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::io;
