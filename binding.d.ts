@@ -100,6 +100,8 @@ export interface NativeOptions {
   loopbackMtu?: number
   /** Probe paths for payloads above mtu up to 1,452 bytes (DPLPMTUD); absent: false */
   probeMtu?: boolean
+  /** Always do I/O on the driver thread, never on the JS thread's loop; absent: false */
+  ioThread?: boolean
   /** ms, Config.idle_timeout (and how long close() waits before RESETting) */
   timeout: number
   /** ms, Config.min_rto */

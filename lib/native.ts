@@ -17,6 +17,8 @@ export interface NativeOptions {
   loopbackMtu?: number
   /** Probe paths for payloads above mtu, up to 1,452 bytes (DPLPMTUD) */
   probeMtu?: boolean
+  /** Always do I/O on the native driver thread, never on the JS thread's event loop */
+  ioThread?: boolean
   timeout: number
   resend: number
   keepAlive: number

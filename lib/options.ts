@@ -35,6 +35,12 @@ export interface NodeOptions {
   maxConnections?: number
   /** Keep a connection writable after the peer ended its side, like net's allowHalfOpen (default false) */
   allowHalfOpen?: boolean
+  /**
+   * Always do the socket's I/O on a native thread (default false: a quiet node does it on the JavaScript thread's
+   * event loop, with no thread hop, and moves to the native thread only while busy). True keeps ACKs and
+   * retransmissions going while JavaScript is blocked for long stretches, at some cost in latency
+   */
+  ioThread?: boolean
 }
 
 export type ResolvedOptions = Required<NodeOptions>
@@ -48,12 +54,13 @@ export const defaults: Readonly<ResolvedOptions> = Object.freeze({
   resend: 100,
   keepAlive: 1000,
   maxConnections: 32768,
-  allowHalfOpen: false
+  allowHalfOpen: false,
+  ioThread: false
 })
 
 interface Range { min: number, max: number, zeroOk?: boolean }
 
-const ranges: Record<Exclude<keyof NodeOptions, 'allowHalfOpen' | 'probeMtu'>, Range> = {
+const ranges: Record<Exclude<keyof NodeOptions, 'allowHalfOpen' | 'probeMtu' | 'ioThread'>, Range> = {
   bufferSize: { min: 2, max: 65536 },
   mtu: { min: 64, max: 65000 },
   loopbackMtu: { min: 64, max: 65000, zeroOk: true },
@@ -118,6 +125,10 @@ export function validateOptions (options: unknown): ResolvedOptions {
   if (opts.allowHalfOpen !== undefined) {
     if (typeof opts.allowHalfOpen !== 'boolean') throw invalidType('options.allowHalfOpen', 'of type boolean', opts.allowHalfOpen)
     out.allowHalfOpen = opts.allowHalfOpen
+  }
+  if (opts.ioThread !== undefined) {
+    if (typeof opts.ioThread !== 'boolean') throw invalidType('options.ioThread', 'of type boolean', opts.ioThread)
+    out.ioThread = opts.ioThread
   }
   return out
 }

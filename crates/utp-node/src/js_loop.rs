@@ -280,33 +280,34 @@ impl Ctx {
     inner.endpoint.handle_timeout(now);
     inner.collect_events();
     let mut flushed = Flush::Done;
-    for _ in 0..DELIVERIES {
-      if !inner.has_events() {
-        break;
-      }
+    let mut calls = 0;
+    // JavaScript's calls during delivery leave their work to us (`deferred`), and that work may
+    // make new events (a resumed reader's data, say): deliver until nothing is left
+    while inner.has_events() && calls < DELIVERIES {
+      calls += 1;
       drop(inner);
       self.call_on_wake();
       inner = shared.inner.lock();
-      if inner.mode != Mode::Loop || inner.phase != Phase::Bound {
-        // JavaScript closed the node or handed it to the driver meanwhile
-        break;
+      if inner.mode == Mode::Loop && inner.phase == Phase::Bound {
+        flushed = inner.settle(shared.now(), INLINE_TX_LIMIT, None);
       }
-      flushed = inner.settle(shared.now(), INLINE_TX_LIMIT, None);
     }
     if inner.mode == Mode::Loop && inner.phase == Phase::Bound {
-      if flushed == Flush::Done {
+      if calls == 0 {
         flushed = inner.settle(shared.now(), INLINE_TX_LIMIT, None);
       }
       if busy || flushed != Flush::Done {
         inner.hand_to_driver(&shared.notify);
       }
     }
-    // Under the same lock as the last look at the batch: the driver, if JavaScript handed it the
-    // node meanwhile, saw `delivering` and left its events (NODE_CLOSED even) for us to deliver
+    // Under the same lock as the last look at the batch: a driver that JavaScript handed the node
+    // to meanwhile saw `delivering` and left its events to us. What is still here goes the usual
+    // way; if the driver already let go of the wake function (NODE_CLOSED), we deliver it.
     inner.delivering = false;
-    let pending = inner.has_events();
+    inner.wake();
+    let stranded = inner.has_events() && inner.wake.is_none();
     drop(inner);
-    if pending {
+    if stranded {
       self.call_on_wake();
     }
     // A close during delivery leaves the handles to the owner, which sees it on its next call

@@ -55,6 +55,8 @@ pub struct NativeOptions {
   pub loopback_mtu: Option<f64>,
   /// Probe paths for payloads above mtu up to 1,452 bytes (DPLPMTUD); absent: false
   pub probe_mtu: Option<bool>,
+  /// Always do I/O on the driver thread, never on the JS thread's loop; absent: false
+  pub io_thread: Option<bool>,
   /// ms, Config.idle_timeout (and how long close() waits before RESETting)
   pub timeout: f64,
   /// ms, Config.min_rto
@@ -123,6 +125,7 @@ pub struct NodeStats {
 #[napi]
 pub struct NativeNode {
   shared: Arc<Shared>,
+  io_thread: bool,
   env: sys::napi_env,
   /// `onWake`, for the JS-thread loop to call directly; handed to it at bind
   wake_ref: Cell<sys::napi_ref>,
@@ -155,6 +158,7 @@ impl NativeNode {
     let inner = Inner::new(Endpoint::new(cfg, seed()), wake, close_timeout);
     Ok(Self {
       shared: Arc::new(Shared::new(inner)),
+      io_thread: options.io_thread == Some(true),
       env: env.raw(),
       wake_ref: Cell::new(wake_ref),
       #[cfg(unix)]
@@ -208,7 +212,7 @@ impl NativeNode {
       }
     }
     #[cfg(unix)]
-    {
+    if !self.io_thread {
       let wake_ref = self.wake_ref.replace(ptr::null_mut());
       // SAFETY: bind runs on the JS thread of `env`
       let js = unsafe { js_loop::JsLoop::new(env.raw(), wake_ref, self.shared.clone(), sock.clone()) };

@@ -399,6 +399,8 @@ impl Inner {
     .min(u32::MAX as usize);
     // Read even with no room left: a FIN behind data that exactly filled READ_CAP has no bytes
     // to back-log, so this zero-byte read is the only place its END is seen
+    // Grown once to what this read needs: growing by doubling would copy the batch again and again
+    self.batch.data.reserve(self.endpoint.readable(h).min(room));
     let (n, eof) = self.endpoint.read(h, &mut self.batch.data, room);
     if n > 0 {
       self.batch.data(id, n as u32);
