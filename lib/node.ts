@@ -39,7 +39,7 @@ const DEFAULT_HOST = '127.0.0.1'
 const EVENT_WORDS = 3 * 512
 const eventBytes = Buffer.allocUnsafeSlow(EVENT_WORDS * 4)
 const eventWords = new Uint32Array(eventBytes.buffer, eventBytes.byteOffset, EVENT_WORDS)
-const scratch = Buffer.allocUnsafeSlow(256 * 1024)
+const scratch = Buffer.allocUnsafeSlow(64 * 1024)
 const NO_PEERS: AddressInfo[] = []
 
 const CLOSE_REASONS = ['finished', 'reset by peer', 'refused', 'timed out', 'aborted']
