@@ -440,7 +440,7 @@ impl Connection {
     if progressed {
       self.send.ack_through(h.ack_nr, |_, p| {
         if !p.sacked {
-          bytes_acked += p.payload.len();
+          bytes_acked += p.len;
         }
         if p.transmissions == 1 {
           newest_rtt = Some(now.saturating_since(p.sent_at));
@@ -513,7 +513,7 @@ impl Connection {
     let mut highest = None;
     for seq in sack.acked(ack_nr) {
       if let Some(p) = self.send.sack(seq) {
-        bytes += p.payload.len();
+        bytes += p.len;
         if p.transmissions == 1 {
           *newest_rtt = Some(now.saturating_since(p.sent_at));
         }
@@ -917,6 +917,23 @@ impl Connection {
     }
   }
 
+  /// Encode a packet of the send buffer: its payload is copied from there straight into `out`
+  fn encode_sent(&self, header: Header, seq: SeqNr, out: &mut Vec<u8>) {
+    let (a, b) = self
+      .send
+      .get(seq)
+      .map_or((&[][..], &[][..]), |p| self.send.payload(p));
+    out.reserve(crate::packet::HEADER_LEN + a.len() + b.len());
+    Packet {
+      header,
+      sack: None,
+      payload: &[],
+    }
+    .encode(out);
+    out.extend_from_slice(a);
+    out.extend_from_slice(b);
+  }
+
   fn poll_connected(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
     if self.syn_ack_due {
       // Always the initial sequence number, even after data went out, so that the initiator
@@ -934,21 +951,15 @@ impl Connection {
       }
     }
     if let Some(seq) = self.send.first_lost() {
-      let len = self.send.get(seq).map_or(0, |p| p.payload.len());
+      let len = self.send.get(seq).map_or(0, |p| p.len);
       if self.may_send(now, len, false) {
         self.persist_due = false;
         self.stats.retransmits += 1;
         let h = self.header(PacketType::Data, now, seq);
-        let Some(p) = self.send.retransmit(seq, now) else {
+        let Some(ty) = self.send.retransmit(seq, now).map(|p| p.ty) else {
           return false;
         };
-        let header = Header { ty: p.ty, ..h };
-        Packet {
-          header,
-          sack: None,
-          payload: &p.payload,
-        }
-        .encode(out);
+        self.encode_sent(Header { ty, ..h }, seq, out);
         self.after_data_sent(now);
         return self.sent(now, len);
       }
@@ -959,13 +970,7 @@ impl Connection {
         self.persist_due = false;
         let seq = self.send.push(PacketType::Data, len, now);
         let h = self.header(PacketType::Data, now, seq);
-        let payload = self.send.get(seq).map_or(&[][..], |p| &p.payload[..]);
-        Packet {
-          header: h,
-          sack: None,
-          payload,
-        }
-        .encode(out);
+        self.encode_sent(h, seq, out);
         self.after_data_sent(now);
         return self.sent(now, len);
       }

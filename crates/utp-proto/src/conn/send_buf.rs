@@ -2,6 +2,8 @@
 //!
 //! Written bytes are kept until acknowledged, so a write never loses data: `write` always takes
 //! everything and only reports (through the returned buffered size) when the caller should wait.
+//! Packets in flight are ranges of the same byte queue, not copies of it: a packet's payload is
+//! copied once, straight into the datagram, whenever it is (re)sent.
 
 use std::collections::VecDeque;
 
@@ -13,7 +15,10 @@ use crate::time::Instant;
 #[derive(Debug)]
 pub(crate) struct Sent {
   pub(crate) ty: PacketType,
-  pub(crate) payload: Vec<u8>,
+  /// Payload bytes
+  pub(crate) len: usize,
+  /// Stream offset of the payload's first byte
+  offset: u64,
   pub(crate) sent_at: Instant,
   pub(crate) transmissions: u32,
   /// Declared lost: waiting to be sent again, not counted in flight
@@ -32,7 +37,10 @@ impl Sent {
 /// Unsent bytes plus the window of unacknowledged packets
 #[derive(Debug, Default)]
 pub(crate) struct SendBuffer {
-  unsent: VecDeque<u8>,
+  /// Payloads of the unacknowledged packets back to back, then the unsent bytes
+  bytes: VecDeque<u8>,
+  /// Stream offset of `bytes[0]`
+  base: u64,
   /// `packets[i]` has sequence number `first + i`
   packets: VecDeque<Sent>,
   first: SeqNr,
@@ -42,7 +50,6 @@ pub(crate) struct SendBuffer {
   unacked_bytes: usize,
   /// Packets marked lost and not yet resent
   lost: usize,
-  spare: Vec<Vec<u8>>,
 }
 
 impl SendBuffer {
@@ -54,16 +61,30 @@ impl SendBuffer {
   }
 
   pub(crate) fn write(&mut self, data: &[u8]) {
-    self.unsent.extend(data);
+    self.bytes.extend(data);
   }
 
   pub(crate) fn unsent_len(&self) -> usize {
-    self.unsent.len()
+    self.bytes.len() - self.unacked_bytes
   }
 
   /// Bytes written and not yet acknowledged: what backpressure is measured against
   pub(crate) fn buffered(&self) -> usize {
-    self.unsent.len() + self.unacked_bytes
+    self.bytes.len()
+  }
+
+  /// A packet's payload, in (at most) two pieces: the queue may wrap around
+  pub(crate) fn payload(&self, p: &Sent) -> (&[u8], &[u8]) {
+    let start = (p.offset - self.base) as usize;
+    let (a, b) = self.bytes.as_slices();
+    if start >= a.len() {
+      let s = start - a.len();
+      (&b[s..s + p.len], &[])
+    } else if start + p.len <= a.len() {
+      (&a[start..start + p.len], &[])
+    } else {
+      (&a[start..], &b[..p.len - (a.len() - start)])
+    }
   }
 
   /// Payload bytes sent and not cumulatively acknowledged: what the peer may be holding
@@ -100,22 +121,19 @@ impl SendBuffer {
 
   /// Record a new packet: SYN and FIN carry no payload; DATA takes up to `max` unsent bytes
   pub(crate) fn push(&mut self, ty: PacketType, max: usize, now: Instant) -> SeqNr {
-    let mut payload = self.spare.pop().unwrap_or_default();
-    payload.clear();
-    if ty == PacketType::Data {
-      let n = max.min(self.unsent.len());
-      let (a, b) = self.unsent.as_slices();
-      let from_a = n.min(a.len());
-      payload.extend_from_slice(&a[..from_a]);
-      payload.extend_from_slice(&b[..n - from_a]);
-      self.unsent.drain(..n);
-    }
+    let len = if ty == PacketType::Data {
+      max.min(self.unsent_len())
+    } else {
+      0
+    };
     let seq = self.next_seq();
-    self.in_flight_bytes += payload.len();
-    self.unacked_bytes += payload.len();
+    let offset = self.base + self.unacked_bytes as u64;
+    self.in_flight_bytes += len;
+    self.unacked_bytes += len;
     self.packets.push_back(Sent {
       ty,
-      payload,
+      len,
+      offset,
       sent_at: now,
       transmissions: 1,
       lost: false,
@@ -131,16 +149,16 @@ impl SendBuffer {
       let Some(p) = self.packets.pop_front() else { break };
       f(self.first, &p);
       if p.in_flight() {
-        self.in_flight_bytes -= p.payload.len();
+        self.in_flight_bytes -= p.len;
       }
       if p.lost {
         self.lost -= 1;
       }
-      self.unacked_bytes -= p.payload.len();
+      self.unacked_bytes -= p.len;
       self.first = self.first.add(1);
-      if self.spare.len() < 256 {
-        self.spare.push(p.payload);
-      }
+      // Acknowledged in order, so its bytes are the queue's first
+      self.bytes.drain(..p.len);
+      self.base += p.len as u64;
     }
   }
 
@@ -155,7 +173,7 @@ impl SendBuffer {
       p.lost = false;
       self.lost -= 1;
     } else {
-      self.in_flight_bytes -= p.payload.len();
+      self.in_flight_bytes -= p.len;
     }
     p.sacked = true;
     Some(p)
@@ -168,7 +186,7 @@ impl SendBuffer {
       Some(p) if p.in_flight() => {
         p.lost = true;
         self.lost += 1;
-        self.in_flight_bytes -= p.payload.len();
+        self.in_flight_bytes -= p.len;
         true
       }
       _ => false,
@@ -206,7 +224,7 @@ impl SendBuffer {
     if p.lost {
       p.lost = false;
       self.lost -= 1;
-      self.in_flight_bytes += p.payload.len();
+      self.in_flight_bytes += p.len;
     }
     p.transmissions += 1;
     p.sent_at = now;
@@ -226,7 +244,7 @@ mod tests {
     assert_eq!(b.push(PacketType::Data, 1000, now), SeqNr(65535));
     assert_eq!(b.push(PacketType::Data, 1000, now), SeqNr(0));
     assert_eq!(b.push(PacketType::Data, 1000, now), SeqNr(1));
-    assert_eq!(b.get(SeqNr(1)).unwrap().payload.len(), 500);
+    assert_eq!(b.get(SeqNr(1)).unwrap().len, 500);
     assert_eq!((b.in_flight_bytes(), b.buffered()), (2500, 2500));
     assert!(b.sack(SeqNr(1)).is_some());
     assert!(b.sack(SeqNr(1)).is_none());
