@@ -1,7 +1,8 @@
 // Node: one UDP socket that is a uTP server and client at once, plus hole punching (the utp-punch API).
 //
-// The native driver thread batches everything that happened and wakes us once; _onWake drains the
-// batches and walks the flat [kind, handle, arg] triples, dispatching to the Socket registered per handle.
+// The native side (a loop turn on this thread, or the driver thread while busy) batches everything that
+// happened and wakes us once; _onWake drains the batches and walks the flat [kind, handle, arg] triples,
+// dispatching to the Socket registered per handle.
 
 import * as dns from 'dns'
 import { EventEmitter } from 'events'
