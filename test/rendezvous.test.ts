@@ -170,6 +170,32 @@ describe('rendezvous protocol', () => {
     expect(lan.every(s => s.ttl === undefined)).toBe(true)
     expect(sent[0].to).toBe('10.0.0.2') // LAN first
   })
+
+  it('acks to sprayed probes from many ports add at most a handful of birthday candidates', async () => {
+    const sent: number[] = []
+    const p = new Prober({
+      role: 'accept',
+      pair: 'cd'.repeat(16),
+      candidates: [],
+      intervalMs: 10,
+      lowTtl: 0,
+      preferLan: false,
+      graceMs: 0,
+      send: (m, to) => { if (m.t === 'probe') sent.push(to.port) },
+      onWinner: () => {},
+      onVerified: () => {}
+    })
+    const spray = p.sprayNonce()
+    for (let port = 20000; port < 20040; port++) {
+      p.handle({ t: 'probe-ack', pair: 'cd'.repeat(16), nonce: spray }, { address: '203.0.113.9', port })
+    }
+    expect(p.beenHeard).toBe(true)
+    p.start()
+    for (let i = 0; i < 200 && sent.length < 16; i++) await sleep(10)
+    p.close()
+    expect(sent.length).toBeGreaterThan(0)
+    expect(new Set(sent).size).toBe(8)
+  })
 })
 
 describe('rendezvous()', () => {

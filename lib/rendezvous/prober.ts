@@ -179,6 +179,8 @@ export class Prober {
     const key = endpointKey(from)
     let c = this._candidates.find(x => endpointKey(x) === key)
     if (c === undefined) {
+      // Every answered spray probe names a port; one is enough, a handful covers the race, more only cost probes
+      if (this._candidates.filter(x => x.kind === 'birthday').length >= MAX_PEER_REFLEXIVE) return
       c = { address: from.address, port: from.port, kind: 'birthday', nonce: nonce(), sent: 0, acked: false }
       this._candidates.push(c)
     } else if (c.kind === 'peer') {
