@@ -1,8 +1,10 @@
 // Who does the I/O: the JS thread's event loop (quiet nodes, the default), the native driver thread (busy
 // nodes, and always with ioThread: true), and the hand-offs between them in the middle of a transfer
+import { execFileSync } from 'child_process'
+
 import { describe, expect, it } from 'vitest'
 
-import { cleanupNodes, closed, drainHash, listeningNode, makeNode, writeRandom, type Socket } from './helpers/utp'
+import { cleanupNodes, closed, drainHash, listeningNode, makeNode, root, writeRandom, type Socket } from './helpers/utp'
 
 const MiB = 1024 * 1024
 // The stall test runs in both modes: the driver thread has to cope with the same stalls
@@ -74,6 +76,32 @@ describe('I/O modes', () => {
     await echoRounds(echo, 50)
     echo.end()
     await closed(echo)
+  })
+
+  it('closed nodes are garbage collected in either mode, bound or not', () => {
+    // The native side keeps a reference to the wake callback, which closes over the Node: it must let go
+    const script = `
+      const Node = require(${JSON.stringify(root)})
+      const collected = []
+      const registry = new FinalizationRegistry(k => collected.push(k))
+      async function make (k, opts, bind) {
+        const n = new Node(opts)
+        registry.register(n, k)
+        if (bind) await n.bindAsync(0, '127.0.0.1')
+        await new Promise(resolve => n.close(resolve))
+      }
+      ;(async () => {
+        await make('loop', {}, true)
+        await make('thread', { ioThread: true }, true)
+        await make('unbound', {}, false)
+        for (let i = 0; i < 20 && collected.length < 3; i++) {
+          await new Promise(resolve => setTimeout(resolve, 20))
+          global.gc()
+        }
+        console.log(collected.sort().join(','))
+      })()`
+    const out = execFileSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8', timeout: 20000 })
+    expect(out.trim()).toBe('loop,thread,unbound')
   })
 
   it('ioThread must be a boolean', () => {

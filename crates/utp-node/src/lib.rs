@@ -173,6 +173,15 @@ impl NativeNode {
     out
   }
 
+  /// Let go of `onWake` unless the loop took it (the loop deletes its own when it closes)
+  fn drop_wake_ref(&self) {
+    let wake_ref = self.wake_ref.replace(ptr::null_mut());
+    if !wake_ref.is_null() {
+      // SAFETY: only called on the JS thread of `env`
+      unsafe { sys::napi_delete_reference(self.env, wake_ref) };
+    }
+  }
+
   fn sync_loop(&self) {
     #[cfg(unix)]
     {
@@ -226,6 +235,9 @@ impl NativeNode {
         self.wake_ref.set(wake_ref);
       }
     }
+    // Without the loop nothing calls onWake directly; a strong reference kept would hold the node
+    // (and everything its callback closes over) past close
+    self.drop_wake_ref();
     let driver = rt.spawn(driver::run(self.shared.clone(), sock));
     self.sync_loop();
     rt.spawn(driver::supervise(self.shared.clone(), driver));
@@ -389,6 +401,7 @@ impl NativeNode {
   pub fn close(&self, env: &Env) {
     let released = self.with(|inner, now| match inner.phase {
       Phase::Unbound => {
+        self.drop_wake_ref();
         // Keep the loop alive until NODE_CLOSED is delivered; the release then lets it go
         if inner.want_ref {
           if let Some(wake) = inner.wake.as_mut() {
@@ -486,11 +499,8 @@ impl Drop for NativeNode {
     if let Some(l) = self.js_loop.get_mut().take() {
       l.close();
     }
-    let wake_ref = self.wake_ref.replace(ptr::null_mut());
-    if !wake_ref.is_null() {
-      // SAFETY: finalizers run on the JS thread
-      unsafe { sys::napi_delete_reference(self.env, wake_ref) };
-    }
+    // Finalizers run on the JS thread
+    self.drop_wake_ref();
     let now = self.shared.now();
     let mut inner = self.shared.inner.lock();
     if inner.phase == Phase::Bound {
