@@ -12,12 +12,12 @@ use quinn_udp::RecvMeta;
 use tokio::task::JoinHandle;
 use utp_proto::{DatagramKind, Instant};
 
-use crate::state::{Flush, Inner, Leftovers, Mode, Phase, Shared, DRIVER_TX_LIMIT};
+use crate::state::{Flush, Inner, Leftovers, Phase, Shared, DRIVER_TX_LIMIT};
 use crate::udp::{self, Registration, Socket};
 
 /// Buffers (datagrams, or GRO runs of them) received per round before timers, transmits and
 /// events get their turn. Where the platform fills one per call (no recvmmsg), that many calls
-pub const RECV_BUDGET: usize = 64;
+const RECV_BUDGET: usize = 64;
 /// Buffers one receive call fills (recvmmsg), each holding one datagram or a GRO run of them
 pub const RECV_SLOTS: usize = 8;
 /// Largest UDP payload is 65507, and a GRO run is at most 64 KiB: a bigger buffer never truncates
@@ -44,10 +44,7 @@ pub async fn run(shared: Arc<Shared>, sock: Arc<Socket>) {
   let quiet = tokio::time::sleep(Duration::ZERO);
   tokio::pin!(quiet);
   loop {
-    let handed = {
-      let inner = shared.inner.lock();
-      inner.mode == Mode::Loop && inner.phase == Phase::Bound
-    };
+    let handed = shared.inner.lock().in_loop();
     if handed {
       // The JS thread does the I/O; unregistered, the socket wakes no tokio thread
       reg_slot = None;
@@ -191,7 +188,7 @@ pub fn receive(
           }
         }
         filled_total += n.max(1);
-        if reg.is_none() && n < RECV_SLOTS && sock.fills_many() {
+        if reg.is_none() && n < RECV_SLOTS && udp::RECV_FILLS_ALL {
           return Ok(false);
         }
       }
@@ -212,6 +209,6 @@ fn transient(e: &io::Error) -> bool {
   ) || e.kind() == io::ErrorKind::Interrupted
 }
 
-pub fn errno(e: &io::Error) -> u32 {
+fn errno(e: &io::Error) -> u32 {
   e.raw_os_error().map_or(libc::EIO as u32, |n| n as u32)
 }

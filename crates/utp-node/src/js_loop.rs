@@ -2,7 +2,7 @@
 //!
 //! A datagram the driver thread receives reaches JavaScript only after two thread wake-ups (the
 //! driver's, then the JS thread's through the threadsafe function), and on a virtual machine each
-//! costs tens of microseconds. While a node is quiet ([`Mode::Loop`]) the JS thread polls the
+//! costs tens of microseconds. While a node is quiet ([`Mode::Loop`](crate::state::Mode::Loop)) the JS thread polls the
 //! socket itself, as libutp and libudx do: the datagram is processed and handed to `onWake`
 //! within the same event-loop callback, and whatever JavaScript writes in reply leaves with the
 //! ACK in it. Busy nodes go back to the driver, which overlaps protocol work with JavaScript.
@@ -19,7 +19,7 @@ use napi::sys;
 use utp_proto::Instant;
 
 use crate::driver::{self, RECV_BUFFER, RECV_SLOTS};
-use crate::state::{Flush, Mode, Phase, Shared, INLINE_TX_LIMIT};
+use crate::state::{Flush, Phase, Shared, INLINE_TX_LIMIT};
 use crate::udp::Socket;
 
 // uv.h: enum uv_handle_type (UV_HANDLE_TYPE_MAP order) and enum uv_poll_event
@@ -196,7 +196,7 @@ impl Ctx {
       return true;
     }
     let mut inner = self.shared.inner.lock();
-    let run = inner.mode == Mode::Loop && inner.phase == Phase::Bound;
+    let run = inner.in_loop();
     let deadline = if run { inner.endpoint.poll_timeout() } else { None };
     let closed = inner.phase == Phase::Closed;
     drop(inner);
@@ -261,7 +261,7 @@ impl Ctx {
     };
     let now = shared.now();
     let mut inner = shared.inner.lock();
-    if inner.mode != Mode::Loop || inner.phase != Phase::Bound {
+    if !inner.in_loop() {
       drop(inner);
       self.stop();
       return;
@@ -288,11 +288,11 @@ impl Ctx {
       drop(inner);
       self.call_on_wake();
       inner = shared.inner.lock();
-      if inner.mode == Mode::Loop && inner.phase == Phase::Bound {
+      if inner.in_loop() {
         flushed = inner.settle(shared.now(), INLINE_TX_LIMIT, None);
       }
     }
-    if inner.mode == Mode::Loop && inner.phase == Phase::Bound {
+    if inner.in_loop() {
       if calls == 0 {
         flushed = inner.settle(shared.now(), INLINE_TX_LIMIT, None);
       }

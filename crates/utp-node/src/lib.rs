@@ -21,7 +21,6 @@ mod udp;
 use std::cell::{Cell, RefCell};
 use std::io::Read;
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 use std::ptr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -205,7 +204,8 @@ impl NativeNode {
     let port = u16::try_from(port).map_err(|_| invalid(format!("invalid port: {port}")))?;
     let ip = udp::parse_ip(&host).ok_or_else(|| invalid(format!("not an IP address: {host}")))?;
     let (std, dual) = udp::bind(ip, port).map_err(|e| from_io(&e, "bind", &format!("{host}:{port}")))?;
-    let (rt, sock) = register(std, dual)?;
+    let rt = runtime()?;
+    let sock = Socket::new(std, dual).map_err(|e| from_io(&e, "bind", &format!("{host}:{port}")))?;
     let sock = Arc::new(sock);
     let local = sock.local;
     {
@@ -375,9 +375,14 @@ impl NativeNode {
       Some(words) => (words as i32) * 2 + inner.has_events() as i32,
       None if inner.has_events() => -1,
       None => {
-        // Nothing to report is a drain too: a wake may have been queued with nothing in it
-        inner.drain();
-        0
+        // Nothing to report is a drain too: a wake may have been queued with nothing in it (and
+        // a connection held back by READ_CAP may add its next share, which drain() then takes)
+        inner.drained();
+        if inner.has_events() {
+          -1
+        } else {
+          0
+        }
       }
     })
   }
@@ -578,20 +583,15 @@ fn config(o: &NativeOptions) -> JsResult<(Config, Duration)> {
   Ok((cfg, idle_timeout))
 }
 
-/// Register the socket with napi-rs's tokio runtime and return a handle to spawn on
-fn register(std: std::net::UdpSocket, dual: bool) -> JsResult<(tokio::runtime::Handle, Socket)> {
+/// A handle to napi-rs's tokio runtime, to spawn the driver on
+fn runtime() -> JsResult<tokio::runtime::Handle> {
   // within_runtime_if_available panics when the runtime is gone (environment teardown)
-  let entered = std::panic::catch_unwind(AssertUnwindSafe(move || {
-    within_runtime_if_available(move || -> std::io::Result<_> {
-      let rt = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
-      Ok((rt, Socket::new(std, dual)?))
-    })
-  }));
-  match entered {
-    Ok(Ok(v)) => Ok(v),
-    Ok(Err(e)) => Err(from_io(&e, "bind", "(registering with the runtime)")),
-    Err(_) => Err(error("ERR_UTP_RUNTIME", "the tokio runtime is not available")),
-  }
+  let entered =
+    std::panic::catch_unwind(|| within_runtime_if_available(|| tokio::runtime::Handle::try_current().ok()));
+  entered
+    .ok()
+    .flatten()
+    .ok_or_else(|| error("ERR_UTP_RUNTIME", "the tokio runtime is not available"))
 }
 
 fn peer(sock: &Socket, port: u32, host: &str) -> JsResult<SocketAddr> {

@@ -429,13 +429,12 @@ impl Inner {
   pub fn hand_to_loop(&mut self) {
     self.mode = Mode::Loop;
     self.armed = None;
-    if !self.wake_pending {
-      if let Some(f) = &self.wake {
-        if f.call((), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok {
-          self.wake_pending = true;
-        }
-      }
-    }
+    self.queue_wake();
+  }
+
+  /// The JS-thread loop owns the node's I/O (and it is not closing)
+  pub fn in_loop(&self) -> bool {
+    self.mode == Mode::Loop && self.phase == Phase::Bound
   }
 
   pub fn has_events(&self) -> bool {
@@ -445,7 +444,14 @@ impl Inner {
   /// Queue `onWake` unless one is already queued, there is nothing to report, or the JS-thread
   /// loop is about to deliver the batch itself
   pub fn wake(&mut self) {
-    if self.wake_pending || self.batch.is_empty() || self.delivering {
+    if !self.batch.is_empty() && !self.delivering {
+      self.queue_wake();
+    }
+  }
+
+  /// At most one `onWake` call in flight
+  fn queue_wake(&mut self) {
+    if self.wake_pending {
       return;
     }
     if let Some(f) = &self.wake {
@@ -483,7 +489,8 @@ impl Inner {
     Some(words)
   }
 
-  fn drained(&mut self) {
+  /// After JS took a batch (or found none): the wake is spent, held-back data gets its next share
+  pub fn drained(&mut self) {
     self.wake_pending = false;
     self.taken.clear();
     for id in std::mem::take(&mut self.backlog) {

@@ -51,12 +51,6 @@ impl Socket {
     dont_fragment(&self.io, self.local.is_ipv6(), false);
   }
 
-  /// One receive call fills as many buffers as there are datagrams waiting (recvmmsg), so a short
-  /// one means the queue is empty. Elsewhere quinn-udp fills one per call.
-  pub fn fills_many(&self) -> bool {
-    cfg!(any(target_os = "linux", target_os = "android"))
-  }
-
   /// Datagrams one send may carry as segments of equal size (1 without GSO)
   pub fn max_segments(&self) -> usize {
     self.batched.max_gso_segments()
@@ -170,6 +164,10 @@ impl Socket {
     sent
   }
 }
+
+/// One receive call fills as many buffers as there are datagrams waiting (recvmmsg), so a short
+/// one means the queue is empty. Elsewhere quinn-udp fills one per call.
+pub const RECV_FILLS_ALL: bool = cfg!(any(target_os = "linux", target_os = "android"));
 
 /// The socket's registration with the tokio reactor, held by the driver while it owns the I/O.
 /// Readiness is edge-triggered: it clears only when an operation through [`Registration::try_io`]
