@@ -102,6 +102,8 @@ export interface NativeOptions {
   probeMtu?: boolean
   /** Always do I/O on the driver thread, never on the JS thread's loop; absent: false */
   ioThread?: boolean
+  /** Let one packet carry bytes of several writes (Config.coalesce_writes); absent: false */
+  coalesceWrites?: boolean
   /** ms, Config.idle_timeout (and how long close() waits before RESETting) */
   timeout: number
   /** ms, Config.min_rto */

@@ -19,6 +19,8 @@ export interface NativeOptions {
   probeMtu?: boolean
   /** Always do I/O on the native driver thread, never on the JS thread's event loop */
   ioThread?: boolean
+  /** Let one packet carry several writes (default: one write per packet, so short writes arrive as written) */
+  coalesceWrites?: boolean
   timeout: number
   resend: number
   keepAlive: number

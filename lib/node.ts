@@ -548,6 +548,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
       loopbackMtu: o.loopbackMtu,
       probeMtu: o.probeMtu,
       ioThread: o.ioThread,
+      coalesceWrites: o.coalesceWrites,
       timeout: o.timeout,
       resend: o.resend,
       keepAlive: o.keepAlive,

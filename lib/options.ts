@@ -41,6 +41,13 @@ export interface NodeOptions {
    * retransmissions going while JavaScript is blocked for long stretches, at some cost in latency
    */
   ioThread?: boolean
+  /**
+   * Let one packet carry bytes of several writes (default false). By default, as in utp-punch, a packet holds
+   * bytes of one write only and the peer's 'data' chunks end where writes ended, so a write shorter than a
+   * packet arrives as one 'data' event (between two utp-punch-rs nodes; other uTP peers do not mark write ends).
+   * True sends fewer packets for streams of many tiny writes
+   */
+  coalesceWrites?: boolean
 }
 
 export type ResolvedOptions = Required<NodeOptions>
@@ -55,12 +62,13 @@ export const defaults: Readonly<ResolvedOptions> = Object.freeze({
   keepAlive: 1000,
   maxConnections: 32768,
   allowHalfOpen: false,
-  ioThread: false
+  ioThread: false,
+  coalesceWrites: false
 })
 
 interface Range { min: number, max: number, zeroOk?: boolean }
 
-const ranges: Record<Exclude<keyof NodeOptions, 'allowHalfOpen' | 'probeMtu' | 'ioThread'>, Range> = {
+const ranges: Record<Exclude<keyof NodeOptions, 'allowHalfOpen' | 'probeMtu' | 'ioThread' | 'coalesceWrites'>, Range> = {
   bufferSize: { min: 2, max: 65536 },
   mtu: { min: 64, max: 65000 },
   loopbackMtu: { min: 64, max: 65000, zeroOk: true },
@@ -126,9 +134,11 @@ export function validateOptions (options: unknown): ResolvedOptions {
     if (typeof opts.allowHalfOpen !== 'boolean') throw invalidType('options.allowHalfOpen', 'of type boolean', opts.allowHalfOpen)
     out.allowHalfOpen = opts.allowHalfOpen
   }
-  if (opts.ioThread !== undefined) {
-    if (typeof opts.ioThread !== 'boolean') throw invalidType('options.ioThread', 'of type boolean', opts.ioThread)
-    out.ioThread = opts.ioThread
+  for (const key of ['ioThread', 'coalesceWrites'] as const) {
+    const value = opts[key]
+    if (value === undefined) continue
+    if (typeof value !== 'boolean') throw invalidType(`options.${key}`, 'of type boolean', value)
+    out[key] = value
   }
   return out
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use utp_proto::packet::{self, Header, Packet, PacketType, SelectiveAck};
+use utp_proto::packet::{self, Header, Ours, Packet, PacketType, SelectiveAck};
 use utp_proto::seq::SeqNr;
 use utp_proto::{Config, ConnectionHandle, Endpoint, Event, Instant};
 
@@ -179,6 +179,7 @@ fuzz_target!(|input: Input| {
         Packet {
           header,
           sack,
+          ours: Ours::NONE,
           payload,
         }
         .encode(&mut dgram);
@@ -221,7 +222,7 @@ fuzz_target!(|input: Input| {
       Op::Read { conn, max } => {
         if let Some(h) = hx.handle(conn) {
           let mut out = Vec::new();
-          let (n, _) = hx.ep.read(h, &mut out, max as usize);
+          let n = hx.ep.read(h, &mut out, max as usize).bytes;
           assert_eq!(n, out.len());
           assert!(n <= max as usize);
         }

@@ -22,6 +22,8 @@ pub struct Batch {
   /// DATA and MESSAGE payloads back to back, in event order
   pub data: Vec<u8>,
   pub peers: Vec<SocketAddr>,
+  /// The last DATA event ends one of the peer's writes: the next one must not extend it
+  data_closed: bool,
 }
 
 impl Batch {
@@ -34,10 +36,14 @@ impl Batch {
   }
 
   /// `n` bytes just appended to `data` for `handle`; extends the previous DATA event when it is
-  /// for the same handle, since its bytes are contiguous (one subarray in JS instead of many)
-  pub fn data(&mut self, handle: u32, n: u32) {
+  /// for the same handle, since its bytes are contiguous (one subarray in JS instead of many),
+  /// unless that event ended one of the peer's writes (each write is delivered as one chunk).
+  /// `ends_write`: these bytes end a write
+  pub fn data(&mut self, handle: u32, n: u32, ends_write: bool) {
+    let extend = !self.data_closed;
+    self.data_closed = ends_write;
     if let [.., DATA, h, len] = self.events.as_mut_slice() {
-      if *h == handle {
+      if *h == handle && extend {
         if let Some(sum) = len.checked_add(n) {
           *len = sum;
           return;
@@ -82,12 +88,23 @@ mod tests {
   #[test]
   fn adjacent_data_of_one_handle_merges() {
     let mut b = Batch::default();
-    b.data(1, 10);
-    b.data(1, 5);
-    b.data(2, 3);
+    b.data(1, 10, false);
+    b.data(1, 5, false);
+    b.data(2, 3, false);
     b.push(END, 2, 0);
-    b.data(2, 4);
+    b.data(2, 4, false);
     assert_eq!(b.events, [DATA, 1, 15, DATA, 2, 3, END, 2, 0, DATA, 2, 4]);
+  }
+
+  #[test]
+  fn data_that_ends_a_write_is_not_extended() {
+    let mut b = Batch::default();
+    b.data(1, 10, false);
+    b.data(1, 5, true);
+    b.data(1, 3, true);
+    b.data(1, 2, false);
+    b.data(1, 1, false);
+    assert_eq!(b.events, [DATA, 1, 15, DATA, 1, 3, DATA, 1, 3]);
   }
 
   #[test]

@@ -56,6 +56,8 @@ pub struct NativeOptions {
   pub probe_mtu: Option<bool>,
   /// Always do I/O on the driver thread, never on the JS thread's loop; absent: false
   pub io_thread: Option<bool>,
+  /// Let one packet carry bytes of several writes (Config.coalesce_writes); absent: false
+  pub coalesce_writes: Option<bool>,
   /// ms, Config.idle_timeout (and how long close() waits before RESETting)
   pub timeout: f64,
   /// ms, Config.min_rto
@@ -578,6 +580,7 @@ fn config(o: &NativeOptions) -> JsResult<(Config, Duration)> {
       ms("keepAlive", o.keep_alive)?
     },
     max_connections,
+    coalesce_writes: o.coalesce_writes == Some(true),
     ..defaults
   };
   Ok((cfg, idle_timeout))

@@ -401,10 +401,21 @@ impl Inner {
     // to back-log, so this zero-byte read is the only place its END is seen
     // Grown once to what this read needs: growing by doubling would copy the batch again and again
     self.batch.data.reserve(self.endpoint.readable(h).min(room));
-    let (n, eof) = self.endpoint.read(h, &mut self.batch.data, room);
-    if n > 0 {
-      self.batch.data(id, n as u32);
-      *self.taken.entry(id).or_default() += n;
+    let mut left = room;
+    let mut eof = false;
+    // A read stops where one of the peer's writes ends, and each write becomes its own DATA event
+    loop {
+      let r = self.endpoint.read(h, &mut self.batch.data, left);
+      eof |= r.eof;
+      if r.bytes == 0 {
+        break;
+      }
+      self.batch.data(id, r.bytes as u32, r.ends_write);
+      left -= r.bytes;
+      *self.taken.entry(id).or_default() += r.bytes;
+      if left == 0 {
+        break;
+      }
     }
     if eof && self.ended.insert(id) {
       self.batch.push(batch::END, id, 0);

@@ -3,7 +3,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use utp_proto::packet::{decode, Header, Packet, PacketType, SelectiveAck};
+use utp_proto::packet::{decode, Header, Ours, Packet, PacketType, SelectiveAck};
 use utp_proto::seq::SeqNr;
 
 fn header(ty: PacketType) -> Header {
@@ -23,6 +23,7 @@ fn bench(c: &mut Criterion) {
   let data = Packet {
     header: header(PacketType::Data),
     sack: None,
+    ours: Ours::NONE,
     payload: &payload,
   };
   // Every other packet of the 256 past the cumulative ACK arrived
@@ -30,6 +31,7 @@ fn bench(c: &mut Criterion) {
   let state = Packet {
     header: header(PacketType::State),
     sack: Some(SelectiveAck::new(&mask).unwrap()),
+    ours: Ours::NONE,
     payload: &[],
   };
   let mut data_wire = Vec::new();

@@ -41,7 +41,7 @@ fn transfer(cfg: Config) -> usize {
       if ev == Event::Readable {
         loop {
           out.clear();
-          let (n, _) = p.b.read(hb, &mut out, usize::MAX);
+          let n = p.b.read(hb, &mut out, usize::MAX).bytes;
           received += n;
           if n == 0 {
             break;

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
-use crate::conn::{Connection, ConnectionStats, Event, Events, WriteError};
+use crate::conn::{Connection, ConnectionStats, Event, Events, Read, WriteError};
 use crate::packet::{self, Header, Packet, PacketType};
 use crate::pmtu;
 use crate::rng::Rng;
@@ -61,6 +61,8 @@ pub struct EndpointStats {
   pub resets_sent: u64,
   /// SYNs refused (not listening, or full)
   pub refused: u64,
+  /// Datagrams with a uTP header whose extension chain runs past the end: dropped
+  pub malformed_packets: u64,
 }
 
 #[derive(Debug)]
@@ -238,7 +240,10 @@ impl Endpoint {
       return DatagramKind::Foreign;
     }
     let Ok(pkt) = packet::decode(data) else {
-      return DatagramKind::Foreign;
+      // It has a uTP header; only its extension chain is broken. Dropped: a damaged uTP packet is
+      // not a message for the application
+      self.stats.malformed_packets += 1;
+      return DatagramKind::Utp;
     };
     let h = pkt.header;
     // A SYN's id names the connection it wants to open, not one we have: it is looked up as id + 1
@@ -323,7 +328,7 @@ impl Endpoint {
     }
     let handle = self.alloc_handle();
     let seq = SeqNr(self.rng.next_u16());
-    let conn = Connection::incoming(handle, self.cfg.for_peer(from), from, &h, seq, now);
+    let conn = Connection::incoming(handle, self.cfg.for_peer(from), from, pkt, seq, now);
     self.insert(handle, conn, false);
     self.events.push_back((handle, Event::Incoming));
   }
@@ -423,6 +428,7 @@ impl Endpoint {
       Packet {
         header,
         sack: None,
+        ours: packet::Ours::NONE,
         payload: &[],
       }
       .encode(buf);
@@ -524,11 +530,13 @@ impl Endpoint {
     }
   }
 
-  /// Move up to `max` received bytes to the end of `out`. Returns the byte count and whether
-  /// the peer's stream has ended (all its data read). Reading reopens the receive window.
-  pub fn read(&mut self, h: ConnectionHandle, out: &mut Vec<u8>, max: usize) -> (usize, bool) {
+  /// Move up to `max` received bytes to the end of `out`, stopping after the last byte of a
+  /// peer's write (so a short write can be delivered as it was written). Says how many bytes,
+  /// whether the peer's stream has ended (all its data read) and whether the read stopped at the
+  /// end of a write. Reading reopens the receive window.
+  pub fn read(&mut self, h: ConnectionHandle, out: &mut Vec<u8>, max: usize) -> Read {
     let Some(e) = self.conns.get_mut(&h.0) else {
-      return (0, false);
+      return Read::default();
     };
     let r = e.conn.read(out, max);
     self.touch(h.0);

@@ -37,7 +37,7 @@ mod tests;
 use core::time::Duration;
 use std::net::SocketAddr;
 
-pub use conn::{CloseReason, ConnectionStats, Event, WriteError};
+pub use conn::{CloseReason, ConnectionStats, Event, Read, WriteError};
 pub use endpoint::{ConnectError, DatagramKind, Endpoint, EndpointStats, MigrateError};
 pub use rng::Rng;
 pub use time::Instant;
@@ -88,11 +88,18 @@ pub struct Config {
   /// RESET packets per second sent in answer to unknown packets
   pub resets_per_second: u32,
   /// Packet size and buffers for peers on a loopback address, whose path MTU is 64 KiB: fewer,
-  /// larger packets cost far less per byte there. `None` treats them like any other peer
+  /// larger packets cost far less per byte there. The larger packets go only to a peer whose
+  /// hello says it reads them (libtorrent reads 1,500 bytes and truncates the rest); until then
+  /// packets have `max_payload`. `None` treats loopback peers like any other
   pub loopback: Option<Loopback>,
   /// Probe the path for payloads above `max_payload`, up to this many bytes (DPLPMTUD, see
-  /// [`pmtu`]); 0 turns probing off. For IPv6 peers the ceiling is 20 bytes lower (larger header)
+  /// [`pmtu`]); 0 turns probing off. For IPv6 peers the ceiling is 20 bytes lower (larger header).
+  /// Only toward peers whose hello says they answer probes ([`packet::Hello`])
   pub pmtu_ceiling: usize,
+  /// Let one packet carry the ends of several writes. Off, each packet holds bytes of one write
+  /// only, so a write shorter than a packet reaches the peer as one packet (utp-punch's
+  /// behaviour, which programs that read each 'data' event as one message rely on)
+  pub coalesce_writes: bool,
 }
 
 /// What [`Config::loopback`] changes for a loopback peer
@@ -109,7 +116,6 @@ impl Config {
   pub fn for_peer(&self, remote: SocketAddr) -> Config {
     match self.loopback {
       Some(l) if remote.ip().is_loopback() => Config {
-        max_payload: l.max_payload,
         recv_buffer: l.buffer,
         send_buffer: l.buffer,
         // The same number of packets as the general setting allows
@@ -144,6 +150,7 @@ impl Default for Config {
       keepalive: Duration::from_millis(1000),
       max_connections: 32768,
       resets_per_second: 100,
+      coalesce_writes: false,
     }
   }
 }

@@ -11,7 +11,8 @@
 //! +---------------------------------------------------------------+
 //! ```
 //! All integers are big-endian. Each extension is `next_type: u8, len: u8, len bytes`; type 1 is
-//! the selective ACK bitmask. Unknown extensions are skipped, never read as payload.
+//! the selective ACK bitmask. Unknown extensions are skipped, never read as payload (libutp and
+//! libtorrent do the same, which is what lets us add two of our own, see [`Hello`]).
 //!
 //! Decoding never panics on untrusted input; whatever [`decode`] accepts, [`Packet::encode`]
 //! reproduces byte for byte (up to unknown extensions, which are dropped).
@@ -25,6 +26,18 @@ const VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 20;
 const EXT_NONE: u8 = 0;
 const EXT_SELECTIVE_ACK: u8 = 1;
+/// Ours: "I am utp-punch-rs", in a SYN and in the STATE that answers it (see [`Hello`]). libutp
+/// reads type 2 as its 8-byte extension bits and libtorrent type 3 as a close reason; both skip
+/// any other type, so this costs a peer that is not ours nothing
+///
+/// Never first in the chain: libutp takes a datagram whose header names an extension type of 3
+/// or more as not uTP at all (`UTP_Version`), so an empty selective ACK leads (libtorrent's
+/// `parse_sack` returns at once for zero bytes, libutp reads no bits, we treat it as absent)
+const EXT_HELLO: u8 = 0x55;
+/// Ours, empty: this DATA packet carries the last byte of an application write (sent only to a
+/// peer whose [`Hello`] said it reads them)
+const EXT_END_OF_WRITE: u8 = 0x56;
+const HELLO_MAGIC: [u8; 2] = *b"up";
 /// Largest selective-ACK bitmask we emit, in bytes (256 packets past the cumulative ACK)
 pub const MAX_SACK_BYTES: usize = 32;
 
@@ -71,7 +84,7 @@ pub enum DecodeError {
   /// An extension runs past the end of the datagram
   #[error("truncated extension")]
   TruncatedExtension,
-  /// A selective ACK whose length is zero or not a multiple of 4
+  /// A selective ACK bitmask longer than an extension can carry (255 bytes), or empty
   #[error("malformed selective ACK")]
   BadSelectiveAck,
 }
@@ -103,9 +116,10 @@ pub struct SelectiveAck<'a> {
 }
 
 impl<'a> SelectiveAck<'a> {
-  /// Wrap a bitmask (length a non-zero multiple of 4)
+  /// Wrap a bitmask of 1 to 255 bytes. BEP 29 says a multiple of 4, and that is what we send, but
+  /// libtorrent sends `(span + 7) / 8` bytes (often 1 to 3) and libutp reads any length
   pub fn new(bytes: &'a [u8]) -> Result<Self, DecodeError> {
-    if bytes.is_empty() || !bytes.len().is_multiple_of(4) || bytes.len() > 252 {
+    if bytes.is_empty() || bytes.len() > u8::MAX as usize {
       return Err(DecodeError::BadSelectiveAck);
     }
     Ok(Self { bytes })
@@ -134,6 +148,48 @@ impl<'a> SelectiveAck<'a> {
   }
 }
 
+/// Our hello: a SYN carries it, and the STATE answering a SYN that carried it does too, so both
+/// ends know the other is utp-punch-rs and which of our additions it takes. Until then a peer gets
+/// only what BEP 29 promises: no datagram above the ordinary packet size (libtorrent reads into a
+/// 1,500-byte buffer and truncates), no path MTU probes, no end-of-write markers.
+/// Body: `u` `p` · version · capability bits ([`Hello::LARGE_DATAGRAMS`] and the others)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hello {
+  /// Version of our extensions (1)
+  pub version: u8,
+  /// Capability bits
+  pub caps: u8,
+}
+
+impl Hello {
+  /// It reads datagrams of up to 64 KiB (used toward loopback peers)
+  pub const LARGE_DATAGRAMS: u8 = 1;
+  /// It answers path MTU probes (`UTPRM`, see [`crate::pmtu`])
+  pub const PMTU_PROBES: u8 = 2;
+  /// It ends a delivered chunk where a DATA packet with the end-of-write marker ends
+  pub const WRITE_BOUNDARIES: u8 = 4;
+  /// What this implementation does
+  pub const OURS: Hello = Hello {
+    version: 1,
+    caps: Self::LARGE_DATAGRAMS | Self::PMTU_PROBES | Self::WRITE_BOUNDARIES,
+  };
+
+  /// Whether every bit of `cap` is set
+  pub fn has(&self, cap: u8) -> bool {
+    self.caps & cap == cap
+  }
+
+  fn parse(body: &[u8]) -> Option<Self> {
+    match body {
+      [m0, m1, version, caps, ..] if [*m0, *m1] == HELLO_MAGIC && *version >= 1 => Some(Self {
+        version: *version,
+        caps: *caps,
+      }),
+      _ => None,
+    }
+  }
+}
+
 /// A decoded packet borrowing from the datagram
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Packet<'a> {
@@ -141,8 +197,35 @@ pub struct Packet<'a> {
   pub header: Header,
   /// Selective ACK extension, if present
   pub sack: Option<SelectiveAck<'a>>,
+  /// Our extensions, if present
+  pub ours: Ours,
   /// Payload bytes after the extension chain
   pub payload: &'a [u8],
+}
+
+/// Our own extensions on a packet (see [`Hello`]); both absent by default
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ours {
+  /// The hello of a SYN or of the STATE that answers it
+  pub hello: Option<Hello>,
+  /// This DATA packet ends an application write
+  pub end_of_write: bool,
+}
+
+impl Ours {
+  /// Neither extension
+  pub const NONE: Ours = Ours {
+    hello: None,
+    end_of_write: false,
+  };
+
+  fn encoded_len(&self) -> usize {
+    self.hello.map_or(0, |_| 6) + if self.end_of_write { 2 } else { 0 }
+  }
+
+  fn any(&self) -> bool {
+    self.hello.is_some() || self.end_of_write
+  }
 }
 
 /// Parse a datagram as a uTP v1 packet
@@ -168,6 +251,7 @@ pub fn decode(buf: &[u8]) -> Result<Packet<'_>, DecodeError> {
   let mut next = buf[1];
   let mut at = HEADER_LEN;
   let mut sack = None;
+  let mut ours = Ours::NONE;
   while next != EXT_NONE {
     let (ext, len) = match buf.get(at..at + 2) {
       Some(&[n, l]) => (n, l as usize),
@@ -176,8 +260,13 @@ pub fn decode(buf: &[u8]) -> Result<Packet<'_>, DecodeError> {
     let body = buf
       .get(at + 2..at + 2 + len)
       .ok_or(DecodeError::TruncatedExtension)?;
-    if next == EXT_SELECTIVE_ACK && sack.is_none() {
-      sack = Some(SelectiveAck::new(body)?);
+    match next {
+      // An empty bitmask acknowledges nothing: skipped like libutp does, not a reason to throw
+      // away the header's cumulative ACK, window and timestamps
+      EXT_SELECTIVE_ACK if sack.is_none() => sack = SelectiveAck::new(body).ok(),
+      EXT_HELLO => ours.hello = ours.hello.or(Hello::parse(body)),
+      EXT_END_OF_WRITE => ours.end_of_write = true,
+      _ => {}
     }
     next = ext;
     at += 2 + len;
@@ -185,6 +274,7 @@ pub fn decode(buf: &[u8]) -> Result<Packet<'_>, DecodeError> {
   Ok(Packet {
     header,
     sack,
+    ours,
     payload: &buf[at..],
   })
 }
@@ -206,20 +296,44 @@ impl Header {
 impl Packet<'_> {
   /// Bytes [`Packet::encode`] appends
   pub fn encoded_len(&self) -> usize {
-    HEADER_LEN + self.sack.map_or(0, |s| 2 + s.bytes.len()) + self.payload.len()
+    let sack = match self.sack {
+      Some(s) => 2 + s.bytes.len(),
+      None if self.ours.any() => 2,
+      None => 0,
+    };
+    HEADER_LEN + sack + self.ours.encoded_len() + self.payload.len()
   }
 
   /// Append the packet's wire form to `out`
   pub fn encode(&self, out: &mut Vec<u8>) {
     out.reserve(self.encoded_len());
-    match self.sack {
-      Some(s) => {
-        self.header.emit(EXT_SELECTIVE_ACK, out);
-        out.push(EXT_NONE);
-        out.push(s.bytes.len() as u8);
-        out.extend_from_slice(s.bytes);
-      }
-      None => self.header.emit(EXT_NONE, out),
+    // The chain in a fixed order: SACK (an empty one when ours follow: see EXT_HELLO), hello,
+    // end of write
+    let mut chain: [(u8, &[u8]); 3] = [(EXT_NONE, &[]); 3];
+    let mut n = 0;
+    let hello_body;
+    if let Some(s) = self.sack {
+      chain[n] = (EXT_SELECTIVE_ACK, s.bytes);
+      n += 1;
+    } else if self.ours.any() {
+      chain[n] = (EXT_SELECTIVE_ACK, &[]);
+      n += 1;
+    }
+    if let Some(h) = self.ours.hello {
+      hello_body = [HELLO_MAGIC[0], HELLO_MAGIC[1], h.version, h.caps];
+      chain[n] = (EXT_HELLO, &hello_body);
+      n += 1;
+    }
+    if self.ours.end_of_write {
+      chain[n] = (EXT_END_OF_WRITE, &[]);
+      n += 1;
+    }
+    self.header.emit(chain[0].0, out);
+    for i in 0..n {
+      let next = if i + 1 < n { chain[i + 1].0 } else { EXT_NONE };
+      out.push(next);
+      out.push(chain[i].1.len() as u8);
+      out.extend_from_slice(chain[i].1);
     }
     out.extend_from_slice(self.payload);
   }

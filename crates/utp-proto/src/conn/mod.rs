@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 
 use crate::congestion::{AckSample, CongestionEvent, Controller, Ledbat};
 use crate::pacing::Pacer;
-use crate::packet::{Header, Packet, PacketType, SelectiveAck, MAX_SACK_BYTES};
+use crate::packet::{Header, Hello, Ours, Packet, PacketType, SelectiveAck, MAX_SACK_BYTES};
 use crate::pmtu::{self, PathMtu};
 use crate::rtt::RttEstimator;
 use crate::seq::SeqNr;
@@ -56,6 +56,18 @@ pub enum CloseReason {
   /// The local application aborted the connection
   #[error("connection aborted")]
   Aborted,
+}
+
+/// What one read moved to the caller
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Read {
+  /// Bytes appended
+  pub bytes: usize,
+  /// The peer's stream has ended and everything in it was read
+  pub eof: bool,
+  /// The last byte read is the last byte of one of the peer's writes: the read stopped there
+  /// (only one of our peers says where its writes end, see `packet::Hello`)
+  pub ends_write: bool,
 }
 
 /// Why a write was refused
@@ -131,6 +143,11 @@ const ACK_NR_SLACK: u16 = 3;
 const MIN_LINGER: Duration = Duration::from_millis(500);
 /// Waiting for the FIN of a peer that has not shown it answers keepalives (Linux tcp_fin_timeout)
 const FIN_WAIT_2_TIMEOUT: Duration = Duration::from_secs(60);
+/// libtorrent drops every packet (ACKs included) whose sequence number is more than
+/// `max(16, receive buffer / 1100)` past its cumulative ACK: toward a peer that is not ours, that
+/// bounds the packets we keep outstanding
+const REORDER_FLOOR: usize = 16;
+const REORDER_BYTES_PER_PACKET: usize = 1100;
 
 /// The state machine of one connection
 #[derive(Debug)]
@@ -189,6 +206,10 @@ pub(crate) struct Connection {
   pmtu: Option<PathMtu>,
   /// The payload size the connection started with (what a new path starts from)
   base_payload: usize,
+  /// The peer's hello: it is one of ours (see [`Hello`]); until then it gets only plain BEP 29
+  peer_hello: Option<Hello>,
+  /// Payload toward a loopback peer once it has shown it reads large datagrams
+  large_payload: Option<usize>,
 }
 
 /// Events produced while handling input, tagged with the connection
@@ -214,7 +235,7 @@ impl Connection {
       now,
     );
     c.state = State::SynSent;
-    c.send.push(PacketType::Syn, 0, now);
+    c.send.push(PacketType::Syn, 0, false, now);
     c.syn_unsent = true;
     c
   }
@@ -224,10 +245,12 @@ impl Connection {
     handle: ConnectionHandle,
     cfg: Config,
     remote: SocketAddr,
-    syn: &Header,
+    syn: &Packet<'_>,
     initial_seq: SeqNr,
     now: Instant,
   ) -> Self {
+    let hello = syn.ours.hello;
+    let syn = &syn.header;
     let mut c = Self::new(
       handle,
       cfg,
@@ -245,6 +268,9 @@ impl Connection {
     }
     c.syn_ack_seq = Some(initial_seq);
     c.syn_ack_due = true;
+    if let Some(h) = hello {
+      c.on_peer_hello(h, now);
+    }
     c
   }
 
@@ -259,10 +285,15 @@ impl Connection {
     now: Instant,
   ) -> Self {
     let mss = cfg.max_payload;
-    let pmtu = (cfg.pmtu_ceiling > mss).then(|| PathMtu::new(mss, cfg.pmtu_ceiling, now));
+    let large_payload = cfg
+      .loopback
+      .filter(|l| remote.ip().is_loopback() && l.max_payload > mss)
+      .map(|l| l.max_payload);
     Self {
-      pmtu,
+      pmtu: None,
       base_payload: mss,
+      peer_hello: None,
+      large_payload,
       handle,
       remote,
       recv_id,
@@ -325,8 +356,7 @@ impl Connection {
     // What the old path carried says nothing about the new one: start small and search again
     self.cfg.max_payload = self.base_payload;
     self.stats.max_payload = self.base_payload;
-    self.pmtu = (self.cfg.pmtu_ceiling > self.base_payload)
-      .then(|| PathMtu::new(self.base_payload, self.cfg.pmtu_ceiling, now));
+    self.start_pmtu_search(now);
     self.ack_pending = true;
     self.last_recv = now;
     self.waiting_since = now;
@@ -334,6 +364,43 @@ impl Connection {
     if self.send.in_flight_bytes() > 0 {
       self.rto_deadline = Some(now);
     }
+  }
+
+  /// The peer said it is one of ours: use what its hello says it takes
+  fn on_peer_hello(&mut self, hello: Hello, now: Instant) {
+    self.peer_hello = Some(hello);
+    if hello.has(Hello::LARGE_DATAGRAMS) {
+      if let Some(large) = self.large_payload {
+        self.base_payload = large;
+        self.cfg.max_payload = large;
+        self.stats.max_payload = large;
+      }
+    }
+    self.start_pmtu_search(now);
+  }
+
+  fn peer_has(&self, cap: u8) -> bool {
+    self.peer_hello.is_some_and(|h| h.has(cap))
+  }
+
+  /// Probing needs a peer that answers probes: anyone else would get unanswered datagrams it
+  /// cannot parse
+  fn start_pmtu_search(&mut self, now: Instant) {
+    let (base, ceiling) = (self.base_payload, self.cfg.pmtu_ceiling);
+    self.pmtu =
+      (ceiling > base && self.peer_has(Hello::PMTU_PROBES)).then(|| PathMtu::new(base, ceiling, now));
+  }
+
+  /// Packets we may keep outstanding (sent and not cumulatively acknowledged)
+  fn packet_limit(&self) -> usize {
+    if self.peer_hello.is_some() {
+      return self.cfg.max_packets_in_flight;
+    }
+    // Its limit counts its whole buffer; the window it advertises is what is free of it, never
+    // more, so this errs on the safe side. A STATE carries our next sequence number, so the last
+    // packet sent stays one below the limit for our ACKs to get through as well
+    let reorder = (self.peer_window / REORDER_BYTES_PER_PACKET).max(REORDER_FLOOR);
+    self.cfg.max_packets_in_flight.min(reorder - 1)
   }
 
   pub(crate) fn send_buffer_limit(&self) -> usize {
@@ -373,8 +440,13 @@ impl Connection {
     }
     match h.ty {
       PacketType::Reset => {
+        // libutp forgets a connection once its FIN is acknowledged and answers what follows with
+        // RESET; libtorrent resets from its closing states too. When the peer's stream is complete
+        // and it has all of ours, that is the end of a normal close, not an error
         let reason = if self.state == State::SynSent {
           CloseReason::Refused
+        } else if self.eof_reached && self.send.buffered() == 0 {
+          CloseReason::Finished
         } else {
           CloseReason::Reset
         };
@@ -409,6 +481,9 @@ impl Connection {
       }
       self.state = State::Connected;
       self.ack_nr = h.seq_nr.sub(1);
+      if let Some(hello) = pkt.ours.hello {
+        self.on_peer_hello(hello, now);
+      }
       events.push_back((self.handle, Event::Connected));
     }
     // Anything past the SYN proves the initiator has our SYN-ACK
@@ -579,7 +654,8 @@ impl Connection {
     } else {
       pkt.payload
     };
-    match self.recv.insert(self.ack_nr, h.seq_nr, payload) {
+    let ends_write = pkt.ours.end_of_write && self.peer_has(Hello::WRITE_BOUNDARIES);
+    match self.recv.insert(self.ack_nr, h.seq_nr, payload, ends_write) {
       Arrival::InOrder(n) => {
         self.ack_nr = self.ack_nr.add(n);
         if self.eof.is_some_and(|eof| !eof.follows(self.ack_nr)) {
@@ -662,8 +738,8 @@ impl Connection {
   }
 
   /// Move up to `max` in-order bytes to `out`; returns (bytes, end of stream reached and reported)
-  pub(crate) fn read(&mut self, out: &mut Vec<u8>, max: usize) -> (usize, bool) {
-    let n = self.recv.read(out, max);
+  pub(crate) fn read(&mut self, out: &mut Vec<u8>, max: usize) -> Read {
+    let (bytes, ends_write) = self.recv.read(out, max);
     let window = self.recv.window();
     // Reopen a window the peer may be stalled on
     if window >= self.advertised_window + self.cfg.max_payload
@@ -679,7 +755,11 @@ impl Connection {
     if self.recv.ready_bytes() == 0 {
       self.readable_reported = false;
     }
-    (n, eof)
+    Read {
+      bytes,
+      eof,
+      ends_write,
+    }
   }
 
   /// Bytes ready to read
@@ -881,6 +961,7 @@ impl Connection {
       Packet {
         header: h,
         sack: None,
+        ours: Ours::NONE,
         payload: &[],
       }
       .encode(out);
@@ -905,6 +986,10 @@ impl Connection {
           Packet {
             header: h,
             sack: None,
+            ours: Ours {
+              hello: Some(Hello::OURS),
+              end_of_write: false,
+            },
             payload: &[],
           }
           .encode(out);
@@ -919,14 +1004,17 @@ impl Connection {
 
   /// Encode a packet of the send buffer: its payload is copied from there straight into `out`
   fn encode_sent(&self, header: Header, seq: SeqNr, out: &mut Vec<u8>) {
-    let (a, b) = self
-      .send
-      .get(seq)
-      .map_or((&[][..], &[][..]), |p| self.send.payload(p));
-    out.reserve(crate::packet::HEADER_LEN + a.len() + b.len());
+    let p = self.send.get(seq);
+    let (a, b) = p.map_or((&[][..], &[][..]), |p| self.send.payload(p));
+    let end_of_write = p.is_some_and(|p| p.ends_write) && self.peer_has(Hello::WRITE_BOUNDARIES);
+    out.reserve(crate::packet::HEADER_LEN + 2 + a.len() + b.len());
     Packet {
       header,
       sack: None,
+      ours: Ours {
+        hello: None,
+        end_of_write,
+      },
       payload: &[],
     }
     .encode(out);
@@ -944,6 +1032,11 @@ impl Connection {
         Packet {
           header: h,
           sack: None,
+          // Answered in kind: a peer whose SYN had no hello never sees ours
+          ours: Ours {
+            hello: self.peer_hello.map(|_| Hello::OURS),
+            end_of_write: false,
+          },
           payload: &[],
         }
         .encode(out);
@@ -964,24 +1057,29 @@ impl Connection {
         return self.sent(now, len);
       }
       self.maybe_arm_persist(now);
-    } else if self.send.unsent_len() > 0 && self.send.packets_outstanding() < self.cfg.max_packets_in_flight {
-      let len = self.send.unsent_len().min(self.cfg.max_payload);
+    } else if self.send.unsent_len() > 0 && self.send.packets_outstanding() < self.packet_limit() {
+      let split_writes = !self.cfg.coalesce_writes;
+      let len = self.send.next_len(self.cfg.max_payload, split_writes);
       if self.may_send(now, len, true) {
         self.persist_due = false;
-        let seq = self.send.push(PacketType::Data, len, now);
+        let seq = self.send.push(PacketType::Data, len, split_writes, now);
         let h = self.header(PacketType::Data, now, seq);
         self.encode_sent(h, seq, out);
         self.after_data_sent(now);
         return self.sent(now, len);
       }
       self.maybe_arm_persist(now);
-    } else if self.write_side == WriteSide::FinQueued && self.send.unsent_len() == 0 {
+    } else if self.write_side == WriteSide::FinQueued
+      && self.send.unsent_len() == 0
+      && self.send.packets_outstanding() < self.packet_limit()
+    {
       self.write_side = WriteSide::FinSent;
-      let seq = self.send.push(PacketType::Fin, 0, now);
+      let seq = self.send.push(PacketType::Fin, 0, false, now);
       let h = self.header(PacketType::Fin, now, seq);
       Packet {
         header: h,
         sack: None,
+        ours: Ours::NONE,
         payload: &[],
       }
       .encode(out);
@@ -1000,6 +1098,7 @@ impl Connection {
       Packet {
         header: h,
         sack: None,
+        ours: Ours::NONE,
         payload: &[],
       }
       .encode(out);
@@ -1021,6 +1120,7 @@ impl Connection {
     Packet {
       header: h,
       sack,
+      ours: Ours::NONE,
       payload: &[],
     }
     .encode(out);

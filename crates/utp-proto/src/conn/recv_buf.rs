@@ -7,16 +7,29 @@ use std::collections::VecDeque;
 
 use crate::seq::SeqNr;
 
+/// In-order data past a closed window that we still take, at most. libutp's sender ignores a
+/// zero window when its retransmission timer fires and gives up after four unanswered timeouts;
+/// dropping that packet would let a slow reader kill the connection. Bounded, so a peer that
+/// ignores the window on purpose cannot make us hold more than this beyond the buffer
+const OVERFLOW_ALLOWANCE: usize = 64 * 1024;
+
+/// One packet's payload; `ends_write` marks the last bytes of a peer's application write
+#[derive(Debug, Default)]
+struct Chunk {
+  data: Vec<u8>,
+  ends_write: bool,
+}
+
 /// Reassembly buffer for one connection
 #[derive(Debug)]
 pub(crate) struct RecvBuffer {
   /// In-order payload chunks not yet read by the application
-  ready: VecDeque<Vec<u8>>,
+  ready: VecDeque<Chunk>,
   /// Offset already consumed in `ready.front()`
   front_consumed: usize,
   ready_bytes: usize,
   /// `ooo[i]` holds the packet with sequence `ack_nr + 1 + i` (slot 0 is always empty)
-  ooo: VecDeque<Option<Vec<u8>>>,
+  ooo: VecDeque<Option<Chunk>>,
   ooo_bytes: usize,
   capacity: usize,
   max_ooo_packets: usize,
@@ -63,17 +76,18 @@ impl RecvBuffer {
     self.ooo_bytes > 0 || self.ooo.iter().any(Option::is_some)
   }
 
-  fn chunk(&mut self, payload: &[u8]) -> Vec<u8> {
-    let mut v = self.spare.pop().unwrap_or_default();
-    v.clear();
-    v.extend_from_slice(payload);
-    v
+  fn chunk(&mut self, payload: &[u8], ends_write: bool) -> Chunk {
+    let mut data = self.spare.pop().unwrap_or_default();
+    data.clear();
+    data.extend_from_slice(payload);
+    Chunk { data, ends_write }
   }
 
-  /// Offer the packet `seq` given the last in-order sequence number `ack_nr`
+  /// Offer the packet `seq` given the last in-order sequence number `ack_nr`; `ends_write`: a
+  /// read stops after its last byte
   ///
   /// Zero-length payloads (FIN) are tracked for ordering like any other packet.
-  pub(crate) fn insert(&mut self, ack_nr: SeqNr, seq: SeqNr, payload: &[u8]) -> Arrival {
+  pub(crate) fn insert(&mut self, ack_nr: SeqNr, seq: SeqNr, payload: &[u8], ends_write: bool) -> Arrival {
     let ahead = seq.distance_from(ack_nr);
     if ahead == 0 || ahead >= 0x8000 {
       return Arrival::Duplicate;
@@ -85,43 +99,47 @@ impl RecvBuffer {
     if self.ooo.get(slot).is_some_and(Option::is_some) {
       return Arrival::Duplicate;
     }
-    // The next in-order packet is taken past the window when out-of-order data fills the buffer:
-    // refusing it would deadlock (the hole could never be filled). When unread data fills it,
-    // the window is honoured, so a reader that stops really stops the sender.
+    // The next in-order packet is taken past the window: when out-of-order data fills the buffer,
+    // refusing it would deadlock (the hole could never be filled); when unread data fills it, a
+    // sender that probes a closed window (our persist timer, libutp's timeout resend) must get an
+    // ACK, up to OVERFLOW_ALLOWANCE. Out-of-order data honours the window, so a reader that stops
+    // really stops the sender.
     let fills_hole = slot == 0 && self.ooo_bytes > 0;
-    if !fills_hole && payload.len() > self.window() {
+    let held = self.ready_bytes + self.ooo_bytes;
+    let in_order_allowed = slot == 0 && held + payload.len() <= self.capacity + OVERFLOW_ALLOWANCE;
+    if !fills_hole && !in_order_allowed && payload.len() > self.window() {
       return Arrival::Dropped;
     }
     if slot == 0 {
       if !payload.is_empty() {
-        let c = self.chunk(payload);
+        let c = self.chunk(payload, ends_write);
         self.push_ready(c);
       }
       self.ooo.pop_front();
       let mut n = 1u16;
       while let Some(Some(_)) = self.ooo.front() {
         let c = self.ooo.pop_front().flatten().unwrap_or_default();
-        self.ooo_bytes -= c.len();
+        self.ooo_bytes -= c.data.len();
         self.push_ready(c);
         n += 1;
       }
       return Arrival::InOrder(n);
     }
     if self.ooo.len() <= slot {
-      self.ooo.resize(slot + 1, None);
+      self.ooo.resize_with(slot + 1, || None);
     }
-    let c = self.chunk(payload);
-    self.ooo_bytes += c.len();
+    let c = self.chunk(payload, ends_write);
+    self.ooo_bytes += c.data.len();
     self.ooo[slot] = Some(c);
     Arrival::Buffered
   }
 
-  fn push_ready(&mut self, c: Vec<u8>) {
-    if c.is_empty() {
-      self.spare.push(c);
+  fn push_ready(&mut self, c: Chunk) {
+    if c.data.is_empty() {
+      self.spare.push(c.data);
       return;
     }
-    self.ready_bytes += c.len();
+    self.ready_bytes += c.data.len();
     self.ready.push_back(c);
   }
 
@@ -142,27 +160,34 @@ impl RecvBuffer {
     }
   }
 
-  /// Move up to `max` ready bytes to the end of `out`; returns how many
-  pub(crate) fn read(&mut self, out: &mut Vec<u8>, max: usize) -> usize {
+  /// Move up to `max` ready bytes to the end of `out`, stopping after the end of a peer's write;
+  /// returns how many, and whether they end a write
+  pub(crate) fn read(&mut self, out: &mut Vec<u8>, max: usize) -> (usize, bool) {
+    let mut ended = false;
     let mut done = 0;
     while done < max {
       let Some(front) = self.ready.front() else { break };
-      let avail = &front[self.front_consumed..];
+      let avail = &front.data[self.front_consumed..];
       let n = avail.len().min(max - done);
       out.extend_from_slice(&avail[..n]);
       done += n;
       self.front_consumed += n;
-      if self.front_consumed == front.len() {
+      if self.front_consumed == front.data.len() {
         self.front_consumed = 0;
+        let ends_write = front.ends_write;
         if let Some(c) = self.ready.pop_front() {
           if self.spare.len() < 64 {
-            self.spare.push(c);
+            self.spare.push(c.data);
           }
+        }
+        if ends_write {
+          ended = true;
+          break;
         }
       }
     }
     self.ready_bytes -= done;
-    done
+    (done, ended)
   }
 }
 
@@ -174,18 +199,18 @@ mod tests {
   fn reassembles_and_reports_window() {
     let mut b = RecvBuffer::new(100, 16);
     let a = SeqNr(65534);
-    assert_eq!(b.insert(a, SeqNr(0), b"cc"), Arrival::Buffered);
-    assert_eq!(b.insert(a, SeqNr(0), b"cc"), Arrival::Duplicate);
+    assert_eq!(b.insert(a, SeqNr(0), b"cc", false), Arrival::Buffered);
+    assert_eq!(b.insert(a, SeqNr(0), b"cc", false), Arrival::Duplicate);
     let mut m = Vec::new();
     b.sack_bitmask(&mut m, 32);
     assert_eq!(m, vec![0b1, 0, 0, 0], "seq 0 is ack_nr + 2");
     assert_eq!(b.window(), 98);
-    assert_eq!(b.insert(a, SeqNr(65535), b"bb"), Arrival::InOrder(2));
+    assert_eq!(b.insert(a, SeqNr(65535), b"bb", false), Arrival::InOrder(2));
     assert!(!b.has_out_of_order());
-    assert_eq!(b.insert(SeqNr(0), SeqNr(0), b"zz"), Arrival::Duplicate);
+    assert_eq!(b.insert(SeqNr(0), SeqNr(0), b"zz", false), Arrival::Duplicate);
     let mut out = Vec::new();
-    assert_eq!(b.read(&mut out, 3), 3);
-    assert_eq!(b.read(&mut out, 10), 1);
+    assert_eq!(b.read(&mut out, 3), (3, false));
+    assert_eq!(b.read(&mut out, 10), (1, false));
     assert_eq!(out, b"bbcc");
     assert_eq!(b.window(), 100);
   }
@@ -193,25 +218,77 @@ mod tests {
   #[test]
   fn drops_what_does_not_fit() {
     let mut b = RecvBuffer::new(10, 4);
-    assert_eq!(b.insert(SeqNr(0), SeqNr(1), &[0; 8]), Arrival::InOrder(1));
+    assert_eq!(b.insert(SeqNr(0), SeqNr(1), &[0; 8], false), Arrival::InOrder(1));
     assert_eq!(
-      b.insert(SeqNr(1), SeqNr(3), &[0; 8]),
+      b.insert(SeqNr(1), SeqNr(3), &[0; 8], false),
       Arrival::Dropped,
-      "window is 2"
+      "window is 2, and out-of-order data honours it"
     );
     assert_eq!(
-      b.insert(SeqNr(1), SeqNr(7), &[0; 1]),
+      b.insert(SeqNr(1), SeqNr(7), &[0; 1], false),
       Arrival::Dropped,
       "beyond reorder limit"
+    );
+  }
+
+  /// libutp resends into a zero window when its timer fires and dies after four unanswered
+  /// timeouts: in-order data past the window is taken (and so acknowledged), up to a bound
+  #[test]
+  fn in_order_data_past_a_closed_window_is_taken_up_to_the_allowance() {
+    let mut b = RecvBuffer::new(1000, 8);
+    assert_eq!(
+      b.insert(SeqNr(0), SeqNr(1), &[1; 1000], false),
+      Arrival::InOrder(1)
+    );
+    assert_eq!(b.window(), 0);
+    assert_eq!(
+      b.insert(SeqNr(1), SeqNr(2), &[2; 1000], false),
+      Arrival::InOrder(1)
+    );
+    let mut ack = SeqNr(2);
+    while b.ready_bytes() + 1000 <= 1000 + OVERFLOW_ALLOWANCE {
+      assert_eq!(b.insert(ack, ack.add(1), &[3; 1000], false), Arrival::InOrder(1));
+      ack = ack.add(1);
+    }
+    assert_eq!(b.insert(ack, ack.add(1), &[4; 1000], false), Arrival::Dropped);
+    let mut out = Vec::new();
+    b.read(&mut out, usize::MAX);
+    assert_eq!(b.insert(ack, ack.add(1), &[4; 1000], false), Arrival::InOrder(1));
+  }
+
+  /// A read ends where the peer's write ended, so each short write is one delivered chunk
+  #[test]
+  fn reads_stop_at_write_ends() {
+    let mut b = RecvBuffer::new(100, 8);
+    b.insert(SeqNr(0), SeqNr(2), b"cd", true);
+    b.insert(SeqNr(0), SeqNr(1), b"ab", false);
+    b.insert(SeqNr(2), SeqNr(3), b"e", true);
+    b.insert(SeqNr(3), SeqNr(4), b"fg", false);
+    let mut reads = Vec::new();
+    loop {
+      let mut out = Vec::new();
+      if b.read(&mut out, 100).0 == 0 {
+        break;
+      }
+      reads.push(out);
+    }
+    assert_eq!(reads, [&b"abcd"[..], b"e", b"fg"]);
+    b.insert(SeqNr(4), SeqNr(5), b"hijk", true);
+    let mut out = Vec::new();
+    assert_eq!(b.read(&mut out, 3), (3, false), "a short read stops early");
+    assert_eq!(
+      b.read(&mut out, 3),
+      (1, true),
+      "and the rest of the write follows alone"
     );
   }
   #[test]
   fn the_next_in_order_packet_is_taken_even_when_out_of_order_data_filled_the_buffer() {
     let mut b = RecvBuffer::new(10, 8);
-    assert_eq!(b.insert(SeqNr(0), SeqNr(2), &[2; 10]), Arrival::Buffered);
+    assert_eq!(b.insert(SeqNr(0), SeqNr(2), &[2; 10], false), Arrival::Buffered);
     assert_eq!(b.window(), 0);
-    assert_eq!(b.insert(SeqNr(0), SeqNr(1), &[1; 10]), Arrival::InOrder(2));
+    assert_eq!(b.insert(SeqNr(0), SeqNr(1), &[1; 10], false), Arrival::InOrder(2));
     let mut out = Vec::new();
-    assert_eq!(b.read(&mut out, 100), 20);
+    assert_eq!(b.read(&mut out, 100), (20, false));
   }
 }

@@ -25,6 +25,8 @@ pub(crate) struct Sent {
   pub(crate) lost: bool,
   /// Acknowledged by a selective ACK (the cumulative ACK has not reached it yet)
   pub(crate) sacked: bool,
+  /// Its last byte is the last byte of an application write
+  pub(crate) ends_write: bool,
 }
 
 impl Sent {
@@ -50,6 +52,8 @@ pub(crate) struct SendBuffer {
   unacked_bytes: usize,
   /// Packets marked lost and not yet resent
   lost: usize,
+  /// Stream offsets where the unsent writes end, oldest first
+  write_ends: VecDeque<u64>,
 }
 
 impl SendBuffer {
@@ -60,8 +64,13 @@ impl SendBuffer {
     }
   }
 
+  /// Queue one application write
   pub(crate) fn write(&mut self, data: &[u8]) {
+    if data.is_empty() {
+      return;
+    }
     self.bytes.extend(data);
+    self.write_ends.push_back(self.base + self.bytes.len() as u64);
   }
 
   pub(crate) fn unsent_len(&self) -> usize {
@@ -119,15 +128,38 @@ impl SendBuffer {
     self.packets.get(i)
   }
 
-  /// Record a new packet: SYN and FIN carry no payload; DATA takes up to `max` unsent bytes
-  pub(crate) fn push(&mut self, ty: PacketType, max: usize, now: Instant) -> SeqNr {
-    let len = if ty == PacketType::Data {
+  /// Payload of the next new DATA packet, as [`SendBuffer::push`] would cut it
+  pub(crate) fn next_len(&self, max: usize, split_writes: bool) -> usize {
+    let len = max.min(self.unsent_len());
+    match self.write_ends.front() {
+      Some(&end) if split_writes => len.min((end - self.base - self.unacked_bytes as u64) as usize),
+      _ => len,
+    }
+  }
+
+  /// Record a new packet: SYN and FIN carry no payload; DATA takes up to `max` unsent bytes, and
+  /// with `split_writes` never bytes of two writes (the peer sees each short write as one packet)
+  pub(crate) fn push(&mut self, ty: PacketType, max: usize, split_writes: bool, now: Instant) -> SeqNr {
+    let offset = self.base + self.unacked_bytes as u64;
+    let mut len = if ty == PacketType::Data {
       max.min(self.unsent_len())
     } else {
       0
     };
+    if split_writes {
+      if let Some(&end) = self.write_ends.front() {
+        len = len.min((end - offset) as usize);
+      }
+    }
+    let mut ends_write = false;
+    while let Some(&end) = self.write_ends.front() {
+      if end > offset + len as u64 {
+        break;
+      }
+      ends_write = end == offset + len as u64;
+      self.write_ends.pop_front();
+    }
     let seq = self.next_seq();
-    let offset = self.base + self.unacked_bytes as u64;
     self.in_flight_bytes += len;
     self.unacked_bytes += len;
     self.packets.push_back(Sent {
@@ -138,6 +170,7 @@ impl SendBuffer {
       transmissions: 1,
       lost: false,
       sacked: false,
+      ends_write: ends_write && len > 0,
     });
     seq
   }
@@ -241,9 +274,9 @@ mod tests {
     let now = Instant::ZERO;
     let mut b = SendBuffer::new(SeqNr(65535));
     b.write(&[7; 2500]);
-    assert_eq!(b.push(PacketType::Data, 1000, now), SeqNr(65535));
-    assert_eq!(b.push(PacketType::Data, 1000, now), SeqNr(0));
-    assert_eq!(b.push(PacketType::Data, 1000, now), SeqNr(1));
+    assert_eq!(b.push(PacketType::Data, 1000, true, now), SeqNr(65535));
+    assert_eq!(b.push(PacketType::Data, 1000, true, now), SeqNr(0));
+    assert_eq!(b.push(PacketType::Data, 1000, true, now), SeqNr(1));
     assert_eq!(b.get(SeqNr(1)).unwrap().len, 500);
     assert_eq!((b.in_flight_bytes(), b.buffered()), (2500, 2500));
     assert!(b.sack(SeqNr(1)).is_some());
@@ -260,5 +293,41 @@ mod tests {
     b.ack_through(SeqNr(1), |_, _| {});
     assert!(b.is_empty());
     assert_eq!(b.next_seq(), SeqNr(2));
+  }
+
+  /// utp-punch's peers read each short write as one 'data' event: a packet never carries bytes of
+  /// two writes unless coalescing is asked for, and the last packet of each write is marked
+  #[test]
+  fn packets_end_where_writes_end() {
+    let now = Instant::ZERO;
+    let lens = |b: &SendBuffer, from: u16, n: u16| -> Vec<(usize, bool)> {
+      (0..n)
+        .map(|i| b.get(SeqNr(from + i)).map(|p| (p.len, p.ends_write)).unwrap())
+        .collect()
+    };
+    let mut b = SendBuffer::new(SeqNr(0));
+    for w in [&b"abc"[..], b"", b"defg", &[1; 2500]] {
+      b.write(w);
+    }
+    for _ in 0..5 {
+      b.push(PacketType::Data, 1000, true, now);
+    }
+    assert_eq!(
+      lens(&b, 0, 5),
+      [(3, true), (4, true), (1000, false), (1000, false), (500, true)]
+    );
+    assert_eq!(b.unsent_len(), 0);
+
+    let mut b = SendBuffer::new(SeqNr(0));
+    for w in [&b"abc"[..], b"defg", &[1; 1993]] {
+      b.write(w);
+    }
+    b.push(PacketType::Data, 1000, false, now);
+    b.push(PacketType::Data, 1000, false, now);
+    assert_eq!(
+      lens(&b, 0, 2),
+      [(1000, false), (1000, true)],
+      "coalesced: a write ending exactly at a packet's end is still marked"
+    );
   }
 }

@@ -139,7 +139,7 @@ proptest! {
     payload in vec(any::<u8>(), 0..300),
   ) {
     let sack = sack.as_deref().map(|b| SelectiveAck::new(b).unwrap());
-    let pkt = Packet { header, sack, payload: &payload };
+    let pkt = Packet { header, sack, ours: Ours::NONE, payload: &payload };
     let bytes = encode(&pkt);
     prop_assert_eq!(bytes.len(), pkt.encoded_len());
     prop_assert!(looks_like_utp(&bytes) || is_stun(&bytes));
@@ -149,7 +149,7 @@ proptest! {
   /// `encode` appends: whatever is already in the buffer stays
   #[test]
   fn encode_appends(prefix in vec(any::<u8>(), 0..16), header in arb_header()) {
-    let pkt = Packet { header, sack: None, payload: b"x" };
+    let pkt = Packet { header, sack: None, ours: Ours::NONE, payload: b"x" };
     let mut out = prefix.clone();
     pkt.encode(&mut out);
     prop_assert_eq!(&out[..prefix.len()], &prefix[..]);
@@ -166,9 +166,14 @@ proptest! {
     prop_assert_eq!(out.len(), pkt.encoded_len());
 
     let (exts, payload_at) = walk_chain(&buf);
-    let first_sack = exts.iter().find(|(t, _)| *t == 1).map(|(_, b)| *b);
+    // An empty bitmask is no selective ACK
+    let first_sack = exts.iter().find(|(t, b)| *t == 1 && !b.is_empty()).map(|(_, b)| *b);
     prop_assert_eq!(pkt.sack.map(|s| s.bytes()), first_sack);
     prop_assert_eq!(pkt.payload, &buf[payload_at..]);
+    // Our own extensions re-encode in their own form (our_extensions_never_lead_the_chain)
+    if pkt.ours != Ours::NONE {
+      return Ok(());
+    }
 
     // The expected re-encoding, built by hand from the input
     let mut want = buf[..HEADER_LEN].to_vec();
@@ -182,7 +187,7 @@ proptest! {
     prop_assert_eq!(&out, &want);
 
     // Inputs whose chain is empty or one selective ACK come back byte for byte
-    if exts.is_empty() || (exts.len() == 1 && exts[0].0 == 1) {
+    if exts.is_empty() || (exts.len() == 1 && exts[0].0 == 1 && !exts[0].1.is_empty()) {
       prop_assert_eq!(&out, &buf);
     }
   }
@@ -197,7 +202,7 @@ proptest! {
         prop_assert!(buf[0] >> 4 <= 4);
         prop_assert_eq!(pkt.header.ty as u8, buf[0] >> 4);
         if let Some(s) = pkt.sack {
-          prop_assert!(!s.bytes().is_empty() && s.bytes().len() % 4 == 0);
+          prop_assert!(!s.bytes().is_empty());
         }
         prop_assert!(pkt.payload.len() <= buf.len() - HEADER_LEN);
         prop_assert_eq!(pkt.payload, &buf[buf.len() - pkt.payload.len()..]);
@@ -249,14 +254,23 @@ proptest! {
     prop_assert_eq!(decode(&full[..end]), Err(DecodeError::TruncatedExtension));
   }
 
-  /// A selective ACK whose length is not a non-zero multiple of 4 is refused, whatever follows
+  /// A selective ACK of any length is read (libtorrent sends `(span + 7) / 8` bytes, libutp
+  /// reads whatever comes), and the rest of the packet with it; an empty one is no SACK at all
   #[test]
-  fn decode_rejects_bad_sack_len(len in 0usize..64, payload in vec(any::<u8>(), 0..16)) {
-    prop_assume!(len == 0 || len % 4 != 0);
+  fn decode_accepts_any_sack_len(len in 0usize..=255, ack: u16, payload in vec(any::<u8>(), 0..16)) {
     let body = vec![0xFFu8; len];
-    let buf = raw_packet(0x21, &[RawExt { ty: 1, body: &body }], &payload);
-    prop_assert_eq!(decode(&buf), Err(DecodeError::BadSelectiveAck));
-    prop_assert_eq!(SelectiveAck::new(&body), Err(DecodeError::BadSelectiveAck));
+    let mut buf = raw_packet(0x21, &[RawExt { ty: 1, body: &body }], &payload);
+    buf[18..20].copy_from_slice(&ack.to_be_bytes());
+    let pkt = decode(&buf).unwrap();
+    prop_assert_eq!(pkt.header.ack_nr, SeqNr(ack));
+    prop_assert_eq!(pkt.payload, &payload[..]);
+    match pkt.sack {
+      Some(s) => {
+        prop_assert_eq!(s.bytes(), &body[..]);
+        prop_assert_eq!(s.acked(SeqNr(ack)).count(), len * 8);
+      }
+      None => prop_assert_eq!(len, 0),
+    }
   }
 
   /// Bit i of the mask acknowledges ack_nr + 2 + i, wrapping at 2^16
@@ -308,15 +322,12 @@ fn rejects_each_malformation() {
   let mut chained = b.clone();
   chained[HEADER_LEN] = 2; // next_type of the SACK now announces an extension 2
   assert_eq!(decode(&chained), Err(DecodeError::TruncatedExtension));
-  // SACK of length 0 and 5
-  assert_eq!(
-    decode(&raw_packet(0x21, &[RawExt { ty: 1, body: &[] }], b"data")),
-    Err(DecodeError::BadSelectiveAck)
-  );
-  assert_eq!(
-    decode(&raw_packet(0x21, &[RawExt { ty: 1, body: &[0; 5] }], &[])),
-    Err(DecodeError::BadSelectiveAck)
-  );
+  // SACKs of length 0 (ignored) and 5 (read) are not malformations
+  let empty = raw_packet(0x21, &[RawExt { ty: 1, body: &[] }], b"data");
+  let empty = decode(&empty).unwrap();
+  assert_eq!((empty.sack, empty.payload), (None, &b"data"[..]));
+  let odd = raw_packet(0x21, &[RawExt { ty: 1, body: &[0; 5] }], &[]);
+  assert_eq!(decode(&odd).unwrap().sack.map(|s| s.bytes().len()), Some(5));
   // A well-formed SACK is still accepted
   assert!(decode(&b).is_ok());
 }
@@ -430,6 +441,7 @@ fn sack_length_fits_in_one_byte() {
   let pkt = Packet {
     header: header(PacketType::State),
     sack: Some(SelectiveAck::new(&max).unwrap()),
+    ours: Ours::NONE,
     payload: b"z",
   };
   let out = encode(&pkt);
@@ -480,6 +492,7 @@ fn looks_like_utp_accepts_every_type() {
     let bytes = encode(&Packet {
       header: header(ty),
       sack: None,
+      ours: Ours::NONE,
       payload: &[],
     });
     assert!(looks_like_utp(&bytes), "{ty:?}");
@@ -487,6 +500,7 @@ fn looks_like_utp_accepts_every_type() {
     let bytes = encode(&Packet {
       header: header(ty),
       sack: SelectiveAck::new(&[1; 4]).ok(),
+      ours: Ours::NONE,
       payload: b"abc",
     });
     assert!(looks_like_utp(&bytes), "{ty:?} with SACK");
@@ -640,4 +654,62 @@ fn known_answer_state_with_sack_and_data() {
   assert_eq!(pkt.header.ack_nr, SeqNr(7));
   assert_eq!(pkt.payload, b"hello, uTP");
   assert_eq!(encode(&pkt), data);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Our extensions
+// ---------------------------------------------------------------------------------------------
+
+/// libutp takes a datagram whose header names a first extension of type 3 or more as not uTP (it
+/// never answered our SYN): an empty SACK leads the chain, which both references skip
+#[test]
+fn our_extensions_never_lead_the_chain() {
+  let syn = Packet {
+    header: header(PacketType::Syn),
+    sack: None,
+    ours: Ours {
+      hello: Some(Hello::OURS),
+      end_of_write: false,
+    },
+    payload: &[],
+  };
+  let out = encode(&syn);
+  assert_eq!(out.len(), syn.encoded_len());
+  assert_eq!(out[1], 1, "the header names a selective ACK");
+  assert_eq!(
+    &out[HEADER_LEN..],
+    &[0x55, 0, 0, 4, b'u', b'p', 1, Hello::OURS.caps]
+  );
+  assert_eq!(decode(&out), Ok(syn), "the empty SACK reads as none");
+
+  for (sack, hello, end_of_write) in [
+    (None, None, true),
+    (Some(&[1u8, 2, 3][..]), Some(Hello::OURS), true),
+    (Some(&[9u8][..]), None, false),
+  ] {
+    let p = Packet {
+      header: header(PacketType::Data),
+      sack: sack.map(|b| SelectiveAck::new(b).unwrap()),
+      ours: Ours { hello, end_of_write },
+      payload: b"xyz",
+    };
+    let out = encode(&p);
+    assert!(out[1] < 3, "{p:?}");
+    assert_eq!(out.len(), p.encoded_len());
+    assert_eq!(decode(&out), Ok(p));
+  }
+}
+
+/// A hello we cannot read (wrong magic, too short, version 0) is an unknown extension, skipped
+#[test]
+fn a_malformed_hello_is_skipped() {
+  for body in [&b"xp\x01\x07"[..], b"up\x01", b"up\x00\x07", b""] {
+    let buf = raw_packet(
+      0x41,
+      &[RawExt { ty: 1, body: &[] }, RawExt { ty: 0x55, body }],
+      b"",
+    );
+    let p = decode(&buf).unwrap();
+    assert_eq!(p.ours, Ours::NONE, "{body:?}");
+  }
 }

@@ -1,5 +1,6 @@
 //! Whole-endpoint scenarios over the simulated network
 
+mod real_peers;
 mod scripted;
 mod sim;
 
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use sim::{payload, Link, Sim};
 
-use crate::packet::{self, Header, Packet, PacketType};
+use crate::packet::{self, Header, Ours, Packet, PacketType};
 use crate::seq::SeqNr;
 use crate::{CloseReason, Config, ConnectionHandle, MigrateError};
 
@@ -193,11 +194,13 @@ fn read_backpressure_closes_the_window_and_loses_nothing() {
     recv_window, 0,
     "receiver window closes when the app stops reading"
   );
+  // Zero-window probes are taken in order past the window (so a libutp sender, which gives up
+  // after four unanswered timeouts, gets its ACK), within a bounded allowance
   let buffered = sim.nodes[1].ep.readable(b);
-  assert_eq!(
-    buffered,
-    Config::default().recv_buffer,
-    "exactly one receive buffer is held"
+  let limit = Config::default().recv_buffer;
+  assert!(
+    buffered > limit && buffered <= limit + 64 * 1024,
+    "one receive buffer plus accepted probes is held: {buffered}"
   );
   assert!(sim.app(0, a).blocked, "writer sees backpressure");
   assert!(
@@ -298,8 +301,11 @@ fn connect_to_nobody_times_out() {
 #[test]
 fn abort_resets_the_peer() {
   let mut sim = Sim::new(2, 2, Config::default());
-  let (a, b) = bidirectional(&mut sim, 1000, 0);
-  sim.app_mut(1, b).finish = false;
+  sim.nodes[1].ep.set_listening(true);
+  // The aborting side has not finished its stream: the RESET cuts it short
+  let a = sim.connect(0, 1, payload(1, 1000), false);
+  assert!(sim.run_until(secs(5), |s| s.nodes[1].accepted.len() == 1));
+  let b = sim.nodes[1].accepted[0];
   assert!(sim.run_until(secs(5), |s| s.app(1, b).received.len() == 1000));
   let now = sim.now;
   sim.nodes[0].ep.abort(now, a);
@@ -359,6 +365,7 @@ fn packets_from_other_addresses_change_nothing() {
     Packet {
       header,
       sack: None,
+      ours: Ours::NONE,
       payload: b"evil",
     }
     .encode(&mut buf);
@@ -371,6 +378,7 @@ fn packets_from_other_addresses_change_nothing() {
     Packet {
       header,
       sack: None,
+      ours: Ours::NONE,
       payload: b"evil",
     }
     .encode(&mut buf);
@@ -484,6 +492,7 @@ fn syn_answer_is_bep29_and_libutp_compatible() {
   Packet {
     header: syn,
     sack: None,
+    ours: Ours::NONE,
     payload: &[],
   }
   .encode(&mut buf);
@@ -516,6 +525,7 @@ fn syn_answer_is_bep29_and_libutp_compatible() {
   Packet {
     header: data,
     sack: None,
+    ours: Ours::NONE,
     payload: b"hello",
   }
   .encode(&mut buf);
@@ -545,6 +555,7 @@ fn out_of_order_data_is_selectively_acked() {
     Packet {
       header: h,
       sack: None,
+      ours: Ours::NONE,
       payload: p,
     }
     .encode(&mut buf);

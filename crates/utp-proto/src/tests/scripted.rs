@@ -3,74 +3,95 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::packet::{self, Header, Packet, PacketType};
+use crate::packet::{self, Header, Ours, Packet, PacketType};
 use crate::seq::SeqNr;
 use crate::{CloseReason, Config, ConnectionHandle, Endpoint, Event, Instant};
 
 const PEER: &str = "192.0.2.7:6881";
 
 /// One endpoint under test and the peer we impersonate
-struct Script {
-  ep: Endpoint,
-  now: Instant,
-  peer: SocketAddr,
-  events: Vec<(ConnectionHandle, Event)>,
+pub(super) struct Script {
+  pub(super) ep: Endpoint,
+  pub(super) now: Instant,
+  pub(super) peer: SocketAddr,
+  pub(super) events: Vec<(ConnectionHandle, Event)>,
 }
 
 impl Script {
-  fn new(cfg: Config) -> Self {
+  pub(super) fn new(cfg: Config) -> Self {
+    Self::with_peer(cfg, PEER)
+  }
+
+  pub(super) fn with_peer(cfg: Config, peer: &str) -> Self {
     let mut ep = Endpoint::new(cfg, 42);
     ep.set_listening(true);
     Self {
       ep,
       now: Instant::from_micros(10_000_000),
-      peer: PEER.parse().unwrap(),
+      peer: peer.parse().unwrap(),
       events: Vec::new(),
     }
   }
 
-  fn advance(&mut self, d: Duration) {
+  pub(super) fn advance(&mut self, d: Duration) {
     self.now = self.now + d;
     self.ep.handle_timeout(self.now);
   }
 
-  fn send(&mut self, header: Header, payload: &[u8]) {
+  pub(super) fn send(&mut self, header: Header, payload: &[u8]) {
     self.send_sack(header, None, payload);
   }
 
   fn send_sack(&mut self, header: Header, sack: Option<&[u8]>, payload: &[u8]) {
+    self.send_with(header, sack, Ours::NONE, payload);
+  }
+
+  /// Any packet, our extensions included; a SACK of any length
+  pub(super) fn send_with(&mut self, header: Header, sack: Option<&[u8]>, ours: Ours, payload: &[u8]) {
     let sack = sack.map(|b| packet::SelectiveAck::new(b).unwrap());
     let mut buf = Vec::new();
     Packet {
       header,
       sack,
+      ours,
       payload,
     }
     .encode(&mut buf);
     self.ep.handle_datagram(self.now, self.peer, &buf);
   }
 
-  /// Everything the endpoint sends now, decoded (header, sack bytes, payload)
-  fn recv(&mut self) -> Vec<(Header, Vec<u8>, Vec<u8>)> {
+  /// Every datagram the endpoint sends now, as bytes
+  pub(super) fn recv_raw(&mut self) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut buf = Vec::new();
     while let Some(t) = self.ep.poll_transmit(self.now, &mut buf) {
       assert_eq!(t.destination, self.peer);
-      let p = packet::decode(&buf[..t.size]).unwrap();
-      out.push((
-        p.header,
-        p.sack.map(|s| s.bytes().to_vec()).unwrap_or_default(),
-        p.payload.to_vec(),
-      ));
+      out.push(buf[..t.size].to_vec());
     }
     while let Some(e) = self.ep.poll_event() {
       self.events.push(e);
     }
     out
   }
+
+  /// Everything the endpoint sends now, decoded (header, sack bytes, payload)
+  pub(super) fn recv(&mut self) -> Vec<(Header, Vec<u8>, Vec<u8>)> {
+    self
+      .recv_raw()
+      .iter()
+      .map(|d| {
+        let p = packet::decode(d).unwrap();
+        (
+          p.header,
+          p.sack.map(|s| s.bytes().to_vec()).unwrap_or_default(),
+          p.payload.to_vec(),
+        )
+      })
+      .collect()
+  }
 }
 
-fn syn(conn_id: u16, seq: u16) -> Header {
+pub(super) fn syn(conn_id: u16, seq: u16) -> Header {
   Header {
     ty: PacketType::Syn,
     conn_id,
@@ -83,7 +104,7 @@ fn syn(conn_id: u16, seq: u16) -> Header {
 }
 
 /// Accept a connection from the scripted peer: returns (handle, the responder's first seq)
-fn accept(s: &mut Script) -> (ConnectionHandle, SeqNr) {
+pub(super) fn accept(s: &mut Script) -> (ConnectionHandle, SeqNr) {
   s.send(syn(0x7000, 100), &[]);
   let out = s.recv();
   assert_eq!(out.len(), 1);
@@ -96,7 +117,7 @@ fn accept(s: &mut Script) -> (ConnectionHandle, SeqNr) {
   (handle, h.seq_nr)
 }
 
-fn data(seq: u16, ack: SeqNr) -> Header {
+pub(super) fn data(seq: u16, ack: SeqNr) -> Header {
   Header {
     ty: PacketType::Data,
     conn_id: 0x7001,
@@ -223,18 +244,20 @@ fn fin_is_delivered_in_order_after_the_data_before_it() {
   s.recv();
   let mut buf = Vec::new();
   assert_eq!(
-    s.ep.read(h, &mut buf, 100),
+    (s.ep.read(h, &mut buf, 100).bytes, s.ep.read(h, &mut buf, 100).eof),
     (0, false),
     "101 is missing: nothing readable, no end"
   );
   s.send(data(101, ack), b"a");
   let acks = s.recv();
   assert_eq!(acks.last().unwrap().0.ack_nr, SeqNr(103), "FIN acknowledged");
-  assert_eq!(s.ep.read(h, &mut buf, 100), (2, true));
+  let r = s.ep.read(h, &mut buf, 100);
+  assert_eq!((r.bytes, r.eof), (2, true));
   assert_eq!(buf, b"ab");
   // Data claiming to come after the FIN is ignored
   s.send(data(104, ack), b"zzz");
-  assert_eq!(s.ep.read(h, &mut buf, 100), (0, true));
+  let r = s.ep.read(h, &mut buf, 100);
+  assert_eq!((r.bytes, r.eof), (0, true));
 }
 
 #[test]

@@ -283,9 +283,9 @@ impl Sim {
           app.closed_at = Some(now);
           // Whatever arrived before the close is still readable
           loop {
-            let (n, eof) = node.ep.read(h, &mut app.received, usize::MAX);
-            app.eof |= eof;
-            if n == 0 {
+            let r = node.ep.read(h, &mut app.received, usize::MAX);
+            app.eof |= r.eof;
+            if r.bytes == 0 {
               break;
             }
           }
@@ -299,9 +299,13 @@ impl Sim {
       if app.closed.is_some() {
         continue;
       }
-      if !app.paused {
-        let (_, eof) = node.ep.read(h, &mut app.received, usize::MAX);
-        app.eof |= eof;
+      // Reads stop at the end of each of the peer's writes: an application reads on until empty
+      while !app.paused {
+        let r = node.ep.read(h, &mut app.received, usize::MAX);
+        app.eof |= r.eof;
+        if r.bytes == 0 {
+          break;
+        }
       }
       while !app.blocked && app.sent < app.to_send.len() {
         let end = (app.sent + 16 * 1024).min(app.to_send.len());
