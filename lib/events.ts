@@ -27,7 +27,10 @@ export interface NodeEvents {
   connection: [socket: Socket]
   /** One of our outgoing connections completed its handshake */
   connect: [socket: Socket]
-  /** A connection's peer went silent for `timeout` ms; the socket is destroyed with ETIMEDOUT next */
+  /**
+   * A connection's peer went silent for `timeout` ms (a notice: the socket fails with ETIMEDOUT after as long
+   * again unless a packet arrives or the application ends or destroys it), or a connection attempt timed out
+   */
   timeout: [socket: Socket]
   /** Everything is shut: connections closed, the UDP socket closed */
   close: []
@@ -58,7 +61,11 @@ export interface SocketEvents {
    * you pass to destroy() yourself arrives as it is
    */
   error: [err: UtpError]
-  /** No data either way for the setTimeout() interval; also emitted just before an ETIMEDOUT error */
+  /**
+   * No data either way for the setTimeout() interval; or the peer was silent for the node's `timeout` ms: a
+   * notice, as in net and utp-punch. Answering it with end() or destroy() closes the socket without an error;
+   * otherwise ETIMEDOUT follows after as long again of silence (at once for a connection attempt)
+   */
   timeout: []
   /**
    * The peer's NAT rebound it to a new public address and the socket now talks to that address (only for

@@ -122,7 +122,8 @@ export const Kind = {
   CLOSED: 6,
   MESSAGE: 7,
   NODE_CLOSED: 8,
-  SOCKET_ERROR: 9
+  SOCKET_ERROR: 9,
+  TIMEOUT: 10
 } as const
 
 /** The `arg` of a CLOSED event */

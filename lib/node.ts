@@ -876,6 +876,9 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
           case Kind.WRITABLE:
             this._sockets.get(handle)?._onWritable()
             break
+          case Kind.TIMEOUT:
+            this._sockets.get(handle)?._onPeerSilent()
+            break
           case Kind.END:
             this._sockets.get(handle)?._onEnd()
             break

@@ -25,7 +25,11 @@ export interface NodeOptions {
    * stays at `mtu`). Default true, or false when `mtu` is given
    */
   probeMtu?: boolean
-  /** Milliseconds of peer silence, or of connecting, after which a connection fails with ETIMEDOUT (default 5000) */
+  /**
+   * Milliseconds of peer silence after which an open connection emits 'timeout' (default 5000); after as long
+   * again it fails with ETIMEDOUT unless the application ended or destroyed it. A connection attempt fails
+   * with ETIMEDOUT after this long
+   */
   timeout?: number
   /** Lower bound of the retransmission timeout in milliseconds (default 100) */
   resend?: number

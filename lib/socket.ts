@@ -76,6 +76,8 @@ export class Socket extends Duplex {
   private _pendingWrite: { chunks: Buffer[], cb: Callback } | null = null
   private _pendingFinal: Callback | null = null
   private _idleMs = 0
+  /** The native side reported the peer silent ('timeout' emitted) and no packet came since */
+  private _silenceNoticed = false
   private _idleTimer: NodeJS.Timeout | null = null
   /** The native counters as they were when the connection closed */
   private _lastStats: ConnectionStats | null = null
@@ -221,6 +223,17 @@ export class Socket extends Duplex {
     if (cb !== null) cb()
   }
 
+  /**
+   * @internal The peer has been silent for `timeout` ms: 'timeout', as a notice (net, utp-punch). The
+   * connection fails with ETIMEDOUT after as long again, unless the application ends or destroys it first
+   */
+  _onPeerSilent (): void {
+    if (this.destroyed) return
+    this._silenceNoticed = true
+    this.emit('timeout')
+    this._owner._onSocketTimeout(this)
+  }
+
   /** @internal The native connection is gone (its counters linger natively a little longer: keep them) */
   _onClosed (reason: number): void {
     if (this._native !== null && !this._nativeClosed) {
@@ -240,8 +253,17 @@ export class Socket extends Duplex {
       return
     }
     if (reason === CloseReason.TIMED_OUT) {
-      this.emit('timeout')
-      this._owner._onSocketTimeout(this)
+      // The application heard 'timeout' and answered it by ending its side: it chose to let the
+      // connection go, so the end of the wait is a close, not an error (as in utp-punch)
+      if (this._silenceNoticed && this.writableEnded) {
+        this.destroy()
+        return
+      }
+      // A connection that never opened (or waited for the peer's FIN) fails without a notice first
+      if (!this._silenceNoticed) {
+        this.emit('timeout')
+        this._owner._onSocketTimeout(this)
+      }
     }
     this.destroy(closeReasonError(reason, this.remoteAddress, this.remotePort) ?? undefined)
   }

@@ -15,6 +15,7 @@ pub const CLOSED: u32 = 6;
 pub const MESSAGE: u32 = 7;
 pub const NODE_CLOSED: u32 = 8;
 pub const SOCKET_ERROR: u32 = 9;
+pub const TIMEOUT: u32 = 10;
 
 #[derive(Debug, Default)]
 pub struct Batch {

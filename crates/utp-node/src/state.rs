@@ -374,6 +374,7 @@ impl Inner {
           }
         }
         Event::Writable => self.batch.push(batch::WRITABLE, id, 0),
+        Event::Timeout => self.batch.push(batch::TIMEOUT, id, 0),
         Event::Closed(reason) => {
           // Everything the peer sent precedes CLOSED, paused or not
           self.read_into_batch(id, true);

@@ -360,4 +360,6 @@ pub fn is_stun(buf: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+mod fixtures;
+#[cfg(test)]
 mod tests;

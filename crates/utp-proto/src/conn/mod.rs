@@ -34,6 +34,11 @@ pub enum Event {
   Readable,
   /// The send buffer drained below its limit after a write reported it full
   Writable,
+  /// An open connection's peer has been silent for the idle timeout while we wait on it. A
+  /// notice, as `net`'s 'timeout': the connection stays open, and closes with
+  /// [`CloseReason::TimedOut`] only after as long again without a packet from the peer (a packet
+  /// in between withdraws the notice). The application may end or abort it meanwhile
+  Timeout,
   /// The connection is over; nothing more will be sent or received
   Closed(CloseReason),
 }
@@ -199,6 +204,8 @@ pub(crate) struct Connection {
   /// When our unanswered keepalive went out
   keepalive_sent: Option<Instant>,
   peer_answers_keepalive: bool,
+  /// [`Event::Timeout`] went out and no packet came since: the next deadline closes
+  silence_reported: bool,
   reset_pending: bool,
   sack_scratch: Vec<u8>,
   stats: ConnectionStats,
@@ -262,7 +269,11 @@ impl Connection {
     );
     c.state = State::Connected;
     c.ack_nr = syn.seq_nr;
-    c.peer_window = syn.wnd_size as usize;
+    // libtorrent's SYN advertises a zero window (it has no buffer yet); its first packet after
+    // says the real one. Until then assume ours, rather than wait out a zero-window probe
+    if syn.wnd_size != 0 {
+      c.peer_window = syn.wnd_size as usize;
+    }
     if syn.timestamp != 0 {
       c.reply_micro = now.wire_timestamp().wrapping_sub(syn.timestamp);
     }
@@ -334,6 +345,7 @@ impl Connection {
       syn_ack_due: false,
       keepalive_sent: None,
       peer_answers_keepalive: false,
+      silence_reported: false,
       reset_pending: false,
       sack_scratch: Vec::new(),
       stats: ConnectionStats {
@@ -433,6 +445,7 @@ impl Connection {
   pub(crate) fn handle_packet(&mut self, now: Instant, pkt: &Packet<'_>, events: &mut Events) {
     let h = &pkt.header;
     self.last_recv = now;
+    self.silence_reported = false;
     let probing = self.keepalive_sent.take().is_some();
     self.stats.packets_received += 1;
     if h.timestamp != 0 {
@@ -830,7 +843,9 @@ impl Connection {
     } else {
       return None;
     };
-    Some(since + self.cfg.idle_timeout)
+    // Once the silence was reported, as long again before giving up
+    let waits = if self.silence_reported { 2 } else { 1 };
+    Some(since + self.cfg.idle_timeout * waits)
   }
 
   /// Run whatever timers have expired
@@ -843,13 +858,20 @@ impl Connection {
       // likely closed after its ACK of our FIN was lost (TCP's LAST_ACK timing out is silent too)
       let only_fin_unconfirmed =
         self.eof_reached && self.write_side == WriteSide::FinSent && self.send.buffered() == 0;
-      let reason = if only_fin_unconfirmed {
-        CloseReason::Finished
+      let fin_wait_2 = self.write_side == WriteSide::FinAcked && !self.eof_reached;
+      if only_fin_unconfirmed {
+        self.close(now, CloseReason::Finished, events);
+        return;
+      }
+      if self.state == State::Connected && !self.silence_reported && !fin_wait_2 {
+        // An open connection: the application hears of it first, and may end it (a connection
+        // not yet open simply failed)
+        self.silence_reported = true;
+        events.push_back((self.handle, Event::Timeout));
       } else {
-        CloseReason::TimedOut
-      };
-      self.close(now, reason, events);
-      return;
+        self.close(now, CloseReason::TimedOut, events);
+        return;
+      }
     }
     if self.rto_deadline.is_some_and(|t| now >= t) {
       self.stats.timeouts += 1;

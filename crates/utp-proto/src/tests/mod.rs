@@ -241,14 +241,23 @@ fn vanished_peer_times_out_within_the_idle_timeout() {
         ..Link::default()
       },
     );
+    // First a notice after the idle timeout, the connection still open...
+    assert!(sim.run_until(secs(30), |s| s.app(0, a).timeout_notices > 0));
+    let noticed = sim.now.saturating_since(vanished);
+    assert!(sim.app(0, a).closed.is_none());
+    assert!(
+      noticed >= secs(3) && noticed <= secs(5) + Duration::from_millis(100),
+      "busy={busy}: notice after {noticed:?}"
+    );
+    // ...then, as long again without a packet, the close
     assert!(sim.run_until(secs(30), |s| s.app(0, a).closed.is_some()));
     assert_eq!(sim.app(0, a).closed, Some(CloseReason::TimedOut));
+    assert_eq!(sim.app(0, a).timeout_notices, 1);
     let took = sim.app(0, a).closed_at.unwrap().saturating_since(vanished);
     assert!(
-      took <= secs(5) + Duration::from_millis(100),
-      "busy={busy}: took {took:?}"
+      took >= noticed + Duration::from_millis(4900) && took <= secs(10) + Duration::from_millis(100),
+      "busy={busy}: closed after {took:?}, notice after {noticed:?}"
     );
-    assert!(took >= secs(3), "busy={busy}: took {took:?}");
   }
 }
 

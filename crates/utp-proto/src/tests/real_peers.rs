@@ -281,3 +281,21 @@ fn reads_stop_at_write_ends_from_our_peers_only() {
   assert_eq!(reads(true), [&b"ab"[..], b"cde"]);
   assert_eq!(reads(false), [&b"abcde"[..]], "a stranger's bytes mean nothing");
 }
+
+/// libtorrent's SYN advertises a zero window: what we write goes out at once all the same, not
+/// after a zero-window probe
+#[test]
+fn a_syn_with_a_zero_window_does_not_stall_the_responder() {
+  let mut s = Script::new(Config::default());
+  s.send(
+    Header {
+      wnd_size: 0,
+      ..syn(0x7000, 100)
+    },
+    &[],
+  );
+  s.recv();
+  let h = s.events[0].0;
+  s.ep.write(h, &[1; 3000]).unwrap();
+  assert_eq!(s.recv().len(), 3, "sent without waiting");
+}

@@ -61,6 +61,8 @@ pub(crate) struct App {
   pub paused: bool,
   pub blocked: bool,
   pub writable_events: u32,
+  /// Event::Timeout notices (peer silent, connection still open)
+  pub timeout_notices: u32,
 }
 
 pub(crate) struct SimNode {
@@ -290,6 +292,7 @@ impl Sim {
             }
           }
         }
+        Event::Timeout => app.timeout_notices += 1,
         Event::Incoming | Event::Readable => {}
       }
     }
