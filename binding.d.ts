@@ -23,6 +23,8 @@ export declare class NativeNode {
   write(handle: number, chunks: Array<Buffer>): boolean
   /** Send FIN after the buffered data (half-close) */
   end(handle: number): void
+  /** How long the peer may be silent before TIMEOUT (ms; 0: never, and no ETIMEDOUT either) */
+  setTimeout(handle: number, ms: number): void
   /** RESET to the peer; CLOSED(aborted) follows */
   destroy(handle: number): void
   /**

@@ -91,6 +91,8 @@ export interface NativeNode {
   connect(port: number, host: string): number
   write(handle: number, chunks: Buffer[]): boolean
   end(handle: number): void
+  /** Peer silence before TIMEOUT, ms; 0: never (and no ETIMEDOUT once open) */
+  setTimeout(handle: number, ms: number): void
   destroy(handle: number): void
   setReading(handle: number, reading: boolean): void
   /** Re-aim a connection at the peer's new address (its NAT rebound); false if gone or taken */

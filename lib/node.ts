@@ -638,6 +638,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     const socket = new Socket(this, {
       allowHalfOpen: this._options.allowHalfOpen,
       mtu: this._options.mtu,
+      timeout: this._options.timeout,
       remoteAddress: net.isIP(h) !== 0 ? h : undefined,
       remotePort: p,
       connecting: true
@@ -924,6 +925,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     const socket = new Socket(this, {
       allowHalfOpen: this._options.allowHalfOpen,
       mtu: this._options.mtu,
+      timeout: this._options.timeout,
       remoteAddress: peer.address,
       remotePort: peer.port,
       connecting: false

@@ -23,6 +23,8 @@ export interface SocketInit {
   allowHalfOpen: boolean
   /** Payload bytes per packet, for getMtu() before a connection has stats */
   mtu: number
+  /** The node's `timeout`: peer silence before 'timeout' until setTimeout() says otherwise */
+  timeout: number
   remoteAddress?: string
   remotePort: number
   /** An outgoing connection: 'connect' follows once the handshake completes */
@@ -75,10 +77,10 @@ export class Socket extends Duplex {
   /** Operations waiting for the handle (an outgoing connection still resolving its host) */
   private _pendingWrite: { chunks: Buffer[], cb: Callback } | null = null
   private _pendingFinal: Callback | null = null
-  private _idleMs = 0
+  private _timeoutMs: number
+  private readonly _defaultTimeout: number
   /** The native side reported the peer silent ('timeout' emitted) and no packet came since */
   private _silenceNoticed = false
-  private _idleTimer: NodeJS.Timeout | null = null
   /** The native counters as they were when the connection closed */
   private _lastStats: ConnectionStats | null = null
   /** How rendezvous() made this connection */
@@ -89,6 +91,8 @@ export class Socket extends Duplex {
     super({ allowHalfOpen: init.allowHalfOpen })
     this._owner = owner
     this._mtu = init.mtu
+    this._timeoutMs = init.timeout
+    this._defaultTimeout = init.timeout
     this.remotePort = init.remotePort
     this.remoteAddress = undefined
     this.remoteFamily = undefined
@@ -106,27 +110,25 @@ export class Socket extends Duplex {
     return this._owner.address()
   }
 
-  /** Emit 'timeout' after `ms` without data in either direction (0 turns it off); like net.Socket#setTimeout */
+  /**
+   * Emit 'timeout' when the peer has sent nothing at all (keepalives count) for `ms`, as utp-punch does; a live
+   * peer's keepalives (every `keepAlive` ms) keep it quiet. 0 turns it off, and with it ETIMEDOUT for this open
+   * connection. The default is the node's `timeout`
+   */
   setTimeout (ms: number, callback?: () => void): this {
     validateInteger('msecs', ms, 0, 2 ** 31 - 1)
     if (callback !== undefined) {
       if (ms === 0) this.removeListener('timeout', callback)
       else this.once('timeout', callback)
     }
-    this._idleMs = ms
-    if (this._idleTimer !== null) {
-      clearTimeout(this._idleTimer)
-      this._idleTimer = null
-    }
-    if (ms > 0 && !this.destroyed) {
-      this._idleTimer = setTimeout(() => this.emit('timeout'), ms)
-      this._idleTimer.unref()
-    }
+    this._timeoutMs = ms
+    if (this._native !== null && !this._nativeClosed) this._native.setTimeout(this._handle, ms)
     return this
   }
 
+  /** The peer silence in ms after which 'timeout' is emitted (0: never) */
   getTimeout (): number {
-    return this._idleMs
+    return this._timeoutMs
   }
 
   /** Payload bytes per packet */
@@ -154,6 +156,7 @@ export class Socket extends Duplex {
     this._native = native
     this._handle = handle
     if (remoteAddress !== undefined) this._setRemote(remoteAddress)
+    if (this._timeoutMs !== this._defaultTimeout) native.setTimeout(handle, this._timeoutMs)
     const w = this._pendingWrite
     this._pendingWrite = null
     if (w !== null) this._writeNative(w.chunks, w.cb)
@@ -205,7 +208,6 @@ export class Socket extends Duplex {
   /** @internal A view of the batch's data buffer */
   _onData (chunk: Buffer): void {
     if (this.destroyed || this._eof) return
-    this._touch()
     if (!this.push(chunk)) this._stopReading()
   }
 
@@ -253,16 +255,19 @@ export class Socket extends Duplex {
       return
     }
     if (reason === CloseReason.TIMED_OUT) {
-      // The application heard 'timeout' and answered it by ending its side: it chose to let the
-      // connection go, so the end of the wait is a close, not an error (as in utp-punch)
-      if (this._silenceNoticed && this.writableEnded) {
-        this.destroy()
-        return
-      }
-      // A connection that never opened (or waited for the peer's FIN) fails without a notice first
+      // A connection attempt (or a wait for the peer's FIN) gets its notice now
       if (!this._silenceNoticed) {
         this.emit('timeout')
         this._owner._onSocketTimeout(this)
+        if (this.destroyed) return
+      }
+      // The application ended its side (in answer to 'timeout', or before): it let the connection go, so
+      // the end of the wait is a close, not an error (as in utp-punch)
+      if (this.writableEnded) {
+        this._onEnd()
+        // After 'end' had its turn: a reader that never consumed the stream would otherwise hold it open
+        setImmediate(() => { if (!this.destroyed) this.destroy() })
+        return
       }
     }
     this.destroy(closeReasonError(reason, this.remoteAddress, this.remotePort) ?? undefined)
@@ -313,10 +318,6 @@ export class Socket extends Duplex {
   }
 
   override _destroy (err: Error | null, cb: Callback): void {
-    if (this._idleTimer !== null) {
-      clearTimeout(this._idleTimer)
-      this._idleTimer = null
-    }
     this._pendingWrite = null
     this._pendingFinal = null
     this._writeCb = null
@@ -337,7 +338,6 @@ export class Socket extends Duplex {
       this._pendingWrite = { chunks, cb }
       return
     }
-    this._touch()
     let more: boolean
     try {
       more = this._native.write(this._handle, chunks)
@@ -355,7 +355,4 @@ export class Socket extends Duplex {
     this._native.setReading(this._handle, false)
   }
 
-  private _touch (): void {
-    if (this._idleTimer !== null) this._idleTimer.refresh()
-  }
 }

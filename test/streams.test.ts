@@ -167,7 +167,8 @@ describe('stream semantics', () => {
     expect(stats).toMatchObject({ mtu: 16000 })
     expect(socket.getMtu()).toBe(16000)
 
-    // net.Socket#setTimeout semantics: 'timeout' after inactivity, the socket stays open
+    // utp-punch's setTimeout semantics: 'timeout' after `ms` without a packet from the peer (its keepalives
+    // come every keepAlive = 1000 ms), a notice: the socket stays open
     socket.setTimeout(200)
     expect(socket.getTimeout()).toBe(200)
     const t0 = Date.now()

@@ -311,6 +311,24 @@ impl NativeNode {
     self.with(|inner, _| inner.endpoint.shutdown(ConnectionHandle(handle)))
   }
 
+  /// How long the peer may be silent before TIMEOUT (ms; 0: never, and no ETIMEDOUT either)
+  #[napi(catch_unwind)]
+  pub fn set_timeout(&self, handle: u32, ms: f64) -> napi::Result<(), Code> {
+    let limit = match ms {
+      0.0 => None,
+      _ => match Duration::try_from_secs_f64(ms / 1000.0) {
+        Ok(d) if ms.is_finite() && ms > 0.0 => Some(d),
+        _ => {
+          return Err(invalid(format!(
+            "timeout must be a non-negative number of ms, got {ms}"
+          )))
+        }
+      },
+    };
+    self.with(|inner, _| inner.endpoint.set_timeout(ConnectionHandle(handle), limit));
+    Ok(())
+  }
+
   /// RESET to the peer; CLOSED(aborted) follows
   #[napi(catch_unwind)]
   pub fn destroy(&self, handle: u32) {

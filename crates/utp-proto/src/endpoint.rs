@@ -578,6 +578,16 @@ impl Endpoint {
     Ok(from)
   }
 
+  /// How long this connection's peer may be silent before [`Event::Timeout`] (and, while we wait
+  /// on it, twice that before [`CloseReason::TimedOut`](crate::CloseReason)); `None` turns both off
+  /// for this connection once it is open. Starts at [`Config::idle_timeout`]
+  pub fn set_timeout(&mut self, h: ConnectionHandle, limit: Option<core::time::Duration>) {
+    if let Some(e) = self.conns.get_mut(&h.0) {
+      e.conn.set_silence_limit(limit);
+      self.touch(h.0);
+    }
+  }
+
   /// The peer's address
   pub fn remote_addr(&self, h: ConnectionHandle) -> Option<SocketAddr> {
     self.conns.get(&h.0).map(|e| e.conn.remote())

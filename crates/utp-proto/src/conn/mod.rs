@@ -34,10 +34,11 @@ pub enum Event {
   Readable,
   /// The send buffer drained below its limit after a write reported it full
   Writable,
-  /// An open connection's peer has been silent for the idle timeout while we wait on it. A
-  /// notice, as `net`'s 'timeout': the connection stays open, and closes with
-  /// [`CloseReason::TimedOut`] only after as long again without a packet from the peer (a packet
-  /// in between withdraws the notice). The application may end or abort it meanwhile
+  /// No packet from the peer of an open connection for its silence limit (the idle timeout, or
+  /// what [`crate::Endpoint::set_timeout`] set): utp-punch's 'timeout', a notice. Once per silence:
+  /// the next comes after a packet arrived and the peer fell silent again. A peer that should be
+  /// answering (data or a keepalive outstanding) and stays silent twice the limit closes the
+  /// connection with [`CloseReason::TimedOut`]; the application may end or abort it first
   Timeout,
   /// The connection is over; nothing more will be sent or received
   Closed(CloseReason),
@@ -204,8 +205,11 @@ pub(crate) struct Connection {
   /// When our unanswered keepalive went out
   keepalive_sent: Option<Instant>,
   peer_answers_keepalive: bool,
-  /// [`Event::Timeout`] went out and no packet came since: the next deadline closes
-  silence_reported: bool,
+  /// Peer silence after which [`Event::Timeout`] goes out (the idle timeout unless the application
+  /// set another); `None`: never, and never [`CloseReason::TimedOut`] either once open
+  silence_limit: Option<Duration>,
+  /// When [`Event::Timeout`] went out, if no packet came since
+  silence_reported: Option<Instant>,
   reset_pending: bool,
   sack_scratch: Vec<u8>,
   stats: ConnectionStats,
@@ -345,7 +349,8 @@ impl Connection {
       syn_ack_due: false,
       keepalive_sent: None,
       peer_answers_keepalive: false,
-      silence_reported: false,
+      silence_limit: Some(cfg.idle_timeout),
+      silence_reported: None,
       reset_pending: false,
       sack_scratch: Vec::new(),
       stats: ConnectionStats {
@@ -381,6 +386,8 @@ impl Connection {
   /// The peer said it is one of ours: use what its hello says it takes
   fn on_peer_hello(&mut self, hello: Hello, now: Instant) {
     self.peer_hello = Some(hello);
+    // Our endpoint answers keepalives: a silent idle peer of ours is a dead one (libutp's is not)
+    self.peer_answers_keepalive = true;
     if hello.has(Hello::LARGE_DATAGRAMS) {
       if let Some(large) = self.large_payload {
         self.base_payload = large;
@@ -445,7 +452,7 @@ impl Connection {
   pub(crate) fn handle_packet(&mut self, now: Instant, pkt: &Packet<'_>, events: &mut Events) {
     let h = &pkt.header;
     self.last_recv = now;
-    self.silence_reported = false;
+    self.silence_reported = None;
     let probing = self.keepalive_sent.take().is_some();
     self.stats.packets_received += 1;
     if h.timestamp != 0 {
@@ -668,13 +675,15 @@ impl Connection {
       pkt.payload
     };
     let ends_write = pkt.ours.end_of_write && self.peer_has(Hello::WRITE_BOUNDARIES);
+    let ready_before = self.recv.ready_bytes();
     match self.recv.insert(self.ack_nr, h.seq_nr, payload, ends_write) {
       Arrival::InOrder(n) => {
         self.ack_nr = self.ack_nr.add(n);
         if self.eof.is_some_and(|eof| !eof.follows(self.ack_nr)) {
           self.eof_reached = true;
         }
-        self.stats.bytes_received += payload.len() as u64;
+        // This packet and the buffered ones it released
+        self.stats.bytes_received += (self.recv.ready_bytes() - ready_before) as u64;
         if !self.readable_reported
           && (self.recv.ready_bytes() > 0 || (self.eof_reached && !self.eof_reported))
         {
@@ -814,6 +823,7 @@ impl Connection {
       consider(self.pmtu.as_ref().and_then(PathMtu::next_deadline));
     }
     consider(self.dead_peer_deadline());
+    consider(self.silence_deadline());
     if self.wants_keepalive() && !self.keepalive_due {
       consider(Some(self.last_send + self.cfg.keepalive));
     }
@@ -833,8 +843,9 @@ impl Connection {
   fn dead_peer_deadline(&self) -> Option<Instant> {
     let since = if !self.send.is_empty() || self.persist_deadline.is_some() {
       self.last_recv.max(self.waiting_since)
-    } else if self.keepalive_sent.is_some() && self.peer_answers_keepalive {
-      self.last_recv
+    } else if let (Some(probe), true) = (self.keepalive_sent, self.peer_answers_keepalive) {
+      // Unanswered only since it went out
+      self.last_recv.max(probe)
     } else if self.write_side == WriteSide::FinAcked && !self.eof_reached {
       // Only the peer's FIN is missing (TCP's FIN_WAIT_2), from a peer that never answered a
       // keepalive (libutp never does). It may simply be thinking, so wait as long as TCP's
@@ -843,9 +854,28 @@ impl Connection {
     } else {
       return None;
     };
-    // Once the silence was reported, as long again before giving up
-    let waits = if self.silence_reported { 2 } else { 1 };
-    Some(since + self.cfg.idle_timeout * waits)
+    // A connection attempt fails after the idle timeout whatever the application set; an open
+    // connection gives the application its notice first and as long again to act on it
+    // (at least `limit` after the notice, however late the notice came)
+    match (self.state, self.silence_limit, self.silence_reported) {
+      (State::SynSent, ..) => Some(since + self.cfg.idle_timeout),
+      (_, Some(limit), Some(noticed)) => Some((since + limit * 2).max(noticed + limit)),
+      _ => None,
+    }
+  }
+
+  /// When the peer's silence is reported ([`Event::Timeout`])
+  fn silence_deadline(&self) -> Option<Instant> {
+    match (self.state, self.silence_limit) {
+      (State::Connected, Some(limit)) if self.silence_reported.is_none() => Some(self.last_recv + limit),
+      _ => None,
+    }
+  }
+
+  /// How long the peer may be silent before [`Event::Timeout`] (utp-punch's `setTimeout`); `None`
+  /// never: the application watches the connection itself
+  pub(crate) fn set_silence_limit(&mut self, limit: Option<Duration>) {
+    self.silence_limit = limit;
   }
 
   /// Run whatever timers have expired
@@ -858,20 +888,17 @@ impl Connection {
       // likely closed after its ACK of our FIN was lost (TCP's LAST_ACK timing out is silent too)
       let only_fin_unconfirmed =
         self.eof_reached && self.write_side == WriteSide::FinSent && self.send.buffered() == 0;
-      let fin_wait_2 = self.write_side == WriteSide::FinAcked && !self.eof_reached;
-      if only_fin_unconfirmed {
-        self.close(now, CloseReason::Finished, events);
-        return;
-      }
-      if self.state == State::Connected && !self.silence_reported && !fin_wait_2 {
-        // An open connection: the application hears of it first, and may end it (a connection
-        // not yet open simply failed)
-        self.silence_reported = true;
-        events.push_back((self.handle, Event::Timeout));
+      let reason = if only_fin_unconfirmed {
+        CloseReason::Finished
       } else {
-        self.close(now, CloseReason::TimedOut, events);
-        return;
-      }
+        CloseReason::TimedOut
+      };
+      self.close(now, reason, events);
+      return;
+    }
+    if self.silence_deadline().is_some_and(|t| now >= t) {
+      self.silence_reported = Some(now);
+      events.push_back((self.handle, Event::Timeout));
     }
     if self.rto_deadline.is_some_and(|t| now >= t) {
       self.stats.timeouts += 1;
@@ -1114,7 +1141,8 @@ impl Connection {
     if self.keepalive_due {
       // libutp's keepalive: a STATE acknowledging one less than we have; our peers answer it
       self.keepalive_due = false;
-      self.keepalive_sent = Some(now);
+      // The first unanswered probe: the peer has been failing to answer since then
+      self.keepalive_sent.get_or_insert(now);
       let mut h = self.header(PacketType::State, now, self.send.next_seq());
       h.ack_nr = self.ack_nr.sub(1);
       Packet {

@@ -141,16 +141,11 @@ impl SendBuffer {
   /// with `split_writes` never bytes of two writes (the peer sees each short write as one packet)
   pub(crate) fn push(&mut self, ty: PacketType, max: usize, split_writes: bool, now: Instant) -> SeqNr {
     let offset = self.base + self.unacked_bytes as u64;
-    let mut len = if ty == PacketType::Data {
-      max.min(self.unsent_len())
+    let len = if ty == PacketType::Data {
+      self.next_len(max, split_writes)
     } else {
       0
     };
-    if split_writes {
-      if let Some(&end) = self.write_ends.front() {
-        len = len.min((end - offset) as usize);
-      }
-    }
     let mut ends_write = false;
     while let Some(&end) = self.write_ends.front() {
       if end > offset + len as u64 {

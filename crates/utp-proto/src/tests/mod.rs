@@ -217,6 +217,74 @@ fn read_backpressure_closes_the_window_and_loses_nothing() {
   );
 }
 
+/// A peer of ours that vanishes right after the handshake, before any keepalive was answered, is
+/// noticed all the same: our endpoint answers keepalives, and its hello said it is ours
+#[test]
+fn a_peer_that_vanishes_right_after_connecting_is_noticed() {
+  let cfg = Config {
+    idle_timeout: secs(5),
+    ..Config::default()
+  };
+  let mut sim = Sim::new(6, 2, cfg);
+  sim.nodes[1].ep.set_listening(true);
+  let a = sim.connect(0, 1, vec![], false);
+  assert!(sim.run_until(secs(5), |s| s.app(0, a).connected));
+  let vanished = sim.now;
+  sim.set_link(
+    0,
+    1,
+    Link {
+      loss_pct: 100.0,
+      ..Link::default()
+    },
+  );
+  assert!(sim.run_until(secs(30), |s| s.app(0, a).timeout_notices > 0));
+  let took = sim.now.saturating_since(vanished);
+  assert!(took <= secs(5) + Duration::from_millis(100), "{took:?}");
+  assert!(sim.run_until(secs(30), |s| s.app(0, a).closed.is_some()));
+  assert_eq!(sim.app(0, a).closed, Some(CloseReason::TimedOut));
+}
+
+/// `set_timeout` (utp-punch's socket.setTimeout) moves the notice; `None` turns it and the close off
+#[test]
+fn the_silence_limit_is_per_connection() {
+  let cfg = Config {
+    idle_timeout: secs(5),
+    ..Config::default()
+  };
+  for limit in [Some(secs(2)), None] {
+    let mut sim = Sim::new(7, 2, cfg);
+    sim.nodes[1].ep.set_listening(true);
+    let a = sim.connect(0, 1, vec![], false);
+    assert!(sim.run_until(secs(5), |s| s.app(0, a).connected));
+    sim.nodes[0].ep.set_timeout(a, limit);
+    let vanished = sim.now;
+    sim.set_link(
+      0,
+      1,
+      Link {
+        loss_pct: 100.0,
+        ..Link::default()
+      },
+    );
+    let noticed = sim.run_until(secs(60), |s| s.app(0, a).timeout_notices > 0);
+    match limit {
+      Some(l) => {
+        assert!(noticed);
+        let took = sim.now.saturating_since(vanished);
+        assert!(
+          took <= l + Duration::from_millis(100) && took >= l - secs(1),
+          "{took:?}"
+        );
+      }
+      None => {
+        assert!(!noticed, "no notice without a limit");
+        assert!(sim.app(0, a).closed.is_none(), "and no close");
+      }
+    }
+  }
+}
+
 #[test]
 fn vanished_peer_times_out_within_the_idle_timeout() {
   let cfg = Config {
@@ -709,6 +777,24 @@ fn a_peer_that_vanishes_before_its_fin_does_not_hold_the_connection_forever() {
   );
   assert!(sim.run_until(secs(90), |s| s.app(0, a).closed.is_some()));
   let took = sim.app(0, a).closed_at.unwrap().saturating_since(vanished);
-  // A peer that might be thinking gets TCP's FIN_WAIT_2 minute, not the 5 s idle timeout
-  assert!(took >= secs(55) && took <= secs(61), "took {took:?}");
+  // A peer of ours answers keepalives, so its silence is death: a notice after the idle timeout,
+  // the close twice that after our first unanswered keepalive (a stranger, which may simply be
+  // thinking, gets TCP's FIN_WAIT_2 minute: real_peers.rs)
+  assert!(took <= secs(11) + Duration::from_millis(100), "took {took:?}");
+  assert_eq!(sim.app(0, a).timeout_notices, 1);
+  assert_eq!(sim.app(0, a).closed, Some(CloseReason::TimedOut));
+}
+
+/// A short silence limit on an idle connection whose peer is alive: the notice comes between
+/// keepalives (as in utp-punch), and nothing closes
+#[test]
+fn a_short_silence_limit_notifies_and_closes_nothing() {
+  let mut sim = Sim::new(8, 2, Config::default());
+  sim.nodes[1].ep.set_listening(true);
+  let a = sim.connect(0, 1, vec![], false);
+  assert!(sim.run_until(secs(5), |s| s.app(0, a).connected));
+  sim.nodes[0].ep.set_timeout(a, Some(Duration::from_millis(300)));
+  sim.run_until(secs(5), |_| false);
+  assert!(sim.app(0, a).timeout_notices >= 1);
+  assert!(sim.app(0, a).closed.is_none(), "{:?}", sim.app(0, a).closed);
 }

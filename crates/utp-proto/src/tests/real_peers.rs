@@ -299,3 +299,69 @@ fn a_syn_with_a_zero_window_does_not_stall_the_responder() {
   s.ep.write(h, &[1; 3000]).unwrap();
   assert_eq!(s.recv().len(), 3, "sent without waiting");
 }
+
+/// libutp never answers keepalives: once our FIN is acknowledged, a stranger that stays silent
+/// may simply be thinking, and gets TCP's FIN_WAIT_2 minute before we give up on its FIN
+#[test]
+fn a_stranger_gets_a_minute_for_its_fin() {
+  let cfg = Config {
+    idle_timeout: Duration::from_secs(5),
+    ..Config::default()
+  };
+  let mut s = Script::new(cfg);
+  let (h, first) = accept(&mut s);
+  s.ep.shutdown(h);
+  let fin = s.recv();
+  assert_eq!(fin[0].0.ty, PacketType::Fin);
+  s.send(state(first, 1 << 20), &[]);
+  let mut closed_after = None;
+  for tick in 1..=70 {
+    s.advance(Duration::from_secs(1));
+    s.recv_raw();
+    if s.events.iter().any(|(_, e)| matches!(e, Event::Closed(_))) {
+      closed_after = Some(tick);
+      break;
+    }
+  }
+  // Its silence is reported once (utp-punch's 'timeout'), but only the minute closes
+  let notices = s.events.iter().filter(|(_, e)| *e == Event::Timeout).count();
+  assert_eq!(notices, 1);
+  let after = closed_after.expect("closed");
+  assert!((59..=61).contains(&after), "closed after {after} s");
+  assert!(s.events.contains(&(h, Event::Closed(CloseReason::TimedOut))));
+}
+
+/// Bytes released from the reorder buffer by a late packet count as received, not only its own
+#[test]
+fn bytes_received_counts_what_a_late_packet_releases() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  s.send(data(102, first.sub(1)), &[2; 700]);
+  s.send(data(103, first.sub(1)), &[3; 500]);
+  s.send(data(101, first.sub(1)), &[1; 100]);
+  s.recv();
+  assert_eq!(s.ep.connection_stats(h).unwrap().bytes_received, 1300);
+}
+
+/// A live peer of ours keeps an idle connection quiet: its keepalives are packets, so no notice
+#[test]
+fn an_idle_connection_with_a_live_peer_hears_no_timeout() {
+  let mut s = Script::new(Config {
+    idle_timeout: Duration::from_secs(2),
+    ..Config::default()
+  });
+  let (_, first) = accept_ours(&mut s);
+  for _ in 0..20 {
+    s.advance(Duration::from_millis(900));
+    s.recv_raw();
+    // The peer's keepalive (libutp's form, which ours sends too)
+    s.send(state(first.sub(2), 1 << 20), &[]);
+  }
+  assert!(!s.events.iter().any(|(_, e)| *e == Event::Timeout));
+  s.advance(Duration::from_millis(2100));
+  s.recv_raw();
+  assert!(
+    s.events.iter().any(|(_, e)| *e == Event::Timeout),
+    "silence is reported"
+  );
+}
