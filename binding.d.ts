@@ -23,6 +23,14 @@ export declare class NativeNode {
   write(handle: number, chunks: Array<Buffer>): boolean
   /** Send FIN after the buffered data (half-close) */
   end(handle: number): void
+  /**
+   * The application let go of the connection (its stream was destroyed): FIN after what was
+   * written, incoming data discarded, only CLOSED reported. A TCP socket's close(), where
+   * `destroy` is its RST
+   */
+  release(handle: number): void
+  /** Payload bytes per packet of this connection from now on (1..=65487) */
+  setMtu(handle: number, mtu: number): void
   /** How long the peer may be silent before TIMEOUT (ms; 0: never, and no ETIMEDOUT either) */
   setTimeout(handle: number, ms: number): void
   /** RESET to the peer; CLOSED(aborted) follows */

@@ -91,6 +91,10 @@ export interface NativeNode {
   connect(port: number, host: string): number
   write(handle: number, chunks: Buffer[]): boolean
   end(handle: number): void
+  /** Let go of a connection: FIN after what was written, incoming data discarded, only CLOSED follows */
+  release(handle: number): void
+  /** Payload bytes per packet of this connection from now on */
+  setMtu(handle: number, mtu: number): void
   /** Peer silence before TIMEOUT, ms; 0: never (and no ETIMEDOUT once open) */
   setTimeout(handle: number, ms: number): void
   destroy(handle: number): void

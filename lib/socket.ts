@@ -78,6 +78,10 @@ export class Socket extends Duplex {
   private _pendingWrite: { chunks: Buffer[], cb: Callback } | null = null
   private _pendingFinal: Callback | null = null
   private _timeoutMs: number
+  /** setMtu() before the connection existed natively: applied when it does */
+  private _mtuSet: number | undefined = undefined
+  /** resetAndDestroy(): abort with RESET instead of the FIN of destroy() */
+  private _reset = false
   private readonly _defaultTimeout: number
   /** The native side reported the peer silent ('timeout' emitted) and no packet came since */
   private _silenceNoticed = false
@@ -105,9 +109,27 @@ export class Socket extends Duplex {
     return this._handle
   }
 
-  /** The local address: the Node's bound address */
+  /**
+   * The peer's address, as utp-punch's socket.address() returns it (its programs learn the peer this way);
+   * `address` is '' while a host name is still being resolved. The local end is localAddress / localPort
+   */
   address (): AddressInfo {
-    return this._owner.address()
+    return { address: this.remoteAddress ?? '', family: this.remoteFamily ?? 'IPv4', port: this.remotePort }
+  }
+
+  /** The local address: the Node's bound address (net.Socket#localAddress) */
+  get localAddress (): string {
+    return this._owner.address().address
+  }
+
+  /** The local port: the Node's bound port (net.Socket#localPort) */
+  get localPort (): number {
+    return this._owner.address().port
+  }
+
+  /** 'IPv4' or 'IPv6', of the local address (net.Socket#localFamily) */
+  get localFamily (): 'IPv4' | 'IPv6' {
+    return this._owner.address().family
   }
 
   /**
@@ -133,7 +155,15 @@ export class Socket extends Duplex {
 
   /** Payload bytes per packet */
   getMtu (): number {
-    return this.stats()?.mtu ?? this._mtu
+    return this.stats()?.mtu ?? this._mtuSet ?? this._mtu
+  }
+
+  /** Payload bytes per packet from now on (64-65000), as utp-punch's setMtu; ends the path MTU search */
+  setMtu (mtu: number): this {
+    validateInteger('mtu', mtu, 64, 65000)
+    this._mtuSet = mtu
+    if (this._native !== null && !this._nativeClosed) this._native.setMtu(this._handle, mtu)
+    return this
   }
 
   /**
@@ -157,6 +187,7 @@ export class Socket extends Duplex {
     this._handle = handle
     if (remoteAddress !== undefined) this._setRemote(remoteAddress)
     if (this._timeoutMs !== this._defaultTimeout) native.setTimeout(handle, this._timeoutMs)
+    if (this._mtuSet !== undefined) native.setMtu(handle, this._mtuSet)
     const w = this._pendingWrite
     this._pendingWrite = null
     if (w !== null) this._writeNative(w.chunks, w.cb)
@@ -321,16 +352,25 @@ export class Socket extends Duplex {
     this._pendingWrite = null
     this._pendingFinal = null
     this._writeCb = null
-    // A clean end on both sides lets the native connection finish its FIN exchange; anything else aborts
+    // A clean end on both sides lets the native connection finish its FIN exchange as it is. Otherwise, as a TCP
+    // socket's close(): a FIN after what was written, the peer sees a clean end, and what still arrives is
+    // dropped; resetAndDestroy() sends RESET instead
     const graceful = err === null && this.writableFinished && this.readableEnded
-    if (this._native !== null && !this._nativeClosed && !graceful) {
+    if (this._native !== null && !this._nativeClosed && (this._reset || !graceful)) {
       try {
-        this._native.destroy(this._handle)
+        if (this._reset) this._native.destroy(this._handle)
+        else this._native.release(this._handle)
       } catch {
         // already gone natively; CLOSED is on its way
       }
     }
     cb(err)
+  }
+
+  /** Destroy the socket and tell the peer with RESET (its socket fails with ECONNRESET), as net's resetAndDestroy() */
+  resetAndDestroy (): this {
+    this._reset = true
+    return this.destroy()
   }
 
   private _writeNative (chunks: Buffer[], cb: Callback): void {

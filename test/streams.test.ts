@@ -156,7 +156,10 @@ describe('stream semantics', () => {
     expect(await connectEvent).toBe(socket)
     expect(socket.connecting).toBe(false)
     expect(socket.id).toBeGreaterThan(0)
-    expect(socket.address().port).toBe(client.address().port)
+    // address() is the peer's, as in utp-punch; the local end is localAddress / localPort
+    expect(socket.address()).toEqual({ address: '127.0.0.1', family: 'IPv4', port })
+    expect(socket.localPort).toBe(client.address().port)
+    expect(socket.localAddress).toBe(client.address().address)
     expect(serverSocket.remotePort).toBe(client.address().port)
     expect(serverSocket.remoteAddress).toBe('127.0.0.1')
     expect(server.serverConnections).toBe(1)

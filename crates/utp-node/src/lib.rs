@@ -311,6 +311,30 @@ impl NativeNode {
     self.with(|inner, _| inner.endpoint.shutdown(ConnectionHandle(handle)))
   }
 
+  /// The application let go of the connection (its stream was destroyed): FIN after what was
+  /// written, incoming data discarded, only CLOSED reported. A TCP socket's close(), where
+  /// `destroy` is its RST
+  #[napi(catch_unwind)]
+  pub fn release(&self, handle: u32) {
+    self.with(|inner, _| inner.release_connection(handle))
+  }
+
+  /// Payload bytes per packet of this connection from now on (1..=65487)
+  #[napi(catch_unwind)]
+  pub fn set_mtu(&self, handle: u32, mtu: f64) -> napi::Result<(), Code> {
+    if !(mtu.is_finite() && (1.0..=MAX_MTU).contains(&mtu)) {
+      return Err(invalid(format!(
+        "mtu must be a number in 1..{MAX_MTU}, got {mtu}"
+      )));
+    }
+    self.with(|inner, _| {
+      inner
+        .endpoint
+        .set_max_payload(ConnectionHandle(handle), mtu as usize)
+    });
+    Ok(())
+  }
+
   /// How long the peer may be silent before TIMEOUT (ms; 0: never, and no ETIMEDOUT either)
   #[napi(catch_unwind)]
   pub fn set_timeout(&self, handle: u32, ms: f64) -> napi::Result<(), Code> {

@@ -189,6 +189,11 @@ pub struct Inner {
   wake_pending: bool,
   paused: HashSet<u32>,
   ended: HashSet<u32>,
+  /// Connections the application let go of (`release`): they finish their FIN exchange on the wire,
+  /// what arrives is discarded, and JavaScript hears only their CLOSED
+  released: HashSet<u32>,
+  /// Where released connections' data is read to and dropped
+  discard: Vec<u8>,
   /// Handles with data left behind by READ_CAP: no new Readable event comes for them
   backlog: BTreeSet<u32>,
   /// Bytes each handle added to the current batch
@@ -215,6 +220,8 @@ impl Inner {
       wake_pending: false,
       paused: HashSet::new(),
       ended: HashSet::new(),
+      released: HashSet::new(),
+      discard: Vec::new(),
       backlog: BTreeSet::new(),
       taken: HashMap::new(),
       tx: Vec::with_capacity(2048),
@@ -368,6 +375,8 @@ impl Inner {
             self.batch.incoming(id, peer);
           }
         }
+        Event::Readable if self.released.contains(&id) => self.discard_readable(id),
+        Event::Writable | Event::Timeout if self.released.contains(&id) => {}
         Event::Readable => {
           if !self.paused.contains(&id) {
             self.read_into_batch(id, false);
@@ -377,13 +386,41 @@ impl Inner {
         Event::Timeout => self.batch.push(batch::TIMEOUT, id, 0),
         Event::Closed(reason) => {
           // Everything the peer sent precedes CLOSED, paused or not
-          self.read_into_batch(id, true);
+          if self.released.remove(&id) {
+            self.discard_readable(id);
+          } else {
+            self.read_into_batch(id, true);
+          }
           self.batch.closed(id, reason);
           self.paused.remove(&id);
           self.ended.remove(&id);
           self.backlog.remove(&id);
           self.taken.remove(&id);
         }
+      }
+    }
+  }
+
+  /// The application let go of `id` (its stream is destroyed): FIN after what it wrote, as a TCP
+  /// socket's close() does, and from now on read what arrives and drop it
+  pub fn release_connection(&mut self, id: u32) {
+    let h = ConnectionHandle(id);
+    if self.endpoint.remote_addr(h).is_none() {
+      return;
+    }
+    self.endpoint.shutdown(h);
+    self.released.insert(id);
+    self.paused.remove(&id);
+    self.backlog.remove(&id);
+    self.discard_readable(id);
+  }
+
+  fn discard_readable(&mut self, id: u32) {
+    let h = ConnectionHandle(id);
+    loop {
+      self.discard.clear();
+      if self.endpoint.read(h, &mut self.discard, usize::MAX).bytes == 0 {
+        break;
       }
     }
   }

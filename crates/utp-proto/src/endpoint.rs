@@ -588,6 +588,15 @@ impl Endpoint {
     }
   }
 
+  /// Payload bytes per packet for this connection from now on (utp-punch's `setMtu`); ends its
+  /// path MTU search
+  pub fn set_max_payload(&mut self, h: ConnectionHandle, payload: usize) {
+    if let Some(e) = self.conns.get_mut(&h.0) {
+      e.conn.set_max_payload(payload);
+      self.touch(h.0);
+    }
+  }
+
   /// The peer's address
   pub fn remote_addr(&self, h: ConnectionHandle) -> Option<SocketAddr> {
     self.conns.get(&h.0).map(|e| e.conn.remote())

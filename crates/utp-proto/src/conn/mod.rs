@@ -872,6 +872,16 @@ impl Connection {
     }
   }
 
+  /// Packets from now on carry at most `payload` bytes (utp-punch's `setMtu`): the application's
+  /// word, so the path MTU search ends. Packets already sent keep their size
+  pub(crate) fn set_max_payload(&mut self, payload: usize) {
+    let payload = payload.max(1);
+    self.base_payload = payload;
+    self.cfg.max_payload = payload;
+    self.stats.max_payload = payload;
+    self.pmtu = None;
+  }
+
   /// How long the peer may be silent before [`Event::Timeout`] (utp-punch's `setTimeout`); `None`
   /// never: the application watches the connection itself
   pub(crate) fn set_silence_limit(&mut self, limit: Option<Duration>) {
