@@ -15,6 +15,7 @@ mod driver;
 mod errors;
 #[cfg(unix)]
 mod js_loop;
+mod sockopt;
 mod state;
 mod udp;
 

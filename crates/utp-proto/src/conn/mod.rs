@@ -211,6 +211,8 @@ pub(crate) struct Connection {
   /// When [`Event::Timeout`] went out, if no packet came since
   silence_reported: Option<Instant>,
   reset_pending: bool,
+  /// A stranger gets each ACK after our FIN a second time, with the FIN's sequence number
+  fin_seq_state_due: bool,
   sack_scratch: Vec<u8>,
   stats: ConnectionStats,
   /// Path MTU search, while the configuration asks for one and it is not over
@@ -352,6 +354,7 @@ impl Connection {
       silence_limit: Some(cfg.idle_timeout),
       silence_reported: None,
       reset_pending: false,
+      fin_seq_state_due: false,
       sack_scratch: Vec::new(),
       stats: ConnectionStats {
         max_payload: mss,
@@ -442,6 +445,7 @@ impl Connection {
   pub(crate) fn is_drained(&self, now: Instant) -> bool {
     matches!(self.state, State::Lingering { until, .. } if now >= until)
       && !self.ack_pending
+      && !self.fin_seq_state_due
       && !self.reset_pending
   }
 
@@ -719,6 +723,7 @@ impl Connection {
     self.persist_deadline = None;
     if reason != CloseReason::Finished {
       self.ack_pending = false;
+      self.fin_seq_state_due = false;
     }
     events.push_back((self.handle, Event::Closed(reason)));
   }
@@ -1031,6 +1036,9 @@ impl Connection {
         if self.ack_pending {
           return self.send_state(now, out);
         }
+        if self.fin_seq_state_due {
+          return self.send_fin_seq_state(now, out);
+        }
         false
       }
       State::SynSent => {
@@ -1148,6 +1156,9 @@ impl Connection {
     if self.ack_pending {
       return self.send_state(now, out);
     }
+    if self.fin_seq_state_due {
+      return self.send_fin_seq_state(now, out);
+    }
     if self.keepalive_due {
       // libutp's keepalive: a STATE acknowledging one less than we have; our peers answer it
       self.keepalive_due = false;
@@ -1169,7 +1180,23 @@ impl Connection {
 
   fn send_state(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
     self.ack_pending = false;
-    let h = self.header(PacketType::State, now, self.send.next_seq());
+    // After our FIN the two references disagree on a STATE's sequence number: libutp advances past
+    // the FIN and drops anything else as old; libtorrent does not, and drops anything past our
+    // FIN, our ACK of its own FIN included. A stranger gets the ACK both ways
+    if self.peer_hello.is_none() && matches!(self.write_side, WriteSide::FinSent | WriteSide::FinAcked) {
+      self.fin_seq_state_due = true;
+    }
+    self.encode_state(now, self.send.next_seq(), out)
+  }
+
+  /// The STATE libtorrent takes after our FIN: the FIN's own sequence number (see `send_state`)
+  fn send_fin_seq_state(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+    self.fin_seq_state_due = false;
+    self.encode_state(now, self.send.next_seq().sub(1), out)
+  }
+
+  fn encode_state(&mut self, now: Instant, seq: SeqNr, out: &mut Vec<u8>) -> bool {
+    let h = self.header(PacketType::State, now, seq);
     let mut mask = std::mem::take(&mut self.sack_scratch);
     self.recv.sack_bitmask(&mut mask, MAX_SACK_BYTES);
     let sack = if mask.is_empty() {

@@ -365,3 +365,37 @@ fn an_idle_connection_with_a_live_peer_hears_no_timeout() {
     "silence is reported"
   );
 }
+
+/// After our FIN, libtorrent drops a STATE whose sequence number is past that FIN (it never acked
+/// our ACK of its FIN and resent it) and libutp drops one that is not: a stranger gets both
+#[test]
+fn after_our_fin_a_stranger_gets_each_ack_with_both_sequence_numbers() {
+  let acks_after_fin = |ours: bool| {
+    let mut s = Script::new(Config::default());
+    let (h, first) = if ours { accept_ours(&mut s) } else { accept(&mut s) };
+    s.ep.shutdown(h);
+    let fin = s.recv();
+    assert_eq!((fin[0].0.ty, fin[0].0.seq_nr), (PacketType::Fin, first));
+    // The peer acknowledges our FIN and sends its own
+    s.send(
+      Header {
+        ty: PacketType::Fin,
+        ..data(101, first)
+      },
+      &[],
+    );
+    s.recv()
+      .iter()
+      .map(|(h, _, _)| (h.ty, h.seq_nr, h.ack_nr))
+      .collect::<Vec<_>>()
+  };
+  let st = PacketType::State;
+  let stranger = acks_after_fin(false);
+  assert_eq!(stranger.len(), 2, "{stranger:?}");
+  assert_eq!(stranger[0].2, SeqNr(101));
+  assert_eq!(stranger[1].2, SeqNr(101));
+  assert_eq!(stranger[0].1, stranger[1].1.add(1), "libutp's, then libtorrent's");
+  assert!(stranger.iter().all(|a| a.0 == st));
+  let ours = acks_after_fin(true);
+  assert_eq!(ours.len(), 1, "one of ours takes either: {ours:?}");
+}
