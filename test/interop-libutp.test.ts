@@ -21,6 +21,13 @@ const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex
 
 cleanupNodes()
 
+/** One line for the record: bytes, time, and what our end of the connection counted */
+function report (name: string, t0: number, sock: Socket): void {
+  const s = sock.stats()
+  console.log(`[libutp interop] ${name}: ${SIZE} bytes each way in ${((Date.now() - t0) / 1000).toFixed(2)} s, ` +
+    `our retransmits ${s?.retransmits ?? '?'}, timeouts ${s?.timeouts ?? '?'}, mtu ${s?.mtu ?? '?'}`)
+}
+
 describe('interop with libutp (utp-native)', () => {
   it('our client -> libutp server: 8 MiB each way', async () => {
     const up = randomBytes(SIZE)
@@ -38,11 +45,13 @@ describe('interop with libutp (utp-native)', () => {
       const node = makeNode()
       await node.bindAsync(0, '127.0.0.1')
       const sock = node.connect(port, '127.0.0.1')
+      const t0 = Date.now()
       const received = drainHash(sock)
       sock.end(up)
       const got = await received
       expect(serverGot).toEqual({ bytes: SIZE, sha256: sha256(up) })
       expect(got).toEqual({ bytes: SIZE, sha256: sha256(down) })
+      report('our client -> libutp server', t0, sock)
     } finally {
       server.close()
     }
@@ -52,18 +61,22 @@ describe('interop with libutp (utp-native)', () => {
     const up = randomBytes(SIZE)
     const down = randomBytes(SIZE)
     let serverGot: Promise<{ bytes: number, sha256: string }> | undefined
+    let ours: Socket | undefined
     const { port } = await listeningNode({ allowHalfOpen: true }, (sock: Socket) => {
+      ours = sock
       serverGot = drainHash(sock)
       // Send back while still receiving: both directions at once
       sock.end(down)
     })
     const client = libutp.connect(port, '127.0.0.1')
+    const t0 = Date.now()
     const received = drainHash(client)
     client.end(up)
     const got = await received
     expect(got).toEqual({ bytes: SIZE, sha256: sha256(down) })
     expect(serverGot).toBeDefined()
     expect(await serverGot).toEqual({ bytes: SIZE, sha256: sha256(up) })
+    if (ours !== undefined) report('libutp client -> our server', t0, ours)
     client.destroy()
   })
 
