@@ -11,6 +11,30 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** One UDP socket's worth of uTP connections (internal; index.ts wraps it) */
 export declare class NativeNode {
+  /** SO_BROADCAST */
+  setBroadcast(on: boolean): number
+  /** IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS, 0..=255 (libuv's range; else -EINVAL) */
+  setMulticastTTL(ttl: number): number
+  /** IP_MULTICAST_LOOP / IPV6_MULTICAST_LOOP */
+  setMulticastLoopback(on: boolean): number
+  /**
+   * IP_MULTICAST_IF for an IPv4 address, IPV6_MULTICAST_IF (its zone's interface index) for an
+   * IPv6 one; libuv too decides by the address, not by the socket's family
+   */
+  setMulticastInterface(address: string): number
+  /**
+   * Join (`join`) or leave a multicast group on the interface `iface` (an address; absent: the
+   * system's choice)
+   */
+  setMembership(group: string, iface: string | undefined | null, join: boolean): number
+  /** Join or leave a source-specific group: datagrams sent to `group` by `source` only */
+  setSourceMembership(source: string, group: string, iface: string | undefined | null, join: boolean): number
+  /**
+   * SO_RCVBUF (`recv`) or SO_SNDBUF: `size` 0 reads it (the kernel's figure: Linux reports twice
+   * what was set), any other size sets it and answers 0. Over 2^31 - 1 is -EINVAL (dgram passes
+   * an int32)
+   */
+  bufferSize(size: number, recv: boolean): number
   constructor(options: NativeOptions, onWake: () => void)
   /** Bind the UDP socket synchronously and start the driver */
   bind(port: number, host: string): AddressInfo

@@ -20,8 +20,16 @@ export const codes = {
   ERR_SOCKET_BAD_PORT: 'ERR_SOCKET_BAD_PORT',
   /** bind() on a node that is bound already (thrown) */
   ERR_SOCKET_ALREADY_BOUND: 'ERR_SOCKET_ALREADY_BOUND',
-  /** The node is not bound (address()) or is closing/closed (bind, listen, connect, send after close()) */
+  /** The node is closing or closed (bind, listen, connect, punch, send, address() after close()) */
   ERR_SOCKET_DGRAM_NOT_RUNNING: 'ERR_SOCKET_DGRAM_NOT_RUNNING',
+  /** listen() on a node that listens already, or was told to (thrown, as net.Server's listen() twice) */
+  ERR_SERVER_ALREADY_LISTEN: 'ERR_SERVER_ALREADY_LISTEN',
+  /** A required argument is missing: the facade's addMembership()/dropMembership() without a group (a TypeError) */
+  ERR_MISSING_ARGS: 'ERR_MISSING_ARGS',
+  /** The facade's setRecvBufferSize()/setSendBufferSize() with a size that is not an integer in 0..2^32 - 1 (a TypeError) */
+  ERR_SOCKET_BAD_BUFFER_SIZE: 'ERR_SOCKET_BAD_BUFFER_SIZE',
+  /** The OS refused to get or set a buffer size of the facade (`info` holds its errno, code and syscall) */
+  ERR_SOCKET_BUFFER_SIZE: 'ERR_SOCKET_BUFFER_SIZE',
   /** connectAsync(): the socket closed before it connected */
   ERR_SOCKET_CLOSED: 'ERR_SOCKET_CLOSED',
   /** write() after end() */
@@ -48,6 +56,8 @@ export const codes = {
   ETIMEDOUT: 'ETIMEDOUT',
   /** An address the socket cannot reach (an IPv6 peer from an IPv4-only bind) or a bad TTL */
   EINVAL: 'EINVAL',
+  /** address() or a socket option of the facade before the node is bound (dgram's unbound socket says the same) */
+  EBADF: 'EBADF',
   /** A raw datagram larger than 65,507 bytes */
   EMSGSIZE: 'EMSGSIZE'
 } as const
@@ -96,15 +106,40 @@ export function systemError (code: string, syscall: string, address?: string, po
   return err
 }
 
+/** The name of an errno (either sign) as libuv spells it; EIO for one it does not know */
+function errnoName (errno: number): string {
+  try {
+    return util.getSystemErrorName(-Math.abs(errno))
+  } catch {
+    return 'EIO'
+  }
+}
+
 /** A fatal socket error reported by the native side as a positive errno */
 export function errnoError (errno: number, syscall: string): UtpError {
-  let name: string
-  try {
-    name = util.getSystemErrorName(-Math.abs(errno))
-  } catch {
-    name = 'EIO'
-  }
-  return systemError(name, syscall)
+  return systemError(errnoName(errno), syscall)
+}
+
+/** @internal What dgram throws where the socket is not bound: its closed fd, EBADF (`getsockname EBADF` for address()) */
+export function notBound (syscall: string): UtpError {
+  return systemError(codes.EBADF, syscall)
+}
+
+/**
+ * @internal dgram's error for a buffer size the OS would not get or set (ERR_SOCKET_BUFFER_SIZE): the OS error
+ * is in `info` ({ errno, code, message, syscall }) and in errno/syscall, as Node's SystemError has them.
+ * `errno` is the number or, where there is no descriptor to ask (not bound), its name
+ */
+export function bufferSizeError (errno: number | string, syscall: string): UtpError {
+  const code = typeof errno === 'string' ? errno : errnoName(errno)
+  const os = systemError(code, syscall)
+  const map = (util as unknown as { getSystemErrorMap?: () => Map<number, [string, string]> }).getSystemErrorMap?.()
+  const description = os.errno === undefined ? code : map?.get(os.errno)?.[1] ?? code
+  const err = createError(codes.ERR_SOCKET_BUFFER_SIZE, `Could not get or set buffer size: ${syscall} returned ${code} (${description})`) as UtpError & { info?: unknown }
+  err.errno = os.errno
+  err.syscall = syscall
+  err.info = { errno: os.errno, code, message: description, syscall }
+  return err
 }
 
 /** @internal The error a connection is destroyed with for a CLOSED reason (null: close quietly) */

@@ -19,7 +19,7 @@ export interface MigrateInfo {
 
 /** Node events and their listener arguments */
 export interface NodeEvents {
-  /** The UDP socket is bound (bind(), bindAsync(), or the automatic bind of listen()/connect()/punch()) */
+  /** The UDP socket is bound (bind(), bindAsync(), or the automatic bind of connect()/punch()/listenAsync()) */
   bound: [address: AddressInfo]
   /** listen() took effect: incoming connections are accepted from now on */
   listening: []

@@ -114,6 +114,20 @@ export interface NativeNode {
   stats(): NodeStats
   ref(): void
   unref(): void
+  // Socket options of the UDP facade (crates/utp-node/src/sockopt.rs): each answers as libuv does, 0 (or a
+  // size) on success and a negative errno on failure (-EBADF when not bound); they throw ENOTSUP where the
+  // socket's fd is not reachable (not Unix)
+  setBroadcast(on: boolean): number
+  /** 0..255, else -EINVAL */
+  setMulticastTTL(ttl: number): number
+  setMulticastLoopback(on: boolean): number
+  /** An IPv4 address, or an IPv6 one whose zone names the interface ('::%eth0') */
+  setMulticastInterface(address: string): number
+  /** Join (join true) or leave a group on the interface of `iface` (null: the system's choice) */
+  setMembership(group: string, iface: string | null | undefined, join: boolean): number
+  setSourceMembership(source: string, group: string, iface: string | null | undefined, join: boolean): number
+  /** SO_RCVBUF (recv true) or SO_SNDBUF: size 0 reads it, any other size (up to 2^31 - 1) sets it and answers 0 */
+  bufferSize(size: number, recv: boolean): number
 }
 
 export type NativeNodeConstructor = new (options: NativeOptions, onWake: () => void) => NativeNode

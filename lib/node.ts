@@ -13,7 +13,7 @@ import { debug, debugEnabled, hostPort } from './debug'
 import * as errorsModule from './errors'
 import * as eventsModule from './events'
 import type { AnyListener, NodeEvents } from './events'
-import { asError, codes, createError, errnoError, notRunning, type UtpError } from './errors'
+import { asError, codes, createError, errnoError, notBound, notRunning, systemError, type UtpError } from './errors'
 import * as nativeModule from './native'
 import { CloseReason, Kind, loadNative, type AddressInfo, type NativeNode } from './native'
 import * as optionsModule from './options'
@@ -53,6 +53,15 @@ function describeError (e: unknown): string {
   const code = (e as { code?: unknown } | null)?.code
   const msg = (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, ' ')
   return typeof code === 'string' ? `${code}: ${msg}` : msg
+}
+
+/**
+ * A bind failure as dgram reports it: an OS error (EADDRINUSE, EACCES, ...) becomes a system error with errno,
+ * syscall 'bind', address and port; anything else (a missing addon, a lookup error) is passed on as it is
+ */
+function bindError (err: UtpError, address: string, port: number): UtpError {
+  if (!/^E[A-Z0-9]+$/.test(err.code) || err.syscall !== undefined) return err
+  return systemError(err.code, 'bind', address, port)
 }
 
 function checkCallback (cb: unknown, name = 'callback'): void {
@@ -98,7 +107,14 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
   private _closeTimer: NodeJS.Timeout | null = null
   private _autoBindScheduled = false
   private _autoBindEmits = false
+  /** The program called bind() or bindAsync(): from then on only its binds bind the node, never an automatic one */
+  private _explicitBind = false
   private _listening = false
+  /** listen() or listenAsync() was called: a second listen() throws */
+  private _listenCalled = false
+  /** Sockets of this node that have not emitted 'close' yet: the node's 'close' comes after theirs */
+  private readonly _live = new Set<Socket>()
+  private _closeEmitted = false
   /** @internal Names this node in debug lines */
   readonly _debugId = nextDebugId++
   private _opened = 0
@@ -190,10 +206,13 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     return this._udp
   }
 
-  /** The bound address; throws ERR_SOCKET_DGRAM_NOT_RUNNING when not bound (like dgram) */
+  /**
+   * The bound address. Throws as dgram does: EBADF (syscall 'getsockname') before the node is bound, as an
+   * unbound dgram socket has no descriptor to ask; ERR_SOCKET_DGRAM_NOT_RUNNING once it is closed
+   */
   address (): AddressInfo {
     const a = this._native?.address() ?? null
-    if (a === null) throw notRunning()
+    if (a === null) throw this._state === 'closing' || this._state === 'closed' ? notRunning() : notBound('getsockname')
     const address = normalizeAddress(a.address)
     return { address, family: a.family, port: a.port }
   }
@@ -224,7 +243,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
       host = o.address
     }
     checkCallback(cb, 'onBound')
-    this._bind(port, host, (err, address) => {
+    this._bind(port, host, true, (err, address) => {
       if (err !== null) {
         this.emit('error', err)
         return
@@ -238,7 +257,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
   /** Like bind() but resolves to the bound address (and rejects instead of emitting 'error') */
   bindAsync (port?: number | null, host?: string | null): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
-      this._bind(port, host, (err, address) => {
+      this._bind(port, host, true, (err, address) => {
         if (err !== null) {
           reject(err)
           return
@@ -250,27 +269,38 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
   }
 
   /**
-   * Start (or keep) accepting incoming connections; binds to a free port first if not bound.
-   * 'listening' is emitted and onListening called asynchronously.
+   * Accept incoming connections once the node is bound. As in utp-punch, listen() does not bind by itself: the
+   * program's bind() (before or after) decides the port, or the automatic bind of connect()/punch()/send()...
+   * 'listening' is emitted and onListening called asynchronously, once bound. Throws ERR_SERVER_ALREADY_LISTEN
+   * when called again (as utp-punch and net.Server), ERR_SOCKET_DGRAM_NOT_RUNNING after close().
    */
   listen (onListening?: () => void): this {
     checkCallback(onListening, 'onListening')
-    this._listen(true, (err) => {
+    if (this._state === 'closing' || this._state === 'closed') throw notRunning()
+    if (this._listenCalled) throw createError(codes.ERR_SERVER_ALREADY_LISTEN, 'Listen method has been called more than once without closing.')
+    this._listenCalled = true
+    this._listen(true, false, (err, first) => {
       if (err !== null) return // the bind error was emitted as 'error' already
-      this.emit('listening')
+      if (first) this.emit('listening')
       if (typeof onListening === 'function') onListening.call(this)
     })
     return this
   }
 
+  /**
+   * Resolves once the node listens. Unlike listen(), it binds to a free port first when nothing binds the node in
+   * the same tick (an awaited promise must not wait for a bind that may never come); calling it again, or after
+   * listen(), just resolves once listening
+   */
   listenAsync (): Promise<void> {
     return new Promise((resolve, reject) => {
-      this._listen(false, (err) => {
+      this._listenCalled = true
+      this._listen(false, true, (err, first) => {
         if (err !== null) {
           reject(err)
           return
         }
-        this.emit('listening')
+        if (first) this.emit('listening')
         resolve()
       })
     })
@@ -316,6 +346,8 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
   punch (attempts: number, port: number, host?: string | null, callback?: (success: boolean) => void): Promise<boolean>
   punch (attempts: number, port: number, callback?: (success: boolean) => void): Promise<boolean>
   punch (attempts: number, port: number, host?: unknown, callback?: unknown): Promise<boolean> {
+    // Thrown at once, as utp-punch does; a punch under way when close() comes resolves false
+    if (this._state === 'closing' || this._state === 'closed') throw notRunning()
     if (typeof host === 'function') {
       callback = host
       host = undefined
@@ -331,10 +363,6 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
         resolve(success)
         if (typeof callback === 'function') callback.call(this, success)
       }
-      if (this._state === 'closing' || this._state === 'closed') {
-        process.nextTick(done, false)
-        return
-      }
       this._whenBound(true, (err) => {
         if (err !== null) process.nextTick(done, false)
         else this._puncher.punch(attempts, p, h, done)
@@ -342,7 +370,9 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     })
   }
 
+  /** punch() as a promise only: after close() it rejects with ERR_SOCKET_DGRAM_NOT_RUNNING instead of throwing */
   punchAsync (attempts: number, port: number, host?: string | null): Promise<boolean> {
+    if (this._state === 'closing' || this._state === 'closed') return Promise.reject(notRunning())
     return this.punch(attempts, port, host)
   }
 
@@ -424,25 +454,28 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
 
   /**
    * Graceful close: stop punching and accepting, end() every connection and let it flush, then close the
-   * socket; 'close' follows once everything is shut (connections still open after `timeout` ms are reset).
-   * Calling it again is harmless: the callback runs once the node is closed.
+   * socket; 'close' follows once everything is shut and every socket of the node emitted its own 'close'
+   * (connections still open after `timeout` ms are reset, and sockets still waiting for a bind or a lookup
+   * are destroyed, all without an error). Calling it again is harmless: the callback runs once the node is closed.
    */
   close (onClose?: () => void): this {
     checkCallback(onClose, 'onClose')
-    if (this._state === 'closed') {
+    if (this._closeEmitted) {
       if (typeof onClose === 'function') process.nextTick(() => onClose.call(this))
       return this
     }
     if (typeof onClose === 'function') this.once('close', onClose)
-    if (this._state === 'closing') return this
+    if (this._state === 'closing' || this._state === 'closed') return this
     const wasBound = this._state === 'bound'
     this._state = 'closing'
     this._listening = false
     if (debugEnabled) debug('node %d closing: %d connections to end', this._debugId, this._sockets.size)
     this._puncher.cancelAll()
-    this._flushBoundWaiters(notRunning())
-    for (const s of this._connecting) process.nextTick(() => s._fail(notRunning()))
+    // Never on the network: the node ends them as it ends the others, so they close without an error (taken out
+    // of _connecting first, so that the bind waiters failed below leave them alone)
+    for (const s of this._connecting) process.nextTick(() => s._onClosed(CloseReason.ABORTED))
     this._connecting.clear()
+    this._flushBoundWaiters(notRunning())
     if (!wasBound || this._native === null) {
       process.nextTick(() => this._onNodeClosed())
       return this
@@ -492,12 +525,14 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
 
   // ---- binding --------------------------------------------------------------------------------------------
 
-  private _bind (port: unknown, host: unknown, done: (err: UtpError | null, address?: AddressInfo) => void): void {
+  /** `explicit`: the program's bind()/bindAsync(), not an automatic bind */
+  private _bind (port: unknown, host: unknown, explicit: boolean, done: (err: UtpError | null, address?: AddressInfo) => void): void {
     if (this._state === 'closing' || this._state === 'closed') throw notRunning()
     if (this._state !== 'idle') throw createError(codes.ERR_SOCKET_ALREADY_BOUND, 'Socket is already bound')
     const p = port === undefined || port === null ? 0 : validatePort(port)
     const h = host === undefined || host === null ? undefined : validateHost(host)
     this._state = 'binding'
+    if (explicit) this._explicitBind = true
     const finish = (err: UtpError | null, address?: AddressInfo): void => {
       if (this._state !== 'binding') return // closed meanwhile; close() told the waiters
       this._state = err === null ? 'bound' : 'idle'
@@ -505,7 +540,11 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
         // Operations queued on the bind run before 'bound' listeners, as soon as the socket exists
         done(err, address)
       })
-      this._flushBoundWaiters(err)
+      // After the program's bind() was refused its address (by the OS, or its host lookup), what waits for the node
+      // to be bound keeps waiting, for a bind() that succeeds or for close() (utp-punch's order: its listen() and
+      // connect() wait for 'bound'). Other failures (no native addon) and failed automatic binds fail the waiters:
+      // no later bind would do better
+      if (err === null || !explicit || err.syscall === undefined) this._flushBoundWaiters(err)
     }
     const bindTo = (address: string, fallback: string | null): void => {
       if (this._state !== 'binding') return
@@ -526,7 +565,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
           bindTo(fallback, null)
           return
         }
-        finish(err)
+        finish(bindError(err, address, p))
       }
     }
     if (h === undefined) bindTo('::', '0.0.0.0')
@@ -566,8 +605,11 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     }
   }
 
-  /** Run fn once bound (synchronously if bound now), binding to a free port first when idle */
-  private _whenBound (emitErrors: boolean, fn: BoundWaiter): void {
+  /**
+   * Run fn once bound (synchronously if bound now). When idle and `auto`, bind to a free port first, unless the
+   * program binds the node itself: in the same tick, or at all once one of its bind() calls failed
+   */
+  private _whenBound (emitErrors: boolean, fn: BoundWaiter, auto = true): void {
     switch (this._state) {
       case 'bound':
         fn(null, this._native as NativeNode)
@@ -576,9 +618,11 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
         this._boundWaiters.push(fn)
         return
       case 'idle':
-        // Bind to a free port on the next tick, so that a bind() right after (the order utp-punch allowed,
-        // e.g. listen() then bind(port)) still chooses the port; the queued operations then run on that bind
         this._boundWaiters.push(fn)
+        // A failed bind() of the program left the node idle: never pick a random port behind its back
+        if (!auto || this._explicitBind) return
+        // Bind to a free port on the next tick, so that a bind() right after (the order utp-punch allowed,
+        // e.g. connect() then bind(port)) still chooses the port; the queued operations then run on that bind
         this._autoBindEmits ||= emitErrors
         if (!this._autoBindScheduled) {
           this._autoBindScheduled = true
@@ -586,8 +630,8 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
             this._autoBindScheduled = false
             const emit = this._autoBindEmits
             this._autoBindEmits = false
-            if (this._state !== 'idle' || this._boundWaiters.length === 0) return
-            this._bind(0, undefined, (err, address) => {
+            if (this._state !== 'idle' || this._explicitBind || this._boundWaiters.length === 0) return
+            this._bind(0, undefined, false, (err, address) => {
               if (err === null) this.emit('bound', address as AddressInfo)
               else if (emit) this.emit('error', err)
             })
@@ -608,26 +652,31 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     }
   }
 
-  private _listen (emitErrors: boolean, done: (err: Error | null) => void): void {
+  /** `done(err, first)`: `first` is true for the call that turned listening on ('listening' is emitted once) */
+  private _listen (emitErrors: boolean, auto: boolean, done: (err: Error | null, first: boolean) => void): void {
     if (this._state === 'closing' || this._state === 'closed') throw notRunning()
     this._whenBound(emitErrors, (err, native) => {
+      let first = false
       if (err === null) {
         try {
           (native as NativeNode).listen(true)
+          first = !this._listening
           this._listening = true
-          if (debugEnabled) debug('node %d listening', this._debugId)
+          if (debugEnabled && first) debug('node %d listening', this._debugId)
         } catch (e) {
           err = asError(e)
         }
       }
       const e = err
-      process.nextTick(() => done(e))
-    })
+      process.nextTick(() => done(e, first))
+    }, auto)
   }
 
   // ---- connections ----------------------------------------------------------------------------------------
 
   private _connect (port: unknown, host: unknown, onconnect: unknown, emitErrors: boolean): Socket {
+    // Thrown at once, as utp-punch does (and as bind() and listen() do here)
+    if (this._state === 'closing' || this._state === 'closed') throw notRunning()
     if (typeof host === 'function') {
       onconnect = host
       host = undefined
@@ -644,13 +693,10 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
       connecting: true
     })
     if (typeof onconnect === 'function') socket.once('connect', () => onconnect.call(this, socket))
-    if (this._state === 'closing' || this._state === 'closed') {
-      process.nextTick(() => socket._fail(notRunning()))
-      return socket
-    }
+    this._track(socket)
     this._connecting.add(socket)
     const fail = (err: Error): void => {
-      this._connecting.delete(socket)
+      if (!this._connecting.delete(socket)) return // close() ended it already
       process.nextTick(() => socket._fail(err))
     }
     this._whenBound(emitErrors, (err) => {
@@ -736,6 +782,15 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     })
   }
 
+  /**
+   * @internal The native node a socket option of the facade goes to: null while not bound (the option then fails
+   * with EBADF, as on dgram's unbound socket); ERR_SOCKET_DGRAM_NOT_RUNNING once the node is closed
+   */
+  _optionTarget (): NativeNode | null {
+    if (this._state === 'closed') throw notRunning()
+    return this._native
+  }
+
   /** dgram's default destination: the loopback address of the bound family */
   private _loopback (): string {
     const a = this._native?.address() ?? null
@@ -785,9 +840,36 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     const sockets = [...this._sockets.values()]
     this._sockets.clear()
     for (const s of sockets) this._onSocketClosed(s, CloseReason.ABORTED)
+    if (this._live.size === 0) {
+      this._emitClose()
+      return
+    }
+    // The sockets' 'end' and 'close' are under way (on the next ticks, or after the setImmediate of a timed-out
+    // one): 'close' waits for them, as in utp-punch. A socket whose reader does not consume it would never close,
+    // though, and the node must: stop waiting for those once everything under way had its turn. They end as
+    // their reader reads (nothing is thrown away)
+    setImmediate(() => {
+      for (const s of this._live) if (!s.destroyed) this._live.delete(s)
+      if (this._live.size === 0) this._emitClose()
+    })
+  }
+
+  private _emitClose (): void {
+    if (this._closeEmitted) return
+    this._closeEmitted = true
     if (debugEnabled) debug('node %d closed', this._debugId)
     this._udp?.emit('close')
     this.emit('close')
+  }
+
+  /** Count a new socket until its 'close': the node's 'close' comes after it */
+  private _track (s: Socket): void {
+    this._live.add(s)
+    s.once('close', () => {
+      if (!this._live.delete(s) || this._live.size > 0 || this._state !== 'closed') return
+      // After every listener of the socket's 'close'
+      process.nextTick(() => this._emitClose())
+    })
   }
 
   /** A connection ended natively: let its socket finish, keep its counters in the node's totals */
@@ -931,6 +1013,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
       connecting: false
     })
     socket._attach(native, handle)
+    this._track(socket)
     this._sockets.set(handle, socket)
     this._opened++
     if (debugEnabled) debug('node %d connection %d from %s accepted', this._debugId, handle, hostPort(socket.remoteAddress, peer.port))

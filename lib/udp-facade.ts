@@ -3,7 +3,8 @@
 
 import { EventEmitter } from 'events'
 
-import type { AddressInfo } from './native'
+import { bufferSizeError, codes, createError, errnoError, notBound } from './errors'
+import type { AddressInfo, NativeNode } from './native'
 import { invalidType, validateInteger, validatePort } from './options'
 
 export interface RemoteInfo {
@@ -20,12 +21,19 @@ export interface FacadeHost {
   /** Bind if needed, resolve `host`, send; errors go to cb */
   _sendRaw(data: Buffer, port: number, host: string | undefined, ttl: number | undefined, cb: (err: Error | null) => void): void
   address(): AddressInfo
+  /** The native node for a socket option: null while not bound; throws once closed */
+  _optionTarget(): NativeNode | null
   ref(): unknown
   unref(): unknown
   close(cb?: () => void): unknown
 }
 
 type Message = string | NodeJS.ArrayBufferView | ReadonlyArray<string | NodeJS.ArrayBufferView>
+
+/** An optional address argument as dgram's binding reads it: absent when undefined or null, else as a string */
+function optionalAddress (a: unknown): string | undefined {
+  return a === undefined || a === null ? undefined : String(a)
+}
 
 function toBuffer (msg: unknown, name = 'buffer'): Buffer {
   if (typeof msg === 'string') return Buffer.from(msg)
@@ -105,6 +113,87 @@ export class UdpSocketFacade extends EventEmitter {
     return ttl
   }
 
+  // ---- dgram's socket options, on the node's own socket (uTP traffic shares it, so they apply to that too) ----
+  // Errors are dgram's: the OS error as `code` with errno and `syscall` named after the method, EBADF before the
+  // node is bound, ERR_SOCKET_DGRAM_NOT_RUNNING once it is closed; argument types are checked first, as dgram does
+
+  /** SO_BROADCAST: let datagrams go to broadcast addresses */
+  setBroadcast (flag: boolean): void {
+    this._option('setBroadcast', n => n.setBroadcast(Boolean(flag)))
+  }
+
+  /** Hops of multicast datagrams (0..255, else EINVAL); returns `ttl` */
+  setMulticastTTL (ttl: number): number {
+    if (typeof ttl !== 'number') throw invalidType('ttl', 'of type number', ttl)
+    // dgram's binding takes an int32: 1.5 is 1, NaN is 0
+    this._option('setMulticastTTL', n => n.setMulticastTTL(ttl | 0))
+    return ttl
+  }
+
+  /** Whether our own multicast datagrams loop back to this host; returns `flag` */
+  setMulticastLoopback (flag: boolean): boolean {
+    this._option('setMulticastLoopback', n => n.setMulticastLoopback(Boolean(flag)))
+    return flag
+  }
+
+  /** The interface multicast datagrams leave by: an IPv4 address, or '::%<interface>' on IPv6 */
+  setMulticastInterface (interfaceAddress: string): void {
+    const native = this._target()
+    if (typeof interfaceAddress !== 'string') throw invalidType('interfaceAddress', 'of type string', interfaceAddress)
+    this._answer('setMulticastInterface', native, n => n.setMulticastInterface(interfaceAddress))
+  }
+
+  /** Join a multicast group, on the interface of `interfaceAddress` (default: the system's choice) */
+  addMembership (multicastAddress: string, interfaceAddress?: string): void {
+    this._membership('addMembership', multicastAddress, interfaceAddress, true)
+  }
+
+  dropMembership (multicastAddress: string, interfaceAddress?: string): void {
+    this._membership('dropMembership', multicastAddress, interfaceAddress, false)
+  }
+
+  /** Join a source-specific group: datagrams sent to `groupAddress` by `sourceAddress` only */
+  addSourceSpecificMembership (sourceAddress: string, groupAddress: string, interfaceAddress?: string): void {
+    this._sourceMembership('addSourceSpecificMembership', sourceAddress, groupAddress, interfaceAddress, true)
+  }
+
+  dropSourceSpecificMembership (sourceAddress: string, groupAddress: string, interfaceAddress?: string): void {
+    this._sourceMembership('dropSourceSpecificMembership', sourceAddress, groupAddress, interfaceAddress, false)
+  }
+
+  /** SO_RCVBUF; the OS may cap it (Linux at net.core.rmem_max) and reports twice the size it keeps for itself */
+  setRecvBufferSize (size: number): void {
+    this._bufferSize(size, true)
+  }
+
+  getRecvBufferSize (): number {
+    return this._bufferSize(0, true)
+  }
+
+  /** SO_SNDBUF, as setRecvBufferSize() */
+  setSendBufferSize (size: number): void {
+    this._bufferSize(size, false)
+  }
+
+  getSendBufferSize (): number {
+    return this._bufferSize(0, false)
+  }
+
+  /**
+   * Bytes of datagrams queued for sending: always 0. dgram counts the sends libuv still holds; here send() hands
+   * the datagram to the kernel itself (once the node is bound and the host resolved, which dgram does not count
+   * either), and the few the kernel refuses for want of buffer space wait in the native driver's queue, shared
+   * with uTP packets, which is not exposed
+   */
+  getSendQueueSize (): number {
+    return 0
+  }
+
+  /** Datagrams queued for sending: always 0, see getSendQueueSize() */
+  getSendQueueCount (): number {
+    return 0
+  }
+
   ref (): this {
     this._host.ref()
     return this
@@ -124,5 +213,51 @@ export class UdpSocketFacade extends EventEmitter {
   /** @internal */
   _onMessage (msg: Buffer, rinfo: RemoteInfo): void {
     this.emit('message', msg, rinfo)
+  }
+
+  /** The native node of a socket option (null: not bound); throws ERR_SOCKET_DGRAM_NOT_RUNNING once closed */
+  private _target (): NativeNode | null {
+    return this._host._optionTarget()
+  }
+
+  /** A native option's answer as dgram reports it: 0 or a value, or a negative errno thrown as `syscall <CODE>` */
+  private _answer (syscall: string, native: NativeNode | null, call: (n: NativeNode) => number): number {
+    if (native === null) throw notBound(syscall)
+    const r = call(native)
+    if (r < 0) throw errnoError(-r, syscall)
+    return r
+  }
+
+  private _option (syscall: string, call: (n: NativeNode) => number): number {
+    return this._answer(syscall, this._target(), call)
+  }
+
+  private _membership (syscall: string, group: unknown, iface: unknown, join: boolean): void {
+    const native = this._target()
+    // dgram's check: any falsy group is missing
+    if (group === undefined || group === null || group === '' || group === 0 || group === false) {
+      throw createError(codes.ERR_MISSING_ARGS, 'The "multicastAddress" argument must be specified', TypeError)
+    }
+    this._answer(syscall, native, n => n.setMembership(String(group), optionalAddress(iface), join))
+  }
+
+  private _sourceMembership (syscall: string, source: unknown, group: unknown, iface: unknown, join: boolean): void {
+    const native = this._target()
+    if (typeof source !== 'string') throw invalidType('sourceAddress', 'of type string', source)
+    if (typeof group !== 'string') throw invalidType('groupAddress', 'of type string', group)
+    this._answer(syscall, native, n => n.setSourceMembership(source, group, optionalAddress(iface), join))
+  }
+
+  /** Get (size 0) or set a kernel buffer size, with dgram's checks and its ERR_SOCKET_BUFFER_SIZE */
+  private _bufferSize (size: unknown, recv: boolean): number {
+    if (typeof size !== 'number' || size >>> 0 !== size) {
+      throw createError(codes.ERR_SOCKET_BAD_BUFFER_SIZE, 'Buffer size must be a positive integer', TypeError)
+    }
+    const syscall = recv ? 'uv_recv_buffer_size' : 'uv_send_buffer_size'
+    const native = this._target()
+    if (native === null) throw bufferSizeError('EBADF', syscall)
+    const r = native.bufferSize(size, recv)
+    if (r < 0) throw bufferSizeError(-r, syscall)
+    return r
   }
 }

@@ -10,7 +10,7 @@ import { randomBytes } from 'crypto'
 import * as dns from 'dns'
 import * as net from 'net'
 
-import { notRunning } from '../errors'
+import { asError, notRunning } from '../errors'
 import type { AddressInfo } from '../native'
 import type { Node } from '../node'
 import { normalizeAddress } from '../options'
@@ -463,7 +463,14 @@ class Session {
   }
 
   private _connect (to: Endpoint, path: RendezvousPath, node: Node = this._node): void {
-    const socket = node.connect(to.port, to.address)
+    let socket: Socket
+    try {
+      socket = node.connect(to.port, to.address)
+    } catch (e) {
+      // The node is closing (connect() throws then, as utp-punch's did): the rendezvous ends with it
+      this._fail(asError(e))
+      return
+    }
     this._connecting = socket
     const cleanup = (): void => {
       socket.removeListener('connect', onConnect)

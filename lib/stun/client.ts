@@ -181,7 +181,9 @@ async function ensureBound (node: StunNode, signal: AbortSignal): Promise<Addres
   try {
     return node.address()
   } catch (e) {
-    if ((e as UtpError).code !== 'ERR_SOCKET_DGRAM_NOT_RUNNING') throw e
+    // EBADF: not bound yet (as dgram says); NOT_RUNNING: closing or closed, which bindAsync reports below
+    const code = (e as UtpError).code
+    if (code !== 'EBADF' && code !== 'ERR_SOCKET_DGRAM_NOT_RUNNING') throw e
   }
   try {
     return await node.bindAsync(0)

@@ -1,0 +1,392 @@
+// A node's life as utp-punch programs see it: when bind(), listen(), connect() and punch() may be called and
+// what they throw, when the node binds by itself, how close() ends its sockets and when its 'close' comes, and
+// the dgram socket options of getUdpSocket() (set for real on the node's socket)
+import * as dgram from 'dgram'
+import { describe, expect, it } from 'vitest'
+
+import { cleanupNodes, closed, listeningNode, makeNode, once, sleep, type Node, type Socket, type UtpError } from './helpers/utp'
+
+cleanupNodes()
+
+function thrown (fn: () => unknown): UtpError {
+  try {
+    fn()
+  } catch (e) {
+    return e as UtpError
+  }
+  throw new Error('did not throw')
+}
+
+/** A port bound by a plain dgram socket for the test's duration (closed after it) */
+async function portInUse (): Promise<{ port: number, release: () => void }> {
+  const s = dgram.createSocket('udp4')
+  await new Promise<void>(resolve => s.bind(0, '127.0.0.1', resolve))
+  return { port: s.address().port, release: () => s.close() }
+}
+
+/** A port that was free a moment ago */
+async function freePort (): Promise<number> {
+  const { port, release } = await portInUse()
+  release()
+  await sleep(10)
+  return port
+}
+
+/** dgram's own error for `fn` run on a socket, to compare shapes with */
+function dgramError (fn: (s: dgram.Socket) => void): UtpError {
+  const s = dgram.createSocket('udp4')
+  try {
+    return thrown(() => fn(s))
+  } finally {
+    s.close()
+  }
+}
+
+describe('close(): the node closes after its sockets', () => {
+  for (const who of ['client', 'server'] as const) {
+    it(`${who} node: the socket's 'end' and 'close' come before the node's 'close' and the callback`, async () => {
+      let accepted: (s: Socket) => void = () => {}
+      const got = new Promise<Socket>(resolve => { accepted = resolve })
+      const { node: server, port } = await listeningNode(undefined, s => accepted(s))
+      const client = makeNode()
+      await client.bindAsync(0, '127.0.0.1')
+      const c = client.connect(port, '127.0.0.1')
+      await once(c, 'connect')
+      const s = await got
+      c.resume()
+      s.resume()
+      const [node, local] = who === 'client' ? [client, c] : [server, s]
+      const order: string[] = []
+      for (const ev of ['end', 'finish', 'close']) local.on(ev, () => order.push(`socket ${ev}`))
+      local.on('error', (e: UtpError) => order.push(`socket error ${e.code}`))
+      node.on('close', () => order.push('node close'))
+      await new Promise<void>(resolve => node.close(() => {
+        order.push('callback')
+        resolve()
+      }))
+      expect(order).toEqual(['socket finish', 'socket end', 'socket close', 'node close', 'callback'])
+    })
+  }
+
+  it('a socket whose reader never reads does not hold the close, and keeps its data', async () => {
+    let accepted: (s: Socket) => void = () => {}
+    const got = new Promise<Socket>(resolve => { accepted = resolve })
+    const { node: server, port } = await listeningNode(undefined, s => accepted(s))
+    const client = makeNode()
+    await client.bindAsync(0, '127.0.0.1')
+    const c = client.connect(port, '127.0.0.1')
+    c.resume()
+    const s = await got
+    c.end('unread')
+    await sleep(100)
+    await Promise.race([server.closeAsync(), sleep(3000).then(() => { throw new Error('close() waited for a socket nobody reads') })])
+    const chunks: Buffer[] = []
+    s.on('data', (d: Buffer) => chunks.push(d))
+    await closed(s)
+    expect(Buffer.concat(chunks).toString()).toBe('unread')
+  })
+
+  it('a socket still waiting for its host lookup is destroyed without an error, before the node closes', async () => {
+    const { port } = await listeningNode()
+    const n = makeNode()
+    const s = n.connect(port, 'localhost')
+    const order: string[] = []
+    s.on('error', (e: UtpError) => order.push(`socket error ${e.code}`))
+    s.on('close', () => order.push('socket close'))
+    n.on('close', () => order.push('node close'))
+    n.close()
+    await once(n, 'close')
+    expect(order).toEqual(['socket close', 'node close'])
+  })
+
+  it('a connection attempt nobody answers ends without an error', async () => {
+    const port = await freePort()
+    const n = makeNode({ timeout: 500 })
+    await n.bindAsync(0, '127.0.0.1')
+    const s = n.connect(port, '127.0.0.1')
+    s.resume()
+    const errors: string[] = []
+    s.on('error', (e: UtpError) => errors.push(e.code))
+    await sleep(50)
+    await n.closeAsync()
+    expect(s.destroyed).toBe(true)
+    expect(errors).toEqual([])
+  })
+})
+
+describe('after close(), and while closing, connect() and punch() throw', () => {
+  it('throws ERR_SOCKET_DGRAM_NOT_RUNNING at once; the async forms reject', async () => {
+    const n = makeNode()
+    await n.bindAsync(0, '127.0.0.1')
+    const closing = n.closeAsync()
+    for (const when of ['closing', 'closed']) {
+      const c = thrown(() => n.connect(1234, '127.0.0.1'))
+      expect([when, c.constructor, c.code]).toEqual([when, Error, 'ERR_SOCKET_DGRAM_NOT_RUNNING'])
+      const p = thrown(() => n.punch(1, 1234, '127.0.0.1', () => {}))
+      expect([when, p.constructor, p.code]).toEqual([when, Error, 'ERR_SOCKET_DGRAM_NOT_RUNNING'])
+      await expect(n.connectAsync(1234, '127.0.0.1')).rejects.toMatchObject({ code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' })
+      await expect(n.punchAsync(1, 1234, '127.0.0.1')).rejects.toMatchObject({ code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' })
+      await closing
+    }
+    expect(n.clientConnections).toBe(0)
+  })
+})
+
+describe('listen()', () => {
+  it('twice throws ERR_SERVER_ALREADY_LISTEN, also while the first waits for a bind', async () => {
+    const n = makeNode()
+    let listening = 0
+    n.on('listening', () => listening++)
+    n.listen()
+    const e = thrown(() => n.listen())
+    expect([e.constructor, e.code]).toEqual([Error, 'ERR_SERVER_ALREADY_LISTEN'])
+    n.bind(0, '127.0.0.1')
+    await once(n, 'listening')
+    expect(thrown(() => n.listen()).code).toBe('ERR_SERVER_ALREADY_LISTEN')
+    // The promise form only makes sure: it resolves, and 'listening' is not emitted again
+    await n.listenAsync()
+    await sleep(20)
+    expect(listening).toBe(1)
+  })
+
+  it('does not bind by itself: a bind(port) 100 ms later decides the port', async () => {
+    const port = await freePort()
+    const n = makeNode(s => s.end('hi'))
+    const events: string[] = []
+    n.on('bound', () => events.push('bound'))
+    n.on('listening', () => events.push('listening'))
+    n.listen()
+    await sleep(100)
+    expect(events).toEqual([])
+    expect(thrown(() => n.address()).code).toBe('EBADF')
+    n.bind(port, '127.0.0.1')
+    await once(n, 'listening')
+    expect(events).toEqual(['bound', 'listening'])
+    expect(n.address().port).toBe(port)
+    const c = makeNode().connect(port, '127.0.0.1')
+    const data: Buffer[] = []
+    c.on('data', (d: Buffer) => data.push(d))
+    await closed(c)
+    expect(Buffer.concat(data).toString()).toBe('hi')
+  })
+
+  it('listenAsync() on an unbound node binds a free port', async () => {
+    const n = makeNode()
+    const bound = once(n, 'bound')
+    await n.listenAsync()
+    await bound
+    expect(n.stats().listening).toBe(true)
+    expect(n.address().port).toBeGreaterThan(0)
+  })
+})
+
+describe('no automatic bind behind a failed bind()', () => {
+  it("bind() to a port in use, then listen(): 'error', no random port; a later bind() that works makes it listen", async () => {
+    const used = await portInUse()
+    try {
+      const n = makeNode()
+      const events: string[] = []
+      n.on('error', (e: UtpError) => events.push(`error ${e.code}`))
+      n.on('bound', () => events.push('bound'))
+      n.on('listening', () => events.push('listening'))
+      n.bind(used.port, '127.0.0.1')
+      n.listen()
+      await sleep(200)
+      expect(events).toEqual(['error EADDRINUSE'])
+      expect(thrown(() => n.address()).code).toBe('EBADF')
+      n.bind(0, '127.0.0.1')
+      await once(n, 'listening')
+      expect(events).toEqual(['error EADDRINUSE', 'bound', 'listening'])
+    } finally {
+      used.release()
+    }
+  })
+
+  it('connect() and then a failing bind(port) in the same tick: the socket waits for a bind that works', async () => {
+    const { port } = await listeningNode()
+    const used = await portInUse()
+    try {
+      const n = makeNode()
+      const errors: string[] = []
+      n.on('error', (e: UtpError) => errors.push(`node ${e.code}`))
+      const c = n.connect(port, '127.0.0.1')
+      c.on('error', (e: UtpError) => errors.push(`socket ${e.code}`))
+      n.bind(used.port, '127.0.0.1')
+      await sleep(200)
+      expect(errors).toEqual(['node EADDRINUSE'])
+      expect(thrown(() => n.address()).code).toBe('EBADF')
+      expect(c.connecting).toBe(true)
+      const { port: mine } = await n.bindAsync(0, '127.0.0.1')
+      await once(c, 'connect')
+      expect(n.address().port).toBe(mine)
+    } finally {
+      used.release()
+    }
+  })
+
+  it('connect() on an unbound node still binds a free port when nothing else binds it', async () => {
+    const { port } = await listeningNode()
+    const n = makeNode()
+    const c = await n.connectAsync(port, '127.0.0.1')
+    expect(c.connecting).toBe(false)
+    expect(n.address().port).toBeGreaterThan(0)
+  })
+})
+
+describe('errors shaped as dgram shapes them', () => {
+  it('a bind failure carries errno, syscall, address and port, as dgram\'s', async () => {
+    const used = await portInUse()
+    try {
+      const n = makeNode()
+      const emitted = once<UtpError>(n, 'error')
+      n.bind(used.port, '127.0.0.1')
+      const e = await emitted
+      const d = await new Promise<UtpError>((resolve) => {
+        const s = dgram.createSocket('udp4')
+        s.once('error', (err) => {
+          s.close()
+          resolve(err as UtpError)
+        })
+        s.bind(used.port, '127.0.0.1')
+      })
+      const shape = (x: UtpError): unknown[] => [x.constructor, x.code, x.errno, x.syscall, x.address, x.port, x.message]
+      expect(shape(e)).toEqual(shape(d))
+      expect(e.port).toBe(used.port)
+      const r = await makeNode().bindAsync(used.port, '127.0.0.1').catch((x: unknown) => x as UtpError)
+      expect(shape(r as UtpError)).toEqual(shape(d))
+    } finally {
+      used.release()
+    }
+  })
+
+  it('address() before bind() throws EBADF as an unbound dgram socket does; after close(), ERR_SOCKET_DGRAM_NOT_RUNNING', async () => {
+    const n = makeNode()
+    const e = thrown(() => n.address())
+    const d = dgramError(s => s.address())
+    expect([e.constructor, e.code, e.errno, e.syscall, e.message]).toEqual([d.constructor, d.code, d.errno, d.syscall, d.message])
+    await n.bindAsync(0, '127.0.0.1')
+    await n.closeAsync()
+    expect(thrown(() => n.address()).code).toBe('ERR_SOCKET_DGRAM_NOT_RUNNING')
+  })
+})
+
+describe("getUdpSocket(): dgram's socket options on the node's socket", () => {
+  async function boundFacade (host?: string): Promise<{ n: Node, u: ReturnType<Node['getUdpSocket']> }> {
+    const n = makeNode()
+    await n.bindAsync(0, host)
+    return { n, u: n.getUdpSocket() }
+  }
+
+  it("has every dgram.Socket method but those that would take the node's socket away", () => {
+    const u = makeNode().getUdpSocket() as unknown as Record<string, unknown>
+    const missing = Object.getOwnPropertyNames(dgram.Socket.prototype)
+      .filter(m => m !== 'constructor' && !m.startsWith('_') && typeof u[m] !== 'function')
+    expect(missing.sort()).toEqual(['bind', 'connect', 'disconnect', 'remoteAddress', 'sendto'])
+  })
+
+  it('buffer sizes are the kernel\'s: what is set is read back (Linux doubles it)', async () => {
+    const { u } = await boundFacade('127.0.0.1')
+    expect(u.setRecvBufferSize(100_000)).toBeUndefined()
+    const a = u.getRecvBufferSize()
+    expect(a).toBeGreaterThanOrEqual(100_000)
+    u.setRecvBufferSize(50_000)
+    const b = u.getRecvBufferSize()
+    expect(b).toBeGreaterThanOrEqual(50_000)
+    expect(b).toBeLessThan(a)
+    u.setSendBufferSize(60_000)
+    expect(u.getSendBufferSize()).toBeGreaterThanOrEqual(60_000)
+    // 0 reads without changing, as in dgram
+    u.setSendBufferSize(0)
+    expect(u.getSendBufferSize()).toBeGreaterThanOrEqual(60_000)
+    for (const bad of [-1, 1.5, 'x', 2 ** 32]) {
+      const e = thrown(() => u.setRecvBufferSize(bad as number))
+      expect([e.constructor, e.code]).toEqual([TypeError, 'ERR_SOCKET_BAD_BUFFER_SIZE'])
+    }
+    const e = thrown(() => u.setRecvBufferSize(2 ** 31)) as UtpError & { info?: { code: string } }
+    expect([e.code, e.info?.code, e.syscall]).toEqual(['ERR_SOCKET_BUFFER_SIZE', 'EINVAL', 'uv_recv_buffer_size'])
+  })
+
+  it('multicast memberships are real: a second join is EADDRINUSE, leaving a group not joined EADDRNOTAVAIL', async () => {
+    const { u } = await boundFacade('127.0.0.1')
+    const d = dgram.createSocket('udp4')
+    await new Promise<void>(resolve => d.bind(0, '127.0.0.1', resolve))
+    try {
+      for (const s of [u, d]) {
+        const log: unknown[] = []
+        const run = (fn: () => unknown): void => {
+          try {
+            log.push(['returns', fn()])
+          } catch (e) {
+            const x = e as UtpError
+            log.push(['throws', x.constructor.name, x.code, x.errno, x.syscall, x.message])
+          }
+        }
+        run(() => s.addMembership('239.7.7.7', '127.0.0.1'))
+        run(() => s.addMembership('239.7.7.7', '127.0.0.1'))
+        run(() => s.dropMembership('239.7.7.7', '127.0.0.1'))
+        run(() => s.dropMembership('239.7.7.7', '127.0.0.1'))
+        run(() => s.addMembership('10.0.0.1'))
+        run(() => s.addMembership('not an address'))
+        run(() => s.addMembership('239.7.7.8', 'bogus'))
+        run(() => s.addMembership(''))
+        run(() => s.addSourceSpecificMembership('127.0.0.1', '232.7.7.7', '127.0.0.1'))
+        run(() => s.addSourceSpecificMembership('127.0.0.1', '232.7.7.7', '127.0.0.1'))
+        run(() => s.dropSourceSpecificMembership('127.0.0.1', '232.7.7.7', '127.0.0.1'))
+        run(() => s.addSourceSpecificMembership(5 as unknown as string, '232.7.7.7'))
+        run(() => s.addSourceSpecificMembership('::1', '232.7.7.7'))
+        run(() => s.setMulticastTTL(5))
+        run(() => s.setMulticastTTL(255))
+        run(() => s.setMulticastTTL(256))
+        run(() => s.setMulticastTTL(-1))
+        run(() => s.setMulticastTTL('5' as unknown as number))
+        run(() => s.setMulticastLoopback(false))
+        run(() => s.setMulticastInterface('127.0.0.1'))
+        run(() => s.setMulticastInterface('bogus'))
+        run(() => s.setMulticastInterface(5 as unknown as string))
+        run(() => s.setBroadcast(true))
+        run(() => s.getSendQueueSize())
+        run(() => s.getSendQueueCount())
+        ;(s as unknown as { log: unknown[] }).log = log
+      }
+      const ours = (u as unknown as { log: unknown[] }).log
+      const theirs = (d as unknown as { log: unknown[] }).log
+      // Same answers as dgram's own socket, call for call (the class names differ: TypeError is TypeError)
+      expect(ours).toEqual(theirs)
+      expect((ours[1] as unknown[]).slice(0, 3)).toEqual(['throws', 'Error', 'EADDRINUSE'])
+    } finally {
+      d.close()
+    }
+  })
+
+  it('on a dual-stack node (bound to ::), IPv6 options and groups work too', async () => {
+    const { u } = await boundFacade()
+    if (u.address().family !== 'IPv6') return // no IPv6 here: the node fell back to 0.0.0.0
+    expect(u.setMulticastTTL(7)).toBe(7)
+    expect(u.setMulticastLoopback(true)).toBe(true)
+    u.setMulticastInterface('::%lo')
+    u.addMembership('ff02::1234', '::%lo')
+    expect(thrown(() => u.addMembership('ff02::1234', '::%lo')).code).toBe('EADDRINUSE')
+    u.dropMembership('ff02::1234', '::%lo')
+    u.addMembership('239.7.7.9')
+    u.dropMembership('239.7.7.9')
+  })
+
+  it('before bind: EBADF as on an unbound dgram socket; after close: ERR_SOCKET_DGRAM_NOT_RUNNING', async () => {
+    const n = makeNode()
+    const u = n.getUdpSocket()
+    const ours = thrown(() => u.setBroadcast(true))
+    const theirs = dgramError(s => s.setBroadcast(true))
+    expect([ours.code, ours.errno, ours.syscall, ours.message]).toEqual([theirs.code, theirs.errno, theirs.syscall, theirs.message])
+    expect(thrown(() => u.setMulticastTTL(1)).message).toBe('setMulticastTTL EBADF')
+    const buf = thrown(() => u.getRecvBufferSize()) as UtpError & { info?: unknown }
+    const dbuf = dgramError(s => s.getRecvBufferSize()) as UtpError & { info?: unknown }
+    expect([buf.code, buf.errno, buf.syscall, buf.message, buf.info]).toEqual([dbuf.code, dbuf.errno, dbuf.syscall, dbuf.message, dbuf.info])
+    expect(u.getSendQueueSize()).toBe(0)
+    await n.bindAsync(0, '127.0.0.1')
+    u.setBroadcast(true)
+    await n.closeAsync()
+    for (const fn of [() => u.setBroadcast(false), () => u.addMembership('239.7.7.7'), () => u.getRecvBufferSize(), () => u.setMulticastTTL(1)]) {
+      expect(thrown(fn).code).toBe('ERR_SOCKET_DGRAM_NOT_RUNNING')
+    }
+  })
+})
