@@ -53,7 +53,7 @@ export declare class NativeNode {
    * `destroy` is its RST
    */
   release(handle: number): void
-  /** Payload bytes per packet of this connection from now on (1..=65487) */
+  /** Payload bytes per packet of this connection from now on (1..=65483) */
   setMtu(handle: number, mtu: number): void
   /** How long the peer may be silent before TIMEOUT (ms; 0: never, and no ETIMEDOUT either) */
   setTimeout(handle: number, ms: number): void
@@ -132,7 +132,7 @@ export interface NativeOptions {
   bufferSize: number
   /** Max payload toward loopback peers (their buffers: bufferSize * loopbackMtu); 0 or absent: mtu */
   loopbackMtu?: number
-  /** Probe paths for payloads above mtu up to 1,452 bytes (DPLPMTUD); absent: false */
+  /** Probe paths for payloads above mtu up to 1,448 bytes (DPLPMTUD); absent: false */
   probeMtu?: boolean
   /** Always do I/O on the driver thread, never on the JS thread's loop; absent: false */
   ioThread?: boolean

@@ -62,9 +62,10 @@ export interface SocketEvents {
    */
   error: [err: UtpError]
   /**
-   * No data either way for the setTimeout() interval; or the peer was silent for the node's `timeout` ms: a
-   * notice, as in net and utp-punch. Answering it with end() or destroy() closes the socket without an error;
-   * otherwise ETIMEDOUT follows after as long again of silence (at once for a connection attempt)
+   * The peer sent nothing (keepalives count) for the socket's timeout (setTimeout(), default the node's
+   * `timeout`): a notice, as in utp-punch. Answering it with end() or destroy() closes the socket without an
+   * error; otherwise a peer we wait on that stays silent for twice that (and at least the node's `timeout`)
+   * fails it with ETIMEDOUT. A connection attempt fails with ETIMEDOUT right after its notice
    */
   timeout: []
   /**

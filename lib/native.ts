@@ -15,7 +15,7 @@ export interface NativeOptions {
   bufferSize: number
   /** Payload toward loopback peers (buffers bufferSize * loopbackMtu); 0: mtu */
   loopbackMtu?: number
-  /** Probe paths for payloads above mtu, up to 1,452 bytes (DPLPMTUD) */
+  /** Probe paths for payloads above mtu, up to 1,448 bytes (DPLPMTUD) */
   probeMtu?: boolean
   /** Always do I/O on the native driver thread, never on the JS thread's event loop */
   ioThread?: boolean

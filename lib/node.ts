@@ -490,6 +490,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
       if (s.destroyed || s.writableFinished) continue
       waiting++
       finished(s, { readable: false }, one)
+      s._closingWithNode()
       if (!s.writableEnded) s.end()
     }
     if (waiting === 0) {

@@ -20,7 +20,7 @@ export interface NodeOptions {
    */
   loopbackMtu?: number
   /**
-   * Probe each path for larger packets than `mtu`, up to 1,452 bytes of payload (a 1,500-byte IP packet), with
+   * Probe each path for larger packets than `mtu`, up to 1,448 bytes of payload (a 1,500-byte IP packet), with
    * separate probe datagrams that our peers answer (DPLPMTUD, RFC 8899; libutp peers ignore them and the size
    * stays at `mtu`). Default true, or false when `mtu` is given
    */

@@ -80,6 +80,8 @@ export class Socket extends Duplex {
   private _timeoutMs: number
   /** setMtu() before the connection existed natively: applied when it does */
   private _mtuSet: number | undefined = undefined
+  /** The node's close() ended this socket */
+  private _nodeClosing = false
   /** resetAndDestroy(): abort with RESET instead of the FIN of destroy() */
   private _reset = false
   private readonly _defaultTimeout: number
@@ -267,6 +269,11 @@ export class Socket extends Duplex {
     this._owner._onSocketTimeout(this)
   }
 
+  /** @internal The node's close() is ending this socket: a timeout on the way is not an error */
+  _closingWithNode (): void {
+    this._nodeClosing = true
+  }
+
   /** @internal The native connection is gone (its counters linger natively a little longer: keep them) */
   _onClosed (reason: number): void {
     if (this._native !== null && !this._nativeClosed) {
@@ -286,19 +293,28 @@ export class Socket extends Duplex {
       return
     }
     if (reason === CloseReason.TIMED_OUT) {
-      // A connection attempt (or a wait for the peer's FIN) gets its notice now
-      if (!this._silenceNoticed) {
-        this.emit('timeout')
-        this._owner._onSocketTimeout(this)
-        if (this.destroyed) return
-      }
-      // The application ended its side (in answer to 'timeout', or before): it let the connection go, so
-      // the end of the wait is a close, not an error (as in utp-punch)
-      if (this.writableEnded) {
+      // The node's close() ended it: sockets it ends go without an error (docs/api.md, node.close()), their
+      // readable side ended as utp-punch's are
+      if (this._nodeClosing) {
         this._onEnd()
         // After 'end' had its turn: a reader that never consumed the stream would otherwise hold it open
         setImmediate(() => { if (!this.destroyed) this.destroy() })
         return
+      }
+      if (this._silenceNoticed) {
+        // The program heard 'timeout' about this open connection and ended its side: it let the connection
+        // go, so the end of the wait is a close, not an error (as in utp-punch). No 'end': the peer never
+        // ended its stream
+        if (this.writableEnded) {
+          this.destroy()
+          return
+        }
+      } else {
+        // A connection attempt (or a wait for the peer's FIN) gets its notice now, then fails unless the
+        // program destroys it in answer: nothing it wrote ever reached a peer
+        this.emit('timeout')
+        this._owner._onSocketTimeout(this)
+        if (this.destroyed) return
       }
     }
     this.destroy(closeReasonError(reason, this.remoteAddress, this.remotePort) ?? undefined)

@@ -1131,6 +1131,31 @@ const KNOWN_DIFFERENCES: Known[] = [
     }
   },
   {
+    id: 'no-made-up-end',
+    scenarios: [
+      "the peer vanishes (idle); the program answers 'timeout' with end()",
+      "the peer vanishes (with unacknowledged data); the program answers 'timeout' with end()"
+    ],
+    verdict: 'bug of utp-punch: keep ours',
+    what: "the program answered 'timeout' with end() and the peer stays silent: both close without an error, but utp-punch " +
+      "pushes an end of stream first ('end'), as if the peer had sent its FIN, which it never did; ours emits 'close' only, " +
+      'as net does for a stream that did not end',
+    normalize (o, side) {
+      if (side === 'original') eachLog(o, 'sockets', log => replaceRun(log, [['finish'], ['end'], ['close']], [['finish'], ['close']]))
+    }
+  },
+  {
+    id: 'failed-connect-is-an-error',
+    scenarios: ["connect to a port nobody listens on; the program answers 'timeout' with end()"],
+    verdict: 'bug of utp-punch: keep ours',
+    what: "a connection attempt nobody answered, which the program ended in answer to 'timeout': utp-punch ends it quietly " +
+      "('end', 'close', as if a peer had closed), so the program believes what it wrote went somewhere; ours fails it with " +
+      'ETIMEDOUT, since nothing ever reached a peer (destroy() in answer closes it without an error in both)',
+    normalize (o, side) {
+      if (side === 'original') eachLog(o, 'sockets', log => replaceRun(log, [['end'], ['close']], [['error', 'ETIMEDOUT'], ['close']]))
+    }
+  },
+  {
     id: 'refused-is-an-error',
     scenarios: ['connect to a node that is bound but not listening'],
     verdict: 'deliberate: keep ours',

@@ -170,6 +170,7 @@ class Peer:
     self.rcvbuf_errors_at_start = rcvbuf_errors()
     self.connected_at = None
     self.finished = False
+    self.finish_reported = False
     self.finish_pending = False
     self.ses = lt.session(session_settings(args.set))
     self.port = self.wait_listen_port()
@@ -257,8 +258,13 @@ class Peer:
         self.hash_failures += 1
       emit(describe_alert(a))
       if isinstance(a, lt.torrent_finished_alert) and self.args.mode == 'download' and not self.finished:
-        # Reported with the counters as they are now, which come back as a session_stats_alert
+        # The last pieces may still be on their way to the disk when the torrent counts as finished:
+        # hash the file once libtorrent says its cache is flushed
         self.finished = True
+        self.handle.flush_cache()
+      if isinstance(a, lt.cache_flushed_alert) and self.finished and not self.finish_reported:
+        # Reported with the counters as they are now, which come back as a session_stats_alert
+        self.finish_reported = True
         self.finish_pending = True
         self.ses.post_session_stats()
 

@@ -38,12 +38,14 @@ use crate::errors::{error, from_io, from_napi, invalid, Code, JsResult};
 use crate::state::{Inner, Phase, Shared, WakeFn};
 use crate::udp::Socket;
 
-/// Largest UDP payload (65507) minus the 20-byte uTP header
-const MAX_MTU: f64 = 65487.0;
+/// Largest UDP payload (65507) minus the largest uTP header we send (24 bytes with our extensions)
+const MAX_MTU: f64 = 65483.0;
 /// Packets of buffering that count toward loopback peers, whatever bufferSize says
 const LOOPBACK_PACKETS: usize = 64;
-/// The largest payload path MTU probing tries: a 1,500-byte IPv4 packet minus IP, UDP and uTP headers
-const PMTU_CEILING: usize = 1452;
+/// The largest payload path MTU probing tries: a 1,500-byte IPv4 packet minus IP (20), UDP (8) and the
+/// largest uTP header we send to a peer that answers probes (24: 20 plus an empty SACK and the
+/// end-of-write marker)
+const PMTU_CEILING: usize = 1448;
 
 #[napi(object)]
 pub struct NativeOptions {
@@ -53,7 +55,7 @@ pub struct NativeOptions {
   pub buffer_size: f64,
   /// Max payload toward loopback peers (their buffers: bufferSize * loopbackMtu); 0 or absent: mtu
   pub loopback_mtu: Option<f64>,
-  /// Probe paths for payloads above mtu up to 1,452 bytes (DPLPMTUD); absent: false
+  /// Probe paths for payloads above mtu up to 1,448 bytes (DPLPMTUD); absent: false
   pub probe_mtu: Option<bool>,
   /// Always do I/O on the driver thread, never on the JS thread's loop; absent: false
   pub io_thread: Option<bool>,
@@ -317,10 +319,10 @@ impl NativeNode {
   /// `destroy` is its RST
   #[napi(catch_unwind)]
   pub fn release(&self, handle: u32) {
-    self.with(|inner, _| inner.release_connection(handle))
+    self.with(|inner, now| inner.release_connection(handle, now))
   }
 
-  /// Payload bytes per packet of this connection from now on (1..=65487)
+  /// Payload bytes per packet of this connection from now on (1..=65483)
   #[napi(catch_unwind)]
   pub fn set_mtu(&self, handle: u32, mtu: f64) -> napi::Result<(), Code> {
     if !(mtu.is_finite() && (1.0..=MAX_MTU).contains(&mtu)) {

@@ -403,12 +403,13 @@ impl Inner {
 
   /// The application let go of `id` (its stream is destroyed): FIN after what it wrote, as a TCP
   /// socket's close() does, and from now on read what arrives and drop it
-  pub fn release_connection(&mut self, id: u32) {
+  pub fn release_connection(&mut self, id: u32, now: Instant) {
     let h = ConnectionHandle(id);
-    if self.endpoint.remote_addr(h).is_none() {
+    // A connection already closed has had (or has in this batch) its CLOSED: nothing to let go of
+    if !self.endpoint.is_open(h) {
       return;
     }
-    self.endpoint.shutdown(h);
+    self.endpoint.release(now, h);
     self.released.insert(id);
     self.paused.remove(&id);
     self.backlog.remove(&id);

@@ -588,6 +588,21 @@ impl Endpoint {
     }
   }
 
+  /// The application let go of this connection (its socket was destroyed): FIN after what was
+  /// written, as TCP's close(); if the FIN exchange has not finished within a minute (or the idle
+  /// timeout, if longer), RESET. The caller drops what still arrives
+  pub fn release(&mut self, now: Instant, h: ConnectionHandle) {
+    if let Some(e) = self.conns.get_mut(&h.0) {
+      e.conn.release(now);
+      self.touch(h.0);
+    }
+  }
+
+  /// Whether the connection exists and has not closed
+  pub fn is_open(&self, h: ConnectionHandle) -> bool {
+    self.conns.get(&h.0).is_some_and(|e| !e.conn.is_closed())
+  }
+
   /// Payload bytes per packet for this connection from now on (utp-punch's `setMtu`); ends its
   /// path MTU search
   pub fn set_max_payload(&mut self, h: ConnectionHandle, payload: usize) {

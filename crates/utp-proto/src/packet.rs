@@ -15,7 +15,8 @@
 //! libtorrent do the same, which is what lets us add two of our own, see [`Hello`]).
 //!
 //! Decoding never panics on untrusted input; whatever [`decode`] accepts, [`Packet::encode`]
-//! reproduces byte for byte (up to unknown extensions, which are dropped).
+//! reproduces byte for byte, up to its extension chain: unknown extensions and an empty SACK are
+//! dropped, and ours come back in their own order and form.
 
 use crate::seq::SeqNr;
 

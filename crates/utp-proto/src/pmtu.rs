@@ -21,8 +21,10 @@ const KIND_PROBE: u8 = 1;
 const KIND_ACK: u8 = 2;
 /// Magic, kind, connection id, size
 pub const ACK_LEN: usize = 10;
-/// A probe is padded to the size of a DATA packet with the probed payload
-const UTP_HEADER: usize = 20;
+/// A probe is padded to the size of the largest DATA packet with the probed payload: the header,
+/// then the extensions a packet that ends a write carries to one of ours (an empty SACK and the
+/// end-of-write marker, see `packet::Hello`), since probes only ever go to ours
+const UTP_HEADER: usize = 24;
 /// Tries per size before it counts as too large
 const ATTEMPTS: u32 = 3;
 /// How long to wait for a probe's ack, whatever the round-trip time says
@@ -221,7 +223,11 @@ mod tests {
   fn codec_round_trips_and_rejects_short_probes() {
     let mut buf = Vec::new();
     encode_probe(0xbeef, 1400, &mut buf);
-    assert_eq!(buf.len(), 1420);
+    assert_eq!(
+      buf.len(),
+      1424,
+      "as large as a DATA packet with our two extensions"
+    );
     assert_eq!(
       decode(&buf),
       Some(Message::Probe {

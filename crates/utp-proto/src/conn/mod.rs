@@ -206,13 +206,19 @@ pub(crate) struct Connection {
   keepalive_sent: Option<Instant>,
   peer_answers_keepalive: bool,
   /// Peer silence after which [`Event::Timeout`] goes out (the idle timeout unless the application
-  /// set another); `None`: never, and never [`CloseReason::TimedOut`] either once open
+  /// set another); `None`: never, and no [`CloseReason::TimedOut`] for silence either once open
+  /// (the FIN_WAIT_2 minute and a released connection's bounded wait still end it)
   silence_limit: Option<Duration>,
   /// When [`Event::Timeout`] went out, if no packet came since
   silence_reported: Option<Instant>,
   reset_pending: bool,
   /// A stranger gets each ACK after our FIN a second time, with the FIN's sequence number
   fin_seq_state_due: bool,
+  /// The application let go of the connection ([`Connection::release`]): it is reset if its
+  /// FIN exchange has not finished by this time
+  release_deadline: Option<Instant>,
+  /// The application chose the packet size ([`Connection::set_max_payload`]): no path MTU search
+  payload_fixed: bool,
   sack_scratch: Vec<u8>,
   stats: ConnectionStats,
   /// Path MTU search, while the configuration asks for one and it is not over
@@ -355,6 +361,8 @@ impl Connection {
       silence_reported: None,
       reset_pending: false,
       fin_seq_state_due: false,
+      release_deadline: None,
+      payload_fixed: false,
       sack_scratch: Vec::new(),
       stats: ConnectionStats {
         max_payload: mss,
@@ -392,10 +400,17 @@ impl Connection {
     // Our endpoint answers keepalives: a silent idle peer of ours is a dead one (libutp's is not)
     self.peer_answers_keepalive = true;
     if hello.has(Hello::LARGE_DATAGRAMS) {
-      if let Some(large) = self.large_payload {
+      if let Some(large) = self.large_payload.filter(|_| !self.payload_fixed) {
         self.base_payload = large;
         self.cfg.max_payload = large;
         self.stats.max_payload = large;
+        // The handshake is the only time this happens, before any data: a controller whose
+        // smallest window is one of the new packets, not one of the old
+        self.cc = Box::new(Ledbat::new(
+          self.cfg.initial_window.max(large),
+          large.min(self.cfg.send_buffer),
+          self.cfg.max_window.max(large),
+        ));
       }
     }
     self.start_pmtu_search(now);
@@ -409,8 +424,8 @@ impl Connection {
   /// cannot parse
   fn start_pmtu_search(&mut self, now: Instant) {
     let (base, ceiling) = (self.base_payload, self.cfg.pmtu_ceiling);
-    self.pmtu =
-      (ceiling > base && self.peer_has(Hello::PMTU_PROBES)).then(|| PathMtu::new(base, ceiling, now));
+    let search = ceiling > base && self.peer_has(Hello::PMTU_PROBES) && !self.payload_fixed;
+    self.pmtu = search.then(|| PathMtu::new(base, ceiling, now));
   }
 
   /// Packets we may keep outstanding (sent and not cumulatively acknowledged)
@@ -764,7 +779,7 @@ impl Connection {
     self.close(now, CloseReason::Aborted, events);
   }
 
-  /// Move up to `max` in-order bytes to `out`; returns (bytes, end of stream reached and reported)
+  /// Move up to `max` in-order bytes to `out`, stopping after the end of a peer's write
   pub(crate) fn read(&mut self, out: &mut Vec<u8>, max: usize) -> Read {
     let (bytes, ends_write) = self.recv.read(out, max);
     let window = self.recv.window();
@@ -829,6 +844,7 @@ impl Connection {
     }
     consider(self.dead_peer_deadline());
     consider(self.silence_deadline());
+    consider(self.release_deadline);
     if self.wants_keepalive() && !self.keepalive_due {
       consider(Some(self.last_send + self.cfg.keepalive));
     }
@@ -864,7 +880,12 @@ impl Connection {
     // (at least `limit` after the notice, however late the notice came)
     match (self.state, self.silence_limit, self.silence_reported) {
       (State::SynSent, ..) => Some(since + self.cfg.idle_timeout),
-      (_, Some(limit), Some(noticed)) => Some((since + limit * 2).max(noticed + limit)),
+      // Never sooner than the idle timeout: a short limit is for the notice (as setTimeout in
+      // net), not a licence to kill a slow live peer before it had a retransmission or two
+      (_, Some(limit), Some(noticed)) => {
+        let wait = limit.saturating_mul(2).max(self.cfg.idle_timeout);
+        Some((since + wait).max(noticed + limit))
+      }
       _ => None,
     }
   }
@@ -884,7 +905,17 @@ impl Connection {
     self.base_payload = payload;
     self.cfg.max_payload = payload;
     self.stats.max_payload = payload;
+    self.payload_fixed = true;
     self.pmtu = None;
+  }
+
+  /// The application let go of the connection (a TCP close): FIN after what it wrote, and a
+  /// bounded wait for the exchange to finish, whatever silence limit it had set; past that, RESET.
+  /// A peer that never sends its FIN (or a dead one) cannot hold the connection
+  pub(crate) fn release(&mut self, now: Instant) {
+    self.shutdown();
+    self.silence_limit = Some(self.cfg.idle_timeout);
+    self.release_deadline = Some(now + FIN_WAIT_2_TIMEOUT.max(self.cfg.idle_timeout));
   }
 
   /// How long the peer may be silent before [`Event::Timeout`] (utp-punch's `setTimeout`); `None`
@@ -896,6 +927,10 @@ impl Connection {
   /// Run whatever timers have expired
   pub(crate) fn handle_timeout(&mut self, now: Instant, events: &mut Events) {
     if self.is_closed() {
+      return;
+    }
+    if self.release_deadline.is_some_and(|t| now >= t) {
+      self.abort(now, events);
       return;
     }
     if self.dead_peer_deadline().is_some_and(|t| now >= t) {

@@ -399,3 +399,62 @@ fn after_our_fin_a_stranger_gets_each_ack_with_both_sequence_numbers() {
   let ours = acks_after_fin(true);
   assert_eq!(ours.len(), 1, "one of ours takes either: {ours:?}");
 }
+
+/// A destroyed socket's connection (released) cannot live forever: a peer that acknowledges our
+/// FIN but never sends its own, or never answers at all, gets a bounded wait, then RESET
+#[test]
+fn a_released_connection_ends_within_a_bounded_time() {
+  for peer_alive in [true, false] {
+    let mut s = Script::new(Config::default());
+    let (h, first) = accept(&mut s);
+    s.ep.set_timeout(h, None);
+    let now = s.now;
+    s.ep.release(now, h);
+    let fin = s.recv();
+    assert_eq!(fin[0].0.ty, PacketType::Fin);
+    if peer_alive {
+      s.send(state(first, 1 << 20), &[]);
+    }
+    let mut reset = false;
+    for _ in 0..65 {
+      s.advance(Duration::from_secs(1));
+      if peer_alive {
+        // It keeps talking (its keepalives, its data) and never ends its stream
+        s.send(state(first, 1 << 20), &[]);
+      }
+      reset |= s.recv_raw().iter().any(|d| d[0] >> 4 == PacketType::Reset as u8);
+    }
+    // A dead peer times out first (the release restored a finite silence limit); a live one that
+    // never ends its stream is reset when the wait is over
+    assert_eq!(
+      reset, peer_alive,
+      "peer alive: {peer_alive}: RESET after the wait"
+    );
+    assert!(
+      s.events.iter().any(|(_, e)| matches!(e, Event::Closed(_))),
+      "peer alive: {peer_alive}: closed"
+    );
+  }
+}
+
+/// The application's packet size stays, a migration included (no path MTU search restarts)
+#[test]
+fn set_max_payload_survives_a_migration() {
+  let cfg = Config {
+    pmtu_ceiling: 1448,
+    ..Config::default()
+  };
+  let mut s = Script::new(cfg);
+  let (h, _) = accept_ours(&mut s);
+  s.ep.set_max_payload(h, 500);
+  let now = s.now;
+  s.ep.migrate(now, h, "192.0.2.8:6881".parse().unwrap()).unwrap();
+  s.peer = "192.0.2.8:6881".parse().unwrap();
+  let mut probes = 0;
+  for _ in 0..20 {
+    s.advance(Duration::from_millis(250));
+    probes += s.recv_raw().iter().filter(|d| pmtu::is_pmtu(d)).count();
+  }
+  assert_eq!(probes, 0);
+  assert_eq!(s.ep.connection_stats(h).unwrap().max_payload, 500);
+}
