@@ -206,13 +206,18 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     return this._udp
   }
 
+  /** close() was called: closing or closed */
+  private _stopped (): boolean {
+    return this._state === 'closing' || this._state === 'closed'
+  }
+
   /**
    * The bound address. Throws as dgram does: EBADF (syscall 'getsockname') before the node is bound, as an
    * unbound dgram socket has no descriptor to ask; ERR_SOCKET_DGRAM_NOT_RUNNING once it is closed
    */
   address (): AddressInfo {
     const a = this._native?.address() ?? null
-    if (a === null) throw this._state === 'closing' || this._state === 'closed' ? notRunning() : notBound('getsockname')
+    if (a === null) throw this._stopped() ? notRunning() : notBound('getsockname')
     const address = normalizeAddress(a.address)
     return { address, family: a.family, port: a.port }
   }
@@ -276,7 +281,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
    */
   listen (onListening?: () => void): this {
     checkCallback(onListening, 'onListening')
-    if (this._state === 'closing' || this._state === 'closed') throw notRunning()
+    if (this._stopped()) throw notRunning()
     if (this._listenCalled) throw createError(codes.ERR_SERVER_ALREADY_LISTEN, 'Listen method has been called more than once without closing.')
     this._listenCalled = true
     this._listen(true, false, (err, first) => {
@@ -347,7 +352,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
   punch (attempts: number, port: number, callback?: (success: boolean) => void): Promise<boolean>
   punch (attempts: number, port: number, host?: unknown, callback?: unknown): Promise<boolean> {
     // Thrown at once, as utp-punch does; a punch under way when close() comes resolves false
-    if (this._state === 'closing' || this._state === 'closed') throw notRunning()
+    if (this._stopped()) throw notRunning()
     if (typeof host === 'function') {
       callback = host
       host = undefined
@@ -372,7 +377,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
 
   /** punch() as a promise only: after close() it rejects with ERR_SOCKET_DGRAM_NOT_RUNNING instead of throwing */
   punchAsync (attempts: number, port: number, host?: string | null): Promise<boolean> {
-    if (this._state === 'closing' || this._state === 'closed') return Promise.reject(notRunning())
+    if (this._stopped()) return Promise.reject(notRunning())
     return this.punch(attempts, port, host)
   }
 
@@ -465,7 +470,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
       return this
     }
     if (typeof onClose === 'function') this.once('close', onClose)
-    if (this._state === 'closing' || this._state === 'closed') return this
+    if (this._stopped()) return this
     const wasBound = this._state === 'bound'
     this._state = 'closing'
     this._listening = false
@@ -528,7 +533,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
 
   /** `explicit`: the program's bind()/bindAsync(), not an automatic bind */
   private _bind (port: unknown, host: unknown, explicit: boolean, done: (err: UtpError | null, address?: AddressInfo) => void): void {
-    if (this._state === 'closing' || this._state === 'closed') throw notRunning()
+    if (this._stopped()) throw notRunning()
     if (this._state !== 'idle') throw createError(codes.ERR_SOCKET_ALREADY_BOUND, 'Socket is already bound')
     const p = port === undefined || port === null ? 0 : validatePort(port)
     const h = host === undefined || host === null ? undefined : validateHost(host)
@@ -655,7 +660,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
 
   /** `done(err, first)`: `first` is true for the call that turned listening on ('listening' is emitted once) */
   private _listen (emitErrors: boolean, auto: boolean, done: (err: Error | null, first: boolean) => void): void {
-    if (this._state === 'closing' || this._state === 'closed') throw notRunning()
+    if (this._stopped()) throw notRunning()
     this._whenBound(emitErrors, (err, native) => {
       let first = false
       if (err === null) {
@@ -677,7 +682,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
 
   private _connect (port: unknown, host: unknown, onconnect: unknown, emitErrors: boolean): Socket {
     // Thrown at once, as utp-punch does (and as bind() and listen() do here)
-    if (this._state === 'closing' || this._state === 'closed') throw notRunning()
+    if (this._stopped()) throw notRunning()
     if (typeof host === 'function') {
       onconnect = host
       host = undefined
@@ -767,7 +772,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
 
   /** @internal The facade's send: bind if needed, resolve, send */
   _sendRaw (data: Buffer, port: number, host: string | undefined, ttl: number | undefined, cb: (err: Error | null) => void): void {
-    if (this._state === 'closing' || this._state === 'closed') {
+    if (this._stopped()) {
       process.nextTick(cb, notRunning())
       return
     }

@@ -50,6 +50,28 @@ async function throughRelay (r: Run, options: unknown): Promise<{ c: DSocket, s:
   return { c, s, client, vanish: () => { if (relay !== null) relay.faults.blackhole = true } }
 }
 
+/**
+ * The program answers the socket's 'timeout' with end(), destroy() or nothing; what it observes until the socket
+ * closes (or 3.5 s with no answer)
+ */
+async function answerTimeout (r: Run, c: DSocket, answer: 'end' | 'destroy' | 'nothing', t0: number, closeWithinMs: number): Promise<Obs> {
+  if (answer !== 'nothing') {
+    c.on('timeout', () => {
+      r.mark(c, `${answer}()`)
+      if (answer === 'end') c.end()
+      else c.destroy()
+    })
+  }
+  if (answer === 'nothing') await sleep(3500)
+  else await r.closed([c], closeWithinMs)
+  await sleep(200)
+  return {
+    sockets: { client: r.events(c) },
+    timings: { timeout: r.when(c, 'timeout', t0) },
+    info: { client: r.timeline(c, t0) }
+  }
+}
+
 const READABLE_SIDE = new Set(['data', 'end'])
 const WRITABLE_SIDE = new Set(['finish', 'drain'])
 
@@ -230,21 +252,7 @@ const SCENARIOS: Scenario[] = [
       const client = await r.bound({ timeout: 1000 })
       const t0 = r.now()
       const c = client.connect(port, LOCAL)
-      if (answer !== 'nothing') {
-        c.on('timeout', () => {
-          r.mark(c, `${answer}()`)
-          if (answer === 'end') c.end()
-          else c.destroy()
-        })
-      }
-      if (answer === 'nothing') await sleep(3500)
-      else await r.closed([c], 4000)
-      await sleep(200)
-      return {
-        sockets: { client: r.events(c) },
-        timings: { timeout: r.when(c, 'timeout', t0) },
-        info: { client: r.timeline(c, t0) }
-      }
+      return await answerTimeout(r, c, answer, t0, 4000)
     }
   })),
   ...(['idle', 'with unacknowledged data'] as const).flatMap(state => (['end', 'destroy', 'nothing'] as const).map((answer): Scenario => ({
@@ -259,21 +267,7 @@ const SCENARIOS: Scenario[] = [
       const t0 = r.now()
       r.mark(c, 'the peer vanishes')
       if (state !== 'idle') c.write(Buffer.alloc(10))
-      if (answer !== 'nothing') {
-        c.on('timeout', () => {
-          r.mark(c, `${answer}()`)
-          if (answer === 'end') c.end()
-          else c.destroy()
-        })
-      }
-      if (answer === 'nothing') await sleep(3500)
-      else await r.closed([c], 5000)
-      await sleep(200)
-      return {
-        sockets: { client: r.events(c) },
-        timings: { timeout: r.when(c, 'timeout', t0) },
-        info: { client: r.timeline(c, t0) }
-      }
+      return await answerTimeout(r, c, answer, t0, 5000)
     }
   }))),
   {

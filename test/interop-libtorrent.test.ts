@@ -465,6 +465,15 @@ async function uploadToLibtorrent (t: PreparedTorrent, via?: (ourPort: number) =
   return { lt, node, socket: socket as Socket, log: log as SocketLog, progress, finished, seconds: (Date.now() - t0) / 1000 }
 }
 
+/** Everything the tap saw us send libtorrent was uTP that fits its 1,500-byte read, and the transfer finished */
+function expectOnlyFittingUtp (what: string, tap: Tap | undefined, outcome: string): void {
+  const summary = tapSummary(tap as Tap)
+  report(`wire, ${what}: ${summary}`)
+  expect((tap as Tap).nonUtpToLt, `${summary}\n${outcome}`).toEqual([])
+  expect((tap as Tap).oversizeToLt, `${summary}\n${outcome}`).toEqual([])
+  expect(outcome).toBe('finished')
+}
+
 function expectIntactAtLibtorrent (t: PreparedTorrent, up: Upload): void {
   expect(up.finished.sha256).toBe(sha256Hex(t.data))
   expect(up.finished.torrent.numPieces).toBe(t.torrent.pieces.length)
@@ -698,11 +707,7 @@ describe('interop with libtorrent-rasterbar over uTP', () => {
       } catch (err) {
         outcome = (err as Error).message
       }
-      const summary = tapSummary(tap as Tap)
-      report(`wire, downloading from libtorrent: ${summary}`)
-      expect((tap as Tap).nonUtpToLt, `${summary}\n${outcome}`).toEqual([])
-      expect((tap as Tap).oversizeToLt, `${summary}\n${outcome}`).toEqual([])
-      expect(outcome).toBe('finished')
+      expectOnlyFittingUtp('downloading from libtorrent', tap, outcome)
     }, CASE_TIMEOUT)
 
     it('everything we send libtorrent while seeding to it is a uTP packet that fits its 1,500-byte receive buffer', async () => {
@@ -719,11 +724,7 @@ describe('interop with libtorrent-rasterbar over uTP', () => {
       } catch (err) {
         outcome = (err as Error).message
       }
-      const summary = tapSummary(tap as Tap)
-      report(`wire, seeding to libtorrent: ${summary}`)
-      expect((tap as Tap).nonUtpToLt, `${summary}\n${outcome}`).toEqual([])
-      expect((tap as Tap).oversizeToLt, `${summary}\n${outcome}`).toEqual([])
-      expect(outcome).toBe('finished')
+      expectOnlyFittingUtp('seeding to libtorrent', tap, outcome)
     }, CASE_TIMEOUT)
   })
 })

@@ -33,6 +33,18 @@ fn bidirectional(sim: &mut Sim, len_a: usize, len_b: usize) -> (ConnectionHandle
   (a, b)
 }
 
+/// Nothing gets from node `from` to node `to` any more: the peer vanished, or the path did
+fn cut(sim: &mut Sim, from: usize, to: usize) {
+  sim.set_link(
+    from,
+    to,
+    Link {
+      loss_pct: 100.0,
+      ..Link::default()
+    },
+  );
+}
+
 fn assert_transferred(sim: &Sim, a: ConnectionHandle, b: ConnectionHandle, len_a: usize, len_b: usize) {
   let seed = sim.seed;
   let (ra, rb) = (sim.app(0, a), sim.app(1, b));
@@ -231,14 +243,7 @@ fn a_peer_that_vanishes_right_after_connecting_is_noticed() {
   let a = sim.connect(0, 1, vec![], false);
   assert!(sim.run_until(secs(5), |s| s.app(0, a).connected));
   let vanished = sim.now;
-  sim.set_link(
-    0,
-    1,
-    Link {
-      loss_pct: 100.0,
-      ..Link::default()
-    },
-  );
+  cut(&mut sim, 0, 1);
   assert!(sim.run_until(secs(30), |s| s.app(0, a).timeout_notices > 0));
   let took = sim.now.saturating_since(vanished);
   assert!(took <= secs(5) + Duration::from_millis(100), "{took:?}");
@@ -260,14 +265,7 @@ fn the_silence_limit_is_per_connection() {
     assert!(sim.run_until(secs(5), |s| s.app(0, a).connected));
     sim.nodes[0].ep.set_timeout(a, limit);
     let vanished = sim.now;
-    sim.set_link(
-      0,
-      1,
-      Link {
-        loss_pct: 100.0,
-        ..Link::default()
-      },
-    );
+    cut(&mut sim, 0, 1);
     let noticed = sim.run_until(secs(60), |s| s.app(0, a).timeout_notices > 0);
     match limit {
       Some(l) => {
@@ -302,14 +300,7 @@ fn vanished_peer_times_out_within_the_idle_timeout() {
       sim.app_mut(0, a).to_send = payload(1, 500_000);
     }
     let vanished = sim.now;
-    sim.set_link(
-      0,
-      1,
-      Link {
-        loss_pct: 100.0,
-        ..Link::default()
-      },
-    );
+    cut(&mut sim, 0, 1);
     // First a notice after the idle timeout, the connection still open...
     assert!(sim.run_until(secs(30), |s| s.app(0, a).timeout_notices > 0));
     let noticed = sim.now.saturating_since(vanished);
@@ -360,14 +351,7 @@ fn connect_to_nobody_times_out() {
     ..Config::default()
   };
   let mut sim = Sim::new(1, 2, cfg);
-  sim.set_link(
-    0,
-    1,
-    Link {
-      loss_pct: 100.0,
-      ..Link::default()
-    },
-  );
+  cut(&mut sim, 0, 1);
   let start = sim.now;
   let a = sim.connect(0, 1, vec![], false);
   assert!(sim.run_until(secs(30), |s| s.app(0, a).closed.is_some()));
@@ -772,22 +756,8 @@ fn a_peer_that_vanishes_before_its_fin_does_not_hold_the_connection_forever() {
     .first()
     .is_some_and(|&b| s.app(1, b).eof)));
   let vanished = sim.now;
-  sim.set_link(
-    1,
-    0,
-    Link {
-      loss_pct: 100.0,
-      ..Link::default()
-    },
-  );
-  sim.set_link(
-    0,
-    1,
-    Link {
-      loss_pct: 100.0,
-      ..Link::default()
-    },
-  );
+  cut(&mut sim, 1, 0);
+  cut(&mut sim, 0, 1);
   assert!(sim.run_until(secs(90), |s| s.app(0, a).closed.is_some()));
   let took = sim.app(0, a).closed_at.unwrap().saturating_since(vanished);
   // A peer of ours answers keepalives, so its silence is death: a notice after the idle timeout,
