@@ -598,6 +598,38 @@ impl Endpoint {
     }
   }
 
+  /// Change the congestion controller of one connection (see [`Config::congestion`]); the window
+  /// it has reached carries over
+  pub fn set_congestion(&mut self, h: ConnectionHandle, mode: crate::Congestion) {
+    if let Some(e) = self.conns.get_mut(&h.0) {
+      e.conn.set_congestion(mode);
+      self.touch(h.0);
+    }
+  }
+
+  /// The network reported `to` unreachable (an ICMP port or host unreachable for a datagram we
+  /// sent there, as the socket's error queue tells it). Connection attempts to that address fail
+  /// at once with [`CloseReason::Refused`](crate::CloseReason); open connections ignore it (as TCP
+  /// treats it as a soft error: a forged ICMP must not kill a live connection). Returns how many
+  /// attempts failed
+  pub fn handle_unreachable(&mut self, now: Instant, to: SocketAddr) -> usize {
+    let mut failed = 0;
+    let ids: Vec<u32> = self
+      .conns
+      .iter()
+      .filter(|(_, e)| e.conn.remote() == to && e.conn.is_connecting())
+      .map(|(&id, _)| id)
+      .collect();
+    for id in ids {
+      if let Some(e) = self.conns.get_mut(&id) {
+        e.conn.refuse(now, &mut self.events);
+        failed += 1;
+      }
+      self.touch(id);
+    }
+    failed
+  }
+
   /// Whether the connection exists and has not closed
   pub fn is_open(&self, h: ConnectionHandle) -> bool {
     self.conns.get(&h.0).is_some_and(|e| !e.conn.is_closed())

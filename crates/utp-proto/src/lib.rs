@@ -37,6 +37,7 @@ mod tests;
 use core::time::Duration;
 use std::net::SocketAddr;
 
+pub use congestion::Congestion;
 pub use conn::{CloseReason, ConnectionStats, Event, Read, WriteError};
 pub use endpoint::{ConnectError, DatagramKind, Endpoint, EndpointStats, MigrateError};
 pub use rng::Rng;
@@ -100,6 +101,9 @@ pub struct Config {
   /// only, so a write shorter than a packet reaches the peer as one packet (utp-punch's
   /// behaviour, which programs that read each 'data' event as one message rely on)
   pub coalesce_writes: bool,
+  /// The congestion controller new connections start with ([`Endpoint::set_congestion`] changes
+  /// it per connection). It runs at the sender only, so any choice talks to any peer
+  pub congestion: Congestion,
 }
 
 /// What [`Config::loopback`] changes for a loopback peer
@@ -151,6 +155,7 @@ impl Default for Config {
       max_connections: 32768,
       resets_per_second: 100,
       coalesce_writes: false,
+      congestion: Congestion::Ledbat,
     }
   }
 }

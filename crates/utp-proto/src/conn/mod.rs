@@ -12,7 +12,7 @@ use core::time::Duration;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use crate::congestion::{AckSample, CongestionEvent, Controller, Ledbat};
+use crate::congestion::{AckSample, Congestion, CongestionEvent, Controller, Cubic, Ledbat};
 use crate::pacing::Pacer;
 use crate::packet::{Header, Hello, Ours, Packet, PacketType, SelectiveAck, MAX_SACK_BYTES};
 use crate::pmtu::{self, PathMtu};
@@ -231,6 +231,17 @@ pub(crate) struct Connection {
   large_payload: Option<usize>,
 }
 
+/// A controller of kind `mode` for packets of `mss` bytes, starting at `window` bytes (or the
+/// configured initial window)
+fn new_controller(mode: Congestion, cfg: &Config, mss: usize, window: Option<usize>) -> Box<dyn Controller> {
+  let initial = window.unwrap_or(cfg.initial_window).max(mss);
+  let (min, max) = (mss.min(cfg.send_buffer), cfg.max_window.max(mss));
+  match mode {
+    Congestion::Ledbat => Box::new(Ledbat::new(initial, min, max)),
+    Congestion::Cubic => Box::new(Cubic::new(initial, min, max)),
+  }
+}
+
 /// Events produced while handling input, tagged with the connection
 pub(crate) type Events = VecDeque<(ConnectionHandle, Event)>;
 
@@ -326,11 +337,7 @@ impl Connection {
       send: SendBuffer::new(initial_seq),
       syn_unsent: false,
       peer_window: cfg.recv_buffer,
-      cc: Box::new(Ledbat::new(
-        cfg.initial_window.max(mss),
-        mss.min(cfg.send_buffer),
-        cfg.max_window.max(mss),
-      )),
+      cc: new_controller(cfg.congestion, &cfg, mss, None),
       rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
       rto_backoffs: 0,
       rto_deadline: None,
@@ -406,11 +413,7 @@ impl Connection {
         self.stats.max_payload = large;
         // The handshake is the only time this happens, before any data: a controller whose
         // smallest window is one of the new packets, not one of the old
-        self.cc = Box::new(Ledbat::new(
-          self.cfg.initial_window.max(large),
-          large.min(self.cfg.send_buffer),
-          self.cfg.max_window.max(large),
-        ));
+        self.cc = new_controller(self.cfg.congestion, &self.cfg, large, None);
       }
     }
     self.start_pmtu_search(now);
@@ -450,6 +453,24 @@ impl Connection {
 
   pub(crate) fn send_id(&self) -> u16 {
     self.send_id
+  }
+
+  /// Our SYN is out and unanswered
+  pub(crate) fn is_connecting(&self) -> bool {
+    self.state == State::SynSent
+  }
+
+  /// The network said nobody is there (see `Endpoint::handle_unreachable`): only a connection
+  /// attempt gives up on that
+  pub(crate) fn refuse(&mut self, now: Instant, events: &mut Events) {
+    if self.state == State::SynSent {
+      self.close(now, CloseReason::Refused, events);
+    }
+  }
+
+  /// Run `mode` from now on, starting from the window the current controller reached
+  pub(crate) fn set_congestion(&mut self, mode: crate::Congestion) {
+    self.cc = new_controller(mode, &self.cfg, self.cfg.max_payload, Some(self.cc.window()));
   }
 
   pub(crate) fn is_closed(&self) -> bool {

@@ -1,55 +1,15 @@
-//! Congestion control: the [`Controller`] trait and LEDBAT, its one implementation
+//! LEDBAT (RFC 6817): a background controller
 //!
-//! LEDBAT (RFC 6817) keeps the queue it builds at a bottleneck near a target delay (100 ms),
+//! LEDBAT keeps the queue it builds at a bottleneck near a target delay (100 ms),
 //! so a uTP transfer yields to TCP and interactive traffic. It measures one-way delay from the
 //! timestamps peers echo, takes the minimum seen over the last minutes as the base (propagation)
 //! delay, and steers the window by how far the current queuing delay is from the target.
 //! Constants follow libutp, whose behaviour the BitTorrent world already tunes against.
 
-use core::fmt;
 use core::time::Duration;
 
+use super::{AckSample, CongestionEvent, Controller};
 use crate::time::Instant;
-
-/// What an acknowledgement tells the controller
-#[derive(Debug, Clone, Copy)]
-pub struct AckSample {
-  /// Payload bytes newly acknowledged (cumulatively or selectively)
-  pub bytes_acked: usize,
-  /// Bytes in flight before this acknowledgement
-  pub in_flight: usize,
-  /// The peer's one-way delay measurement of our packets (`timestamp_difference`), if non-zero
-  pub one_way_delay: Option<u32>,
-  /// Largest payload a packet may carry now
-  pub mss: usize,
-}
-
-/// Why the window must shrink
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CongestionEvent {
-  /// A packet was lost and fast-retransmitted
-  Loss,
-  /// The retransmission timer expired
-  Timeout,
-}
-
-/// A congestion controller: decides how many bytes may be in flight
-pub trait Controller: Send + fmt::Debug {
-  /// Bytes were acknowledged
-  fn on_ack(&mut self, now: Instant, ack: &AckSample);
-  /// Loss or timeout was detected
-  fn on_congestion_event(&mut self, now: Instant, event: CongestionEvent, mss: usize);
-  /// Current congestion window in bytes
-  fn window(&self) -> usize;
-  /// Latest queuing-delay estimate, for statistics
-  fn queuing_delay(&self) -> Duration {
-    Duration::ZERO
-  }
-  /// Whether the window is still growing exponentially (the pacer sends faster then)
-  fn in_slow_start(&self) -> bool {
-    false
-  }
-}
 
 //= https://datatracker.ietf.org/doc/html/rfc6817#section-2.5
 //# TARGET MUST be 100 milliseconds or less
