@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::sim::{payload, Link, Sim};
+#[allow(unused_imports)]
 use super::{cut, secs};
 use crate::{CloseReason, Config};
 
@@ -22,11 +23,13 @@ fn a_receiver_notices_its_sender_vanished_mid_stream() {
   let mut sim = Sim::new(21, 2, cfg);
   sim.nodes[1].ep.set_listening(true);
   let a = sim.connect(0, 1, payload(1, 50_000_000), true);
-  assert!(sim.run_until(secs(10), |s| s
-    .nodes[1]
-    .accepted
-    .first()
-    .is_some_and(|&b| s.app(1, b).received.len() > 1_000_000)));
+  assert!(
+    sim.run_until(secs(10), |s| s.nodes[1].accepted.first().is_some_and(|&b| s
+      .app(1, b)
+      .received
+      .len()
+      > 1_000_000))
+  );
   let b = sim.nodes[1].accepted[0];
   let vanished = sim.now;
   cut(&mut sim, 0, 1);
