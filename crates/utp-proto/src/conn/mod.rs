@@ -122,6 +122,8 @@ pub struct ConnectionStats {
   pub timeouts: u64,
   /// Data packets received that we already had
   pub duplicates: u64,
+  /// Times the window was cut for loss (once per flight) or a timeout
+  pub congestion_events: u64,
   /// Retransmission timeouts found spurious afterwards (the original packet's ACK came) and undone
   pub spurious_timeouts: u64,
 }
@@ -467,6 +469,10 @@ impl Connection {
     self.cfg.send_buffer
   }
 
+  pub(crate) fn next_seq_nr(&self) -> u16 {
+    self.send.next_seq().0
+  }
+
   pub(crate) fn recv_id(&self) -> u16 {
     self.recv_id
   }
@@ -620,7 +626,7 @@ impl Connection {
     }
     if progressed {
       if let Some(fired) = self.rto_fired_at.take() {
-        self.detect_spurious_timeout(h, fired);
+        self.detect_spurious_timeout(now, h, fired);
       }
       self.dup_acks = 0;
       self.rto_backoffs = 0;
@@ -685,6 +691,7 @@ impl Connection {
       return;
     }
     self.recovery_seq = Some(self.send.next_seq());
+    self.stats.congestion_events += 1;
     self
       .cc
       .on_congestion_event(now, CongestionEvent::Loss, self.cfg.max_payload);
@@ -697,13 +704,16 @@ impl Connection {
   /// peer's ACK delay, which errs toward "not spurious"). Earlier than the timeout: the original
   /// arrived, the path was only slow (a delay step, RFC 3522's Eifel detection). Then the window
   /// returns to where it was and the packets marked lost and not yet resent stay in flight
-  fn detect_spurious_timeout(&mut self, h: &Header, fired: Instant) {
+  fn detect_spurious_timeout(&mut self, now: Instant, h: &Header, fired: Instant) {
     if h.timestamp_diff == 0 || h.timestamp == 0 {
       return;
     }
     let echoed = h.timestamp.wrapping_sub(h.timestamp_diff);
     let before_timeout = (fired.wire_timestamp().wrapping_sub(echoed) as i32) > 0;
     if before_timeout {
+      let echoed_sent =
+        Instant::from_micros(now.as_micros() - u64::from(now.wire_timestamp().wrapping_sub(echoed)));
+      self.rtt.restart_from(now.saturating_since(echoed_sent));
       self.cc.undo();
       self.send.restore_lost();
       self.recovery_seq = None;
@@ -1076,6 +1086,7 @@ impl Connection {
       if self.rto_backoffs == 0 && self.state == State::Connected {
         self.rto_fired_at = Some(now);
         self.recovery_seq = Some(self.send.next_seq());
+        self.stats.congestion_events += 1;
         self
           .cc
           .on_congestion_event(now, CongestionEvent::Timeout, self.cfg.max_payload);
