@@ -1,5 +1,6 @@
 //! Whole-endpoint scenarios over the simulated network
 
+mod clocks;
 mod real_paths;
 mod real_peers;
 mod scripted;

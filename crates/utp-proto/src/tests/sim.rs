@@ -4,6 +4,10 @@
 //! and an optional bottleneck (a rate and a drop-tail queue). Time is virtual and jumps to the
 //! next arrival or deadline, so a minute of protocol time costs milliseconds. The same seed
 //! replays the same run exactly; failing tests print it.
+//!
+//! Each node reads its own clock (`Sim::set_clock`): an offset and a drift against simulation
+//! time, as real hosts have. Everything the simulator records (`now`, arrivals, queue samples,
+//! `App::closed_at`) is in simulation time; only the endpoints see their local time.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -44,6 +48,60 @@ impl Default for Link {
   }
 }
 
+/// Parts of a clock rate per unit: a rate of `RATE_ONE` runs exactly as fast as simulation time
+const RATE_ONE: u128 = 1_000_000_000_000;
+
+/// A node's own clock: `local = offset + sim_time × (1 + drift_ppm / 10⁶)`, in microseconds
+///
+/// The identity clock (no offset, no drift) maps every time to itself without arithmetic, so
+/// runs that set no clock are exactly those of a simulator with one shared clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Clock {
+  offset: u64,
+  /// Ticks per simulated microsecond, in units of 1/`RATE_ONE`
+  rate: u128,
+}
+
+impl Clock {
+  pub const IDENTITY: Self = Self {
+    offset: 0,
+    rate: RATE_ONE,
+  };
+
+  pub fn new(offset: Duration, drift_ppm: f64) -> Self {
+    assert!(
+      drift_ppm.is_finite() && drift_ppm > -1e6,
+      "a clock must run forwards (drift {drift_ppm} ppm)"
+    );
+    Self {
+      offset: u64::try_from(offset.as_micros()).expect("offset fits in an Instant"),
+      rate: ((1e6 + drift_ppm) * 1e6).round() as u128,
+    }
+  }
+
+  /// What this clock reads at simulation time `sim`
+  pub fn local(self, sim: Instant) -> Instant {
+    if self == Self::IDENTITY {
+      return sim;
+    }
+    let ticks = sim.as_micros() as u128 * self.rate / RATE_ONE;
+    Instant::from_micros(self.offset.saturating_add(ticks.min(u64::MAX as u128) as u64))
+  }
+
+  /// The earliest simulation time at which this clock reads `local` or later
+  ///
+  /// Rounding up matters: a deadline converted down would wake the node a microsecond before
+  /// its timer is due, find nothing to do, and ask for the same instant again forever.
+  pub fn sim(self, local: Instant) -> Instant {
+    if self == Self::IDENTITY {
+      return local;
+    }
+    let ticks = local.as_micros().saturating_sub(self.offset) as u128;
+    let sim = (ticks * RATE_ONE).div_ceil(self.rate);
+    Instant::from_micros(sim.min(u64::MAX as u128) as u64)
+  }
+}
+
 /// What the simulated application does with one connection
 #[derive(Debug, Default)]
 pub(crate) struct App {
@@ -56,6 +114,7 @@ pub(crate) struct App {
   pub eof: bool,
   pub connected: bool,
   pub closed: Option<CloseReason>,
+  /// Simulation time of the close
   pub closed_at: Option<Instant>,
   /// Stop reading (read backpressure)
   pub paused: bool,
@@ -68,6 +127,8 @@ pub(crate) struct App {
 pub(crate) struct SimNode {
   pub addr: SocketAddr,
   pub ep: Endpoint,
+  /// The node's own clock; every call into `ep` gets its time
+  pub clock: Clock,
   pub apps: HashMap<ConnectionHandle, App>,
   pub accepted: Vec<ConnectionHandle>,
   pub foreign: Vec<Vec<u8>>,
@@ -88,6 +149,7 @@ struct InFlight {
 }
 
 pub(crate) struct Sim {
+  /// Simulation time (what a node with the identity clock reads)
   pub now: Instant,
   pub seed: u64,
   rng: Rng,
@@ -114,6 +176,7 @@ impl Sim {
       .map(|i| SimNode {
         addr: format!("10.0.0.{}:{}", i + 1, 4000 + i).parse().unwrap(),
         ep: Endpoint::new(cfg, rng.next_u64()),
+        clock: Clock::IDENTITY,
         apps: HashMap::new(),
         accepted: Vec::new(),
         foreign: Vec::new(),
@@ -153,6 +216,18 @@ impl Sim {
     self.links.insert((b, a), link);
   }
 
+  /// Give node `i` its own clock: `offset` plus simulation time running `drift_ppm` parts per
+  /// million fast (negative: slow). Set it before the node's first connection; a clock that
+  /// jumps under a live connection is a different test
+  pub fn set_clock(&mut self, i: usize, offset: Duration, drift_ppm: f64) {
+    self.nodes[i].clock = Clock::new(offset, drift_ppm);
+  }
+
+  /// What node `i`'s clock reads now: the `now` for direct calls into its endpoint
+  pub fn local_now(&self, i: usize) -> Instant {
+    self.nodes[i].clock.local(self.now)
+  }
+
   pub fn addr(&self, i: usize) -> SocketAddr {
     self.nodes[i].addr
   }
@@ -160,7 +235,7 @@ impl Sim {
   /// Open a connection from `a` to `b` carrying `data` (then FIN if `finish`)
   pub fn connect(&mut self, a: usize, b: usize, data: Vec<u8>, finish: bool) -> ConnectionHandle {
     let to = self.addr(b);
-    let now = self.now;
+    let now = self.local_now(a);
     let h = self.nodes[a].ep.connect(now, to).expect("connect");
     self.nodes[a].apps.insert(
       h,
@@ -204,7 +279,7 @@ impl Sim {
           );
         }
         let mut buf = std::mem::take(&mut self.scratch);
-        let now = self.now;
+        let now = self.local_now(i);
         let Some(t) = self.nodes[i].ep.poll_transmit(now, &mut buf) else {
           self.scratch = buf;
           break;
@@ -351,7 +426,7 @@ impl Sim {
     self.pump();
     let mut next = self.queue.peek().map(|Reverse(p)| p.at);
     for n in &mut self.nodes {
-      if let Some(t) = n.ep.poll_timeout() {
+      if let Some(t) = n.ep.poll_timeout().map(|t| n.clock.sim(t)) {
         next = Some(next.map_or(t, |x| x.min(t)));
       }
     }
@@ -365,14 +440,14 @@ impl Sim {
     while self.queue.peek().is_some_and(|Reverse(p)| p.at <= self.now) {
       let Reverse(p) = self.queue.pop().unwrap();
       self.delivered += 1;
-      let now = self.now;
+      let now = self.local_now(p.to);
       let node = &mut self.nodes[p.to];
       if node.ep.handle_datagram(now, p.from, &p.data) == DatagramKind::Foreign {
         node.foreign.push(p.data);
       }
     }
     for n in &mut self.nodes {
-      n.ep.handle_timeout(self.now);
+      n.ep.handle_timeout(n.clock.local(self.now));
     }
     true
   }
@@ -387,7 +462,11 @@ impl Sim {
       }
       if self.now == last_now {
         stuck += 1;
-        let timeouts: Vec<_> = self.nodes.iter_mut().map(|n| n.ep.poll_timeout()).collect();
+        let timeouts: Vec<_> = self
+          .nodes
+          .iter_mut()
+          .map(|n| n.ep.poll_timeout().map(|t| n.clock.sim(t)))
+          .collect();
         assert!(
           stuck < 100_000,
           "seed {}: time stuck at {:?}; timeouts {timeouts:?}",
