@@ -335,7 +335,6 @@ fn assert_holds_target(windows: &[Window]) {
 /// samples of its start leave the 13-minute base history, the base delay includes that queue and
 /// the real queue steps up by another target (99 ms, then 198 ms from minute ~13, 298 ms from ~26)
 #[test]
-#[ignore = "issue 11: the base delay absorbs LEDBAT's own standing queue after 13 minutes"]
 fn ledbat_holds_its_target_for_40_minutes_on_one_clock() {
   assert_holds_target(&ledbat_under_drift(0.0, 0.0, 40));
 }
@@ -344,7 +343,6 @@ fn ledbat_holds_its_target_for_40_minutes_on_one_clock() {
 /// Today LEDBAT reads the growth as a queue (up to 13 minutes × 18 ms) and backs off to its
 /// minimum window
 #[test]
-#[ignore = "issue 11: drift compensation"]
 fn ledbat_holds_its_target_when_the_receivers_clock_runs_fast() {
   assert_holds_target(&ledbat_under_drift(0.0, 300.0, 40));
 }
@@ -354,7 +352,6 @@ fn ledbat_holds_its_target_when_the_receivers_clock_runs_fast() {
 /// drift, 0.3 ms a second, to 943 ms by minute 40 (where the window, 965 kB, nears
 /// `max_packets_in_flight` packets)
 #[test]
-#[ignore = "issue 11: drift compensation"]
 fn ledbat_holds_its_target_when_the_senders_clock_runs_fast() {
   assert_holds_target(&ledbat_under_drift(300.0, 0.0, 40));
 }

@@ -10,7 +10,7 @@
 //! `App::closed_at`) is in simulation time; only the endpoints see their local time.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -129,7 +129,8 @@ pub(crate) struct SimNode {
   pub ep: Endpoint,
   /// The node's own clock; every call into `ep` gets its time
   pub clock: Clock,
-  pub apps: HashMap<ConnectionHandle, App>,
+  /// Ordered, so that a seed replays exactly with several connections per node
+  pub apps: BTreeMap<ConnectionHandle, App>,
   pub accepted: Vec<ConnectionHandle>,
   pub foreign: Vec<Vec<u8>>,
   /// Sent datagrams, for tests that inspect the wire
@@ -177,7 +178,7 @@ impl Sim {
         addr: format!("10.0.0.{}:{}", i + 1, 4000 + i).parse().unwrap(),
         ep: Endpoint::new(cfg, rng.next_u64()),
         clock: Clock::IDENTITY,
-        apps: HashMap::new(),
+        apps: BTreeMap::new(),
         accepted: Vec::new(),
         foreign: Vec::new(),
         sent_log: Vec::new(),
