@@ -38,6 +38,9 @@ const EXT_HELLO: u8 = 0x55;
 /// Ours, empty: this DATA packet carries the last byte of an application write (sent only to a
 /// peer whose [`Hello`] said it reads them)
 const EXT_END_OF_WRITE: u8 = 0x56;
+/// Ours, `index` · `count`: this DATA packet is one piece of the packet with its sequence number
+/// (see [`Fragment`]); sent only to a peer whose hello has [`Hello::FRAGMENTS`]
+const EXT_FRAGMENT: u8 = 0x57;
 const HELLO_MAGIC: [u8; 2] = *b"up";
 /// Largest selective-ACK bitmask we emit, in bytes (256 packets past the cumulative ACK)
 pub const MAX_SACK_BYTES: usize = 32;
@@ -169,10 +172,12 @@ impl Hello {
   pub const PMTU_PROBES: u8 = 2;
   /// It ends a delivered chunk where a DATA packet with the end-of-write marker ends
   pub const WRITE_BOUNDARIES: u8 = 4;
+  /// It reassembles a packet sent in pieces ([`Fragment`])
+  pub const FRAGMENTS: u8 = 8;
   /// What this implementation does
   pub const OURS: Hello = Hello {
     version: 1,
-    caps: Self::LARGE_DATAGRAMS | Self::PMTU_PROBES | Self::WRITE_BOUNDARIES,
+    caps: Self::LARGE_DATAGRAMS | Self::PMTU_PROBES | Self::WRITE_BOUNDARIES | Self::FRAGMENTS,
   };
 
   /// Whether every bit of `cap` is set
@@ -204,28 +209,49 @@ pub struct Packet<'a> {
   pub payload: &'a [u8],
 }
 
-/// Our own extensions on a packet (see [`Hello`]); both absent by default
+/// One piece of a DATA packet too large for the path it must be resent on
+///
+/// Sequence numbers count packets, so a packet sent before the path MTU shrank (a black hole:
+/// RFC 8899 §4.3) cannot be cut into new packets; it is resent as `count` datagrams with its own
+/// sequence number, each carrying the next slice of its payload, and the receiver takes the
+/// packet once it has every piece. Only packets larger than the base size ever exist, and only
+/// toward our own peers (the path MTU search runs only with them), so only they need this
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fragment {
+  /// Which piece, from 0
+  pub index: u8,
+  /// How many pieces (at least 2)
+  pub count: u8,
+}
+
+/// Our own extensions on a packet (see [`Hello`]); all absent by default
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Ours {
   /// The hello of a SYN or of the STATE that answers it
   pub hello: Option<Hello>,
   /// This DATA packet ends an application write
   pub end_of_write: bool,
+  /// This DATA packet is one piece of a larger one
+  pub fragment: Option<Fragment>,
 }
 
 impl Ours {
-  /// Neither extension
+  /// No extension
   pub const NONE: Ours = Ours {
     hello: None,
     end_of_write: false,
+    fragment: None,
   };
 
+  /// Bytes our extensions add to a packet that has them (the empty SACK leading them included)
+  pub const MAX_OVERHEAD: usize = 2 + 6 + 2 + 4;
+
   fn encoded_len(&self) -> usize {
-    self.hello.map_or(0, |_| 6) + if self.end_of_write { 2 } else { 0 }
+    self.hello.map_or(0, |_| 6) + if self.end_of_write { 2 } else { 0 } + self.fragment.map_or(0, |_| 4)
   }
 
   fn any(&self) -> bool {
-    self.hello.is_some() || self.end_of_write
+    self.hello.is_some() || self.end_of_write || self.fragment.is_some()
   }
 }
 
@@ -267,6 +293,13 @@ pub fn decode(buf: &[u8]) -> Result<Packet<'_>, DecodeError> {
       EXT_SELECTIVE_ACK if sack.is_none() => sack = SelectiveAck::new(body).ok(),
       EXT_HELLO => ours.hello = ours.hello.or(Hello::parse(body)),
       EXT_END_OF_WRITE => ours.end_of_write = true,
+      EXT_FRAGMENT => {
+        if let &[index, count] = body {
+          if count >= 2 && index < count {
+            ours.fragment = Some(Fragment { index, count });
+          }
+        }
+      }
       _ => {}
     }
     next = ext;
@@ -309,8 +342,8 @@ impl Packet<'_> {
   pub fn encode(&self, out: &mut Vec<u8>) {
     out.reserve(self.encoded_len());
     // The chain in a fixed order: SACK (an empty one when ours follow: see EXT_HELLO), hello,
-    // end of write
-    let mut chain: [(u8, &[u8]); 3] = [(EXT_NONE, &[]); 3];
+    // end of write, fragment
+    let mut chain: [(u8, &[u8]); 4] = [(EXT_NONE, &[]); 4];
     let mut n = 0;
     let hello_body;
     if let Some(s) = self.sack {
@@ -327,6 +360,12 @@ impl Packet<'_> {
     }
     if self.ours.end_of_write {
       chain[n] = (EXT_END_OF_WRITE, &[]);
+      n += 1;
+    }
+    let fragment_body;
+    if let Some(f) = self.ours.fragment {
+      fragment_body = [f.index, f.count];
+      chain[n] = (EXT_FRAGMENT, &fragment_body);
       n += 1;
     }
     self.header.emit(chain[0].0, out);

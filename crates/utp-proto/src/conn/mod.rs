@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 
 use crate::congestion::{AckSample, Congestion, CongestionEvent, Controller, Cubic, Ledbat};
 use crate::pacing::Pacer;
-use crate::packet::{Header, Hello, Ours, Packet, PacketType, SelectiveAck, MAX_SACK_BYTES};
+use crate::packet::{Fragment, Header, Hello, Ours, Packet, PacketType, SelectiveAck, MAX_SACK_BYTES};
 use crate::pmtu::{self, PathMtu};
 use crate::rtt::RttEstimator;
 use crate::seq::SeqNr;
@@ -124,6 +124,8 @@ pub struct ConnectionStats {
   pub duplicates: u64,
   /// Times the window was cut for loss (once per flight) or a timeout
   pub congestion_events: u64,
+  /// Times large packets stopped getting through and the packet size fell back (black holes)
+  pub black_holes: u64,
   /// Retransmission timeouts found spurious afterwards (the original packet's ACK came) and undone
   pub spurious_timeouts: u64,
 }
@@ -148,6 +150,13 @@ enum WriteSide {
 }
 
 const DUP_ACKS_BEFORE_RESEND: u32 = 3;
+/// Timer expiries in a row, with a packet above the base size oldest unacknowledged, that mean
+/// the path stopped carrying large packets (one could be plain loss)
+const BLACK_HOLE_TIMEOUTS: u32 = 2;
+/// After a black hole, the next path MTU search waits this long (RFC 8899's PMTU_RAISE_TIMER)
+const PMTU_RESEARCH_AFTER: Duration = Duration::from_secs(600);
+/// Fragmented packets of the peer's held at once while their pieces arrive
+const MAX_REASSEMBLY: usize = 64;
 /// Unanswered retransmission timeouts in a row before a silent peer may be declared dead (libutp
 /// gives up after four): with a long round trip, the idle timeout alone may pass before a single
 /// retransmission could have been answered
@@ -194,6 +203,12 @@ pub(crate) struct Connection {
   recovery_seq: Option<SeqNr>,
   /// The window (or the pacer, which follows it) last held a packet back at this time
   cwnd_full_at: Option<Instant>,
+  /// A packet being resent in pieces: its sequence number, the next piece, how many
+  fragments_due: Option<(SeqNr, u8, u8)>,
+  /// Timer expiries in a row with a packet above the base size first in line (black hole)
+  large_packet_timeouts: u32,
+  /// Pieces of the peer's fragmented packets: sequence number, then each piece once it came
+  reassembly: Vec<(SeqNr, Vec<Option<Vec<u8>>>)>,
   /// When we last started waiting for an answer with nothing outstanding before
   waiting_since: Instant,
   /// Zero-window probe: when to push one packet past a closed window
@@ -364,6 +379,9 @@ impl Connection {
       dup_acks: 0,
       recovery_seq: None,
       cwnd_full_at: None,
+      fragments_due: None,
+      large_packet_timeouts: 0,
+      reassembly: Vec::new(),
       waiting_since: now,
       persist_deadline: None,
       persist_due: false,
@@ -449,7 +467,10 @@ impl Connection {
   /// cannot parse
   fn start_pmtu_search(&mut self, now: Instant) {
     let (base, ceiling) = (self.base_payload, self.cfg.pmtu_ceiling);
-    let search = ceiling > base && self.peer_has(Hello::PMTU_PROBES) && !self.payload_fixed;
+    // Packets above the base size only go to a peer that can take them back in pieces, should
+    // the path shrink under them
+    let search =
+      ceiling > base && self.peer_has(Hello::PMTU_PROBES | Hello::FRAGMENTS) && !self.payload_fixed;
     self.pmtu = search.then(|| PathMtu::new(base, ceiling, now));
   }
 
@@ -590,7 +611,26 @@ impl Connection {
     }
     self.process_ack(now, pkt, probing, events);
     if matches!(h.ty, PacketType::Data | PacketType::Fin) {
-      self.process_data(pkt, events);
+      match pkt
+        .ours
+        .fragment
+        .filter(|_| self.peer_hello.is_some() && h.ty == PacketType::Data)
+      {
+        Some(piece) => {
+          if let Some(whole) = self.reassemble(h.seq_nr, piece, pkt.payload) {
+            let p = Packet {
+              payload: &whole,
+              ours: Ours {
+                fragment: None,
+                ..pkt.ours
+              },
+              ..*pkt
+            };
+            self.process_data(&p, events);
+          }
+        }
+        None => self.process_data(pkt, events),
+      }
     }
     self.check_finished(now, events);
   }
@@ -625,6 +665,7 @@ impl Connection {
       self.rtt.on_sample(rtt);
     }
     if progressed {
+      self.large_packet_timeouts = 0;
       if let Some(fired) = self.rto_fired_at.take() {
         self.detect_spurious_timeout(now, h, fired);
       }
@@ -682,6 +723,29 @@ impl Connection {
       self.write_blocked = false;
       events.push_back((self.handle, Event::Writable));
     }
+  }
+
+  /// Packets above the base size stopped getting through (the path MTU shrank after the search
+  /// ended, RFC 8899's black hole): back to the base size, which every peer takes, and search again
+  /// later. What was sent large goes again in pieces
+  fn on_black_hole(&mut self, now: Instant) {
+    if self.cfg.max_payload <= self.base_payload {
+      return;
+    }
+    self.cfg.max_payload = self.base_payload;
+    self.stats.max_payload = self.base_payload;
+    self.stats.black_holes += 1;
+    self.large_packet_timeouts = 0;
+    self.rto_backoffs = 0;
+    self.pmtu =
+      (!self.payload_fixed && self.peer_has(Hello::PMTU_PROBES) && self.cfg.pmtu_ceiling > self.base_payload)
+        .then(|| {
+          PathMtu::new(
+            self.base_payload,
+            self.cfg.pmtu_ceiling,
+            now + PMTU_RESEARCH_AFTER,
+          )
+        });
   }
 
   /// `seq` was lost: cut the window, unless it was already cut for the flight `seq` belongs to
@@ -778,6 +842,35 @@ impl Connection {
       }
     }
     bytes
+  }
+
+  /// Keep one piece of a fragmented packet; the whole payload once every piece is here. A packet
+  /// we already have needs no pieces (its duplicate is acknowledged as one)
+  fn reassemble(&mut self, seq: SeqNr, piece: Fragment, payload: &[u8]) -> Option<Vec<u8>> {
+    if !seq.follows(self.ack_nr) {
+      return Some(Vec::new());
+    }
+    let i = match self.reassembly.iter().position(|(s, _)| *s == seq) {
+      Some(i) => i,
+      None => {
+        if self.reassembly.len() >= MAX_REASSEMBLY {
+          self.reassembly.remove(0);
+        }
+        self.reassembly.push((seq, vec![None; piece.count as usize]));
+        self.reassembly.len() - 1
+      }
+    };
+    let pieces = &mut self.reassembly[i].1;
+    if pieces.len() != piece.count as usize {
+      // Another split of the same packet (resent after the size changed again): start over
+      *pieces = vec![None; piece.count as usize];
+    }
+    pieces[piece.index as usize] = Some(payload.to_vec());
+    if pieces.iter().any(Option::is_none) {
+      return None;
+    }
+    let (_, pieces) = self.reassembly.swap_remove(i);
+    Some(pieces.into_iter().flatten().flatten().collect())
   }
 
   fn process_data(&mut self, pkt: &Packet<'_>, events: &mut Events) {
@@ -1093,6 +1186,14 @@ impl Connection {
       }
       self.rto_backoffs += 1;
       self.send.mark_all_lost();
+      self.fragments_due = None;
+      let first_len = self.send.get(self.send.first_unacked()).map_or(0, |p| p.len);
+      if self.state == State::Connected && first_len > self.base_payload {
+        self.large_packet_timeouts += 1;
+        if self.large_packet_timeouts >= BLACK_HOLE_TIMEOUTS {
+          self.on_black_hole(now);
+        }
+      }
       self.rto_deadline = Some(now + self.current_rto());
     }
     if self.pacing_deadline.is_some_and(|t| now >= t) {
@@ -1231,7 +1332,7 @@ impl Connection {
             sack: None,
             ours: Ours {
               hello: Some(Hello::OURS),
-              end_of_write: false,
+              ..Ours::NONE
             },
             payload: &[],
           }
@@ -1245,24 +1346,58 @@ impl Connection {
     }
   }
 
-  /// Encode a packet of the send buffer: its payload is copied from there straight into `out`
-  fn encode_sent(&self, header: Header, seq: SeqNr, out: &mut Vec<u8>) {
+  /// Encode a packet of the send buffer: its payload is copied from there straight into `out`.
+  /// With `fragment`, only that piece of it (see [`Fragment`])
+  fn encode_sent(&self, header: Header, seq: SeqNr, fragment: Option<Fragment>, out: &mut Vec<u8>) {
     let p = self.send.get(seq);
-    let (a, b) = p.map_or((&[][..], &[][..]), |p| self.send.payload(p));
+    let (mut a, mut b) = p.map_or((&[][..], &[][..]), |p| self.send.payload(p));
     let end_of_write = p.is_some_and(|p| p.ends_write) && self.peer_has(Hello::WRITE_BOUNDARIES);
-    out.reserve(crate::packet::HEADER_LEN + 2 + a.len() + b.len());
+    if let Some(f) = fragment {
+      let piece = self.fragment_size();
+      let start = (f.index as usize * piece).min(a.len() + b.len());
+      let end = (start + piece).min(a.len() + b.len());
+      let (a_start, a_end) = (start.min(a.len()), end.min(a.len()));
+      let (b_start, b_end) = (start.saturating_sub(a.len()), end.saturating_sub(a.len()));
+      (a, b) = (&a[a_start..a_end], &b[b_start..b_end]);
+    }
+    out.reserve(crate::packet::HEADER_LEN + Ours::MAX_OVERHEAD + a.len() + b.len());
     Packet {
       header,
       sack: None,
       ours: Ours {
-        hello: None,
         end_of_write,
+        fragment,
+        ..Ours::NONE
       },
       payload: &[],
     }
     .encode(out);
     out.extend_from_slice(a);
     out.extend_from_slice(b);
+  }
+
+  /// Payload of one piece of a fragmented packet: the current packet size, less what the
+  /// fragment extension adds to the header
+  fn fragment_size(&self) -> usize {
+    self.cfg.max_payload.saturating_sub(4).max(1)
+  }
+
+  /// The next piece of a packet being resent in pieces
+  fn send_next_fragment(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+    let Some((seq, index, count)) = self.fragments_due.take() else {
+      return false;
+    };
+    let Some(ty) = self.send.get(seq).filter(|p| p.in_flight()).map(|p| p.ty) else {
+      return false; // acknowledged (or lost again) meanwhile
+    };
+    if index + 1 < count {
+      self.fragments_due = Some((seq, index + 1, count));
+    }
+    let h = self.header(ty, now, seq);
+    let before = out.len();
+    self.encode_sent(h, seq, Some(Fragment { index, count }), out);
+    let payload = out.len() - before;
+    self.sent(now, payload)
   }
 
   fn poll_connected(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
@@ -1278,13 +1413,16 @@ impl Connection {
           // Answered in kind: a peer whose SYN had no hello never sees ours
           ours: Ours {
             hello: self.peer_hello.map(|_| Hello::OURS),
-            end_of_write: false,
+            ..Ours::NONE
           },
           payload: &[],
         }
         .encode(out);
         return self.sent(now, 0);
       }
+    }
+    if self.fragments_due.is_some() && self.send_next_fragment(now, out) {
+      return true;
     }
     if let Some(seq) = self.send.first_lost() {
       let len = self.send.get(seq).map_or(0, |p| p.len);
@@ -1295,7 +1433,19 @@ impl Connection {
         let Some(ty) = self.send.retransmit(seq, now).map(|p| p.ty) else {
           return false;
         };
-        self.encode_sent(Header { ty, ..h }, seq, out);
+        // Larger than the path takes now (it was sent before a black hole was found): in pieces
+        let pieces = len.div_ceil(self.fragment_size());
+        let fragment = (len > self.cfg.max_payload
+          && self.peer_has(Hello::FRAGMENTS)
+          && pieces <= u8::MAX as usize)
+          .then(|| Fragment {
+            index: 0,
+            count: pieces as u8,
+          });
+        if let Some(f) = fragment {
+          self.fragments_due = Some((seq, 1, f.count));
+        }
+        self.encode_sent(Header { ty, ..h }, seq, fragment, out);
         self.after_data_sent(now);
         // The repair's ACK needs a full round trip: a timer left running from the original
         // send would fire first and resend the whole window
@@ -1310,7 +1460,7 @@ impl Connection {
         self.persist_due = false;
         let seq = self.send.push(PacketType::Data, len, split_writes, now);
         let h = self.header(PacketType::Data, now, seq);
-        self.encode_sent(h, seq, out);
+        self.encode_sent(h, seq, None, out);
         self.after_data_sent(now);
         return self.sent(now, len);
       }

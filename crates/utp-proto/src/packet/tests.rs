@@ -669,7 +669,7 @@ fn our_extensions_never_lead_the_chain() {
     sack: None,
     ours: Ours {
       hello: Some(Hello::OURS),
-      end_of_write: false,
+      ..Ours::NONE
     },
     payload: &[],
   };
@@ -682,15 +682,21 @@ fn our_extensions_never_lead_the_chain() {
   );
   assert_eq!(decode(&out), Ok(syn), "the empty SACK reads as none");
 
-  for (sack, hello, end_of_write) in [
-    (None, None, true),
-    (Some(&[1u8, 2, 3][..]), Some(Hello::OURS), true),
-    (Some(&[9u8][..]), None, false),
+  let piece = Some(crate::packet::Fragment { index: 1, count: 3 });
+  for (sack, hello, end_of_write, fragment) in [
+    (None, None, true, None),
+    (Some(&[1u8, 2, 3][..]), Some(Hello::OURS), true, piece),
+    (Some(&[9u8][..]), None, false, None),
+    (None, None, false, piece),
   ] {
     let p = Packet {
       header: header(PacketType::Data),
       sack: sack.map(|b| SelectiveAck::new(b).unwrap()),
-      ours: Ours { hello, end_of_write },
+      ours: Ours {
+        hello,
+        end_of_write,
+        fragment,
+      },
       payload: b"xyz",
     };
     let out = encode(&p);
@@ -711,5 +717,19 @@ fn a_malformed_hello_is_skipped() {
     );
     let p = decode(&buf).unwrap();
     assert_eq!(p.ours, Ours::NONE, "{body:?}");
+  }
+}
+
+/// A fragment extension that cannot be right (one piece, an index past the count, a wrong length)
+/// is ignored, so the packet is read as a whole one
+#[test]
+fn a_malformed_fragment_is_skipped() {
+  for body in [&[0u8, 1][..], &[3, 3], &[0], &[0, 2, 0]] {
+    let buf = raw_packet(
+      0x01,
+      &[RawExt { ty: 1, body: &[] }, RawExt { ty: 0x57, body }],
+      b"x",
+    );
+    assert_eq!(decode(&buf).unwrap().ours, Ours::NONE, "{body:?}");
   }
 }

@@ -381,3 +381,128 @@ fn stale_acks_behind_a_newer_one_trigger_no_retransmission() {
   assert_eq!(out.len(), 1);
   assert_eq!(out[0].0.seq_nr, first.add(2));
 }
+
+/// Bytes each of node 0's connections in `flows` delivered to node 1 over the next `d`
+fn shares(sim: &mut Sim, flows: &[crate::ConnectionHandle], d: Duration) -> Vec<usize> {
+  let peer = |sim: &Sim, h| {
+    let id = sim.nodes[0].ep.connection_id(h).unwrap();
+    sim.nodes[1]
+      .accepted
+      .iter()
+      .copied()
+      .find(|&b| {
+        sim.nodes[1].ep.connection_id(b) == Some(id.wrapping_sub(1))
+          || sim.nodes[1].ep.connection_id(b) == Some(id.wrapping_add(1))
+      })
+      .unwrap()
+  };
+  let before: Vec<usize> = flows.iter().map(|&h| received(sim, peer(sim, h))).collect();
+  sim.run_until(d, |_| false);
+  flows
+    .iter()
+    .zip(before)
+    .map(|(&h, b)| received(sim, peer(sim, h)) - b)
+    .collect()
+}
+
+fn bottleneck() -> Link {
+  Link {
+    latency: ms(20),
+    rate: Some(1_000_000),
+    max_queue: ms(1000),
+    ..Link::default()
+  }
+}
+
+/// Finding 8: a flow that starts while another keeps the queue at the target takes that queue
+/// for propagation delay and pushes the first one out (971 kB/s against 4.4 kB/s). LEDBAT++'s
+/// slowdowns let both measure the empty queue: the shares converge and the queue stays near target
+#[test]
+fn staggered_flows_share_a_bottleneck() {
+  for n in [2, 4] {
+    let mut sim = Sim::new(40 + n as u64, 2, js_defaults());
+    sim.set_link(0, 1, bottleneck());
+    sim.nodes[1].ep.set_listening(true);
+    let mut flows = Vec::new();
+    for _ in 0..n {
+      flows.push(sim.connect(0, 1, payload(1, 1_000_000_000), false));
+      sim.run_until(secs(30), |_| false);
+    }
+    sim.queue_samples.clear();
+    let got = shares(&mut sim, &flows, secs(240));
+    let total: usize = got.iter().sum();
+    let fair = total / n;
+    eprintln!("{n} flows: {got:?}");
+    assert!(
+      total as f64 >= 0.85 * 240.0 * 1_000_000.0,
+      "{n} flows: link underused, {got:?}"
+    );
+    for (i, &g) in got.iter().enumerate() {
+      assert!(g >= fair / 3, "{n} flows: flow {i} starved: {got:?}");
+    }
+    let mut q: Vec<_> = sim.queue_samples.iter().map(|s| s.2).collect();
+    q.sort();
+    let median = q[q.len() / 2];
+    assert!(median <= ms(160), "{n} flows: median queue {median:?}");
+  }
+}
+
+/// Finding 2: a path MTU that shrinks after the search wedged the connection: no black-hole
+/// detection, packets already sent kept their size, and the peer's keepalives kept it "alive".
+/// Now two timeouts of a large packet drop the size back to the base, what is unacknowledged is
+/// resent in pieces, and the transfer completes
+#[test]
+fn a_path_mtu_that_shrinks_mid_transfer_is_survived() {
+  let cfg = Config {
+    pmtu_ceiling: 1448,
+    ..js_defaults()
+  };
+  let mut sim = Sim::new(50, 2, cfg);
+  let path = |max_datagram| Link {
+    latency: ms(20),
+    rate: Some(5_000_000),
+    max_queue: ms(300),
+    max_datagram,
+    ..Link::default()
+  };
+  sim.set_link(0, 1, path(1472));
+  let len = 60_000_000;
+  let (a, b) = transfer(&mut sim, len);
+  sim.run_until(secs(3), |_| false);
+  assert_eq!(
+    sim.nodes[0].ep.connection_stats(a).unwrap().max_payload,
+    1448,
+    "search done"
+  );
+  // The path now carries 1,200-byte datagrams only (a tunnel came up on the way)
+  sim.set_link(0, 1, path(1200));
+  let shrunk = sim.now;
+  assert!(
+    sim.run_until(secs(60), |s| s.app(1, b).eof),
+    "{} of {len} bytes, {:?}",
+    received(&sim, b),
+    sim.nodes[0].ep.connection_stats(a)
+  );
+  assert!(sim.app(1, b).received == payload(1, len), "data intact");
+  let st = sim.nodes[0].ep.connection_stats(a).unwrap();
+  assert_eq!(st.black_holes, 1, "{st:?}");
+  assert_eq!(st.max_payload, 1000);
+  let took = sim.now.saturating_since(shrunk);
+  assert!(took < secs(25), "{took:?} after the drop, {st:?}");
+}
+
+/// The sender of a shrunk path is not kept alive by its peer's keepalives alone: when nothing it
+/// sends gets through any more, it closes after the documented timeout even though the peer talks
+#[test]
+fn only_acknowledgements_keep_a_sender_alive() {
+  let mut sim = Sim::new(51, 2, js_defaults());
+  sim.set_link(0, 1, link(20));
+  let (a, _) = transfer(&mut sim, 50_000_000);
+  sim.run_until(secs(1), |_| false);
+  cut(&mut sim, 0, 1); // the peer still reaches us: only our direction is gone
+  let cut_at = sim.now;
+  assert!(sim.run_until(secs(60), |s| s.app(0, a).closed.is_some()));
+  assert_eq!(sim.app(0, a).closed, Some(CloseReason::TimedOut));
+  let took = sim.now.saturating_since(cut_at);
+  assert!(took <= secs(16), "{took:?}");
+}

@@ -12,7 +12,7 @@ use crate::{CloseReason, Config, ConnectionHandle, Event, Loopback};
 
 const HELLO: Ours = Ours {
   hello: Some(Hello::OURS),
-  end_of_write: false,
+  ..Ours::NONE
 };
 
 /// A STATE from the scripted peer
@@ -262,8 +262,8 @@ fn reads_stop_at_write_ends_from_our_peers_only() {
     let mut s = Script::new(Config::default());
     let (h, first) = if ours { accept_ours(&mut s) } else { accept(&mut s) };
     let end = Ours {
-      hello: None,
       end_of_write: true,
+      ..Ours::NONE
     };
     s.send_with(data(101, first.sub(1)), None, end, b"ab");
     s.send_with(data(102, first.sub(1)), None, end, b"cde");
