@@ -497,9 +497,18 @@ fn a_path_mtu_that_shrinks_mid_transfer_is_survived() {
 fn only_acknowledgements_keep_a_sender_alive() {
   let mut sim = Sim::new(51, 2, js_defaults());
   sim.set_link(0, 1, link(20));
-  let (a, _) = transfer(&mut sim, 50_000_000);
+  let (a, b) = transfer(&mut sim, 50_000_000);
+  // The receiver never gives up, so it keeps sending keepalives to the end
+  sim.nodes[1].ep.set_timeout(b, None);
   sim.run_until(secs(1), |_| false);
-  cut(&mut sim, 0, 1); // the peer still reaches us: only our direction is gone
+  // The peer still reaches us: only our direction is gone
+  sim.links.insert(
+    (0, 1),
+    Link {
+      loss_pct: 100.0,
+      ..link(20)
+    },
+  );
   let cut_at = sim.now;
   assert!(sim.run_until(secs(60), |s| s.app(0, a).closed.is_some()));
   assert_eq!(sim.app(0, a).closed, Some(CloseReason::TimedOut));
