@@ -14,6 +14,8 @@ use crate::time::Instant;
 use crate::timers::TimerQueue;
 use crate::{Config, ConnectionHandle, Transmit};
 
+/// A shared base delay is replaced by the next connection's own after this long unrefreshed
+const PATH_BASE_LIFETIME: core::time::Duration = core::time::Duration::from_secs(60);
 /// Path MTU probe acks waiting to go out, at most
 const MAX_QUEUED_PMTU_ACKS: usize = 1024;
 
@@ -118,6 +120,8 @@ pub struct Endpoint {
   listening: bool,
   stats: EndpointStats,
   expired_scratch: Vec<u32>,
+  /// Per peer address: the lowest base delay its connections reported, and when
+  path_bases: HashMap<SocketAddr, (u32, Instant)>,
 }
 
 impl Endpoint {
@@ -143,6 +147,7 @@ impl Endpoint {
       listening: false,
       stats: EndpointStats::default(),
       expired_scratch: Vec::new(),
+      path_bases: HashMap::new(),
     }
   }
 
@@ -353,7 +358,41 @@ impl Endpoint {
   fn deliver(&mut self, id: u32, now: Instant, pkt: &Packet<'_>) {
     let Some(e) = self.conns.get_mut(&id) else { return };
     e.conn.handle_packet(now, pkt, &mut self.events);
+    let (peer, conns) = (e.conn.remote(), self.conns.len());
+    let e = self.conns.get_mut(&id).expect("delivered to it");
+    Self::share_base_delay(&mut self.path_bases, conns, now, peer, &mut e.conn);
     self.touch(id);
+  }
+
+  /// LEDBAT's base delay, shared by the connections to one peer address (one pair of clocks,
+  /// one path): the lowest any of them measured in the last minute. Without it, a flow that
+  /// starts while another keeps the bottleneck queue at the target takes that queue for the
+  /// path's delay, piles its own target on top and pushes the older flows out
+  fn share_base_delay(
+    bases: &mut HashMap<SocketAddr, (u32, Instant)>,
+    connections: usize,
+    now: Instant,
+    peer: SocketAddr,
+    conn: &mut Connection,
+  ) {
+    let Some(own) = conn.base_delay() else { return };
+    let fresh = |at: Instant| now.saturating_since(at) < PATH_BASE_LIFETIME;
+    match bases.get_mut(&peer) {
+      Some((base, at)) if fresh(*at) => {
+        if (own.wrapping_sub(*base) as i32) < 0 {
+          (*base, *at) = (own, now);
+        } else if own != *base {
+          conn.share_base_delay(now, *base);
+        }
+      }
+      Some(entry) => *entry = (own, now),
+      None => {
+        if bases.len() > 2 * connections + 16 {
+          bases.retain(|_, (_, at)| fresh(*at));
+        }
+        bases.insert(peer, (own, now));
+      }
+    }
   }
 
   /// Recompute a connection's timer and queue it for transmission

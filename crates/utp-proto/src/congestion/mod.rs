@@ -93,6 +93,14 @@ pub trait Controller: Send + fmt::Debug {
   fn in_slow_start(&self) -> bool {
     false
   }
+  /// The lowest one-way delay sample of the base history (LEDBAT), to share with the other
+  /// connections to the same peer: same two clocks, same path
+  fn base_delay(&self) -> Option<u32> {
+    None
+  }
+  /// Another connection to the same peer measured `base` as its lowest delay: a flow that started
+  /// while the queue was full learns the empty queue's delay from one that saw it
+  fn share_base_delay(&mut self, _now: Instant, _base: u32) {}
   /// The last reduction was a mistake (the acknowledgement that followed a timeout was for the
   /// original transmission: the path was slow, not lossy): return to the state before it
   fn undo(&mut self);

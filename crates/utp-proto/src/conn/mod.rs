@@ -494,6 +494,16 @@ impl Connection {
     self.send.next_seq().0
   }
 
+  /// The congestion controller's base delay (see `Controller::base_delay`)
+  pub(crate) fn base_delay(&self) -> Option<u32> {
+    self.cc.base_delay()
+  }
+
+  /// Another connection to the same peer measured this base delay
+  pub(crate) fn share_base_delay(&mut self, now: Instant, base: u32) {
+    self.cc.share_base_delay(now, base);
+  }
+
   pub(crate) fn recv_id(&self) -> u16 {
     self.recv_id
   }

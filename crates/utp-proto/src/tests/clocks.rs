@@ -330,27 +330,29 @@ fn assert_holds_target(windows: &[Window]) {
   );
 }
 
-/// One clock, for comparison: LEDBAT holds the target across base-delay bucket turnovers.
-/// It doesn't yet: a lone flow keeps its queue standing at the target, so once the empty-queue
-/// samples of its start leave the 13-minute base history, the base delay includes that queue and
-/// the real queue steps up by another target (99 ms, then 198 ms from minute ~13, 298 ms from ~26)
+/// One clock, one virtual hour: LEDBAT holds the target across base-delay bucket turnovers.
+/// Before LEDBAT++'s slowdowns it did not: a lone flow keeps its queue standing at the target, so
+/// once the empty-queue samples of its start left the base history, the base delay included that
+/// queue and the real queue stepped up by another target (99 ms, then 198 ms from minute ~13,
+/// 298 ms from ~26)
 #[test]
-fn ledbat_holds_its_target_for_40_minutes_on_one_clock() {
-  assert_holds_target(&ledbat_under_drift(0.0, 0.0, 40));
+fn ledbat_holds_its_target_for_an_hour_on_one_clock() {
+  assert_holds_target(&ledbat_under_drift(0.0, 0.0, 60));
 }
 
 /// The receiver's clock runs fast: one-way delays grow 0.3 ms a second with no queue behind them.
-/// Today LEDBAT reads the growth as a queue (up to 13 minutes × 18 ms) and backs off to its
-/// minimum window
+/// Before the fixes LEDBAT read the growth as a queue (up to 13 minutes × 18 ms) and backed off to
+/// its minimum window; the queuing delay is now clamped to the round trip, and the reverse base's
+/// fall shifts the base
 #[test]
 fn ledbat_holds_its_target_when_the_receivers_clock_runs_fast() {
   assert_holds_target(&ledbat_under_drift(0.0, 300.0, 40));
 }
 
 /// The sender's clock runs fast: one-way delays shrink 0.3 ms a second, so the base delay is
-/// always fresh and a real queue hides behind the falling delays. Today the queue grows with the
-/// drift, 0.3 ms a second, to 943 ms by minute 40 (where the window, 965 kB, nears
-/// `max_packets_in_flight` packets)
+/// always fresh and a real queue hides behind the falling delays. Before the fixes the queue grew
+/// with the drift, 0.3 ms a second, to 943 ms by minute 40; the periodic slowdowns now show the
+/// real base every few minutes
 #[test]
 fn ledbat_holds_its_target_when_the_senders_clock_runs_fast() {
   assert_holds_target(&ledbat_under_drift(300.0, 0.0, 40));
