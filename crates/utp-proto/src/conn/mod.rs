@@ -1445,13 +1445,12 @@ impl Connection {
         };
         // Larger than the path takes now (it was sent before a black hole was found): in pieces
         let pieces = len.div_ceil(self.fragment_size());
-        let fragment = (len > self.cfg.max_payload
-          && self.peer_has(Hello::FRAGMENTS)
-          && pieces <= u8::MAX as usize)
-          .then(|| Fragment {
-            index: 0,
-            count: pieces as u8,
-          });
+        let fragment =
+          (len > self.cfg.max_payload && self.peer_has(Hello::FRAGMENTS) && pieces <= u8::MAX as usize)
+            .then_some(Fragment {
+              index: 0,
+              count: pieces as u8,
+            });
         if let Some(f) = fragment {
           self.fragments_due = Some((seq, 1, f.count));
         }
