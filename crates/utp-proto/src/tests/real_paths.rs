@@ -515,3 +515,32 @@ fn only_acknowledgements_keep_a_sender_alive() {
   let took = sim.now.saturating_since(cut_at);
   assert!(took <= secs(16), "{took:?}");
 }
+
+/// Finding 0 for peers that are not ours: they never answer keepalives, so an idle one cannot be
+/// asked whether it is alive. A live libutp sends its own keepalive every 29 s; total silence of
+/// 150 s means it is gone, whatever the connection was doing before
+#[test]
+fn a_stranger_silent_for_minutes_is_dead() {
+  use super::scripted::{accept, data, Script};
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  s.send(data(101, first.sub(1)), b"hello");
+  s.recv();
+  for _ in 0..100 {
+    s.advance(secs(1));
+    s.recv();
+  }
+  assert!(
+    s.ep.is_open(h),
+    "100 s of silence: a live libutp could still be idle"
+  );
+  for _ in 0..60 {
+    s.advance(secs(1));
+    s.recv();
+  }
+  assert!(!s.ep.is_open(h), "dead after 150 s");
+  assert!(s
+    .events
+    .iter()
+    .any(|&(c, e)| c == h && e == crate::Event::Closed(CloseReason::TimedOut)));
+}
