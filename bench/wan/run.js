@@ -31,11 +31,11 @@ const MB = 1e6
 // Each profile's spec applies to both directions (impair.py: one NFQUEUE per direction). All share the
 // bottleneck: tbf 20 Mbit/s with a 300 ms queue toward the receiver. `bytes`: a few seconds to ~30 s.
 const PROFILES = [
-  { id: '20mbit', title: '50 ms RTT, 20 Mbit/s', spec: 'delay=25', lossy: false, bytes: 24 * MB },
-  { id: 'loss0.1', title: '100 ms RTT, 0.1 % loss', spec: 'delay=50,loss=0.1', lossy: true, bytes: 16 * MB },
-  { id: 'loss1', title: '100 ms RTT, 1 % loss', spec: 'delay=50,loss=1', lossy: true, bytes: 8 * MB },
-  { id: 'jitter', title: '40 ± 10 ms each way, 2 % loss, 5 % reordering', spec: 'delay=40,jitter=10,fifo=1,loss=2,reorder=5', lossy: true, bytes: 6 * MB },
-  { id: 'rtt600', title: '600 ms RTT, 20 Mbit/s', spec: 'delay=300', lossy: false, bytes: 24 * MB }
+  { id: '20mbit', title: '50 ms RTT, 20 Mbit/s', spec: 'delay=25', lossy: false, bytes: 16 * MB },
+  { id: 'loss0.1', title: '100 ms RTT, 0.1 % loss', spec: 'delay=50,loss=0.1', lossy: true, bytes: 10 * MB },
+  { id: 'loss1', title: '100 ms RTT, 1 % loss', spec: 'delay=50,loss=1', lossy: true, bytes: 4 * MB },
+  { id: 'jitter', title: '40 ± 10 ms each way, 2 % loss, 5 % reordering', spec: 'delay=40,jitter=10,fifo=1,loss=2,reorder=5', lossy: true, bytes: 3 * MB },
+  { id: 'rtt600', title: '600 ms RTT, 20 Mbit/s', spec: 'delay=300', lossy: false, bytes: 16 * MB }
 ]
 const RATE_MBIT = 20
 const QUEUE_MS = 300
@@ -252,7 +252,8 @@ function summary (r) {
   const extra = []
   const s = r.senderStats ?? r.trace.at(-1)?.stats
   if (s) {
-    extra.push(`sender: rtt ${fmt(s.rtt / 1e3, 0)} ms, cwnd ${fmt(s.cwnd / 1e3, 0)} kB, mtu ${s.mtu}, retransmits ${s.retransmits}, timeouts ${s.timeouts}, ` +
+    const maxCwnd = Math.max(s.cwnd, ...r.trace.map((x) => x.stats?.cwnd ?? 0))
+    extra.push(`sender: rtt ${fmt(s.rtt / 1e3, 0)} ms, cwnd ${fmt(s.cwnd / 1e3, 0)} kB (max ${fmt(maxCwnd / 1e3, 0)} kB), mtu ${s.mtu}, retransmits ${s.retransmits}, timeouts ${s.timeouts}, ` +
       `sent ${fmt(s.bytesSent / MB, 2)} MB` + (s.congestion !== undefined ? `, congestion ${s.congestion}` : ''))
   }
   if (r.receiverStats) extra.push(`receiver: duplicates ${r.receiverStats.duplicates}`)
@@ -283,7 +284,7 @@ function render (ctx) {
   const lines = [
     SECTION,
     '',
-    `- Date: ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}; ${opts.reps} repetitions per cell, transport order rotating; run time ${fmt(minutes)} min; ` +
+    `- Date: ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}; ${opts.reps} repetition${opts.reps === 1 ? '' : 's'} per cell, transport order rotating; run time ${fmt(minutes)} min; ` +
       `Node ${process.version}, kernel ${os.release()}, utp-native ${pkgVersion('utp-native')}, udx-native ${pkgVersion('udx-native')}.`,
     `- Lab (bench/wan/lab.sh): namespaces sender — router — receiver; the router's egress toward the receiver is \`tbf rate ${RATE_MBIT}mbit latency ${QUEUE_MS}ms\`` +
       ' (the bottleneck, on every profile); the NAT lab\'s NFQUEUE shim (test/natlab/impair.py) on the router applies the profile\'s delay, jitter, loss and' +
@@ -350,13 +351,17 @@ function pkgVersion (name) {
 }
 
 function parseArgs (argv) {
-  const opts = { reps: 3, limit: 120, trace: false, profile: null, transport: null, out: null }
+  const opts = { reps: 3, limit: 120, trace: false, profile: null, transport: null, out: null, partial: false }
   for (const a of argv) {
     const [key, value] = a.replace(/^--/, '').split('=')
     if (key === 'trace') opts.trace = true
-    else if (key === 'reps' || key === 'limit') opts[key] = Number(value)
-    else if (key === 'profile' || key === 'transport') opts[key] = value.split(',')
-    else if (key === 'out') opts.out = value
+    else if (key === 'reps' || key === 'limit') {
+      opts[key] = Number(value)
+      opts.partial = true
+    } else if (key === 'profile' || key === 'transport') {
+      opts[key] = value.split(',')
+      opts.partial = true
+    } else if (key === 'out') opts.out = value
     else if (key === 'help') {
       process.stdout.write(`npm run bench:wan -- [--profile=${PROFILES.map((p) => p.id).join(',')}] [--transport=${TRANSPORTS.join(',')}]\n` +
         '                      [--reps=N] [--limit=SECONDS] [--trace] [--out=FILE]\n')
@@ -446,7 +451,8 @@ async function main () {
   const minutes = (Date.now() - started) / 60e3
   const text = render({ profiles, names, cells, opts, minutes, pings, unavailable })
   process.stdout.write(`\n${text}`)
-  const out = opts.out ?? (opts.profile || opts.transport ? null : path.join(__dirname, '..', 'RESULTS.md'))
+  // Only the full default run replaces the WAN section of RESULTS.md; others write to --out if given
+  const out = opts.out ?? (opts.partial ? null : path.join(__dirname, '..', 'RESULTS.md'))
   if (out) {
     replaceSection(out, SECTION, text)
     log(`wrote the WAN section of ${out}`)
