@@ -25,10 +25,8 @@ fn bench(c: &mut Criterion) {
       for &d in &delays {
         now += 100;
         let ack = AckSample {
-          bytes_acked: 1000,
-          in_flight: cc.window(),
           one_way_delay: Some(d),
-          mss: 1000,
+          ..AckSample::new(1000, cc.window(), 1000)
         };
         cc.on_ack(Instant::from_micros(now), black_box(&ack));
       }
@@ -45,10 +43,8 @@ fn bench(c: &mut Criterion) {
           cc.on_congestion_event(Instant::from_micros(now), CongestionEvent::Loss, 1000);
         }
         let ack = AckSample {
-          bytes_acked: 1000,
-          in_flight: cc.window(),
           one_way_delay: Some(d),
-          mss: 1000,
+          ..AckSample::new(1000, cc.window(), 1000)
         };
         cc.on_ack(Instant::from_micros(now), black_box(&ack));
       }

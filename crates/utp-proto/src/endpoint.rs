@@ -644,6 +644,11 @@ impl Endpoint {
     }
   }
 
+  /// The sequence number this connection's next new packet gets (for tests and diagnostics)
+  pub fn next_seq_nr(&self, h: ConnectionHandle) -> Option<u16> {
+    self.conns.get(&h.0).map(|e| e.conn.next_seq_nr())
+  }
+
   /// The peer's address
   pub fn remote_addr(&self, h: ConnectionHandle) -> Option<SocketAddr> {
     self.conns.get(&h.0).map(|e| e.conn.remote())

@@ -58,11 +58,23 @@ impl RttEstimator {
     self.rttvar
   }
 
-  /// The base retransmission timeout, before exponential backoff
+  /// The base retransmission timeout, before exponential backoff: the smoothed RTT plus a margin
+  /// of four variances, at least `min_rto` (as Linux does it). On a steady path the variance
+  /// shrinks to nothing, and a timeout of exactly one round trip races every repair's ACK
   pub fn rto(&self) -> Duration {
     match self.srtt {
       None => self.initial_rto.max(self.min_rto),
-      Some(srtt) => (srtt + 4 * self.rttvar).clamp(self.min_rto, self.max_rto),
+      Some(srtt) => (srtt + (4 * self.rttvar).max(self.min_rto)).min(self.max_rto),
+    }
+  }
+
+  /// A timeout turned out spurious after a round trip of `sample` (a delay step): start the
+  /// estimate again from it, as from a first sample (RFC 4015's response), so that the next
+  /// timeout does not come before the new round trip is over
+  pub fn restart_from(&mut self, sample: Duration) {
+    if self.srtt.is_none_or(|s| s < sample) {
+      self.srtt = Some(sample);
+      self.rttvar = self.rttvar.max(sample / 2);
     }
   }
 
@@ -91,8 +103,12 @@ mod tests {
       r.on_sample(ms(10));
     }
     assert!(r.srtt().unwrap() < ms(12));
-    assert_eq!(r.rto(), ms(100), "floor applies");
-    assert_eq!(r.backed_off_rto(2), ms(400));
+    let rto = r.rto();
+    assert!(
+      rto >= ms(100) && rto < ms(112),
+      "the margin's floor applies: {rto:?}"
+    );
+    assert_eq!(r.backed_off_rto(2), rto * 4);
     assert_eq!(r.backed_off_rto(40), ms(60_000));
   }
 }

@@ -1,27 +1,284 @@
-//! CUBIC (RFC 9438): a foreground controller that competes as TCP does
+//! CUBIC (RFC 9438): a foreground controller that competes for its share as TCP does
+//!
+//! After a loss the window grows along a cubic curve centred on the size it had when the loss
+//! came (`w_max`): fast while far below it, flat near it, fast again past it. A Reno estimate
+//! runs alongside so that on short, slow paths CUBIC is never less aggressive than standard TCP.
+//! Slow start ends early when round trips start to grow (HyStart++, RFC 9406), before the
+//! bottleneck queue overflows and costs a window of losses.
 
-use super::{AckSample, CongestionEvent, Controller, Ledbat};
+use core::time::Duration;
+
+use super::{AckSample, CongestionEvent, Controller};
 use crate::time::Instant;
 
-/// Placeholder until the real controller lands
+//= https://www.rfc-editor.org/rfc/rfc9438#section-4.6
+//# Parameter C SHOULD be set to 0.4
+const C: f64 = 0.4;
+//= https://www.rfc-editor.org/rfc/rfc9438#section-4.6
+//# β_cubic SHOULD be set to 0.7
+const BETA: f64 = 0.7;
+/// Reno-friendly additive increase per round trip, in packets (RFC 9438 §4.3)
+const ALPHA: f64 = 3.0 * (1.0 - BETA) / (1.0 + BETA);
+/// Before the first RTT sample, the cubic curve is evaluated this far ahead
+const DEFAULT_RTT: Duration = Duration::from_millis(100);
+/// HyStart++: samples a round needs before it may end slow start, and the delay increase that does
+const HYSTART_MIN_SAMPLES: u32 = 8;
+const HYSTART_MIN_ETA: Duration = Duration::from_millis(4);
+const HYSTART_MAX_ETA: Duration = Duration::from_millis(16);
+
+#[derive(Debug, Clone, Copy)]
+struct Saved {
+  cwnd: f64,
+  ssthresh: f64,
+  w_max: f64,
+}
+
+/// CUBIC with HyStart++ slow start; windows in bytes, the curve in packets of the current size
 #[derive(Debug, Clone)]
-pub struct Cubic(Ledbat);
+pub struct Cubic {
+  cwnd: f64,
+  ssthresh: f64,
+  min_window: usize,
+  max_window: usize,
+  /// The window when the last congestion event came
+  w_max: f64,
+  /// Seconds from the start of the epoch until the curve reaches `w_max`
+  k: f64,
+  /// When the current congestion-avoidance epoch began
+  epoch: Option<Instant>,
+  /// The window standard TCP (Reno with CUBIC's β) would have now
+  w_est: f64,
+  saved: Option<Saved>,
+  /// HyStart++ round: ends at this time (one smoothed RTT after it began)
+  round_end: Option<Instant>,
+  last_round_min: Option<Duration>,
+  round_min: Option<Duration>,
+  round_samples: u32,
+}
 
 impl Cubic {
   /// A controller starting at `initial_window` bytes, between `min_window` and `max_window`
   pub fn new(initial_window: usize, min_window: usize, max_window: usize) -> Self {
-    Self(Ledbat::new(initial_window, min_window, max_window))
+    Self {
+      cwnd: initial_window.clamp(min_window, max_window) as f64,
+      ssthresh: f64::INFINITY,
+      min_window,
+      max_window,
+      w_max: 0.0,
+      k: 0.0,
+      epoch: None,
+      w_est: 0.0,
+      saved: None,
+      round_end: None,
+      last_round_min: None,
+      round_min: None,
+      round_samples: 0,
+    }
+  }
+
+  fn save(&mut self) {
+    self.saved = Some(Saved {
+      cwnd: self.cwnd,
+      ssthresh: self.ssthresh,
+      w_max: self.w_max,
+    });
+  }
+
+  /// HyStart++ (RFC 9406 §4.2): a round whose minimum RTT grew past the last round's by more
+  /// than an eighth (4–16 ms) means a queue is building: leave slow start before it overflows
+  fn hystart(&mut self, now: Instant, ack: &AckSample) -> bool {
+    let Some(srtt) = ack.srtt else { return false };
+    if self.round_end.is_none_or(|end| now >= end) {
+      self.round_end = Some(now + srtt);
+      self.last_round_min = self.round_min.or(self.last_round_min);
+      self.round_min = None;
+      self.round_samples = 0;
+    }
+    let Some(sample) = ack.rtt_sample else {
+      return false;
+    };
+    self.round_samples += 1;
+    self.round_min = Some(self.round_min.map_or(sample, |m| m.min(sample)));
+    match (self.last_round_min, self.round_min) {
+      (Some(last), Some(current)) if self.round_samples >= HYSTART_MIN_SAMPLES => {
+        let eta = (last / 8).clamp(HYSTART_MIN_ETA, HYSTART_MAX_ETA);
+        current >= last + eta
+      }
+      _ => false,
+    }
+  }
+
+  fn congestion_avoidance(&mut self, now: Instant, ack: &AckSample) {
+    let mss = ack.mss.max(1) as f64;
+    let epoch = *self.epoch.get_or_insert_with(|| {
+      if self.cwnd < self.w_max {
+        self.k = ((self.w_max - self.cwnd) / mss / C).cbrt();
+      } else {
+        self.k = 0.0;
+        self.w_max = self.cwnd;
+      }
+      self.w_est = self.cwnd;
+      now
+    });
+    let rtt = ack.srtt.unwrap_or(DEFAULT_RTT).as_secs_f64();
+    let t = now.saturating_since(epoch).as_secs_f64();
+    let w_cubic = |t: f64| mss * C * (t - self.k).powi(3) + self.w_max;
+    //= https://www.rfc-editor.org/rfc/rfc9438#section-4.3
+    //# W_est = W_est + α_cubic * segments_acked / cwnd
+    self.w_est += ALPHA * mss * ack.bytes_acked as f64 / self.cwnd;
+    if w_cubic(t) < self.w_est {
+      self.cwnd = self.w_est;
+    } else {
+      //= https://www.rfc-editor.org/rfc/rfc9438#section-4.4
+      //# cwnd MUST be incremented by (target - cwnd)/cwnd for each received new ACK
+      let target = w_cubic(t + rtt).clamp(self.cwnd, 1.5 * self.cwnd);
+      self.cwnd += (target - self.cwnd) * ack.bytes_acked as f64 / self.cwnd;
+    }
   }
 }
 
 impl Controller for Cubic {
   fn on_ack(&mut self, now: Instant, ack: &AckSample) {
-    self.0.on_ack(now, ack)
+    let slow_start = self.cwnd < self.ssthresh;
+    if slow_start && self.hystart(now, ack) {
+      self.ssthresh = self.cwnd;
+    }
+    // A sender the application holds back learns nothing about the path (RFC 9438 §4.8)
+    if ack.bytes_acked == 0 || !ack.window_limited {
+      return;
+    }
+    if self.cwnd < self.ssthresh {
+      self.cwnd = (self.cwnd + ack.bytes_acked as f64).min(self.ssthresh.max(self.cwnd));
+    } else {
+      self.congestion_avoidance(now, ack);
+    }
+    self.cwnd = self.cwnd.clamp(self.min_window as f64, self.max_window as f64);
   }
-  fn on_congestion_event(&mut self, now: Instant, event: CongestionEvent, mss: usize) {
-    self.0.on_congestion_event(now, event, mss)
+
+  fn on_congestion_event(&mut self, _now: Instant, event: CongestionEvent, mss: usize) {
+    self.save();
+    self.epoch = None;
+    //= https://www.rfc-editor.org/rfc/rfc9438#section-4.7
+    //# if cwnd < W_max and fast convergence enabled, further reduce W_max
+    self.w_max = if self.cwnd < self.w_max {
+      self.cwnd * (1.0 + BETA) / 2.0
+    } else {
+      self.cwnd
+    };
+    let floor = self.min_window as f64;
+    self.ssthresh = (self.cwnd * BETA).max(floor).max(2.0 * mss as f64);
+    self.cwnd = match event {
+      CongestionEvent::Loss => self.ssthresh,
+      CongestionEvent::Timeout => mss as f64,
+    }
+    .clamp(floor, self.max_window as f64);
   }
+
   fn window(&self) -> usize {
-    self.0.window()
+    self.cwnd as usize
+  }
+
+  fn in_slow_start(&self) -> bool {
+    self.cwnd < self.ssthresh
+  }
+
+  fn undo(&mut self) {
+    if let Some(s) = self.saved.take() {
+      self.cwnd = s.cwnd;
+      self.ssthresh = s.ssthresh;
+      self.w_max = s.w_max;
+      self.epoch = None;
+    }
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn ack(bytes: usize, srtt_ms: u64, sample_ms: u64) -> AckSample {
+    AckSample {
+      srtt: Some(Duration::from_millis(srtt_ms)),
+      rtt_sample: Some(Duration::from_millis(sample_ms)),
+      ..AckSample::new(bytes, 0, 1000)
+    }
+  }
+
+  /// Drive `rounds` round trips of `rtt_ms`, acknowledging a full window each
+  fn rounds(c: &mut Cubic, start_ms: u64, n: u64, rtt_ms: u64) -> u64 {
+    let mut now = start_ms;
+    for _ in 0..n {
+      let packets = (c.window() / 1000).max(1) as u64;
+      for i in 0..packets {
+        c.on_ack(
+          Instant::from_micros((now + i * rtt_ms / packets) * 1000),
+          &ack(1000, rtt_ms, rtt_ms),
+        );
+      }
+      now += rtt_ms;
+    }
+    now
+  }
+
+  #[test]
+  fn slow_start_doubles_per_round_trip() {
+    let mut c = Cubic::new(10_000, 1000, 10_000_000);
+    rounds(&mut c, 0, 4, 100);
+    assert_eq!(c.window(), 160_000);
+    assert!(c.in_slow_start());
+  }
+
+  #[test]
+  fn loss_cuts_to_beta_and_the_curve_returns_to_w_max_after_k() {
+    let mut c = Cubic::new(100_000, 1000, 10_000_000);
+    c.ssthresh = 100_000.0; // in congestion avoidance
+    c.on_congestion_event(Instant::ZERO, CongestionEvent::Loss, 1000);
+    assert_eq!(c.window(), 70_000);
+    // K = cbrt(30 packets / 0.4) = 4.22 s: after that the window is back near 100 KB, and not
+    // much before
+    rounds(&mut c, 0, 30, 100);
+    let at_3s = c.window();
+    assert!((80_000..100_000).contains(&at_3s), "{at_3s}");
+    rounds(&mut c, 3000, 15, 100);
+    let at_4_5s = c.window();
+    assert!((99_000..110_000).contains(&at_4_5s), "{at_4_5s}");
+  }
+
+  #[test]
+  fn a_timeout_restarts_from_one_packet_and_undo_restores() {
+    let mut c = Cubic::new(50_000, 1000, 10_000_000);
+    c.on_congestion_event(Instant::ZERO, CongestionEvent::Timeout, 1000);
+    assert_eq!(c.window(), 1000);
+    assert!(c.in_slow_start());
+    c.undo();
+    assert_eq!(c.window(), 50_000);
+  }
+
+  #[test]
+  fn hystart_leaves_slow_start_when_round_trips_grow() {
+    let mut c = Cubic::new(10_000, 1000, 100_000_000);
+    let mut now = rounds(&mut c, 0, 3, 100);
+    assert!(c.in_slow_start());
+    // The queue builds: every sample 30 ms above the last round's minimum
+    for _ in 0..3 {
+      for _ in 0..20 {
+        now += 5;
+        c.on_ack(Instant::from_micros(now * 1000), &ack(1000, 100, 130));
+      }
+    }
+    assert!(!c.in_slow_start());
+  }
+
+  #[test]
+  fn an_application_limited_sender_does_not_grow() {
+    let mut c = Cubic::new(10_000, 1000, 10_000_000);
+    let a = AckSample {
+      window_limited: false,
+      ..ack(1000, 100, 100)
+    };
+    for i in 0..100 {
+      c.on_ack(Instant::from_micros(i * 1000), &a);
+    }
+    assert_eq!(c.window(), 10_000);
   }
 }

@@ -1,10 +1,23 @@
-//! LEDBAT (RFC 6817): a background controller
+//! LEDBAT (RFC 6817) with LEDBAT++'s refinements: a background controller
 //!
-//! LEDBAT keeps the queue it builds at a bottleneck near a target delay (100 ms),
-//! so a uTP transfer yields to TCP and interactive traffic. It measures one-way delay from the
-//! timestamps peers echo, takes the minimum seen over the last minutes as the base (propagation)
-//! delay, and steers the window by how far the current queuing delay is from the target.
-//! Constants follow libutp, whose behaviour the BitTorrent world already tunes against.
+//! LEDBAT keeps the queue it builds at a bottleneck near a target delay (100 ms), so a uTP
+//! transfer yields to TCP and interactive traffic. It measures one-way delay from the timestamps
+//! peers echo, takes the minimum seen over the last minutes as the base (propagation) delay, and
+//! steers the window by how far the current queuing delay is from the target.
+//!
+//! Real paths break the plain algorithm in three ways, each handled here:
+//! - **A base delay that includes a queue.** A flow that starts while another keeps the queue
+//!   full takes that queue for propagation delay and pushes the first flow out; a flow that never
+//!   sees the queue empty lets its base creep up minute by minute. LEDBAT++
+//!   (draft-irtf-iccrg-ledbat-plus-plus) slows down periodically: the window drops to two packets
+//!   for two round trips, the queue drains, every flow measures the true base, and the window
+//!   climbs back in slow start.
+//! - **Clocks that drift.** The samples are differences of two unsynchronised clocks; when one runs
+//!   faster, delays one way rise and the other way fall at the same rate. As libutp does, a fall of
+//!   the reverse base (our own measurements of the peer's packets) shifts our base up.
+//! - **Bogus samples.** Old clients send uninitialised `timestamp_difference` values, and a clock
+//!   may jump: a sample seconds away from the base is ignored, and only a run of them (a jump
+//!   that stays) resets the history. Queuing delay never exceeds the round-trip time.
 
 use core::time::Duration;
 
@@ -15,19 +28,32 @@ use crate::time::Instant;
 //# TARGET MUST be 100 milliseconds or less
 /// libutp `CCONTROL_TARGET`
 pub const TARGET_DELAY: Duration = Duration::from_millis(100);
-/// libutp `MAX_CWND_INCREASE_BYTES_PER_RTT`
-const MAX_GAIN_PER_RTT: f64 = 3000.0;
+//= https://datatracker.ietf.org/doc/html/rfc6817#section-2.5
+//# GAIN MUST be set to 1 or less
+/// Packets the window may grow per round trip at zero queuing delay
+const GAIN: f64 = 1.0;
 /// Above the target the window shrinks by at most this fraction per round trip (LEDBAT++)
 const MAX_DECREASE_PER_RTT: f64 = 0.5;
 /// Slow start ends once queuing delay passes this fraction of the target (LEDBAT++'s 3/4):
 /// exponential growth overshoots by a round trip's worth of window
 const SLOW_START_EXIT: f64 = 0.75;
-/// libutp `MAX_WINDOW_DECAY`: halve at most once per this interval
-const DECAY_INTERVAL: Duration = Duration::from_millis(100);
-/// libutp `DELAY_BASE_HISTORY`: minutes of base-delay buckets
-const BASE_HISTORY_MINUTES: usize = 13;
+//= https://datatracker.ietf.org/doc/html/rfc6817#section-2.5
+//# BASE_HISTORY SHOULD be 10
+const BASE_HISTORY_MINUTES: usize = 10;
 /// libutp `CUR_DELAY_SIZE`: the current delay is the minimum of this many recent samples
 const CURRENT_SAMPLES: usize = 3;
+/// A sample this far from the base is not a delay but garbage or a clock that jumped
+const OUTLIER: u32 = 10_000_000;
+/// Outliers in a row that mean the clock really jumped: start the history again
+const OUTLIERS_TO_RESET: u32 = 16;
+/// What old clients send as `timestamp_difference` when they have no measurement
+const UNSET_DELAY: u32 = i32::MAX as u32;
+/// LEDBAT++ slowdowns: how long the window stays at its floor, in round trips, and how many times
+/// the duration of one slowdown passes before the next
+const SLOWDOWN_ROUND_TRIPS: u32 = 2;
+const SLOWDOWN_INTERVAL_FACTOR: u32 = 9;
+/// Round trip assumed before the first sample
+const DEFAULT_RTT: Duration = Duration::from_millis(100);
 
 /// Minimum one-way delay over the last minutes, kept in one-minute buckets
 ///
@@ -38,10 +64,15 @@ struct BaseDelay {
   buckets: [u32; BASE_HISTORY_MINUTES],
   current_bucket: usize,
   bucket_started: Option<Instant>,
+  outliers: u32,
 }
 
 fn wrapping_lt(a: u32, b: u32) -> bool {
   (b.wrapping_sub(a) as i32) > 0
+}
+
+fn wrapping_distance(a: u32, b: u32) -> u32 {
+  (a.wrapping_sub(b) as i32).unsigned_abs()
 }
 
 impl BaseDelay {
@@ -50,25 +81,43 @@ impl BaseDelay {
       buckets: [0; BASE_HISTORY_MINUTES],
       current_bucket: 0,
       bucket_started: None,
+      outliers: 0,
     }
   }
 
-  fn add(&mut self, now: Instant, sample: u32) {
-    match self.bucket_started {
-      None => {
-        self.buckets = [sample; BASE_HISTORY_MINUTES];
-        self.bucket_started = Some(now);
+  /// Take a sample; false if it was rejected as an outlier
+  fn add(&mut self, now: Instant, sample: u32) -> bool {
+    let Some(start) = self.bucket_started else {
+      self.reset(now, sample);
+      return true;
+    };
+    if wrapping_distance(sample, self.base()) > OUTLIER {
+      self.outliers += 1;
+      if self.outliers >= OUTLIERS_TO_RESET {
+        self.reset(now, sample);
+        return true;
       }
-      Some(start) => {
-        if now.saturating_since(start) >= Duration::from_secs(60) {
-          self.current_bucket = (self.current_bucket + 1) % BASE_HISTORY_MINUTES;
-          self.buckets[self.current_bucket] = sample;
-          self.bucket_started = Some(now);
-        } else if wrapping_lt(sample, self.buckets[self.current_bucket]) {
-          self.buckets[self.current_bucket] = sample;
-        }
-      }
+      return false;
     }
+    self.outliers = 0;
+    if now.saturating_since(start) >= Duration::from_secs(60) {
+      self.current_bucket = (self.current_bucket + 1) % BASE_HISTORY_MINUTES;
+      self.buckets[self.current_bucket] = sample;
+      self.bucket_started = Some(now);
+    } else if wrapping_lt(sample, self.buckets[self.current_bucket]) {
+      self.buckets[self.current_bucket] = sample;
+    }
+    true
+  }
+
+  fn reset(&mut self, now: Instant, sample: u32) {
+    self.buckets = [sample; BASE_HISTORY_MINUTES];
+    self.bucket_started = Some(now);
+    self.outliers = 0;
+  }
+
+  fn is_set(&self) -> bool {
+    self.bucket_started.is_some()
   }
 
   fn base(&self) -> u32 {
@@ -80,9 +129,40 @@ impl BaseDelay {
     }
     base
   }
+
+  /// Every bucket moves by `by` (clock drift compensation)
+  fn shift(&mut self, by: u32) {
+    for b in &mut self.buckets {
+      *b = b.wrapping_add(by);
+    }
+  }
 }
 
-/// LEDBAT with slow start, as libutp runs it
+/// Where the periodic slowdown stands
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Slowdown {
+  /// Still in the initial slow start: the first slowdown is scheduled when it ends
+  NotScheduled,
+  /// The next slowdown begins at this time
+  Due(Instant),
+  /// The window is held at its floor until `until`; `saved` is what it returns to
+  Frozen {
+    until: Instant,
+    saved: f64,
+    started: Instant,
+  },
+  /// Climbing back to `saved` in slow start
+  Recovering { saved: f64, started: Instant },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Saved {
+  cwnd: f64,
+  ssthresh: f64,
+  slow_start: bool,
+}
+
+/// LEDBAT with slow start and LEDBAT++'s multiplicative decrease and periodic slowdowns
 #[derive(Debug, Clone)]
 pub struct Ledbat {
   cwnd: f64,
@@ -91,12 +171,15 @@ pub struct Ledbat {
   slow_start: bool,
   ssthresh: f64,
   base: BaseDelay,
+  /// Base of the reverse direction, for clock drift
+  reverse_base: BaseDelay,
   recent: [u32; CURRENT_SAMPLES],
   recent_len: usize,
   recent_next: usize,
   queuing_delay: Duration,
   target: Duration,
-  last_decay: Option<Instant>,
+  slowdown: Slowdown,
+  saved: Option<Saved>,
 }
 
 impl Ledbat {
@@ -109,12 +192,14 @@ impl Ledbat {
       slow_start: true,
       ssthresh: max_window as f64,
       base: BaseDelay::new(),
+      reverse_base: BaseDelay::new(),
       recent: [0; CURRENT_SAMPLES],
       recent_len: 0,
       recent_next: 0,
       queuing_delay: Duration::ZERO,
       target: TARGET_DELAY,
-      last_decay: None,
+      slowdown: Slowdown::NotScheduled,
+      saved: None,
     }
   }
 
@@ -124,8 +209,27 @@ impl Ledbat {
     self.cwnd = self.cwnd.min(max_window as f64);
   }
 
-  fn record_delay(&mut self, now: Instant, sample: u32) {
-    self.base.add(now, sample);
+  /// The reverse direction's base fell: if that is drift, ours rose as much
+  fn record_reverse(&mut self, now: Instant, sample: u32) {
+    if sample == UNSET_DELAY {
+      return;
+    }
+    let before = self.reverse_base.is_set().then(|| self.reverse_base.base());
+    if !self.reverse_base.add(now, sample) {
+      return;
+    }
+    if let Some(before) = before {
+      let after = self.reverse_base.base();
+      if wrapping_lt(after, before) && self.base.is_set() {
+        self.base.shift(before.wrapping_sub(after));
+      }
+    }
+  }
+
+  fn record_delay(&mut self, now: Instant, sample: u32, rtt: Option<Duration>) {
+    if sample == UNSET_DELAY || !self.base.add(now, sample) {
+      return;
+    }
     self.recent[self.recent_next] = sample;
     self.recent_next = (self.recent_next + 1) % CURRENT_SAMPLES;
     self.recent_len = (self.recent_len + 1).min(CURRENT_SAMPLES);
@@ -136,43 +240,95 @@ impl Ledbat {
       }
     }
     let queued = current.wrapping_sub(self.base.base()) as i32;
-    self.queuing_delay = Duration::from_micros(queued.max(0) as u64);
+    let mut delay = Duration::from_micros(queued.max(0) as u64);
+    // A queue on the way out cannot hold a packet longer than the whole round trip took
+    if let Some(rtt) = rtt {
+      delay = delay.min(rtt);
+    }
+    self.queuing_delay = delay;
+  }
+
+  /// LEDBAT++ §4.4: run the periodic slowdown; true while it holds the window
+  fn run_slowdown(&mut self, now: Instant, rtt: Duration, mss: f64) -> bool {
+    match self.slowdown {
+      Slowdown::NotScheduled => false,
+      Slowdown::Due(at) if now >= at => {
+        self.slowdown = Slowdown::Frozen {
+          until: now + rtt * SLOWDOWN_ROUND_TRIPS,
+          saved: self.cwnd,
+          started: now,
+        };
+        self.cwnd = (2.0 * mss).max(self.min_window as f64);
+        true
+      }
+      Slowdown::Due(_) => false,
+      Slowdown::Frozen {
+        until,
+        saved,
+        started,
+      } => {
+        if now < until {
+          return true;
+        }
+        self.slow_start = true;
+        self.ssthresh = saved;
+        self.slowdown = Slowdown::Recovering { saved, started };
+        false
+      }
+      Slowdown::Recovering { saved, started } => {
+        if !self.slow_start || self.cwnd >= saved {
+          let took = now.saturating_since(started);
+          self.slowdown = Slowdown::Due(now + took * SLOWDOWN_INTERVAL_FACTOR);
+        }
+        false
+      }
+    }
+  }
+
+  fn save(&mut self) {
+    self.saved = Some(Saved {
+      cwnd: self.cwnd,
+      ssthresh: self.ssthresh,
+      slow_start: self.slow_start,
+    });
   }
 }
 
 impl Controller for Ledbat {
   fn on_ack(&mut self, now: Instant, ack: &AckSample) {
-    if let Some(delay) = ack.one_way_delay {
-      self.record_delay(now, delay);
+    if let Some(reverse) = ack.reverse_delay {
+      self.record_reverse(now, reverse);
     }
-    if ack.bytes_acked == 0 {
+    if let Some(delay) = ack.one_way_delay {
+      self.record_delay(now, delay, ack.rtt_sample.or(ack.srtt));
+    }
+    let rtt = ack.srtt.unwrap_or(DEFAULT_RTT);
+    let mss = ack.mss.max(1) as f64;
+    if self.run_slowdown(now, rtt, mss) || ack.bytes_acked == 0 {
       return;
     }
-    // A sender that is not filling its window learns nothing about the path: don't grow.
-    let window_limited = ack.in_flight + ack.mss >= self.cwnd as usize;
     let target = self.target.as_micros() as f64;
     let queued = self.queuing_delay.as_micros() as f64;
-    //= https://datatracker.ietf.org/doc/html/rfc6817#section-2.4.2
-    //# cwnd += GAIN * off_target * bytes_newly_acked * MSS / cwnd
-    let off_target = (target - queued) / target;
-    let window_factor =
-      ack.bytes_acked.min(self.cwnd as usize) as f64 / self.cwnd.max(ack.bytes_acked as f64);
     let gain = if queued > target {
       // Above the target, shrink in proportion to the overshoot, by up to half the window per
       // round trip (LEDBAT++'s multiplicative decrease): a standing queue that a TCP flow built,
       // or our own slow-start overshoot, must clear within a few round trips. RFC 6817's linear
-      // decrease, capped like the increase at 3 kB per round trip, took tens of seconds there
-      // and left TCP a fifth less than it gets alone.
+      // decrease took tens of seconds there and left TCP a fifth less than it gets alone.
       -(queued / target - 1.0).min(MAX_DECREASE_PER_RTT) * ack.bytes_acked as f64
+    } else if ack.window_limited {
+      //= https://datatracker.ietf.org/doc/html/rfc6817#section-2.4.2
+      //# cwnd += GAIN * off_target * bytes_newly_acked * MSS / cwnd
+      GAIN * (target - queued) / target * ack.bytes_acked as f64 * mss / self.cwnd
     } else {
-      MAX_GAIN_PER_RTT * off_target * window_factor
+      // A sender that is not filling its window learns nothing about the path: don't grow
+      0.0
     };
-    let mut next = self.cwnd + if gain > 0.0 && !window_limited { 0.0 } else { gain };
+    let mut next = self.cwnd + gain;
     if self.slow_start {
       if queued > SLOW_START_EXIT * target {
         self.slow_start = false;
         self.ssthresh = self.cwnd;
-      } else if window_limited {
+      } else if ack.window_limited {
         next = next.max(self.cwnd + ack.bytes_acked as f64);
         if next >= self.ssthresh {
           // Slow start ends at the threshold, it doesn't jump past it
@@ -180,20 +336,22 @@ impl Controller for Ledbat {
           self.slow_start = false;
         }
       }
+      if !self.slow_start && self.slowdown == Slowdown::NotScheduled {
+        // The first slowdown comes two round trips after the initial slow start
+        self.slowdown = Slowdown::Due(now + rtt * SLOWDOWN_ROUND_TRIPS);
+      }
     }
     self.cwnd = next.clamp(self.min_window as f64, self.max_window as f64);
   }
 
   fn on_congestion_event(&mut self, now: Instant, event: CongestionEvent, mss: usize) {
+    self.save();
+    if let Slowdown::Frozen { started, .. } | Slowdown::Recovering { started, .. } = self.slowdown {
+      // A loss ends the slowdown where it stands: what it was climbing back to is stale now
+      self.slowdown = Slowdown::Due(now + now.saturating_since(started) * SLOWDOWN_INTERVAL_FACTOR);
+    }
     match event {
       CongestionEvent::Loss => {
-        if self
-          .last_decay
-          .is_some_and(|t| now.saturating_since(t) < DECAY_INTERVAL)
-        {
-          return;
-        }
-        self.last_decay = Some(now);
         self.cwnd = (self.cwnd / 2.0).max(self.min_window as f64);
         self.ssthresh = self.cwnd;
         self.slow_start = false;
@@ -202,8 +360,10 @@ impl Controller for Ledbat {
         self.ssthresh = (self.cwnd / 2.0).max(self.min_window as f64);
         self.cwnd = (mss as f64).clamp(self.min_window as f64, self.max_window as f64);
         self.slow_start = true;
-        self.last_decay = Some(now);
       }
+    }
+    if self.slowdown == Slowdown::NotScheduled && !self.slow_start {
+      self.slowdown = Slowdown::Due(now + DEFAULT_RTT * SLOWDOWN_ROUND_TRIPS);
     }
   }
 
@@ -218,6 +378,14 @@ impl Controller for Ledbat {
   fn in_slow_start(&self) -> bool {
     self.slow_start
   }
+
+  fn undo(&mut self) {
+    if let Some(s) = self.saved.take() {
+      self.cwnd = s.cwnd;
+      self.ssthresh = s.ssthresh;
+      self.slow_start = s.slow_start;
+    }
+  }
 }
 
 #[cfg(test)]
@@ -227,10 +395,8 @@ mod tests {
 
   fn ack(bytes: usize, in_flight: usize, delay: u32) -> AckSample {
     AckSample {
-      bytes_acked: bytes,
-      in_flight,
       one_way_delay: Some(delay),
-      mss: 1000,
+      ..AckSample::new(bytes, in_flight, 1000)
     }
   }
 
@@ -256,18 +422,32 @@ mod tests {
   }
 
   #[test]
-  fn loss_halves_at_most_once_per_interval() {
+  fn congestion_avoidance_grows_at_most_one_packet_per_window() {
+    let t = Instant::from_micros;
+    let mut c = Ledbat::new(20_000, 1000, 1_000_000);
+    c.slow_start = false;
+    c.slowdown = Slowdown::Due(t(u64::MAX / 2));
+    for i in 0..20 {
+      c.on_ack(t(i), &ack(1000, 20_000, 5_000));
+    }
+    let grew = c.window() - 20_000;
+    assert!((900..=1000).contains(&grew), "grew {grew} in one window");
+  }
+
+  #[test]
+  fn each_loss_halves_and_undo_restores() {
     let t = Instant::from_micros;
     let mut c = Ledbat::new(64_000, 1000, 1_000_000);
     c.on_congestion_event(t(1_000_000), CongestionEvent::Loss, 1000);
     assert_eq!(c.window(), 32_000);
     c.on_congestion_event(t(1_050_000), CongestionEvent::Loss, 1000);
-    assert_eq!(c.window(), 32_000);
-    c.on_congestion_event(t(1_200_000), CongestionEvent::Loss, 1000);
     assert_eq!(c.window(), 16_000);
     c.on_congestion_event(t(1_300_000), CongestionEvent::Timeout, 1000);
     assert_eq!(c.window(), 1000);
     assert!(c.in_slow_start());
+    c.undo();
+    assert_eq!(c.window(), 16_000);
+    assert!(!c.in_slow_start());
   }
 
   #[test]
@@ -279,6 +459,108 @@ mod tests {
     c.on_ack(t(2), &ack(0, 0, 49_000));
     c.on_ack(t(3), &ack(0, 0, 49_000));
     assert_eq!(c.queuing_delay(), Duration::from_micros(50_001));
+  }
+
+  /// One uninitialised `timestamp_difference` (INT_MAX) or a random one must not become the base:
+  /// every real sample after it would look like a queue of seconds and starve the window
+  #[test]
+  fn bogus_delay_samples_are_ignored() {
+    let t = Instant::from_micros;
+    for bogus in [UNSET_DELAY, 3_900_000_000, 1] {
+      let mut c = Ledbat::new(10_000, 1000, 1_000_000);
+      c.on_ack(t(0), &ack(1000, 10_000, 2_000_000_000));
+      c.on_ack(t(1000), &ack(1000, 10_000, bogus));
+      for i in 2..200 {
+        c.on_ack(t(i * 1000), &ack(1000, c.window(), 2_000_010_000));
+      }
+      assert_eq!(c.queuing_delay(), Duration::from_millis(10), "bogus {bogus}");
+      assert!(c.window() > 100_000, "bogus {bogus}: window {}", c.window());
+    }
+  }
+
+  /// A clock that jumps and stays there resets the history instead of starving forever
+  #[test]
+  fn a_clock_jump_that_stays_resets_the_base() {
+    let t = Instant::from_micros;
+    let mut c = Ledbat::new(10_000, 1000, 1_000_000);
+    c.on_ack(t(0), &ack(1000, 10_000, 1_000_000));
+    for i in 1..40 {
+      c.on_ack(t(i * 1000), &ack(1000, c.window(), 1_000_000 + 3_600_000_000));
+    }
+    assert_eq!(c.queuing_delay(), Duration::ZERO);
+  }
+
+  /// The queuing delay is clamped to the round trip (both references do this)
+  #[test]
+  fn queuing_delay_never_exceeds_the_round_trip() {
+    let t = Instant::from_micros;
+    let mut c = Ledbat::new(10_000, 1000, 1_000_000);
+    c.on_ack(t(0), &ack(1000, 10_000, 1_000_000));
+    let a = AckSample {
+      rtt_sample: Some(Duration::from_millis(40)),
+      ..ack(1000, 10_000, 1_500_000)
+    };
+    for i in 1..5 {
+      c.on_ack(t(i), &a);
+    }
+    assert_eq!(c.queuing_delay(), Duration::from_millis(40));
+  }
+
+  /// When the peer's clock runs fast, our samples rise and its (our reverse samples) fall by as
+  /// much: the fall moves our base up, so drift is not mistaken for a growing queue
+  #[test]
+  fn clock_drift_shifts_the_base() {
+    let t = Instant::from_micros;
+    let mut c = Ledbat::new(10_000, 1000, 1_000_000);
+    for minute in 0..30u64 {
+      let drift = (minute * 60 * 300) as u32; // 300 ppm: 18 ms a minute
+      for i in 0..60 {
+        let a = AckSample {
+          reverse_delay: Some(2_000_000u32.wrapping_sub(drift)),
+          ..ack(0, 0, 1_000_000 + drift)
+        };
+        c.on_ack(t((minute * 60 + i) * 1_000_000), &a);
+      }
+    }
+    assert!(
+      c.queuing_delay() < Duration::from_millis(5),
+      "{:?}",
+      c.queuing_delay()
+    );
+  }
+
+  /// LEDBAT++: two round trips after slow start, the window drops to two packets for two round
+  /// trips, climbs back, and the next slowdown comes nine times that duration later
+  #[test]
+  fn slows_down_periodically() {
+    let t = |ms: u64| Instant::from_micros(ms * 1000);
+    let mut c = Ledbat::new(10_000, 1000, 1_000_000);
+    let rtt = AckSample {
+      srtt: Some(Duration::from_millis(100)),
+      ..ack(1000, 0, 1_000_000)
+    };
+    let mut ms = 0;
+    let mut floor_seen = Vec::new();
+    // Queue at 80 ms: slow start ends at once, then the window hovers
+    for _ in 0..60_000 {
+      ms += 1;
+      let a = AckSample {
+        in_flight: c.window(),
+        one_way_delay: Some(if ms < 3 { 1_000_000 } else { 1_080_000 }),
+        ..rtt
+      };
+      c.on_ack(t(ms), &a);
+      if c.window() <= 2000 {
+        floor_seen.push(ms);
+      }
+    }
+    assert!(
+      floor_seen.first().is_some_and(|&f| (150..400).contains(&f)),
+      "{:?}",
+      floor_seen.first()
+    );
+    let episodes = floor_seen.windows(2).filter(|w| w[1] - w[0] > 1000).count() + 1;
+    assert!((2..=40).contains(&episodes), "{episodes} slowdowns in a minute");
   }
 
   proptest! {

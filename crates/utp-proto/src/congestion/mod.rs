@@ -37,14 +37,43 @@ pub struct AckSample {
   pub one_way_delay: Option<u32>,
   /// Largest payload a packet may carry now
   pub mss: usize,
+  /// Smoothed round-trip time, once there is a sample
+  pub srtt: Option<Duration>,
+  /// A fresh round-trip sample taken from this acknowledgement (never from a retransmission)
+  pub rtt_sample: Option<Duration>,
+  /// The window was what held the sender back during the last round trip (not the application,
+  /// the peer's window or the pacer): only then does an acknowledgement say the path had room for
+  /// more, and only then may the window grow
+  pub window_limited: bool,
+  /// Our own one-way delay measurement of the peer's packets (what we echo to it), which moves
+  /// the opposite way of `one_way_delay` when the two clocks drift apart
+  pub reverse_delay: Option<u32>,
+}
+
+impl AckSample {
+  /// A sample with only the acknowledged bytes and the window state filled in (for tests)
+  pub fn new(bytes_acked: usize, in_flight: usize, mss: usize) -> Self {
+    Self {
+      bytes_acked,
+      in_flight,
+      one_way_delay: None,
+      mss,
+      srtt: None,
+      rtt_sample: None,
+      window_limited: true,
+      reverse_delay: None,
+    }
+  }
 }
 
 /// Why the window must shrink
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CongestionEvent {
-  /// A packet was lost and fast-retransmitted
+  /// A packet was lost and fast-retransmitted (once per window of data: the connection reports
+  /// only the first loss of a flight)
   Loss,
-  /// The retransmission timer expired
+  /// The retransmission timer expired (only the first expiry of a series: the window is already
+  /// at its floor for the ones that follow)
   Timeout,
 }
 
@@ -64,5 +93,7 @@ pub trait Controller: Send + fmt::Debug {
   fn in_slow_start(&self) -> bool {
     false
   }
+  /// The last reduction was a mistake (the acknowledgement that followed a timeout was for the
+  /// original transmission: the path was slow, not lossy): return to the state before it
+  fn undo(&mut self);
 }
-

@@ -122,6 +122,10 @@ pub struct ConnectionStats {
   pub timeouts: u64,
   /// Data packets received that we already had
   pub duplicates: u64,
+  /// Times the window was cut for loss (once per flight) or a timeout
+  pub congestion_events: u64,
+  /// Retransmission timeouts found spurious afterwards (the original packet's ACK came) and undone
+  pub spurious_timeouts: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +148,14 @@ enum WriteSide {
 }
 
 const DUP_ACKS_BEFORE_RESEND: u32 = 3;
+/// Unanswered retransmission timeouts in a row before a silent peer may be declared dead (libutp
+/// gives up after four): with a long round trip, the idle timeout alone may pass before a single
+/// retransmission could have been answered
+const DEAD_AFTER_BACKOFFS: u32 = 4;
+/// A peer that is not ours never answers keepalives, so an idle one cannot be told from a dead
+/// one by asking. A live libutp sends its own keepalive every 29 s and libtorrent's BitTorrent
+/// layer one every 2 minutes: total silence this long means it is gone
+const STRANGER_SILENCE: Duration = Duration::from_secs(150);
 /// libutp `ACK_NR_ALLOWED_WINDOW`: ACKs this far behind our oldest packet are still believable
 const ACK_NR_SLACK: u16 = 3;
 const MIN_LINGER: Duration = Duration::from_millis(500);
@@ -174,7 +186,14 @@ pub(crate) struct Connection {
   rtt: RttEstimator,
   rto_backoffs: u32,
   rto_deadline: Option<Instant>,
+  /// When the retransmission timer last expired with nothing acknowledged since (the first
+  /// expiry of the series): an ACK for a packet sent before it shows the timeout was spurious
+  rto_fired_at: Option<Instant>,
   dup_acks: u32,
+  /// Losses of packets sent before this one belong to a flight the window was already cut for
+  recovery_seq: Option<SeqNr>,
+  /// The window (or the pacer, which follows it) last held a packet back at this time
+  cwnd_full_at: Option<Instant>,
   /// When we last started waiting for an answer with nothing outstanding before
   waiting_since: Instant,
   /// Zero-window probe: when to push one packet past a closed window
@@ -341,7 +360,10 @@ impl Connection {
       rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
       rto_backoffs: 0,
       rto_deadline: None,
+      rto_fired_at: None,
       dup_acks: 0,
+      recovery_seq: None,
+      cwnd_full_at: None,
       waiting_since: now,
       persist_deadline: None,
       persist_due: false,
@@ -445,6 +467,10 @@ impl Connection {
 
   pub(crate) fn send_buffer_limit(&self) -> usize {
     self.cfg.send_buffer
+  }
+
+  pub(crate) fn next_seq_nr(&self) -> u16 {
+    self.send.next_seq().0
   }
 
   pub(crate) fn recv_id(&self) -> u16 {
@@ -553,6 +579,11 @@ impl Connection {
     if h.ack_nr.follows(last_sent) || h.ack_nr.precedes(oldest_believable) {
       return; // acknowledges something we never sent: not for us, or garbage
     }
+    if self.peer_window < self.cfg.max_payload {
+      // Its window was closed: an answer is all the progress a flow-controlled peer can make
+      self.waiting_since = now;
+      self.rto_backoffs = 0;
+    }
     self.peer_window = h.wnd_size as usize;
     if self.peer_window >= self.cfg.max_payload.min(self.send.unsent_len().max(1)) {
       self.persist_deadline = None;
@@ -574,11 +605,13 @@ impl Connection {
     let progressed = !h.ack_nr.precedes(self.send.first_unacked());
     if progressed {
       self.send.ack_through(h.ack_nr, |_, p| {
+        // A selectively acknowledged packet was sampled when its SACK came; its time since
+        // would count the wait for the packets before it
         if !p.sacked {
           bytes_acked += p.len;
-        }
-        if p.transmissions == 1 {
-          newest_rtt = Some(now.saturating_since(p.sent_at));
+          if p.transmissions == 1 {
+            newest_rtt = Some(now.saturating_since(p.sent_at));
+          }
         }
         fin_acked |= p.ty == PacketType::Fin;
       });
@@ -592,19 +625,26 @@ impl Connection {
       self.rtt.on_sample(rtt);
     }
     if progressed {
+      if let Some(fired) = self.rto_fired_at.take() {
+        self.detect_spurious_timeout(now, h, fired);
+      }
       self.dup_acks = 0;
       self.rto_backoffs = 0;
       self.rto_deadline = (!self.send.is_empty()).then(|| now + self.current_rto());
       self.waiting_since = now;
-    } else if h.ty == PacketType::State && had_outstanding && sacked == 0 {
-      // A SACK that acknowledges nothing new (libutp sends empty ones) is a plain duplicate
+    } else if h.ty == PacketType::State
+      && had_outstanding
+      && sacked == 0
+      && h.ack_nr == self.send.first_unacked().sub(1)
+    {
+      // Only an ACK of exactly what was last acknowledged is a duplicate (libutp, libtorrent): a
+      // late, reordered older ACK or a keepalive (which acknowledges one less) says nothing about
+      // loss. A SACK that acknowledges nothing new (libutp sends empty ones) is a duplicate too
       self.dup_acks += 1;
       if self.dup_acks == DUP_ACKS_BEFORE_RESEND {
         let first = self.send.first_unacked();
         if self.send.mark_lost(first) {
-          self
-            .cc
-            .on_congestion_event(now, CongestionEvent::Loss, self.cfg.max_payload);
+          self.on_loss(now, first);
         }
       }
     }
@@ -618,6 +658,10 @@ impl Connection {
       }
     }
     let delay = (h.timestamp_diff != 0).then_some(h.timestamp_diff);
+    let srtt = self.rtt.srtt();
+    let window_limited = self
+      .cwnd_full_at
+      .is_some_and(|t| now.saturating_since(t) <= srtt.unwrap_or(self.cfg.initial_rto).max(self.cfg.min_rto));
     self.cc.on_ack(
       now,
       &AckSample {
@@ -625,6 +669,10 @@ impl Connection {
         in_flight,
         one_way_delay: delay,
         mss: self.cfg.max_payload,
+        srtt,
+        rtt_sample: newest_rtt,
+        window_limited,
+        reverse_delay: (h.timestamp != 0).then_some(self.reply_micro),
       },
     );
     if fin_acked {
@@ -633,6 +681,43 @@ impl Connection {
     if self.write_blocked && self.send.buffered() < self.cfg.send_buffer {
       self.write_blocked = false;
       events.push_back((self.handle, Event::Writable));
+    }
+  }
+
+  /// `seq` was lost: cut the window, unless it was already cut for the flight `seq` belongs to
+  /// (RFC 6582's recovery point: every loss of one window is one congestion event)
+  fn on_loss(&mut self, now: Instant, seq: SeqNr) {
+    if self.recovery_seq.is_some_and(|r| seq.precedes(r)) {
+      return;
+    }
+    self.recovery_seq = Some(self.send.next_seq());
+    self.stats.congestion_events += 1;
+    self
+      .cc
+      .on_congestion_event(now, CongestionEvent::Loss, self.cfg.max_payload);
+  }
+
+  /// The first ACK after a timeout: was it for a packet sent before the timer fired? uTP echoes
+  /// our timestamps indirectly: the peer stamps its packet with its own clock (`timestamp`) and the
+  /// delay it measured for the last packet it got from us (`timestamp_diff`, its clock minus
+  /// ours), so `timestamp - timestamp_diff` is that packet's send time on our clock (late by the
+  /// peer's ACK delay, which errs toward "not spurious"). Earlier than the timeout: the original
+  /// arrived, the path was only slow (a delay step, RFC 3522's Eifel detection). Then the window
+  /// returns to where it was and the packets marked lost and not yet resent stay in flight
+  fn detect_spurious_timeout(&mut self, now: Instant, h: &Header, fired: Instant) {
+    if h.timestamp_diff == 0 || h.timestamp == 0 {
+      return;
+    }
+    let echoed = h.timestamp.wrapping_sub(h.timestamp_diff);
+    let before_timeout = (fired.wire_timestamp().wrapping_sub(echoed) as i32) > 0;
+    if before_timeout {
+      let echoed_sent =
+        Instant::from_micros(now.as_micros() - u64::from(now.wire_timestamp().wrapping_sub(echoed)));
+      self.rtt.restart_from(now.saturating_since(echoed_sent));
+      self.cc.undo();
+      self.send.restore_lost();
+      self.recovery_seq = None;
+      self.stats.spurious_timeouts += 1;
     }
   }
 
@@ -685,14 +770,11 @@ impl Connection {
         }
         seq = seq.sub(1);
       }
-      let mut any = false;
-      for seq in lost {
-        any |= self.send.mark_lost(seq);
-      }
-      if any {
-        self
-          .cc
-          .on_congestion_event(now, CongestionEvent::Loss, self.cfg.max_payload);
+      // Oldest first: the window is cut once per flight, for its first loss
+      for seq in lost.into_iter().rev() {
+        if self.send.mark_lost(seq) {
+          self.on_loss(now, seq);
+        }
       }
     }
     bytes
@@ -883,7 +965,16 @@ impl Connection {
   }
 
   fn dead_peer_deadline(&self) -> Option<Instant> {
-    let since = if !self.send.is_empty() || self.persist_deadline.is_some() {
+    let since = if !self.send.is_empty() && self.state == State::Connected {
+      // Waiting on ACKs: only progress shows the peer still takes our data. Its other packets
+      // (keepalives of a peer that is idle because nothing of ours gets through, after a path
+      // MTU drop for one) do not, unless it says its window is closed: a paused reader
+      if self.peer_window < self.cfg.max_payload {
+        self.last_recv.max(self.waiting_since)
+      } else {
+        self.waiting_since
+      }
+    } else if !self.send.is_empty() || self.persist_deadline.is_some() {
       self.last_recv.max(self.waiting_since)
     } else if let (Some(probe), true) = (self.keepalive_sent, self.peer_answers_keepalive) {
       // Unanswered only since it went out
@@ -893,9 +984,18 @@ impl Connection {
       // keepalive (libutp never does). It may simply be thinking, so wait as long as TCP's
       // tcp_fin_timeout; but a peer gone without its FIN must not hold us forever
       return Some(self.last_recv + FIN_WAIT_2_TIMEOUT.max(self.cfg.idle_timeout));
+    } else if self.keepalive_sent.is_some() && self.state == State::Connected {
+      // A stranger that went quiet (see STRANGER_SILENCE)
+      let limit = self.silence_limit?;
+      return Some(self.last_recv + STRANGER_SILENCE.max(limit.saturating_mul(2)));
     } else {
       return None;
     };
+    // Retransmissions unanswered: wait for enough of them, however long the round trip
+    let retransmitting = self.state == State::Connected && !self.send.is_empty();
+    if retransmitting && self.rto_backoffs < DEAD_AFTER_BACKOFFS && self.peer_window >= self.cfg.max_payload {
+      return None; // the retransmission timer wakes us to look again
+    }
     // A connection attempt fails after the idle timeout whatever the application set; an open
     // connection gives the application its notice first and as long again to act on it
     // (at least `limit` after the notice, however late the notice came)
@@ -903,9 +1003,15 @@ impl Connection {
       (State::SynSent, ..) => Some(since + self.cfg.idle_timeout),
       // Never sooner than the idle timeout: a short limit is for the notice (as setTimeout in
       // net), not a licence to kill a slow live peer before it had a retransmission or two
-      (_, Some(limit), Some(noticed)) => {
+      (_, Some(limit), noticed) => {
         let wait = limit.saturating_mul(2).max(self.cfg.idle_timeout);
-        Some((since + wait).max(noticed + limit))
+        match noticed {
+          Some(noticed) => Some((since + wait).max(noticed + limit)),
+          // A peer that keeps talking but acknowledges nothing gets no notice (it is not silent)
+          // and still cannot hold a sending connection forever
+          None if retransmitting => Some(since + wait),
+          None => None,
+        }
       }
       _ => None,
     }
@@ -973,12 +1079,20 @@ impl Connection {
     }
     if self.rto_deadline.is_some_and(|t| now >= t) {
       self.stats.timeouts += 1;
+      // Retransmit everything unacknowledged, starting from a one-packet window (libutp). Only
+      // the first expiry of a series cuts the window: the ones after find it at its floor, and
+      // halving ssthresh each time would leave a path that was down for a second crawling for
+      // many more. A lost SYN says nothing about the path's capacity
+      if self.rto_backoffs == 0 && self.state == State::Connected {
+        self.rto_fired_at = Some(now);
+        self.recovery_seq = Some(self.send.next_seq());
+        self.stats.congestion_events += 1;
+        self
+          .cc
+          .on_congestion_event(now, CongestionEvent::Timeout, self.cfg.max_payload);
+      }
       self.rto_backoffs += 1;
-      // Retransmit everything unacknowledged, starting from a one-packet window (libutp)
       self.send.mark_all_lost();
-      self
-        .cc
-        .on_congestion_event(now, CongestionEvent::Timeout, self.cfg.max_payload);
       self.rto_deadline = Some(now + self.current_rto());
     }
     if self.pacing_deadline.is_some_and(|t| now >= t) {
@@ -1031,6 +1145,9 @@ impl Connection {
     let fits_cwnd = in_flight + len <= self.cc.window();
     let allowed =
       (fits_peer && fits_cwnd) || (in_flight == 0 && (len <= self.peer_window || self.persist_due));
+    if fits_peer && (!fits_cwnd || in_flight + len + self.cfg.max_payload > self.cc.window()) {
+      self.cwnd_full_at = Some(now);
+    }
     if !allowed {
       return false;
     }
@@ -1046,6 +1163,9 @@ impl Connection {
         true
       }
       Err(at) => {
+        // The pacer spreads the window over the round trip: held back by it is held back by
+        // the window
+        self.cwnd_full_at = Some(now);
         self.pacing_deadline = Some(at);
         false
       }
@@ -1177,6 +1297,9 @@ impl Connection {
         };
         self.encode_sent(Header { ty, ..h }, seq, out);
         self.after_data_sent(now);
+        // The repair's ACK needs a full round trip: a timer left running from the original
+        // send would fire first and resend the whole window
+        self.rto_deadline = Some(now + self.current_rto());
         return self.sent(now, len);
       }
       self.maybe_arm_persist(now);
@@ -1281,11 +1404,18 @@ impl Connection {
     self.arm_rto(now);
   }
 
-  /// The backed-off RTO, capped so that several retransmissions fit in the idle timeout: on a
-  /// lossy path, a doubling timer would otherwise leave the peer silent long enough to look dead
+  /// The backed-off RTO, doubling up to `max_rto` (libtorrent's 60 s). Not capped by the idle
+  /// timeout: on a path whose round trip is near or above the cap, every packet would time out
+  /// before its ACK could return, and Karn's rule would never let the estimate learn better. The
+  /// dead-peer limit counts backoffs instead ([`DEAD_AFTER_BACKOFFS`])
   fn current_rto(&self) -> Duration {
-    let cap = (self.cfg.idle_timeout / 5).max(self.cfg.min_rto);
-    self.rtt.backed_off_rto(self.rto_backoffs).min(cap)
+    let rto = self.rtt.backed_off_rto(self.rto_backoffs);
+    if self.peer_window < self.cfg.max_payload {
+      // Probing a closed window: the peer answers each probe, and it must be asked often
+      // enough that its answers keep it from looking dead
+      return rto.min((self.cfg.idle_timeout / 5).max(self.cfg.min_rto));
+    }
+    rto
   }
 
   fn arm_rto(&mut self, now: Instant) {

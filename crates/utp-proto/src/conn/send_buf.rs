@@ -233,6 +233,15 @@ impl SendBuffer {
     self.in_flight_bytes = 0;
   }
 
+  /// Undo a timeout's `mark_all_lost` for the packets not resent yet: they were never lost
+  pub(crate) fn restore_lost(&mut self) {
+    for p in self.packets.iter_mut().filter(|p| p.lost) {
+      p.lost = false;
+      self.in_flight_bytes += p.len;
+    }
+    self.lost = 0;
+  }
+
   /// The oldest packet waiting for retransmission
   pub(crate) fn first_lost(&self) -> Option<SeqNr> {
     if self.lost == 0 {

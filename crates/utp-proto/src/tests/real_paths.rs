@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use super::sim::{payload, Link, Sim};
+#[allow(unused_imports)]
 use super::{cut, secs};
-use crate::{CloseReason, Config};
+use crate::{CloseReason, Config, Congestion};
 
 fn ms(n: u64) -> Duration {
   Duration::from_millis(n)
@@ -22,11 +23,13 @@ fn a_receiver_notices_its_sender_vanished_mid_stream() {
   let mut sim = Sim::new(21, 2, cfg);
   sim.nodes[1].ep.set_listening(true);
   let a = sim.connect(0, 1, payload(1, 50_000_000), true);
-  assert!(sim.run_until(secs(10), |s| s
-    .nodes[1]
-    .accepted
-    .first()
-    .is_some_and(|&b| s.app(1, b).received.len() > 1_000_000)));
+  assert!(
+    sim.run_until(secs(10), |s| s.nodes[1].accepted.first().is_some_and(|&b| s
+      .app(1, b)
+      .received
+      .len()
+      > 1_000_000))
+  );
   let b = sim.nodes[1].accepted[0];
   let vanished = sim.now;
   cut(&mut sim, 0, 1);
@@ -37,4 +40,312 @@ fn a_receiver_notices_its_sender_vanished_mid_stream() {
   assert_eq!(sim.app(1, b).timeout_notices, 1);
   let took = sim.now.saturating_since(vanished);
   assert!(took <= secs(11) + ms(200), "closed after {took:?}");
+}
+
+/// What a Node gets by default (bufferSize 1024 × mtu 1000): the window, not the buffer, limits
+fn js_defaults() -> Config {
+  Config {
+    recv_buffer: 1_024_000,
+    send_buffer: 1_024_000,
+    ..Config::default()
+  }
+}
+
+fn link(latency_ms: u64) -> Link {
+  Link {
+    latency: ms(latency_ms),
+    ..Link::default()
+  }
+}
+
+/// One connection from node 0 to listening node 1 carrying `len` bytes; returns (client, server)
+/// once the server accepted
+fn transfer(sim: &mut Sim, len: usize) -> (crate::ConnectionHandle, crate::ConnectionHandle) {
+  sim.nodes[1].ep.set_listening(true);
+  let a = sim.connect(0, 1, payload(1, len), true);
+  assert!(sim.run_until(secs(30), |s| !s.nodes[1].accepted.is_empty()));
+  (a, sim.nodes[1].accepted[0])
+}
+
+fn received(sim: &Sim, b: crate::ConnectionHandle) -> usize {
+  sim.app(1, b).received.len()
+}
+
+/// Finding 1: a round trip above the RTO cap (then 1 s) timed every packet out before its ACK
+/// came back, and Karn's rule kept the estimate from ever learning: 287 kB in 300 s at 520 ms
+/// one way. Now the timer backs off without a cap and learns the round trip
+#[test]
+fn round_trips_of_one_and_two_seconds_work() {
+  for (one_way, len, limit) in [(520, 2_000_000, 40), (1000, 1_000_000, 60)] {
+    let mut sim = Sim::new(31, 2, js_defaults());
+    sim.set_link(0, 1, link(one_way));
+    let start = sim.now;
+    let (a, b) = transfer(&mut sim, len);
+    assert!(
+      sim.run_until(secs(limit), |s| s.app(1, b).eof),
+      "{one_way} ms one way: {} of {len} bytes in {limit} s",
+      received(&sim, b)
+    );
+    let took = sim.now.saturating_since(start);
+    let st = sim.nodes[0].ep.connection_stats(a).unwrap();
+    eprintln!("{one_way} ms: {took:?}, {st:?}");
+    assert!(st.timeouts <= 2, "{one_way} ms one way: {} timeouts", st.timeouts);
+    assert!(st.rtt_us >= 2 * one_way * 1000 - 5000);
+  }
+}
+
+/// Finding 4: late (reordered) old ACKs and keepalives counted as duplicates, so three of them
+/// fired a spurious fast retransmission and halved the window
+#[test]
+fn reordered_old_acks_are_not_duplicates() {
+  let mut sim = Sim::new(32, 2, js_defaults());
+  sim.set_link(0, 1, link(50));
+  sim.links.insert(
+    (1, 0),
+    Link {
+      latency: ms(50),
+      reorder_pct: 30.0,
+      ..Link::default()
+    },
+  );
+  let (a, b) = transfer(&mut sim, 5_000_000);
+  assert!(sim.run_until(secs(60), |s| s.app(1, b).eof));
+  let st = sim.nodes[0].ep.connection_stats(a).unwrap();
+  assert_eq!(st.retransmits, 0, "{st:?}");
+}
+
+/// Finding 5: every expiry halved ssthresh, a lost SYN's included: 20 MB at 10 MB/s and 80 ms
+/// took 3.4 s normally and 11.1 s after the first SYN was lost
+#[test]
+fn a_lost_syn_costs_its_retransmission_and_no_more() {
+  let mut took = Vec::new();
+  for lose_syn in [false, true] {
+    let mut sim = Sim::new(33, 2, js_defaults());
+    let bottleneck = Link {
+      latency: ms(40),
+      rate: Some(10_000_000),
+      max_queue: ms(200),
+      ..Link::default()
+    };
+    sim.set_link(0, 1, bottleneck);
+    if lose_syn {
+      cut(&mut sim, 0, 1);
+    }
+    sim.nodes[1].ep.set_listening(true);
+    let start = sim.now;
+    let a = sim.connect(0, 1, payload(1, 20_000_000), true);
+    if lose_syn {
+      sim.run_until(ms(500), |_| false);
+      sim.set_link(0, 1, bottleneck);
+    }
+    assert!(sim.run_until(secs(60), |s| s.nodes[1]
+      .accepted
+      .first()
+      .is_some_and(|&b| s.app(1, b).eof)));
+    took.push(sim.now.saturating_since(start));
+    eprintln!(
+      "lose_syn {lose_syn}: {:?} {:?}",
+      took.last(),
+      sim.nodes[0].ep.connection_stats(a)
+    );
+  }
+  assert!(took[1] <= took[0] + ms(1500), "{took:?}");
+}
+
+/// Finding 5 again: after a short outage the timer fires a few times; only the first expiry cuts
+/// the window, so the sender is back at speed within a few round trips of the path returning
+#[test]
+fn a_short_outage_is_followed_by_a_quick_recovery() {
+  let mut sim = Sim::new(34, 2, js_defaults());
+  let bottleneck = Link {
+    latency: ms(20),
+    rate: Some(5_000_000),
+    max_queue: ms(200),
+    ..Link::default()
+  };
+  sim.set_link(0, 1, bottleneck);
+  let (_, b) = transfer(&mut sim, 100_000_000);
+  sim.run_until(secs(5), |_| false);
+  cut(&mut sim, 0, 1);
+  cut(&mut sim, 1, 0);
+  sim.run_until(ms(600), |_| false);
+  sim.set_link(0, 1, bottleneck);
+  let back = received(&sim, b);
+  sim.run_until(secs(3), |_| false);
+  let rate = (received(&sim, b) - back) as f64 / 3.0;
+  assert!(rate > 2_500_000.0, "{rate} B/s in the 3 s after the outage");
+}
+
+/// Finding 6: a loss-free jump of the path delay from 10 to 300 ms one way fired the timer, the
+/// window fell from 501 kB to 1 kB and the receiver got 15 duplicates. The ACK that follows shows
+/// the original arrived (its echoed timestamp predates the timeout): the timeout is undone
+///
+/// (LEDBAT then reads the 290 ms as a queue and shrinks its window, as it must: it cannot tell a
+/// longer route from a queue. CUBIC keeps its window)
+#[test]
+fn a_delay_step_is_not_loss() {
+  for mode in [Congestion::Ledbat, Congestion::Cubic] {
+    let mut sim = Sim::new(
+      35,
+      2,
+      Config {
+        congestion: mode,
+        ..js_defaults()
+      },
+    );
+    let path = |latency| Link {
+      latency: ms(latency),
+      rate: Some(5_000_000),
+      max_queue: ms(300),
+      ..Link::default()
+    };
+    sim.set_link(0, 1, path(10));
+    let (a, b) = transfer(&mut sim, 200_000_000);
+    sim.run_until(secs(5), |_| false);
+    let before = sim.nodes[0].ep.connection_stats(a).unwrap();
+    sim.set_link(0, 1, path(300));
+    sim.run_until(secs(3), |_| false);
+    let after = sim.nodes[0].ep.connection_stats(a).unwrap();
+    let dups = sim.nodes[1].ep.connection_stats(b).unwrap().duplicates;
+    eprintln!("{mode:?}\nbefore {before:?}\nafter {after:?}\ndups {dups}");
+    assert!(
+      after.timeouts > before.timeouts,
+      "{mode:?}: the step fires the timer: {after:?}"
+    );
+    assert!(
+      after.timeouts - before.timeouts <= after.spurious_timeouts,
+      "{mode:?}: {after:?}"
+    );
+    assert!(dups <= 3, "{mode:?}: {dups} duplicates");
+    if mode == Congestion::Cubic {
+      assert!(
+        after.cwnd >= before.cwnd / 2,
+        "window {} -> {}",
+        before.cwnd,
+        after.cwnd
+      );
+    }
+  }
+}
+
+/// Finding 7: two losses of one flight cut the window twice (once per 100 ms, not per flight)
+#[test]
+fn two_losses_of_one_flight_cut_the_window_once() {
+  let mut sim = Sim::new(36, 2, js_defaults());
+  sim.set_link(0, 1, link(150));
+  let (a, b) = transfer(&mut sim, 100_000_000);
+  sim.run_until(secs(4), |_| false);
+  let next = sim.nodes[0].ep.connection_stats(a).unwrap();
+  // The next two data packets the sender emits after ~30 more: both in the same flight
+  let seq0 = next_data_seq(&mut sim, a);
+  sim.drop_data.push((0, seq0.wrapping_add(5)));
+  sim.drop_data.push((0, seq0.wrapping_add(40)));
+  sim.run_until(secs(2), |_| false);
+  let after = sim.nodes[0].ep.connection_stats(a).unwrap();
+  assert!(after.retransmits >= 2, "{after:?}");
+  assert_eq!(after.congestion_events - next.congestion_events, 1, "{after:?}");
+  assert!(sim.run_until(secs(120), |s| s.app(1, b).eof));
+}
+
+/// The sequence number node 0's connection `h` gives its next data packet
+fn next_data_seq(sim: &mut Sim, h: crate::ConnectionHandle) -> u16 {
+  sim.nodes[0].ep.next_seq_nr(h).unwrap()
+}
+
+/// Finding 9: the timer restarted only when the cumulative ACK moved, not when a fast
+/// retransmission went out, so it fired just before the repair's ACK: nearly every repaired loss
+/// also cost a timeout, a go-back-N resend and a one-packet window
+#[test]
+fn a_repaired_loss_fires_no_timeout() {
+  let mut sim = Sim::new(37, 2, js_defaults());
+  sim.set_link(0, 1, link(50));
+  let (a, b) = transfer(&mut sim, 20_000_000);
+  sim.run_until(secs(3), |_| false);
+  for _ in 0..10 {
+    let seq = next_data_seq(&mut sim, a);
+    sim.drop_data.push((0, seq.wrapping_add(3)));
+    sim.run_until(secs(1), |_| false);
+  }
+  assert!(sim.run_until(secs(120), |s| s.app(1, b).eof));
+  let st = sim.nodes[0].ep.connection_stats(a).unwrap();
+  let dups = sim.nodes[1].ep.connection_stats(b).unwrap().duplicates;
+  assert_eq!(st.timeouts, 0, "{st:?}");
+  assert!(dups <= 2, "{dups} duplicates for 10 losses");
+}
+
+/// Finding 10: slow start grew by about ten packets per round trip instead of doubling (the
+/// pacer spreads the window, so the window rarely looked full at the moment an ACK came)
+#[test]
+fn slow_start_doubles_on_a_long_path() {
+  let mut sim = Sim::new(38, 2, js_defaults());
+  sim.set_link(0, 1, link(300));
+  let (a, _) = transfer(&mut sim, 50_000_000);
+  // Accepted after half a round trip; the first data goes out after one, its ACKs come back
+  // after two: four rounds of ACKs by 5 round trips, 10 kB doubled four times
+  sim.run_until(ms(5 * 600), |_| false);
+  let st = sim.nodes[0].ep.connection_stats(a).unwrap();
+  assert!(st.cwnd >= 120_000, "{st:?}");
+}
+
+/// Finding 12: packets already selectively acknowledged were sampled again when the cumulative
+/// ACK reached them, so a repaired loss inflated the round-trip estimate
+#[test]
+fn a_repaired_loss_does_not_inflate_the_round_trip() {
+  let mut sim = Sim::new(39, 2, js_defaults());
+  sim.set_link(0, 1, link(50));
+  sim.nodes[1].ep.set_listening(true);
+  let a = sim.connect(0, 1, payload(1, 30_000), false);
+  assert!(
+    sim.run_until(secs(5), |s| s.nodes[1].accepted.first().is_some_and(|&b| s
+      .app(1, b)
+      .received
+      .len()
+      == 30_000))
+  );
+  // Bursts of 20 packets, the application idle between them, each losing its second packet:
+  // the packets after it are selectively acknowledged at once, and the cumulative ACK reaches
+  // them only a round trip later, when the repair arrives
+  for burst in 0..10 {
+    let seq = next_data_seq(&mut sim, a);
+    sim.drop_data.push((0, seq.wrapping_add(1)));
+    sim.app_mut(0, a).to_send.extend(payload(burst, 20_000));
+    sim.run_until(secs(1), |_| false);
+  }
+  let st = sim.nodes[0].ep.connection_stats(a).unwrap();
+  assert_eq!(st.retransmits, 10, "{st:?}");
+  assert!(st.rtt_us <= 105_000, "{st:?}");
+}
+
+/// Finding 4, packet by packet: ACKs that arrive late, behind a newer one, are not duplicates
+#[test]
+fn stale_acks_behind_a_newer_one_trigger_no_retransmission() {
+  use super::scripted::{accept, syn, Script};
+  use crate::packet::{Header, PacketType};
+  use crate::seq::SeqNr;
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  s.ep.write(h, &[9; 6000]).unwrap();
+  assert_eq!(s.recv().len(), 6);
+  let state = |ack_nr| Header {
+    ty: PacketType::State,
+    conn_id: 0x7001,
+    seq_nr: SeqNr(101),
+    ack_nr,
+    ..syn(0, 0)
+  };
+  s.send(state(first.add(1)), &[]);
+  s.recv();
+  for _ in 0..3 {
+    s.send(state(first), &[]);
+    s.send(state(first.sub(1)), &[]);
+  }
+  assert!(s.recv().is_empty(), "nothing resent");
+  assert_eq!(s.ep.connection_stats(h).unwrap().retransmits, 0);
+  // Three of exactly the last acknowledged number are duplicates
+  for _ in 0..3 {
+    s.send(state(first.add(1)), &[]);
+  }
+  let out = s.recv();
+  assert_eq!(out.len(), 1);
+  assert_eq!(out[0].0.seq_nr, first.add(2));
 }

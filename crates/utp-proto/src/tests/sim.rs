@@ -101,6 +101,8 @@ pub(crate) struct Sim {
   pub queue_samples: Vec<(Instant, (usize, usize), Duration)>,
   pub dropped: u64,
   pub delivered: u64,
+  /// Drop the next DATA packet node `.0` sends with sequence number `.1` (once each)
+  pub drop_data: Vec<(usize, u16)>,
   scratch: Vec<u8>,
 }
 
@@ -140,6 +142,7 @@ impl Sim {
       queue_samples: Vec::new(),
       dropped: 0,
       delivered: 0,
+      drop_data: Vec::new(),
       scratch: Vec::new(),
     }
   }
@@ -222,6 +225,17 @@ impl Sim {
 
   fn send_on_link(&mut self, a: usize, b: usize, from: SocketAddr, data: Vec<u8>) {
     let link = self.links[&(a, b)];
+    if !self.drop_data.is_empty() {
+      let seq = crate::packet::decode(&data)
+        .ok()
+        .filter(|p| p.header.ty == crate::packet::PacketType::Data)
+        .map(|p| p.header.seq_nr.0);
+      if let Some(i) = seq.and_then(|q| self.drop_data.iter().position(|&d| d == (a, q))) {
+        self.drop_data.swap_remove(i);
+        self.dropped += 1;
+        return;
+      }
+    }
     if data.len() > link.max_datagram || self.rng.chance(link.loss_pct) {
       self.dropped += 1;
       return;
