@@ -8,9 +8,9 @@
 // stdout and to the "LEDBAT" section of bench/RESULTS.md.
 
 const { spawn, execFileSync } = require('child_process')
-const fs = require('fs')
 const path = require('path')
 
+const { replaceSection } = require('../lib/sections')
 const { median } = require('../lib/stats')
 const { sleep } = require('../lib/measure')
 
@@ -130,13 +130,10 @@ function render (rows, tcpAlone, baseMs, seconds) {
   return lines.join('\n') + '\n'
 }
 
-/** Replace (or add) the LEDBAT section at the end of RESULTS.md */
+/** Replace (or add) the LEDBAT section of RESULTS.md, keeping the others (the WAN section follows it) */
 function writeSection (text) {
   const file = path.join(__dirname, '..', 'RESULTS.md')
-  const old = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmark results\n'
-  const at = old.indexOf(SECTION)
-  const head = (at >= 0 ? old.slice(0, at) : old).trimEnd()
-  fs.writeFileSync(file, `${head}\n\n${text}`)
+  replaceSection(file, SECTION, text)
   process.stderr.write(`wrote ${file}\n`)
 }
 

@@ -8,6 +8,7 @@ The lab's kernel has no netem qdisc, so packets are queued to userspace with an 
   delay=MS     hold it that long before accepting it
   jitter=MS    add a uniform random -MS..+MS to the delay (packets may then overtake each other, as netem)
   reorder=PCT  with that probability send the packet at once, ahead of the delayed ones (netem's reorder)
+  fifo=1       jitter keeps packets in order: none leaves before one that came earlier (except reorder's picks)
 
 Stdlib only, raw netlink (NETLINK_NETFILTER, nfnetlink_queue). Only packet metadata is copied to
 userspace; the verdict reinjects the original packet. One process serves several queues, each with
@@ -50,11 +51,11 @@ NF_ACCEPT = 1
 
 
 def parse_spec(text):
-    spec = {"delay": 0.0, "jitter": 0.0, "loss": 0.0, "reorder": 0.0}
+    spec = {"delay": 0.0, "jitter": 0.0, "loss": 0.0, "reorder": 0.0, "fifo": 0.0}
     for part in filter(None, text.split(",")):
         key, sep, value = part.partition("=")
         if not sep or key not in spec:
-            raise ValueError("bad impairment %r (delay=MS,jitter=MS,loss=PCT,reorder=PCT)" % part)
+            raise ValueError("bad impairment %r (delay=MS,jitter=MS,loss=PCT,reorder=PCT,fifo=1)" % part)
         spec[key] = float(value)
     if not (0 <= spec["loss"] <= 100 and 0 <= spec["reorder"] <= 100):
         raise ValueError("loss and reorder are percentages")
@@ -167,6 +168,7 @@ def main():
 
     held = []  # heap of (release time, arrival counter, queue, packet id)
     counter = 0
+    last_release = {num: 0.0 for num in specs}  # fifo: the latest release time given out per queue
     while not stopping:
         now = time.monotonic()
         while held and held[0][0] <= now:
@@ -210,6 +212,10 @@ def main():
                 if spec["reorder"] and rng.random() * 100 < spec["reorder"]:
                     st["reordered"] += 1
                     delay = 0
+                elif spec["fifo"]:
+                    release = max(now + delay / 1000.0, last_release[queue])
+                    last_release[queue] = release
+                    delay = (release - now) * 1000.0
                 if delay <= 0:
                     nfq.verdict(queue, pid, NF_ACCEPT)
                 else:
