@@ -5,6 +5,12 @@
 //! runs alongside so that on short, slow paths CUBIC is never less aggressive than standard TCP.
 //! Slow start ends early when round trips start to grow (HyStart++, RFC 9406), before the
 //! bottleneck queue overflows and costs a window of losses.
+//!
+//! A loss that comes while round trips show no queue at all is taken for what it most likely is,
+//! a corrupted or dropped-at-random packet (Wi-Fi, a lossy link), as TCP Veno and BBR read it: the
+//! packet is resent, the window stays. Only when such losses are frequent (more than one in
+//! `RANDOM_LOSS_SPACING` packets) or a queue is visible does a loss cut the window: a shallow
+//! buffer that overflows before any delay shows still gets the standard response.
 
 use core::time::Duration;
 
@@ -21,6 +27,12 @@ const BETA: f64 = 0.7;
 const ALPHA: f64 = 3.0 * (1.0 - BETA) / (1.0 + BETA);
 /// Before the first RTT sample, the cubic curve is evaluated this far ahead
 const DEFAULT_RTT: Duration = Duration::from_millis(100);
+/// A loss is "random" only if the round trip is within this much of the path's minimum...
+const RANDOM_LOSS_QUEUE: Duration = Duration::from_millis(5);
+/// ...and at least this many packets were delivered since the last loss taken as random
+const RANDOM_LOSS_SPACING: usize = 50;
+/// The minimum round trip is forgotten after this long (a route may have become longer)
+const MIN_RTT_LIFETIME: Duration = Duration::from_secs(30);
 /// HyStart++: samples a round needs before it may end slow start, and the delay increase that does
 const HYSTART_MIN_SAMPLES: u32 = 8;
 const HYSTART_MIN_ETA: Duration = Duration::from_millis(4);
@@ -54,6 +66,14 @@ pub struct Cubic {
   last_round_min: Option<Duration>,
   round_min: Option<Duration>,
   round_samples: u32,
+  /// The smallest round trip seen lately, and when
+  min_rtt: Option<(Duration, Instant)>,
+  /// The latest round-trip sample
+  last_rtt: Option<Duration>,
+  /// Bytes delivered since the last loss taken as random
+  delivered_since_random: usize,
+  /// Losses taken as random, for statistics
+  random_losses: u64,
 }
 
 impl Cubic {
@@ -73,7 +93,33 @@ impl Cubic {
       last_round_min: None,
       round_min: None,
       round_samples: 0,
+      min_rtt: None,
+      last_rtt: None,
+      delivered_since_random: usize::MAX / 2,
+      random_losses: 0,
     }
+  }
+
+  /// Losses ignored because no queue was visible when they came
+  pub fn random_losses(&self) -> u64 {
+    self.random_losses
+  }
+
+  fn note_rtt(&mut self, now: Instant, sample: Duration) {
+    self.last_rtt = Some(sample);
+    match self.min_rtt {
+      Some((min, at)) if sample > min && now.saturating_since(at) < MIN_RTT_LIFETIME => {}
+      _ => self.min_rtt = Some((sample, now)),
+    }
+  }
+
+  /// No queue on the path and losses rare: this one is noise, not congestion
+  fn loss_looks_random(&self, mss: usize) -> bool {
+    let (Some((min, _)), Some(last)) = (self.min_rtt, self.last_rtt) else {
+      return false;
+    };
+    let margin = (min / 8).max(RANDOM_LOSS_QUEUE);
+    last <= min + margin && self.delivered_since_random >= RANDOM_LOSS_SPACING * mss
   }
 
   fn save(&mut self) {
@@ -139,6 +185,10 @@ impl Cubic {
 
 impl Controller for Cubic {
   fn on_ack(&mut self, now: Instant, ack: &AckSample) {
+    if let Some(sample) = ack.rtt_sample {
+      self.note_rtt(now, sample);
+    }
+    self.delivered_since_random = self.delivered_since_random.saturating_add(ack.bytes_acked);
     let slow_start = self.cwnd < self.ssthresh;
     if slow_start && self.hystart(now, ack) {
       self.ssthresh = self.cwnd;
@@ -156,6 +206,11 @@ impl Controller for Cubic {
   }
 
   fn on_congestion_event(&mut self, _now: Instant, event: CongestionEvent, mss: usize) {
+    if event == CongestionEvent::Loss && self.loss_looks_random(mss) {
+      self.delivered_since_random = 0;
+      self.random_losses += 1;
+      return;
+    }
     self.save();
     self.epoch = None;
     //= https://www.rfc-editor.org/rfc/rfc9438#section-4.7
@@ -267,6 +322,37 @@ mod tests {
       }
     }
     assert!(!c.in_slow_start());
+  }
+
+  /// A loss with no queue in sight keeps the window; a second one soon after, or one with a
+  /// queue, cuts it
+  #[test]
+  fn random_losses_keep_the_window_congestion_cuts_it() {
+    let mut c = Cubic::new(100_000, 1000, 10_000_000);
+    c.ssthresh = 100_000.0;
+    for i in 0..100 {
+      c.on_ack(Instant::from_micros(i * 1000), &ack(1000, 100, 100));
+    }
+    let w = c.window();
+    c.on_congestion_event(Instant::from_micros(200_000), CongestionEvent::Loss, 1000);
+    assert_eq!(c.window(), w, "random");
+    c.on_congestion_event(Instant::from_micros(210_000), CongestionEvent::Loss, 1000);
+    assert_eq!(
+      c.window(),
+      (w as f64 * BETA) as usize,
+      "too frequent to be random"
+    );
+    let mut c = Cubic::new(100_000, 1000, 10_000_000);
+    c.ssthresh = 100_000.0;
+    for i in 0..100 {
+      c.on_ack(
+        Instant::from_micros(i * 1000),
+        &ack(1000, 100, if i < 50 { 100 } else { 150 }),
+      );
+    }
+    let w = c.window();
+    c.on_congestion_event(Instant::from_micros(200_000), CongestionEvent::Loss, 1000);
+    assert!(c.window() < w, "a queue: congestion");
   }
 
   #[test]

@@ -706,8 +706,16 @@ impl Connection {
       // late, reordered older ACK or a keepalive (which acknowledges one less) says nothing about
       // loss. A SACK that acknowledges nothing new (libutp sends empty ones) is a duplicate too
       self.dup_acks += 1;
-      if self.dup_acks == DUP_ACKS_BEFORE_RESEND {
-        let first = self.send.first_unacked();
+      let first = self.send.first_unacked();
+      // Not while a repair is on its way: duplicates keep coming meanwhile (packets past the
+      // SACK's reach arriving). A round trip after it, they mean the repair (or its ACK) was lost
+      let round_trip = self.rtt.srtt().unwrap_or(self.cfg.initial_rto);
+      let repair_due = self
+        .send
+        .get(first)
+        .is_some_and(|p| p.transmissions == 1 || now.saturating_since(p.sent_at) > round_trip);
+      if self.dup_acks >= self.dup_threshold() && repair_due {
+        self.dup_acks = 0;
         if self.send.mark_lost(first) {
           self.on_loss(now, first);
         }
@@ -778,6 +786,14 @@ impl Connection {
         });
   }
 
+  /// How many later packets acknowledged (or duplicate ACKs) mark a packet lost: three, or fewer
+  /// when fewer than four packets are outstanding (RFC 5827's early retransmit), so a loss in a
+  /// small window (a slowdown, the end of a transfer) is repaired without waiting for the timer
+  fn dup_threshold(&self) -> u32 {
+    let outstanding = self.send.packets_outstanding() as u32;
+    DUP_ACKS_BEFORE_RESEND.min(outstanding.saturating_sub(1)).max(1)
+  }
+
   /// `seq` was lost: cut the window, unless it was already cut for the flight `seq` belongs to
   /// (RFC 6582's recovery point: every loss of one window is one congestion event)
   fn on_loss(&mut self, now: Instant, seq: SeqNr) {
@@ -836,6 +852,7 @@ impl Connection {
         highest = Some(seq);
       }
     }
+    let threshold = self.dup_threshold();
     // A packet with at least DUP_ACKS_BEFORE_RESEND later packets acknowledged is lost (libutp),
     // but only if it went out before one of them: a retransmission still on its way is not lost
     // again just because the next SACK doesn't show it yet
@@ -851,7 +868,7 @@ impl Connection {
             newest_acked_send = newest_acked_send.max(p.sent_at);
           }
           Some(p)
-            if acked_after >= DUP_ACKS_BEFORE_RESEND
+            if acked_after >= threshold
               && p.in_flight()
               && (p.transmissions == 1 || p.sent_at < newest_acked_send) =>
           {
@@ -1468,7 +1485,11 @@ impl Connection {
     }
     if let Some(seq) = self.send.first_lost() {
       let len = self.send.get(seq).map_or(0, |p| p.len);
-      if self.may_send(now, len, false) {
+      // The oldest packet, lost, goes at once whatever the window (RFC 6675's fast retransmit):
+      // after the cut, what is in flight may stay above the window for long (a SACK reaches only
+      // 256 packets past the cumulative ACK), and everything behind it waits on this one
+      let head_of_line = seq == self.send.first_unacked() && self.rto_backoffs == 0;
+      if (head_of_line && len <= self.peer_window) || self.may_send(now, len, false) {
         self.persist_due = false;
         self.stats.retransmits += 1;
         let h = self.header(PacketType::Data, now, seq);

@@ -257,16 +257,7 @@ fn next_data_seq(sim: &mut Sim, h: crate::ConnectionHandle) -> u16 {
 /// also cost a timeout, a go-back-N resend and a one-packet window
 #[test]
 fn a_repaired_loss_fires_no_timeout() {
-  // CUBIC: ten losses in ten seconds leave LEDBAT (one packet per round trip of growth) a window
-  // too small for three packets to follow the next loss, whose timeout is then a real one
-  let mut sim = Sim::new(
-    37,
-    2,
-    Config {
-      congestion: Congestion::Cubic,
-      ..js_defaults()
-    },
-  );
+  let mut sim = Sim::new(37, 2, js_defaults());
   sim.set_link(
     0,
     1,
@@ -290,7 +281,7 @@ fn a_repaired_loss_fires_no_timeout() {
   );
   let st = sim.nodes[0].ep.connection_stats(a).unwrap();
   let dups = sim.nodes[1].ep.connection_stats(b).unwrap().duplicates;
-  assert!(st.retransmits <= 15, "{st:?}");
+  assert!(st.retransmits <= 12, "{st:?} dropped {}", sim.dropped);
   // Before the fix: 9 timeouts and 25 retransmissions for these 10 losses
   assert!(st.timeouts <= 1, "{st:?}");
   assert!(dups <= 4, "{dups} duplicates for 10 losses");
@@ -547,4 +538,36 @@ fn a_stranger_silent_for_minutes_is_dead() {
     .events
     .iter()
     .any(|&(c, e)| c == h && e == crate::Event::Closed(CloseReason::TimedOut)));
+}
+
+/// The foreground mode on a path with random loss (1 %, no queue behind it): losses that come with
+/// no queue in sight are resent without cutting the window, so the transfer runs near the link
+/// rate where loss-based TCP crawls (the Mathis limit at 100 ms and 1 % is ~150 kB/s)
+#[test]
+fn the_foreground_mode_holds_up_under_random_loss() {
+  let mut sim = Sim::new(
+    52,
+    2,
+    Config {
+      congestion: Congestion::Cubic,
+      ..js_defaults()
+    },
+  );
+  sim.set_link(
+    0,
+    1,
+    Link {
+      latency: ms(50),
+      loss_pct: 1.0,
+      rate: Some(2_500_000),
+      max_queue: ms(300),
+      ..Link::default()
+    },
+  );
+  let start = sim.now;
+  let (a, b) = transfer(&mut sim, 20_000_000);
+  assert!(sim.run_until(secs(60), |s| s.app(1, b).eof));
+  let rate = 20e6 / sim.now.saturating_since(start).as_secs_f64();
+  let st = sim.nodes[0].ep.connection_stats(a).unwrap();
+  assert!(rate > 1_500_000.0, "{rate} B/s, {st:?}");
 }
