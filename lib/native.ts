@@ -82,6 +82,8 @@ export interface NodeStats {
   resetsSent: number
   /** Incoming connections refused (not listening, or maxConnections reached) */
   refused: number
+  /** ICMP destination-unreachable reports for datagrams the node sent (Linux) */
+  unreachable: number
 }
 
 export interface NativeNode {

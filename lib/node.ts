@@ -193,6 +193,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
       unmatchedPackets: n?.unmatchedPackets ?? 0,
       resetsSent: n?.resetsSent ?? 0,
       refused: n?.refused ?? 0,
+      unreachable: n?.unreachable ?? 0,
       rawDatagramsReceived: this._rawIn,
       rawBytesReceived: this._rawInBytes,
       rawDatagramsSent: this._rawOut,

@@ -3,8 +3,9 @@
 //! This file is the JS surface only; its contract with the TypeScript layer is
 //! docs/native-binding.md. The rest splits as: `state` (what the JS thread and the driver share
 //! and the steps both run), `driver` (the tokio task), `js_loop` (the same work on the JS thread's
-//! event loop, for quiet nodes), `udp` (socket setup, dual-stack address mapping), `batch` (the
-//! event batch JS drains), `errors` (`err.code` values).
+//! event loop, for quiet nodes), `udp` (socket setup, dual-stack address mapping), `icmp` (the
+//! socket's error queue: ICMP unreachable fails connection attempts), `batch` (the event batch JS
+//! drains), `errors` (`err.code` values).
 //!
 //! No packet ever crosses into JS on its own: I/O accumulates a batch, calls `onWake` once and JS
 //! pulls everything with one `drainInto()` (or `drain()`).
@@ -13,6 +14,7 @@
 mod batch;
 mod driver;
 mod errors;
+mod icmp;
 #[cfg(unix)]
 mod js_loop;
 mod sockopt;
@@ -123,6 +125,8 @@ pub struct NodeStats {
   pub resets_sent: f64,
   /// SYNs refused (not listening, or full)
   pub refused: f64,
+  /// ICMP destination-unreachable reports for datagrams the node sent (Linux)
+  pub unreachable: f64,
 }
 
 /// One UDP socket's worth of uTP connections (internal; index.ts wraps it)
@@ -513,6 +517,7 @@ impl NativeNode {
       unmatched_packets: s.unmatched_packets as f64,
       resets_sent: s.resets_sent as f64,
       refused: s.refused as f64,
+      unreachable: inner.unreachable_reports as f64,
     }
   }
 
