@@ -595,6 +595,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
       probeMtu: o.probeMtu,
       ioThread: o.ioThread,
       coalesceWrites: o.coalesceWrites,
+      congestion: o.congestion,
       timeout: o.timeout,
       resend: o.resend,
       keepAlive: o.keepAlive,
@@ -1053,6 +1054,7 @@ export namespace Node {
   export type NodeOptions = optionsModule.NodeOptions
   export type AddressInfo = nativeModule.AddressInfo
   export type ConnectionStats = statsModule.ConnectionStats
+  export type Congestion = nativeModule.Congestion
   export type SocketStats = statsModule.SocketStats
   export type NodeStats = statsModule.NodeStats
   export type NodeEvents = eventsModule.NodeEvents
