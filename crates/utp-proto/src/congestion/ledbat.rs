@@ -9,9 +9,9 @@
 //! - **A base delay that includes a queue.** A flow that starts while another keeps the queue
 //!   full takes that queue for propagation delay and pushes the first flow out; a flow that never
 //!   sees the queue empty lets its base creep up minute by minute. LEDBAT++
-//!   (draft-irtf-iccrg-ledbat-plus-plus) slows down periodically: the window drops to two packets
-//!   for two round trips, the queue drains, every flow measures the true base, and the window
-//!   climbs back in slow start.
+//!   (draft-irtf-iccrg-ledbat-plus-plus) slows down periodically: the window drops for two round
+//!   trips (to two packets on a short path, by twice its share of the queue on a long one), the
+//!   queue drains, every flow measures the true base, and the window climbs back in slow start.
 //! - **Clocks that drift.** The samples are differences of two unsynchronised clocks; when one runs
 //!   faster, delays one way rise and the other way fall at the same rate. As libutp does, a fall of
 //!   the reverse base (our own measurements of the peer's packets) shifts our base up.
@@ -260,7 +260,12 @@ impl Ledbat {
           saved: self.cwnd,
           started: now,
         };
-        self.cwnd = (2.0 * mss).max(self.min_window as f64);
+        // Enough to drain the queue: our share of it is `cwnd · queue / rtt`, taken out twice
+        // over. On a short path that is two packets (LEDBAT++'s floor); on a long one most of the
+        // window stays, and the climb back costs a round trip instead of ten
+        let queue_share = self.queuing_delay.as_secs_f64() / rtt.as_secs_f64().max(1e-3);
+        let drained = self.cwnd * (1.0 - 2.0 * queue_share.min(0.5));
+        self.cwnd = drained.max(2.0 * mss).max(self.min_window as f64);
         true
       }
       Slowdown::Due(_) => false,

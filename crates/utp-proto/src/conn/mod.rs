@@ -209,6 +209,11 @@ pub(crate) struct Connection {
   fragments_due: Option<(SeqNr, u8, u8)>,
   /// Timer expiries in a row with a packet above the base size first in line (black hole)
   large_packet_timeouts: u32,
+  /// The payload size and receive buffer the configuration gave (what `bufferSize` scales)
+  configured_payload: usize,
+  configured_buffer: usize,
+  /// The largest payload the peer sent us
+  largest_received: usize,
   /// Pieces of the peer's fragmented packets: sequence number, then each piece once it came
   reassembly: Vec<(SeqNr, Vec<Option<Vec<u8>>>)>,
   /// When we last started waiting for an answer with nothing outstanding before
@@ -382,6 +387,9 @@ impl Connection {
       recovery_seq: None,
       cwnd_full_at: None,
       fragments_due: None,
+      configured_payload: mss,
+      configured_buffer: cfg.recv_buffer,
+      largest_received: 0,
       large_packet_timeouts: 0,
       reassembly: Vec::new(),
       waiting_since: now,
@@ -441,6 +449,12 @@ impl Connection {
     if self.send.in_flight_bytes() > 0 {
       self.rto_deadline = Some(now);
     }
+  }
+
+  /// The configured buffer (`bufferSize` packets of the configured size) for packets of `payload`
+  fn buffer_packets_bytes(&self, payload: usize) -> usize {
+    let packets = self.configured_buffer as f64 / self.configured_payload.max(1) as f64;
+    (packets * payload as f64) as usize
   }
 
   /// The peer said it is one of ours: use what its hello says it takes
@@ -711,6 +725,12 @@ impl Connection {
         // Only peers that answer keepalives can be declared dead while idle (libutp never does)
         self.peer_answers_keepalive = true;
       }
+    } else if h.ty == PacketType::State && pkt.sack.is_none() && h.ack_nr == self.send.first_unacked().sub(2)
+    {
+      // A keepalive while our data is outstanding (the peer has all it got and waits for the
+      // rest): answer it too, or a peer that hears only our backed-off retransmissions (seconds
+      // apart on a lossy path) takes us for dead
+      self.ack_pending = true;
     }
     let delay = (h.timestamp_diff != 0).then_some(h.timestamp_diff);
     let srtt = self.rtt.srtt();
@@ -904,6 +924,15 @@ impl Connection {
       pkt.payload
     };
     let ends_write = pkt.ours.end_of_write && self.peer_has(Hello::WRITE_BOUNDARIES);
+    if payload.len() > self.largest_received && self.peer_hello.is_some() {
+      // Its path MTU search raised its packets: the window we advertise counts packets too
+      // (bufferSize), so it grows with them, or a long path would be window-limited
+      self.largest_received = payload.len();
+      if payload.len() > self.configured_payload {
+        let bytes = self.buffer_packets_bytes(payload.len());
+        self.recv.grow_to(bytes);
+      }
+    }
     let ready_before = self.recv.ready_bytes();
     match self.recv.insert(self.ack_nr, h.seq_nr, payload, ends_write) {
       Arrival::InOrder(n) => {
@@ -1293,12 +1322,15 @@ impl Connection {
   /// The peer acknowledged a path MTU probe: packets may grow to that payload
   pub(crate) fn on_pmtu_ack(&mut self, payload: usize, now: Instant) {
     let Some(p) = self.pmtu.as_mut() else { return };
-    if let Some(grown) = p.on_ack(payload, now) {
-      self.cfg.max_payload = grown;
-      self.stats.max_payload = grown;
-    }
+    let grown = p.on_ack(payload, now);
     if p.done() {
       self.pmtu = None;
+    }
+    if let Some(grown) = grown {
+      self.cfg.max_payload = grown;
+      self.stats.max_payload = grown;
+      // bufferSize counts packets: larger packets, a larger send buffer
+      self.cfg.send_buffer = self.cfg.send_buffer.max(self.buffer_packets_bytes(grown));
     }
   }
 

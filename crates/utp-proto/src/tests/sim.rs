@@ -405,7 +405,7 @@ impl Sim {
         match node.ep.write(h, &app.to_send[app.sent..end]) {
           Ok(buffered) => {
             app.sent = end;
-            app.blocked = buffered >= node.ep.config().send_buffer;
+            app.blocked = buffered >= node.ep.send_buffer(h).unwrap_or(0);
           }
           Err(_) => break,
         }
