@@ -40,7 +40,7 @@ describe.skipIf(!supported)('ICMP unreachable', () => {
   cleanupNodes()
 
   describe.each(MODES)('%o', (mode) => {
-    it.each(hosts)('a connection attempt to a closed port of $host (bound to $bind) fails with ECONNREFUSED at once', async ({ bind, host }, ctx) => {
+    it.for(hosts)('a connection attempt to a closed port of $host (bound to $bind) fails with ECONNREFUSED at once', async ({ bind, host }, ctx) => {
       if (bind === '::1' && !await ipv6Available()) {
         console.warn('skipping: cannot bind ::1 on this machine')
         ctx.skip()
