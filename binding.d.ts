@@ -57,6 +57,11 @@ export declare class NativeNode {
   setMtu(handle: number, mtu: number): void
   /** How long the peer may be silent before TIMEOUT (ms; 0: never, and no ETIMEDOUT either) */
   setTimeout(handle: number, ms: number): void
+  /**
+   * The congestion controller of this connection from now on: 'ledbat' or 'cubic' (the window it
+   * reached carries over)
+   */
+  setCongestion(handle: number, mode: 'ledbat' | 'cubic'): void
   /** RESET to the peer; CLOSED(aborted) follows */
   destroy(handle: number): void
   /**
@@ -114,6 +119,14 @@ export interface ConnectionStats {
   retransmits: number
   timeouts: number
   duplicates: number
+  /** Window cuts for loss (once per flight) or a timeout */
+  congestionEvents: number
+  /** Retransmission timeouts found spurious afterwards and undone */
+  spuriousTimeouts: number
+  /** Times large packets stopped getting through and the packet size fell back */
+  blackHoles: number
+  /** The congestion controller the connection runs */
+  congestion: 'ledbat' | 'cubic'
 }
 
 export interface NativeBatch {
@@ -145,6 +158,8 @@ export interface NativeOptions {
   /** ms, Config.keepalive */
   keepAlive: number
   maxConnections?: number
+  /** Congestion controller of every connection until setCongestion: 'ledbat' or 'cubic'; absent: ledbat */
+  congestion?: 'ledbat' | 'cubic'
 }
 
 export interface NodeStats {
@@ -157,4 +172,6 @@ export interface NodeStats {
   resetsSent: number
   /** SYNs refused (not listening, or full) */
   refused: number
+  /** ICMP destination-unreachable reports for datagrams the node sent (Linux) */
+  unreachable: number
 }

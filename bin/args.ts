@@ -88,6 +88,15 @@ export function positiveOption (value: string | boolean | undefined, name: strin
   return n
 }
 
+/** One of `choices` */
+export function choiceOption<T extends string> (value: string | boolean | undefined, name: string, choices: readonly T[]): T | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'string' || !(choices as readonly string[]).includes(value)) {
+    throw new UsageError(`--${name} must be ${choices.join(' or ')}, got ${String(value)}`)
+  }
+  return value as T
+}
+
 export function stringOption (value: string | boolean | undefined, name: string): string | undefined {
   if (value === undefined) return undefined
   if (typeof value !== 'string' || value === '') throw new UsageError(`--${name} needs a value`)

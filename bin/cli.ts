@@ -10,7 +10,7 @@ import * as path from 'path'
 import { Node } from '../lib/node'
 import { rendezvous, type RendezvousResult } from '../lib/rendezvous/client'
 import { RendezvousServer } from '../lib/rendezvous/server'
-import { CliError, durationOption, parseArgs, portOption, positiveOption, stringOption, UsageError, type Parsed } from './args'
+import { choiceOption, CliError, durationOption, parseArgs, portOption, positiveOption, stringOption, UsageError, type Parsed } from './args'
 import { autoMode, mb, Progress, round, type ProgressMode } from './progress'
 import { receiveFile, sendFile, type TransferResult } from './transfer'
 
@@ -60,7 +60,7 @@ then a line per pairing, relay and NAT rebinding. SIGINT or SIGTERM stops the se
                        exit {"event":"closed","stats"}
 
 ${EXIT_STATUS}`,
-  send: `usage: utp-punch-rs send FILE --rendezvous HOST:PORT --code CODE [--port N] [--no-relay] [--timeout 60s] [--json]
+  send: `usage: utp-punch-rs send FILE --rendezvous HOST:PORT --code CODE [--port N] [--no-relay] [--timeout 60s] [--congestion ledbat|cubic] [--json]
 
 Meets the receiver through the rendezvous server, then sends FILE over a direct (or relayed) uTP path.
 Exits 0 only when the receiver got the file intact (sha256 checked on both sides).
@@ -71,13 +71,15 @@ Exits 0 only when the receiver got the file intact (sha256 checked on both sides
   --no-relay              fail instead of using the server's relay when punching fails
   --force-relay           skip hole punching, use the relay
   --timeout DURATION      give up if no connection within this time (default 60s; 500ms, 30s, 2m)
+  --congestion MODE       ledbat (default): a background transfer that yields to other traffic;
+                          cubic: a foreground one that competes for its share as TCP does
   --no-progress           no progress output
   --json                  JSON lines on stdout (see below)
 
 ${TRANSFER_OUTPUT}
 
 ${EXIT_STATUS}`,
-  receive: `usage: utp-punch-rs receive --rendezvous HOST:PORT --code CODE [--out DIR] [--port N] [--no-relay] [--timeout 60s] [--json]
+  receive: `usage: utp-punch-rs receive --rendezvous HOST:PORT --code CODE [--out DIR] [--port N] [--no-relay] [--timeout 60s] [--congestion ledbat|cubic] [--json]
 
 Meets the sender through the rendezvous server and writes the file it sends into DIR under its own
 name (made safe; an existing file is never overwritten: name-1.ext is used instead).
@@ -90,6 +92,8 @@ Exits 0 only when the file arrived intact (sha256 checked on both sides).
   --no-relay              fail instead of using the server's relay when punching fails
   --force-relay           skip hole punching, use the relay
   --timeout DURATION      give up if no connection within this time (default 60s; 500ms, 30s, 2m)
+  --congestion MODE       ledbat (default): a background transfer that yields to other traffic;
+                          cubic: a foreground one that competes for its share as TCP does
   --no-progress           no progress output
   --json                  JSON lines on stdout (see below)
 
@@ -123,6 +127,7 @@ const PEER_SPEC = {
   relay: 'boolean',
   'force-relay': 'boolean',
   timeout: 'string',
+  congestion: 'string',
   out: 'string',
   progress: 'boolean',
   json: 'boolean'
@@ -277,13 +282,14 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
   if (code === undefined) throw new UsageError('--code CODE is required')
   const port = portOption(o.port, 'port', 0)
   const timeoutMs = durationOption(o.timeout, 'timeout', 60_000)
+  const congestion = choiceOption(o.congestion, 'congestion', ['ledbat', 'cubic'] as const)
 
   // Chatter only on a terminal (and never with --json): pipes get the summary and plain progress lines
   const tty = io.stderr.isTTY === true && !json
   const mode: ProgressMode = o.progress === false ? 'off' : json ? 'json' : autoMode(io.stderr)
   const makeProgress = (label: string, name: string, total: number): Progress =>
     new Progress(label, name, total, { mode, out: json ? io.stdout : io.stderr })
-  const node = new Node()
+  const node = new Node(congestion === undefined ? {} : { congestion })
   node.on('error', () => { /* reported through the rendezvous or the socket */ })
   let met: RendezvousResult | undefined
   try {
@@ -299,6 +305,8 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
     if (tty) io.stderr.write(`connected: ${where}\n`)
     if (json) jsonLine(io, { event: 'connected', path: met.path, remote: met.remote, role: met.role, timings: met.timings, mapping: met.mapping ?? null })
     met.socket.on('error', () => { /* the transfer's reader and writer report it */ })
+    // A birthday path's socket lives on a node of its own, made with the defaults
+    if (congestion !== undefined) met.socket.setCongestion(congestion)
     let result: TransferResult
     try {
       result = command === 'send'
@@ -324,7 +332,7 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
         sha256: result.sha256,
         stats: s === null
           ? null
-          : { rttMs: round(s.rttMs, 3), mtu: s.mtu, packetsSent: s.packetsSent, packetsReceived: s.packetsReceived, retransmits: s.retransmits, timeouts: s.timeouts }
+          : { rttMs: round(s.rttMs, 3), mtu: s.mtu, packetsSent: s.packetsSent, packetsReceived: s.packetsReceived, retransmits: s.retransmits, timeouts: s.timeouts, congestion: s.congestion }
       })
     } else {
       const verb = command === 'send' ? `sent ${result.name}` : `received ${result.name} -> ${result.file as string}`

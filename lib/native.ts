@@ -25,7 +25,12 @@ export interface NativeOptions {
   resend: number
   keepAlive: number
   maxConnections?: number
+  /** Congestion controller of every connection until setCongestion (default 'ledbat') */
+  congestion?: Congestion
 }
+
+/** A congestion controller: 'ledbat' yields to other traffic (background), 'cubic' competes as TCP does */
+export type Congestion = 'ledbat' | 'cubic'
 
 export interface NativeBatch {
   /** Flat triples: kind, handle, arg */
@@ -44,7 +49,7 @@ export interface ConnectionStats {
   rttVar: number
   /** Current retransmission timeout, µs (at least the node's `resend` option) */
   rto: number
-  /** Congestion window (LEDBAT), bytes */
+  /** Congestion window, bytes */
   cwnd: number
   /** Payload bytes sent and not yet acknowledged */
   inFlight: number
@@ -70,6 +75,14 @@ export interface ConnectionStats {
   timeouts: number
   /** Data packets received that we already had */
   duplicates: number
+  /** Congestion window cuts: one per flight with loss, one per series of retransmission timeouts */
+  congestionEvents: number
+  /** Retransmission timeouts found spurious afterwards (the original packet's ACK came) and undone */
+  spuriousTimeouts: number
+  /** Times large packets stopped getting through and the packet size fell back to `mtu` (black holes) */
+  blackHoles: number
+  /** The congestion controller the connection runs (the node's `congestion`, or setCongestion()'s) */
+  congestion: Congestion
 }
 
 export interface NodeStats {
@@ -82,6 +95,8 @@ export interface NodeStats {
   resetsSent: number
   /** Incoming connections refused (not listening, or maxConnections reached) */
   refused: number
+  /** ICMP destination-unreachable reports for datagrams the node sent (Linux) */
+  unreachable: number
 }
 
 export interface NativeNode {
@@ -97,6 +112,8 @@ export interface NativeNode {
   setMtu(handle: number, mtu: number): void
   /** Peer silence before TIMEOUT, ms; 0: never (and no ETIMEDOUT once open) */
   setTimeout(handle: number, ms: number): void
+  /** The connection's congestion controller from now on; the window it reached carries over */
+  setCongestion(handle: number, mode: Congestion): void
   destroy(handle: number): void
   setReading(handle: number, reading: boolean): void
   /** Re-aim a connection at the peer's new address (its NAT rebound); false if gone or taken */

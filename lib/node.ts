@@ -193,6 +193,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
       unmatchedPackets: n?.unmatchedPackets ?? 0,
       resetsSent: n?.resetsSent ?? 0,
       refused: n?.refused ?? 0,
+      unreachable: n?.unreachable ?? 0,
       rawDatagramsReceived: this._rawIn,
       rawBytesReceived: this._rawInBytes,
       rawDatagramsSent: this._rawOut,
@@ -594,6 +595,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
       probeMtu: o.probeMtu,
       ioThread: o.ioThread,
       coalesceWrites: o.coalesceWrites,
+      congestion: o.congestion,
       timeout: o.timeout,
       resend: o.resend,
       keepAlive: o.keepAlive,
@@ -1052,6 +1054,7 @@ export namespace Node {
   export type NodeOptions = optionsModule.NodeOptions
   export type AddressInfo = nativeModule.AddressInfo
   export type ConnectionStats = statsModule.ConnectionStats
+  export type Congestion = nativeModule.Congestion
   export type SocketStats = statsModule.SocketStats
   export type NodeStats = statsModule.NodeStats
   export type NodeEvents = eventsModule.NodeEvents

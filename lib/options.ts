@@ -3,6 +3,7 @@
 import * as net from 'net'
 
 import { codes, createError } from './errors'
+import type { Congestion } from './native'
 
 export interface NodeOptions {
   /**
@@ -31,7 +32,10 @@ export interface NodeOptions {
    * with ETIMEDOUT after this long
    */
   timeout?: number
-  /** Lower bound of the retransmission timeout in milliseconds (default 100) */
+  /**
+   * The least margin in milliseconds the retransmission timeout adds to the smoothed round trip, RTO = srtt +
+   * max(4·rttvar, resend), so also its floor (default 100)
+   */
   resend?: number
   /** Milliseconds of idle sending after which a keepalive goes out; 0 turns keepalives off (default 1000) */
   keepAlive?: number
@@ -52,6 +56,12 @@ export interface NodeOptions {
    * True sends fewer packets for streams of many tiny writes
    */
   coalesceWrites?: boolean
+  /**
+   * The congestion controller of each connection (default 'ledbat'): 'ledbat' (LEDBAT, RFC 6817) is a background
+   * transfer that keeps the queue it builds near 100 ms and yields to TCP and interactive traffic; 'cubic' (RFC
+   * 9438, TCP's default) competes for its fair share as TCP does. socket.setCongestion() changes one connection
+   */
+  congestion?: Congestion
 }
 
 export type ResolvedOptions = Required<NodeOptions>
@@ -67,12 +77,13 @@ export const defaults: Readonly<ResolvedOptions> = Object.freeze({
   maxConnections: 32768,
   allowHalfOpen: false,
   ioThread: false,
-  coalesceWrites: false
+  coalesceWrites: false,
+  congestion: 'ledbat'
 })
 
 interface Range { min: number, max: number, zeroOk?: boolean }
 
-const ranges: Record<Exclude<keyof NodeOptions, 'allowHalfOpen' | 'probeMtu' | 'ioThread' | 'coalesceWrites'>, Range> = {
+const ranges: Record<Exclude<keyof NodeOptions, 'allowHalfOpen' | 'probeMtu' | 'ioThread' | 'coalesceWrites' | 'congestion'>, Range> = {
   bufferSize: { min: 2, max: 65536 },
   mtu: { min: 64, max: 65000 },
   loopbackMtu: { min: 64, max: 65000, zeroOk: true },
@@ -144,7 +155,15 @@ export function validateOptions (options: unknown): ResolvedOptions {
     if (typeof value !== 'boolean') throw invalidType(`options.${key}`, 'of type boolean', value)
     out[key] = value
   }
+  if (opts.congestion !== undefined) out.congestion = validateCongestion('options.congestion', opts.congestion)
   return out
+}
+
+/** 'ledbat' or 'cubic' */
+export function validateCongestion (name: string, value: unknown): Congestion {
+  if (typeof value !== 'string') throw invalidType(name, 'of type string', value)
+  if (value !== 'ledbat' && value !== 'cubic') throw invalidValue(name, value, "must be 'ledbat' or 'cubic'")
+  return value
 }
 
 /**

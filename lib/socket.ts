@@ -5,8 +5,8 @@ import { Duplex } from 'stream'
 
 import { closeReasonError, asError } from './errors'
 import type { AnyListener, SocketEvents } from './events'
-import { CloseReason, type AddressInfo, type ConnectionStats, type NativeNode } from './native'
-import { familyOf, normalizeAddress, validateInteger } from './options'
+import { CloseReason, type AddressInfo, type Congestion, type ConnectionStats, type NativeNode } from './native'
+import { familyOf, normalizeAddress, validateCongestion, validateInteger } from './options'
 import type { RendezvousPath } from './rendezvous/client'
 import { socketStats, type SocketStats } from './stats'
 
@@ -80,6 +80,8 @@ export class Socket extends Duplex {
   private _timeoutMs: number
   /** setMtu() before the connection existed natively: applied when it does */
   private _mtuSet: number | undefined = undefined
+  /** setCongestion() before the connection existed natively: applied when it does */
+  private _congestionSet: Congestion | undefined = undefined
   /** The node's close() ended this socket */
   private _nodeClosing = false
   /** resetAndDestroy(): abort with RESET instead of the FIN of destroy() */
@@ -169,6 +171,18 @@ export class Socket extends Duplex {
   }
 
   /**
+   * The congestion controller of this connection from now on: 'ledbat' (background, yields to other traffic) or
+   * 'cubic' (foreground, competes as TCP does); the window it reached carries over. The default is the node's
+   * `congestion`; stats().congestion tells which one runs
+   */
+  setCongestion (mode: Congestion): this {
+    validateCongestion('mode', mode)
+    this._congestionSet = mode
+    if (this._native !== null && !this._nativeClosed) this._native.setCongestion(this._handle, mode)
+    return this
+  }
+
+  /**
    * RTT, windows, counters, packet size and the rendezvous path (see SocketStats). Null before the connection
    * exists (an outgoing one still resolving its host or waiting for the bind); once the native connection
    * closed (its FINs acknowledged, which can be a moment after the stream's 'close', or it failed), the final
@@ -190,6 +204,7 @@ export class Socket extends Duplex {
     if (remoteAddress !== undefined) this._setRemote(remoteAddress)
     if (this._timeoutMs !== this._defaultTimeout) native.setTimeout(handle, this._timeoutMs)
     if (this._mtuSet !== undefined) native.setMtu(handle, this._mtuSet)
+    if (this._congestionSet !== undefined) native.setCongestion(handle, this._congestionSet)
     const w = this._pendingWrite
     this._pendingWrite = null
     if (w !== null) this._writeNative(w.chunks, w.cb)

@@ -63,6 +63,11 @@ export interface NodeStats {
   resetsSent: number
   /** Incoming connections refused (not listening, or maxConnections reached) */
   refused: number
+  /**
+   * ICMP destination-unreachable reports for datagrams the node sent (Linux; 0 elsewhere). A connection attempt
+   * to such an address fails with ECONNREFUSED at once; open connections ignore them
+   */
+  unreachable: number
   /** Non-uTP datagrams received: punch probes, STUN, rendezvous messages, 'message' of getUdpSocket() */
   rawDatagramsReceived: number
   /** Their bytes */
@@ -78,6 +83,7 @@ export interface NativeEndpointCounters {
   unmatchedPackets?: number
   resetsSent?: number
   refused?: number
+  unreachable?: number
 }
 
 /** @internal Running totals of closed connections */

@@ -106,6 +106,21 @@ describe('utp-punch-rs CLI', () => {
     expect(fs.readFileSync(path.join(dir, 'relayed.dat')).equals(fs.readFileSync(src))).toBe(true)
   })
 
+  it('--congestion picks the controller of the transfer\'s connection', async () => {
+    const { send, receive } = await transfer('cubic.dat', 256 * 1024, ['--congestion', 'cubic', '--json', '--no-progress'])
+    expect([send.code, receive.code]).toEqual([0, 0])
+    for (const r of [send, receive]) {
+      const last = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { ok: boolean, stats: { congestion: string } }
+      expect(last.ok).toBe(true)
+      expect(last.stats.congestion).toBe('cubic')
+    }
+    const bad = await cli(['receive', '--rendezvous', rendezvousAddr, '--code', 'c', '--congestion', 'bbr'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain('--congestion must be ledbat or cubic, got bbr')
+    const help = await cli(['receive', '--help'])
+    expect(help.stdout).toContain('--congestion MODE')
+  })
+
   it('fails with a one-line reason and a non-zero exit when the codes differ', async () => {
     const src = path.join(tmp, 'lonely.txt')
     fs.writeFileSync(src, 'nobody will get this')

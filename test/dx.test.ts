@@ -147,10 +147,12 @@ describe('stats', () => {
       expect(s).not.toBeNull()
       const st = s as NonNullable<typeof s>
       for (const key of ['rtt', 'rttVar', 'rto', 'cwnd', 'inFlight', 'peerWindow', 'recvWindow', 'queuingDelay', 'mtu', 'bytesSent',
-        'bytesReceived', 'packetsSent', 'packetsReceived', 'retransmits', 'timeouts', 'duplicates', 'rttMs', 'rttVarMs', 'rtoMs', 'queuingDelayMs'] as const) {
+        'bytesReceived', 'packetsSent', 'packetsReceived', 'retransmits', 'timeouts', 'duplicates', 'congestionEvents', 'spuriousTimeouts', 'blackHoles', 'rttMs', 'rttVarMs', 'rtoMs',
+        'queuingDelayMs'] as const) {
         expect(typeof st[key], key).toBe('number')
         expect(st[key], key).toBeGreaterThanOrEqual(0)
       }
+      expect(st.congestion).toBe('ledbat')
       expect(st.open).toBe(false)
       expect(st.path).toBeUndefined()
       expect(st.mtu).toBe(16000)

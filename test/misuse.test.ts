@@ -1,7 +1,7 @@
 // Bad arguments and misuse: synchronous throws with Node-style codes, errors on sockets, harmless repeats
 import { describe, expect, it } from 'vitest'
 
-import { cleanupNodes, makeNode, Node, once, sleep, type UtpError } from './helpers/utp'
+import { cleanupNodes, listeningNode, makeNode, Node, once, sleep, type UtpError } from './helpers/utp'
 
 function codeOf (fn: () => unknown): string | undefined {
   try {
@@ -38,6 +38,22 @@ describe('misuse', () => {
     expect(codeOf(() => new Node({ allowHalfOpen: 1 as unknown as boolean }))).toBe('ERR_INVALID_ARG_TYPE')
     expect(codeOf(() => new Node('fast' as unknown as object))).toBe('ERR_INVALID_ARG_TYPE')
     expect(codeOf(() => new Node({ keepAlive: 0, mtu: 64, bufferSize: 2 }))).toBeUndefined()
+  })
+
+  it('congestion is \'ledbat\' or \'cubic\', as the node option and per socket', async () => {
+    expect(() => new Node({ congestion: 'bbr' as 'cubic' })).toThrow(RangeError)
+    expect(codeOf(() => new Node({ congestion: 'bbr' as 'cubic' }))).toBe('ERR_INVALID_ARG_VALUE')
+    expect(codeOf(() => new Node({ congestion: 'CUBIC' as 'cubic' }))).toBe('ERR_INVALID_ARG_VALUE')
+    expect(codeOf(() => new Node({ congestion: 1 as unknown as 'cubic' }))).toBe('ERR_INVALID_ARG_TYPE')
+    expect(codeOf(() => new Node({ congestion: 'cubic' }))).toBeUndefined()
+    expect(Node.defaults.congestion).toBe('ledbat')
+    const { port } = await listeningNode()
+    const socket = makeNode().connect(port, '127.0.0.1')
+    socket.on('error', () => {})
+    expect(codeOf(() => socket.setCongestion('reno' as 'cubic'))).toBe('ERR_INVALID_ARG_VALUE')
+    expect(codeOf(() => socket.setCongestion(undefined as unknown as 'cubic'))).toBe('ERR_INVALID_ARG_TYPE')
+    expect(socket.setCongestion('cubic')).toBe(socket)
+    socket.destroy()
   })
 
   it('bind twice throws; bind after close throws', async () => {

@@ -2,7 +2,7 @@
 // what they throw, when the node binds by itself, how close() ends its sockets and when its 'close' comes, and
 // the dgram socket options of getUdpSocket() (set for real on the node's socket)
 import * as dgram from 'dgram'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished } from 'vitest'
 
 import { cleanupNodes, closed, listeningNode, makeNode, once, sleep, type Node, type Socket, type UtpError } from './helpers/utp'
 
@@ -100,7 +100,9 @@ describe('close(): the node closes after its sockets', () => {
   })
 
   it('a connection attempt nobody answers ends without an error', async () => {
-    const port = await freePort()
+    // A bound, silent port: a closed one would refuse the attempt at once (ICMP port unreachable)
+    const { port, release } = await portInUse()
+    onTestFinished(release)
     const n = makeNode({ timeout: 500 })
     await n.bindAsync(0, '127.0.0.1')
     const s = n.connect(port, '127.0.0.1')

@@ -14,11 +14,14 @@ const options: Node.NodeOptions = {
   resend: 100,
   keepAlive: 1000,
   maxConnections: 100,
-  allowHalfOpen: false
+  allowHalfOpen: false,
+  congestion: 'cubic'
 }
 const defaults: Readonly<Required<Node.NodeOptions>> = Node.defaults
 // @ts-expect-error mtu is a number
 const badOptions: Node.NodeOptions = { mtu: '1000' }
+// @ts-expect-error congestion is 'ledbat' or 'cubic'
+const badCongestion: Node.NodeOptions = { congestion: 'bbr' }
 
 export async function server (): Promise<void> {
   const node: Node = new Node(options, (socket: Socket) => {
@@ -65,6 +68,9 @@ export async function client (port: number): Promise<string> {
   console.log(s2.getTimeout(), s2.getMtu(), s3.connecting, s3.remoteFamily, s3.remotePort)
   const stats: Node.ConnectionStats | null = socket.stats()
   if (stats !== null) console.log(stats.rtt, stats.cwnd, stats.retransmits, stats.bytesSent)
+  if (stats !== null) console.log(stats.congestionEvents, stats.spuriousTimeouts, stats.blackHoles)
+  const mode: Node.Congestion | undefined = stats?.congestion
+  socket.setCongestion(mode === 'ledbat' ? 'cubic' : 'ledbat')
   const full: Node.SocketStats | null = socket.stats()
   if (full !== null) {
     const path: 'lan' | 'direct' | 'birthday' | 'relay' | undefined = full.path
@@ -166,4 +172,4 @@ export function stunCodec (): boolean {
   return Node.stun.isStunMessage(request)
 }
 
-console.log(badOptions)
+console.log(badOptions, badCongestion)

@@ -63,7 +63,19 @@ pub async fn run(shared: Arc<Shared>, sock: Arc<Socket>) {
     }
     let Some(reg) = &reg_slot else { continue };
     let now = shared.now();
-    let step = round(&mut shared.inner.lock(), now, &sock, reg, &mut rx);
+    let (errored, step) = {
+      let mut inner = shared.inner.lock();
+      // Before the round, whose settle() reports the connection attempts this fails
+      let errored = drain_errors(&mut inner, now, &sock, Some(reg));
+      (errored, round(&mut inner, now, &sock, reg, &mut rx))
+    };
+    if errored && !matches!(step, Step::Exit(_)) {
+      // The error event also set tokio's WRITE_CLOSED readiness, which it never clears (a "closed"
+      // state is final to it): `writable()` would return at once from now on. A fresh registration
+      // starts clean, and epoll reports the socket's present state to it.
+      reg_slot = None;
+      continue;
+    }
     let (deadline, blocked) = match step {
       Step::Exit(leftovers) => {
         // The TSFN release and socket close happen here, outside the lock
@@ -85,6 +97,7 @@ pub async fn run(shared: Arc<Shared>, sock: Arc<Socket>) {
       biased;
       _ = shared.notify.notified() => Ok(()),
       r = reg.readable() => r,
+      r = reg.error() => r,
       r = reg.writable(), if blocked => r,
       _ = &mut sleep, if deadline.is_some() => Ok(()),
       _ = &mut quiet, if !blocked => {
@@ -198,6 +211,13 @@ pub fn receive(
     }
   }
   Ok(true)
+}
+
+/// Read the socket's error queue (see [`crate::icmp`]): connection attempts to an address found
+/// unreachable fail (ECONNREFUSED in JavaScript), open connections and everything else ignore it.
+/// True when the queue held anything.
+pub fn drain_errors(inner: &mut Inner, now: Instant, sock: &Socket, reg: Option<&Registration>) -> bool {
+  sock.drain_errors(reg, |to| inner.unreachable(now, to))
 }
 
 /// Errors a UDP receive reports for some earlier send (ICMP unreachable and friends); the

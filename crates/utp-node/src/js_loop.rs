@@ -252,6 +252,15 @@ impl Ctx {
     self.sock.borrow_mut().take();
   }
 
+  /// Read the socket's error queue; true when it held anything (the poll may go on then)
+  fn drain_errors(&self) -> bool {
+    let Some(sock) = self.sock.borrow().clone() else {
+      return false;
+    };
+    let now = self.shared.now();
+    driver::drain_errors(&mut self.shared.inner.lock(), now, &sock, None)
+  }
+
   /// One loop turn for this node: receive (when readable), run timers, let JavaScript see what
   /// happened and reply, then send what is left (bare ACKs only if JavaScript had nothing to say)
   fn turn(&self, readable: bool) {
@@ -354,7 +363,15 @@ unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_
     return;
   }
   if status < 0 {
-    // The driver's own receive will meet the error and report it
+    // libuv reports POLLERR as an error, and has stopped the poll
+    ctx.polling.set(false);
+    if ctx.drain_errors() {
+      // ICMP errors for datagrams we sent, now read (see `icmp`): go on, and deliver the connection
+      // attempts they failed; `turn` polls again
+      ctx.turn(true);
+      return;
+    }
+    // Something else: the driver's own receive will meet the error and report it
     ctx.shared.inner.lock().hand_to_driver(&ctx.shared.notify);
     ctx.sync();
     return;

@@ -3,8 +3,9 @@
 //! This file is the JS surface only; its contract with the TypeScript layer is
 //! docs/native-binding.md. The rest splits as: `state` (what the JS thread and the driver share
 //! and the steps both run), `driver` (the tokio task), `js_loop` (the same work on the JS thread's
-//! event loop, for quiet nodes), `udp` (socket setup, dual-stack address mapping), `batch` (the
-//! event batch JS drains), `errors` (`err.code` values).
+//! event loop, for quiet nodes), `udp` (socket setup, dual-stack address mapping), `icmp` (the
+//! socket's error queue: ICMP unreachable fails connection attempts), `batch` (the event batch JS
+//! drains), `errors` (`err.code` values).
 //!
 //! No packet ever crosses into JS on its own: I/O accumulates a batch, calls `onWake` once and JS
 //! pulls everything with one `drainInto()` (or `drain()`).
@@ -13,6 +14,7 @@
 mod batch;
 mod driver;
 mod errors;
+mod icmp;
 #[cfg(unix)]
 mod js_loop;
 mod sockopt;
@@ -32,7 +34,7 @@ use napi::bindgen_prelude::{
 use napi::threadsafe_function::UnknownReturnValue;
 use napi::{sys, Env};
 use napi_derive::napi;
-use utp_proto::{Config, ConnectError, ConnectionHandle, Endpoint, Loopback, WriteError};
+use utp_proto::{Config, Congestion, ConnectError, ConnectionHandle, Endpoint, Loopback, WriteError};
 
 use crate::errors::{error, from_io, from_napi, invalid, Code, JsResult};
 use crate::state::{Inner, Phase, Shared, WakeFn};
@@ -68,6 +70,9 @@ pub struct NativeOptions {
   /// ms, Config.keepalive
   pub keep_alive: f64,
   pub max_connections: Option<f64>,
+  /// Congestion controller of every connection until setCongestion: 'ledbat' or 'cubic'; absent: ledbat
+  #[napi(ts_type = "'ledbat' | 'cubic'")]
+  pub congestion: Option<String>,
 }
 
 #[napi(object)]
@@ -110,6 +115,15 @@ pub struct JsConnectionStats {
   pub retransmits: f64,
   pub timeouts: f64,
   pub duplicates: f64,
+  /// Window cuts for loss (once per flight) or a timeout
+  pub congestion_events: f64,
+  /// Retransmission timeouts found spurious afterwards and undone
+  pub spurious_timeouts: f64,
+  /// Times large packets stopped getting through and the packet size fell back
+  pub black_holes: f64,
+  /// The congestion controller the connection runs
+  #[napi(ts_type = "'ledbat' | 'cubic'")]
+  pub congestion: String,
 }
 
 #[napi(object)]
@@ -123,6 +137,8 @@ pub struct NodeStats {
   pub resets_sent: f64,
   /// SYNs refused (not listening, or full)
   pub refused: f64,
+  /// ICMP destination-unreachable reports for datagrams the node sent (Linux)
+  pub unreachable: f64,
 }
 
 /// One UDP socket's worth of uTP connections (internal; index.ts wraps it)
@@ -356,6 +372,15 @@ impl NativeNode {
     Ok(())
   }
 
+  /// The congestion controller of this connection from now on: 'ledbat' or 'cubic' (the window it
+  /// reached carries over)
+  #[napi(catch_unwind, ts_args_type = "handle: number, mode: 'ledbat' | 'cubic'")]
+  pub fn set_congestion(&self, handle: u32, mode: String) -> napi::Result<(), Code> {
+    let mode = parse_congestion("congestion", &mode)?;
+    self.with(|inner, _| inner.endpoint.set_congestion(ConnectionHandle(handle), mode));
+    Ok(())
+  }
+
   /// RESET to the peer; CLOSED(aborted) follows
   #[napi(catch_unwind)]
   pub fn destroy(&self, handle: u32) {
@@ -499,6 +524,10 @@ impl NativeNode {
       retransmits: s.retransmits as f64,
       timeouts: s.timeouts as f64,
       duplicates: s.duplicates as f64,
+      congestion_events: s.congestion_events as f64,
+      spurious_timeouts: s.spurious_timeouts as f64,
+      black_holes: s.black_holes as f64,
+      congestion: congestion_name(s.congestion).to_owned(),
     })
   }
 
@@ -513,6 +542,7 @@ impl NativeNode {
       unmatched_packets: s.unmatched_packets as f64,
       resets_sent: s.resets_sent as f64,
       refused: s.refused as f64,
+      unreachable: inner.unreachable_reports as f64,
     }
   }
 
@@ -626,9 +656,30 @@ fn config(o: &NativeOptions) -> JsResult<(Config, Duration)> {
     },
     max_connections,
     coalesce_writes: o.coalesce_writes == Some(true),
+    congestion: match &o.congestion {
+      Some(name) => parse_congestion("options.congestion", name)?,
+      None => defaults.congestion,
+    },
     ..defaults
   };
   Ok((cfg, idle_timeout))
+}
+
+fn parse_congestion(name: &str, value: &str) -> JsResult<Congestion> {
+  match value {
+    "ledbat" => Ok(Congestion::Ledbat),
+    "cubic" => Ok(Congestion::Cubic),
+    _ => Err(invalid(format!(
+      "{name} must be 'ledbat' or 'cubic', got '{value}'"
+    ))),
+  }
+}
+
+fn congestion_name(mode: Congestion) -> &'static str {
+  match mode {
+    Congestion::Ledbat => "ledbat",
+    Congestion::Cubic => "cubic",
+  }
 }
 
 /// A handle to napi-rs's tokio runtime, to spawn the driver on

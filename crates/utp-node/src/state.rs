@@ -184,6 +184,8 @@ pub struct Inner {
   pub loop_capable: bool,
   /// The JS-thread loop is in the middle of a round and will deliver the batch itself
   pub delivering: bool,
+  /// ICMP destination-unreachable reports for datagrams we sent (see `icmp`)
+  pub unreachable_reports: u64,
   batch: Batch,
   /// A wake is queued and JS has not drained since: at most one TSFN call in flight
   wake_pending: bool,
@@ -216,6 +218,7 @@ impl Inner {
       mode: Mode::Driver,
       loop_capable: false,
       delivering: false,
+      unreachable_reports: 0,
       batch: Batch::default(),
       wake_pending: false,
       paused: HashSet::new(),
@@ -359,6 +362,13 @@ impl Inner {
         segment: None,
       });
     }
+  }
+
+  /// The network says nobody is at `to`: connection attempts to it fail, open connections carry on
+  /// (a forged ICMP must not kill a live connection)
+  pub fn unreachable(&mut self, now: Instant, to: SocketAddr) {
+    self.unreachable_reports += 1;
+    self.endpoint.handle_unreachable(now, to);
   }
 
   pub fn batch_message(&mut self, from: SocketAddr, payload: &[u8]) {

@@ -11,6 +11,8 @@ use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
 use socket2::{Domain, Protocol, SockRef, Type};
 use tokio::io::Interest;
 
+use crate::icmp::{self, Report};
+
 const SOCKET_BUFFER: usize = 4 << 20;
 
 /// A bound, nonblocking UDP socket. It is registered with the tokio reactor only while the driver
@@ -35,6 +37,8 @@ impl Socket {
     // (a probe that fragments proves nothing), not for a user's large raw datagram or an `mtu`
     // a little above a tunnel's, which used to arrive fragmented and must keep doing so
     dont_fragment(&std, local.is_ipv6(), false);
+    // Best effort: without it a connection attempt to a port nobody uses waits for its timeout
+    let _ = icmp::enable(&std, local.is_ipv6());
     Ok(Self {
       io: std,
       dual,
@@ -47,7 +51,7 @@ impl Socket {
   /// when it exceeds the local MTU, WouldBlock) count as a lost probe
   pub fn send_probe(&self, data: &[u8], to: SocketAddr) {
     dont_fragment(&self.io, self.local.is_ipv6(), true);
-    let _ = SockRef::from(&self.io).send_to(data, &self.to_wire(to).into());
+    let _ = resend_once(|| SockRef::from(&self.io).send_to(data, &self.to_wire(to).into()));
     dont_fragment(&self.io, self.local.is_ipv6(), false);
   }
 
@@ -72,7 +76,7 @@ impl Socket {
       segment_size: segment,
       src_ip: None,
     };
-    let send = || self.batched.try_send(UdpSockRef::from(&self.io), &t);
+    let send = || resend_once(|| self.batched.try_send(UdpSockRef::from(&self.io), &t));
     match reg {
       Some(reg) => reg.try_io(Interest::WRITABLE, send),
       None => send(),
@@ -92,6 +96,41 @@ impl Socket {
       Some(reg) => reg.try_io(Interest::READABLE, recv),
       None => recv(),
     }
+  }
+
+  /// Read the error queue (see [`icmp`]), handing each unreachable destination to `f`; true when it
+  /// held anything. With a registration it reads only after the reactor reported an error
+  /// condition, and clears that report once the queue is empty.
+  pub fn drain_errors(&self, reg: Option<&Registration>, mut f: impl FnMut(SocketAddr)) -> bool {
+    if !icmp::ENABLED {
+      return false;
+    }
+    let mut found = false;
+    let mut drain = || {
+      for _ in 0..ERRORS_PER_CALL {
+        match icmp::recv(&self.io) {
+          Ok(Report::Unreachable(to)) => {
+            found = true;
+            f(from_wire(to));
+          }
+          Ok(Report::Other) => found = true,
+          Err(_) => {
+            // Reading the queue resets the socket's pending error (SO_ERROR); one raised without
+            // an entry would keep the poll reporting it until read
+            found |= matches!(self.io.take_error(), Ok(Some(_)));
+            // Whatever the error, the queue is done with: clear the readiness
+            return Err(io::Error::from(io::ErrorKind::WouldBlock));
+          }
+        }
+      }
+      // Maybe more: the report stays, and the next round reads on
+      Ok(())
+    };
+    let _ = match reg {
+      Some(reg) => reg.try_io(Interest::ERROR, drain),
+      None => drain(),
+    };
+    found
   }
 
   #[cfg(unix)]
@@ -132,7 +171,7 @@ impl Socket {
     reg: Option<&Registration>,
   ) -> io::Result<usize> {
     let wire = self.to_wire(to);
-    let plain = || SockRef::from(&self.io).send_to(data, &wire.into());
+    let plain = || resend_once(|| SockRef::from(&self.io).send_to(data, &wire.into()));
     let send = || match reg {
       Some(reg) => reg.try_io(Interest::WRITABLE, plain),
       None => plain(),
@@ -162,6 +201,18 @@ impl Socket {
       let _ = sock.set_unicast_hops_v6(h);
     }
     sent
+  }
+}
+
+/// Error-queue entries one [`Socket::drain_errors`] reads at most
+const ERRORS_PER_CALL: usize = 64;
+
+/// Run a send again if it met an ICMP error still pending on the socket (which that call cleared);
+/// the datagram did not leave the first time
+fn resend_once<R>(mut send: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+  match send() {
+    Err(e) if icmp::is_pending(&e) => send(),
+    r => r,
   }
 }
 
@@ -216,6 +267,15 @@ impl Registration {
     return self.fd.readable().await.map(|_| ());
     #[cfg(not(unix))]
     return self.io.readable().await;
+  }
+
+  /// The socket reports an error condition: its error queue holds something (see [`icmp`]).
+  /// [`Socket::drain_errors`] clears it.
+  pub async fn error(&self) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return self.fd.ready(Interest::ERROR).await.map(|_| ());
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    return std::future::pending().await;
   }
 
   pub async fn writable(&self) -> io::Result<()> {

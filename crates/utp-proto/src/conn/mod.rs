@@ -128,6 +128,8 @@ pub struct ConnectionStats {
   pub black_holes: u64,
   /// Retransmission timeouts found spurious afterwards (the original packet's ACK came) and undone
   pub spurious_timeouts: u64,
+  /// The congestion controller the sending side runs
+  pub congestion: Congestion,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -541,6 +543,8 @@ impl Connection {
 
   /// Run `mode` from now on, starting from the window the current controller reached
   pub(crate) fn set_congestion(&mut self, mode: crate::Congestion) {
+    // The handshake may still replace the controller (a peer that takes large packets): with this one
+    self.cfg.congestion = mode;
     self.cc = new_controller(mode, &self.cfg, self.cfg.max_payload, Some(self.cc.window()));
   }
 
@@ -1071,6 +1075,8 @@ impl Connection {
       peer_window: self.peer_window,
       recv_window: self.recv.window(),
       queuing_delay_us: self.cc.queuing_delay().as_micros() as u64,
+      // What every controller of this connection is made from
+      congestion: self.cfg.congestion,
       ..self.stats
     }
   }

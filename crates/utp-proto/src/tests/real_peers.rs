@@ -8,7 +8,7 @@ use super::scripted::{accept, data, syn, Script};
 use crate::packet::{self, Header, Hello, Ours, PacketType};
 use crate::pmtu;
 use crate::seq::SeqNr;
-use crate::{CloseReason, Config, ConnectionHandle, Event, Loopback};
+use crate::{CloseReason, Config, Congestion, ConnectionHandle, Event, Loopback};
 
 const HELLO: Ours = Ours {
   hello: Some(Hello::OURS),
@@ -457,4 +457,30 @@ fn set_max_payload_survives_a_migration() {
   }
   assert_eq!(probes, 0);
   assert_eq!(s.ep.connection_stats(h).unwrap().max_payload, 500);
+}
+
+/// A controller chosen while the SYN is out survives the hello's switch to loopback-sized packets,
+/// which builds the connection a new controller
+#[test]
+fn a_congestion_choice_made_before_the_handshake_outlives_it() {
+  let mut s = Script::with_peer(loopback_cfg(), "127.0.0.1:6881");
+  let h = s.ep.connect(s.now, s.peer).unwrap();
+  let syn_h = s.recv()[0].0;
+  s.ep.set_congestion(h, Congestion::Cubic);
+  let synack = Header {
+    ty: PacketType::State,
+    conn_id: syn_h.conn_id,
+    seq_nr: SeqNr(7000),
+    ack_nr: syn_h.seq_nr,
+    ..syn(0, 0)
+  };
+  s.send_with(synack, None, HELLO, &[]);
+  s.recv();
+  assert!(s.events.contains(&(h, Event::Connected)));
+  let st = s.ep.connection_stats(h).unwrap();
+  assert_eq!(
+    st.max_payload, 16000,
+    "the hello switched to loopback-sized packets"
+  );
+  assert_eq!(st.congestion, Congestion::Cubic);
 }
