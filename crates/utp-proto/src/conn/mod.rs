@@ -209,11 +209,6 @@ pub(crate) struct Connection {
   fragments_due: Option<(SeqNr, u8, u8)>,
   /// Timer expiries in a row with a packet above the base size first in line (black hole)
   large_packet_timeouts: u32,
-  /// The payload size and receive buffer the configuration gave (what `bufferSize` scales)
-  configured_payload: usize,
-  configured_buffer: usize,
-  /// The largest payload the peer sent us
-  largest_received: usize,
   /// Pieces of the peer's fragmented packets: sequence number, then each piece once it came
   reassembly: Vec<(SeqNr, Vec<Option<Vec<u8>>>)>,
   /// When we last started waiting for an answer with nothing outstanding before
@@ -387,9 +382,6 @@ impl Connection {
       recovery_seq: None,
       cwnd_full_at: None,
       fragments_due: None,
-      configured_payload: mss,
-      configured_buffer: cfg.recv_buffer,
-      largest_received: 0,
       large_packet_timeouts: 0,
       reassembly: Vec::new(),
       waiting_since: now,
@@ -449,12 +441,6 @@ impl Connection {
     if self.send.in_flight_bytes() > 0 {
       self.rto_deadline = Some(now);
     }
-  }
-
-  /// The configured buffer (`bufferSize` packets of the configured size) for packets of `payload`
-  fn buffer_packets_bytes(&self, payload: usize) -> usize {
-    let packets = self.configured_buffer as f64 / self.configured_payload.max(1) as f64;
-    (packets * payload as f64) as usize
   }
 
   /// The peer said it is one of ours: use what its hello says it takes
@@ -941,15 +927,6 @@ impl Connection {
       pkt.payload
     };
     let ends_write = pkt.ours.end_of_write && self.peer_has(Hello::WRITE_BOUNDARIES);
-    if payload.len() > self.largest_received && self.peer_hello.is_some() {
-      // Its path MTU search raised its packets: the window we advertise counts packets too
-      // (bufferSize), so it grows with them, or a long path would be window-limited
-      self.largest_received = payload.len();
-      if payload.len() > self.configured_payload {
-        let bytes = self.buffer_packets_bytes(payload.len());
-        self.recv.grow_to(bytes);
-      }
-    }
     let ready_before = self.recv.ready_bytes();
     match self.recv.insert(self.ack_nr, h.seq_nr, payload, ends_write) {
       Arrival::InOrder(n) => {
@@ -1346,8 +1323,6 @@ impl Connection {
     if let Some(grown) = grown {
       self.cfg.max_payload = grown;
       self.stats.max_payload = grown;
-      // bufferSize counts packets: larger packets, a larger send buffer
-      self.cfg.send_buffer = self.cfg.send_buffer.max(self.buffer_packets_bytes(grown));
     }
   }
 

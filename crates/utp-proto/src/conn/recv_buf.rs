@@ -63,11 +63,6 @@ impl RecvBuffer {
     }
   }
 
-  /// Let the buffer hold `capacity` bytes if that is more than it holds now
-  pub(crate) fn grow_to(&mut self, capacity: usize) {
-    self.capacity = self.capacity.max(capacity);
-  }
-
   /// Bytes the peer may still send (what we advertise as `wnd_size`)
   pub(crate) fn window(&self) -> usize {
     self.capacity.saturating_sub(self.ready_bytes + self.ooo_bytes)
