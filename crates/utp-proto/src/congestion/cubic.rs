@@ -27,10 +27,11 @@ const BETA: f64 = 0.7;
 const ALPHA: f64 = 3.0 * (1.0 - BETA) / (1.0 + BETA);
 /// Before the first RTT sample, the cubic curve is evaluated this far ahead
 const DEFAULT_RTT: Duration = Duration::from_millis(100);
-/// A loss is "random" only if the round trip is within this much of the path's minimum...
+/// A loss is "random" only if the smoothed round trip is within this much (or an eighth, or three
+/// mean deviations: jitter) of the path's minimum...
 const RANDOM_LOSS_QUEUE: Duration = Duration::from_millis(5);
 /// ...and at least this many packets were delivered since the last loss taken as random
-const RANDOM_LOSS_SPACING: usize = 50;
+const RANDOM_LOSS_SPACING: usize = 20;
 /// The minimum round trip is forgotten after this long (a route may have become longer)
 const MIN_RTT_LIFETIME: Duration = Duration::from_secs(30);
 /// HyStart++: samples a round needs before it may end slow start, and the delay increase that does
@@ -68,8 +69,10 @@ pub struct Cubic {
   round_samples: u32,
   /// The smallest round trip seen lately, and when
   min_rtt: Option<(Duration, Instant)>,
-  /// The latest round-trip sample
-  last_rtt: Option<Duration>,
+  /// Round trips smoothed (1/8) and their mean deviation (1/4), kept here so the queue test can
+  /// tell a jittery path (Wi-Fi) from a queue building
+  smooth_rtt: Option<Duration>,
+  rtt_deviation: Duration,
   /// Bytes delivered since the last loss taken as random
   delivered_since_random: usize,
   /// Losses taken as random, for statistics
@@ -94,7 +97,8 @@ impl Cubic {
       round_min: None,
       round_samples: 0,
       min_rtt: None,
-      last_rtt: None,
+      smooth_rtt: None,
+      rtt_deviation: Duration::ZERO,
       delivered_since_random: usize::MAX / 2,
       random_losses: 0,
     }
@@ -106,7 +110,18 @@ impl Cubic {
   }
 
   fn note_rtt(&mut self, now: Instant, sample: Duration) {
-    self.last_rtt = Some(sample);
+    let smooth = self.smooth_rtt.unwrap_or(sample);
+    let deviation = smooth.abs_diff(sample);
+    self.rtt_deviation = if deviation > self.rtt_deviation {
+      self.rtt_deviation + (deviation - self.rtt_deviation) / 4
+    } else {
+      self.rtt_deviation - (self.rtt_deviation - deviation) / 4
+    };
+    self.smooth_rtt = Some(if sample > smooth {
+      smooth + (sample - smooth) / 8
+    } else {
+      smooth - (smooth - sample) / 8
+    });
     match self.min_rtt {
       Some((min, at)) if sample > min && now.saturating_since(at) < MIN_RTT_LIFETIME => {}
       _ => self.min_rtt = Some((sample, now)),
@@ -115,11 +130,12 @@ impl Cubic {
 
   /// No queue on the path and losses rare: this one is noise, not congestion
   fn loss_looks_random(&self, mss: usize) -> bool {
-    let (Some((min, _)), Some(last)) = (self.min_rtt, self.last_rtt) else {
+    let (Some((min, _)), Some(smooth)) = (self.min_rtt, self.smooth_rtt) else {
       return false;
     };
-    let margin = (min / 8).max(RANDOM_LOSS_QUEUE);
-    last <= min + margin && self.delivered_since_random >= RANDOM_LOSS_SPACING * mss
+    // Jitter alone lifts the average above the minimum by about its deviation
+    let margin = (min / 8).max(RANDOM_LOSS_QUEUE).max(3 * self.rtt_deviation);
+    smooth <= min + margin && self.delivered_since_random >= RANDOM_LOSS_SPACING * mss
   }
 
   fn save(&mut self) {
