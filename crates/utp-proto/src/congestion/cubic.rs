@@ -69,14 +69,11 @@ pub struct Cubic {
   round_samples: u32,
   /// The smallest round trip seen lately, and when
   min_rtt: Option<(Duration, Instant)>,
-  /// Round trips smoothed (1/8) and their mean deviation (1/4), kept here so the queue test can
-  /// tell a jittery path (Wi-Fi) from a queue building
-  smooth_rtt: Option<Duration>,
-  rtt_deviation: Duration,
+  /// The connection's smoothed round trip and its deviation, as the last ACK reported them: the
+  /// queue test tells a jittery path (Wi-Fi) from a queue building with them
+  smoothed: Option<(Duration, Duration)>,
   /// Bytes delivered since the last loss taken as random
   delivered_since_random: usize,
-  /// Losses taken as random, for statistics
-  random_losses: u64,
 }
 
 impl Cubic {
@@ -97,31 +94,12 @@ impl Cubic {
       round_min: None,
       round_samples: 0,
       min_rtt: None,
-      smooth_rtt: None,
-      rtt_deviation: Duration::ZERO,
+      smoothed: None,
       delivered_since_random: usize::MAX / 2,
-      random_losses: 0,
     }
   }
 
-  /// Losses ignored because no queue was visible when they came
-  pub fn random_losses(&self) -> u64 {
-    self.random_losses
-  }
-
-  fn note_rtt(&mut self, now: Instant, sample: Duration) {
-    let smooth = self.smooth_rtt.unwrap_or(sample);
-    let deviation = smooth.abs_diff(sample);
-    self.rtt_deviation = if deviation > self.rtt_deviation {
-      self.rtt_deviation + (deviation - self.rtt_deviation) / 4
-    } else {
-      self.rtt_deviation - (self.rtt_deviation - deviation) / 4
-    };
-    self.smooth_rtt = Some(if sample > smooth {
-      smooth + (sample - smooth) / 8
-    } else {
-      smooth - (smooth - sample) / 8
-    });
+  fn note_min_rtt(&mut self, now: Instant, sample: Duration) {
     match self.min_rtt {
       Some((min, at)) if sample > min && now.saturating_since(at) < MIN_RTT_LIFETIME => {}
       _ => self.min_rtt = Some((sample, now)),
@@ -130,11 +108,11 @@ impl Cubic {
 
   /// No queue on the path and losses rare: this one is noise, not congestion
   fn loss_looks_random(&self, mss: usize) -> bool {
-    let (Some((min, _)), Some(smooth)) = (self.min_rtt, self.smooth_rtt) else {
+    let (Some((min, _)), Some((smooth, deviation))) = (self.min_rtt, self.smoothed) else {
       return false;
     };
     // Jitter alone lifts the average above the minimum by about its deviation
-    let margin = (min / 8).max(RANDOM_LOSS_QUEUE).max(3 * self.rtt_deviation);
+    let margin = (min / 8).max(RANDOM_LOSS_QUEUE).max(3 * deviation);
     smooth <= min + margin && self.delivered_since_random >= RANDOM_LOSS_SPACING * mss
   }
 
@@ -202,7 +180,10 @@ impl Cubic {
 impl Controller for Cubic {
   fn on_ack(&mut self, now: Instant, ack: &AckSample) {
     if let Some(sample) = ack.rtt_sample {
-      self.note_rtt(now, sample);
+      self.note_min_rtt(now, sample);
+    }
+    if let Some(srtt) = ack.srtt {
+      self.smoothed = Some((srtt, ack.rttvar));
     }
     self.delivered_since_random = self.delivered_since_random.saturating_add(ack.bytes_acked);
     let slow_start = self.cwnd < self.ssthresh;
@@ -224,7 +205,6 @@ impl Controller for Cubic {
   fn on_congestion_event(&mut self, _now: Instant, event: CongestionEvent, mss: usize) {
     if event == CongestionEvent::Loss && self.loss_looks_random(mss) {
       self.delivered_since_random = 0;
-      self.random_losses += 1;
       return;
     }
     self.save();
@@ -363,7 +343,11 @@ mod tests {
     for i in 0..100 {
       c.on_ack(
         Instant::from_micros(i * 1000),
-        &ack(1000, 100, if i < 50 { 100 } else { 150 }),
+        &(if i < 50 {
+          ack(1000, 100, 100)
+        } else {
+          ack(1000, 150, 150)
+        }),
       );
     }
     let w = c.window();

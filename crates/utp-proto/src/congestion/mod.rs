@@ -39,6 +39,8 @@ pub struct AckSample {
   pub mss: usize,
   /// Smoothed round-trip time, once there is a sample
   pub srtt: Option<Duration>,
+  /// Its mean deviation (the connection's estimator: jitter shows here, a queue building in `srtt`)
+  pub rttvar: Duration,
   /// A fresh round-trip sample taken from this acknowledgement (never from a retransmission)
   pub rtt_sample: Option<Duration>,
   /// The window was what held the sender back during the last round trip (not the application,
@@ -59,6 +61,7 @@ impl AckSample {
       one_way_delay: None,
       mss,
       srtt: None,
+      rttvar: Duration::ZERO,
       rtt_sample: None,
       window_limited: true,
       reverse_delay: None,

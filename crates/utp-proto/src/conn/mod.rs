@@ -739,6 +739,7 @@ impl Connection {
         one_way_delay: delay,
         mss: self.cfg.max_payload,
         srtt,
+        rttvar: self.rtt.rttvar(),
         rtt_sample: newest_rtt,
         window_limited,
         reverse_delay: (h.timestamp != 0).then_some(self.reply_micro),
@@ -811,9 +812,11 @@ impl Connection {
     let echoed = h.timestamp.wrapping_sub(h.timestamp_diff);
     let before_timeout = (fired.wire_timestamp().wrapping_sub(echoed) as i32) > 0;
     if before_timeout {
-      let echoed_sent =
-        Instant::from_micros(now.as_micros() - u64::from(now.wire_timestamp().wrapping_sub(echoed)));
-      self.rtt.restart_from(now.saturating_since(echoed_sent));
+      // Wrapping 32-bit microseconds, as on the wire: never an underflow
+      let since_echoed = now.wire_timestamp().wrapping_sub(echoed);
+      self
+        .rtt
+        .restart_from(Duration::from_micros(u64::from(since_echoed)));
       self.cc.undo();
       self.send.restore_lost();
       self.recovery_seq = None;

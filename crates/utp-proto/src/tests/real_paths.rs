@@ -96,6 +96,9 @@ fn round_trips_of_one_and_two_seconds_work() {
 
 /// Finding 4: late (reordered) old ACKs and keepalives counted as duplicates, so three of them
 /// fired a spurious fast retransmission and halved the window
+///
+/// A regression check only: ACKs interleave with progress here, so it passes with the old rule
+/// too; `stale_acks_behind_a_newer_one_trigger_no_retransmission` is the test that shows the fix
 #[test]
 fn reordered_old_acks_are_not_duplicates() {
   let mut sim = Sim::new(32, 2, js_defaults());
