@@ -10,10 +10,10 @@
 const path = require('path')
 const { once } = require('events')
 
+const { udxListen, udxConnect } = require('../lib/udx-pair')
+
 // udx has no handshake: both ends use fixed ids and ports
 const UDX_SENDER_PORT = 9101
-const UDX_SENDER_ID = 1
-const UDX_RECEIVER_ID = 2
 
 const adapters = {
   'utp-punch-rs': ours({}),
@@ -29,22 +29,10 @@ const adapters = {
   },
   'udx-native': {
     listen (port, onStream, peerHost) {
-      const UDX = require('udx-native')
-      const udx = new UDX()
-      const socket = udx.createSocket()
-      socket.bind(port, '0.0.0.0')
-      const stream = udx.createStream(UDX_RECEIVER_ID)
-      stream.connect(socket, UDX_SENDER_ID, UDX_SENDER_PORT, peerHost)
-      onStream(stream)
+      onStream(udxListen(port, peerHost, UDX_SENDER_PORT))
     },
     connect (host, port) {
-      const UDX = require('udx-native')
-      const udx = new UDX()
-      const socket = udx.createSocket()
-      socket.bind(UDX_SENDER_PORT, '0.0.0.0')
-      const stream = udx.createStream(UDX_SENDER_ID)
-      stream.connect(socket, UDX_RECEIVER_ID, port, host)
-      return stream
+      return udxConnect(host, port, UDX_SENDER_PORT)
     }
   }
 }

@@ -9,12 +9,11 @@
 // 'tcp-cubic' and 'tcp-bbr' are the same Node net code: run.js sets the congestion control on the
 // namespaces' routes before the transfer (lab.sh tcp).
 
+const { udxListen, udxConnect } = require('../lib/udx-pair')
 const path = require('path')
 
 // udx has no handshake: both ends use fixed stream ids, and the receiver needs the sender's port
 const UDX_SENDER_PORT = 9301
-const UDX_SENDER_ID = 1
-const UDX_RECEIVER_ID = 2
 
 function loadOurs () {
   return require(path.join(__dirname, '..', '..'))
@@ -106,22 +105,10 @@ const transports = {
   'udx-native': {
     available: () => null,
     async listen (port, peerHost, onStream) {
-      const UDX = require('udx-native')
-      const udx = new UDX()
-      const socket = udx.createSocket()
-      socket.bind(port, '0.0.0.0')
-      const stream = udx.createStream(UDX_RECEIVER_ID)
-      stream.connect(socket, UDX_SENDER_ID, UDX_SENDER_PORT, peerHost)
-      onStream(stream)
+      onStream(udxListen(port, peerHost, UDX_SENDER_PORT))
     },
     connect (host, port) {
-      const UDX = require('udx-native')
-      const udx = new UDX()
-      const socket = udx.createSocket()
-      socket.bind(UDX_SENDER_PORT, '0.0.0.0')
-      const stream = udx.createStream(UDX_SENDER_ID)
-      stream.connect(socket, UDX_RECEIVER_ID, port, host)
-      return stream
+      return udxConnect(host, port, UDX_SENDER_PORT)
     },
     stats: () => null
   }
