@@ -291,7 +291,7 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
     new Progress(label, name, total, { mode, out: json ? io.stdout : io.stderr })
   const node = new Node(congestion === undefined ? {} : { congestion })
   node.on('error', () => { /* reported through the rendezvous or the socket */ })
-  let met: RendezvousResult | undefined
+  let met: RendezvousResult<Node> | undefined
   try {
     const local = await node.bindAsync(port)
     if (tty) io.stderr.write(`waiting for the peer (code ${code}) via ${server}...\n`)

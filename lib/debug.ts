@@ -19,3 +19,10 @@ export function hostPort (address: string | undefined, port: number | undefined)
   if (address === undefined) return `?:${port ?? '?'}`
   return address.includes(':') ? `[${address}]:${port ?? '?'}` : `${address}:${port ?? '?'}`
 }
+
+/** 'CODE: message' on one line, for debug output */
+export function describeError (e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code
+  const msg = (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, ' ')
+  return typeof code === 'string' ? `${code}: ${msg}` : msg
+}

@@ -1,4 +1,6 @@
 // Node: one UDP socket that is a uTP server and client at once, plus hole punching (the utp-punch API).
+// This is the transport layer: it imports nothing of STUN, rendezvous or the server; index.ts attaches
+// node.stun(), node.natType() and node.rendezvous() from their own modules (see lib/transport.ts).
 //
 // The native side (a loop turn on this thread, or the driver thread while busy) batches everything that
 // happened and wakes us once; _onWake drains the batches and walks the flat [kind, handle, arg] triples,
@@ -21,12 +23,9 @@ import { familyOf, invalidType, normalizeAddress, validateHost, validateInteger,
 import { Puncher, type PunchTransport } from './punch'
 import * as socketModule from './socket'
 import { Socket, type SocketOwner } from './socket'
-import * as rendezvousModule from './rendezvous'
-import { rendezvous, type RendezvousOptions, type RendezvousResult } from './rendezvous'
 import * as statsModule from './stats'
 import { Totals, type NativeEndpointCounters, type NodeStats } from './stats'
-import * as stunModule from './stun'
-import { natBehavior, stunBinding, type NatBehaviorResult, type NatDiscoveryOptions, type StunAddress, type StunBindingOptions } from './stun'
+import type { Transport } from './transport'
 import * as udpModule from './udp-facade'
 import { UdpSocketFacade, type FacadeHost, type RemoteInfo } from './udp-facade'
 
@@ -47,13 +46,6 @@ const CLOSE_REASONS = ['finished', 'reset by peer', 'refused', 'timed out', 'abo
 let nextDebugId = 1
 /** Binding '::' failed for want of IPv6: fall back to '0.0.0.0' */
 const FAMILY_ERRORS = new Set(['EAFNOSUPPORT', 'EADDRNOTAVAIL', 'EINVAL', 'EPROTONOSUPPORT'])
-
-/** 'CODE: message' on one line, for debug output */
-function describeError (e: unknown): string {
-  const code = (e as { code?: unknown } | null)?.code
-  const msg = (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, ' ')
-  return typeof code === 'string' ? `${code}: ${msg}` : msg
-}
 
 /**
  * A bind failure as dgram reports it: an OS error (EADDRINUSE, EACCES, ...) becomes a system error with errno,
@@ -91,7 +83,7 @@ export interface Node {
   emit<E extends string | symbol>(event: Exclude<E, keyof NodeEvents>, ...args: unknown[]): boolean
 }
 
-export class Node extends EventEmitter implements SocketOwner, PunchTransport, FacadeHost {
+export class Node extends EventEmitter implements SocketOwner, PunchTransport, FacadeHost, Transport {
   private readonly _options: ResolvedOptions
   private _state: State = 'idle'
   private _native: NativeNode | null = null
@@ -382,80 +374,9 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     return this.punch(attempts, port, host)
   }
 
-  /**
-   * This node's public address as a STUN server ('host:port') sees it, asked from the node's own socket,
-   * so it is the mapping peers reach uTP through. Rejects with code ERR_STUN_TIMEOUT or ERR_STUN_ERROR_RESPONSE.
-   */
-  async stun (server: string, options?: StunBindingOptions): Promise<StunAddress> {
-    if (!debugEnabled) return (await stunBinding(this, server, options)).mapped
-    debug('node %d stun %s', this._debugId, server)
-    try {
-      const r = await stunBinding(this, server, options)
-      debug('node %d stun %s: public address %s, rtt %s ms', this._debugId, server, hostPort(r.mapped.address, r.mapped.port), r.rtt.toFixed(1))
-      return r.mapped
-    } catch (e) {
-      debug('node %d stun %s failed: %s', this._debugId, server, describeError(e))
-      throw e
-    }
-  }
-
-  /**
-   * Meet a peer through a rendezvous server under a shared code and end up with a connected Socket,
-   * whichever way works: LAN addresses, the public addresses punched from both sides, or the server's
-   * relay. Symmetric: both peers make the same call. Rejects with ERR_PUNCH_FAILED (naming the NAT
-   * types and candidates) when no path works and `relay` is false, or ERR_RENDEZVOUS_TIMEOUT.
-   */
-  rendezvous (options: RendezvousOptions): Promise<RendezvousResult> {
-    if (!debugEnabled) return rendezvous(this, options)
-    return this._debugRendezvous(options)
-  }
-
-  /** rendezvous() with its start, its phases' timings and its outcome logged (the pairing code is not) */
-  private async _debugRendezvous (options: RendezvousOptions): Promise<RendezvousResult> {
-    const server = (options as { server?: unknown } | null)?.server
-    debug('node %d rendezvous via %s: registering', this._debugId, String(server))
-    let r: RendezvousResult
-    try {
-      r = await rendezvous(this, options)
-    } catch (e) {
-      debug('node %d rendezvous via %s failed: %s', this._debugId, String(server), describeError(e))
-      throw e
-    }
-    const t = r.timings
-    const phases = [`registered +${t.registeredMs} ms`, `paired +${t.pairedMs} ms`]
-    if (t.punchedMs !== undefined) phases.push(`punched +${t.punchedMs} ms`)
-    if (t.relayMs !== undefined) phases.push(`relay ready +${t.relayMs} ms`)
-    phases.push(`connected +${t.connectedMs} ms`)
-    const mapping = r.mapping === undefined ? 'unmeasured' : `ours ${r.mapping.ours ?? 'unknown'}, peer's ${r.mapping.peer ?? 'unknown'}`
-    debug('node %d rendezvous via %s: %s path to %s as %s (connection %d%s); %s; server rtt %s; NAT mappings %s', this._debugId, String(server),
-      r.path, hostPort(r.remote.address, r.remote.port), r.role, r.socket.id, r.node === this ? '' : ` on node ${r.node._debugId}`,
-      phases.join(', '), t.serverRttMs === undefined ? 'unknown' : `${t.serverRttMs} ms`, mapping)
-    r.socket.on('migrate', (m) => {
-      debug('node %d connection %d: the peer moved from %s to %s', r.node._debugId, r.socket.id,
-        m.from === null ? 'unknown' : hostPort(m.from.address, m.from.port), hostPort(m.address, m.port))
-    })
-    return r
-  }
-
   /** @internal A new, unbound Node with this one's options (birthday probing's extra ports) */
   _sibling (): Node {
     return new Node(this._options)
-  }
-
-  /**
-   * NAT behaviour discovery (RFC 5780: mapping and filtering) against a STUN server that offers
-   * OTHER-ADDRESS and CHANGE-REQUEST, such as coturn; 'unknown' parts when the server does not.
-   */
-  natType (server: string, options?: NatDiscoveryOptions): Promise<NatBehaviorResult> {
-    if (!debugEnabled) return natBehavior(this, server, options)
-    debug('node %d NAT discovery via %s', this._debugId, server)
-    return natBehavior(this, server, options).then((r) => {
-      debug('node %d NAT discovery via %s: %s', this._debugId, server, r.summary)
-      return r
-    }, (e: unknown) => {
-      debug('node %d NAT discovery via %s failed: %s', this._debugId, server, describeError(e))
-      throw e
-    })
   }
 
   /**
@@ -1064,15 +985,4 @@ export namespace Node {
   export type SendCallback = udpModule.SendCallback
   export type UtpError = errorsModule.UtpError
   export const defaults = optionsModule.defaults
-  export import stun = stunModule
-  export import RendezvousServer = rendezvousModule.RendezvousServer
-  export type RendezvousOptions = rendezvousModule.RendezvousOptions
-  export type RendezvousResult = rendezvousModule.RendezvousResult
-  export type RendezvousServerOptions = rendezvousModule.RendezvousServerOptions
-  export type RendezvousPath = rendezvousModule.RendezvousPath
-  export type RendezvousTimings = rendezvousModule.RendezvousTimings
-  export type RendezvousError = rendezvousModule.RendezvousError
-  export type RendezvousStats = rendezvousModule.RendezvousStats
-  export type PairedInfo = rendezvousModule.PairedInfo
-  export const rendezvousCodes = rendezvousModule.rendezvousCodes
 }

@@ -7,8 +7,7 @@ import { closeReasonError, asError } from './errors'
 import type { AnyListener, SocketEvents } from './events'
 import { CloseReason, type AddressInfo, type Congestion, type ConnectionStats, type NativeNode } from './native'
 import { familyOf, normalizeAddress, validateCongestion, validateInteger } from './options'
-import type { RendezvousPath } from './rendezvous/client'
-import { socketStats, type SocketStats } from './stats'
+import { socketStats, type RendezvousPath, type SocketStats } from './stats'
 
 type Callback = (err?: Error | null) => void
 

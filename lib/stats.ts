@@ -3,7 +3,12 @@
 // totals of connections that closed) and the socket adds its rendezvous path and millisecond forms.
 
 import type { AddressInfo, ConnectionStats as NativeConnectionStats } from './native'
-import type { RendezvousPath } from './rendezvous/client'
+
+/**
+ * How rendezvous() reached the peer: 'lan' (a LAN address), 'direct' (public addresses, punched), 'birthday'
+ * (birthday probing through an endpoint-dependent NAT), 'relay' (the server's relay)
+ */
+export type RendezvousPath = 'lan' | 'direct' | 'birthday' | 'relay'
 
 /** One connection's counters and estimates, as the native core keeps them (declared once, in native.ts) */
 export type ConnectionStats = NativeConnectionStats

@@ -10,7 +10,7 @@
 
 import { randomInt } from 'crypto'
 
-import type { Node } from '../node'
+import type { Transport } from '../transport'
 import type { Endpoint, Message } from './protocol'
 import { Wire } from './wire'
 
@@ -81,7 +81,7 @@ export class BirthdaySpray {
 }
 
 export interface BirthdayHit {
-  node: Node
+  node: Transport
   wire: Wire
 }
 
@@ -91,7 +91,7 @@ export interface BirthdayHit {
  * close and the hit's node and wire are handed over, the handler switched to the caller's.
  */
 export class BirthdayPorts {
-  private readonly _ports: Array<{ node: Node, wire: Wire }> = []
+  private readonly _ports: Array<{ node: Transport, wire: Wire }> = []
   private _timer: NodeJS.Timeout | null = null
   private _closed = false
   private _hit: BirthdayHit | null = null
@@ -99,7 +99,7 @@ export class BirthdayPorts {
 
   constructor (private readonly _o: {
     /** The node whose options and bound address the extra nodes copy */
-    parent: Node
+    parent: Transport
     host: string
     count: number
     pair: string
@@ -159,7 +159,7 @@ export class BirthdayPorts {
     this._ports.length = 0
   }
 
-  private _heard (port: { node: Node, wire: Wire }, m: Message, from: Endpoint): void {
+  private _heard (port: { node: Transport, wire: Wire }, m: Message, from: Endpoint): void {
     if (this._hit !== null) {
       if (port.node === this._hit.node) this._onMessage(m, from)
       return

@@ -12,9 +12,10 @@ import * as net from 'net'
 
 import { asError, notRunning } from '../errors'
 import type { AddressInfo } from '../native'
-import type { Node } from '../node'
 import { normalizeAddress } from '../options'
 import type { Socket } from '../socket'
+import type { RendezvousPath as StatsPath } from '../stats'
+import type { Transport } from '../transport'
 import { BirthdayPorts, BirthdaySpray, birthdayRole, type BirthdayHit } from './birthday'
 import { describeCandidate, lanCandidates, orderCandidates, type Candidate } from './candidates'
 import { rendezvousError, type RendezvousError } from './errors'
@@ -30,7 +31,7 @@ export type { RendezvousOptions } from './options'
  * 'lan': a LAN address; 'direct': the public addresses punched; 'birthday': a public port found by birthday
  * probing (one NAT maps per destination); 'relay': through the server's relay
  */
-export type RendezvousPath = 'lan' | 'direct' | 'birthday' | 'relay'
+export type RendezvousPath = StatsPath
 
 export interface RendezvousTimings {
   /** Milliseconds from the call until: the server acknowledged our registration */
@@ -47,7 +48,8 @@ export interface RendezvousTimings {
   serverRttMs?: number
 }
 
-export interface RendezvousResult {
+/** What rendezvous() resolves with; `N` is the node's type (Node for node.rendezvous()) */
+export interface RendezvousResult<N extends Transport = Transport> {
   /** A connected uTP socket to the peer */
   socket: Socket
   path: RendezvousPath
@@ -56,7 +58,7 @@ export interface RendezvousResult {
    * of a birthday path, where it is one of the extra ports (it closes when the socket closes, or with the
    * node rendezvous() was called on)
    */
-  node: Node
+  node: N
   /** NAT mappings as the server measured them, when it did */
   mapping?: { ours?: Mapping, peer?: Mapping }
   /** The address the socket talks to (the relay port on the server for the relay path) */
@@ -77,12 +79,13 @@ const CHECK_RETRY_MS = 250
 const CHECK_TRIES = 8
 
 /** Meet the peer registered under the same code; resolves with a connected uTP socket. See RendezvousOptions */
-export async function rendezvous (node: Node, opts: RendezvousOptions): Promise<RendezvousResult> {
-  return await new Session(node, resolveOptions(opts)).run()
+export async function rendezvous<N extends Transport> (node: N, opts: RendezvousOptions): Promise<RendezvousResult<N>> {
+  // result.node is `node` or one of its _sibling()s, which are of its class
+  return await new Session(node, resolveOptions(opts)).run() as RendezvousResult<N>
 }
 
 /** Bound address of the node, binding it (to a free port, dual-stack) if nobody did */
-async function ensureBound (node: Node): Promise<AddressInfo> {
+async function ensureBound (node: Transport): Promise<AddressInfo> {
   try {
     return node.address()
   } catch {}
@@ -137,7 +140,7 @@ class Session {
   private _helloTimer: NodeJS.Timeout | null = null
   private _relayReady = false
   private _connecting: Socket | null = null
-  private readonly _pending: Array<{ socket: Socket, node: Node }> = []
+  private readonly _pending: Array<{ socket: Socket, node: Transport }> = []
   private readonly _onConnection = (s: Socket): void => this._incoming(s, this._node)
   private _observed: Endpoint | null = null
   private _mapping: Mapping | undefined
@@ -145,13 +148,13 @@ class Session {
   private _spray: BirthdaySpray | null = null
   private _ports: BirthdayPorts | null = null
   /** Birthday probing's hard side: the extra port that heard the peer, and probing from it */
-  private _aux: { node: Node, wire: Wire, prober: Prober } | null = null
+  private _aux: { node: Transport, wire: Wire, prober: Prober } | null = null
   /** After success: the registration kept while the socket lives, following NAT rebinding */
   private _watch: ConnectionWatch | null = null
   private readonly _onNodeClose = (): void => this._fail(notRunning())
   private readonly _onAbort = (): void => this._fail(rendezvousError('ABORT_ERR', 'the rendezvous was aborted', { cause: this._o.signal?.reason }))
 
-  constructor (private readonly _node: Node, private readonly _o: ResolvedOptions) {}
+  constructor (private readonly _node: Transport, private readonly _o: ResolvedOptions) {}
 
   run (): Promise<RendezvousResult> {
     return new Promise((resolve, reject) => {
@@ -443,7 +446,7 @@ class Session {
     }
   }
 
-  private _onWinner (c: Candidate, node: Node = this._node): void {
+  private _onWinner (c: Candidate, node: Transport = this._node): void {
     if (this._phase !== 'punch') return
     this._phase = 'connect'
     this._stopBirthday(node)
@@ -451,7 +454,7 @@ class Session {
   }
 
   /** A path was chosen: stop spraying and close the extra ports, all but `keep` */
-  private _stopBirthday (keep: Node | null): void {
+  private _stopBirthday (keep: Transport | null): void {
     this._spray?.stop()
     this._ports?.close()
     if (this._aux !== null && this._aux.node !== keep) {
@@ -462,7 +465,7 @@ class Session {
     }
   }
 
-  private _connect (to: Endpoint, path: RendezvousPath, node: Node = this._node): void {
+  private _connect (to: Endpoint, path: RendezvousPath, node: Transport = this._node): void {
     let socket: Socket
     try {
       socket = node.connect(to.port, to.address)
@@ -498,7 +501,7 @@ class Session {
 
   // ---- accepting ----------------------------------------------------------------------------------------------
 
-  private _incoming (s: Socket, node: Node): void {
+  private _incoming (s: Socket, node: Transport): void {
     if (this._done || this._peer?.role !== 'accept') return
     if (this._acceptIfOurs(s, node)) return
     // Maybe from a source we have not verified yet (its probe may still be on the way)
@@ -513,7 +516,7 @@ class Session {
   }
 
   /** The peer's connection: from an address it probed us from, or from its relay port */
-  private _acceptIfOurs (s: Socket, node: Node): boolean {
+  private _acceptIfOurs (s: Socket, node: Transport): boolean {
     if (s.remoteAddress === undefined) return false
     const from = { address: normalizeAddress(s.remoteAddress), port: s.remotePort }
     const key = endpointKey(from)
@@ -620,7 +623,7 @@ class Session {
     }
   }
 
-  private _finish (socket: Socket, path: RendezvousPath, remote: Endpoint, node: Node): void {
+  private _finish (socket: Socket, path: RendezvousPath, remote: Endpoint, node: Transport): void {
     if (this._done) return
     const peer = this._peer as PeerMsg
     const timings: RendezvousTimings = { registeredMs: this._registeredMs, pairedMs: this._pairedMs, connectedMs: this._now }
@@ -667,7 +670,7 @@ class Session {
   }
 
   /** Stop everything; `handOver` keeps the registration and the wire for the connection's watch */
-  private _end (keep: Node | null = null, handOver = false): void {
+  private _end (keep: Transport | null = null, handOver = false): void {
     this._done = true
     for (const t of this._timers) clearTimeout(t)
     this._timers.clear()
@@ -699,7 +702,7 @@ function natText (nat: string | undefined, mapping: Mapping | undefined): string
  * A birthday port now carries the rendezvous' socket: it lives as long as that socket, and no longer than the
  * node rendezvous() was called on
  */
-function adoptPort (parent: Node, port: Node, socket: Socket): void {
+function adoptPort (parent: Transport, port: Transport, socket: Socket): void {
   const closePort = (): void => { port.close() }
   port.ref()
   socket.once('close', () => {

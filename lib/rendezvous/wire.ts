@@ -1,8 +1,8 @@
 // The client's side of the rendezvous protocol on the Node's own UDP socket: send messages from it (so the
 // server and the peer see the NAT mapping uTP will use) and hear the ones that arrive on it.
 
-import type { Node } from '../node'
 import type { RemoteInfo } from '../udp-facade'
+import type { Transport } from '../transport'
 import { decode, encode, isDecodeError, type Endpoint, type Message } from './protocol'
 
 export type WireHandler = (msg: Message, from: Endpoint) => void
@@ -11,7 +11,7 @@ export class Wire {
   private readonly _listener: (msg: Buffer, rinfo: RemoteInfo) => void
   private _open = true
 
-  constructor (private readonly _node: Node, handler: WireHandler) {
+  constructor (private readonly _node: Transport, handler: WireHandler) {
     this._listener = (msg, rinfo) => {
       const m = decode(msg)
       // Not ours (other traffic on the socket) or invalid: a peer or server speaking nonsense is ignored

@@ -7,8 +7,8 @@ import { performance } from 'perf_hooks'
 
 import { createError, notRunning, type UtpError } from '../errors'
 import type { AddressInfo } from '../native'
-import type { Node } from '../node'
 import { invalidType, invalidValue, validateInteger } from '../options'
+import type { Transport } from '../transport'
 import type { RemoteInfo } from '../udp-facade'
 import { canonicalIp, decodeStunMessage, encodeBindingRequest, isStunMessage, newTransactionId, StunType, type StunAddress } from './codec'
 
@@ -50,7 +50,7 @@ export interface StunError extends UtpError {
 }
 
 /** The Node methods STUN uses (all public) */
-export type StunNode = Pick<Node, 'getUdpSocket' | 'address' | 'bindAsync' | 'once' | 'removeListener'>
+export type StunNode = Pick<Transport, 'getUdpSocket' | 'address' | 'bindAsync' | 'once' | 'removeListener'>
 
 /** 'host:port' or '[v6]:port' to its parts; ERR_INVALID_ARG_VALUE otherwise */
 export function parseServer (server: string): { host: string, port: number } {

@@ -7,8 +7,8 @@ import { afterEach } from 'vitest'
 export const root = path.join(__dirname, '..', '..')
 export const requireFromRoot = createRequire(path.join(root, 'package.json'))
 
-// Types come from the sources (index.ts is `export =` of lib/node's Node, which tsc cannot check as ESM)
-import type { Node as NodeClass } from '../../lib/node'
+// Types come from the sources (index.ts is `export =` of lib/api's Node, which tsc cannot check as ESM)
+import type { Node as NodeClass } from '../../lib/api'
 
 export type NodeOptions = NodeClass.NodeOptions
 export type Node = NodeClass

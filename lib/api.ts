@@ -1,0 +1,55 @@
+// The public API assembled: lib/node.ts is the transport and imports nothing above it, so the methods built
+// on the transport (node.stun(), node.natType(), node.rendezvous()) and the names of the upper layers are
+// attached to Node here, with a declaration merge that gives them the same public types as before.
+// index.ts (the package entry) exports the Node this module returns.
+
+import { Node } from './node'
+import * as rendezvousModule from './rendezvous'
+import { rendezvous } from './rendezvous/methods'
+import * as stunModule from './stun'
+import { natType, stun } from './stun/methods'
+
+/* eslint-disable @typescript-eslint/no-namespace */
+declare module './node' {
+  interface Node {
+    /**
+     * This node's public address as a STUN server ('host:port') sees it, asked from the node's own socket,
+     * so it is the mapping peers reach uTP through. Rejects with code ERR_STUN_TIMEOUT or ERR_STUN_ERROR_RESPONSE.
+     */
+    stun (server: string, options?: stunModule.StunBindingOptions): Promise<stunModule.StunAddress>
+    /**
+     * NAT behaviour discovery (RFC 5780: mapping and filtering) against a STUN server that offers
+     * OTHER-ADDRESS and CHANGE-REQUEST, such as coturn; 'unknown' parts when the server does not.
+     */
+    natType (server: string, options?: stunModule.NatDiscoveryOptions): Promise<stunModule.NatBehaviorResult>
+    /**
+     * Meet a peer through a rendezvous server under a shared code and end up with a connected Socket,
+     * whichever way works: LAN addresses, the public addresses punched from both sides, or the server's
+     * relay. Symmetric: both peers make the same call. Rejects with ERR_PUNCH_FAILED (naming the NAT
+     * types and candidates) when no path works and `relay` is false, or ERR_RENDEZVOUS_TIMEOUT.
+     */
+    rendezvous (options: rendezvousModule.RendezvousOptions): Promise<rendezvousModule.RendezvousResult<Node>>
+  }
+  namespace Node {
+    export import stun = stunModule
+    export import RendezvousServer = rendezvousModule.RendezvousServer
+    export type RendezvousOptions = rendezvousModule.RendezvousOptions
+    export type RendezvousResult = rendezvousModule.RendezvousResult<Node>
+    export type RendezvousServerOptions = rendezvousModule.RendezvousServerOptions
+    export type RendezvousPath = rendezvousModule.RendezvousPath
+    export type RendezvousTimings = rendezvousModule.RendezvousTimings
+    export type RendezvousError = rendezvousModule.RendezvousError
+    export type RendezvousStats = rendezvousModule.RendezvousStats
+    export type PairedInfo = rendezvousModule.PairedInfo
+    export const rendezvousCodes: typeof rendezvousModule.rendezvousCodes
+  }
+}
+/* eslint-enable @typescript-eslint/no-namespace */
+
+// Methods as a class would define them: writable, configurable, not enumerable
+for (const [name, value] of Object.entries({ stun, natType, rendezvous })) {
+  Object.defineProperty(Node.prototype, name, { value, writable: true, configurable: true, enumerable: false })
+}
+Object.assign(Node, { stun: stunModule, RendezvousServer: rendezvousModule.RendezvousServer, rendezvousCodes: rendezvousModule.rendezvousCodes })
+
+export { Node }
