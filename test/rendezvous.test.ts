@@ -21,6 +21,10 @@ type Server = ServerModule.RendezvousServer
 type Result = ClientModule.RendezvousResult
 type Msg = ProtocolModule.Message
 
+/** Placeholder SPAKE2 message and MAC: the server only checks their shape */
+const PAKE = Buffer.alloc(32, 7).toString('base64')
+const MAC = '5a'.repeat(16)
+
 const servers: Server[] = []
 const sockets: dgram.Socket[] = []
 
@@ -85,20 +89,20 @@ function roles (r: [Result, Result]): string[] {
 
 describe('rendezvous protocol', () => {
   it('encodes to a datagram the uTP demux never takes and decodes it back, strictly', () => {
-    const msg: Msg = { t: 'register', code: 'c', nonce: '0123456789abcdef', lan: [{ address: '10.0.0.2', port: 4000 }], relay: true, nat: 'cone', rtt: 12 }
+    const msg: Msg = { t: 'register', key: 'n:4127', pake: PAKE, nonce: '0123456789abcdef', lan: [{ address: '10.0.0.2', port: 4000 }], relay: true, nat: 'cone', rtt: 12 }
     const buf = protocol.encode(msg)
-    expect(buf.subarray(0, 6).toString('latin1')).toBe('UTPRV\x01')
+    expect(buf.subarray(0, 6).toString('latin1')).toBe('UTPRV\x02')
     expect(buf[0] & 0x0f).not.toBe(1)
     expect(protocol.decode(buf)).toEqual(msg)
     expect(protocol.decode(Buffer.from('hello'))).toBeNull()
-    const body = (o: object): Buffer => Buffer.concat([Buffer.from('UTPRV\x01', 'latin1'), Buffer.from(JSON.stringify(o))])
+    const body = (o: object): Buffer => Buffer.concat([Buffer.from('UTPRV\x02', 'latin1'), Buffer.from(JSON.stringify(o))])
     expect(protocol.decode(body({ ...msg, extra: 1 }))).toEqual(msg) // unknown fields dropped
     expect(protocol.decode(body({ ...msg, lan: [{ address: 'not-an-ip', port: 1 }] }))).toMatchObject({ error: 'ERR_MALFORMED' })
     expect(protocol.decode(body({ ...msg, nonce: 'XYZ' }))).toMatchObject({ error: 'ERR_MALFORMED' })
     expect(protocol.decode(body({ t: 'nope' }))).toMatchObject({ error: 'ERR_UNKNOWN_TYPE' })
     expect(protocol.decode(body([1, 2]))).toMatchObject({ error: 'ERR_MALFORMED' })
-    expect(protocol.decode(Buffer.from('UTPRV\x02{}', 'latin1'))).toMatchObject({ error: 'ERR_VERSION' })
-    expect(protocol.decode(Buffer.from('UTPRV\x01{', 'latin1'))).toMatchObject({ error: 'ERR_MALFORMED' })
+    expect(protocol.decode(Buffer.from('UTPRV\x01{}', 'latin1'))).toMatchObject({ error: 'ERR_VERSION' })
+    expect(protocol.decode(Buffer.from('UTPRV\x02{', 'latin1'))).toMatchObject({ error: 'ERR_MALFORMED' })
     expect(protocol.parseHostPort('[::1]:7000')).toEqual({ host: '::1', port: 7000 })
     expect(protocol.parseHostPort('example.org:7')).toEqual({ host: 'example.org', port: 7 })
     expect(() => protocol.parseHostPort('example.org')).toThrow(/host:port/)
@@ -111,13 +115,13 @@ describe('rendezvous protocol', () => {
       { t: 'registered', nonce: n, observed: ep, expiresInMs: 60000, checkPort: 7001 },
       { t: 'check', nonce: n },
       { t: 'check-ack', nonce: n, observed: ep },
-      { t: 'peer', nonce: n, pair: 'cd'.repeat(16), role: 'accept', startInMs: 300, public: ep, lan: [], relay: true, mapping: 'dependent', peerMapping: 'independent' },
+      { t: 'peer', nonce: n, pair: 'cd'.repeat(16), role: 'accept', startInMs: 300, public: ep, lan: [], relay: true, mapping: 'dependent', peerMapping: 'independent', pake: PAKE },
       { t: 'peer-moved', nonce: n, public: ep, seq: 2 },
       { t: 'peer-moved-ack', nonce: n, seq: 2 },
-      { t: 'select', pair: 'cd'.repeat(16), path: 'birthday' }
+      { t: 'select', pair: 'cd'.repeat(16), path: 'birthday', mac: MAC }
     ]
     for (const m of msgs) expect(protocol.decode(protocol.encode(m))).toEqual(m)
-    const body = (o: object): Buffer => Buffer.concat([Buffer.from('UTPRV\x01', 'latin1'), Buffer.from(JSON.stringify(o))])
+    const body = (o: object): Buffer => Buffer.concat([Buffer.from('UTPRV\x02', 'latin1'), Buffer.from(JSON.stringify(o))])
     expect(protocol.decode(body({ ...msgs[3], mapping: 'cone' }))).toMatchObject({ error: 'ERR_MALFORMED' })
     expect(protocol.decode(body({ ...msgs[0], checkPort: 0 }))).toMatchObject({ error: 'ERR_MALFORMED' })
     expect(protocol.decode(body({ t: 'peer-moved', nonce: n, seq: 1 }))).toMatchObject({ error: 'ERR_MALFORMED' })
@@ -187,7 +191,7 @@ describe('rendezvous protocol', () => {
     })
     const spray = p.sprayNonce()
     for (let port = 20000; port < 20040; port++) {
-      p.handle({ t: 'probe-ack', pair: 'cd'.repeat(16), nonce: spray }, { address: '203.0.113.9', port })
+      p.handle({ t: 'probe-ack', pair: 'cd'.repeat(16), nonce: spray, mac: MAC }, { address: '203.0.113.9', port })
     }
     expect(p.beenHeard).toBe(true)
     p.start()
@@ -382,9 +386,9 @@ describe('RendezvousServer', () => {
       Buffer.from('garbage'),
       Buffer.from('UTPRV\x09{}', 'latin1'),
       Buffer.from('UTPRV\x01{not json', 'latin1'),
-      Buffer.concat([Buffer.from('UTPRV\x01', 'latin1'), Buffer.alloc(1500, 0x20)]),
-      protocol.encode({ t: 'probe', pair: 'ab'.repeat(16), nonce: 'cd'.repeat(8) }),
-      Buffer.concat([Buffer.from('UTPRV\x01', 'latin1'), Buffer.from(JSON.stringify({ t: 'register', code: 'x', nonce: 'short', lan: [], relay: true }))]),
+      Buffer.concat([Buffer.from('UTPRV\x02', 'latin1'), Buffer.alloc(1500, 0x20)]),
+      protocol.encode({ t: 'probe', pair: 'ab'.repeat(16), nonce: 'cd'.repeat(8), mac: MAC }),
+      Buffer.concat([Buffer.from('UTPRV\x02', 'latin1'), Buffer.from(JSON.stringify({ t: 'register', code: 'x', nonce: 'short', lan: [], relay: true }))]),
       protocol.encode({ t: 'keepalive', nonce: 'ef'.repeat(8) })
     ])
     const codes = replies.map(r => r.t === 'error' ? r.code : r.t).sort()
@@ -401,7 +405,7 @@ describe('RendezvousServer', () => {
     const a = await udp()
     const b = await udp()
     const bCheck = await udp() // B's checks leave from another port, as a symmetric NAT would map them
-    const reg = (nonce: string): Buffer => protocol.encode({ t: 'register', code: 'map', nonce, lan: [], relay: true })
+    const reg = (nonce: string): Buffer => protocol.encode({ t: 'register', key: 'n:95014', pake: PAKE, nonce, lan: [], relay: true })
     const na = 'a1'.repeat(8)
     const nb = 'b2'.repeat(8)
     const ra = await exchange(a, port, [reg(na)], 100)
@@ -435,7 +439,7 @@ describe('RendezvousServer', () => {
     const { port } = await startServer({ mappingWaitMs: 200 })
     const a = await udp()
     const b = await udp()
-    const reg = (nonce: string): Buffer => protocol.encode({ t: 'register', code: 'nocheck', nonce, lan: [], relay: true })
+    const reg = (nonce: string): Buffer => protocol.encode({ t: 'register', key: 'n:47068', pake: PAKE, nonce, lan: [], relay: true })
     const [ra, rb] = await Promise.all([exchange(a, port, [reg('a3'.repeat(8))], 500), sleep(20).then(async () => await exchange(b, port, [reg('b4'.repeat(8))], 480))])
     const peer = ra.find(m => m.t === 'peer') as ProtocolModule.PeerMsg
     expect(peer).toBeDefined()
@@ -451,7 +455,7 @@ describe('RendezvousServer', () => {
     const aMoved = await udp() // A's NAT rebound: the same registration now speaks from another port
     const na = 'a5'.repeat(8)
     const nb = 'b6'.repeat(8)
-    const reg = (nonce: string): Buffer => protocol.encode({ t: 'register', code: 'moves', nonce, lan: [], relay: true })
+    const reg = (nonce: string): Buffer => protocol.encode({ t: 'register', key: 'n:18411', pake: PAKE, nonce, lan: [], relay: true })
     await Promise.all([exchange(a, port, [reg(na)], 150), sleep(20).then(async () => await exchange(b, port, [reg(nb)], 130))])
     const fromB: Msg[] = []
     b.on('message', (m) => { const d = protocol.decode(m); if (d !== null && !protocol.isDecodeError(d)) fromB.push(d) })
@@ -490,7 +494,7 @@ describe('RendezvousServer', () => {
     const { addr, port } = await startServer({ mappingCheck: false })
     const p1 = await udp()
     const p2 = await udp()
-    const reg = (nonce: string): Buffer => protocol.encode({ t: 'register', code: 'busy', nonce, lan: [], relay: true })
+    const reg = (nonce: string): Buffer => protocol.encode({ t: 'register', key: 'n:50500', pake: PAKE, nonce, lan: [], relay: true })
     const [r1] = await Promise.all([exchange(p1, port, [reg('11'.repeat(8))]), sleep(20).then(async () => await exchange(p2, port, [reg('22'.repeat(8))]))])
     const peer = r1.find(m => m.t === 'peer')
     expect(peer).toMatchObject({ role: 'connect', public: { address: '127.0.0.1', port: p2.address().port }, relay: true })
@@ -507,9 +511,9 @@ describe('RendezvousServer', () => {
     const { server, port, addr } = await startServer({ registrationTtlMs: 300 })
     const quiet = await udp()
     const lively = await udp()
-    const reg = (code: string, nonce: string): Buffer => protocol.encode({ t: 'register', code, nonce, lan: [], relay: true })
-    await exchange(quiet, port, [reg('q', 'aa'.repeat(8))], 20)
-    await exchange(lively, port, [reg('l', 'bb'.repeat(8))], 20)
+    const reg = (code: string, nonce: string): Buffer => protocol.encode({ t: 'register', key: code, pake: PAKE, nonce, lan: [], relay: true })
+    await exchange(quiet, port, [reg('n:71', 'aa'.repeat(8))], 20)
+    await exchange(lively, port, [reg('n:72', 'bb'.repeat(8))], 20)
     expect(server.stats().activeRegistrations).toBe(2)
     for (let i = 0; i < 8; i++) {
       lively.send(protocol.encode({ t: 'keepalive', nonce: 'bb'.repeat(8) }), port, '127.0.0.1')
@@ -520,7 +524,7 @@ describe('RendezvousServer', () => {
     expect(replies).toMatchObject([{ t: 'error', code: 'ERR_NOT_REGISTERED', nonce: 'aa'.repeat(8) }])
     // A newcomer under the expired code waits instead of pairing with the ghost
     const late = await udp()
-    expect((await exchange(late, port, [reg('q', 'cc'.repeat(8))])).map(m => m.t)).toEqual(['registered'])
+    expect((await exchange(late, port, [reg('n:71', 'cc'.repeat(8))])).map(m => m.t)).toEqual(['registered'])
 
     // A client whose registration expired (keepalives too rare here) registers again when told so
     const expired = server.stats().expired
@@ -548,7 +552,7 @@ describe('RendezvousServer', () => {
   it('refuses registrations beyond maxRegistrations', async () => {
     const { port } = await startServer({ maxRegistrations: 2 })
     const s = await udp()
-    const replies = await exchange(s, port, ['1', '2', '3'].map(n => protocol.encode({ t: 'register', code: `c${n}`, nonce: n.repeat(16), lan: [], relay: true })))
+    const replies = await exchange(s, port, ['1', '2', '3'].map(n => protocol.encode({ t: 'register', key: `n:${n}`, pake: PAKE, nonce: n.repeat(16), lan: [], relay: true })))
     expect(replies.map(m => m.t === 'error' ? m.code : m.t).sort()).toEqual(['ERR_FULL', 'registered', 'registered'])
   })
 })

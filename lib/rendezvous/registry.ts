@@ -9,6 +9,8 @@ import type { RelayAllocation } from './relay'
 export interface Registration {
   nonce: string
   code: string
+  /** The client's SPAKE2 message (base64), forwarded to its peer in `peer` */
+  pake: string
   /** Where replies go: the source address exactly as the UDP socket reported it */
   reply: { address: string, port: number }
   /** The same address, normalised (IPv4-mapped IPv6 shown as IPv4): what the other peer is told */

@@ -400,7 +400,7 @@ export class RendezvousServer extends EventEmitter {
     const existing = this._registry.byNonce.get(m.nonce)
     if (existing !== undefined) {
       // A repeat (our reply was lost, or a retry crossed it): same registration
-      if (existing.code !== m.code) {
+      if (existing.code !== m.key) {
         this._error(from, 'ERR_NONCE_IN_USE', 'nonce already registered under another code', m.nonce)
         return
       }
@@ -412,13 +412,14 @@ export class RendezvousServer extends EventEmitter {
       this._error(from, 'ERR_FULL', 'too many registrations, try again later', m.nonce)
       return
     }
-    if (this._registry.codeInUse(m.code)) {
+    if (this._registry.codeInUse(m.key)) {
       this._error(from, 'ERR_CODE_IN_USE', 'two peers are already paired under this code', m.nonce)
       return
     }
     const reg: Registration = {
       nonce: m.nonce,
-      code: m.code,
+      code: m.key,
+      pake: m.pake,
       reply: from,
       observed: { address: normalizeAddress(rinfo.address), port: rinfo.port },
       lan: m.lan.map(e => ({ address: normalizeAddress(e.address), port: e.port })),
@@ -477,7 +478,7 @@ export class RendezvousServer extends EventEmitter {
     if (this._o.rewriteCandidates !== undefined) candidates = this._o.rewriteCandidates(candidates, role)
     // Both should start at p.startAt; our message reaches this peer about half its RTT from now
     const startInMs = Math.max(0, Math.round(p.startAt - Date.now() - me.rtt / 2))
-    const msg: Message = { t: 'peer', nonce: me.nonce, pair: p.id, role, startInMs, public: candidates.public, lan: candidates.lan, relay: p.relayAllowed }
+    const msg: Message = { t: 'peer', nonce: me.nonce, pair: p.id, role, startInMs, public: candidates.public, lan: candidates.lan, relay: p.relayAllowed, pake: other.pake }
     if (other.nat !== undefined) msg.peerNat = other.nat
     if (me.mapping !== undefined) msg.mapping = me.mapping
     if (other.mapping !== undefined) msg.peerMapping = other.mapping
