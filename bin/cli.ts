@@ -9,7 +9,7 @@ import * as path from 'path'
 
 import { Node } from '../lib/node'
 import { rendezvous, type RendezvousResult } from '../lib/rendezvous/client'
-import { RendezvousServer } from '../lib/rendezvous/server'
+import { RendezvousServer } from '../lib/server/server'
 import { choiceOption, CliError, durationOption, parseArgs, portOption, positiveOption, stringOption, UsageError, type Parsed } from './args'
 import { autoMode, mb, Progress, round, type ProgressMode } from './progress'
 import { receiveFile, sendFile, type TransferResult } from './transfer'
