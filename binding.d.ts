@@ -9,6 +9,20 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** The in-stream handshake of one side */
+export declare class NativeHandshake {
+  /** Exactly one of `key` (32 bytes) and `psk` (non-empty) */
+  constructor(initiator: boolean, key?: Buffer | undefined | null, psk?: Buffer | undefined | null)
+  /** The hello to send first */
+  get hello(): Buffer
+  /** Feeds bytes read from the connection; returns bytes to send now (often empty) */
+  read(chunk: Buffer): Buffer
+  /** Whether the peer's confirmation verified */
+  get done(): boolean
+  /** The record layer of the stream (once, when done) */
+  finish(): NativeRecordLayer
+}
+
 /** One UDP socket's worth of uTP connections (internal; index.ts wraps it) */
 export declare class NativeNode {
   /** SO_BROADCAST */
@@ -90,6 +104,30 @@ export declare class NativeNode {
   ref(): void
   /** Let the event loop exit even while bound */
   unref(): void
+}
+
+/** One side of symmetric SPAKE2 (lib/secure's `Pake`) */
+export declare class NativePake {
+  /** Starts an exchange with a fresh random scalar from the OS */
+  constructor(password: Buffer, context: string)
+  /** The 33-byte message for the peer */
+  get message(): Buffer
+  /** The 32-byte shared secret from the peer's message (once) */
+  finish(peerMessage: Buffer): Buffer
+}
+
+/** Both directions of an encrypted stream */
+export declare class NativeRecordLayer {
+  /** Records carrying all of `chunks`, in one buffer */
+  seal(chunks: Array<Buffer>): Buffer
+  /** The close record that ends this side's direction */
+  sealClose(): Buffer
+  /** The plaintext of every record `chunk` completes (empty while a record is partial) */
+  open(chunk: Buffer): Buffer
+  /** The connection ended: throws ERR_DECRYPT unless the peer's close record came */
+  finish(): void
+  /** Whether the peer's close record arrived */
+  get peerClosed(): boolean
 }
 
 export interface AddressInfo {

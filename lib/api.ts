@@ -5,6 +5,7 @@
 
 import { Node } from './node'
 import * as rendezvousModule from './rendezvous'
+import * as secureModule from './secure'
 import { rendezvous } from './rendezvous/methods'
 import * as stunModule from './stun'
 import { natType, stun } from './stun/methods'
@@ -42,6 +43,9 @@ declare module './node' {
     export type RendezvousStats = rendezvousModule.RendezvousStats
     export type PairedInfo = rendezvousModule.PairedInfo
     export const rendezvousCodes: typeof rendezvousModule.rendezvousCodes
+    export import Pake = secureModule.Pake
+    export const deriveKey: typeof secureModule.deriveKey
+    export const secureCodes: typeof secureModule.secureCodes
   }
 }
 /* eslint-enable @typescript-eslint/no-namespace */
@@ -50,6 +54,13 @@ declare module './node' {
 for (const [name, value] of Object.entries({ stun, natType, rendezvous })) {
   Object.defineProperty(Node.prototype, name, { value, writable: true, configurable: true, enumerable: false })
 }
-Object.assign(Node, { stun: stunModule, RendezvousServer: rendezvousModule.RendezvousServer, rendezvousCodes: rendezvousModule.rendezvousCodes })
+Object.assign(Node, {
+  stun: stunModule,
+  RendezvousServer: rendezvousModule.RendezvousServer,
+  rendezvousCodes: rendezvousModule.rendezvousCodes,
+  Pake: secureModule.Pake,
+  deriveKey: secureModule.deriveKey,
+  secureCodes: secureModule.secureCodes
+})
 
 export { Node }
