@@ -2,6 +2,7 @@
 import * as dgram from 'dgram'
 import { afterEach, describe, expect, it } from 'vitest'
 
+import type * as AuthModule from '../lib/rendezvous/auth'
 import type * as BirthdayModule from '../lib/rendezvous/birthday'
 import type * as CandidatesModule from '../lib/rendezvous/candidates'
 import type * as ClientModule from '../lib/rendezvous/client'
@@ -16,6 +17,10 @@ const protocol = requireFromRoot('./dist/lib/rendezvous/protocol.js') as typeof 
 const { Prober } = requireFromRoot('./dist/lib/rendezvous/prober.js') as typeof ProberModule
 const { lanCandidates } = requireFromRoot('./dist/lib/rendezvous/candidates.js') as typeof CandidatesModule
 const { BirthdaySpray, birthdayRole } = requireFromRoot('./dist/lib/rendezvous/birthday.js') as typeof BirthdayModule
+const { PeerAuth } = requireFromRoot('./dist/lib/rendezvous/auth.js') as typeof AuthModule
+
+/** A pairing's probe signer with throwaway keys */
+const testAuth = (pair: string): AuthModule.PeerAuth => new PeerAuth({ probe: Buffer.alloc(32, 1), confirm: Buffer.alloc(32, 2), stream: Buffer.alloc(32, 3) }, pair)
 
 type Server = ServerModule.RendezvousServer
 type Result = ClientModule.RendezvousResult
@@ -138,7 +143,7 @@ describe('rendezvous protocol', () => {
       ({ address, port: 5000, kind, nonce: kind === 'lan' ? '1'.repeat(16) : '2'.repeat(16), sent: 0, acked: false })
     const p = new Prober({
       role: 'connect',
-      pair: 'ab'.repeat(16),
+      auth: testAuth('ab'.repeat(16)),
       candidates: [cand('10.0.0.2', 'lan'), cand('203.0.113.7', 'public')],
       intervalMs: 20,
       lowTtl: 3,
@@ -163,9 +168,10 @@ describe('rendezvous protocol', () => {
 
   it('acks to sprayed probes from many ports add at most a handful of birthday candidates', async () => {
     const sent: number[] = []
+    const auth = testAuth('cd'.repeat(16))
     const p = new Prober({
       role: 'accept',
-      pair: 'cd'.repeat(16),
+      auth,
       candidates: [],
       intervalMs: 10,
       lowTtl: 0,
@@ -179,6 +185,9 @@ describe('rendezvous protocol', () => {
     for (let port = 20000; port < 20040; port++) {
       p.handle({ t: 'probe-ack', pair: 'cd'.repeat(16), nonce: spray, mac: MAC }, { address: '203.0.113.9', port })
     }
+    expect(p.beenHeard).toBe(false) // forged acks (a MAC without the key) are dropped and counted
+    expect(auth.invalid).toBe(40)
+    for (let port = 20000; port < 20040; port++) p.handle(auth.ack(spray), { address: '203.0.113.9', port })
     expect(p.beenHeard).toBe(true)
     p.start()
     for (let i = 0; i < 200 && sent.length < 16; i++) await sleep(10)

@@ -11,6 +11,7 @@
 import { randomInt } from 'crypto'
 
 import type { Transport } from '../transport'
+import type { PeerAuth } from './auth'
 import type { Endpoint, Message } from './protocol'
 import { Wire } from './wire'
 
@@ -87,7 +88,7 @@ export interface BirthdayHit {
 
 /**
  * The hard side: `count` extra nodes, each probing the peer's public address so our NAT keeps a public port
- * open toward it. The first node to hear the peer (a message carrying our pairing id) is the hit: the others
+ * open toward it. The first node to hear the peer (a message with a valid MAC) is the hit: the others
  * close and the hit's node and wire are handed over, the handler switched to the caller's.
  */
 export class BirthdayPorts {
@@ -102,7 +103,8 @@ export class BirthdayPorts {
     parent: Transport
     host: string
     count: number
-    pair: string
+    /** Checks that what a port hears comes from the peer (a valid MAC under the pairing's probe key) */
+    auth: PeerAuth
     target: Endpoint
     /** How often each port probes the target (keeps its NAT mapping and the peer's view fresh) */
     refreshMs: number
@@ -164,7 +166,7 @@ export class BirthdayPorts {
       if (port.node === this._hit.node) this._onMessage(m, from)
       return
     }
-    if (this._closed || !('pair' in m) || m.pair !== this._o.pair) return
+    if (this._closed || !this._o.auth.verify(m)) return
     this._hit = { node: port.node, wire: port.wire }
     this.close()
     this._o.onHit(this._hit, m, from)

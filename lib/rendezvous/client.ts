@@ -1,12 +1,15 @@
 // rendezvous(node, opts): meet a peer through a rendezvous server and come out with a connected uTP socket.
 //
-// The same call on both peers: register under the shared code from the node's own socket, learn the peer's
-// candidates and our role, probe them all at the agreed moment (prober.ts), then the 'connect' peer opens
+// The same call on both peers: register under the key of the shared code (auth.ts; the code itself stays
+// here) with our half of a PAKE from the node's own socket, learn the peer's candidates, its PAKE message and
+// our role, derive the pairing's keys and prove them to each other with confirm MACs through the server (a
+// mismatch fails both sides with ERR_WRONG_CODE and burns the code). Only then probe the peer's candidates,
+// every datagram authenticated (prober.ts), at the agreed moment; the 'connect' peer opens
 // the uTP connection to the winning candidate while the 'accept' peer takes the connection that comes from
 // an address its peer probed from. When probing finds nothing (or the direct connection fails), both move to
 // a relay on the server (relay.ts), unless either opted out. See protocol.ts for the messages.
 
-import { createHash, randomBytes } from 'crypto'
+import { randomBytes } from 'crypto'
 import * as dns from 'dns'
 import * as net from 'net'
 
@@ -16,13 +19,14 @@ import { normalizeAddress } from '../options'
 import type { Socket } from '../socket'
 import type { RendezvousPath as StatsPath } from '../stats'
 import type { Transport } from '../transport'
+import { codeKey, confirmMac, macEquals, PairingPake, PeerAuth, type PairingKeys } from './auth'
 import { BirthdayPorts, BirthdaySpray, birthdayRole, type BirthdayHit } from './birthday'
 import { describeCandidate, lanCandidates, orderCandidates, type Candidate } from './candidates'
 import { rendezvousError, type RendezvousError } from './errors'
 import { Prober, nonce as probeNonce, pathOf } from './prober'
 import { resolveOptions, type RendezvousOptions, type ResolvedOptions } from './options'
 import { encode, endpointKey, type DirectPath, type Endpoint, type ErrorMsg, type Mapping, type Message, type PeerMsg, type RelayAllocatedMsg } from './protocol'
-import { ConnectionWatch } from './watch'
+import { ConnectionWatch, RETRY_MIN_MS } from './watch'
 import { Wire } from './wire'
 
 export type { RendezvousOptions } from './options'
@@ -66,9 +70,21 @@ export interface RendezvousResult<N extends Transport = Transport> {
   /** 'connect' opened the connection, 'accept' took it */
   role: 'connect' | 'accept'
   timings: RendezvousTimings
+  /**
+   * Whether `socket` encrypts and authenticates the stream with the key both peers derived from the code
+   * (the `encrypt` option). Either way the pairing itself was authenticated by the code
+   */
+  encrypted: boolean
+  /** The uTP connection itself (the same object as `socket` when not encrypted): stats(), 'migrate' */
+  utpSocket: Socket
+  /**
+   * Datagrams that named our pairing but carried no valid MAC (forged probes, acks or selects), dropped while
+   * the rendezvous ran
+   */
+  unauthenticatedDropped: number
 }
 
-type Phase = 'register' | 'wait-peer' | 'punch' | 'connect' | 'relay'
+type Phase = 'register' | 'wait-peer' | 'confirm' | 'punch' | 'connect' | 'relay'
 
 const REGISTER_RETRY_MS = 500
 const RELAY_RETRY_MS = 500
@@ -77,6 +93,12 @@ const LAN_GRACE_MS = 150
 const MAX_PENDING = 16
 const CHECK_RETRY_MS = 250
 const CHECK_TRIES = 8
+const CONFIRM_RETRY_MS = 500
+/** pake-failed copies sent as we fail (the server burns the key on the first that arrives) */
+const PAKE_FAILED_COPIES = 3
+
+/** The server's cookie for each node's address, per server (requests from the same socket reuse it) */
+const cookies = new WeakMap<Transport, Map<string, string>>()
 
 /** Meet the peer registered under the same code; resolves with a connected uTP socket. See RendezvousOptions */
 export async function rendezvous<N extends Transport> (node: N, opts: RendezvousOptions): Promise<RendezvousResult<N>> {
@@ -119,6 +141,17 @@ async function lookup (host: string, bound: AddressInfo): Promise<string> {
 class Session {
   private readonly _t0 = Date.now()
   private readonly _nonce = randomBytes(8).toString('hex')
+  /** What the server sees of the code */
+  private readonly _key: string
+  private readonly _pake: PairingPake
+  private _keys: PairingKeys | null = null
+  private _auth: PeerAuth | null = null
+  /** The peer proved it derived our keys (its confirm MAC verified) */
+  private _confirmed = false
+  private _confirmTimer: NodeJS.Timeout | null = null
+  /** When probing may start (Date.now()), as the server scheduled it */
+  private _startAt = 0
+  private _lastRetry = 0
   private _phase: Phase = 'register'
   private _done = false
   private _resolve!: (r: RendezvousResult) => void
@@ -145,6 +178,8 @@ class Session {
   private _observed: Endpoint | null = null
   private _mapping: Mapping | undefined
   private _checkTimer: NodeJS.Timeout | null = null
+  /** The server's second port (mapping checks), once it named one */
+  private _checkPort: number | null = null
   private _spray: BirthdaySpray | null = null
   private _ports: BirthdayPorts | null = null
   /** Birthday probing's hard side: the extra port that heard the peer, and probing from it */
@@ -154,7 +189,10 @@ class Session {
   private readonly _onNodeClose = (): void => this._fail(notRunning())
   private readonly _onAbort = (): void => this._fail(rendezvousError('ABORT_ERR', 'the rendezvous was aborted', { cause: this._o.signal?.reason }))
 
-  constructor (private readonly _node: Transport, private readonly _o: ResolvedOptions) {}
+  constructor (private readonly _node: Transport, private readonly _o: ResolvedOptions) {
+    this._key = codeKey(_o.code)
+    this._pake = new PairingPake(_o.code, this._key)
+  }
 
   run (): Promise<RendezvousResult> {
     return new Promise((resolve, reject) => {
@@ -220,7 +258,7 @@ class Session {
     this._every(this._o.keepaliveMs, () => {
       if (this._registeredMs < 0) return
       this._lastSent = Date.now()
-      this._send({ t: 'keepalive', nonce: this._nonce, ...(this._rtt === undefined ? {} : { rtt: this._rtt }) })
+      this._send({ t: 'keepalive', nonce: this._nonce, ...(this._rtt === undefined ? {} : { rtt: this._rtt }), ...this._cookieField() })
     })
   }
 
@@ -228,19 +266,50 @@ class Session {
     this._wire?.send(m, this._server)
   }
 
+  private get _cookie (): string | undefined {
+    return cookies.get(this._node)?.get(endpointKey(this._server))
+  }
+
+  private _setCookie (cookie: string): void {
+    let byServer = cookies.get(this._node)
+    if (byServer === undefined) cookies.set(this._node, byServer = new Map())
+    byServer.set(endpointKey(this._server), cookie)
+  }
+
+  private _cookieField (): { cookie?: string } {
+    const cookie = this._cookie
+    return cookie === undefined ? {} : { cookie }
+  }
+
+  /** Whether a datagram comes from the server (its main port, or `port`): nobody else may steer us */
+  private _fromServer (from: Endpoint, port = this._server.port): boolean {
+    return from.port === port && normalizeAddress(from.address) === this._server.address
+  }
+
+  /** The server wants proof we own our address: keep its cookie, repeat what is pending with it at once */
+  private _onRetry (cookie: string): void {
+    const now = Date.now()
+    if (now - this._lastRetry < RETRY_MIN_MS) return // forged retries cannot make us loop
+    this._lastRetry = now
+    this._setCookie(cookie)
+    if (this._registeredMs < 0) this._register()
+    if (this._checkTimer !== null && this._checkPort !== null) this._wire?.send({ t: 'check', nonce: this._nonce, ...this._cookieField() }, { address: this._server.address, port: this._checkPort })
+    if (this._relayRequestTimer !== null) this._send({ t: 'relay-request', nonce: this._nonce, ...this._cookieField() })
+  }
+
   private _register (): void {
     const lan = this._o.shareLan ? lanCandidates(this._bound) : []
     this._lastSent = Date.now()
     this._send({
       t: 'register',
-      // v2 bridge until the client helper's PAKE lands: the key per the v2 contract, a placeholder SPAKE2 message
-      key: v2Key(this._o.code),
-      pake: Buffer.alloc(32).toString('base64'),
+      key: this._key,
+      pake: this._pake.message,
       nonce: this._nonce,
       lan,
       relay: this._o.relay,
       ...(this._o.nat === undefined ? {} : { nat: this._o.nat.slice(0, 32) }),
-      ...(this._rtt === undefined ? {} : { rtt: this._rtt })
+      ...(this._rtt === undefined ? {} : { rtt: this._rtt }),
+      ...this._cookieField()
     })
   }
 
@@ -249,7 +318,24 @@ class Session {
       this._watch?.handle(m, from)
       return
     }
+    if (m.t === 'probe' || m.t === 'probe-ack' || m.t === 'select') {
+      // From the peer's candidates: the prober checks their MACs
+      this._prober?.handle(m, from)
+      return
+    }
+    if (m.t === 'relay-hello-ack') {
+      if (this._relay !== null && this._fromServer(from, this._relay.port) && m.ready && m.token === this._relay.token) this._onRelayReady()
+      return
+    }
+    if (m.t === 'check-ack' || (m.t === 'retry' && this._checkPort !== null && this._fromServer(from, this._checkPort))) {
+      if (this._checkPort === null || !this._fromServer(from, this._checkPort)) return
+    } else if (!this._fromServer(from)) {
+      return // the server's messages come from the server: anyone else who knows our nonce is ignored
+    }
     switch (m.t) {
+      case 'retry':
+        this._onRetry(m.cookie)
+        return
       case 'registered':
         if (m.nonce !== this._nonce || this._registeredMs >= 0) return
         this._rtt = Math.min(Date.now() - this._lastSent, 600_000)
@@ -272,30 +358,28 @@ class Session {
         this._send({ t: 'peer-ack', nonce: this._nonce })
         if (this._peer === null) this._onPeer(m)
         return
+      case 'peer-confirm':
+        if (m.nonce !== this._nonce) return
+        this._send({ t: 'peer-confirm-ack', nonce: this._nonce })
+        this._onPeerConfirm(m.mac)
+        return
       case 'relay-allocated':
         if (m.nonce === this._nonce) this._onRelayAllocated(m)
         return
-      case 'relay-hello-ack':
-        if (m.ready && m.token === this._relay?.token) this._onRelayReady()
-        return
       case 'error':
         if (m.nonce === this._nonce) this._onServerError(m)
-        return
-      case 'probe':
-      case 'probe-ack':
-      case 'select':
-        this._prober?.handle(m, from)
     }
   }
 
   /** Send `check` to the server's second port: the server compares the source port it sees there */
   private _checkMapping (port: number): void {
     if (this._checkTimer !== null) return
+    this._checkPort = port
     let tries = 0
     const to = { address: this._server.address, port }
     const check = (): void => {
       if (++tries > CHECK_TRIES) this._checkTimer = this._clear(this._checkTimer)
-      else this._wire?.send({ t: 'check', nonce: this._nonce }, to)
+      else this._wire?.send({ t: 'check', nonce: this._nonce, ...this._cookieField() }, to)
     }
     check()
     this._checkTimer = this._every(CHECK_RETRY_MS, check)
@@ -310,6 +394,11 @@ class Session {
       return
     }
     if (this._peer !== null) {
+      // The server dropped the pairing while we confirmed: the peer found our confirm MAC wrong (pake-failed)
+      if (this._phase === 'confirm' && (m.code === 'ERR_NOT_REGISTERED' || m.code === 'ERR_CODE_BURNED')) {
+        this._wrongCode()
+        return
+      }
       // Once paired we only need the server for the relay; other complaints (a lost keepalive) do not matter
       if (this._phase === 'relay') this._fail(this._punchFailed(`and the relay is unavailable (${m.code}: ${m.message})`))
       return
@@ -321,15 +410,56 @@ class Session {
 
   private _onPeer (m: PeerMsg): void {
     this._peer = m
-    this._phase = 'punch'
+    this._phase = 'confirm'
     if (this._registeredMs < 0) this._registeredMs = this._now
     this._pairedMs = this._now
+    this._startAt = Date.now() + m.startInMs
     this._registerTimer = this._clear(this._registerTimer)
+    const keys = this._pake.finish(m.pake)
+    if (keys === null) {
+      this._wrongCode()
+      return
+    }
+    this._keys = keys
+    this._auth = new PeerAuth(keys, m.pair)
+    // Confirm until the peer's confirm arrives (the server stores ours and forwards it in peer-confirm)
+    const confirm = (): void => this._send({ t: 'confirm', nonce: this._nonce, mac: confirmMac(keys, m.role, m.pair) })
+    confirm()
+    this._confirmTimer = this._every(CONFIRM_RETRY_MS, confirm)
+    this._after(this._o.confirmTimeoutMs, () => {
+      if (this._phase === 'confirm') this._fail(this._timeoutError())
+    })
+  }
+
+  /** The peer's confirm MAC, forwarded by the server: proof it derived our keys, i.e. holds our code */
+  private _onPeerConfirm (mac: string): void {
+    const peer = this._peer
+    if (peer === null || this._keys === null || this._phase !== 'confirm') return
+    this._confirmTimer = this._clear(this._confirmTimer)
+    const theirs = peer.role === 'connect' ? 'accept' : 'connect'
+    if (!macEquals(mac, confirmMac(this._keys, theirs, peer.pair))) {
+      this._wrongCode()
+      return
+    }
+    this._confirmed = true
+    this._startPunching(peer)
+  }
+
+  /** The peer ran the PAKE with another code (or someone tried to intercept): burn the code, fail loudly */
+  private _wrongCode (): void {
+    for (let i = 0; i < PAKE_FAILED_COPIES; i++) this._send({ t: 'pake-failed', nonce: this._nonce })
+    this._fail(rendezvousError('ERR_WRONG_CODE', 'the peer\'s code did not match: wrong code, or someone tried to intercept the pairing; the code is now burned, make a new one'))
+  }
+
+  /** Confirmed: set up probing (and birthday probing) for the scheduled start; nothing went to a candidate before */
+  private _startPunching (m: PeerMsg): void {
+    const auth = this._auth as PeerAuth
+    this._phase = 'punch'
     const candidates = orderCandidates(m, this._bound, this._o.lanFirst, probeNonce)
     const birthday = this._o.birthday && !this._o.forceRelay ? birthdayRole(m.mapping ?? this._mapping, m.peerMapping) : null
     this._prober = new Prober({
       role: m.role,
-      pair: m.pair,
+      auth,
       candidates,
       intervalMs: this._o.probeIntervalMs,
       lowTtl: this._o.lowTtl,
@@ -345,9 +475,14 @@ class Session {
       this._relayOrFail('relay forced by the forceRelay option')
       return
     }
+    if (this._relay !== null) {
+      // The peer asked for the relay while we were confirming
+      this._onRelayAllocated({ t: 'relay-allocated', nonce: this._nonce, port: this._relay.port, token: this._relay.token }, true)
+      return
+    }
     if (birthday === 'easy') {
       const prober = this._prober
-      const probe = { t: 'probe' as const, pair: m.pair, nonce: prober.sprayNonce(), mac: '0'.repeat(32) /* v2 bridge: the client helper computes the MAC */ }
+      const probe = auth.probe(prober.sprayNonce())
       this._spray = new BirthdaySpray({
         address: normalizeAddress(m.public.address),
         count: this._o.birthdayProbes,
@@ -359,30 +494,31 @@ class Session {
         }
       })
     } else if (birthday === 'hard') {
-      this._openPorts(m)
+      this._openPorts(m, auth)
     }
-    this._after(m.startInMs, () => {
+    const startInMs = Math.max(0, this._startAt - Date.now())
+    this._after(startInMs, () => {
       if (this._phase !== 'punch') return // the relay was asked for before the start
       this._prober?.start()
       this._spray?.start()
       this._ports?.start()
     })
-    this._after(m.startInMs + this._o.punchTimeoutMs, () => this._onPunchTimeout())
+    this._after(startInMs + this._o.punchTimeoutMs, () => this._onPunchTimeout())
   }
 
   // ---- birthday probing, hard side --------------------------------------------------------------------------
 
-  private _openPorts (m: PeerMsg): void {
+  private _openPorts (m: PeerMsg, auth: PeerAuth): void {
     const target = { address: normalizeAddress(m.public.address), port: m.public.port }
     const ports = new BirthdayPorts({
       parent: this._node,
       host: this._bound.address,
       count: this._o.birthdayPorts,
-      pair: m.pair,
+      auth,
       target,
       refreshMs: Math.max(1000, this._o.probeIntervalMs),
       lowTtl: this._o.lowTtl,
-      probe: () => ({ t: 'probe', pair: m.pair, nonce: probeNonce(), mac: '0'.repeat(32) /* v2 bridge: the client helper computes the MAC */ }),
+      probe: () => auth.probe(probeNonce()),
       onHit: (hit, msg, from) => this._onBirthdayHit(hit, msg, from)
     })
     this._ports = ports
@@ -407,7 +543,7 @@ class Session {
     const target = { address: normalizeAddress(peer.public.address), port: peer.public.port }
     const prober = new Prober({
       role: peer.role,
-      pair: peer.pair,
+      auth: this._auth as PeerAuth,
       candidates: [{ ...target, kind: 'birthday', nonce: probeNonce(), sent: 0, acked: false }],
       intervalMs: this._o.probeIntervalMs,
       lowTtl: 0,
@@ -519,7 +655,7 @@ class Session {
 
   /** The peer's connection: from an address it probed us from, or from its relay port */
   private _acceptIfOurs (s: Socket, node: Transport): boolean {
-    if (s.remoteAddress === undefined) return false
+    if (s.remoteAddress === undefined || !this._confirmed) return false
     const from = { address: normalizeAddress(s.remoteAddress), port: s.remotePort }
     const key = endpointKey(from)
     let path: RendezvousPath
@@ -561,15 +697,17 @@ class Session {
       this._hello()
       return
     }
-    const request = (): void => this._send({ t: 'relay-request', nonce: this._nonce })
+    const request = (): void => this._send({ t: 'relay-request', nonce: this._nonce, ...this._cookieField() })
     request()
     this._relayRequestTimer = this._every(RELAY_RETRY_MS, request)
   }
 
-  private _onRelayAllocated (m: RelayAllocatedMsg): void {
-    if (this._relay !== null || this._peer === null) return
+  /** `again`: the allocation arrived while we confirmed, and we act on it now */
+  private _onRelayAllocated (m: RelayAllocatedMsg, again = false): void {
+    if ((this._relay !== null && !again) || this._peer === null) return
     this._relay = { port: m.port, token: m.token }
     this._relayRequestTimer = this._clear(this._relayRequestTimer)
+    if (!this._confirmed) return // nothing goes to the relay before the peer proved it holds the code
     if (this._peer.role === 'accept') {
       // The peer gave up on a direct path (or we did): say hello, then take the connection from the relay
       this._prober?.stopProbing()
@@ -618,6 +756,8 @@ class Session {
         return rendezvousError('ERR_RENDEZVOUS_TIMEOUT', `no answer from the rendezvous server ${endpointKey(this._server ?? { address: this._o.server.host, port: this._o.server.port })} within ${ms} ms`)
       case 'wait-peer':
         return rendezvousError('ERR_RENDEZVOUS_TIMEOUT', `no peer registered under this code within ${ms} ms`)
+      case 'confirm':
+        return rendezvousError('ERR_RENDEZVOUS_TIMEOUT', `the peer never proved it holds the code (no confirm from it within ${Math.min(ms, this._o.confirmTimeoutMs)} ms)`)
       case 'relay':
         return rendezvousError('ERR_RENDEZVOUS_TIMEOUT', `the relay did not connect us within ${ms} ms`)
       default:
@@ -633,7 +773,17 @@ class Session {
     if (punchedAt !== null) timings.punchedMs = punchedAt - this._t0
     if (this._relayMs !== undefined && path === 'relay') timings.relayMs = this._relayMs
     if (this._rtt !== undefined) timings.serverRttMs = this._rtt
-    const result: RendezvousResult = { socket, path, node, remote: { address: remote.address, port: remote.port }, role: peer.role, timings }
+    const result: RendezvousResult = {
+      socket,
+      path,
+      node,
+      remote: { address: remote.address, port: remote.port },
+      role: peer.role,
+      timings,
+      encrypted: false,
+      utpSocket: socket,
+      unauthenticatedDropped: this._auth?.invalid ?? 0
+    }
     socket._setPath(path)
     const ours = peer.mapping ?? this._mapping
     if (ours !== undefined || peer.peerMapping !== undefined) {
@@ -650,7 +800,9 @@ class Session {
         wire: this._wire as Wire,
         server: this._server,
         nonce: this._nonce,
-        pair: peer.pair,
+        auth: this._auth as PeerAuth,
+        cookie: () => this._cookie,
+        setCookie: (c) => this._setCookie(c),
         keepaliveMs: this._o.keepaliveMs,
         quietMs: this._o.quietMs,
         relay: path === 'relay' ? this._relay : null,
@@ -712,11 +864,4 @@ function adoptPort (parent: Transport, port: Transport, socket: Socket): void {
     closePort()
   })
   parent.once('close', closePort)
-}
-
-/** v2 bridge (the client helper owns the real one): the server-visible key of a code, per the v2 contract */
-function v2Key (code: string): string {
-  const m = /^(\d{1,6})-(.+)$/.exec(code)
-  if (m !== null) return `n:${m[1]}`
-  return 'h:' + createHash('sha256').update('utp-punch-rs code v2\0' + code).digest('hex')
 }

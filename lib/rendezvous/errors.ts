@@ -9,6 +9,11 @@ export const rendezvousCodes = {
   ERR_RENDEZVOUS_TIMEOUT: 'ERR_RENDEZVOUS_TIMEOUT',
   /** The server refused the registration (code in use, server full...); `.serverCode` says why */
   ERR_RENDEZVOUS_REFUSED: 'ERR_RENDEZVOUS_REFUSED',
+  /**
+   * The peer's code did not match ours (its confirm MAC was wrong): a wrong code, or someone tried to intercept
+   * the pairing. Both sides fail with it and the server burns the code: make a new one
+   */
+  ERR_WRONG_CODE: 'ERR_WRONG_CODE',
   /** The signal aborted the rendezvous */
   ABORT_ERR: 'ABORT_ERR'
 } as const

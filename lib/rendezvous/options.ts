@@ -5,7 +5,11 @@ import { parseHostPort } from './protocol'
 export interface RendezvousOptions {
   /** The rendezvous server, 'host:port' (or '[v6]:port') */
   server: string
-  /** The pairing code both peers use */
+  /**
+   * The pairing code both peers use. Best as `<nameplate>-<secret>` ("4127-purple-sausage-tiger"): the server
+   * sees only the nameplate, and the secret never leaves this process. Any other string works too, but the
+   * server sees a hash of it, which it could attack offline if the code is guessable
+   */
   code: string
   /** Fall back to the server's relay when no direct path works. Default true */
   relay?: boolean
@@ -53,6 +57,18 @@ export interface RendezvousOptions {
   followMoves?: boolean
   /** With followMoves: after this long without a packet from the peer, tell the server where we are, ms. Default 2,000 */
   quietMs?: number
+  /**
+   * Once paired, how long to wait for the peer's proof that it holds the same code (its confirm), ms; then
+   * ERR_RENDEZVOUS_TIMEOUT. Default 10,000
+   */
+  confirmTimeoutMs?: number
+  /**
+   * Encrypt and authenticate the stream with the key both peers derived from the code (the result's socket is
+   * then a SecureSocket). false gives the plain uTP socket: the pairing is still authenticated by the code (a
+   * peer without it fails with ERR_WRONG_CODE, and nobody else can steer the connection), but the bytes travel
+   * in clear and a relay or anyone on the path can read or alter them. Default true
+   */
+  encrypt?: boolean
 }
 
 /** The options with defaults applied */
@@ -77,6 +93,8 @@ export interface ResolvedOptions {
   birthdayRate: number
   followMoves: boolean
   quietMs: number
+  confirmTimeoutMs: number
+  encrypt: boolean
 }
 
 /** Validate (TypeError/RangeError on bad values) and fill in defaults */
@@ -84,6 +102,7 @@ export function resolveOptions (o: RendezvousOptions): ResolvedOptions {
   if (o === null || typeof o !== 'object') throw new TypeError('rendezvous options must be an object')
   if (typeof o.server !== 'string') throw new TypeError('options.server must be a "host:port" string')
   if (typeof o.code !== 'string' || o.code.length === 0 || o.code.length > 128) throw new TypeError('options.code must be a string of 1..128 characters')
+  if (o.encrypt !== undefined && typeof o.encrypt !== 'boolean') throw new TypeError('options.encrypt must be a boolean')
   const num = (name: keyof RendezvousOptions, dflt: number, min: number): number => {
     const v = o[name]
     if (v === undefined) return dflt
@@ -116,6 +135,8 @@ export function resolveOptions (o: RendezvousOptions): ResolvedOptions {
     birthdayProbes,
     birthdayRate: Math.min(num('birthdayRate', 1000, 1), 100_000),
     followMoves: o.followMoves ?? true,
-    quietMs: num('quietMs', 2000, 100)
+    quietMs: num('quietMs', 2000, 100),
+    confirmTimeoutMs: num('confirmTimeoutMs', 10_000, 1),
+    encrypt: o.encrypt ?? true
   }
 }

@@ -3,23 +3,27 @@
 // Both peers probe every candidate of the other every `intervalMs`. The first probe to a public candidate
 // leaves with a low TTL: it opens our own NAT's mapping toward the peer but dies before the peer's NAT,
 // which could otherwise take an unsolicited packet as an attack and block the flow. Every probe carrying
-// the pairing id is answered with an ack echoing its nonce. An ack from the very candidate we probed proves
+// a valid MAC is answered with an ack echoing its nonce. An ack from the very candidate we probed proves
 // the path works both ways. A probe or ack from an address we did not know (a NAT that maps per
-// destination) becomes a peer-reflexive candidate, probed at once.
+// destination) becomes a peer-reflexive candidate, probed at once. Every probe, ack and select carries a MAC
+// under the pairing's probe key (auth.ts): one that does not verify is dropped and counted, so an address
+// that merely receives our probes (a LAN candidate someone else holds) can neither ack nor select.
 //
 // The 'connect' peer picks the winner: the first acked candidate if it is a LAN one (or LAN is not
-// preferred), else the best acked candidate a short grace later (LAN answers may still come). It then sends `select` to the winner and
-// connects. The 'accept' peer stops probing once it has heard the peer and been heard (or got `select`), and
+// preferred), else the best acked candidate a short grace later (LAN answers may still come). It then sends
+// `select` to the winner and connects. The 'accept' peer stops probing once it has heard the peer and been heard (or got `select`), and
 // keeps answering probes; it accepts the connection from any address its peer's probes came from.
 
 import { randomBytes } from 'crypto'
 
+import type { PeerAuth } from './auth'
 import { describeCandidate, type Candidate, type CandidateKind } from './candidates'
 import { endpointKey, type DirectPath, type Endpoint, type Message } from './protocol'
 
 export interface ProberOptions {
   role: 'connect' | 'accept'
-  pair: string
+  /** Signs our probes, acks and selects and checks the peer's */
+  auth: PeerAuth
   candidates: Candidate[]
   intervalMs: number
   /** TTL of the first probe to each public candidate; 0 sends it with the normal TTL */
@@ -45,7 +49,7 @@ const MAX_PEER_REFLEXIVE = 8
 export const nonce = (): string => randomBytes(8).toString('hex')
 
 export class Prober {
-  /** Peer addresses (endpointKey) that proved they know the pairing id */
+  /** Peer addresses (endpointKey) that proved they hold the pairing's probe key */
   readonly verified = new Set<string>()
   heardPeer = false
   beenHeard = false
@@ -112,7 +116,7 @@ export class Prober {
   /** Handle a peer-to-peer message; anything else is not ours */
   handle (m: Message, from: Endpoint): void {
     if (this._done) return
-    if ((m.t !== 'probe' && m.t !== 'probe-ack' && m.t !== 'select') || m.pair !== this._o.pair) return
+    if (!this._o.auth.verify(m)) return
     const key = endpointKey(from)
     this.heardPeer = true
     if (!this.verified.has(key)) {
@@ -121,7 +125,7 @@ export class Prober {
     }
     switch (m.t) {
       case 'probe':
-        this._o.send({ t: 'probe-ack', pair: this._o.pair, nonce: m.nonce, mac: '0'.repeat(32) /* v2 bridge: the client helper computes the MAC */ }, from)
+        this._o.send(this._o.auth.ack(m.nonce), from)
         this._learn(from, null)
         break
       case 'probe-ack': {
@@ -160,7 +164,7 @@ export class Prober {
   private _probe (c: Candidate): void {
     const ttl = c.kind === 'public' && c.sent === 0 && this._o.lowTtl > 0 ? this._o.lowTtl : undefined
     c.sent++
-    this._o.send({ t: 'probe', pair: this._o.pair, nonce: c.nonce, mac: '0'.repeat(32) /* v2 bridge: the client helper computes the MAC */ }, c, ttl)
+    this._o.send(this._o.auth.probe(c.nonce), c, ttl)
   }
 
   /** A peer address not among the candidates: add it (peer-reflexive) and probe it now */
@@ -212,7 +216,7 @@ export class Prober {
     this._chosen = true
     this.punchedAt = Date.now()
     this.stopProbing()
-    this._o.send({ t: 'select', pair: this._o.pair, path: pathOf(winner), mac: '0'.repeat(32) /* v2 bridge: the client helper computes the MAC */ }, winner)
+    this._o.send(this._o.auth.select(pathOf(winner)), winner)
     this._o.onWinner(winner)
   }
 }

@@ -3,16 +3,23 @@
 // A NAT that reboots or drops its state maps our flows to a new public port. Both peers then go quiet: the
 // peer's packets die at our NAT's old port, ours at the peer's NAT, which filters a port it never sent to.
 // Neither can repair that alone, but the server can see it: when the connection goes quiet we send a
-// keepalive at once, the server notices our registration speaking from a new address and tells the peer
-// (`peer-moved`), and the peer re-aims its connection there (Endpoint::migrate) and probes the new address,
-// which opens its own NAT toward it. Our side needs nothing: the peer's address did not change. On the relay
-// path a quiet connection re-sends relay-hello, which the relay follows to our new address the same way.
+// keepalive at once, the server notices our registration speaking from a new address (proven by a cookie
+// for it) and tells the peer (`peer-moved`). The peer does not take the server's word for it: it validates
+// the path first, sending probes with fresh nonces (MACs under the pairing's probe key) to the new address,
+// which also opens its own NAT toward it, and re-aims its connection there (Endpoint::migrate) only when a
+// valid probe-ack comes back from exactly that address. Our side answers those probes; its connection needs
+// nothing else, the peer's address did not change. On the relay path a quiet connection re-sends
+// relay-hello, which the relay follows to our new address the same way.
+//
+// A peer-moved's seq must lie above the last one followed and less than 2^20 above it, and it counts only
+// once its path validated: a forged one (even with a huge seq) cannot block the moves that follow.
 //
 // Limits: the peer can follow an endpoint-independent mapping only (an endpoint-dependent NAT shows the
 // server a different port than the peer would see), and the whole repair must fit in the Node's `timeout`
-// (5 s by default): quiet for quietMs, then one round trip to the server and one to the peer.
+// (5 s by default): quiet for quietMs, then one round trip to the server and two to the peer.
 
 import type { Socket } from '../socket'
+import type { PeerAuth } from './auth'
 import { nonce as probeNonce } from './prober'
 import { endpointKey, type Endpoint, type Message } from './protocol'
 import type { Wire } from './wire'
@@ -24,7 +31,12 @@ export interface WatchOptions {
   wire: Wire
   server: Endpoint
   nonce: string
-  pair: string
+  /** Signs path-validation probes and acks, checks the peer's */
+  auth: PeerAuth
+  /** The server's cookie for our address, if we have one (keepalives from a new address need one) */
+  cookie: () => string | undefined
+  /** A retry from the server: remember its cookie */
+  setCookie: (cookie: string) => void
   keepaliveMs: number
   /** The connection counts as quiet after this long without a packet from the peer */
   quietMs: number
@@ -40,15 +52,35 @@ export interface WatchOptions {
 const SAMPLE_MS = 250
 /** While quiet, how often to nudge the server (and the relay) */
 const NUDGE_MS = 1000
-const MOVE_PROBES = 3
+/** Path validation: probes to the peer's new address every VALIDATE_MS, at most VALIDATE_TRIES */
+const VALIDATE_MS = 250
+const VALIDATE_TRIES = 12
+/** At most one request repeated per retry this often */
+export const RETRY_MIN_MS = 100
+/** A peer-moved seq is followed only if it is above the last one and below last + SEQ_WINDOW */
+export const SEQ_WINDOW = 2 ** 20
+/** Moves validated at once (each a different address); more are dropped until one ends */
+const MAX_VALIDATIONS = 4
+
+interface Validation {
+  to: Endpoint
+  seq: number
+  nonces: Set<string>
+  timer: NodeJS.Timeout
+}
 
 export class ConnectionWatch {
   private readonly _timers: NodeJS.Timeout[] = []
   private _lastReceived = -1
   private _lastChange = Date.now()
   private _lastNudge = 0
-  private _seq = -1
+  /** The seq of the last move followed (the server counts from 1) */
+  private _seq = 0
   private _closed = false
+  private _lastRetry = 0
+  private readonly _validations = new Map<string, Validation>()
+  /** Moves announced by the server whose path never validated (forged, or the peer gone) */
+  rejectedMoves = 0
 
   constructor (private readonly _o: WatchOptions) {
     this._timers.push(setInterval(() => this._keepalive(), _o.keepaliveMs))
@@ -57,24 +89,48 @@ export class ConnectionWatch {
     _o.socket.once('close', () => this.close())
   }
 
-  /** A message from the server (or the relay) on the registered node's socket */
+  /** A message on the registered node's socket: from the server, or (path validation) from the peer */
   handle (m: Message, from: Endpoint): void {
     if (this._closed) return
     const o = this._o
+    const fromServer = endpointKey(from) === endpointKey(o.server)
     switch (m.t) {
       case 'peer-moved': {
-        if (m.nonce !== o.nonce || endpointKey(from) !== endpointKey(o.server)) return
+        if (m.nonce !== o.nonce || !fromServer) return
         o.wire.send({ t: 'peer-moved-ack', nonce: o.nonce, seq: m.seq }, o.server)
-        if (m.seq <= this._seq) return // a repeat
-        this._seq = m.seq
-        if (o.relay !== null) return // the relay follows the peer itself
-        this._follow(m.public)
+        if (m.seq <= this._seq || m.seq >= this._seq + SEQ_WINDOW) return // a repeat, or no seq the server could send
+        if (o.relay !== null) {
+          this._seq = m.seq // the relay follows the peer itself
+          return
+        }
+        this._validate(m.public, m.seq)
         return
       }
+      case 'probe':
+        // The peer validating our new address after our NAT rebound
+        if (o.auth.verify(m)) o.sendFromSocketNode(o.auth.ack(m.nonce), from)
+        return
+      case 'probe-ack': {
+        const v = this._validations.get(endpointKey(from))
+        if (v === undefined || !v.nonces.has(m.nonce) || !o.auth.verify(m)) return
+        this._endValidation(v, true)
+        if (v.seq > this._seq) {
+          this._seq = v.seq
+          this._follow(v.to)
+        }
+        return
+      }
+      case 'retry':
+        // Our keepalive came from a new address (our NAT rebound): repeat it with the cookie for that address
+        if (!fromServer || Date.now() - this._lastRetry < RETRY_MIN_MS) return // forged retries cannot make us loop
+        this._lastRetry = Date.now()
+        o.setCookie(m.cookie)
+        this._keepalive()
+        return
       case 'error':
         // The server forgot us (restarted, or our keepalives were lost for a minute): nothing to repair
         // with any more, but the connection itself is fine
-        if (m.nonce === o.nonce && m.code === 'ERR_NOT_REGISTERED') this._stopKeepalives()
+        if (fromServer && m.nonce === o.nonce && m.code === 'ERR_NOT_REGISTERED') this._stopKeepalives()
     }
   }
 
@@ -83,25 +139,68 @@ export class ConnectionWatch {
     this._closed = true
     for (const t of this._timers) clearInterval(t)
     this._timers.length = 0
+    for (const v of [...this._validations.values()]) this._endValidation(v, false)
     // Free the code on the server (best effort: otherwise the registration expires)
     this._o.wire.send({ t: 'bye', nonce: this._o.nonce }, this._o.server)
     this._o.wire.close()
   }
 
-  private _follow (to: Endpoint): void {
+  /** Probe the peer's announced address; the connection follows only if the peer answers from there */
+  private _validate (to: Endpoint, seq: number): void {
     const o = this._o
     if (!o.followable) return
+    const key = endpointKey(to)
+    const from = o.socket.remoteAddress === undefined ? null : { address: o.socket.remoteAddress, port: o.socket.remotePort }
+    if (from !== null && endpointKey(from) === key) {
+      this._seq = seq // already there
+      return
+    }
+    const running = this._validations.get(key)
+    if (running !== undefined) {
+      running.seq = Math.max(running.seq, seq)
+      return
+    }
+    if (this._validations.size >= MAX_VALIDATIONS) return
+    let tries = 0
+    const v: Validation = {
+      to,
+      seq,
+      nonces: new Set(),
+      timer: setInterval(() => {
+        if (++tries > VALIDATE_TRIES) this._endValidation(v, false)
+        else this._probe(v)
+      }, VALIDATE_MS)
+    }
+    v.timer.unref()
+    this._validations.set(key, v)
+    this._probe(v)
+  }
+
+  /** One validation probe, fresh nonce; it also opens our NAT toward the new address */
+  private _probe (v: Validation): void {
+    const nonce = probeNonce()
+    v.nonces.add(nonce)
+    this._o.sendFromSocketNode(this._o.auth.probe(nonce), v.to)
+  }
+
+  private _endValidation (v: Validation, ok: boolean): void {
+    clearInterval(v.timer)
+    this._validations.delete(endpointKey(v.to))
+    if (!ok) this.rejectedMoves++
+  }
+
+  private _follow (to: Endpoint): void {
+    const o = this._o
     const from = o.socket.remoteAddress === undefined ? null : { address: o.socket.remoteAddress, port: o.socket.remotePort }
     if (from !== null && endpointKey(from) === endpointKey(to)) return
     if (!o.socket._migrate(to.port, to.address)) return
-    // Our NAT filters the new address until we send to it: the migrated connection's ACK does, these too
-    for (let i = 0; i < MOVE_PROBES; i++) o.sendFromSocketNode({ t: 'probe', pair: o.pair, nonce: probeNonce(), mac: '0'.repeat(32) /* v2 bridge: the client helper computes the MAC */ }, to)
     o.socket.emit('migrate', { address: to.address, port: to.port, from })
   }
 
   private _keepalive (): void {
     if (this._closed) return
-    this._o.wire.send({ t: 'keepalive', nonce: this._o.nonce }, this._o.server)
+    const cookie = this._o.cookie()
+    this._o.wire.send({ t: 'keepalive', nonce: this._o.nonce, ...(cookie === undefined ? {} : { cookie }) }, this._o.server)
   }
 
   private _stopKeepalives (): void {

@@ -1,0 +1,298 @@
+// Attacks on rendezvous() (issue 12), on loopback as root: a passive eavesdropper (AF_PACKET on lo), a stranger
+// who races the victim to the server, a process holding one of the victim's candidate addresses, and forged
+// server messages (raw-socket source spoofing). Each test failed on the code before issue 12; the numbers seen
+// then are in the comments ("before").
+import { createHash, randomBytes } from 'crypto'
+import * as dgram from 'dgram'
+import { EventEmitter } from 'events'
+import { afterEach, describe, expect, it } from 'vitest'
+
+import type { Node as NodeClass } from '../lib/api'
+import type * as AuthModule from '../lib/rendezvous/auth'
+import type * as ProtocolModule from '../lib/rendezvous/protocol'
+import type * as WatchModule from '../lib/rendezvous/watch'
+import { Sniffer } from './helpers/attack-sniffer'
+import { Forger } from './helpers/forge'
+import { cleanupNodes, drainHash, makeNode, requireFromRoot, sleep, utp, type Node, type Socket } from './helpers/utp'
+
+const protocol = requireFromRoot('./dist/lib/rendezvous/protocol.js') as typeof ProtocolModule
+const { ConnectionWatch } = requireFromRoot('./dist/lib/rendezvous/watch.js') as typeof WatchModule
+
+type Result = NodeClass.RendezvousResult
+type Server = NodeClass.RendezvousServer
+
+const servers: Server[] = []
+const closers: Array<() => void> = []
+cleanupNodes()
+afterEach(async () => {
+  for (const c of closers.splice(0)) c()
+  await Promise.all(servers.splice(0).map(async s => await s.close()))
+})
+
+async function startServer (options: NodeClass.RendezvousServerOptions = {}): Promise<{ addr: string, port: number }> {
+  const server = new utp.RendezvousServer({ port: 0, host: '127.0.0.1', ...options })
+  servers.push(server)
+  const { port } = await server.listen()
+  return { addr: `127.0.0.1:${port}`, port }
+}
+
+async function nodes (n: number): Promise<Node[]> {
+  const out = Array.from({ length: n }, () => makeNode())
+  await Promise.all(out.map(async x => await x.bindAsync(0, '127.0.0.1')))
+  return out
+}
+
+function sniffer (needles: Buffer[] = []): Sniffer {
+  const s = new Sniffer(needles)
+  closers.push(() => { s.stop().catch(() => {}) })
+  return s
+}
+
+async function socketOn (host = '127.0.0.1'): Promise<dgram.Socket> {
+  const s = dgram.createSocket('udp4')
+  closers.push(() => s.close())
+  await new Promise<void>(resolve => s.bind(0, host, () => resolve()))
+  return s
+}
+
+/** The uTP socket under a result (the encrypted stream wraps it) */
+function utpOf (r: Result): Socket {
+  return (r as { utpSocket?: Socket }).utpSocket ?? r.socket as unknown as Socket
+}
+
+/** A rendezvous datagram with the current protocol's header */
+function datagram (m: Record<string, unknown>): Buffer {
+  return protocol.encode(m as unknown as ProtocolModule.Message)
+}
+
+/** `bytes` bytes of one repeating 1 KiB block: any datagram carrying the plaintext carries a slice of it */
+function patterned (block: Buffer, bytes: number): Buffer {
+  return Buffer.concat(Array.from({ length: Math.ceil(bytes / block.length) }, () => block)).subarray(0, bytes)
+}
+
+async function send (from: Result, to: Result, data: Buffer): Promise<void> {
+  const got = drainHash(to.socket)
+  from.socket.end(data)
+  const r = await got
+  expect(r.bytes).toBe(data.length)
+  expect(r.sha256).toBe(createHash('sha256').update(data).digest('hex'))
+}
+
+/** A well-formed SPAKE2 message (of some other password), or random bytes before there was a PAKE */
+function pakeMessage (): Buffer {
+  const Pake = (utp as { Pake?: { start: (pw: string, ctx: string) => { message: Buffer } } }).Pake
+  return Pake === undefined ? randomBytes(33) : Pake.start('not-the-code', 'utp-punch-rs rendezvous v2|n:6121').message
+}
+
+function codeOf (e: unknown): string | undefined {
+  return (e as { code?: string } | null)?.code
+}
+
+describe('attacks on rendezvous()', () => {
+  it('code hijack: a stranger who registers the nameplate with a wrong secret gets no byte; both fail with ERR_WRONG_CODE, and the code is burned', async () => {
+    const sniff = sniffer()
+    await sniff.ready
+    const { addr, port } = await startServer()
+    const [victim, stranger, friend] = await nodes(3)
+    const code = '4127-purple-sausage-tiger'
+    const t0 = Date.now()
+    const victimP = victim.rendezvous({ server: addr, code, timeoutMs: 8000 })
+    // The stranger sees the victim's registration go by and registers what it learns
+    const reg = await sniff.waitFor(d => d.dport === port && d.body.t === 'register')
+    const learned = typeof reg.body.code === 'string' ? reg.body.code : `${String(reg.body.key).slice(2)}-wrong-guess`
+    const strangerP = stranger.rendezvous({ server: addr, code: learned, timeoutMs: 8000 })
+    let strangerBytes = 0
+    const [v, s] = await Promise.allSettled([victimP, strangerP])
+    if (s.status === 'fulfilled') s.value.socket.on('data', (d: Buffer) => { strangerBytes += d.length })
+    if (v.status === 'fulfilled') v.value.socket.write('the victim thinks it talks to its friend')
+    await sleep(300)
+    // before: both rendezvous succeeded, the stranger got 40 bytes
+    expect(strangerBytes).toBe(0)
+    expect([v.status === 'rejected' ? codeOf(v.reason) : 'connected', s.status === 'rejected' ? codeOf(s.reason) : 'connected']).toEqual(['ERR_WRONG_CODE', 'ERR_WRONG_CODE'])
+    expect(Date.now() - t0).toBeLessThan(3000)
+    // The real friend comes too late: the code is burned
+    await expect(friend.rendezvous({ server: addr, code, timeoutMs: 3000 })).rejects.toMatchObject({ code: 'ERR_RENDEZVOUS_REFUSED', serverCode: 'ERR_CODE_BURNED' })
+  })
+
+  it('eavesdropper: a recorder on the path sees neither the code nor the plaintext of 8 MiB, direct or relayed', async () => {
+    const block = randomBytes(1024)
+    const codes = ['5813-velvet-otter-harbor', '5814-amber-crane-meadow']
+    const secrets = codes.map(c => Buffer.from(c.slice(5)))
+    const sniff = sniffer([...codes.map(c => Buffer.from(c)), ...secrets, block.subarray(100, 132)])
+    await sniff.ready
+    const { addr } = await startServer({ relayRate: 100_000_000 })
+    const [a, b, c, d] = await nodes(4)
+    const data = patterned(block, 8 << 20)
+    const direct = await Promise.all([a.rendezvous({ server: addr, code: codes[0] }), sleep(30).then(async () => await b.rendezvous({ server: addr, code: codes[0] }))])
+    await send(direct[0], direct[1], data)
+    const relayed = await Promise.all([c.rendezvous({ server: addr, code: codes[1], forceRelay: true }), sleep(30).then(async () => await d.rendezvous({ server: addr, code: codes[1], forceRelay: true }))])
+    expect(relayed.map(r => r.path)).toEqual(['relay', 'relay'])
+    await send(relayed[0], relayed[1], data)
+    await sleep(200)
+    const summary = await sniff.stop()
+    expect(summary.bytes).toBeGreaterThan(2 * data.length) // it did see both transfers
+    // before: [0, 0, 0, 0, ~15,000] (the codes were not seen in full there either, only the plaintext)
+    expect(summary.hits).toEqual([0, 0, 0, 0, 0])
+    expect([...direct, ...relayed].map(r => (r as { encrypted?: boolean }).encrypted)).toEqual([true, true, true, true])
+  })
+
+  it('candidate hijack: whoever holds one of the peer\'s LAN candidate addresses and acks its probes does not get the connection', async () => {
+    const attacker = makeNode()
+    const at = await attacker.bindAsync(0, '127.0.0.1')
+    await attacker.listenAsync()
+    let stolen = 0
+    let acked = 0
+    attacker.on('connection', () => stolen++)
+    attacker.getUdpSocket().on('message', (msg: Buffer, rinfo: { address: string, port: number }) => {
+      if (msg.subarray(0, 5).toString('latin1') !== 'UTPRV') return
+      const body = JSON.parse(msg.subarray(6).toString()) as Record<string, unknown>
+      if (body.t !== 'probe') return
+      // The best it can do: the sniffed pair id and nonce, and the probe's own MAC
+      acked++
+      attacker.getUdpSocket().send(Buffer.concat([msg.subarray(0, 6), Buffer.from(JSON.stringify({ t: 'probe-ack', pair: body.pair, nonce: body.nonce, mac: body.mac }))]), rinfo.port, rinfo.address)
+    })
+    const hijack = { address: '127.0.0.1', port: at.port }
+    const { addr } = await startServer({ rewriteCandidates: (c: { public: { address: string, port: number } }) => ({ public: c.public, lan: [hijack] }) })
+    const [a, b] = await nodes(2)
+    const code = '7702-silver-kettle-drum'
+    const [ra, rb] = await Promise.allSettled([
+      a.rendezvous({ server: addr, code, timeoutMs: 8000, acceptGraceMs: 0 }),
+      sleep(30).then(async () => await b.rendezvous({ server: addr, code, timeoutMs: 8000, acceptGraceMs: 0 }))
+    ])
+    await sleep(200)
+    expect(acked).toBeGreaterThan(0)
+    // before: stolen 1 (the 'connect' peer preferred the LAN "candidate" and connected to the attacker)
+    expect(stolen).toBe(0)
+    expect(ra.status).toBe('fulfilled')
+    expect(rb.status).toBe('fulfilled')
+    if (ra.status !== 'fulfilled' || rb.status !== 'fulfilled') return
+    expect(ra.value.remote.port).toBe(b.address().port)
+    expect((ra.value as { unauthenticatedDropped?: number }).unauthenticatedDropped).toBeGreaterThan(0)
+    await send(ra.value, rb.value, randomBytes(64 * 1024))
+  })
+
+  it('forged peer-moved (spoofed from the server) and a forged keepalive do not re-aim a live connection', async () => {
+    const sniff = sniffer()
+    await sniff.ready
+    const { addr, port } = await startServer()
+    const [a, b] = await nodes(2)
+    const code = '3390-paper-lantern-moth'
+    const r = await Promise.all([a.rendezvous({ server: addr, code }), sleep(30).then(async () => await b.rendezvous({ server: addr, code }))])
+    const nonceOf = (n: Node): string => String(sniff.seen.find(d => d.dport === port && d.sport === n.address().port && d.body.t === 'register')?.body.nonce)
+    const [nonceA, nonceB] = [nonceOf(a), nonceOf(b)]
+    const moves: unknown[] = []
+    for (const x of r) utpOf(x).on('migrate', (m: unknown) => moves.push(m))
+    const attacker = await socketOn()
+    const evil = { address: '127.0.0.1', port: attacker.address().port }
+    let reached = 0
+    attacker.on('message', (msg: Buffer) => {
+      reached++
+      const body = JSON.parse(msg.subarray(6).toString()) as Record<string, unknown>
+      // A server that wants a cookie gets it: the attacker owns its address
+      if (body.t === 'retry') attacker.send(datagram({ t: 'keepalive', nonce: nonceB, cookie: body.cookie }), port, '127.0.0.1')
+    })
+    const forger = new Forger()
+    closers.push(() => forger.close())
+    // peer-moved "from the server" to A, naming the attacker as B's new address
+    await forger.send({ src: '127.0.0.1', sport: port, dst: '127.0.0.1', dport: a.address().port, payload: datagram({ t: 'peer-moved', nonce: nonceA, public: evil, seq: 1 }), count: 3 })
+    // B's registration "moving" to the attacker's address: the server then tells A itself
+    attacker.send(datagram({ t: 'keepalive', nonce: nonceB }), port, '127.0.0.1')
+    await sleep(1500)
+    // before: 2 migrations to the attacker's port, and A's connection pointed there
+    expect(moves).toEqual([])
+    expect(utpOf(r[0]).remotePort).toBe(b.address().port)
+    expect(reached).toBeGreaterThan(0) // the attack did run (the attacker heard the server, or A's validation probes)
+    await send(r[0], r[1], randomBytes(64 * 1024))
+  })
+
+  it('a peer-moved with a huge seq does not block a later legitimate move, and only a validated path is followed', async () => {
+    let auth: AuthModule.PeerAuth | undefined
+    try {
+      const { PeerAuth } = requireFromRoot('./dist/lib/rendezvous/auth.js') as typeof AuthModule
+      auth = new PeerAuth({ probe: Buffer.alloc(32, 7), confirm: Buffer.alloc(32, 8), stream: Buffer.alloc(32, 9) }, 'ab'.repeat(16))
+    } catch {} // before issue 12 there was no auth module: the watch below runs without it
+    const server = { address: '127.0.0.1', port: 7000 }
+    const peer = { address: '127.0.0.1', port: 7100 }
+    const evil = { address: '127.0.0.1', port: 6666 }
+    const moved = { address: '127.0.0.1', port: 7200 }
+    const followed: Array<{ port: number }> = []
+    const fakeSocket = Object.assign(new EventEmitter(), {
+      remoteAddress: peer.address,
+      remotePort: peer.port,
+      stats: () => null,
+      _migrate: (port: number, address: string) => { followed.push({ port }); fakeSocket.remoteAddress = address; fakeSocket.remotePort = port; return true }
+    })
+    let watch: WatchModule.ConnectionWatch | null = null
+    const toServer: unknown[] = []
+    watch = new ConnectionWatch({
+      socket: fakeSocket as unknown as Socket,
+      wire: { send: (m: unknown) => toServer.push(m), close: () => {} } as unknown as WatchModule.WatchOptions['wire'],
+      server,
+      nonce: 'cd'.repeat(8),
+      pair: 'ab'.repeat(16),
+      auth,
+      cookie: () => undefined,
+      setCookie: () => {},
+      keepaliveMs: 60_000,
+      quietMs: 60_000,
+      followable: true,
+      relay: null,
+      // The peer really is at `moved` and answers probes there; nobody answers at `evil`
+      sendFromSocketNode: (m: ProtocolModule.Message, to: { port: number }) => {
+        if (m.t === 'probe' && to.port === moved.port && auth !== undefined) setImmediate(() => watch?.handle(auth.ack(m.nonce), moved))
+      }
+    } as unknown as WatchModule.WatchOptions)
+    closers.push(() => watch?.close())
+    watch.handle({ t: 'peer-moved', nonce: 'cd'.repeat(8), public: evil, seq: 999_999_999 }, server)
+    watch.handle({ t: 'peer-moved', nonce: 'cd'.repeat(8), public: evil, seq: 1000 }, server)
+    await sleep(100)
+    // before: the connection followed the first (huge seq) move to the attacker at once
+    expect(followed).toEqual([])
+    watch.handle({ t: 'peer-moved', nonce: 'cd'.repeat(8), public: moved, seq: 1 }, server)
+    for (let i = 0; i < 50 && followed.length === 0; i++) await sleep(20)
+    // before: [6666] only (seq 1 was "a repeat" after seq 999,999,999)
+    expect(followed).toEqual([{ port: moved.port }])
+  })
+
+  it('server messages from a foreign source are ignored, and a forged pairing makes nobody spray probes', async () => {
+    const sniff = sniffer()
+    await sniff.ready
+    const { addr, port } = await startServer()
+    const [a, b, c] = await nodes(3)
+    const third = { address: '127.0.0.99', port: 40000 }
+    const forgedPeer = (nonce: string): Buffer => datagram({
+      t: 'peer', nonce, pair: 'ab'.repeat(16), role: 'connect', startInMs: 0, public: third, lan: [], relay: false,
+      mapping: 'independent', peerMapping: 'dependent', pake: pakeMessage().toString('base64')
+    })
+    const code = '6120-quiet-lantern-bay'
+    let settled: string | null = null
+    const pa = a.rendezvous({ server: addr, code, timeoutMs: 10_000, birthdayRate: 2000 })
+    pa.then(() => { settled = 'paired' }, (e) => { settled = codeOf(e) ?? 'error' })
+    const nonceA = String((await sniff.waitFor(d => d.dport === port && d.sport === a.address().port && d.body.t === 'register')).body.nonce)
+    // From a foreign address: a pairing with "birthday" probing at a third party, and an error
+    const foreign = await socketOn()
+    foreign.send(forgedPeer(nonceA), a.address().port, '127.0.0.1')
+    foreign.send(datagram({ t: 'error', code: 'ERR_CODE_IN_USE', message: 'go away', nonce: nonceA }), a.address().port, '127.0.0.1')
+    await sleep(1000)
+    // before: the victim failed (ERR_RENDEZVOUS_REFUSED) and had sprayed ~1,000 probes at 127.0.0.99
+    expect(settled).toBeNull()
+    // The real peer still pairs with it
+    const rb = await b.rendezvous({ server: addr, code, timeoutMs: 10_000 })
+    const ra = await pa
+    expect(ra.role).toBe('connect')
+    rb.socket.destroy()
+    ra.socket.destroy()
+    // Spoofed from the server's own address: the victim may believe it, but sprays nothing before the peer's confirm
+    const pc = c.rendezvous({ server: addr, code: '6121-open-window-fox', timeoutMs: 2500, birthdayRate: 2000 })
+    pc.catch(() => {})
+    const nonceC = String((await sniff.waitFor(d => d.dport === port && d.sport === c.address().port && d.body.t === 'register')).body.nonce)
+    const forger = new Forger()
+    closers.push(() => forger.close())
+    await forger.send({ src: '127.0.0.1', sport: port, dst: '127.0.0.1', dport: c.address().port, payload: forgedPeer(nonceC) })
+    // It never confirms (the forger has no code): the rendezvous fails, as an interception should
+    expect(codeOf(await pc.then(() => null, (e: unknown) => e))).toMatch(/^ERR_(RENDEZVOUS_TIMEOUT|WRONG_CODE)$/)
+    const summary = await sniff.stop()
+    // before: ~2,000 probes (the whole spray) at 127.0.0.99
+    expect(summary.perDst[third.address] ?? 0).toBe(0)
+  })
+})
