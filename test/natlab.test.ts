@@ -8,7 +8,7 @@
 // Needs root and `ip netns` (CI runs as root); otherwise the whole file skips, loudly. Needs nft, iptables
 // and python3 (test/natlab/install-deps.sh): without them it fails rather than skips. One lab per machine:
 // the cases run one after another, each in its own lab, torn down afterwards whatever happens.
-import { randomBytes } from 'crypto'
+import { randomBytes, randomInt } from 'crypto'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'fs'
 import * as os from 'os'
 import * as path from 'path'
@@ -82,7 +82,8 @@ interface IdleResult {
 interface PeerResult { ok: boolean, bytes: number, sha256: string, punchMs: number, transferMs: number, error?: string }
 
 const port = (endpoint: string | null): number => Number(endpoint?.slice(endpoint.lastIndexOf(':') + 1))
-const newCode = (): string => randomBytes(6).toString('hex')
+// Rendezvous codes in the nameplate form (the server sees only the digits); the dgram scripts take any string
+const newCode = (): string => `${randomInt(1, 999_999)}-${randomBytes(6).toString('hex')}`
 
 async function withLab (args: string[], fn: () => Promise<void>): Promise<void> {
   lab('up', ...args)

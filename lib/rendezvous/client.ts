@@ -359,7 +359,8 @@ class Session {
         if (this._peer === null) this._onPeer(m)
         return
       case 'peer-confirm':
-        if (m.nonce !== this._nonce) return
+        // Acked only once we can check it (it may overtake `peer`: then the server's repeat brings it again)
+        if (m.nonce !== this._nonce || this._keys === null) return
         this._send({ t: 'peer-confirm-ack', nonce: this._nonce })
         this._onPeerConfirm(m.mac)
         return

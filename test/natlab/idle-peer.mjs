@@ -29,11 +29,13 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const out = { id: opt.id }
 let finished = false
 let socket = null
+/** The uTP socket under the (encrypted) stream: its address, stats and 'migrate' */
+let utpSocket = null
 const migrations = []
 function finish (extra) {
   if (finished) return
   finished = true
-  if (socket !== null) Object.assign(out, { remoteAfter: `${socket.remoteAddress}:${socket.remotePort}`, migrations })
+  if (utpSocket !== null) Object.assign(out, { remoteAfter: `${utpSocket.remoteAddress}:${utpSocket.remotePort}`, migrations })
   process.stdout.write(JSON.stringify({ ...out, ...extra, ms: Date.now() - t0 }) + '\n')
   process.exit(0)
 }
@@ -51,9 +53,10 @@ try {
   finish({ ok: false, error: `rendezvous: ${e.code ?? ''} ${e.message}` })
 }
 socket = met.socket
+utpSocket = met.utpSocket ?? met.socket
 const { role } = met
-socket.on('migrate', (m) => migrations.push({ to: `${m.address}:${m.port}`, atMs: Date.now() - t0, at: Date.now() }))
-Object.assign(out, { role, path: met.path, remote: `${met.remote.address}:${met.remote.port}` })
+utpSocket.on('migrate', (m) => migrations.push({ to: `${m.address}:${m.port}`, atMs: Date.now() - t0, at: Date.now() }))
+Object.assign(out, { role, path: met.path, remote: `${met.remote.address}:${met.remote.port}`, encrypted: met.encrypted })
 socket.on('error', (e) => finish({ ok: false, phase: out.phase, error: `socket: ${e.code ?? ''} ${e.message}` }))
 socket.on('close', () => { if (out.phase !== 'done' && !ended) finish({ ok: false, phase: out.phase, error: 'socket closed early' }) })
 
@@ -73,7 +76,7 @@ async function take (n, what) {
   inbox = inbox.subarray(n)
   return b
 }
-const counters = () => { const s = socket.stats?.(); return s == null ? null : { packetsSent: s.packetsSent, packetsReceived: s.packetsReceived } }
+const counters = () => { const s = utpSocket.stats?.(); return s == null ? null : { packetsSent: s.packetsSent, packetsReceived: s.packetsReceived } }
 
 try {
   out.phase = 'ping'
@@ -101,7 +104,7 @@ try {
   if (inbox.length > 0) throw new Error(`${inbox.length} unexpected bytes arrived while idle`)
 
   out.phase = 'transfer'
-  out.mtu = socket.stats?.()?.mtu // what path MTU discovery settled on
+  out.mtu = utpSocket.stats?.()?.mtu // what path MTU discovery settled on
   const x0 = Date.now()
   const hash = createHash('sha256')
   if (role === 'accept') {
