@@ -123,7 +123,6 @@ export const ERROR_CODES = {
   ERR_UNEXPECTED: 'a type servers do not take',
   ERR_NOT_REGISTERED: 'unknown or expired nonce (or not from the registration\'s address): register again',
   ERR_NONCE_IN_USE: 'the nonce is registered under another key',
-  ERR_CODE_IN_USE: 'two peers already paired under this key',
   ERR_CODE_BURNED: 'the key was used (paired, or a PAKE failed on it): make a new code',
   ERR_RATE_LIMITED: 'too many new registrations or relays from this address prefix (/24, /64) or in total',
   ERR_FULL: 'the registration table is full',
