@@ -17,7 +17,7 @@ const protocol = requireFromRoot('./dist/lib/rendezvous/protocol.js') as typeof 
 const { Prober } = requireFromRoot('./dist/lib/rendezvous/prober.js') as typeof ProberModule
 const { lanCandidates } = requireFromRoot('./dist/lib/rendezvous/candidates.js') as typeof CandidatesModule
 const { BirthdaySpray, birthdayRole } = requireFromRoot('./dist/lib/rendezvous/birthday.js') as typeof BirthdayModule
-const { PeerAuth } = requireFromRoot('./dist/lib/rendezvous/auth.js') as typeof AuthModule
+const { PeerAuth, codeKey } = requireFromRoot('./dist/lib/rendezvous/auth.js') as typeof AuthModule
 
 /** A pairing's probe signer with throwaway keys */
 const testAuth = (pair: string): AuthModule.PeerAuth => new PeerAuth({ probe: Buffer.alloc(32, 1), confirm: Buffer.alloc(32, 2), stream: Buffer.alloc(32, 3) }, pair)
@@ -368,6 +368,47 @@ describe('rendezvous()', () => {
     await expect(rendezvous(a, { server: 'nope', code: 'x' })).rejects.toThrow(/host:port/)
     await expect(rendezvous(a, { server: '127.0.0.1:1', code: '' })).rejects.toThrow(TypeError)
     await expect(rendezvous(a, { server: '127.0.0.1:1', code: 'x', timeoutMs: -1 })).rejects.toThrow(RangeError)
+    await expect(rendezvous(a, { server: '127.0.0.1:1', code: 'x', encrypt: 'yes' as unknown as boolean })).rejects.toThrow(TypeError)
+  })
+
+  it('encrypts by default (the connect peer initiates); encrypt: false gives the plain uTP socket, still paired by the code', async () => {
+    const { addr } = await startServer()
+    const [a, b, c, d] = [...await nodes(), ...await nodes()]
+    const secured = await pair(a, b, { server: addr }, '812-glass-river-stone')
+    for (const x of secured) {
+      expect(x.encrypted).toBe(true)
+      expect(x.socket).not.toBe(x.utpSocket)
+      expect(x.utpSocket.stats()?.path).toBe(x.path)
+    }
+    await transfer(secured[0], secured[1], 256 * 1024)
+    const plain = await pair(c, d, { server: addr, encrypt: false }, '813-glass-river-stone')
+    for (const x of plain) {
+      expect(x.encrypted).toBe(false)
+      expect(x.socket).toBe(x.utpSocket)
+    }
+    await transfer(plain[1], plain[0], 256 * 1024)
+  })
+})
+
+describe('codes and keys', () => {
+  it('the server sees a nameplate, or a hash of a free-text code, never the code', () => {
+    expect(codeKey('4127-purple-sausage-tiger')).toBe('n:4127')
+    expect(codeKey('4127-x')).toBe('n:4127')
+    const hashed = codeKey('purple-otter')
+    expect(hashed).toMatch(/^h:[0-9a-f]{64}$/)
+    expect(hashed).not.toContain('purple')
+    expect(codeKey('purple-otter')).toBe(hashed)
+    expect(codeKey('1234567-too-long-a-nameplate')).toMatch(/^h:/)
+  })
+
+  it('a MAC verifies only for its own label, pairing and fields; forgeries of our pairing are counted', () => {
+    const auth = testAuth('ab'.repeat(16))
+    const probe = auth.probe('0123456789abcdef')
+    expect(auth.verify(probe)).toBe(true)
+    expect(auth.verify({ ...probe, nonce: 'fedcba9876543210' })).toBe(false)
+    expect(auth.verify({ ...auth.ack('0123456789abcdef'), t: 'probe' })).toBe(false) // an ack is no probe
+    expect(auth.verify({ ...probe, pair: 'cd'.repeat(16) })).toBe(false) // another pairing's: not counted
+    expect(auth.invalid).toBe(2)
   })
 })
 

@@ -7,7 +7,9 @@
 // every datagram authenticated (prober.ts), at the agreed moment; the 'connect' peer opens
 // the uTP connection to the winning candidate while the 'accept' peer takes the connection that comes from
 // an address its peer probed from. When probing finds nothing (or the direct connection fails), both move to
-// a relay on the server (relay.ts), unless either opted out. See protocol.ts for the messages.
+// a relay on the server (relay.ts), unless either opted out. The uTP connection then carries the encrypted
+// stream (lib/secure) keyed by the pairing's "stream" key, unless the caller opted out with `encrypt: false`.
+// See protocol.ts for the messages.
 
 import { randomBytes } from 'crypto'
 import * as dns from 'dns'
@@ -54,7 +56,10 @@ export interface RendezvousTimings {
 
 /** What rendezvous() resolves with; `N` is the node's type (Node for node.rendezvous()) */
 export interface RendezvousResult<N extends Transport = Transport> {
-  /** A connected uTP socket to the peer */
+  /**
+   * The connected stream to the peer: the encrypted, authenticated SecureSocket over the uTP connection
+   * (default), or the uTP Socket itself with `encrypt: false`
+   */
   socket: Socket
   path: RendezvousPath
   /**
@@ -423,7 +428,10 @@ class Session {
     }
     this._keys = keys
     this._auth = new PeerAuth(keys, m.pair)
-    // Confirm until the peer's confirm arrives (the server stores ours and forwards it in peer-confirm)
+    // Confirm until the peer shows it has ours: the server stores it and forwards it in peer-confirm, but
+    // nothing tells us it arrived, so we go on until the peer speaks to us (it does only after verifying our
+    // confirm: an authenticated probe, or its relay hello). Stopping at the peer's confirm would leave the
+    // peer waiting for good when our one copy was lost.
     const confirm = (): void => this._send({ t: 'confirm', nonce: this._nonce, mac: confirmMac(keys, m.role, m.pair) })
     confirm()
     this._confirmTimer = this._every(CONFIRM_RETRY_MS, confirm)
@@ -436,7 +444,6 @@ class Session {
   private _onPeerConfirm (mac: string): void {
     const peer = this._peer
     if (peer === null || this._keys === null || this._phase !== 'confirm') return
-    this._confirmTimer = this._clear(this._confirmTimer)
     const theirs = peer.role === 'connect' ? 'accept' : 'connect'
     if (!macEquals(mac, confirmMac(this._keys, theirs, peer.pair))) {
       this._wrongCode()
@@ -444,6 +451,12 @@ class Session {
     }
     this._confirmed = true
     this._startPunching(peer)
+  }
+
+  /** An authenticated message from the peer: it verified our confirm, so stop sending it; its connection may be waiting */
+  private _onPeerHeard (): void {
+    this._confirmTimer = this._clear(this._confirmTimer)
+    this._checkPending()
   }
 
   /** The peer ran the PAKE with another code (or someone tried to intercept): burn the code, fail loudly */
@@ -468,7 +481,7 @@ class Session {
       graceMs: LAN_GRACE_MS,
       send: (msg, to, ttl) => this._wire?.send(msg, to, ttl),
       onWinner: (c) => this._onWinner(c),
-      onVerified: () => this._checkPending(),
+      onVerified: () => this._onPeerHeard(),
       learnedKind: birthday === 'easy' ? 'birthday' : 'peer'
     })
     if (m.role === 'accept') this._node.listenAsync().catch((e: Error) => this._fail(e))
@@ -552,7 +565,7 @@ class Session {
       graceMs: 0,
       send: (m, to, ttl) => hit.wire.send(m, to, ttl),
       onWinner: (c) => this._onWinner(c, hit.node),
-      onVerified: () => this._checkPending()
+      onVerified: () => this._onPeerHeard()
     })
     this._aux = { node: hit.node, wire: hit.wire, prober }
     this._ports?.setHandler((m, f) => {
@@ -732,6 +745,7 @@ class Session {
 
   private _onRelayReady (): void {
     this._helloTimer = this._clear(this._helloTimer)
+    this._confirmTimer = this._clear(this._confirmTimer) // the peer said hello: it verified our confirm
     if (this._relayReady || this._relay === null) return
     this._relayReady = true
     this._relayMs = this._now

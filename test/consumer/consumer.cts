@@ -127,9 +127,14 @@ export async function natTraversal (node: Node): Promise<Socket> {
   const result: Node.RendezvousResult = await node.rendezvous(opts)
   const path: 'lan' | 'direct' | 'birthday' | 'relay' = result.path
   const carrier: Node = result.node
-  result.socket.on('migrate', (m: { address: string, port: number }) => console.log(m.address, m.port, carrier.address().port))
+  result.utpSocket.on('migrate', (m: { address: string, port: number }) => console.log(m.address, m.port, carrier.address().port))
   // @ts-expect-error 'migrate' hands over an object
-  result.socket.on('migrate', (m: number) => m)
+  result.utpSocket.on('migrate', (m: number) => m)
+  const encrypted: boolean = result.encrypted
+  const stream: Duplex = result.socket
+  console.log(encrypted, stream.writable, result.unauthenticatedDropped, Node.rendezvousCodes.ERR_WRONG_CODE)
+  const plain: Node.RendezvousOptions = { ...opts, encrypt: false, confirmTimeoutMs: 5000 }
+  console.log(plain)
   const p: Node.RendezvousPath | undefined = result.socket.stats()?.path
   const t: Node.RendezvousTimings = result.timings
   console.log(p, t.registeredMs, t.pairedMs, t.punchedMs, t.relayMs, t.serverRttMs)
@@ -139,7 +144,7 @@ export async function natTraversal (node: Node): Promise<Socket> {
   console.log(path, role, result.remote.address, result.timings.connectedMs)
   // @ts-expect-error the code is required
   await node.rendezvous({ server: 'rendezvous.example.org:7000' })
-  return result.socket
+  return result.utpSocket
 }
 
 export async function rendezvousServer (): Promise<Node.RendezvousServer> {

@@ -72,9 +72,9 @@ export async function traversal (node: Node): Promise<Socket> {
   const nat: stun.NatBehaviorResult = await node.natType('stun.example.org:3478')
   console.log(punched, mapped.address, nat.summary)
   const opts: RendezvousOptions = { server: 'rendezvous.example.org:7000', code: 'purple-otter', relay: false, signal: AbortSignal.timeout(60_000) }
-  const { socket, path }: RendezvousResult = await node.rendezvous(opts)
-  console.log(path)
-  return socket
+  const { socket, utpSocket, path, encrypted }: RendezvousResult = await node.rendezvous(opts)
+  console.log(path, encrypted, socket.writable)
+  return utpSocket
 }
 
 export async function serve (): Promise<void> {
