@@ -7,7 +7,7 @@
 import * as fs from 'fs'
 import * as path from 'path'
 
-import { Node } from '../lib/node'
+import { Node } from '../lib/api' // with node.natType() and node.rendezvous() attached
 import { rendezvous, type RendezvousResult } from '../lib/rendezvous/client'
 import { RendezvousServer } from '../lib/server/server'
 import { choiceOption, CliError, durationOption, parseArgs, portOption, positiveOption, stringOption, UsageError, type Parsed } from './args'

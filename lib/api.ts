@@ -1,7 +1,9 @@
 // The public API assembled: lib/node.ts is the transport and imports nothing above it, so the methods built
 // on the transport (node.stun(), node.natType(), node.rendezvous()) and the names of the upper layers are
 // attached to Node here, with a declaration merge that gives them the same public types as before.
-// index.ts (the package entry) exports the Node this module returns.
+// index.ts (the package entry) exports the Node this module returns. Code that calls those methods imports Node
+// from here (or the entry), never from lib/node.ts: the types are merged everywhere, the methods only once
+// this module ran.
 
 import { Node } from './node'
 import * as rendezvousModule from './rendezvous'

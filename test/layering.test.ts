@@ -50,4 +50,10 @@ describe('layering', () => {
     const offenders = files.filter(f => importsOf(f).includes('lib/node.ts'))
     expect(offenders).toEqual([])
   })
+
+  it('the CLI takes Node from lib/api.ts (with stun/natType/rendezvous attached), never from lib/node.ts', () => {
+    const files = fs.readdirSync(path.join(root, 'bin')).filter(f => f.endsWith('.ts')).map(f => `bin/${f}`)
+    expect(files.length).toBeGreaterThan(0)
+    expect(files.filter(f => importsOf(f).includes('lib/node.ts'))).toEqual([])
+  })
 })

@@ -150,7 +150,7 @@ export async function natTraversal (node: Node): Promise<Socket> {
 export async function rendezvousServer (): Promise<Node.RendezvousServer> {
   const serverOptions: Node.RendezvousServerOptions = { port: 0, host: '127.0.0.1', relay: true, relayRate: 1_000_000, http: false }
   const server = new Node.RendezvousServer(serverOptions)
-  server.on('paired', (p: Node.PairedInfo) => console.log(p.code, p.connect.port, p.accept.port))
+  server.on('paired', (p: Node.PairedInfo) => console.log(p.key, p.connect.port, p.accept.port))
   const { address, port } = await server.listen()
   const st: Node.RendezvousStats = server.stats()
   console.log(st.moves, st.relayedBytes)
