@@ -65,6 +65,8 @@ interface IdleResult {
   role?: 'connect' | 'accept'
   path?: 'lan' | 'direct' | 'birthday' | 'relay'
   remote?: string
+  /** The stream is the encrypted one (rendezvous() by default) */
+  encrypted?: boolean
   remoteAfter?: string
   mtu?: number
   migrations?: Array<{ to: string, atMs: number, at: number }>
@@ -411,12 +413,14 @@ describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
           expect(rb?.ok, ctx).toBe(true)
           if (ra === undefined || rb === undefined) return
           expect(ra.path, ctx).toBe('direct')
+          expect([ra.encrypted, rb.encrypted], ctx).toEqual([true, true])
           expect(ra.remoteAfter, ctx).toBe(ra.remote) // A's view of B did not change
           expect(rb.remote, ctx).toBe('198.51.100.1:40000')
           expect(rb.remoteAfter, ctx).toBe('198.51.100.1:25000') // B followed A to its new public port
           expect(rb.migrations?.length, ctx).toBe(1)
           expect(ra.migrations ?? [], ctx).toEqual([])
-          // B followed within the repair budget (the connection's 5 s timeout): quiet 2 s, the server, the peer
+          // B followed within the repair budget (the connection's 5 s timeout): quiet 2 s, the server, then path
+          // validation (an authenticated probe to A's new address and A's ack) before re-aiming
           const followedMs = (rb.migrations?.[0]?.at ?? Infinity) - t
           console.log(`natlab: rebinding: B followed A to its new port ${followedMs} ms after the rebind`)
           expect(followedMs, ctx).toBeLessThan(4500)
