@@ -1079,4 +1079,8 @@ export namespace Node {
   export import Pake = secureModule.Pake
   export const deriveKey = secureModule.deriveKey
   export const secureCodes = secureModule.secureCodes
+  export const secureSocket = secureModule.secureSocket
+  export import SecureSocket = secureModule.SecureSocket
+  export type SecureOptions = secureModule.SecureOptions
+  export type SecureRole = secureModule.SecureRole
 }
