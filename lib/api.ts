@@ -48,6 +48,10 @@ declare module './node' {
     export import Pake = secureModule.Pake
     export const deriveKey: typeof secureModule.deriveKey
     export const secureCodes: typeof secureModule.secureCodes
+    export const secureSocket: typeof secureModule.secureSocket
+    export import SecureSocket = secureModule.SecureSocket
+    export type SecureOptions = secureModule.SecureOptions
+    export type SecureRole = secureModule.SecureRole
   }
 }
 /* eslint-enable @typescript-eslint/no-namespace */
@@ -62,7 +66,9 @@ Object.assign(Node, {
   rendezvousCodes: rendezvousModule.rendezvousCodes,
   Pake: secureModule.Pake,
   deriveKey: secureModule.deriveKey,
-  secureCodes: secureModule.secureCodes
+  secureCodes: secureModule.secureCodes,
+  secureSocket: secureModule.secureSocket,
+  SecureSocket: secureModule.SecureSocket
 })
 
 export { Node }

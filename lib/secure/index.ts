@@ -3,3 +3,4 @@
 
 export { Pake, deriveKey } from './pake'
 export { secureCodes } from './errors'
+export { SecureSocket, secureSocket, defaultHandshakeTimeout, type SecureOptions, type SecureRole } from './socket'
