@@ -9,6 +9,7 @@ import * as path from 'path'
 
 import { Node } from '../lib/api' // with node.natType() and node.rendezvous() attached
 import { rendezvous, type RendezvousResult } from '../lib/rendezvous/client'
+import type { SecureSocket } from '../lib/secure'
 import { RendezvousServer } from '../lib/server/server'
 import { choiceOption, CliError, durationOption, parseArgs, portOption, positiveOption, stringOption, UsageError, type Parsed } from './args'
 import { autoMode, mb, Progress, round, type ProgressMode } from './progress'
@@ -291,7 +292,7 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
     new Progress(label, name, total, { mode, out: json ? io.stdout : io.stderr })
   const node = new Node(congestion === undefined ? {} : { congestion })
   node.on('error', () => { /* reported through the rendezvous or the socket */ })
-  let met: RendezvousResult<Node> | undefined
+  let met: RendezvousResult<Node, SecureSocket> | undefined
   try {
     const local = await node.bindAsync(port)
     if (tty) io.stderr.write(`waiting for the peer (code ${code}) via ${server}...\n`)
@@ -306,7 +307,7 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
     if (json) jsonLine(io, { event: 'connected', path: met.path, remote: met.remote, role: met.role, timings: met.timings, mapping: met.mapping ?? null })
     met.socket.on('error', () => { /* the transfer's reader and writer report it */ })
     // A birthday path's socket lives on a node of its own, made with the defaults
-    if (congestion !== undefined) met.socket.setCongestion(congestion)
+    if (congestion !== undefined) met.utpSocket.setCongestion(congestion)
     let result: TransferResult
     try {
       result = command === 'send'
@@ -317,7 +318,7 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
     }
     const rate = result.bytes / Math.max(result.seconds, 0.001)
     if (json) {
-      const s = met.socket.stats()
+      const s = met.utpSocket.stats()
       jsonLine(io, {
         ok: true,
         event: command === 'send' ? 'sent' : 'received',

@@ -7,10 +7,13 @@
 import { createHash } from 'crypto'
 import * as fs from 'fs'
 import * as path from 'path'
+import type { Duplex } from 'stream'
 
-import type { Socket } from '../lib/socket'
 import { CliError } from './args'
 import { noProgress, type ProgressSink } from './progress'
+
+/** What a transfer runs over: the encrypted stream rendezvous() returns, or a plain uTP Socket */
+type Socket = Duplex
 
 const MAX_LINE = 4096
 

@@ -6,6 +6,7 @@
 // this module ran.
 
 import { Node } from './node'
+import type { Socket } from './socket'
 import * as rendezvousModule from './rendezvous'
 import * as secureModule from './secure'
 import { rendezvous } from './rendezvous/methods'
@@ -29,8 +30,11 @@ declare module './node' {
      * Meet a peer through a rendezvous server under a shared code and end up with a connected Socket,
      * whichever way works: LAN addresses, the public addresses punched from both sides, or the server's
      * relay. Symmetric: both peers make the same call. Rejects with ERR_PUNCH_FAILED (naming the NAT
-     * types and candidates) when no path works and `relay` is false, or ERR_RENDEZVOUS_TIMEOUT.
+     * types and candidates) when no path works and `relay` is false, ERR_WRONG_CODE when the peer's code
+     * differs, or ERR_RENDEZVOUS_TIMEOUT. `socket` is an encrypted SecureSocket unless `encrypt: false`.
      */
+    rendezvous (options: rendezvousModule.RendezvousOptions & { encrypt: false }): Promise<rendezvousModule.RendezvousResult<Node, Socket>>
+    rendezvous (options: rendezvousModule.RendezvousOptions & { encrypt?: true }): Promise<rendezvousModule.RendezvousResult<Node, secureModule.SecureSocket>>
     rendezvous (options: rendezvousModule.RendezvousOptions): Promise<rendezvousModule.RendezvousResult<Node>>
   }
   namespace Node {

@@ -13,7 +13,7 @@ import type * as ProtocolModule from '../lib/rendezvous/protocol'
 import type * as WatchModule from '../lib/rendezvous/watch'
 import { Sniffer } from './helpers/attack-sniffer'
 import { Forger } from './helpers/forge'
-import { cleanupNodes, drainHash, makeNode, requireFromRoot, sleep, utp, type Node, type Socket } from './helpers/utp'
+import { cleanupNodes, closed, drainHash, makeNode, requireFromRoot, sleep, utp, type Node, type Socket } from './helpers/utp'
 
 const protocol = requireFromRoot('./dist/lib/rendezvous/protocol.js') as typeof ProtocolModule
 const { ConnectionWatch } = requireFromRoot('./dist/lib/rendezvous/watch.js') as typeof WatchModule
@@ -76,6 +76,11 @@ async function send (from: Result, to: Result, data: Buffer): Promise<void> {
   const r = await got
   expect(r.bytes).toBe(data.length)
   expect(r.sha256).toBe(createHash('sha256').update(data).digest('hex'))
+  // The other direction ends too: a stream torn down without its authenticated end fails with ERR_DECRYPT
+  const both = Promise.all([closed(from.socket), closed(to.socket)])
+  from.socket.resume()
+  to.socket.end()
+  await both
 }
 
 /** A well-formed SPAKE2 message (of some other password), or random bytes before there was a PAKE */

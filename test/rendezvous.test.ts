@@ -8,8 +8,9 @@ import type * as CandidatesModule from '../lib/rendezvous/candidates'
 import type * as ClientModule from '../lib/rendezvous/client'
 import type * as ProberModule from '../lib/rendezvous/prober'
 import type * as ProtocolModule from '../lib/rendezvous/protocol'
+import type { SecureSocket } from '../lib/secure'
 import type * as ServerModule from '../lib/server/server'
-import { cleanupNodes, drainHash, makeNode, requireFromRoot, sleep, writeRandom, type Node } from './helpers/utp'
+import { cleanupNodes, closed, drainHash, makeNode, requireFromRoot, sleep, writeRandom, type Node } from './helpers/utp'
 
 const { RendezvousServer } = requireFromRoot('./dist/lib/server/server.js') as typeof ServerModule
 const { rendezvous } = requireFromRoot('./dist/lib/rendezvous/client.js') as typeof ClientModule
@@ -23,7 +24,8 @@ const { PeerAuth, codeKey } = requireFromRoot('./dist/lib/rendezvous/auth.js') a
 const testAuth = (pair: string): AuthModule.PeerAuth => new PeerAuth({ probe: Buffer.alloc(32, 1), confirm: Buffer.alloc(32, 2), stream: Buffer.alloc(32, 3) }, pair)
 
 type Server = ServerModule.RendezvousServer
-type Result = ClientModule.RendezvousResult
+/** Results typed with the default (encrypted) stream; the encrypt: false case checks its own */
+type Result = ClientModule.RendezvousResult<Node, SecureSocket>
 type Msg = ProtocolModule.Message
 
 /** Placeholder SPAKE2 message and MAC: the server only checks their shape */
@@ -53,7 +55,7 @@ async function udp (host = '127.0.0.1'): Promise<dgram.Socket> {
 }
 
 async function pair (a: Node, b: Node, opts: Omit<ClientModule.RendezvousOptions, 'code'>, code = 'pairing-code'): Promise<[Result, Result]> {
-  return await Promise.all([rendezvous(a, { ...opts, code }), sleep(30).then(async () => await rendezvous(b, { ...opts, code }))])
+  return await Promise.all([rendezvous(a, { ...opts, code }), sleep(30).then(async () => await rendezvous(b, { ...opts, code }))]) as [Result, Result]
 }
 
 /** Send `bytes` from one socket to the other and compare checksums */
@@ -63,6 +65,20 @@ async function transfer (from: Result, to: Result, bytes: number): Promise<void>
   const got = await received
   expect(got.bytes).toBe(bytes)
   expect(got.sha256).toBe(sent)
+  await closeBoth(from, to)
+}
+
+/**
+ * End the other direction too and wait until both streams closed: an encrypted stream torn down without its
+ * authenticated end (the test's nodes or the relay closing under it) rightly fails with ERR_DECRYPT
+ */
+async function closeBoth (a: Result, b: Result): Promise<void> {
+  const both = Promise.all([closed(a.socket), closed(b.socket)])
+  for (const x of [a, b]) {
+    x.socket.resume()
+    x.socket.end()
+  }
+  await both
 }
 
 /** Two bound nodes; host null binds the default (dual-stack '::') */

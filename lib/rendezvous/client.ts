@@ -18,6 +18,7 @@ import * as net from 'net'
 import { asError, notRunning } from '../errors'
 import type { AddressInfo } from '../native'
 import { normalizeAddress } from '../options'
+import { secureSocket, type SecureSocket } from '../secure'
 import type { Socket } from '../socket'
 import type { RendezvousPath as StatsPath } from '../stats'
 import type { Transport } from '../transport'
@@ -54,13 +55,16 @@ export interface RendezvousTimings {
   serverRttMs?: number
 }
 
-/** What rendezvous() resolves with; `N` is the node's type (Node for node.rendezvous()) */
-export interface RendezvousResult<N extends Transport = Transport> {
+/**
+ * What rendezvous() resolves with; `N` is the node's type (Node for node.rendezvous()), `S` the stream's:
+ * SecureSocket by default, Socket with `encrypt: false`
+ */
+export interface RendezvousResult<N extends Transport = Transport, S extends SecureSocket | Socket = SecureSocket | Socket> {
   /**
    * The connected stream to the peer: the encrypted, authenticated SecureSocket over the uTP connection
    * (default), or the uTP Socket itself with `encrypt: false`
    */
-  socket: Socket
+  socket: S
   path: RendezvousPath
   /**
    * The node the socket lives on: the one rendezvous() was called on, except on the endpoint-dependent side
@@ -105,7 +109,13 @@ const PAKE_FAILED_COPIES = 3
 /** The server's cookie for each node's address, per server (requests from the same socket reuse it) */
 const cookies = new WeakMap<Transport, Map<string, string>>()
 
-/** Meet the peer registered under the same code; resolves with a connected uTP socket. See RendezvousOptions */
+/**
+ * Meet the peer registered under the same code; resolves with a connected stream (encrypted unless
+ * `encrypt: false`). See RendezvousOptions
+ */
+export async function rendezvous<N extends Transport> (node: N, opts: RendezvousOptions & { encrypt: false }): Promise<RendezvousResult<N, Socket>>
+export async function rendezvous<N extends Transport> (node: N, opts: RendezvousOptions & { encrypt?: true }): Promise<RendezvousResult<N, SecureSocket>>
+export async function rendezvous<N extends Transport> (node: N, opts: RendezvousOptions): Promise<RendezvousResult<N>>
 export async function rendezvous<N extends Transport> (node: N, opts: RendezvousOptions): Promise<RendezvousResult<N>> {
   // result.node is `node` or one of its _sibling()s, which are of its class
   return await new Session(node, resolveOptions(opts)).run() as RendezvousResult<N>
@@ -827,7 +837,23 @@ class Session {
         sendFromSocketNode: (m, to) => node._sendRaw(encode(m), to.port, to.address, undefined, () => {})
       })
     }
-    this._resolve(result)
+    this._secure(result)
+  }
+
+  /** Wrap the connection into the encrypted stream keyed by the pairing's "stream" key, unless opted out */
+  private _secure (result: RendezvousResult): void {
+    if (!this._o.encrypt) {
+      this._resolve(result)
+      return
+    }
+    const socket = result.utpSocket
+    const role = result.role === 'connect' ? 'initiator' : 'responder'
+    secureSocket(socket, { role, key: (this._keys as PairingKeys).stream }).then((secure) => {
+      this._resolve({ ...result, socket: secure, encrypted: true })
+    }, (err: Error) => {
+      socket.destroy()
+      this._reject(err)
+    })
   }
 
   private _fail (err: Error): void {

@@ -13,7 +13,7 @@ import type { RendezvousOptions } from './options'
  * types and candidates) when no path works and `relay` is false, or ERR_RENDEZVOUS_TIMEOUT.
  */
 export function rendezvous<N extends Transport> (this: N, options: RendezvousOptions): Promise<RendezvousResult<N>> {
-  if (!debugEnabled) return meet(this, options)
+  if (!debugEnabled) return meet<N>(this, options)
   return debugRendezvous(this, options)
 }
 
@@ -23,7 +23,7 @@ async function debugRendezvous<N extends Transport> (node: N, options: Rendezvou
   debug('node %d rendezvous via %s: registering', node._debugId, String(server))
   let r: RendezvousResult<N>
   try {
-    r = await meet(node, options)
+    r = await meet<N>(node, options)
   } catch (e) {
     debug('node %d rendezvous via %s failed: %s', node._debugId, String(server), describeError(e))
     throw e
@@ -34,11 +34,11 @@ async function debugRendezvous<N extends Transport> (node: N, options: Rendezvou
   if (t.relayMs !== undefined) phases.push(`relay ready +${t.relayMs} ms`)
   phases.push(`connected +${t.connectedMs} ms`)
   const mapping = r.mapping === undefined ? 'unmeasured' : `ours ${r.mapping.ours ?? 'unknown'}, peer's ${r.mapping.peer ?? 'unknown'}`
-  debug('node %d rendezvous via %s: %s path to %s as %s (connection %d%s); %s; server rtt %s; NAT mappings %s', node._debugId, String(server),
-    r.path, hostPort(r.remote.address, r.remote.port), r.role, r.socket.id, r.node === node ? '' : ` on node ${r.node._debugId}`,
+  debug('node %d rendezvous via %s: %s path to %s as %s (connection %d%s%s); %s; server rtt %s; NAT mappings %s', node._debugId, String(server),
+    r.path, hostPort(r.remote.address, r.remote.port), r.role, r.utpSocket.id, r.node === node ? '' : ` on node ${r.node._debugId}`, r.encrypted ? ', encrypted' : ', not encrypted',
     phases.join(', '), t.serverRttMs === undefined ? 'unknown' : `${t.serverRttMs} ms`, mapping)
-  r.socket.on('migrate', (m) => {
-    debug('node %d connection %d: the peer moved from %s to %s', r.node._debugId, r.socket.id,
+  r.utpSocket.on('migrate', (m) => {
+    debug('node %d connection %d: the peer moved from %s to %s', r.node._debugId, r.utpSocket.id,
       m.from === null ? 'unknown' : hostPort(m.from.address, m.from.port), hostPort(m.address, m.port))
   })
   return r

@@ -55,6 +55,8 @@ const NUDGE_MS = 1000
 /** Path validation: probes to the peer's new address every VALIDATE_MS, at most VALIDATE_TRIES */
 const VALIDATE_MS = 250
 const VALIDATE_TRIES = 12
+/** After the socket closed on the relay path, how long the relay stays for the last packets */
+const RELAY_LINGER_MS = 2000
 /** At most one request repeated per retry this often */
 export const RETRY_MIN_MS = 100
 /** A peer-moved seq is followed only if it is above the last one and below last + SEQ_WINDOW */
@@ -140,9 +142,14 @@ export class ConnectionWatch {
     for (const t of this._timers) clearInterval(t)
     this._timers.length = 0
     for (const v of [...this._validations.values()]) this._endValidation(v, false)
-    // Free the code on the server (best effort: otherwise the registration expires)
-    this._o.wire.send({ t: 'bye', nonce: this._o.nonce }, this._o.server)
-    this._o.wire.close()
+    // Free the registration on the server (best effort: otherwise it expires). On the relay path `bye` frees
+    // the relay too, so it waits a moment: the connection's last packets (the peer's FIN, its ACK) still cross
+    const bye = (): void => {
+      this._o.wire.send({ t: 'bye', nonce: this._o.nonce }, this._o.server)
+      this._o.wire.close()
+    }
+    if (this._o.relay === null) bye()
+    else setTimeout(bye, RELAY_LINGER_MS).unref()
   }
 
   /** Probe the peer's announced address; the connection follows only if the peer answers from there */

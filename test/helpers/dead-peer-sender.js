@@ -28,7 +28,7 @@ async function connect (mode, args) {
   }
   if (mode === 'relay') {
     await node.bindAsync(0, '127.0.0.1')
-    const met = await rendezvous(node, { server: args[0], code: args[1], forceRelay: true })
+    const met = await rendezvous(node, { server: args[0], code: args[1], forceRelay: true, encrypt: false })
     if (met.path !== 'relay') throw new Error(`expected the relay path, got ${met.path}`)
     return met.socket
   }
