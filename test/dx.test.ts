@@ -291,7 +291,7 @@ describe('NODE_DEBUG=utp-punch-rs', () => {
     expect(text).toMatch(/^node 2 connection \d+ with 127\.0\.0\.1:\d+ closed: finished; rtt [\d.]+ ms, sent 100000 bytes in \d+ packets, .* retransmits, \d+ timeouts, mtu 16000$/m)
     expect(text).toMatch(/^node 1 connection \d+ with 127\.0\.0\.1:\d+ closed: finished; .*received 100000 bytes/m)
     expect(text).toMatch(/^node \d+ rendezvous via 127\.0\.0\.1:\d+: registering$/m)
-    expect(text).toMatch(/^node \d+ rendezvous via 127\.0\.0\.1:\d+: (lan|direct) path to .* as (connect|accept) \(connection \d+\); registered \+\d+ ms, paired \+\d+ ms, .*connected \+\d+ ms/m)
+    expect(text).toMatch(/^node \d+ rendezvous via 127\.0\.0\.1:\d+: (lan|direct) path to .* as (connect|accept) \(connection \d+, encrypted\); registered \+\d+ ms, paired \+\d+ ms, .*connected \+\d+ ms/m)
     expect(text).toMatch(/^node \d+ connection \d+ with .* closed: (finished|aborted|reset by peer) \((lan|direct) path\)/m)
     expect(text).toMatch(/^node 1 closed$/m)
     expect(text).not.toContain('secret-pairing-code')
