@@ -1,5 +1,5 @@
 // A tiny argv parser for the CLI (no dependencies): `--name value`, `--name=value`, boolean `--flag` and
-// `--no-flag`, `-h`; everything else is positional. Unknown options are errors, not silently ignored.
+// `--no-flag`, `-h` (--help) and `-y` (--yes, where the command has it); everything else is positional. Unknown options are errors, not silently ignored.
 
 export type Spec = Record<string, 'string' | 'boolean'>
 
@@ -32,6 +32,10 @@ export function parseArgs (argv: readonly string[], spec: Spec): Parsed {
     }
     if (arg === '-h') {
       options.help = true
+      continue
+    }
+    if (arg === '-y' && spec.yes === 'boolean') {
+      options.yes = true
       continue
     }
     if (!arg.startsWith('--') || arg === '--') {
