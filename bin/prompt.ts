@@ -18,12 +18,14 @@ export function canAsk (t: Terminal): boolean {
 export async function askYesNo (t: Terminal, question: string): Promise<boolean> {
   const rl = readline.createInterface({ input: t.stdin, output: t.stderr, terminal: false })
   try {
-    t.stderr.write(`${question} [y/N] `)
-    const answer = await new Promise<string | null>((resolve) => {
+    // Listen before asking: an answer already typed (or piped in by a test) arrives as soon as it is read
+    const answer = new Promise<string | null>((resolve) => {
       rl.once('line', (line) => resolve(line))
       rl.once('close', () => resolve(null))
     })
-    return answer !== null && /^\s*(y|yes)\s*$/i.test(answer)
+    t.stderr.write(`${question} [y/N] `)
+    const line = await answer
+    return line !== null && /^\s*(y|yes)\s*$/i.test(line)
   } finally {
     rl.close()
   }

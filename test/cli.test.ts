@@ -1,5 +1,5 @@
 // The utp-punch-rs command, run as users run it: `node bin/utp-punch-rs.js ...` child processes on loopback
-import { spawn, type ChildProcess } from 'child_process'
+import type { ChildProcess } from 'child_process'
 import { randomBytes } from 'crypto'
 import * as fs from 'fs'
 import * as os from 'os'
@@ -8,30 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import type * as FilenameModule from '../bin/filename'
 import { skipCoturn, startCoturn, type Coturn } from './helpers/coturn'
-import { requireFromRoot, root } from './helpers/utp'
+import { finish, start, type Run } from './helpers/cli'
+import { requireFromRoot } from './helpers/utp'
 
 const { receivedName } = requireFromRoot('./dist/bin/filename.js') as typeof FilenameModule
-const BIN = path.join(root, 'bin', 'utp-punch-rs.js')
-
-interface Run { code: number | null, stdout: string, stderr: string }
-
-function start (args: string[]): ChildProcess {
-  return spawn(process.execPath, [BIN, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
-}
-
-function finish (child: ChildProcess, timeoutMs = 30_000): Promise<Run> {
-  let stdout = ''
-  let stderr = ''
-  child.stdout?.on('data', (d: Buffer) => { stdout += d.toString() })
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-    child.once('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
 
 async function cli (args: string[]): Promise<Run> {
   return await finish(start(args))
