@@ -92,7 +92,7 @@ Meets the sender through the rendezvous server, shows the file's name and size a
 it into DIR. Refused without asking: names that are empty, start or end with a dot (.bashrc), contain
 a path separator or "..", or are Windows device names (CON, nul.txt); files larger than the free space
 or --max-size. Invisible and control characters in names (bidi overrides such as U+202E, zero-width and
-C0/C1 controls) become '_'. Nothing is ever overwritten: the file is written to NAME.RANDOM.part and
+C0/C1 controls) become '_'. Nothing is ever overwritten: the file is written to a new NAME.part and
 then linked as NAME, or "NAME (1).EXT" if that exists by then. Exits 0 only when the file arrived intact
 (sha256 checked on both sides).
 

@@ -1,7 +1,8 @@
 // Where a received file lands, without ever replacing anything. Room is checked before a byte is written; the
-// bytes go to a fresh "<name>.<random>.part" created with O_EXCL; the finished file is published with link(2),
-// which fails with EEXIST instead of replacing what is there (rename(2) would replace a file created meanwhile),
-// trying "name (1).ext", "name (2).ext", ... when the name is taken. Then the .part is unlinked.
+// bytes go to "<name>.part" ("<name>.<random>.part" if that exists), created with O_EXCL; the finished file is
+// published with link(2), which fails with EEXIST instead of replacing what is there (rename(2) would replace a
+// file created meanwhile), trying "name (1).ext", "name (2).ext", ... when the name is taken. Then the .part is
+// unlinked.
 
 import { randomBytes } from 'crypto'
 import * as fs from 'fs'
@@ -76,11 +77,21 @@ export class PartFile {
 
   private constructor (private readonly _dir: string, private readonly _name: string, readonly partPath: string, private readonly _fh: fs.promises.FileHandle) {}
 
-  /** Creates "<name>.<random>.part" in `dir`, exclusively (it never opens a file that exists) */
+  /**
+   * Creates "<name>.part" in `dir`, or "<name>.<random>.part" when that exists, exclusively: it never opens (and
+   * so never truncates or writes through a link to) a file that exists
+   */
   static async create (dir: string, name: string): Promise<PartFile> {
-    const partPath = path.join(dir, `${name}.${randomBytes(4).toString('hex')}.part`)
-    const fh = await fs.promises.open(partPath, 'wx')
-    return new PartFile(dir, name, partPath, fh)
+    const open = async (suffix: string): Promise<PartFile> => {
+      const partPath = path.join(dir, `${name}${suffix}.part`)
+      return new PartFile(dir, name, partPath, await fs.promises.open(partPath, 'wx'))
+    }
+    try {
+      return await open('')
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+    }
+    return await open(`.${randomBytes(4).toString('hex')}`)
   }
 
   async write (chunk: Buffer): Promise<void> {

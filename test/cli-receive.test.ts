@@ -10,6 +10,7 @@ import { PassThrough, type Duplex } from 'stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import type * as CliModule from '../bin/cli'
+import type * as IncomingModule from '../bin/incoming'
 import type * as CodeModule from '../lib/rendezvous/code'
 import { finish, start, type Run } from './helpers/cli'
 import { Node, requireFromRoot, root } from './helpers/utp'
@@ -388,5 +389,32 @@ describe('utp-punch-rs send and receive agree before anything is written', () =>
     expect(no).toEqual({ status: 1, question, verdict: { ok: false, code: 'ERR_DECLINED', message: 'declined asked.bin' }, files: [] })
     const yes = await run('y\n')
     expect(yes).toMatchObject({ status: 0, question, verdict: { ok: true, sha256 }, files: ['asked.bin'] })
+  })
+})
+
+describe('where a received file lands (bin/incoming.ts)', () => {
+  const { PartFile, sizeOption } = requireFromRoot('./dist/bin/incoming.js') as typeof IncomingModule
+
+  it('a planted NAME.part link is not followed, and publishing never replaces', async () => {
+    const dir = freshDir()
+    const victim = path.join(dir, 'victim.txt')
+    fs.writeFileSync(victim, 'keep me')
+    fs.symlinkSync(victim, path.join(dir, 'file.bin.part'))
+    fs.writeFileSync(path.join(dir, 'file.bin'), 'already here')
+    const part = await PartFile.create(dir, 'file.bin')
+    expect(path.basename(part.partPath)).toMatch(/^file\.bin\.[0-9a-f]{8}\.part$/)
+    await part.write(Buffer.from('new bytes'))
+    const saved = await part.publish()
+    expect(path.basename(saved)).toBe('file (1).bin')
+    expect(fs.readFileSync(saved, 'utf8')).toBe('new bytes')
+    expect(fs.readFileSync(victim, 'utf8')).toBe('keep me')
+    expect(fs.readFileSync(path.join(dir, 'file.bin'), 'utf8')).toBe('already here')
+    expect(fs.readdirSync(dir).sort()).toEqual(['file (1).bin', 'file.bin', 'file.bin.part', 'victim.txt'])
+  })
+
+  it('--max-size takes bytes and units', () => {
+    expect([sizeOption('4096', 'max-size'), sizeOption('500K', 'max-size'), sizeOption('10G', 'max-size'), sizeOption('1.5GB', 'max-size'), sizeOption('2GiB', 'max-size')])
+      .toEqual([4096, 500_000, 10e9, 1.5e9, 2 * 2 ** 30])
+    for (const bad of ['', 'ten', '10X', '-1', '1e9']) expect(() => sizeOption(bad, 'max-size'), bad).toThrow('--max-size must be a size')
   })
 })
