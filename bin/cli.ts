@@ -300,7 +300,6 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
   if (server === undefined) throw new UsageError('--rendezvous HOST:PORT is required')
   const given = stringOption(o.code, 'code')
   if (given === undefined && command === 'receive') throw new UsageError('--code CODE is required (the code `send` printed)')
-  const code = given === undefined ? generateCode() : parseCode(given).code
   const port = portOption(o.port, 'port', 0)
   const timeoutMs = durationOption(o.timeout, 'timeout', 60_000)
   const congestion = choiceOption(o.congestion, 'congestion', ['ledbat', 'cubic'] as const)
@@ -311,17 +310,9 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
       'pass --yes (-y) to accept without asking (names, sizes and existing files are still checked)')
   }
 
+  const code = pairingCode(given, server, json, io)
   // Chatter only on a terminal (and never with --json): pipes get the summary and plain progress lines
   const tty = io.stderr.isTTY === true && !json
-  if (given === undefined) {
-    // Printed wherever the sender runs: without it nobody can receive
-    const receiveCommand = `utp-punch-rs receive --rendezvous ${server} --code ${code}`
-    if (json) jsonLine(io, { event: 'code', code, command: receiveCommand })
-    else io.stderr.write(`code: ${code}\non the receiving side, run:\n  ${receiveCommand}\n`)
-  } else if (!json) {
-    const typos = unknownCodeWords(given)
-    if (typos.length > 0) io.stderr.write(`utp-punch-rs: warning: ${typos.map(w => JSON.stringify(w)).join(', ')} not in the code word list: check the code for a typo\n`)
-  }
   const mode: ProgressMode = o.progress === false ? 'off' : json ? 'json' : autoMode(io.stderr)
   const makeProgress = (label: string, name: string, total: number): Progress =>
     new Progress(label, name, total, { mode, out: json ? io.stdout : io.stderr })
@@ -389,6 +380,24 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
     const other = met?.node
     await Promise.all([node.closeAsync(), other !== undefined && other !== node ? other.closeAsync() : undefined])
   }
+}
+
+/**
+ * The code to pair with: `given` (a generated code typed loosely becomes its canonical form; words not in the list
+ * get a warning, since a wrong code burns the pairing), or a new one, printed with the command the receiver runs
+ * (on stderr even when it is not a terminal, as nobody can receive without it; a JSON line with --json)
+ */
+function pairingCode (given: string | undefined, server: string, json: boolean, io: Io): string {
+  if (given !== undefined) {
+    const typos = unknownCodeWords(given)
+    if (typos.length > 0 && !json) io.stderr.write(`utp-punch-rs: warning: ${typos.map(w => JSON.stringify(w)).join(', ')} not in the code word list: check the code for a typo\n`)
+    return parseCode(given).code
+  }
+  const code = generateCode()
+  const command = `utp-punch-rs receive --rendezvous ${server} --code ${code}`
+  if (json) jsonLine(io, { event: 'code', code, command })
+  else io.stderr.write(`code: ${code}\non the receiving side, run:\n  ${command}\n`)
+  return code
 }
 
 /**

@@ -316,6 +316,10 @@ describe('utp-punch-rs send and receive agree before anything is written', () =>
     expect(send.stderr).toBe(`code: ${code}\non the receiving side, run:\n  ${printed}\n`)
     expect(send.stdout).toMatch(/^sent coded\.bin: 200000 bytes in .* via (lan|direct) path to [\d.]+:\d+, (not )?encrypted, sha256 [0-9a-f]{64}\n$/)
     expect(fs.readFileSync(path.join(dir, 'coded.bin')).equals(data)).toBe(true)
+    // A mistyped word is pointed out before the code is tried
+    const typo = await finish(start(['receive', '--rendezvous', rv, '--code', `${nameplate}-${words[0]}-pretzle-${words[2]}`, '--timeout', '300ms', '-y']))
+    expect(typo.code).toBe(1)
+    expect(typo.stderr).toMatch(/^utp-punch-rs: warning: "pretzle" not in the code word list: check the code for a typo\n/)
   })
 
   it('receive without --yes where nobody can answer refuses at once (exit 2), before meeting anyone', async () => {
