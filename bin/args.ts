@@ -15,8 +15,11 @@ export class UsageError extends Error {
 
 /** A failure with a `code` for --json output (and the text message): exit status 1 */
 export class CliError extends Error {
-  /** `stage`: where a send or receive failed (meeting the peer, or moving the file) */
-  constructor (readonly code: string, message: string, readonly stage?: 'rendezvous' | 'transfer') {
+  /**
+   * `stage`: where a send or receive failed (meeting the peer, or moving the file). `peerMessage`: what a refused
+   * peer is told instead of `message`, when that names things about this machine (paths, free space)
+   */
+  constructor (readonly code: string, message: string, readonly stage?: 'rendezvous' | 'transfer', readonly peerMessage?: string) {
     super(message)
   }
 }

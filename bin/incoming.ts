@@ -58,7 +58,8 @@ export async function checkRoom (dir: string, size: number, maxSize: number | un
     return
   }
   if (size > free) {
-    throw new CliError('ERR_NO_SPACE', `refused a file of ${humanBytes(size)}: only ${humanBytes(free)} free in ${dir}`)
+    const refused = `refused a file of ${humanBytes(size)}`
+    throw new CliError('ERR_NO_SPACE', `${refused}: only ${humanBytes(free)} free in ${dir}`, undefined, `${refused}: not enough free space`)
   }
 }
 

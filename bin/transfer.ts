@@ -50,8 +50,6 @@ export interface ReceiveOptions {
 
 export interface SendOptions {
   makeProgress?: ProgressFactory
-  /** Called once the receiver accepted the offer (before that, its user may still be deciding) */
-  onAccepted?: () => void
 }
 
 /** Reads newline-terminated JSON lines and raw byte runs off a socket, in order */
@@ -169,7 +167,6 @@ export async function sendFile (socket: Duplex, file: string, o: SendOptions = {
   await writeLine(socket, { name, size })
   const answer = await reader.line('answer to the offer') as { accept?: unknown, code?: unknown, message?: unknown }
   if (answer.accept !== true) throw refusal(answer, `the receiver refused ${name}`)
-  o.onAccepted?.()
   const progress = o.makeProgress?.('sending', name, size) ?? noProgress
   const t0 = Date.now()
   const hash = createHash('sha256')
@@ -225,11 +222,15 @@ function readOffer (header: { name?: unknown, size?: unknown }): Offer {
   return { name: receivedName(header.name), size: header.size }
 }
 
-/** Tells the sender why we refused (best effort: the connection may be gone already) */
+/**
+ * Tells the sender why we refused (best effort: the connection may be gone already), without telling it about
+ * this machine: no paths, no free space, no system errors
+ */
 async function refuse (socket: Duplex, e: unknown): Promise<void> {
-  const code = e instanceof CliError ? e.code : 'ERR_FAILED'
-  const message = e instanceof Error ? e.message : String(e)
-  await writeLine(socket, { ok: false, code, message }).catch(() => {})
+  const reason = e instanceof CliError
+    ? { code: e.code, message: e.peerMessage ?? e.message }
+    : { code: 'ERR_FAILED', message: 'the receiver could not create the file' }
+  await writeLine(socket, { ok: false, ...reason }).catch(() => {})
   socket.end()
 }
 
