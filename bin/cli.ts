@@ -41,8 +41,8 @@ ${EXIT_STATUS}`
 
 const TRANSFER_OUTPUT = `Output: a summary line on stdout ("sent NAME: BYTES bytes in S s (R MB/s) via PATH path to HOST:PORT,
 encrypted|not encrypted, sha256 HEX"). On a terminal, stderr shows what is happening and a progress bar with
-the rate and ETA; when stderr is a pipe or a file, a plain progress line every 5 s instead (none for a transfer that ends sooner).
-With --json, stdout carries JSON lines instead: {"event":"waiting"}, {"event":"connected","path","encrypted",...},
+the rate and ETA; when stderr is a pipe or a file, a plain progress line every 5 s instead (none for a
+transfer that ends sooner). With --json, stdout carries JSON lines instead: {"event":"waiting"}, {"event":"connected","path","encrypted",...},
 {"event":"progress","bytes","total","megabytesPerSecond","etaSeconds",...} every second, and finally
 {"ok":true,"event":"sent"|"received","bytes","seconds","megabytesPerSecond","path","remote","sha256",...}
 or {"ok":false,"code","message","stage"}.`

@@ -26,7 +26,7 @@ let rv = ''
 let tmp = ''
 
 beforeAll(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'utp-punch-rs-cli-receive-'))
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'utp-punch-rs-cli-safety-'))
   server = start(['rendezvous', '--port', '0', '--host', '127.0.0.1', '--json'])
   const first = await new Promise<{ port: number }>((resolve, reject) => {
     let buf = ''
