@@ -109,6 +109,16 @@ impl ResetBudget {
   }
 }
 
+/// A loopback address, IPv4-mapped ones included (a dual-stack socket sees those)
+fn is_loopback(ip: IpAddr) -> bool {
+  match ip {
+    IpAddr::V4(v4) => v4.is_loopback(),
+    IpAddr::V6(v6) => v6
+      .to_ipv4_mapped()
+      .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+  }
+}
+
 /// All uTP state behind one UDP socket
 #[derive(Debug)]
 pub struct Endpoint {
@@ -364,10 +374,11 @@ impl Endpoint {
     }
     // The source address of a SYN is unproven: a bounded number of them may wait for the
     // handshake's confirmation, and past that SYNs go unanswered (a RESET would be a reflection)
+    // The per-address share is fairness between remote hosts; local processes all share the
+    // loopback address, which nobody outside this host can forge
     let from_ip = self.unconfirmed_by_ip.get(&from.ip()).copied().unwrap_or(0) as usize;
-    if self.stats.unconfirmed_connections >= self.cfg.max_unconfirmed
-      || from_ip >= self.cfg.max_unconfirmed_per_ip
-    {
+    let over_share = from_ip >= self.cfg.max_unconfirmed_per_ip && !is_loopback(from.ip());
+    if self.stats.unconfirmed_connections >= self.cfg.max_unconfirmed || over_share {
       self.stats.syns_dropped += 1;
       return;
     }

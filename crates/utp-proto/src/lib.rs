@@ -94,7 +94,7 @@ pub struct Config {
   /// Connections awaiting that confirmation, at most (over it, SYNs are dropped unanswered). They
   /// do not count against `max_connections`: a SYN flood cannot take the room of real connections
   pub max_unconfirmed: usize,
-  /// The same, per source IP address
+  /// The same, per source IP address (loopback sources excepted: local processes share it)
   pub max_unconfirmed_per_ip: usize,
   /// Packet size and buffers for peers on a loopback address, whose path MTU is 64 KiB: fewer,
   /// larger packets cost far less per byte there. The larger packets go only to a peer whose

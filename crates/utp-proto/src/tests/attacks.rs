@@ -135,6 +135,21 @@ fn syns_past_the_unconfirmed_bounds_go_unanswered_and_leave_room_for_real_connec
 }
 
 #[test]
+fn loopback_sources_share_only_the_global_bound() {
+  let cfg = Config {
+    max_unconfirmed_per_ip: 2,
+    max_unconfirmed: 4,
+    ..Config::default()
+  };
+  let mut s = Script::with_peer(cfg, "127.0.0.1:1000");
+  for i in 0..5u16 {
+    s.peer = format!("127.0.0.1:{}", 1000 + i).parse().unwrap();
+    s.send(syn(0x100, 1), &[]);
+    assert_eq!(s.recv().len(), usize::from(i < 4), "SYN {i}");
+  }
+}
+
+#[test]
 fn an_unconfirmed_connection_reset_by_its_initiator_goes_without_an_event() {
   let mut s = Script::new(Config::default());
   s.send(syn(0x7000, 100), &[]);
