@@ -220,6 +220,46 @@ fn a_reset_is_believed_only_for_what_we_sent() {
   assert!(s.events.contains(&(h, Event::Closed(CloseReason::Reset))));
 }
 
+/// What the references put in a RESET (libutp `send_rst` for a connection it forgot: our send id,
+/// `ack_nr` the seq_nr of our packet; libtorrent `send_reset` from a closing socket: its send id,
+/// which is our receive id, same `ack_nr`) still closes: answering our newest DATA, or the STATE
+/// (keepalive) we sent after everything was acknowledged
+#[test]
+fn resets_as_libutp_and_libtorrent_build_them_still_close() {
+  for (conn_id, idle) in [(0x7000, false), (0x7001, false), (0x7000, true), (0x7001, true)] {
+    let mut s = Script::new(Config::default());
+    let (h, first) = accept(&mut s);
+    s.ep.write(h, &[7; 2000]).unwrap();
+    let sent = s.recv();
+    let mut answered = sent.last().unwrap().0.seq_nr;
+    if idle {
+      // Everything acknowledged; our next keepalive carries the next sequence number
+      s.send(confirm(first.add(2)), &[]);
+      s.advance(ms(1100));
+      let ka = s.recv();
+      assert_eq!(ka.len(), 1, "a keepalive");
+      answered = ka[0].0.seq_nr;
+    }
+    s.send(
+      Header {
+        ty: PacketType::Reset,
+        conn_id,
+        timestamp: 0,
+        wnd_size: 0,
+        seq_nr: SeqNr(31337),
+        ack_nr: answered,
+        ..syn(0, 0)
+      },
+      &[],
+    );
+    s.recv();
+    assert!(
+      s.events.contains(&(h, Event::Closed(CloseReason::Reset))),
+      "id {conn_id:#x}, idle {idle}"
+    );
+  }
+}
+
 #[test]
 fn a_refusal_must_answer_our_syn() {
   let mut ep = Endpoint::new(Config::default(), 9);
