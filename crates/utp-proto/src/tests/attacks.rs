@@ -68,6 +68,27 @@ fn a_confirmation_announces_the_connection_before_its_data() {
   assert_eq!(s.ep.stats().unconfirmed_connections, 0);
 }
 
+/// Bytes written to a connection before its handshake is confirmed (only through a handle the
+/// application was never given: the endpoint announces none before) wait, and go once it is
+#[test]
+fn data_written_before_the_confirmation_waits_for_it() {
+  let mut s = Script::new(Config::default());
+  s.send(syn(0x7000, 100), &[]);
+  let syn_ack = s.recv()[0].0.seq_nr;
+  let h = crate::ConnectionHandle(1); // the endpoint's first handle
+  assert_eq!(s.ep.write(h, b"early"), Ok(5));
+  assert!(
+    s.recv().is_empty(),
+    "nothing but the SYN-ACK before the confirmation"
+  );
+  s.send(confirm(syn_ack), &[]);
+  let out = s.recv();
+  assert_eq!(out.len(), 1);
+  assert_eq!((out[0].0.ty, out[0].0.seq_nr), (PacketType::Data, syn_ack));
+  assert_eq!(out[0].2, b"early");
+  assert_eq!(s.events[..], [(h, Event::Incoming)]);
+}
+
 #[test]
 fn a_keepalive_confirms_but_a_wrong_ack_does_not() {
   let mut s = Script::new(Config::default());
