@@ -15,10 +15,10 @@ import * as path from 'path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 
 import type * as ClientModule from '../lib/rendezvous/client'
-import type * as ServerModule from '../lib/rendezvous/server'
+import type * as ServerModule from '../lib/server/server'
 import { cleanupNodes, listeningNode, makeNode, requireFromRoot, root, sleep, type Socket } from './helpers/utp'
 
-const { RendezvousServer } = requireFromRoot('./dist/lib/rendezvous/server.js') as typeof ServerModule
+const { RendezvousServer } = requireFromRoot('./dist/lib/server/server.js') as typeof ServerModule
 const { rendezvous } = requireFromRoot('./dist/lib/rendezvous/client.js') as typeof ClientModule
 
 const SENDER = path.join(__dirname, 'helpers', 'dead-peer-sender.js')

@@ -10,10 +10,10 @@ import { afterAll, describe, expect, it } from 'vitest'
 
 import type * as ProgressModule from '../bin/progress'
 import type { MigrateInfo, NodeEvents, SocketEvents } from '../lib/events'
-import type * as ServerModule from '../lib/rendezvous/server'
+import type * as ServerModule from '../lib/server/server'
 import { cleanupNodes, closed, drainHash, listeningNode, makeNode, once, requireFromRoot, root, sleep, writeRandom, type Node, type Socket } from './helpers/utp'
 
-const { RendezvousServer } = requireFromRoot('./dist/lib/rendezvous/server.js') as typeof ServerModule
+const { RendezvousServer } = requireFromRoot('./dist/lib/server/server.js') as typeof ServerModule
 const { Progress, clock } = requireFromRoot('./dist/bin/progress.js') as typeof ProgressModule
 const BIN = path.join(root, 'bin', 'utp-punch-rs.js')
 

@@ -6,7 +6,7 @@
 // an address its peer probed from. When probing finds nothing (or the direct connection fails), both move to
 // a relay on the server (relay.ts), unless either opted out. See protocol.ts for the messages.
 
-import { randomBytes } from 'crypto'
+import { createHash, randomBytes } from 'crypto'
 import * as dns from 'dns'
 import * as net from 'net'
 
@@ -230,7 +230,9 @@ class Session {
     this._lastSent = Date.now()
     this._send({
       t: 'register',
-      code: this._o.code,
+      // v2 bridge until the client helper's PAKE lands: the key per the v2 contract, a placeholder SPAKE2 message
+      key: v2Key(this._o.code),
+      pake: Buffer.alloc(32).toString('base64'),
       nonce: this._nonce,
       lan,
       relay: this._o.relay,
@@ -342,7 +344,7 @@ class Session {
     }
     if (birthday === 'easy') {
       const prober = this._prober
-      const probe = { t: 'probe' as const, pair: m.pair, nonce: prober.sprayNonce() }
+      const probe = { t: 'probe' as const, pair: m.pair, nonce: prober.sprayNonce(), mac: '0'.repeat(32) /* v2 bridge: the client helper computes the MAC */ }
       this._spray = new BirthdaySpray({
         address: normalizeAddress(m.public.address),
         count: this._o.birthdayProbes,
@@ -377,7 +379,7 @@ class Session {
       target,
       refreshMs: Math.max(1000, this._o.probeIntervalMs),
       lowTtl: this._o.lowTtl,
-      probe: () => ({ t: 'probe', pair: m.pair, nonce: probeNonce() }),
+      probe: () => ({ t: 'probe', pair: m.pair, nonce: probeNonce(), mac: '0'.repeat(32) /* v2 bridge: the client helper computes the MAC */ }),
       onHit: (hit, msg, from) => this._onBirthdayHit(hit, msg, from)
     })
     this._ports = ports
@@ -707,4 +709,11 @@ function adoptPort (parent: Node, port: Node, socket: Socket): void {
     closePort()
   })
   parent.once('close', closePort)
+}
+
+/** v2 bridge (the client helper owns the real one): the server-visible key of a code, per the v2 contract */
+function v2Key (code: string): string {
+  const m = /^(\d{1,6})-(.+)$/.exec(code)
+  if (m !== null) return `n:${m[1]}`
+  return 'h:' + createHash('sha256').update('utp-punch-rs code v2\0' + code).digest('hex')
 }

@@ -2,4 +2,4 @@
 
 export { rendezvous, type RendezvousOptions, type RendezvousPath, type RendezvousResult, type RendezvousTimings } from './client'
 export { rendezvousCodes, type RendezvousError } from './errors'
-export { RendezvousServer, type PairedInfo, type RendezvousServerOptions, type RendezvousStats } from './server'
+export { RendezvousServer, type PairedInfo, type RendezvousServerOptions, type RendezvousStats } from '../server/server'

@@ -121,7 +121,7 @@ export class Prober {
     }
     switch (m.t) {
       case 'probe':
-        this._o.send({ t: 'probe-ack', pair: this._o.pair, nonce: m.nonce }, from)
+        this._o.send({ t: 'probe-ack', pair: this._o.pair, nonce: m.nonce, mac: '0'.repeat(32) /* v2 bridge: the client helper computes the MAC */ }, from)
         this._learn(from, null)
         break
       case 'probe-ack': {
@@ -160,7 +160,7 @@ export class Prober {
   private _probe (c: Candidate): void {
     const ttl = c.kind === 'public' && c.sent === 0 && this._o.lowTtl > 0 ? this._o.lowTtl : undefined
     c.sent++
-    this._o.send({ t: 'probe', pair: this._o.pair, nonce: c.nonce }, c, ttl)
+    this._o.send({ t: 'probe', pair: this._o.pair, nonce: c.nonce, mac: '0'.repeat(32) /* v2 bridge: the client helper computes the MAC */ }, c, ttl)
   }
 
   /** A peer address not among the candidates: add it (peer-reflexive) and probe it now */
@@ -212,7 +212,7 @@ export class Prober {
     this._chosen = true
     this.punchedAt = Date.now()
     this.stopProbing()
-    this._o.send({ t: 'select', pair: this._o.pair, path: pathOf(winner) }, winner)
+    this._o.send({ t: 'select', pair: this._o.pair, path: pathOf(winner), mac: '0'.repeat(32) /* v2 bridge: the client helper computes the MAC */ }, winner)
     this._o.onWinner(winner)
   }
 }

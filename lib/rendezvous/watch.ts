@@ -95,7 +95,7 @@ export class ConnectionWatch {
     if (from !== null && endpointKey(from) === endpointKey(to)) return
     if (!o.socket._migrate(to.port, to.address)) return
     // Our NAT filters the new address until we send to it: the migrated connection's ACK does, these too
-    for (let i = 0; i < MOVE_PROBES; i++) o.sendFromSocketNode({ t: 'probe', pair: o.pair, nonce: probeNonce() }, to)
+    for (let i = 0; i < MOVE_PROBES; i++) o.sendFromSocketNode({ t: 'probe', pair: o.pair, nonce: probeNonce(), mac: '0'.repeat(32) /* v2 bridge: the client helper computes the MAC */ }, to)
     o.socket.emit('migrate', { address: to.address, port: to.port, from })
   }
 

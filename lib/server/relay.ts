@@ -2,22 +2,32 @@
 // talks to port A, peer B to port B; whatever A sends to port A leaves port B toward B, and vice versa.
 // Each peer first sends relay-hello (with its token) to its own port, which teaches the relay that peer's
 // address as seen from that port and opens the peer's NAT toward it. Everything else is forwarded raw
-// (the peers' uTP datagrams), under one byte-rate cap for the allocation; excess datagrams are dropped,
-// which uTP's congestion control reads as a bottleneck.
+// (the peers' uTP datagrams), under one byte-rate cap for the allocation and the server's global byte
+// budget; excess datagrams are dropped, which uTP's congestion control reads as a bottleneck.
+//
+// Who may use a port: a hello counts only from the IP address of the registration the side belongs to
+// (ports may differ: the NAT maps the relay port separately), so a stolen token is useless from elsewhere;
+// the server updates that IP when the registration moves with a valid cookie. Raw datagrams are forwarded
+// only from the learned address of one side to the learned address of the other.
 
 import { randomBytes } from 'crypto'
-import * as dgram from 'dgram'
+import type * as dgram from 'dgram'
 
 import { normalizeAddress } from '../options'
-import { decode, encode, isDecodeError, isRendezvous } from './protocol'
+import { decode, encode, isDecodeError, isRendezvous } from '../rendezvous/protocol'
+import type { ByteBudget } from './limits'
+import { bindUdp } from './sockets'
 import { TokenBucket } from './token-bucket'
 
 export interface RelayOptions {
-  /** Address the relay ports bind to (the server's own) */
-  host: string
-  type: 'udp4' | 'udp6'
+  /** The local address each side binds to: the one its peer reached the server at */
+  hosts: [string, string]
+  /** The IP each side's hello must come from: its registration's public IP */
+  peerIps: [string, string]
   /** Bytes per second, both directions together */
   rate: number
+  /** All relays' bytes together */
+  budget: ByteBudget
   /** Called with the size of every forwarded datagram (the server's relayed-bytes counter) */
   onForward: (bytes: number) => void
 }
@@ -26,6 +36,8 @@ interface Side {
   socket: dgram.Socket
   port: number
   token: string
+  /** Normalised IP a hello must come from */
+  ip: string
   /** The peer's address as this port sees it; null until its relay-hello */
   peer: { address: string, port: number } | null
 }
@@ -35,8 +47,10 @@ export class RelayAllocation {
   private readonly _bucket: TokenBucket
   private _lastActive = Date.now()
   private _closed = false
-  /** Datagrams dropped by the rate cap */
+  /** Datagrams dropped by the rate cap or the budget */
   dropped = 0
+  /** Hellos refused: wrong token, or the right token from an address that is not the registration's */
+  refused = 0
 
   private constructor (sides: [Side, Side], private readonly _opts: RelayOptions) {
     this._sides = sides
@@ -53,16 +67,12 @@ export class RelayAllocation {
 
   /** Bind both ports; rejects if either cannot be bound */
   static async open (opts: RelayOptions): Promise<RelayAllocation> {
-    const bindOne = (): Promise<Side> => new Promise((resolve, reject) => {
-      const socket = dgram.createSocket({ type: opts.type, ipv6Only: false })
-      socket.once('error', reject)
-      socket.bind(0, opts.host, () => {
-        socket.removeListener('error', reject)
-        socket.on('error', () => { /* ICMP errors on a relay port concern one peer; the idle timer cleans up */ })
-        resolve({ socket, port: socket.address().port, token: randomBytes(16).toString('hex'), peer: null })
-      })
-    })
-    const sides = await Promise.allSettled([bindOne(), bindOne()])
+    const bindOne = async (i: 0 | 1): Promise<Side> => {
+      // ICMP errors on a relay port concern one peer; the pairing's end or the idle timer cleans up
+      const socket = await bindUdp(opts.hosts[i], 0, () => {})
+      return { socket, port: socket.address().port, token: randomBytes(16).toString('hex'), ip: normalizeAddress(opts.peerIps[i]), peer: null }
+    }
+    const sides = await Promise.allSettled([bindOne(0), bindOne(1)])
     const ok = sides.flatMap(s => s.status === 'fulfilled' ? [s.value] : [])
     if (ok.length < 2) {
       for (const s of ok) s.socket.close()
@@ -74,6 +84,11 @@ export class RelayAllocation {
   /** Port and hello token for side 0 (the 'connect' peer) or 1 (the 'accept' peer) */
   side (i: 0 | 1): { port: number, token: string } {
     return { port: this._sides[i].port, token: this._sides[i].token }
+  }
+
+  /** The registration of side i moved to another IP (proven by a cookie): hellos must come from there now */
+  allow (i: 0 | 1, ip: string): void {
+    this._sides[i].ip = normalizeAddress(ip)
   }
 
   /** Both peers said hello: forwarding works both ways */
@@ -105,7 +120,7 @@ export class RelayAllocation {
     const other = this._sides[1 - i]
     if (me.peer === null || me.peer.port !== rinfo.port || me.peer.address !== rinfo.address || other.peer === null) return
     this._lastActive = Date.now()
-    if (!this._bucket.take(msg.length)) {
+    if (!this._bucket.take(msg.length) || !this._opts.budget.take(msg.length)) {
       this.dropped++
       return
     }
@@ -116,10 +131,14 @@ export class RelayAllocation {
   private _onControl (i: 0 | 1, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     const m = decode(msg)
     const me = this._sides[i]
-    if (m === null || isDecodeError(m) || m.t !== 'relay-hello' || m.token !== me.token) return
+    if (m === null || isDecodeError(m) || m.t !== 'relay-hello') return
+    if (m.token !== me.token || normalizeAddress(rinfo.address) !== me.ip) {
+      this.refused++
+      return
+    }
     this._lastActive = Date.now()
     const wasReady = this.ready
-    // A new address for a known token is a NAT rebinding: follow it
+    // A new port on the registration's IP is a NAT rebinding: follow it
     me.peer = { address: rinfo.address, port: rinfo.port }
     this._hello(i)
     if (!wasReady && this.ready) this._hello((1 - i) as 0 | 1) // tell the side that was waiting

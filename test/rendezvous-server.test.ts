@@ -1,0 +1,295 @@
+// The rendezvous server on its own (protocol v2), driven by a bare test client on loopback: cookies, mapping
+// checks, pairing, key confirmation, moves, expiry, relays, HTTP. Attacks are in attack-server*.test.ts.
+import * as dgram from 'dgram'
+import { afterEach, describe, expect, it } from 'vitest'
+
+import type * as ServerModule from '../lib/server/server'
+import { CONFIRM_MAC, datagram, PAKE, freshNonce, pairUp, protocol, RendezvousPeer, registerBody, type Msg } from './helpers/rendezvous-peer'
+import { requireFromRoot, sleep } from './helpers/utp'
+
+const { RendezvousServer } = requireFromRoot('./dist/lib/server/server.js') as typeof ServerModule
+type Server = ServerModule.RendezvousServer
+
+const servers: Server[] = []
+const peers: RendezvousPeer[] = []
+
+afterEach(async () => {
+  for (const p of peers.splice(0)) p.close()
+  await Promise.all(servers.splice(0).map(async s => await s.close()))
+})
+
+async function startServer (options: ServerModule.RendezvousServerOptions = {}): Promise<{ server: Server, at: { address: string, port: number } }> {
+  const server = new RendezvousServer({ port: 0, host: '127.0.0.1', ...options })
+  servers.push(server)
+  const { port } = await server.listen()
+  return { server, at: { address: '127.0.0.1', port } }
+}
+
+async function peer (at: { address: string, port: number }, host = '127.0.0.1'): Promise<RendezvousPeer> {
+  const p = await RendezvousPeer.open(at, host)
+  peers.push(p)
+  return p
+}
+
+async function paired (at: { address: string, port: number }, key: string): Promise<Awaited<ReturnType<typeof pairUp>>> {
+  const r = await pairUp(at, key)
+  peers.push(r.a, r.b)
+  return r
+}
+
+const errorCode = (m: Msg | null): string | undefined => m === null ? 'timeout' : m.t === 'error' ? m.code : m.t
+
+describe('RendezvousServer (protocol v2)', () => {
+  it('answers a request without a cookie with a retry no larger than it, and registers only with the cookie', async () => {
+    const { server, at } = await startServer()
+    const p = await peer(at)
+    const body = registerBody('n:4127', freshNonce())
+    p.raw(datagram(body))
+    const retry = await p.wait(m => m.t === 'retry')
+    expect(retry).toMatchObject({ t: 'retry' })
+    expect(protocol.encode(retry as Msg).length).toBeLessThanOrEqual(datagram(body).length)
+    expect(server.stats()).toMatchObject({ activeRegistrations: 0, retries: 1 })
+    // A cookie for another source does not count
+    p.raw(datagram({ ...body, cookie: 'ab'.repeat(16) }))
+    await sleep(50)
+    expect(server.stats()).toMatchObject({ activeRegistrations: 0, retries: 2 })
+    const r = await p.register('n:4127', body.nonce as string)
+    expect(r).toMatchObject({ t: 'registered', observed: p.address })
+    expect(server.stats().activeRegistrations).toBe(1)
+  })
+
+  it('answers malformed, oversized and unexpected datagrams only when the error is no larger, and drops junk', async () => {
+    const { server, at } = await startServer()
+    const p = await peer(at)
+    const bad = [
+      Buffer.from('garbage'),
+      Buffer.from('UTPRV\x01{"t":"keepalive","nonce":"abababababababab","pad":"' + 'x'.repeat(120) + '"}', 'latin1'),
+      Buffer.from('UTPRV\x02{not json at all, but long enough to carry an error reply back to its sender......}', 'latin1'),
+      Buffer.concat([Buffer.from('UTPRV\x02', 'latin1'), Buffer.alloc(1500, 0x20)]),
+      datagram({ t: 'probe', pair: 'ab'.repeat(16), nonce: 'cd'.repeat(8), mac: 'ef'.repeat(16), pad: 'x'.repeat(80) }),
+      Buffer.from('UTPRV\x02{}', 'latin1')
+    ]
+    for (const b of bad) p.raw(b)
+    await sleep(200)
+    const codes = p.inbox.map(m => errorCode(m)).sort()
+    expect(codes).toEqual(['ERR_MALFORMED', 'ERR_TOO_LARGE', 'ERR_UNEXPECTED', 'ERR_VERSION'])
+    expect(p.bytesIn).toBeLessThanOrEqual(bad.slice(1).reduce((n, b) => n + b.length, 0))
+    expect(server.stats().errors).toBe(6)
+  })
+
+  it('pairs two registrants: peer carries the other\'s PAKE message, confirms are forwarded until acked', async () => {
+    const { server, at } = await startServer({ mappingCheck: false })
+    const events: unknown[] = []
+    server.on('paired', (e) => events.push(e))
+    const { a, b, na, nb } = await paired(at, 'n:77')
+    const pa = a.all('peer')[0]
+    expect(pa).toMatchObject({ role: 'connect', public: b.address, pake: PAKE })
+    expect(b.all('peer')[0]).toMatchObject({ role: 'accept', public: a.address })
+    expect(events).toEqual([{ key: 'n:77', connect: a.address, accept: b.address }])
+    a.send({ t: 'confirm', nonce: na, mac: CONFIRM_MAC })
+    expect(await b.wait(m => m.t === 'peer-confirm')).toEqual({ t: 'peer-confirm', nonce: nb, mac: CONFIRM_MAC })
+    await sleep(1100)
+    expect(b.all('peer-confirm').length).toBeGreaterThanOrEqual(2) // repeated: not acked yet
+    b.send({ t: 'peer-confirm-ack', nonce: nb })
+    await sleep(100)
+    const n = b.all('peer-confirm').length
+    await sleep(700)
+    expect(b.all('peer-confirm').length).toBe(n)
+    // A different MAC later does not replace the first
+    b.send({ t: 'confirm', nonce: nb, mac: 'aa'.repeat(32) })
+    a.send({ t: 'confirm', nonce: na, mac: 'bb'.repeat(32) })
+    expect(await a.wait(m => m.t === 'peer-confirm')).toMatchObject({ mac: 'aa'.repeat(32) })
+    await sleep(50)
+    expect(b.all('peer-confirm').every(m => m.mac === CONFIRM_MAC)).toBe(true)
+  })
+
+  it('measures each peer\'s NAT mapping on a second port (with a cookie), waits for both, and tells each', async () => {
+    const { at } = await startServer({ mappingWaitMs: 3000 })
+    const a = await peer(at)
+    const b = await peer(at)
+    const bCheck = await peer(at) // B's checks leave from another port, as a symmetric NAT would map them
+    const na = freshNonce()
+    const nb = freshNonce()
+    const ra = await a.register('n:95014', na) as ReturnType<typeof protocol.decode> & { checkPort?: number }
+    const checkPort = ra.checkPort as number
+    expect(checkPort).toBeGreaterThan(0)
+    expect(checkPort).not.toBe(at.port)
+    // A's cookie from the main port is valid at the check port too (same address and port)
+    expect(await a.request({ t: 'check', nonce: na }, m => m.t === 'check-ack', 500, checkPort)).toEqual({ t: 'check-ack', nonce: na, observed: a.address })
+    expect(a.all('retry')).toHaveLength(1)
+    const t0 = Date.now()
+    await b.register('n:95014', nb)
+    await sleep(150)
+    expect(a.all('peer')).toHaveLength(0)
+    // B's check port has no cookie yet: retry first (from the check port), then the ack
+    expect(await bCheck.request({ t: 'check', nonce: nb, pad: 'x'.repeat(40) }, m => m.t === 'check-ack', 500, checkPort)).toMatchObject({ observed: bCheck.address })
+    expect(await a.wait(m => m.t === 'peer', 2000)).toMatchObject({ role: 'connect', mapping: 'independent', peerMapping: 'dependent' })
+    expect(Date.now() - t0).toBeLessThan(2000)
+    expect(await b.wait(m => m.t === 'peer')).toMatchObject({ role: 'accept', mapping: 'dependent', peerMapping: 'independent' })
+    // A check naming someone else's registration from another IP gets an error, not an ack
+    const stranger = await peer(at, '127.0.0.2')
+    expect(errorCode(await stranger.request({ t: 'check', nonce: na, pad: 'x'.repeat(40) }, m => m.t === 'error' || m.t === 'check-ack', 500, checkPort))).toBe('ERR_NOT_REGISTERED')
+  })
+
+  it('announces a pairing without mappings when the checks never come (mappingWaitMs)', async () => {
+    const { at } = await startServer({ mappingWaitMs: 200 })
+    const { a } = await paired(at, 'n:47068')
+    const p = a.all('peer')[0]
+    expect(p.mapping).toBeUndefined()
+    expect(p.peerMapping).toBeUndefined()
+  })
+
+  it('moves a registration only to an address that shows a cookie for itself, and tells the other peer', async () => {
+    const { server, at } = await startServer({ mappingCheck: false })
+    const { a, b, na, nb } = await paired(at, 'n:18411')
+    const aMoved = await peer(at) // A's NAT rebound: the same registration now speaks from another port
+    aMoved.cookie = a.cookie // the old cookie is not valid for the new port
+    const ka = await aMoved.request({ t: 'keepalive', nonce: na }, m => m.t === 'keepalive-ack', 1000)
+    expect(aMoved.all('retry')).toHaveLength(1)
+    expect(ka).toMatchObject({ nonce: na, observed: aMoved.address })
+    const moved = await b.wait(m => m.t === 'peer-moved')
+    expect(moved).toEqual({ t: 'peer-moved', nonce: nb, public: aMoved.address, seq: 1 })
+    await sleep(400)
+    expect(b.all('peer-moved').length).toBeGreaterThanOrEqual(2) // repeated: no ack yet
+    b.send({ t: 'peer-moved-ack', nonce: nb, seq: 1 })
+    await sleep(100)
+    const count = b.all('peer-moved').length
+    await sleep(700)
+    expect(b.all('peer-moved').length).toBe(count)
+    expect(server.stats().moves).toBe(1)
+    // The old address is no longer the registration's: its bye is ignored
+    a.send({ t: 'bye', nonce: na })
+    await sleep(50)
+    expect(server.stats().activeRegistrations).toBe(2)
+    aMoved.send({ t: 'bye', nonce: na })
+    await sleep(50)
+    expect(server.stats().activeRegistrations).toBe(1)
+  })
+
+  it('rate-limits a flooding verified source without disturbing a pairing from elsewhere', async () => {
+    const { server, at } = await startServer({ rateLimit: { perSecond: 10, burst: 20 }, mappingCheck: false })
+    const flooder = await peer(at, '127.0.0.2')
+    const nf = freshNonce()
+    await flooder.register('n:9', nf)
+    const before = flooder.inbox.length
+    for (let i = 0; i < 10; i++) {
+      for (let j = 0; j < 50; j++) flooder.send({ t: 'keepalive', nonce: nf })
+      await sleep(20)
+    }
+    await sleep(100)
+    const replies = flooder.inbox.length - before
+    expect(replies).toBeGreaterThanOrEqual(15)
+    expect(replies).toBeLessThan(40) // the burst plus a few refills, not 500
+    expect(server.stats().rateLimited).toBeGreaterThan(300)
+    await paired(at, 'n:10')
+  })
+
+  it('a key pairs once: a third registrant is refused, and the key stays burned after the pairing ends', async () => {
+    const { server, at } = await startServer({ mappingCheck: false })
+    const { a, na } = await paired(at, 'n:50500')
+    const c = await peer(at)
+    expect(errorCode(await c.register('n:50500', freshNonce()))).toBe('ERR_CODE_BURNED')
+    a.send({ t: 'bye', nonce: na })
+    await sleep(50)
+    expect(server.stats()).toMatchObject({ activePairings: 0, burnedKeys: 1 })
+    expect(errorCode(await c.register('n:50500', freshNonce()))).toBe('ERR_CODE_BURNED')
+    // Another key is unaffected
+    expect(errorCode(await c.register('n:50501', freshNonce()))).toBe('registered')
+  })
+
+  it('pake-failed burns the key for burnMs and drops both registrations', async () => {
+    const { server, at } = await startServer({ mappingCheck: false, burnMs: 400 })
+    const burned: unknown[] = []
+    server.on('burned', (e) => burned.push(e))
+    const { b, nb } = await paired(at, 'n:31337')
+    b.send({ t: 'pake-failed', nonce: nb })
+    await sleep(50)
+    expect(server.stats()).toMatchObject({ activeRegistrations: 0, pakeFailures: 1, burnedKeys: 1 })
+    expect(burned).toEqual([{ key: 'n:31337', reason: 'pake-failed' }])
+    const c = await peer(at)
+    expect(errorCode(await c.register('n:31337', freshNonce()))).toBe('ERR_CODE_BURNED')
+    await sleep(450)
+    expect(errorCode(await c.register('n:31337', freshNonce()))).toBe('registered')
+  })
+
+  it('expires registrations without keepalives and keeps those with', async () => {
+    const { server, at } = await startServer({ registrationTtlMs: 300 })
+    const quiet = await peer(at)
+    const lively = await peer(at)
+    const nq = freshNonce()
+    const nl = freshNonce()
+    await quiet.register('n:71', nq)
+    await lively.register('n:72', nl)
+    expect(server.stats().activeRegistrations).toBe(2)
+    for (let i = 0; i < 8; i++) {
+      lively.send({ t: 'keepalive', nonce: nl })
+      await sleep(100)
+    }
+    expect(server.stats()).toMatchObject({ activeRegistrations: 1, expired: 1 })
+    // The expired client hears so (its cookie still verifies it), then registers again
+    expect(await quiet.request({ t: 'keepalive', nonce: nq }, m => m.t === 'error')).toMatchObject({ code: 'ERR_NOT_REGISTERED', nonce: nq })
+    expect(errorCode(await quiet.register('n:71', freshNonce()))).toBe('registered')
+  })
+
+  it('refuses registrations beyond maxRegistrations and beyond the per-prefix quota', async () => {
+    const { at } = await startServer({ maxRegistrations: 2 })
+    const s = await peer(at)
+    const codes = [await s.register('n:1', freshNonce()), await s.register('n:2', freshNonce()), await s.register('n:3', freshNonce())].map(errorCode)
+    expect(codes).toEqual(['registered', 'registered', 'ERR_FULL'])
+    const q = await startServer({ registrationsPerPrefix: 2 })
+    const t = await peer(q.at, '127.0.0.3')
+    const u = await peer(q.at, '127.0.0.4') // the same /24
+    const v = await peer(q.at, '127.0.1.4') // another /24
+    expect([await t.register('n:1', freshNonce()), await u.register('n:2', freshNonce()), await u.register('n:3', freshNonce()), await v.register('n:4', freshNonce())].map(errorCode))
+      .toEqual(['registered', 'registered', 'ERR_RATE_LIMITED', 'registered'])
+  })
+
+  it('serves /healthz and /stats over HTTP on the same port number, on loopback', async () => {
+    const { at } = await startServer()
+    const health = await fetch(`http://127.0.0.1:${at.port}/healthz`)
+    expect(health.status).toBe(200)
+    expect(await health.text()).toBe('ok')
+    const stats = await fetch(`http://127.0.0.1:${at.port}/stats`)
+    expect(stats.status).toBe(200)
+    expect(stats.headers.get('content-type')).toContain('application/json')
+    expect(await stats.json()).toMatchObject({ registrations: 0, pairings: 0, relayedBytes: 0, activeRelays: 0, errors: 0, retries: 0 })
+    expect((await fetch(`http://127.0.0.1:${at.port}/nope`)).status).toBe(404)
+    expect((await fetch(`http://127.0.0.1:${at.port}/healthz`, { method: 'POST' })).status).toBe(405)
+  })
+
+  it('relays between the two learned addresses once both said hello, and frees the relay when the pairing ends', async () => {
+    const { server, at } = await startServer({ mappingCheck: false })
+    const { a, b, na, nb } = await paired(at, 'n:600')
+    const alloc = await a.request({ t: 'relay-request', nonce: na }, m => m.t === 'relay-allocated') as Extract<Msg, { t: 'relay-allocated' }>
+    const allocB = await b.wait(m => m.t === 'relay-allocated') as Extract<Msg, { t: 'relay-allocated' }>
+    expect(alloc).not.toBeNull()
+    expect(allocB).not.toBeNull()
+    a.raw(protocol.encode({ t: 'relay-hello', token: alloc.token }), alloc.port)
+    b.raw(protocol.encode({ t: 'relay-hello', token: allocB.token }), allocB.port)
+    expect(await a.wait(m => m.t === 'relay-hello-ack' && m.ready)).not.toBeNull()
+    const got: Buffer[] = []
+    b.socket.on('message', (buf) => { if (!protocol.isRendezvous(buf)) got.push(buf) })
+    a.raw(Buffer.from('hello through the relay'), alloc.port)
+    await sleep(50)
+    expect(got.map(g => g.toString())).toEqual(['hello through the relay'])
+    expect(server.stats().activeRelays).toBe(1)
+    b.send({ t: 'bye', nonce: nb })
+    await sleep(50)
+    expect(server.stats().activeRelays).toBe(0)
+    a.raw(Buffer.from('after the end'), alloc.port)
+    await sleep(50)
+    expect(got).toHaveLength(1)
+  })
+
+  it('binds one socket per local address for a wildcard host and answers from the address asked', async () => {
+    const { server } = await startServer({ host: '0.0.0.0', mappingCheck: false })
+    const { port } = server.address()
+    expect(server.address().address).toBe('0.0.0.0')
+    const s = dgram.createSocket('udp4')
+    await new Promise<void>(resolve => s.bind(0, '127.0.0.1', () => resolve()))
+    const from = new Promise<string>(resolve => s.once('message', (_m, rinfo) => resolve(rinfo.address)))
+    s.send(datagram(registerBody('n:5', freshNonce())), port, '127.0.0.1')
+    expect(await from).toBe('127.0.0.1')
+    s.close()
+  })
+})
