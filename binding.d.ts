@@ -212,4 +212,10 @@ export interface NodeStats {
   refused: number
   /** ICMP destination-unreachable reports for datagrams the node sent (Linux) */
   unreachable: number
+  /** Non-uTP datagrams dropped while JavaScript had not taken the earlier ones (a bounded queue) */
+  rawDatagramsDropped: number
+  /** Incoming connections whose handshake the peer has not confirmed yet (not in serverConnections) */
+  pendingHandshakes: number
+  /** SYNs dropped unanswered: too many pending handshakes, in all or from their address */
+  synsDropped: number
 }

@@ -1,5 +1,5 @@
 // A tiny argv parser for the CLI (no dependencies): `--name value`, `--name=value`, boolean `--flag` and
-// `--no-flag`, `-h`; everything else is positional. Unknown options are errors, not silently ignored.
+// `--no-flag`, `-h` (--help) and `-y` (--yes, where the command has it); everything else is positional. Unknown options are errors, not silently ignored.
 
 export type Spec = Record<string, 'string' | 'boolean'>
 
@@ -15,8 +15,11 @@ export class UsageError extends Error {
 
 /** A failure with a `code` for --json output (and the text message): exit status 1 */
 export class CliError extends Error {
-  /** `stage`: where a send or receive failed (meeting the peer, or moving the file) */
-  constructor (readonly code: string, message: string, readonly stage?: 'rendezvous' | 'transfer') {
+  /**
+   * `stage`: where a send or receive failed (meeting the peer, or moving the file). `peerMessage`: what a refused
+   * peer is told instead of `message`, when that names things about this machine (paths, free space)
+   */
+  constructor (readonly code: string, message: string, readonly stage?: 'rendezvous' | 'transfer', readonly peerMessage?: string) {
     super(message)
   }
 }
@@ -32,6 +35,10 @@ export function parseArgs (argv: readonly string[], spec: Spec): Parsed {
     }
     if (arg === '-h') {
       options.help = true
+      continue
+    }
+    if (arg === '-y' && spec.yes === 'boolean') {
+      options.yes = true
       continue
     }
     if (!arg.startsWith('--') || arg === '--') {

@@ -13,7 +13,10 @@ import type { SecureSocket } from '../lib/secure'
 import { RendezvousServer } from '../lib/server/server'
 import { choiceOption, CliError, durationOption, parseArgs, portOption, positiveOption, stringOption, UsageError, type Parsed } from './args'
 import { autoMode, mb, Progress, round, type ProgressMode } from './progress'
-import { receiveFile, sendFile, type TransferResult } from './transfer'
+import { receiveFile, sendableName, sendFile, type Offer, type TransferResult } from './transfer'
+import { generateCode, parseCode, unknownCodeWords } from '../lib/rendezvous/code'
+import { humanBytes, sizeOption } from './incoming'
+import { askYesNo, canAsk } from './prompt'
 
 const EXIT_STATUS = `exit status:
   0  success
@@ -37,9 +40,9 @@ JSON object per line on stdout. NODE_DEBUG=utp-punch-rs prints the library's deb
 ${EXIT_STATUS}`
 
 const TRANSFER_OUTPUT = `Output: a summary line on stdout ("sent NAME: BYTES bytes in S s (R MB/s) via PATH path to HOST:PORT,
-sha256 HEX"). On a terminal, stderr shows what is happening and a progress bar with the rate and ETA; when
-stderr is a pipe or a file, a plain progress line every 5 s instead (none for a transfer that ends sooner).
-With --json, stdout carries JSON lines instead: {"event":"waiting"}, {"event":"connected","path",...},
+encrypted|not encrypted, sha256 HEX"). On a terminal, stderr shows what is happening and a progress bar with
+the rate and ETA; when stderr is a pipe or a file, a plain progress line every 5 s instead (none for a
+transfer that ends sooner). With --json, stdout carries JSON lines instead: {"event":"waiting"}, {"event":"connected","path","encrypted",...},
 {"event":"progress","bytes","total","megabytesPerSecond","etaSeconds",...} every second, and finally
 {"ok":true,"event":"sent"|"received","bytes","seconds","megabytesPerSecond","path","remote","sha256",...}
 or {"ok":false,"code","message","stage"}.`
@@ -61,13 +64,16 @@ then a line per pairing, relay and NAT rebinding. SIGINT or SIGTERM stops the se
                        exit {"event":"closed","stats"}
 
 ${EXIT_STATUS}`,
-  send: `usage: utp-punch-rs send FILE --rendezvous HOST:PORT --code CODE [--port N] [--no-relay] [--timeout 60s] [--congestion ledbat|cubic] [--json]
+  send: `usage: utp-punch-rs send FILE --rendezvous HOST:PORT [--code CODE] [--port N] [--no-relay] [--timeout 60s] [--congestion ledbat|cubic] [--json]
 
 Meets the receiver through the rendezvous server, then sends FILE over a direct (or relayed) uTP path.
-Exits 0 only when the receiver got the file intact (sha256 checked on both sides).
+Without --code it makes a single-use code such as 4127-otter-pretzel-canoe and prints it on stderr with
+the command the receiver runs ("utp-punch-rs receive --rendezvous HOST:PORT --code CODE"; with --json, a
+line {"event":"code","code","command"}). Exits 0 only when the receiver accepted the file and got it intact
+(sha256 checked on both sides); a refusal by the receiver is a failure (ERR_REFUSED).
 
   --rendezvous HOST:PORT  the rendezvous server
-  --code CODE             the pairing code the receiver uses too
+  --code CODE             use this code instead of a new one (the receiver uses it too)
   --port N                local UDP port (default: any free port)
   --no-relay              fail instead of using the server's relay when punching fails
   --force-relay           skip hole punching, use the relay
@@ -80,15 +86,22 @@ Exits 0 only when the receiver got the file intact (sha256 checked on both sides
 ${TRANSFER_OUTPUT}
 
 ${EXIT_STATUS}`,
-  receive: `usage: utp-punch-rs receive --rendezvous HOST:PORT --code CODE [--out DIR] [--port N] [--no-relay] [--timeout 60s] [--congestion ledbat|cubic] [--json]
+  receive: `usage: utp-punch-rs receive --rendezvous HOST:PORT --code CODE [--yes] [--out DIR] [--max-size SIZE] [--port N] [--no-relay] [--timeout 60s] [--congestion ledbat|cubic] [--json]
 
-Meets the sender through the rendezvous server and writes the file it sends into DIR under its own
-name (made safe; an existing file is never overwritten: name-1.ext is used instead).
-Exits 0 only when the file arrived intact (sha256 checked on both sides).
+Meets the sender through the rendezvous server, shows the file's name and size and asks before writing
+it into DIR. Refused without asking: names that are empty, start or end with a dot (.bashrc), contain
+a path separator or "..", or are Windows device names (CON, nul.txt); files larger than the free space
+or --max-size. Invisible and control characters in names (bidi overrides such as U+202E, zero-width and
+C0/C1 controls) become '_'. Nothing is ever overwritten: the file is written to a new NAME.part and
+then linked as NAME, or "NAME (1).EXT" if that exists by then. Exits 0 only when the file arrived intact
+(sha256 checked on both sides).
 
   --rendezvous HOST:PORT  the rendezvous server
-  --code CODE             the pairing code the sender uses too
+  --code CODE             the code the sender printed
+  --yes, -y               accept without asking (required where nobody can answer: stdin or stderr is
+                          not a terminal, or --json; otherwise receive exits 2 before connecting)
   --out DIR               directory to write into (default: the current directory)
+  --max-size SIZE         refuse larger files: bytes, or 500M, 10G (powers of 1000), 2GiB (of 1024)
   --port N                local UDP port (default: any free port)
   --no-relay              fail instead of using the server's relay when punching fails
   --force-relay           skip hole punching, use the relay
@@ -118,6 +131,8 @@ ${EXIT_STATUS}`
 interface Io {
   stdout: NodeJS.WritableStream
   stderr: NodeJS.WriteStream
+  /** Where `receive` reads the answer to its question (default: process.stdin) */
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean }
 }
 
 const PEER_SPEC = {
@@ -130,6 +145,8 @@ const PEER_SPEC = {
   timeout: 'string',
   congestion: 'string',
   out: 'string',
+  yes: 'boolean',
+  'max-size': 'string',
   progress: 'boolean',
   json: 'boolean'
 } as const
@@ -265,26 +282,35 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
   const o = args.options
   if (o.help === true) return help(command, io)
   const json = o.json === true
+  const stdin = io.stdin ?? process.stdin
   let file: string | undefined
   if (command === 'send') {
     if (args.positionals.length !== 1) throw new UsageError('send takes exactly one FILE')
+    for (const only of ['yes', 'max-size', 'out'] as const) if (o[only] !== undefined) throw new UsageError(`--${only} is an option of receive, not send`)
     file = args.positionals[0]
     if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile()) throw new CliError('ENOENT', `${file}: no such file`)
+    sendableName(file)
   } else if (args.positionals.length > 0) {
     throw new UsageError(`unexpected argument ${args.positionals[0]}`)
   }
-  if (command === 'receive' && o.out !== undefined) {
-    const out = stringOption(o.out, 'out') as string
-    if (!fs.statSync(out, { throwIfNoEntry: false })?.isDirectory()) throw new CliError('ENOTDIR', `${out}: not a directory`)
-  }
+  const outDir = command === 'receive' ? stringOption(o.out, 'out') ?? '.' : '.'
+  if (command === 'receive' && !fs.statSync(outDir, { throwIfNoEntry: false })?.isDirectory()) throw new CliError('ENOTDIR', `${outDir}: not a directory`)
+  const maxSize = sizeOption(o['max-size'], 'max-size')
   const server = stringOption(o.rendezvous, 'rendezvous')
-  const code = stringOption(o.code, 'code')
   if (server === undefined) throw new UsageError('--rendezvous HOST:PORT is required')
-  if (code === undefined) throw new UsageError('--code CODE is required')
+  const given = stringOption(o.code, 'code')
+  if (given === undefined && command === 'receive') throw new UsageError('--code CODE is required (the code `send` printed)')
   const port = portOption(o.port, 'port', 0)
   const timeoutMs = durationOption(o.timeout, 'timeout', 60_000)
   const congestion = choiceOption(o.congestion, 'congestion', ['ledbat', 'cubic'] as const)
+  // receive asks before writing; where nobody can answer, the user must have said yes in advance
+  const ask = command === 'receive' && o.yes !== true
+  if (ask && (json || !canAsk({ stdin, stderr: io.stderr }))) {
+    throw new UsageError('receive asks before it writes a file, and nobody can answer here (stdin or stderr is not a terminal, or --json): ' +
+      'pass --yes (-y) to accept without asking (names, sizes and existing files are still checked)')
+  }
 
+  const code = pairingCode(given, server, json, io)
   // Chatter only on a terminal (and never with --json): pipes get the summary and plain progress lines
   const tty = io.stderr.isTTY === true && !json
   const mode: ProgressMode = o.progress === false ? 'off' : json ? 'json' : autoMode(io.stderr)
@@ -302,17 +328,24 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
     } catch (e) {
       throw new CliError(codeOf(e), oneLine(e), 'rendezvous')
     }
-    const where = `${met.path} path to ${hostPort(met.remote)}`
+    const encrypted = met.encrypted
+    const channel = encrypted ? 'encrypted' : 'not encrypted'
+    const where = `${met.path} path to ${hostPort(met.remote)}, ${channel}`
     if (tty) io.stderr.write(`connected: ${where}\n`)
-    if (json) jsonLine(io, { event: 'connected', path: met.path, remote: met.remote, role: met.role, timings: met.timings, mapping: met.mapping ?? null })
-    met.socket.on('error', () => { /* the transfer's reader and writer report it */ })
+    if (json) jsonLine(io, { event: 'connected', path: met.path, remote: met.remote, encrypted, role: met.role, timings: met.timings, mapping: met.mapping ?? null })
+    const socket = met.socket
+    socket.on('error', () => { /* the transfer's reader and writer report it */ })
     // A birthday path's socket lives on a node of its own, made with the defaults
     if (congestion !== undefined) met.utpSocket.setCongestion(congestion)
+    const from = hostPort(met.remote)
+    const accept = async (offer: Offer): Promise<boolean> => !ask ||
+      await askYesNo({ stdin, stderr: io.stderr }, `receive "${offer.name}" (${humanBytes(offer.size)}) from ${from} (${channel}) into ${outDir}?`)
     let result: TransferResult
     try {
+      if (command === 'send' && tty) io.stderr.write('waiting for the receiver to accept...\n')
       result = command === 'send'
-        ? await sendFile(met.socket, file as string, makeProgress)
-        : await receiveFile(met.socket, typeof o.out === 'string' ? o.out : '.', makeProgress)
+        ? await sendFile(socket, file as string, { makeProgress })
+        : await receiveFile(socket, outDir, { accept, maxSize, makeProgress })
     } catch (e) {
       throw new CliError(codeOf(e), oneLine(e), 'transfer')
     }
@@ -329,6 +362,7 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
         megabytesPerSecond: round(rate / 1e6, 3),
         path: met.path,
         remote: met.remote,
+        encrypted,
         role: met.role,
         sha256: result.sha256,
         stats: s === null
@@ -345,6 +379,24 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
     const other = met?.node
     await Promise.all([node.closeAsync(), other !== undefined && other !== node ? other.closeAsync() : undefined])
   }
+}
+
+/**
+ * The code to pair with: `given` (a generated code typed loosely becomes its canonical form; words not in the list
+ * get a warning, since a wrong code burns the pairing), or a new one, printed with the command the receiver runs
+ * (on stderr even when it is not a terminal, as nobody can receive without it; a JSON line with --json)
+ */
+function pairingCode (given: string | undefined, server: string, json: boolean, io: Io): string {
+  if (given !== undefined) {
+    const typos = unknownCodeWords(given)
+    if (typos.length > 0 && !json) io.stderr.write(`utp-punch-rs: warning: ${typos.map(w => JSON.stringify(w)).join(', ')} not in the code word list: check the code for a typo\n`)
+    return parseCode(given).code
+  }
+  const code = generateCode()
+  const command = `utp-punch-rs receive --rendezvous ${server} --code ${code}`
+  if (json) jsonLine(io, { event: 'code', code, command })
+  else io.stderr.write(`code: ${code}\non the receiving side, run:\n  ${command}\n`)
+  return code
 }
 
 /** The bin entry: run with process.argv, exit with the command's status */

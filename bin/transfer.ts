@@ -1,8 +1,14 @@
-// The file transfer the CLI runs over a rendezvous'd uTP socket.
+// The file transfer the CLI runs over a rendezvous'd connection (a uTP socket, or the encrypted stream on it).
 //
-// sender → receiver: a header line `{"name":..., "size":...}\n`, then exactly `size` bytes, then a trailer
-// line `{"sha256":"<hex>"}\n` (hashed while sending). receiver → sender: `{"ok":bool,"sha256":"<hex>"}\n`
-// (hashed while receiving). Both sides succeed only when the two hashes match.
+// 1. sender → receiver: an offer line `{"name":..., "size":...}\n`.
+// 2. receiver → sender: `{"accept":true}\n`, or a refusal `{"ok":false,"code":...,"message":...}\n` and the end.
+//    The receiver answers only after checking the name and the room for it and asking its user (bin/cli.ts).
+// 3. sender → receiver: exactly `size` bytes, then a trailer line `{"sha256":"<hex>"}\n` (hashed while sending).
+// 4. receiver → sender: `{"ok":true,"sha256":"<hex>"}\n` once the file is saved under its final name (hashed
+//    while receiving), or `{"ok":false,"sha256"?,"code"?,"message"?}\n`. Both succeed only when the hashes match.
+//
+// Nothing the sender says is trusted: the receiver writes nothing before it accepted, never more than the size
+// it accepted, and never over an existing file (bin/incoming.ts); names are checked by bin/filename.ts.
 
 import { createHash } from 'crypto'
 import * as fs from 'fs'
@@ -10,10 +16,9 @@ import * as path from 'path'
 import type { Duplex } from 'stream'
 
 import { CliError } from './args'
+import { peerText, receivedName } from './filename'
+import { checkRoom, PartFile } from './incoming'
 import { noProgress, type ProgressSink } from './progress'
-
-/** What a transfer runs over: the encrypted stream rendezvous() returns, or a plain uTP Socket */
-type Socket = Duplex
 
 const MAX_LINE = 4096
 
@@ -29,28 +34,22 @@ export interface TransferResult {
   file?: string
 }
 
-/** The last path component, without control characters or separators; never '', '.' or '..' */
-export function safeName (name: string): string {
-  const base = (name.split(/[/\\]/).pop() ?? '')
-    .replace(/[\x00-\x1f\x7f]/g, '')
-    .replace(/[<>:"|?*]/g, '_')
-    .trim()
-    .slice(0, 200)
-  return base === '' || base === '.' || base === '..' ? 'received-file' : base
+/** What the sender offers: the name (as the receiver will save it) and the size in bytes */
+export interface Offer {
+  name: string
+  size: number
 }
 
-/** name, or name-1.ext, name-2.ext... whichever does not exist yet in dir */
-async function freshPath (dir: string, name: string): Promise<string> {
-  const ext = path.extname(name)
-  const stem = ext === '' || ext === name ? name : name.slice(0, -ext.length)
-  for (let i = 0; ; i++) {
-    const candidate = path.join(dir, i === 0 ? name : `${stem}-${i}${ext}`)
-    try {
-      await fs.promises.access(candidate)
-    } catch {
-      return candidate
-    }
-  }
+export interface ReceiveOptions {
+  /** Asked once the offer passed every check: resolves true to receive it, false to decline */
+  accept: (offer: Offer) => Promise<boolean>
+  /** Refuse offers larger than this many bytes */
+  maxSize?: number
+  makeProgress?: ProgressFactory
+}
+
+export interface SendOptions {
+  makeProgress?: ProgressFactory
 }
 
 /** Reads newline-terminated JSON lines and raw byte runs off a socket, in order */
@@ -60,7 +59,7 @@ class Reader {
   private _ended = false
   private _error: Error | null = null
 
-  constructor (private readonly _socket: Socket) {
+  constructor (private readonly _socket: Duplex) {
     _socket.on('data', (chunk: Buffer) => {
       this._buf = this._buf.length === 0 ? chunk : Buffer.concat([this._buf, chunk])
       // Hold the socket while we have a backlog: its receive window closes, the sender waits
@@ -92,6 +91,12 @@ class Reader {
     if (this._ended) throw new CliError('ERR_TRANSFER_CLOSED', `the connection closed while waiting for ${what}`)
     this._socket.resume()
     await new Promise<void>(resolve => { this._waiter = resolve })
+  }
+
+  /** The next byte, without taking it */
+  async peek (what: string): Promise<number> {
+    while (this._buf.length === 0) await this._more(what)
+    return this._buf[0]
   }
 
   async line (what: string): Promise<unknown> {
@@ -128,12 +133,12 @@ class Reader {
   }
 }
 
-function writeLine (socket: Socket, obj: object): Promise<void> {
+function writeLine (socket: Duplex, obj: object): Promise<void> {
   return write(socket, Buffer.from(JSON.stringify(obj) + '\n'))
 }
 
 /** Write honouring backpressure; rejects if the socket fails or closes first */
-function write (socket: Socket, chunk: Buffer): Promise<void> {
+function write (socket: Duplex, chunk: Buffer): Promise<void> {
   if (socket.destroyed) return Promise.reject(new CliError('ERR_TRANSFER_CLOSED', 'the connection closed'))
   if (socket.write(chunk)) return Promise.resolve()
   return new Promise((resolve, reject) => {
@@ -153,17 +158,19 @@ function write (socket: Socket, chunk: Buffer): Promise<void> {
   })
 }
 
-export async function sendFile (socket: Socket, file: string, makeProgress?: ProgressFactory): Promise<TransferResult> {
+export async function sendFile (socket: Duplex, file: string, o: SendOptions = {}): Promise<TransferResult> {
   const stat = await fs.promises.stat(file)
   if (!stat.isFile()) throw new CliError('ENOENT', `${file} is not a regular file`)
-  const name = safeName(path.basename(file))
+  const name = sendableName(file)
   const size = stat.size
   const reader = new Reader(socket)
-  const progress = makeProgress?.('sending', name, size) ?? noProgress
+  await writeLine(socket, { name, size })
+  const answer = await reader.line('answer to the offer') as { accept?: unknown, code?: unknown, message?: unknown }
+  if (answer.accept !== true) throw refusal(answer, `the receiver refused ${name}`)
+  const progress = o.makeProgress?.('sending', name, size) ?? noProgress
   const t0 = Date.now()
   const hash = createHash('sha256')
   let sent = 0
-  await writeLine(socket, { name, size })
   try {
     for await (const chunk of fs.createReadStream(file, { highWaterMark: 64 * 1024 })) {
       const buf = chunk as Buffer
@@ -177,8 +184,9 @@ export async function sendFile (socket: Socket, file: string, makeProgress?: Pro
     const sha256 = hash.digest('hex')
     await writeLine(socket, { sha256 })
     progress.update(sent, true)
-    const reply = await reader.line('confirmation') as { ok?: unknown, sha256?: unknown }
-    if (reply.ok !== true || reply.sha256 !== sha256) throw new CliError('ERR_SHA256_MISMATCH', 'the receiver\'s sha256 does not match: the file was corrupted on the way')
+    const reply = await reader.line('confirmation') as { ok?: unknown, sha256?: unknown, code?: unknown, message?: unknown }
+    if (reply.sha256 !== undefined && reply.sha256 !== sha256) throw new CliError('ERR_SHA256_MISMATCH', 'the receiver\'s sha256 does not match: the file was corrupted on the way')
+    if (reply.ok !== true) throw refusal(reply, `the receiver could not save ${name}`)
     socket.end()
     return { name, bytes: size, seconds: (Date.now() - t0) / 1000, sha256 }
   } finally {
@@ -186,44 +194,96 @@ export async function sendFile (socket: Socket, file: string, makeProgress?: Pro
   }
 }
 
-export async function receiveFile (socket: Socket, dir: string, makeProgress?: ProgressFactory): Promise<TransferResult> {
-  const reader = new Reader(socket)
-  const header = await reader.line('header') as { name?: unknown, size?: unknown }
-  if (typeof header.name !== 'string' || typeof header.size !== 'number' || !Number.isSafeInteger(header.size) || header.size < 0) {
-    throw new CliError('ERR_TRANSFER_PROTOCOL', 'the sender\'s header is invalid')
+/**
+ * The name FILE is offered under: its base name, checked here as the receiver will check it, so a name every
+ * receiver refuses (".bashrc") fails before the code is spent
+ */
+export function sendableName (file: string): string {
+  try {
+    return receivedName(path.basename(file))
+  } catch (e) {
+    const why = e instanceof Error ? e.message.replace(/^refused the name/, 'receivers refuse the name') : String(e)
+    throw new CliError('ERR_UNSAFE_NAME', `cannot send ${file}: ${why}; copy it to a name without that first`)
   }
-  const name = safeName(header.name)
-  const size = header.size
-  const target = await freshPath(dir, name)
-  const partial = `${target}.part`
-  const out = fs.createWriteStream(partial, { flags: 'wx' })
-  const progress = makeProgress?.('receiving', name, size) ?? noProgress
+}
+
+/** The receiver's refusal as a CliError ERR_REFUSED (its code and message are the peer's: made printable) */
+function refusal (answer: { code?: unknown, message?: unknown }, what: string): CliError {
+  const code = typeof answer.code === 'string' && /^E[A-Z0-9_]{1,40}$/.test(answer.code) ? ` (${answer.code})` : ''
+  const why = typeof answer.message === 'string' ? `: ${peerText(answer.message)}` : ''
+  return new CliError('ERR_REFUSED', `${what}${why}${code}`)
+}
+
+/** The sender's offer line, checked: a valid name (made safe) and a size that is a non-negative safe integer */
+function readOffer (header: { name?: unknown, size?: unknown }): Offer {
+  if (typeof header.name !== 'string' || typeof header.size !== 'number' || !Number.isSafeInteger(header.size) || header.size < 0) {
+    throw new CliError('ERR_TRANSFER_PROTOCOL', 'the sender\'s offer is invalid')
+  }
+  return { name: receivedName(header.name), size: header.size }
+}
+
+/**
+ * Tells the sender why we refused (best effort: the connection may be gone already), without telling it about
+ * this machine: no paths, no free space, no system errors
+ */
+async function refuse (socket: Duplex, e: unknown): Promise<void> {
+  const reason = e instanceof CliError
+    ? { code: e.code, message: e.peerMessage ?? e.message }
+    : { code: 'ERR_FAILED', message: 'the receiver could not create the file' }
+  await writeLine(socket, { ok: false, ...reason }).catch(() => {})
+  socket.end()
+}
+
+export async function receiveFile (socket: Duplex, dir: string, o: ReceiveOptions): Promise<TransferResult> {
+  const reader = new Reader(socket)
+  const header = await reader.line('offer') as { name?: unknown, size?: unknown }
+  let offer: Offer
+  let part: PartFile
+  try {
+    offer = readOffer(header)
+    await checkRoom(dir, offer.size, o.maxSize)
+    if (!await o.accept(offer)) throw new CliError('ERR_DECLINED', `declined ${offer.name}`)
+    part = await PartFile.create(dir, offer.name)
+  } catch (e) {
+    await refuse(socket, e)
+    throw e
+  }
+  const { name, size } = offer
+  const progress = o.makeProgress?.('receiving', name, size) ?? noProgress
   const t0 = Date.now()
   const hash = createHash('sha256')
   let got = 0
-  let outError: Error | null = null
-  out.on('error', (err) => { outError = err })
   try {
+    await writeLine(socket, { accept: true })
+    // Never more than the size accepted: bytes() hands over exactly `size`, and what follows must be the trailer
     await reader.bytes(size, async (chunk) => {
-      if (outError !== null) throw outError
       hash.update(chunk)
       got += chunk.length
       progress.update(got)
-      if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', resolve))
+      await part.write(chunk)
     }, 'the file')
+    if (await reader.peek('checksum') !== 0x7b) {
+      throw new CliError('ERR_TRANSFER_PROTOCOL', `the sender sent more than the ${size} bytes it announced`)
+    }
     const sha256 = hash.digest('hex')
     const trailer = await reader.line('checksum') as { sha256?: unknown }
-    const ok = trailer.sha256 === sha256
-    await writeLine(socket, { ok, sha256 })
-    socket.end()
-    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => err == null ? resolve() : reject(err)))
-    if (!ok) throw new CliError('ERR_SHA256_MISMATCH', 'sha256 mismatch: the file was corrupted on the way')
+    if (trailer.sha256 !== sha256) {
+      await writeLine(socket, { ok: false, sha256 })
+      throw new CliError('ERR_SHA256_MISMATCH', 'sha256 mismatch: the file was corrupted on the way')
+    }
     progress.update(got, true)
-    await fs.promises.rename(partial, target)
-    return { name, bytes: size, seconds: (Date.now() - t0) / 1000, sha256, file: target }
+    let file: string
+    try {
+      file = await part.publish()
+    } catch (e) {
+      await writeLine(socket, { ok: false, sha256, code: 'ERR_SAVE', message: 'the receiver could not save the file' }).catch(() => {})
+      throw e
+    }
+    await writeLine(socket, { ok: true, sha256 })
+    socket.end()
+    return { name, bytes: size, seconds: (Date.now() - t0) / 1000, sha256, file }
   } catch (e) {
-    out.destroy()
-    await fs.promises.rm(partial, { force: true })
+    await part.discard()
     throw e
   } finally {
     progress.end()

@@ -186,7 +186,10 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
       resetsSent: n?.resetsSent ?? 0,
       refused: n?.refused ?? 0,
       unreachable: n?.unreachable ?? 0,
+      pendingHandshakes: native === null ? 0 : n?.pendingHandshakes ?? 0,
+      synsDropped: n?.synsDropped ?? 0,
       rawDatagramsReceived: this._rawIn,
+      rawDatagramsDropped: n?.rawDatagramsDropped ?? 0,
       rawBytesReceived: this._rawInBytes,
       rawDatagramsSent: this._rawOut,
       rawBytesSent: this._rawOutBytes

@@ -5,6 +5,11 @@
 // Each punch() has its own random nonce. A PROBE is answered with an ACK echoing its nonce, whether or not
 // we are punching ourselves. Receiving the ACK of our own nonce from the target proves both directions:
 // our probe reached the peer and the peer's answer reached us.
+//
+// Every node answers probes, so a probe with a forged source address makes it send to a victim. Answers are
+// never larger than the probe (only 14-byte probes are answered, with 14 bytes) and are rate-limited per
+// source IP address and in all (token buckets, see AnswerLimiter): a flood of forged probes gets at most a
+// trickle of answers, while punch() (two probes a second per peer) always gets its own.
 
 import { randomBytes } from 'crypto'
 
@@ -18,6 +23,72 @@ export const PROBE = 1
 export const ACK = 2
 /** Milliseconds between probes (utp-punch's interval) */
 export const PUNCH_INTERVAL = 500
+/** Probe answers per second to one IP address (four times what one punch() sends), and the burst */
+export const ANSWERS_PER_ADDRESS = 8
+/** Probe answers per second in all, and the burst */
+export const ANSWERS_TOTAL = 200
+/** Addresses whose buckets are remembered at once; past this, full (idle) buckets are forgotten */
+const MAX_TRACKED_ADDRESSES = 4096
+
+/** A token bucket: `rate` tokens a second, at most `rate` held */
+class Bucket {
+  tokens: number
+  private _at: number
+
+  constructor (readonly rate: number, now: number) {
+    this.tokens = rate
+    this._at = now
+  }
+
+  refill (now: number): void {
+    this.tokens = Math.min(this.rate, this.tokens + (now - this._at) * this.rate / 1000)
+    this._at = now
+  }
+}
+
+/** Whether a probe from an address may be answered now: a bucket per IP address and one for all */
+export class AnswerLimiter {
+  private readonly _total: Bucket
+  private readonly _byAddress = new Map<string, Bucket>()
+  /** Probes left unanswered by the limit */
+  dropped = 0
+
+  constructor (
+    private readonly _perAddress = ANSWERS_PER_ADDRESS,
+    total = ANSWERS_TOTAL,
+    private readonly _now: () => number = () => performance.now()
+  ) {
+    this._total = new Bucket(total, this._now())
+  }
+
+  allow (address: string): boolean {
+    const now = this._now()
+    let b = this._byAddress.get(address)
+    if (b === undefined) {
+      if (this._byAddress.size >= MAX_TRACKED_ADDRESSES) this._forgetIdle(now)
+      b = new Bucket(this._perAddress, now)
+      // Still full of busy addresses (a flood from many forged ones): the total bucket alone decides
+      if (this._byAddress.size < MAX_TRACKED_ADDRESSES) this._byAddress.set(address, b)
+    }
+    b.refill(now)
+    this._total.refill(now)
+    // Both or neither: a flood from elsewhere that empties the total costs this address nothing
+    if (b.tokens < 1 || this._total.tokens < 1) {
+      this.dropped++
+      return false
+    }
+    b.tokens -= 1
+    this._total.tokens -= 1
+    return true
+  }
+
+  private _forgetIdle (now: number): void {
+    for (const [address, b] of this._byAddress) {
+      b.refill(now)
+      if (b.tokens >= b.rate) this._byAddress.delete(address)
+    }
+  }
+}
 
 export function encodePunch (type: number, nonce: Buffer): Buffer {
   const buf = Buffer.allocUnsafe(PACKET_LEN)
@@ -65,8 +136,11 @@ class PunchSession {
 
 export class Puncher {
   private readonly _sessions = new Set<PunchSession>()
+  readonly answers: AnswerLimiter
 
-  constructor (private readonly _t: PunchTransport) {}
+  constructor (private readonly _t: PunchTransport, answers = new AnswerLimiter()) {
+    this.answers = answers
+  }
 
   /** Probe `attempts` times, PUNCH_INTERVAL apart (the first at once); done(true) once our probe is answered */
   punch (attempts: number, port: number, host: string, done: (success: boolean) => void): void {
@@ -101,7 +175,8 @@ export class Puncher {
     const p = decodePunch(msg)
     if (p === null) return false
     if (p.type === PROBE) {
-      this._t._sendRawTo(encodePunch(ACK, p.nonce), port, address)
+      // The answer has the probe's size (decodePunch takes only PACKET_LEN bytes)
+      if (this.answers.allow(normalizeAddress(address))) this._t._sendRawTo(encodePunch(ACK, p.nonce), port, address)
       return true
     }
     const from = normalizeAddress(address)

@@ -69,12 +69,24 @@ export interface NodeStats {
   /** Incoming connections refused (not listening, or maxConnections reached) */
   refused: number
   /**
+   * Incoming connections whose handshake the peer has not confirmed yet: not announced ('connection'), not in
+   * serverConnections, sending nothing but SYN-ACKs, forgotten after a few seconds unconfirmed
+   */
+  pendingHandshakes: number
+  /** SYNs dropped unanswered: too many pending handshakes, in all or from their address */
+  synsDropped: number
+  /**
    * ICMP destination-unreachable reports for datagrams the node sent (Linux; 0 elsewhere). A connection attempt
    * to such an address fails with ECONNREFUSED at once; open connections ignore them
    */
   unreachable: number
   /** Non-uTP datagrams received: punch probes, STUN, rendezvous messages, 'message' of getUdpSocket() */
   rawDatagramsReceived: number
+  /**
+   * Non-uTP datagrams dropped on arrival because 4,096 of them (or 8 MiB) were waiting for JavaScript to take
+   * them (it was busy): a bounded queue, as a socket's receive buffer is
+   */
+  rawDatagramsDropped: number
   /** Their bytes */
   rawBytesReceived: number
   /** Non-uTP datagrams handed to the socket (punch(), stun(), rendezvous(), getUdpSocket().send()) */
@@ -89,6 +101,9 @@ export interface NativeEndpointCounters {
   resetsSent?: number
   refused?: number
   unreachable?: number
+  rawDatagramsDropped?: number
+  pendingHandshakes?: number
+  synsDropped?: number
 }
 
 /** @internal Running totals of closed connections */

@@ -70,10 +70,7 @@ function runIn (ns: string, script: string): { child: ChildProcessWithoutNullStr
 }
 
 const SERVER = `
-const path = require('path')
-const fs = require('fs')
-const file = ['dist/lib/server/server.js', 'dist/lib/rendezvous/server.js'].find(f => fs.existsSync(f))
-const { RendezvousServer } = require(path.resolve(file))
+const { RendezvousServer } = require(require('path').resolve('dist/lib/server/server.js'))
 const server = new RendezvousServer({ port: 7000, host: '0.0.0.0', http: false, mappingCheck: false })
 server.on('paired', () => console.error('paired'))
 server.listen().then(a => console.log(JSON.stringify(a)))

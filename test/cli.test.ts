@@ -1,37 +1,17 @@
 // The utp-punch-rs command, run as users run it: `node bin/utp-punch-rs.js ...` child processes on loopback
-import { spawn, type ChildProcess } from 'child_process'
+import type { ChildProcess } from 'child_process'
 import { randomBytes } from 'crypto'
 import * as fs from 'fs'
 import * as os from 'os'
 import * as path from 'path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import type * as TransferModule from '../bin/transfer'
+import type * as FilenameModule from '../bin/filename'
 import { skipCoturn, startCoturn, type Coturn } from './helpers/coturn'
-import { requireFromRoot, root } from './helpers/utp'
+import { finish, start, type Run } from './helpers/cli'
+import { requireFromRoot } from './helpers/utp'
 
-const { safeName } = requireFromRoot('./dist/bin/transfer.js') as typeof TransferModule
-const BIN = path.join(root, 'bin', 'utp-punch-rs.js')
-
-interface Run { code: number | null, stdout: string, stderr: string }
-
-function start (args: string[]): ChildProcess {
-  return spawn(process.execPath, [BIN, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
-}
-
-function finish (child: ChildProcess, timeoutMs = 30_000): Promise<Run> {
-  let stdout = ''
-  let stderr = ''
-  child.stdout?.on('data', (d: Buffer) => { stdout += d.toString() })
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-    child.once('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
+const { receivedName } = requireFromRoot('./dist/bin/filename.js') as typeof FilenameModule
 
 async function cli (args: string[]): Promise<Run> {
   return await finish(start(args))
@@ -80,7 +60,7 @@ async function transfer (name: string, bytes: number, extra: string[] = []): Pro
   const src = path.join(tmp, name)
   fs.writeFileSync(src, randomBytes(bytes))
   const code = `code-${randomBytes(4).toString('hex')}`
-  const receiving = finish(start(['receive', '--rendezvous', rendezvousAddr, '--code', code, '--out', dir, ...extra]))
+  const receiving = finish(start(['receive', '--rendezvous', rendezvousAddr, '--code', code, '--out', dir, '--yes', ...extra]))
   const sending = finish(start(['send', src, '--rendezvous', rendezvousAddr, '--code', code, ...extra]))
   const [send, receive] = await Promise.all([sending, receiving])
   return { send, receive, src, dir }
@@ -127,7 +107,7 @@ describe('utp-punch-rs CLI', () => {
     const t0 = Date.now()
     const [send, receive] = await Promise.all([
       cli(['send', src, '--rendezvous', rendezvousAddr, '--code', 'one-code', '--timeout', '1s']),
-      cli(['receive', '--rendezvous', rendezvousAddr, '--code', 'another-code', '--out', tmp, '--timeout', '1'])
+      cli(['receive', '--rendezvous', rendezvousAddr, '--code', 'another-code', '--out', tmp, '--timeout', '1', '-y'])
     ])
     expect(Date.now() - t0).toBeLessThan(10_000)
     for (const r of [send, receive]) {
@@ -173,13 +153,24 @@ describe('utp-punch-rs CLI', () => {
     expect(stats.pairings).toBeGreaterThanOrEqual(0)
   })
 
-  it('keeps received files inside the output directory under a safe name', () => {
-    expect(safeName('report.pdf')).toBe('report.pdf')
-    expect(safeName('../../etc/passwd')).toBe('passwd')
-    expect(safeName('C:\\Users\\x\\evil.exe')).toBe('evil.exe')
-    expect(safeName('..')).toBe('received-file')
-    expect(safeName('dir/')).toBe('received-file')
-    expect(safeName('a\u0000b\nc')).toBe('abc')
+  it('keeps received files inside the output directory under a safe name, or refuses them', () => {
+    expect(receivedName('report.pdf')).toBe('report.pdf')
+    expect(receivedName('  Résumé 2026.pdf ')).toBe('Résumé 2026.pdf')
+    expect(receivedName('日本語 😀.txt')).toBe('日本語 😀.txt')
+    expect(receivedName('a\u0000b\nc')).toBe('a_b_c')
+    expect(receivedName('what?.txt')).toBe('what_.txt')
+    expect(receivedName('invoice\u202Etxt.exe')).toBe('invoice_txt.exe')
+    expect(receivedName('\u2066x\u2069\u200E\u200F\u202A\u009B\u007F\u00AD\u3164.txt')).toBe('_x________.txt')
+    expect(receivedName('..\u2215etc\u2215passwd'.slice(2))).toBe('_etc_passwd')
+    for (const [name, why] of [
+      ['../../etc/passwd', 'path separator'], ['C:\\Users\\x\\evil.exe', 'path separator'], ['dir/', 'path separator'],
+      ['..', '".."'], ['a..b', '".."'], ['.bashrc', 'starts with a dot'], [' .ssh', 'starts with a dot'], ['', 'empty'],
+      ['   ', 'empty'], ['x.', 'ends with a dot'], ['CON', 'device name'], ['nul.txt', 'device name'], ['com1.log', 'device name'],
+      ['x'.repeat(201), 'longer than 200 bytes'], ['é'.repeat(101), 'longer than 200 bytes']
+    ] as const) {
+      expect(() => receivedName(name), JSON.stringify(name)).toThrow(why)
+    }
+    expect(receivedName('x'.repeat(200))).toHaveLength(200)
   })
 })
 

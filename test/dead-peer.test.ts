@@ -245,7 +245,7 @@ describe('a receiver whose sender is SIGKILLed', () => {
       fs.closeSync(fs.openSync(src, 'w'))
       fs.truncateSync(src, TOTAL)
       const code = `cli-${randomBytes(4).toString('hex')}`
-      const receiver = run(CLI, ['receive', '--rendezvous', addr, '--code', code, '--out', dir, ...extra])
+      const receiver = run(CLI, ['receive', '--rendezvous', addr, '--code', code, '--out', dir, '--yes', ...extra])
       const sender = run(CLI, ['send', src, '--rendezvous', addr, '--code', code, ...extra])
       const partial = path.join(dir, `${path.basename(src)}.part`)
       const size = (): number => fs.statSync(partial, { throwIfNoEntry: false })?.size ?? 0

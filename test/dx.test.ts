@@ -412,7 +412,7 @@ describe('CLI', () => {
       const code = `dx-${randomBytes(4).toString('hex')}`
       const [send, receive] = await Promise.all([
         cli(['send', src, '--rendezvous', rv, '--code', code, '--json']),
-        cli(['receive', '--rendezvous', rv, '--code', code, '--out', out, '--json'])
+        cli(['receive', '--rendezvous', rv, '--code', code, '--out', out, '--json', '--yes'])
       ])
       expect([send.code, send.stderr, receive.code, receive.stderr]).toEqual([0, '', 0, ''])
       const s = jsonLines(send.stdout)
@@ -433,7 +433,7 @@ describe('CLI', () => {
 
       // Failures: {"ok":false,...} on stdout, nothing on stderr, exit 1 (2 for usage errors)
       const [lonely, usage] = await Promise.all([
-        cli(['receive', '--rendezvous', rv, '--code', 'nobody-else', '--out', out, '--timeout', '500ms', '--json']),
+        cli(['receive', '--rendezvous', rv, '--code', 'nobody-else', '--out', out, '--timeout', '500ms', '--json', '--yes']),
         cli(['send', src, '--json', '--bogus'])
       ])
       expect([lonely.code, lonely.stderr]).toEqual([1, ''])

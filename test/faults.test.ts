@@ -18,7 +18,7 @@ describe('faulty networks', () => {
   it('a peer that vanishes gives timeout and ETIMEDOUT within about the configured timeout', async () => {
     const timeout = 1500
     let serverSocket!: Socket
-    const { port } = await listeningNode({ timeout }, s => {
+    const { node: server, port } = await listeningNode({ timeout }, s => {
       serverSocket = s
       s.on('error', () => {}) // the server side times out too
       s.resume()
@@ -28,6 +28,8 @@ describe('faulty networks', () => {
     const client = makeNode({ timeout })
     const socket = client.connect(relay.port)
     await once(socket, 'connect')
+    // The server announces the connection once our confirmation of its SYN-ACK arrives: a moment later
+    if (serverSocket === undefined) await once(server, 'connection')
     socket.write('before')
     await once(serverSocket, 'data')
 

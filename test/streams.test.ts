@@ -154,6 +154,8 @@ describe('stream semantics', () => {
     const connectEvent = once<Socket>(client, 'connect')
     await once(socket, 'connect')
     expect(await connectEvent).toBe(socket)
+    // The server announces the connection once our confirmation of its SYN-ACK arrives: a moment later
+    if (serverSocket === undefined) await once(server, 'connection')
     expect(socket.connecting).toBe(false)
     expect(socket.id).toBeGreaterThan(0)
     // address() is the peer's, as in utp-punch; the local end is localAddress / localPort

@@ -17,6 +17,13 @@ pub const NODE_CLOSED: u32 = 8;
 pub const SOCKET_ERROR: u32 = 9;
 pub const TIMEOUT: u32 = 10;
 
+/// Non-uTP datagrams one batch holds at most while JavaScript has not drained it: a flood of
+/// foreign datagrams (while JavaScript is busy, the driver thread keeps receiving) is dropped past
+/// this, like UDP loss, instead of growing memory without bound
+pub const MAX_MESSAGES: usize = 4096;
+/// Their payload bytes, at most
+pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
+
 #[derive(Debug, Default)]
 pub struct Batch {
   pub events: Vec<u32>,
@@ -25,6 +32,9 @@ pub struct Batch {
   pub peers: Vec<SocketAddr>,
   /// The last DATA event ends one of the peer's writes: the next one must not extend it
   data_closed: bool,
+  /// MESSAGE events in the batch, and their bytes (see [`MAX_MESSAGES`])
+  messages: usize,
+  message_bytes: usize,
 }
 
 impl Batch {
@@ -59,10 +69,25 @@ impl Batch {
     self.push(INCOMING, handle, idx);
   }
 
-  pub fn message(&mut self, from: SocketAddr, payload: &[u8]) {
+  /// Add a non-uTP datagram; false (and nothing added) when the batch holds its share already
+  pub fn message(&mut self, from: SocketAddr, payload: &[u8]) -> bool {
+    if self.messages >= MAX_MESSAGES || self.message_bytes + payload.len() > MAX_MESSAGE_BYTES {
+      return false;
+    }
+    self.messages += 1;
+    self.message_bytes += payload.len();
     let idx = self.peer(from);
     self.data.extend_from_slice(payload);
     self.push(MESSAGE, idx, payload.len() as u32);
+    true
+  }
+
+  /// Empty it in place, keeping its capacity for the next batch (it names no peers)
+  pub fn clear(&mut self) {
+    self.events.clear();
+    self.data.clear();
+    self.messages = 0;
+    self.message_bytes = 0;
   }
 
   pub fn closed(&mut self, handle: u32, reason: CloseReason) {
@@ -117,5 +142,21 @@ mod tests {
     assert_eq!(b.events, [MESSAGE, 0, 2, INCOMING, 7, 1]);
     assert_eq!(b.data, b"hi");
     assert_eq!(b.peers, [a, a]);
+  }
+
+  #[test]
+  fn messages_are_bounded_in_count_and_bytes() {
+    let mut b = Batch::default();
+    let a: SocketAddr = "1.2.3.4:5".parse().unwrap();
+    for _ in 0..MAX_MESSAGES {
+      assert!(b.message(a, b"x"));
+    }
+    assert!(!b.message(a, b"x"), "past the count");
+    assert_eq!(b.events.len(), 3 * MAX_MESSAGES);
+    b.clear();
+    let big = vec![0u8; MAX_MESSAGE_BYTES / 2];
+    assert!(b.message(a, &big) && b.message(a, &big));
+    assert!(!b.message(a, b"y"), "past the bytes");
+    assert_eq!(b.data.len(), MAX_MESSAGE_BYTES);
   }
 }

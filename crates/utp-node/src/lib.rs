@@ -140,6 +140,12 @@ pub struct NodeStats {
   pub refused: f64,
   /// ICMP destination-unreachable reports for datagrams the node sent (Linux)
   pub unreachable: f64,
+  /// Non-uTP datagrams dropped while JavaScript had not taken the earlier ones (a bounded queue)
+  pub raw_datagrams_dropped: f64,
+  /// Incoming connections whose handshake the peer has not confirmed yet (not in serverConnections)
+  pub pending_handshakes: u32,
+  /// SYNs dropped unanswered: too many pending handshakes, in all or from their address
+  pub syns_dropped: f64,
 }
 
 /// One UDP socket's worth of uTP connections (internal; index.ts wraps it)
@@ -544,6 +550,9 @@ impl NativeNode {
       resets_sent: s.resets_sent as f64,
       refused: s.refused as f64,
       unreachable: inner.unreachable_reports as f64,
+      raw_datagrams_dropped: inner.dropped_messages as f64,
+      pending_handshakes: s.unconfirmed_connections as u32,
+      syns_dropped: s.syns_dropped as f64,
     }
   }
 

@@ -186,6 +186,8 @@ pub struct Inner {
   pub delivering: bool,
   /// ICMP destination-unreachable reports for datagrams we sent (see `icmp`)
   pub unreachable_reports: u64,
+  /// Non-uTP datagrams dropped because the batch held its share (see `batch::MAX_MESSAGES`)
+  pub dropped_messages: u64,
   batch: Batch,
   /// A wake is queued and JS has not drained since: at most one TSFN call in flight
   wake_pending: bool,
@@ -219,6 +221,7 @@ impl Inner {
       loop_capable: false,
       delivering: false,
       unreachable_reports: 0,
+      dropped_messages: 0,
       batch: Batch::default(),
       wake_pending: false,
       paused: HashSet::new(),
@@ -372,7 +375,9 @@ impl Inner {
   }
 
   pub fn batch_message(&mut self, from: SocketAddr, payload: &[u8]) {
-    self.batch.message(from, payload);
+    if !self.batch.message(from, payload) {
+      self.dropped_messages += 1;
+    }
   }
 
   pub fn collect_events(&mut self) {
@@ -543,8 +548,7 @@ impl Inner {
     data[..b.data.len()].copy_from_slice(&b.data);
     let words = b.events.len();
     // Cleared in place: the capacity serves the next batch
-    b.events.clear();
-    b.data.clear();
+    b.clear();
     self.drained();
     Some(words)
   }

@@ -3,7 +3,7 @@
 //! The same endpoint accepts connections (while listening) and opens them, at once, on one port.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::conn::{Connection, ConnectionStats, Event, Events, Read, WriteError};
 use crate::packet::{self, Header, Packet, PacketType};
@@ -65,6 +65,13 @@ pub struct EndpointStats {
   pub refused: u64,
   /// Datagrams with a uTP header whose extension chain runs past the end: dropped
   pub malformed_packets: u64,
+  /// Connections peers opened whose handshake is not confirmed yet (not in `server_connections`)
+  pub unconfirmed_connections: usize,
+  /// SYNs dropped unanswered: too many unconfirmed connections, in all or from their address
+  pub syns_dropped: u64,
+  /// Unconfirmed connections forgotten: no confirmation within the handshake timeout, a RESET, or
+  /// no room left once confirmed
+  pub handshakes_expired: u64,
 }
 
 #[derive(Debug)]
@@ -76,6 +83,8 @@ struct Entry {
   /// The application has seen `Closed`; the entry may go once lingering ends
   closed_seen: bool,
   counted_open: bool,
+  /// A peer's connection whose handshake is not confirmed: the application has not heard of it
+  unconfirmed: bool,
 }
 
 /// Tokens for answering strangers with RESET, so we never amplify a flood
@@ -100,6 +109,16 @@ impl ResetBudget {
   }
 }
 
+/// A loopback address, IPv4-mapped ones included (a dual-stack socket sees those)
+fn is_loopback(ip: IpAddr) -> bool {
+  match ip {
+    IpAddr::V4(v4) => v4.is_loopback(),
+    IpAddr::V6(v6) => v6
+      .to_ipv4_mapped()
+      .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+  }
+}
+
 /// All uTP state behind one UDP socket
 #[derive(Debug)]
 pub struct Endpoint {
@@ -107,8 +126,10 @@ pub struct Endpoint {
   rng: Rng,
   conns: HashMap<u32, Entry>,
   by_key: HashMap<(SocketAddr, u16), u32>,
-  /// How many connections receive on each id, whatever their address (see `handle_datagram`)
-  ids_in_use: HashMap<u16, u32>,
+  /// How many connections talk to each IP address, whatever the port (see `handle_datagram`)
+  peer_ips: HashMap<IpAddr, u32>,
+  /// Unconfirmed connections per source IP address (see `Config::max_unconfirmed_per_ip`)
+  unconfirmed_by_ip: HashMap<IpAddr, u32>,
   next_handle: u32,
   timers: TimerQueue,
   events: Events,
@@ -137,7 +158,8 @@ impl Endpoint {
       rng: Rng::new(seed),
       conns: HashMap::new(),
       by_key: HashMap::new(),
-      ids_in_use: HashMap::new(),
+      peer_ips: HashMap::new(),
+      unconfirmed_by_ip: HashMap::new(),
       next_handle: 1,
       timers: TimerQueue::default(),
       events: VecDeque::new(),
@@ -156,9 +178,21 @@ impl Endpoint {
     &self.cfg
   }
 
-  /// Accept incoming connections (`true`) or refuse them with RESET (`false`, the default)
+  /// Accept incoming connections (`true`) or refuse them with RESET (`false`, the default).
+  /// Stopping forgets the connections whose handshake is not confirmed (nobody heard of them)
   pub fn set_listening(&mut self, listening: bool) {
     self.listening = listening;
+    if !listening {
+      let pending: Vec<u32> = self
+        .conns
+        .iter()
+        .filter(|(_, e)| e.unconfirmed)
+        .map(|(&id, _)| id)
+        .collect();
+      for id in pending {
+        self.forget(id);
+      }
+    }
   }
 
   /// Whether incoming connections are accepted
@@ -196,7 +230,7 @@ impl Endpoint {
     let handle = self.alloc_handle();
     let seq = SeqNr(self.rng.next_u16());
     let conn = Connection::outgoing(handle, self.cfg.for_peer(remote), remote, recv_id, seq, now);
-    self.insert(handle, conn, true);
+    self.insert(handle, conn, true, false);
     Ok(handle)
   }
 
@@ -214,10 +248,13 @@ impl Endpoint {
     self.stats.client_connections + self.stats.server_connections
   }
 
-  fn insert(&mut self, handle: ConnectionHandle, conn: Connection, outgoing: bool) {
+  fn insert(&mut self, handle: ConnectionHandle, conn: Connection, outgoing: bool, unconfirmed: bool) {
     self.by_key.insert((conn.remote(), conn.recv_id()), handle.0);
-    *self.ids_in_use.entry(conn.recv_id()).or_default() += 1;
-    if outgoing {
+    *self.peer_ips.entry(conn.remote().ip()).or_default() += 1;
+    if unconfirmed {
+      self.stats.unconfirmed_connections += 1;
+      *self.unconfirmed_by_ip.entry(conn.remote().ip()).or_default() += 1;
+    } else if outgoing {
       self.stats.client_connections += 1;
     } else {
       self.stats.server_connections += 1;
@@ -229,7 +266,8 @@ impl Endpoint {
         outgoing,
         queued: false,
         closed_seen: false,
-        counted_open: true,
+        counted_open: !unconfirmed,
+        unconfirmed,
       },
     );
     self.touch(handle.0);
@@ -273,10 +311,13 @@ impl Endpoint {
       }
       _ => {
         self.stats.unmatched_packets += 1;
-        // An id one of our connections receives on, from an unknown address, may be that
-        // connection's peer after its NAT rebound: a RESET would kill the connection before anyone
-        // could re-aim it (`migrate`), so such packets are dropped unanswered
-        if !self.ids_in_use.contains_key(&h.conn_id) {
+        // From an IP address one of our connections talks to, it may be that connection's peer
+        // after its NAT gave it another port: a RESET would kill the connection before anyone
+        // could re-aim it (`migrate`), so such packets are dropped unanswered. The choice depends
+        // on the source address only, never on the id: whether an id is live must not show, or a
+        // scan would find it for a blind RESET (a packet on a live id that its connection finds
+        // out of window is dropped unanswered too)
+        if !self.peer_ips.contains_key(&from.ip()) {
           self.queue_reset(now, from, &h);
         }
       }
@@ -331,11 +372,73 @@ impl Endpoint {
       self.queue_reset(now, from, &h);
       return;
     }
+    // The source address of a SYN is unproven: a bounded number of them may wait for the
+    // handshake's confirmation, and past that SYNs go unanswered (a RESET would be a reflection)
+    // The per-address share is fairness between remote hosts; local processes all share the
+    // loopback address, which nobody outside this host can forge
+    let from_ip = self.unconfirmed_by_ip.get(&from.ip()).copied().unwrap_or(0) as usize;
+    let over_share = from_ip >= self.cfg.max_unconfirmed_per_ip && !is_loopback(from.ip());
+    if self.stats.unconfirmed_connections >= self.cfg.max_unconfirmed || over_share {
+      self.stats.syns_dropped += 1;
+      return;
+    }
     let handle = self.alloc_handle();
     let seq = SeqNr(self.rng.next_u16());
     let conn = Connection::incoming(handle, self.cfg.for_peer(from), from, pkt, seq, now);
-    self.insert(handle, conn, false);
-    self.events.push_back((handle, Event::Incoming));
+    // Announced (`Event::Incoming`) once the peer confirms, as TCP's accept queue does
+    self.insert(handle, conn, false, true);
+  }
+
+  /// An unconfirmed connection's handshake was just confirmed: announce it before whatever the
+  /// confirming packet produced (events from `mark` on), or forget it when there is no room
+  fn confirm(&mut self, id: u32, mark: usize) {
+    let full = self.open_count() >= self.cfg.max_connections;
+    let Some(e) = self.conns.get_mut(&id) else { return };
+    let ip = e.conn.remote().ip();
+    e.unconfirmed = false;
+    self.stats.unconfirmed_connections -= 1;
+    Self::decrement(&mut self.unconfirmed_by_ip, ip);
+    if full {
+      // As a full TCP accept queue: the connection goes, the peer finds out from its next packet
+      self.events.truncate(mark);
+      self.stats.refused += 1;
+      self.forget(id);
+      return;
+    }
+    e.counted_open = true;
+    self.stats.server_connections += 1;
+    self.events.insert(mark, (ConnectionHandle(id), Event::Incoming));
+  }
+
+  fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u32>, key: K) {
+    if let Some(n) = map.get_mut(&key) {
+      *n -= 1;
+      if *n == 0 {
+        map.remove(&key);
+      }
+    }
+  }
+
+  /// Drop a connection from every table at once
+  fn forget(&mut self, id: u32) {
+    let Some(e) = self.conns.remove(&id) else { return };
+    let key = (e.conn.remote(), e.conn.recv_id());
+    if self.by_key.get(&key) == Some(&id) {
+      self.by_key.remove(&key);
+    }
+    Self::decrement(&mut self.peer_ips, key.0.ip());
+    if e.unconfirmed {
+      self.stats.unconfirmed_connections -= 1;
+      self.stats.handshakes_expired += 1;
+      Self::decrement(&mut self.unconfirmed_by_ip, key.0.ip());
+    } else if e.counted_open {
+      if e.outgoing {
+        self.stats.client_connections -= 1;
+      } else {
+        self.stats.server_connections -= 1;
+      }
+    }
+    self.timers.cancel(id);
   }
 
   fn queue_reset(&mut self, now: Instant, to: SocketAddr, h: &Header) {
@@ -357,7 +460,12 @@ impl Endpoint {
 
   fn deliver(&mut self, id: u32, now: Instant, pkt: &Packet<'_>) {
     let Some(e) = self.conns.get_mut(&id) else { return };
+    let mark = self.events.len();
     e.conn.handle_packet(now, pkt, &mut self.events);
+    if e.unconfirmed && !e.conn.is_unconfirmed() && !e.conn.is_closed() {
+      self.confirm(id, mark);
+    }
+    let Some(e) = self.conns.get_mut(&id) else { return };
     let (peer, conns) = (e.conn.remote(), self.conns.len());
     let e = self.conns.get_mut(&id).expect("delivered to it");
     Self::share_base_delay(&mut self.path_bases, conns, now, peer, &mut e.conn);
@@ -398,6 +506,11 @@ impl Endpoint {
   /// Recompute a connection's timer and queue it for transmission
   fn touch(&mut self, id: u32) {
     let Some(e) = self.conns.get_mut(&id) else { return };
+    if e.unconfirmed && e.conn.is_closed() {
+      // Expired or reset before anyone heard of it: no event, no lingering
+      self.forget(id);
+      return;
+    }
     if e.counted_open && e.conn.is_closed() {
       e.counted_open = false;
       if e.outgoing {
@@ -428,17 +541,7 @@ impl Endpoint {
         continue;
       };
       if e.closed_seen && e.conn.is_drained(now) {
-        let key = (e.conn.remote(), e.conn.recv_id());
-        self.conns.remove(&id);
-        if self.by_key.get(&key) == Some(&id) {
-          self.by_key.remove(&key);
-        }
-        if let Some(n) = self.ids_in_use.get_mut(&key.1) {
-          *n -= 1;
-          if *n == 0 {
-            self.ids_in_use.remove(&key.1);
-          }
-        }
+        self.forget(id);
         continue;
       }
       e.conn.handle_timeout(now, &mut self.events);
@@ -613,6 +716,8 @@ impl Endpoint {
     e.conn.migrate(now, to);
     self.by_key.remove(&(from, id));
     self.by_key.insert((to, id), h.0);
+    Self::decrement(&mut self.peer_ips, from.ip());
+    *self.peer_ips.entry(to.ip()).or_default() += 1;
     self.touch(h.0);
     Ok(from)
   }
@@ -708,7 +813,7 @@ impl Endpoint {
     let mut v: Vec<_> = self
       .conns
       .iter()
-      .filter(|(_, e)| !e.conn.is_closed())
+      .filter(|(_, e)| !e.conn.is_closed() && !e.unconfirmed)
       .map(|(&id, _)| ConnectionHandle(id))
       .collect();
     v.sort();

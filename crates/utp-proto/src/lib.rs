@@ -88,6 +88,14 @@ pub struct Config {
   pub max_connections: usize,
   /// RESET packets per second sent in answer to unknown packets
   pub resets_per_second: u32,
+  /// How long a peer's connection may wait for its handshake to be confirmed (a packet showing
+  /// the peer got our SYN-ACK) before it is forgotten, unannounced
+  pub handshake_timeout: Duration,
+  /// Connections awaiting that confirmation, at most (over it, SYNs are dropped unanswered). They
+  /// do not count against `max_connections`: a SYN flood cannot take the room of real connections
+  pub max_unconfirmed: usize,
+  /// The same, per source IP address (loopback sources excepted: local processes share it)
+  pub max_unconfirmed_per_ip: usize,
   /// Packet size and buffers for peers on a loopback address, whose path MTU is 64 KiB: fewer,
   /// larger packets cost far less per byte there. The larger packets go only to a peer whose
   /// hello says it reads them (libtorrent reads 1,500 bytes and truncates the rest); until then
@@ -154,6 +162,9 @@ impl Default for Config {
       keepalive: Duration::from_millis(1000),
       max_connections: 32768,
       resets_per_second: 100,
+      handshake_timeout: Duration::from_secs(5),
+      max_unconfirmed: 4096,
+      max_unconfirmed_per_ip: 64,
       coalesce_writes: false,
       congestion: Congestion::Ledbat,
     }

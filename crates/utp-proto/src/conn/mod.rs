@@ -136,6 +136,10 @@ pub struct ConnectionStats {
 enum State {
   /// SYN sent, waiting for the peer's STATE
   SynSent,
+  /// A peer's SYN answered, waiting for a packet that shows the peer got our SYN-ACK (TCP's
+  /// SYN_RECEIVED). Until then the SYN's source address is unproven (it may be forged): we send it
+  /// nothing but SYN-ACKs, one per SYN, and forget the connection quietly at `until`
+  SynReceived { until: Instant },
   /// Handshake done (the responder is here from the first packet)
   Connected,
   /// Over; after a graceful close, answering stray retransmissions with ACKs until `until`
@@ -169,6 +173,10 @@ const DEAD_AFTER_BACKOFFS: u32 = 4;
 const STRANGER_SILENCE: Duration = Duration::from_secs(150);
 /// libutp `ACK_NR_ALLOWED_WINDOW`: ACKs this far behind our oldest packet are still believable
 const ACK_NR_SLACK: u16 = 3;
+/// A RESET is believed when its `ack_nr` (the sequence number of the packet it answers, in libutp
+/// and libtorrent) is one we sent: from this far before our oldest unacknowledged packet (a late
+/// answer to an older packet) up to the sequence number our STATEs carry (RFC 5961's idea for TCP)
+const RESET_SLACK: u16 = 16;
 const MIN_LINGER: Duration = Duration::from_millis(500);
 /// Waiting for the FIN of a peer that has not shown it answers keepalives (Linux tcp_fin_timeout)
 const FIN_WAIT_2_TIMEOUT: Duration = Duration::from_secs(60);
@@ -326,7 +334,9 @@ impl Connection {
       initial_seq,
       now,
     );
-    c.state = State::Connected;
+    c.state = State::SynReceived {
+      until: now + c.cfg.handshake_timeout,
+    };
     c.ack_nr = syn.seq_nr;
     // libtorrent's SYN advertises a zero window (it has no buffer yet); its first packet after
     // says the real one. Until then assume ours, rather than wait out a zero-window probe
@@ -519,6 +529,39 @@ impl Connection {
     self.state == State::SynSent
   }
 
+  /// A peer's connection whose handshake is not confirmed yet (see `State::SynReceived`)
+  pub(crate) fn is_unconfirmed(&self) -> bool {
+    matches!(self.state, State::SynReceived { .. })
+  }
+
+  /// Whether a RESET acknowledging `ack_nr` answers something we sent (see [`RESET_SLACK`]): a
+  /// blind attacker who knows the addresses and the connection id still has to hit this window
+  fn reset_acceptable(&self, ack_nr: SeqNr) -> bool {
+    let newest = self.send.next_seq();
+    let oldest = self.send.first_unacked().sub(1 + RESET_SLACK);
+    !ack_nr.precedes(oldest) && !ack_nr.follows(newest)
+  }
+
+  /// The first packet after our SYN-ACK that shows the initiator got it: a STATE, DATA or FIN
+  /// acknowledging the SYN-ACK (`seq - 1`, as libutp, libtorrent and we set `ack_nr` from it), or
+  /// a keepalive, which acknowledges one less (the initiator's confirming STATE was lost)
+  fn confirms_syn_ack(&self, h: &Header) -> bool {
+    let Some(seq) = self.syn_ack_seq else { return false };
+    matches!(h.ty, PacketType::State | PacketType::Data | PacketType::Fin)
+      && (h.ack_nr == seq.sub(1) || h.ack_nr == seq.sub(2))
+  }
+
+  /// Over without a word to the application, which never heard of the connection (its handshake
+  /// was never confirmed)
+  fn forget(&mut self, now: Instant) {
+    self.state = State::Lingering {
+      until: now,
+      graceful: false,
+    };
+    self.ack_pending = false;
+    self.syn_ack_due = false;
+  }
+
   /// The network said nobody is there (see `Endpoint::handle_unreachable`): only a connection
   /// attempt gives up on that
   pub(crate) fn refuse(&mut self, now: Instant, events: &mut Events) {
@@ -552,6 +595,18 @@ impl Connection {
   /// A packet addressed to this connection arrived
   pub(crate) fn handle_packet(&mut self, now: Instant, pkt: &Packet<'_>, events: &mut Events) {
     let h = &pkt.header;
+    // A blind RESET (its ack_nr is nothing we sent) and anything but a confirmation or a repeated
+    // SYN before the handshake is confirmed are dropped as if the connection did not exist: they
+    // change nothing, not even the dead-peer clock
+    if h.ty == PacketType::Reset && !self.reset_acceptable(h.ack_nr) {
+      return;
+    }
+    if self.is_unconfirmed() && !matches!(h.ty, PacketType::Reset | PacketType::Syn) {
+      if !self.confirms_syn_ack(h) {
+        return;
+      }
+      self.state = State::Connected;
+    }
     self.last_recv = now;
     self.silence_reported = None;
     let probing = self.keepalive_sent.take().is_some();
@@ -564,6 +619,10 @@ impl Connection {
         // libutp forgets a connection once its FIN is acknowledged and answers what follows with
         // RESET; libtorrent resets from its closing states too. When the peer's stream is complete
         // and it has all of ours, that is the end of a normal close, not an error
+        if self.is_unconfirmed() {
+          self.forget(now);
+          return;
+        }
         let reason = if self.state == State::SynSent {
           CloseReason::Refused
         } else if self.eof_reached && self.send.buffered() == 0 {
@@ -575,8 +634,12 @@ impl Connection {
         return;
       }
       PacketType::Syn => {
-        // Our SYN-ACK was lost and the peer asks again
-        if self.state == State::Connected && self.send_id == h.conn_id && self.syn_ack_seq.is_some() {
+        // Our SYN-ACK was lost and the peer asks again: the answer gets a full handshake timeout
+        // to be confirmed (a SYN costs its sender as much as our answer costs us)
+        if self.is_unconfirmed() && self.send_id == h.conn_id {
+          self.state = State::SynReceived {
+            until: now + self.cfg.handshake_timeout,
+          };
           self.syn_ack_due = true;
         }
         return;
@@ -606,6 +669,9 @@ impl Connection {
         self.on_peer_hello(hello, now);
       }
       events.push_back((self.handle, Event::Connected));
+      // Confirm at once, even with nothing to send: the responder sends nothing before it knows
+      // our SYN came from us (a DATA going out now carries the same acknowledgement)
+      self.ack_pending = true;
     }
     // Anything past the SYN proves the initiator has our SYN-ACK
     self.syn_ack_seq = None;
@@ -1066,7 +1132,7 @@ impl Connection {
 
   /// The earliest time [`Connection::handle_timeout`] has work to do
   pub(crate) fn next_deadline(&self) -> Option<Instant> {
-    if let State::Lingering { until, .. } = self.state {
+    if let State::Lingering { until, .. } | State::SynReceived { until } = self.state {
       return Some(until);
     }
     let mut next = self.rto_deadline;
@@ -1189,6 +1255,12 @@ impl Connection {
   /// Run whatever timers have expired
   pub(crate) fn handle_timeout(&mut self, now: Instant, events: &mut Events) {
     if self.is_closed() {
+      return;
+    }
+    if let State::SynReceived { until } = self.state {
+      if now >= until {
+        self.forget(now);
+      }
       return;
     }
     if self.release_deadline.is_some_and(|t| now >= t) {
@@ -1386,6 +1458,9 @@ impl Connection {
         false
       }
       State::Connected => self.poll_connected(now, out),
+      // Nothing but the SYN-ACK to an address that may be forged: what the application wrote
+      // waits in the send buffer until the handshake is confirmed
+      State::SynReceived { .. } => self.syn_ack_due && self.poll_connected(now, out),
     }
   }
 
@@ -1605,7 +1680,15 @@ impl Connection {
   /// before its ACK could return, and Karn's rule would never let the estimate learn better. The
   /// dead-peer limit counts backoffs instead ([`DEAD_AFTER_BACKOFFS`])
   fn current_rto(&self) -> Duration {
-    let rto = self.rtt.backed_off_rto(self.rto_backoffs);
+    // SYNs back off once only: the handshake is the one way in (the responder sends nothing else
+    // before it is confirmed) and the attempt ends after the idle timeout, which doubling would
+    // leave room for four tries only
+    let backoffs = if self.state == State::SynSent {
+      self.rto_backoffs.min(1)
+    } else {
+      self.rto_backoffs
+    };
+    let rto = self.rtt.backed_off_rto(backoffs);
     if self.peer_window < self.cfg.max_payload {
       // Probing a closed window: the peer answers each probe, and it must be asked often
       // enough that its answers keep it from looking dead

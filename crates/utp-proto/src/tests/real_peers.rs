@@ -38,6 +38,8 @@ fn accept_ours(s: &mut Script) -> (ConnectionHandle, SeqNr) {
     Some(Hello::OURS),
     "our hello is answered with ours"
   );
+  s.send(super::scripted::confirm(answer.header.seq_nr), &[]);
+  assert!(s.recv().is_empty());
   let handle = s.events.iter().find(|(_, e)| *e == Event::Incoming).unwrap().0;
   (handle, answer.header.seq_nr)
 }
@@ -102,6 +104,11 @@ fn a_stranger_never_sees_our_extensions() {
   s.send(syn(0x7000, 100), &[]);
   let out = s.recv_raw();
   assert_eq!(out[0][1], 0, "SYN-ACK without extensions");
+  s.send(
+    super::scripted::confirm(packet::decode(&out[0]).unwrap().header.seq_nr),
+    &[],
+  );
+  assert!(s.recv_raw().is_empty());
   let h = s.events[0].0;
   s.ep.write(h, b"abc").unwrap();
   let out = s.recv_raw();
@@ -294,6 +301,8 @@ fn a_syn_with_a_zero_window_does_not_stall_the_responder() {
     },
     &[],
   );
+  let syn_ack = s.recv()[0].0.seq_nr;
+  s.send(super::scripted::confirm(syn_ack), &[]);
   s.recv();
   let h = s.events[0].0;
   s.ep.write(h, &[1; 3000]).unwrap();

@@ -113,8 +113,24 @@ pub(super) fn accept(s: &mut Script) -> (ConnectionHandle, SeqNr) {
     (h.ty, h.conn_id, h.ack_nr),
     (PacketType::State, 0x7000, SeqNr(100))
   );
+  assert!(s.events.is_empty(), "announced only once the peer confirms");
+  // The initiator's confirmation: a STATE acknowledging the SYN-ACK
+  let seq = h.seq_nr;
+  s.send(confirm(seq), &[]);
+  assert!(s.recv().is_empty());
   let handle = s.events.iter().find(|(_, e)| *e == Event::Incoming).unwrap().0;
-  (handle, h.seq_nr)
+  (handle, seq)
+}
+
+/// The scripted initiator's STATE confirming a SYN-ACK whose sequence number is `syn_ack`
+pub(super) fn confirm(syn_ack: SeqNr) -> Header {
+  Header {
+    ty: PacketType::State,
+    conn_id: 0x7001,
+    seq_nr: SeqNr(101),
+    ack_nr: syn_ack.sub(1),
+    ..syn(0, 0)
+  }
 }
 
 pub(super) fn data(seq: u16, ack: SeqNr) -> Header {
@@ -293,15 +309,28 @@ fn keepalive_goes_out_when_idle_and_is_answered() {
 #[test]
 fn reset_from_the_peer_closes_and_stray_packets_get_reset() {
   let mut s = Script::new(Config::default());
-  let (h, _) = accept(&mut s);
-  let reset = Header {
+  let (h, first) = accept(&mut s);
+  // A blind RESET: its ack_nr is no sequence number we sent, so it is dropped unanswered
+  let blind = Header {
     ty: PacketType::Reset,
     conn_id: 0x7001,
+    ack_nr: first.add(1000),
     ..syn(0, 0)
+  };
+  s.send(blind, &[]);
+  assert!(s.recv().is_empty());
+  assert!(s.ep.is_open(h));
+  // The peer's RESET acknowledges what it answers (libutp and libtorrent: that packet's seq_nr)
+  let reset = Header {
+    ack_nr: first,
+    ..blind
   };
   s.send(reset, &[]);
   s.recv();
   assert!(s.events.contains(&(h, Event::Closed(CloseReason::Reset))));
+  // Once the connection is forgotten, nothing talks to the peer's address any more: strays from
+  // it are answered (while one does, they are not: see `handle_datagram`)
+  s.advance(Duration::from_millis(1));
   // An unknown connection's data is answered with RESET, a RESET never is
   s.send(
     Header {
@@ -395,6 +424,14 @@ fn a_syn_whose_id_equals_an_existing_key_still_opens_a_connection() {
     (out[0].0.ty, out[0].0.conn_id, out[0].0.ack_nr),
     (PacketType::State, 0x7001, SeqNr(900))
   );
+  s.send(
+    Header {
+      conn_id: 0x7002,
+      ..confirm(out[0].0.seq_nr)
+    },
+    &[],
+  );
+  s.recv();
   let incoming: Vec<_> = s
     .events
     .iter()

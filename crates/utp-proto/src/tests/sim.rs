@@ -458,6 +458,9 @@ impl Sim {
     let deadline = self.now + limit;
     let (mut last_now, mut stuck) = (self.now, 0u32);
     loop {
+      // What the last step's timers produced reaches the applications before `done` looks, so the
+      // time it sees is the time things happened
+      self.pump();
       if done(self) {
         return true;
       }
