@@ -301,7 +301,7 @@ describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
           const server = nodeIn('inet', CLI, ['rendezvous', '--port', '7000'], timeoutMs)
           await waitUdpListening('inet', 7000)
           const t0 = Date.now()
-          const recv = nodeIn('hostB', CLI, ['receive', '--rendezvous', rv, '--code', code, '--out', outDir], timeoutMs)
+          const recv = nodeIn('hostB', CLI, ['receive', '--rendezvous', rv, '--code', code, '--out', outDir, '--yes'], timeoutMs)
           const send = nodeIn('hostA', CLI, ['send', file, '--rendezvous', rv, '--code', code], timeoutMs)
           const [er, es] = await Promise.all([recv.exited, send.exited])
           server.kill()
@@ -314,6 +314,10 @@ describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
           expect(await sha256File(path.join(outDir, got)), ctx).toBe(want)
           const paths = [...reportedPaths(es.stdout + es.stderr), ...reportedPaths(er.stdout + er.stderr)]
           expect(paths.length, `the CLI reported no path\n${ctx}`).toBeGreaterThan(0)
+          // the channel is the encrypted stream rendezvous() returns by default
+          const said = es.stdout + es.stderr + er.stdout + er.stderr
+          expect(said, ctx).toMatch(/encrypted/)
+          expect(said, ctx).not.toMatch(/not encrypted/)
           // both sides must agree on the path; with several acceptable paths, which one won is reported
           expect(new Set(paths).size, ctx).toBe(1)
           won = paths[0] as Path
@@ -357,7 +361,7 @@ describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
             const server = nodeIn('inet', CLI, ['rendezvous', '--port', '7000'], 40_000)
             await waitUdpListening('inet', 7000)
             const common = ['--rendezvous', rv, '--code', code, '--no-relay', '--timeout', '30s']
-            const recv = nodeIn('hostB', CLI, ['receive', ...common, '--out', outDir], 35_000)
+            const recv = nodeIn('hostB', CLI, ['receive', ...common, '--out', outDir, '--yes'], 35_000)
             const send = nodeIn('hostA', CLI, ['send', file, ...common], 35_000)
             const [er, es] = await Promise.all([recv.exited, send.exited])
             server.kill()

@@ -10,6 +10,7 @@
 
 import { randomInt } from 'crypto'
 
+import type { Socket } from '../socket'
 import type { Transport } from '../transport'
 import type { PeerAuth } from './auth'
 import type { Endpoint, Message } from './protocol'
@@ -176,4 +177,18 @@ export class BirthdayPorts {
   setHandler (fn: (m: Message, from: Endpoint) => void): void {
     this._onMessage = fn
   }
+}
+
+/**
+ * A birthday port now carries the rendezvous' socket: it lives as long as that socket, and no longer than the
+ * node rendezvous() was called on
+ */
+export function adoptPort (parent: Transport, port: Transport, socket: Socket): void {
+  const closePort = (): void => { port.close() }
+  port.ref()
+  socket.once('close', () => {
+    parent.removeListener('close', closePort)
+    closePort()
+  })
+  parent.once('close', closePort)
 }

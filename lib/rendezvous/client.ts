@@ -12,86 +12,28 @@
 // See protocol.ts for the messages.
 
 import { randomBytes } from 'crypto'
-import * as dns from 'dns'
-import * as net from 'net'
 
 import { asError, notRunning } from '../errors'
 import type { AddressInfo } from '../native'
 import { normalizeAddress } from '../options'
 import { secureSocket, type SecureSocket } from '../secure'
 import type { Socket } from '../socket'
-import type { RendezvousPath as StatsPath } from '../stats'
 import type { Transport } from '../transport'
 import { codeKey, confirmMac, macEquals, PairingPake, PeerAuth, type PairingKeys } from './auth'
-import { BirthdayPorts, BirthdaySpray, birthdayRole, type BirthdayHit } from './birthday'
+import { adoptPort, BirthdayPorts, BirthdaySpray, birthdayRole, type BirthdayHit } from './birthday'
 import { describeCandidate, lanCandidates, orderCandidates, type Candidate } from './candidates'
-import { rendezvousError, type RendezvousError } from './errors'
+import { natText, rendezvousError, type RendezvousError } from './errors'
+import { ensureBound, lookup } from './local'
 import { Prober, nonce as probeNonce, pathOf } from './prober'
 import { resolveOptions, type RendezvousOptions, type ResolvedOptions } from './options'
 import { encode, endpointKey, type DirectPath, type Endpoint, type ErrorMsg, type Mapping, type Message, type PeerMsg, type RelayAllocatedMsg } from './protocol'
+import type { RendezvousPath, RendezvousResult, RendezvousTimings } from './result'
 import { ConnectionWatch, RETRY_MIN_MS } from './watch'
 import { Wire } from './wire'
 
 export type { RendezvousOptions } from './options'
 
-/**
- * 'lan': a LAN address; 'direct': the public addresses punched; 'birthday': a public port found by birthday
- * probing (one NAT maps per destination); 'relay': through the server's relay
- */
-export type RendezvousPath = StatsPath
-
-export interface RendezvousTimings {
-  /** Milliseconds from the call until: the server acknowledged our registration */
-  registeredMs: number
-  /** ... the server paired us with the peer */
-  pairedMs: number
-  /** ... probing found a path (absent when none did) */
-  punchedMs?: number
-  /** ... the relay was ready (relay path only) */
-  relayMs?: number
-  /** ... the uTP connection was up */
-  connectedMs: number
-  /** Round-trip time to the server, ms, when measured */
-  serverRttMs?: number
-}
-
-/**
- * What rendezvous() resolves with; `N` is the node's type (Node for node.rendezvous()), `S` the stream's:
- * SecureSocket by default, Socket with `encrypt: false`
- */
-export interface RendezvousResult<N extends Transport = Transport, S extends SecureSocket | Socket = SecureSocket | Socket> {
-  /**
-   * The connected stream to the peer: the encrypted, authenticated SecureSocket over the uTP connection
-   * (default), or the uTP Socket itself with `encrypt: false`
-   */
-  socket: S
-  path: RendezvousPath
-  /**
-   * The node the socket lives on: the one rendezvous() was called on, except on the endpoint-dependent side
-   * of a birthday path, where it is one of the extra ports (it closes when the socket closes, or with the
-   * node rendezvous() was called on)
-   */
-  node: N
-  /** NAT mappings as the server measured them, when it did */
-  mapping?: { ours?: Mapping, peer?: Mapping }
-  /** The address the socket talks to (the relay port on the server for the relay path) */
-  remote: { address: string, port: number }
-  /** 'connect' opened the connection, 'accept' took it */
-  role: 'connect' | 'accept'
-  timings: RendezvousTimings
-  /**
-   * Whether `socket` encrypts and authenticates the stream with the key both peers derived from the code
-   * (the `encrypt` option). Either way the pairing itself was authenticated by the code
-   */
-  encrypted: boolean
-  /** The uTP connection itself (the same object as `socket` when not encrypted): stats(), 'migrate' */
-  utpSocket: Socket
-  /**
-   * Datagrams that named our pairing but carried no valid MAC (forged probes, acks or selects), dropped while
-   * the rendezvous ran
-   */
-  unauthenticatedDropped: number
-}
+export type { RendezvousPath, RendezvousResult, RendezvousTimings } from './result'
 
 type Phase = 'register' | 'wait-peer' | 'confirm' | 'punch' | 'connect' | 'relay'
 
@@ -119,38 +61,6 @@ export async function rendezvous<N extends Transport> (node: N, opts: Rendezvous
 export async function rendezvous<N extends Transport> (node: N, opts: RendezvousOptions): Promise<RendezvousResult<N>> {
   // result.node is `node` or one of its _sibling()s, which are of its class
   return await new Session(node, resolveOptions(opts)).run() as RendezvousResult<N>
-}
-
-/** Bound address of the node, binding it (to a free port, dual-stack) if nobody did */
-async function ensureBound (node: Transport): Promise<AddressInfo> {
-  try {
-    return node.address()
-  } catch {}
-  try {
-    return await node.bindAsync()
-  } catch (e) {
-    if ((e as { code?: string }).code !== 'ERR_SOCKET_ALREADY_BOUND') throw e
-  }
-  // Someone else's bind() is in progress
-  return await new Promise((resolve, reject) => {
-    const onBound = (a: AddressInfo): void => {
-      node.removeListener('error', onError)
-      resolve(a)
-    }
-    const onError = (e: Error): void => {
-      node.removeListener('bound', onBound)
-      reject(e)
-    }
-    node.once('bound', onBound)
-    node.once('error', onError)
-  })
-}
-
-async function lookup (host: string, bound: AddressInfo): Promise<string> {
-  if (net.isIP(host) !== 0) return normalizeAddress(host)
-  const local = normalizeAddress(bound.address)
-  const family = net.isIPv4(local) ? 4 : local === '::' ? 0 : 6
-  return normalizeAddress((await dns.promises.lookup(host, { family })).address)
 }
 
 class Session {
@@ -885,24 +795,4 @@ class Session {
     this._node.removeListener('close', this._onNodeClose)
     this._o.signal?.removeEventListener('abort', this._onAbort)
   }
-}
-
-function natText (nat: string | undefined, mapping: Mapping | undefined): string | undefined {
-  const m = mapping === undefined ? undefined : mapping === 'independent' ? 'endpoint-independent mapping' : 'endpoint-dependent (symmetric) mapping'
-  if (nat === undefined) return m
-  return m === undefined ? nat : `${nat}, ${m}`
-}
-
-/**
- * A birthday port now carries the rendezvous' socket: it lives as long as that socket, and no longer than the
- * node rendezvous() was called on
- */
-function adoptPort (parent: Transport, port: Transport, socket: Socket): void {
-  const closePort = (): void => { port.close() }
-  port.ref()
-  socket.once('close', () => {
-    parent.removeListener('close', closePort)
-    closePort()
-  })
-  parent.once('close', closePort)
 }

@@ -1,6 +1,7 @@
 // Errors rendezvous() rejects with; each carries `.code` like the rest of the package.
 
 import { createError, type UtpError } from '../errors'
+import type { Mapping } from './protocol'
 
 export const rendezvousCodes = {
   /** Probing found no working path and no relay was allowed (or the relay failed) */
@@ -29,4 +30,11 @@ export function rendezvousError (code: keyof typeof rendezvousCodes, message: st
   const err = createError(code, message) as RendezvousError
   if (code === 'ABORT_ERR') err.name = 'AbortError'
   return Object.assign(err, extra)
+}
+
+/** A NAT as the message of ERR_PUNCH_FAILED names it: its type if known, and its mapping as the server measured it */
+export function natText (nat: string | undefined, mapping: Mapping | undefined): string | undefined {
+  const m = mapping === undefined ? undefined : mapping === 'independent' ? 'endpoint-independent mapping' : 'endpoint-dependent (symmetric) mapping'
+  if (nat === undefined) return m
+  return m === undefined ? nat : `${nat}, ${m}`
 }
