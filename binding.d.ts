@@ -136,8 +136,9 @@ export declare class NativeRecordLayer {
   get pending(): number
   /**
    * Opens `chunk` where it lies (no copy, no output buffer) when no record is pending: returns the
-   * plaintext length at its start, or null (nothing done: use `openInto`). The chunk must be this
-   * layer's alone: lib/secure passes the inner socket's reads, which nothing else holds
+   * plaintext length, the plaintext being at `chunk[4..4 + length]`, or null (nothing done: use
+   * `openInto`). The chunk must be this layer's alone: lib/secure passes the inner socket's reads,
+   * which nothing else holds
    */
   openInPlace(chunk: Buffer): number | null
   /**

@@ -11,7 +11,7 @@ import type { AddressInfo } from '../native'
 import type { Socket } from '../socket'
 import type { SocketStats } from '../stats'
 import { secureCodes } from './errors'
-import { loadSecure, sealedLength, type NativeHandshake, type NativeRecordLayer } from './native'
+import { loadSecure, RECORD_HEADER, sealedLength, type NativeHandshake, type NativeRecordLayer } from './native'
 
 type Callback = (err?: Error | null) => void
 
@@ -259,7 +259,7 @@ export class SecureSocket extends Duplex {
    */
   #open (chunk: Buffer): Buffer {
     const n = this.#layer.openInPlace(chunk)
-    if (n !== null) return chunk.subarray(0, n)
+    if (n !== null) return chunk.subarray(RECORD_HEADER, RECORD_HEADER + n)
     const out = Buffer.allocUnsafe(this.#layer.pending + chunk.length)
     return out.subarray(0, this.#layer.openInto(chunk, out))
   }

@@ -195,8 +195,9 @@ impl NativeRecordLayer {
   }
 
   /// Opens `chunk` where it lies (no copy, no output buffer) when no record is pending: returns the
-  /// plaintext length at its start, or null (nothing done: use `openInto`). The chunk must be this
-  /// layer's alone: lib/secure passes the inner socket's reads, which nothing else holds
+  /// plaintext length, the plaintext being at `chunk[4..4 + length]`, or null (nothing done: use
+  /// `openInto`). The chunk must be this layer's alone: lib/secure passes the inner socket's reads,
+  /// which nothing else holds
   #[napi(catch_unwind)]
   pub fn open_in_place(&mut self, mut chunk: BufferSlice) -> napi::Result<Option<u32>, Code> {
     if !self.receiving.early.is_empty() {

@@ -187,10 +187,12 @@ impl Opener {
   }
 
   /// Opens `chunk` where it lies when no record is pending from an earlier chunk: the plaintext of
-  /// the records it completes ends up at `chunk[..n]` and `Some(n)` is returned (a record it only
-  /// begins is kept for later). With a record pending, `None`, and nothing is touched: use
-  /// [`open_into`](Self::open_into). Saves the copy and the output buffer when reads arrive in whole
-  /// records, as they do when the peer's writes reach us one per read
+  /// the records it completes ends up at `chunk[HEADER_LEN..HEADER_LEN + n]` and `Some(n)` is
+  /// returned (a record it only begins is kept for later). The first record's plaintext does not
+  /// move; later ones move down over the headers and tags before them. With a record pending,
+  /// `None`, and nothing is touched: use [`open_into`](Self::open_into). Saves the copy and the
+  /// output buffer when reads arrive in whole records, as they do when the peer's writes reach us
+  /// one per read
   pub fn open_in_place(&mut self, chunk: &mut [u8]) -> Result<Option<usize>> {
     if let Some(e) = &self.failed {
       return Err(e.clone());
@@ -213,8 +215,10 @@ impl Opener {
         Some(total) if chunk.len() - read >= total => {
           let head = [chunk[read], chunk[read + 1], chunk[read + 2], chunk[read + 3]];
           let n = self.open_sealed(head, &mut chunk[read + HEADER_LEN..read + total])?;
-          // the plaintext moves down over headers and tags already read: never past unread bytes
-          chunk.copy_within(read + HEADER_LEN..read + HEADER_LEN + n, written);
+          if read > 0 {
+            // down over headers and tags already read: never past unread bytes
+            chunk.copy_within(read + HEADER_LEN..read + HEADER_LEN + n, HEADER_LEN + written);
+          }
           written += n;
           read += total;
         }
@@ -395,7 +399,7 @@ mod tests {
     let mut o = Opener::new(&KEY);
     let (first, rest) = wire.split_at_mut(cut);
     let n = o.open_in_place(first).unwrap().unwrap();
-    let mut got = first[..n].to_vec();
+    let mut got = first[HEADER_LEN..HEADER_LEN + n].to_vec();
     assert_eq!(o.open_in_place(rest).unwrap(), None, "a record is pending");
     o.open(rest, &mut got).unwrap();
     o.finish().unwrap();
@@ -484,7 +488,8 @@ mod tests {
         // every other piece opened in place where it can be
         let mut piece = rest[..n].to_vec();
         match if i % 2 == 0 { o.open_in_place(&mut piece).unwrap() } else { None } {
-          Some(k) => got.extend_from_slice(&piece[..k]),
+          Some(0) => {}
+          Some(k) => got.extend_from_slice(&piece[HEADER_LEN..HEADER_LEN + k]),
           None => o.open(&rest[..n], &mut got).unwrap(),
         }
         rest = &rest[n..];
