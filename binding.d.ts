@@ -9,6 +9,20 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** The in-stream handshake of one side */
+export declare class NativeHandshake {
+  /** Exactly one of `key` (32 bytes) and `psk` (non-empty) */
+  constructor(initiator: boolean, key?: Buffer | undefined | null, psk?: Buffer | undefined | null)
+  /** The hello to send first */
+  get hello(): Buffer
+  /** Feeds bytes read from the connection; returns bytes to send now (often empty) */
+  read(chunk: Buffer): Buffer
+  /** Whether the peer's confirmation verified */
+  get done(): boolean
+  /** The record layer of the stream (once, when done) */
+  finish(): NativeRecordLayer
+}
+
 /** One UDP socket's worth of uTP connections (internal; index.ts wraps it) */
 export declare class NativeNode {
   /** SO_BROADCAST */
@@ -90,6 +104,52 @@ export declare class NativeNode {
   ref(): void
   /** Let the event loop exit even while bound */
   unref(): void
+}
+
+/** One side of symmetric SPAKE2 (lib/secure's `Pake`) */
+export declare class NativePake {
+  /** Starts an exchange with a fresh random scalar from the OS */
+  constructor(password: Buffer, context: string)
+  /** The 33-byte message for the peer */
+  get message(): Buffer
+  /** The 32-byte shared secret from the peer's message (once) */
+  finish(peerMessage: Buffer): Buffer
+}
+
+/**
+ * Both directions of an encrypted stream, on the JS thread: each call does one batch (every buffer
+ * of a `writev`, or one read), so the thread hop of a pool task would cost more than it saves
+ */
+export declare class NativeRecordLayer {
+  /**
+   * Writes records carrying all of `chunks` to the start of `out` (at least the sum of
+   * `n + ceil(n / 65536) * 20` over the chunks' lengths `n`); returns the bytes written. JS
+   * allocates `out`: handing back fresh native buffers would cost a page fault per 4 KiB
+   */
+  sealInto(chunks: Array<Buffer>, out: Buffer): number
+  /** The close record that ends this side's direction */
+  sealClose(): Buffer
+  /**
+   * Bytes `openInto` may write beyond a chunk's own length (a record begun earlier, bytes read
+   * with the handshake)
+   */
+  get pending(): number
+  /**
+   * Opens `chunk` where it lies (no copy, no output buffer) when no record is pending: returns the
+   * plaintext length, the plaintext being at `chunk[4..4 + length]`, or null (nothing done: use
+   * `openInto`). The chunk must be this layer's alone: lib/secure passes the inner socket's reads,
+   * which nothing else holds
+   */
+  openInPlace(chunk: Buffer): number | null
+  /**
+   * Writes to the start of `out` (at least `pending + chunk.length` bytes) the plaintext of every
+   * record `chunk` completes; returns its length (0 while a record is partial)
+   */
+  openInto(chunk: Buffer, out: Buffer): number
+  /** The connection ended: throws ERR_DECRYPT unless the peer's close record came */
+  finish(): void
+  /** Whether the peer's close record arrived */
+  get peerClosed(): boolean
 }
 
 export interface AddressInfo {

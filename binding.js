@@ -835,4 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeHandshake = nativeBinding.NativeHandshake
 module.exports.NativeNode = nativeBinding.NativeNode
+module.exports.NativePake = nativeBinding.NativePake
+module.exports.NativeRecordLayer = nativeBinding.NativeRecordLayer

@@ -22,6 +22,7 @@ import { Puncher, type PunchTransport } from './punch'
 import * as socketModule from './socket'
 import { Socket, type SocketOwner } from './socket'
 import * as rendezvousModule from './rendezvous'
+import * as secureModule from './secure'
 import { rendezvous, type RendezvousOptions, type RendezvousResult } from './rendezvous'
 import * as statsModule from './stats'
 import { Totals, type NativeEndpointCounters, type NodeStats } from './stats'
@@ -1078,4 +1079,11 @@ export namespace Node {
   export type RendezvousStats = rendezvousModule.RendezvousStats
   export type PairedInfo = rendezvousModule.PairedInfo
   export const rendezvousCodes = rendezvousModule.rendezvousCodes
+  export import Pake = secureModule.Pake
+  export const deriveKey = secureModule.deriveKey
+  export const secureCodes = secureModule.secureCodes
+  export const secureSocket = secureModule.secureSocket
+  export import SecureSocket = secureModule.SecureSocket
+  export type SecureOptions = secureModule.SecureOptions
+  export type SecureRole = secureModule.SecureRole
 }

@@ -154,6 +154,20 @@ export async function rendezvousServer (): Promise<Node.RendezvousServer> {
   return server
 }
 
+export async function secureStream (socket: Socket, peerMessage: Buffer): Promise<Node.SecureSocket> {
+  const pake: Node.Pake = Node.Pake.start('purple-otter', 'example')
+  const message: Buffer = pake.message
+  const key: Buffer = Node.deriveKey(pake.finish(peerMessage), 'stream')
+  const options: Node.SecureOptions = { role: 'initiator', key }
+  const secure: Node.SecureSocket = await Node.secureSocket(socket, options, 5000)
+  const inner: Socket = secure.socket
+  const role: Node.SecureRole = 'responder'
+  console.log(message.length, secure.encrypted, inner.remotePort, secure.stats()?.rtt, role, Node.secureCodes.ERR_WRONG_CODE)
+  // @ts-expect-error a key or a psk is required
+  await Node.secureSocket(socket, { role: 'initiator' })
+  return await Node.secureSocket(socket, { role: 'responder', psk: 'correct horse battery staple' })
+}
+
 export function errorHandling (err: unknown): string {
   const codes = Node.errors.codes
   const timedOut: 'ETIMEDOUT' = codes.ETIMEDOUT

@@ -17,6 +17,7 @@ mod errors;
 mod icmp;
 #[cfg(unix)]
 mod js_loop;
+mod secure;
 mod sockopt;
 mod state;
 mod udp;

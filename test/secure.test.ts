@@ -1,0 +1,418 @@
+// The secure layer: SPAKE2 (Pake), deriveKey, and encrypted streams over loopback uTP (secureSocket)
+import * as crypto from 'crypto'
+import { afterEach, describe, expect, it } from 'vitest'
+
+import { createRelay, type Direction, type Relay } from './helpers/relay'
+import { cleanupNodes, closed, drainHash, listeningNode, makeNode, once, sleep, utp, writeRandom, type Node, type NodeOptions, type Socket, type UtpError } from './helpers/utp'
+
+import type { Node as NodeClass } from '../lib/node'
+
+type SecureSocket = NodeClass.SecureSocket
+type SecureOptions = NodeClass.SecureOptions
+
+const { Pake, deriveKey, secureSocket } = utp
+
+function codeOf (f: () => unknown): string | undefined {
+  try {
+    f()
+  } catch (e) {
+    return (e as UtpError).code
+  }
+  return undefined
+}
+
+describe('Pake and deriveKey', () => {
+  it('equal passwords agree on 32 bytes; a different password or context does not', () => {
+    const a = Pake.start('correct horse', 'test')
+    const b = Pake.start(Buffer.from('correct horse'), 'test')
+    expect(a.message.length).toBe(33)
+    const ka = a.finish(b.message)
+    const kb = b.finish(a.message)
+    expect(ka.length).toBe(32)
+    expect(ka.equals(kb)).toBe(true)
+    expect(ka.equals(Buffer.from('correct horse').subarray(0, 32))).toBe(false)
+
+    for (const [pw, ctx] of [['correct horsf', 'test'], ['correct horse', 'other']]) {
+      const c = Pake.start('correct horse', 'test')
+      const d = Pake.start(pw, ctx)
+      expect(c.finish(d.message).equals(d.finish(c.message))).toBe(false)
+    }
+  })
+
+  it('malformed, reflected and repeated finishes are coded errors', () => {
+    const a = Pake.start('pw', 'ctx')
+    expect(codeOf(() => a.finish(a.message))).toBe('ERR_PAKE_MESSAGE')
+    expect(codeOf(() => Pake.start('pw', 'ctx').finish(Buffer.alloc(5)))).toBe('ERR_PAKE_MESSAGE')
+    const b = Pake.start('pw', 'ctx')
+    b.finish(Pake.start('pw', 'ctx').message)
+    expect(codeOf(() => b.finish(a.message))).toBe('ERR_INVALID_STATE')
+    expect(codeOf(() => Pake.start('', 'ctx'))).toBe('ERR_INVALID_ARG_VALUE')
+    expect(codeOf(() => Pake.start(42 as unknown as string, 'ctx'))).toBe('ERR_INVALID_ARG_TYPE')
+  })
+
+  it('deriveKey is HKDF-SHA256 (RFC 5869 A.3) with distinct labels giving distinct keys', () => {
+    // RFC 5869 test case 3: IKM = 22 x 0x0b, empty salt and info; OKM begins 8da4e775a563c18f
+    expect(deriveKey(Buffer.alloc(22, 0x0b), '').subarray(0, 8).toString('hex')).toBe('8da4e775a563c18f')
+    const k = crypto.randomBytes(32)
+    expect(deriveKey(k, 'a').length).toBe(32)
+    expect(deriveKey(k, 'a').equals(deriveKey(k, 'b'))).toBe(false)
+    expect(codeOf(() => deriveKey('x' as unknown as Buffer, 'a'))).toBe('ERR_INVALID_ARG_TYPE')
+  })
+})
+
+const pskOptions = { client: { role: 'initiator', psk: 'correct horse battery staple' }, server: { role: 'responder', psk: 'correct horse battery staple' } } as const
+
+/** What a secured pair settles to: each side's SecureSocket or its error */
+type Outcome = { ok: true, secure: SecureSocket } | { ok: false, error: UtpError, ms: number }
+
+async function settle (p: Promise<SecureSocket>, started: number): Promise<Outcome> {
+  try {
+    return { ok: true, secure: await p }
+  } catch (e) {
+    return { ok: false, error: e as UtpError, ms: Date.now() - started }
+  }
+}
+
+/**
+ * A server and a client node on loopback (through `relay` when given: it connects to the relay's port), both
+ * running secureSocket() on their end of one connection
+ */
+async function securePair (client: SecureOptions, server: SecureOptions, opts: { relay?: (serverPort: number) => Promise<Relay>, node?: NodeOptions, timeoutMs?: number } = {}): Promise<{ client: Outcome, server: Outcome, inner: { client: Socket, server: Socket }, clientNode: Node }> {
+  let serverSide!: Promise<{ outcome: Outcome, socket: Socket }>
+  const accepted = new Promise<void>((resolve) => {
+    void listeningNode(opts.node, (socket) => {
+      const started = Date.now()
+      serverSide = settle(secureSocket(socket, server, opts.timeoutMs), started).then((outcome) => ({ outcome, socket }))
+      resolve()
+    }).then(async ({ port }) => {
+      const relay = opts.relay === undefined ? undefined : await opts.relay(port)
+      clientNode = makeNode(opts.node)
+      const socket = clientNode.connect(relay?.port ?? port, '127.0.0.1')
+      clientSocket = socket
+      clientSide = settle(secureSocket(socket, client, opts.timeoutMs), Date.now())
+      clientReady()
+    })
+  })
+  let clientSocket!: Socket
+  let clientNode!: Node
+  let clientSide!: Promise<Outcome>
+  let clientReady!: () => void
+  await new Promise<void>((resolve) => { clientReady = resolve })
+  await accepted
+  const [c, s] = await Promise.all([clientSide, serverSide])
+  return { client: c, server: s.outcome, inner: { client: clientSocket, server: s.socket }, clientNode }
+}
+
+function secured (o: Outcome): SecureSocket {
+  if (!o.ok) throw o.error
+  return o.secure
+}
+
+/** A server securing its end of a connection from a plain client that writes `first` (null: nothing) */
+async function againstPlainPeer (first: string | null, timeoutMs?: number): Promise<{ err: UtpError, ms: number }> {
+  return await new Promise((resolve) => {
+    void listeningNode(undefined, (socket) => {
+      const started = Date.now()
+      secureSocket(socket, pskOptions.server, timeoutMs).then(
+        () => resolve({ err: new Error('secured against a plain peer') as UtpError, ms: 0 }),
+        (err: UtpError) => resolve({ err, ms: Date.now() - started }))
+    }).then(({ port }) => {
+      const plain = makeNode().connect(port, '127.0.0.1')
+      plain.on('error', () => {})
+      plain.on('data', () => {})
+      if (first !== null) plain.write(first)
+    })
+  })
+}
+
+/** A secured pair whose errors are collected instead of thrown */
+async function watchedPair (node?: NodeOptions): Promise<{ client: SecureSocket, server: SecureSocket, errors: Error[], clientNode: Node }> {
+  const r = await securePair(pskOptions.client, pskOptions.server, { node })
+  const client = secured(r.client)
+  const server = secured(r.server)
+  const errors: Error[] = []
+  client.on('error', (e: Error) => errors.push(e))
+  server.on('error', (e: Error) => errors.push(e))
+  return { client, server, errors, clientNode: r.clientNode }
+}
+
+/** The payload of a uTP DATA datagram (type 0), after the header and its extension chain; null for other packets */
+function dataPayloadOffset (msg: Buffer): number | null {
+  if (msg.length < 20 || (msg[0] >> 4) !== 0 || (msg[0] & 15) !== 1) return null
+  let next = msg[1]
+  let off = 20
+  while (next !== 0) {
+    if (off + 2 > msg.length) return null
+    next = msg[off]
+    off += 2 + msg[off + 1]
+  }
+  return off < msg.length ? off : null
+}
+
+describe('secureSocket over loopback uTP', () => {
+  // relays go after the nodes (after-hooks run last-registered first): the nodes' last FINs and ACKs pass them
+  const relays: Relay[] = []
+  afterEach(async () => { await Promise.all(relays.splice(0).map(async (r) => await r.close())) })
+  cleanupNodes()
+  const keep = async (relay: Promise<Relay>): Promise<Relay> => {
+    relays.push(await relay)
+    return relays[relays.length - 1]
+  }
+  const psk = pskOptions
+
+  it('moves 8 MiB both ways intact (SHA-256), encrypted: true, the inner socket exposed', async () => {
+    // allowHalfOpen: each side keeps writing after the other finished first
+    const { client: c, server: s } = await securePair(psk.client, psk.server, { node: { allowHalfOpen: true } })
+    const client = secured(c)
+    const server = secured(s)
+    expect(client.encrypted).toBe(true)
+    expect(client.remotePort).toBe(client.socket.remotePort)
+    expect(server.address()).toEqual(server.socket.address())
+    expect(client.stats()?.rtt).toBeTypeOf('number')
+    const size = 8 * 1024 * 1024
+    const got = [drainHash(server), drainHash(client)]
+    const sent = await Promise.all([writeRandom(client, size), writeRandom(server, size)])
+    const [atServer, atClient] = await Promise.all(got)
+    expect(atServer).toEqual({ bytes: size, sha256: sent[0] })
+    expect(atClient).toEqual({ bytes: size, sha256: sent[1] })
+  }, 30_000)
+
+  it('key mode (a key from an earlier PAKE) connects; a different key fails on both sides', async () => {
+    const a = Pake.start('1234', 'test rendezvous')
+    const b = Pake.start('1234', 'test rendezvous')
+    const ka = deriveKey(a.finish(b.message), 'stream')
+    const kb = deriveKey(b.finish(a.message), 'stream')
+    const ok = await securePair({ role: 'initiator', key: ka }, { role: 'responder', key: kb })
+    const client = secured(ok.client)
+    const server = secured(ok.server)
+    const echo = once<Buffer>(server, 'data')
+    client.write('over a PAKE key')
+    expect((await echo).toString()).toBe('over a PAKE key')
+
+    const bad = await securePair({ role: 'initiator', key: ka }, { role: 'responder', key: crypto.randomBytes(32) })
+    expect(bad.client.ok ? 'ok' : bad.client.error.code).toBe('ERR_WRONG_CODE')
+    expect(bad.server.ok ? 'ok' : bad.server.error.code).toBe('ERR_WRONG_CODE')
+  }, 20_000)
+
+  it('a wrong psk fails loudly on both sides within a second, and the uTP sockets close', async () => {
+    const started = Date.now()
+    const r = await securePair(psk.client, { role: 'responder', psk: 'correct horse battery stapler' })
+    for (const side of [r.client, r.server]) {
+      expect(side.ok).toBe(false)
+      if (side.ok) continue
+      expect(side.error.code).toBe('ERR_WRONG_CODE')
+      expect(side.error.message).toMatch(/code or pre-shared secret does not match/)
+    }
+    expect(Date.now() - started).toBeLessThan(1000)
+    await Promise.all([closed(r.inner.client), closed(r.inner.server)])
+    expect(r.inner.client.destroyed && r.inner.server.destroyed).toBe(true)
+  }, 10_000)
+
+  it('bad options throw at once, before anything is sent', async () => {
+    const { port } = await listeningNode()
+    const socket = makeNode().connect(port, '127.0.0.1')
+    const bad: Array<[unknown, string]> = [
+      [{ role: 'initiator' }, 'ERR_INVALID_ARG_VALUE'],
+      [{ role: 'initiator', psk: 'a', key: crypto.randomBytes(32) }, 'ERR_INVALID_ARG_VALUE'],
+      [{ role: 'server', psk: 'a' }, 'ERR_INVALID_ARG_VALUE'],
+      [{ role: 'initiator', key: crypto.randomBytes(16) }, 'ERR_INVALID_ARG_VALUE'],
+      [{ role: 'initiator', key: 'x'.repeat(32) }, 'ERR_INVALID_ARG_TYPE'],
+      [{ role: 'initiator', psk: '' }, 'ERR_INVALID_ARG_VALUE'],
+      [{ role: 'initiator', psk: 42 }, 'ERR_INVALID_ARG_TYPE'],
+      [null, 'ERR_INVALID_ARG_TYPE']
+    ]
+    for (const [options, code] of bad) {
+      expect(codeOf(() => secureSocket(socket, options as SecureOptions)), JSON.stringify(options)).toBe(code)
+    }
+    expect(codeOf(() => secureSocket(socket, pskOptions.client, 0))).toBe('ERR_INVALID_ARG_VALUE')
+    expect(socket.stats()?.bytesSent ?? 0).toBe(0)
+  })
+
+  it('a psk on one side and a key on the other is ERR_WRONG_CODE on both', async () => {
+    const r = await securePair(psk.client, { role: 'responder', key: crypto.randomBytes(32) })
+    expect(r.client.ok ? 'ok' : r.client.error.code).toBe('ERR_WRONG_CODE')
+    expect(r.server.ok ? 'ok' : r.server.error.code).toBe('ERR_WRONG_CODE')
+  }, 10_000)
+
+  it('an unencrypted peer gets ERR_NOT_SECURE at its first bytes, a silent one ERR_HANDSHAKE_TIMEOUT', async () => {
+    const plainServer = await againstPlainPeer('GET / HTTP/1.1\r\n\r\n')
+    expect(plainServer.err.code).toBe('ERR_NOT_SECURE')
+    expect(plainServer.ms).toBeLessThan(1000)
+
+    const silent = await againstPlainPeer(null, 300)
+    expect(silent.err.code).toBe('ERR_HANDSHAKE_TIMEOUT')
+    expect(silent.ms).toBeGreaterThanOrEqual(290)
+    expect(silent.ms).toBeLessThan(1300)
+  }, 10_000)
+
+  it('a recording relay in the middle sees neither the plaintext nor the psk', async () => {
+    const recorded: Buffer[] = []
+    const record = async (serverPort: number): Promise<Relay> => await keep(createRelay(serverPort, {
+      drop: (msg) => {
+        recorded.push(Buffer.from(msg))
+        return false
+      }
+    }))
+    const r = await securePair(psk.client, psk.server, { relay: record })
+    const client = secured(r.client)
+    const server = secured(r.server)
+    // text that is easy to find: a sentence repeated, 1 MiB
+    const plaintext = Buffer.from('The quick brown fox pays 4242 to the lazy dog. '.repeat(22_310))
+    const got = drainHash(server)
+    client.resume()
+    client.end(plaintext)
+    expect((await got).bytes).toBe(plaintext.length)
+    const wire = Buffer.concat(recorded)
+    expect(wire.length).toBeGreaterThan(plaintext.length)
+    expect(wire.includes(Buffer.from('utpsec'))).toBe(true) // it did record the handshake
+    expect(wire.includes(Buffer.from('quick brown fox'))).toBe(false)
+    expect(wire.includes(Buffer.from('correct horse'))).toBe(false)
+    expect(wire.includes(Buffer.from('battery staple'))).toBe(false)
+
+  }, 20_000)
+
+  it('one byte flipped in transit kills the stream with ERR_DECRYPT', async () => {
+    // Flip a byte of one DATA packet toward the server, and of every retransmission of it (same seq_nr), so the
+    // receiver can only ever get the tampered copy
+    let target: number | null = null
+    let dataPackets = 0
+    let flipped = 0
+    const tamper = async (serverPort: number): Promise<Relay> => await keep(createRelay(serverPort, {
+      drop: (msg: Buffer, dir: Direction) => {
+        if (dir !== 'toServer') return false
+        const off = dataPayloadOffset(msg)
+        if (off === null || msg.length - off < 200) return false
+        const seq = msg.readUInt16BE(16)
+        if (target === null && ++dataPackets === 20) target = seq
+        if (seq === target) {
+          msg[off + 100] ^= 0x01
+          flipped++
+        }
+        return false
+      }
+    }))
+    const r = await securePair(psk.client, psk.server, { relay: tamper })
+    const client = secured(r.client)
+    const server = secured(r.server)
+    client.on('error', () => {})
+    client.resume()
+    const outcome = new Promise<{ err?: UtpError, bytes: number }>((resolve) => {
+      let bytes = 0
+      server.on('data', (d: Buffer) => { bytes += d.length })
+      server.once('error', (err: UtpError) => resolve({ err, bytes }))
+      server.once('end', () => resolve({ bytes }))
+    })
+    let wroteAll = false
+    void writeRandom(client, 4 * 1024 * 1024).then(() => { wroteAll = true }, () => {})
+    const { err, bytes } = await outcome
+    expect(flipped).toBeGreaterThan(0)
+    expect(err?.code).toBe('ERR_DECRYPT')
+    // at the tampered record, not at the end of the stream
+    expect(wroteAll).toBe(false)
+    expect(bytes).toBeLessThan(4 * 1024 * 1024)
+    expect(server.destroyed).toBe(true)
+  }, 20_000)
+
+  it('an end without the authenticated close (a truncated stream) is ERR_DECRYPT', async () => {
+    const r = await securePair(psk.client, psk.server)
+    const client = secured(r.client)
+    const server = secured(r.server)
+    const err = once<UtpError>(client, 'error')
+    client.resume()
+    server.write('some data, then a bare FIN')
+    // bypass the record layer (the Socket's own end(), not the one SecureSocket routes through itself): the uTP
+    // FIN comes without the close record, as with a forged FIN or a cut stream
+    const bareEnd = Object.getPrototypeOf(server.socket).end as () => void
+    bareEnd.call(server.socket)
+    expect((await err).code).toBe('ERR_DECRYPT')
+  }, 10_000)
+
+  it('a paused reader stops the sender (bounded buffering) and loses nothing once it reads again', async () => {
+    const r = await securePair(psk.client, psk.server)
+    const client = secured(r.client)
+    const server = secured(r.server)
+    const size = 16 * 1024 * 1024
+    // the reader takes the first chunk, then pauses: from there on its SecureSocket must hold the uTP socket back
+    const received = crypto.createHash('sha256')
+    let receivedBytes = 0
+    server.on('data', (d: Buffer) => {
+      received.update(d)
+      receivedBytes += d.length
+    })
+    server.once('data', () => server.pause())
+    const ended = once(server, 'end')
+    let accepted = 0
+    const chunk = crypto.randomBytes(64 * 1024)
+    const sent = crypto.createHash('sha256')
+    // write while the writer lets us, for 1.5 s
+    const deadline = Date.now() + 1500
+    while (Date.now() < deadline && accepted < size) {
+      const piece = Buffer.from(chunk)
+      piece.writeUInt32BE(accepted / chunk.length, 0)
+      sent.update(piece)
+      accepted += piece.length
+      if (!client.write(piece)) await Promise.race([once(client, 'drain'), sleep(deadline - Date.now())])
+    }
+    expect(server.isPaused()).toBe(true)
+    // the receive window, the send buffer and the streams' buffers: 2.3 MiB when measured, not all 16
+    expect(accepted).toBeLessThan(4 * 1024 * 1024)
+    expect(server.readableLength).toBeLessThan(512 * 1024)
+    client.end()
+    server.resume()
+    await ended
+    expect(receivedBytes).toBe(accepted)
+    expect(received.digest('hex')).toBe(sent.digest('hex'))
+  }, 30_000)
+
+  it('end() on one side ends both cleanly with the default allowHalfOpen: false (no ERR_DECRYPT)', async () => {
+    const { client, server, errors } = await watchedPair()
+    const atServer = drainHash(server)
+    const atClient = drainHash(client)
+    client.end('bye')
+    expect((await atServer).bytes).toBe(3)
+    expect((await atClient).bytes).toBe(0)
+    await Promise.all([closed(client), closed(server)])
+    expect(errors).toEqual([])
+  }, 10_000)
+
+  it('half-close: the server still writes after the client ended', async () => {
+    const r = await securePair(psk.client, psk.server, { node: { allowHalfOpen: true } })
+    const client = secured(r.client)
+    const server = secured(r.server)
+    let question = ''
+    server.on('data', (d: Buffer) => { question += d.toString() })
+    const reply = new Promise<string>((resolve, reject) => {
+      let text = ''
+      client.on('data', (d: Buffer) => { text += d.toString() })
+      client.once('end', () => resolve(text))
+      client.once('error', reject)
+    })
+    client.end('question')
+    await once(server, 'end')
+    expect(server.writable).toBe(true)
+    server.write('late ')
+    server.end(`reply to ${question}`)
+    expect(await reply).toBe('late reply to question')
+  }, 10_000)
+
+  it("the node's close() ends a SecureSocket with its authenticated close: the peer reads a clean end", async () => {
+    const { client, server, errors, clientNode } = await watchedPair()
+    const atServer = drainHash(server)
+    client.resume()
+    client.write('before the node closes')
+    await clientNode.closeAsync()
+    expect((await atServer).bytes).toBe(22)
+    expect(errors).toEqual([])
+  }, 15_000)
+
+  it("'timeout' passes through and setTimeout() reaches the inner socket", async () => {
+    const r = await securePair(psk.client, psk.server)
+    const client = secured(r.client)
+    secured(r.server)
+    const fired = new Promise<void>((resolve) => client.setTimeout(50, resolve))
+    expect(client.getTimeout()).toBe(50)
+    expect(client.socket.getTimeout()).toBe(50)
+    r.inner.client.emit('timeout')
+    await fired
+  }, 10_000)
+})
