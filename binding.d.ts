@@ -116,14 +116,36 @@ export declare class NativePake {
   finish(peerMessage: Buffer): Buffer
 }
 
-/** Both directions of an encrypted stream */
+/**
+ * Both directions of an encrypted stream, on the JS thread: each call does one batch (every buffer
+ * of a `writev`, or one read), so the thread hop of a pool task would cost more than it saves
+ */
 export declare class NativeRecordLayer {
-  /** Records carrying all of `chunks`, in one buffer */
-  seal(chunks: Array<Buffer>): Buffer
+  /**
+   * Writes records carrying all of `chunks` to the start of `out` (at least the sum of
+   * `n + ceil(n / 65536) * 20` over the chunks' lengths `n`); returns the bytes written. JS
+   * allocates `out`: handing back fresh native buffers would cost a page fault per 4 KiB
+   */
+  sealInto(chunks: Array<Buffer>, out: Buffer): number
   /** The close record that ends this side's direction */
   sealClose(): Buffer
-  /** The plaintext of every record `chunk` completes (empty while a record is partial) */
-  open(chunk: Buffer): Buffer
+  /**
+   * Bytes `openInto` may write beyond a chunk's own length (a record begun earlier, bytes read
+   * with the handshake)
+   */
+  get pending(): number
+  /**
+   * Opens `chunk` where it lies (no copy, no output buffer) when no record is pending: returns the
+   * plaintext length, the plaintext being at `chunk[4..4 + length]`, or null (nothing done: use
+   * `openInto`). The chunk must be this layer's alone: lib/secure passes the inner socket's reads,
+   * which nothing else holds
+   */
+  openInPlace(chunk: Buffer): number | null
+  /**
+   * Writes to the start of `out` (at least `pending + chunk.length` bytes) the plaintext of every
+   * record `chunk` completes; returns its length (0 while a record is partial)
+   */
+  openInto(chunk: Buffer, out: Buffer): number
   /** The connection ended: throws ERR_DECRYPT unless the peer's close record came */
   finish(): void
   /** Whether the peer's close record arrived */

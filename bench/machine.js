@@ -35,6 +35,7 @@ function machineInfo () {
     node: process.version,
     versions: {
       'utp-punch-rs': `${packageVersion('utp-punch-rs')} (${gitCommit()})`,
+      'utp-punch-rs-encrypted': `${packageVersion('utp-punch-rs')} (${gitCommit()}), secureSocket`,
       net: `Node ${process.version}`,
       dgram: `Node ${process.version}`,
       'udx-native': packageVersion('udx-native'),

@@ -4,10 +4,10 @@
 
 const { median } = require('./lib/stats')
 
-const COLUMNS = ['utp-punch-rs', 'net', 'udx-native', 'utp-native', 'utp-punch', 'dgram']
+const COLUMNS = ['utp-punch-rs', 'utp-punch-rs-encrypted', 'net', 'udx-native', 'utp-native', 'utp-punch', 'dgram']
 const OURS = 'utp-punch-rs'
 
-// The targets of issue 4: ours ÷ reference, compared with a bound
+// The targets of issues 4 and 12: ours (utp-punch-rs unless `ours` says which) ÷ reference, compared with a bound
 const TARGETS = [
   { what: 'bulk throughput', scenario: 'bulk', key: 'mbps', vs: 'net', op: '>=', bound: 1.0 },
   { what: 'bulk throughput', scenario: 'bulk', key: 'mbps', vs: 'udx-native', op: '>=', bound: 5 },
@@ -15,7 +15,10 @@ const TARGETS = [
   { what: 'CPU per GB (bulk)', scenario: 'bulk', key: 'cpuPerGB', vs: 'udx-native', op: '<=', bound: 0.5 },
   { what: 'ping-pong RTT p50', scenario: 'pingpong', key: 'p50', vs: 'udx-native', op: '<=', bound: 1.2 },
   { what: 'ping-pong RTT p99', scenario: 'pingpong', key: 'p99', vs: 'net', op: '<=', bound: 1.0 },
-  { what: 'connect to first echo (median)', scenario: 'connect', key: 'median', vs: 'net', op: '<=', bound: 1.0 }
+  { what: 'connect to first echo (median)', scenario: 'connect', key: 'median', vs: 'net', op: '<=', bound: 1.0 },
+  // issue 12: what encryption (secureSocket) may cost, against the plain streams in the same run
+  { what: 'encrypted bulk throughput', scenario: 'bulk', key: 'mbps', ours: 'utp-punch-rs-encrypted', vs: 'utp-punch-rs', op: '>=', bound: 0.85 },
+  { what: 'encrypted bulk throughput, both ways', scenario: 'bulk-both', key: 'mbps', ours: 'utp-punch-rs-encrypted', vs: 'utp-punch-rs', op: '>=', bound: 0.85 }
 ]
 
 function fmt (value, metric) {
@@ -88,12 +91,12 @@ function ratioTable (scenarios, outcomes, columns) {
 
 function targetTable (outcomes) {
   const rows = TARGETS.map((t) => {
-    const ours = medianOf(outcomes[t.scenario]?.[OURS], t.key)
+    const ours = medianOf(outcomes[t.scenario]?.[t.ours ?? OURS], t.key)
     const ref = medianOf(outcomes[t.scenario]?.[t.vs], t.key)
     const r = div(ours, ref)
     let verdict = 'not measured'
     if (Number.isFinite(r)) verdict = (t.op === '>=' ? r >= t.bound : r <= t.bound) ? 'PASS' : 'FAIL'
-    return [t.what, `vs ${t.vs}`, `${t.op} ${t.bound}×`, ratio(r), verdict]
+    return [t.ours ? `${t.what} (${t.ours})` : t.what, `vs ${t.vs}`, `${t.op} ${t.bound}×`, ratio(r), verdict]
   })
   return table(['target (utp-punch-rs)', 'compared with', 'required', 'measured', 'result'], rows)
 }
@@ -126,7 +129,7 @@ function renderReport ({ machine, mode, scenarios, outcomes, quick }) {
     '',
     ratioTable(scenarios, outcomes, columns),
     '',
-    '## Targets (issue 4)',
+    '## Targets (issues 4 and 12)',
     '',
     targetTable(outcomes),
     ''

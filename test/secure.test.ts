@@ -208,6 +208,26 @@ describe('secureSocket over loopback uTP', () => {
     expect(r.inner.client.destroyed && r.inner.server.destroyed).toBe(true)
   }, 10_000)
 
+  it('bad options throw at once, before anything is sent', async () => {
+    const { port } = await listeningNode()
+    const socket = makeNode().connect(port, '127.0.0.1')
+    const bad: Array<[unknown, string]> = [
+      [{ role: 'initiator' }, 'ERR_INVALID_ARG_VALUE'],
+      [{ role: 'initiator', psk: 'a', key: crypto.randomBytes(32) }, 'ERR_INVALID_ARG_VALUE'],
+      [{ role: 'server', psk: 'a' }, 'ERR_INVALID_ARG_VALUE'],
+      [{ role: 'initiator', key: crypto.randomBytes(16) }, 'ERR_INVALID_ARG_VALUE'],
+      [{ role: 'initiator', key: 'x'.repeat(32) }, 'ERR_INVALID_ARG_TYPE'],
+      [{ role: 'initiator', psk: '' }, 'ERR_INVALID_ARG_VALUE'],
+      [{ role: 'initiator', psk: 42 }, 'ERR_INVALID_ARG_TYPE'],
+      [null, 'ERR_INVALID_ARG_TYPE']
+    ]
+    for (const [options, code] of bad) {
+      expect(codeOf(() => secureSocket(socket, options as SecureOptions)), JSON.stringify(options)).toBe(code)
+    }
+    expect(codeOf(() => secureSocket(socket, pskOptions.client, 0))).toBe('ERR_INVALID_ARG_VALUE')
+    expect(socket.stats()?.bytesSent ?? 0).toBe(0)
+  })
+
   it('a psk on one side and a key on the other is ERR_WRONG_CODE on both', async () => {
     const r = await securePair(psk.client, { role: 'responder', key: crypto.randomBytes(32) })
     expect(r.client.ok ? 'ok' : r.client.error.code).toBe('ERR_WRONG_CODE')

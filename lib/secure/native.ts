@@ -24,10 +24,26 @@ export interface NativeHandshake {
 /** Both directions of an encrypted stream; keys never leave the native side */
 export interface NativeRecordLayer {
   readonly peerClosed: boolean
-  seal (chunks: Buffer[]): Buffer
+  /** Bytes openInto() may write beyond the chunk's own length */
+  readonly pending: number
+  /** Records of all `chunks` into `out` (sealedLength() of their lengths); the bytes written */
+  sealInto (chunks: Buffer[], out: Buffer): number
   sealClose (): Buffer
-  open (chunk: Buffer): Buffer
+  /** Plaintext of the records `chunk` completes into `out` (pending + chunk.length); its length */
+  openInto (chunk: Buffer, out: Buffer): number
+  /** Opens `chunk` where it lies when no record is pending: the plaintext length (at chunk[RECORD_HEADER..]), or null (use openInto) */
+  openInPlace (chunk: Buffer): number | null
   finish (): void
+}
+
+/** Most plaintext bytes in one record, what each record adds, its header (crates/utp-secure/src/record.rs) */
+const MAX_RECORD_PLAINTEXT = 64 * 1024
+export const RECORD_HEADER = 4
+const RECORD_OVERHEAD = 20
+
+/** Bytes of records that carry `n` bytes of plaintext */
+export function sealedLength (n: number): number {
+  return n + Math.ceil(n / MAX_RECORD_PLAINTEXT) * RECORD_OVERHEAD
 }
 
 export interface SecureBinding {

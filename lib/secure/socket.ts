@@ -11,7 +11,7 @@ import type { AddressInfo } from '../native'
 import type { Socket } from '../socket'
 import type { SocketStats } from '../stats'
 import { secureCodes } from './errors'
-import { loadSecure, type NativeHandshake, type NativeRecordLayer } from './native'
+import { loadSecure, RECORD_HEADER, sealedLength, type NativeHandshake, type NativeRecordLayer } from './native'
 
 type Callback = (err?: Error | null) => void
 
@@ -29,6 +29,11 @@ export type SecureRole = 'initiator' | 'responder'
 export type SecureOptions = { role: SecureRole, key: Buffer } | { role: SecureRole, psk: string | Buffer }
 
 const EMPTY = Buffer.alloc(0)
+
+/** The scratch buffer for records that go straight to the native send buffer (see #send): a full writev batch */
+const SCRATCH_BYTES = 256 * 1024 + 4 * 20
+/** Writes a SecureSocket buffers before write() returns false: batches of several writes per seal */
+const WRITE_HIGH_WATER_MARK = 256 * 1024
 
 /** Errors of a socket we let go of: it is closing and nobody is left to tell */
 function ignore (): void {}
@@ -142,8 +147,10 @@ export class SecureSocket extends Duplex {
   /** The uTP connection underneath (for stats(), setMtu(), setCongestion(); never read or write it) */
   readonly socket: Socket
   readonly #layer: NativeRecordLayer
-  /** The inner socket was paused because push() returned false */
-  #innerPaused = false
+  /** push() returned false and _read() has not asked for more since: hold the inner socket */
+  #readerFull = false
+  /** Records written straight to the native send buffer (see #send) */
+  #scratch: Buffer | null = null
   /** A write waiting for the inner socket's 'drain' */
   #writeCb: Callback | null = null
   /** Someone else ended the inner socket (its node's close()): a cut-short read is then ours, not an attack */
@@ -163,7 +170,7 @@ export class SecureSocket extends Duplex {
     super({
       allowHalfOpen: socket.allowHalfOpen,
       readableHighWaterMark: socket.readableHighWaterMark,
-      writableHighWaterMark: socket.writableHighWaterMark
+      writableHighWaterMark: Math.max(socket.writableHighWaterMark, WRITE_HIGH_WATER_MARK)
     })
     this.socket = socket
     this.#layer = layer
@@ -180,10 +187,9 @@ export class SecureSocket extends Duplex {
       return socket
     }) as Socket['end']
     for (const [event, listener] of Object.entries(this.#inner)) socket.on(event, listener)
-    // records that arrived in the same read as the peer's confirmation
+    // records that arrived in the same read as the peer's confirmation; then wait for the first _read()
+    this.#readerFull = true
     this.#ingest(EMPTY)
-    socket.pause()
-    this.#innerPaused = true
   }
 
   get remoteAddress (): string | undefined {
@@ -236,15 +242,26 @@ export class SecureSocket extends Duplex {
     if (this.destroyed) return
     let plain: Buffer
     try {
-      plain = this.#layer.open(chunk)
+      plain = this.#open(chunk)
     } catch (e) {
       this.destroy(asError(e))
       return
     }
-    if (plain.length > 0 && !this.push(plain) && !this.#innerPaused) {
-      this.#innerPaused = true
+    if (plain.length > 0 && !this.push(plain)) {
+      this.#readerFull = true
       this.socket.pause()
     }
+  }
+
+  /**
+   * The plaintext of `chunk`: decrypted where it lies when it holds whole records (the inner socket's reads are
+   * ours alone: nothing else reads that socket), else into a new buffer
+   */
+  #open (chunk: Buffer): Buffer {
+    const n = this.#layer.openInPlace(chunk)
+    if (n !== null) return chunk.subarray(RECORD_HEADER, RECORD_HEADER + n)
+    const out = Buffer.allocUnsafe(this.#layer.pending + chunk.length)
+    return out.subarray(0, this.#layer.openInto(chunk, out))
   }
 
   #innerEnded (): void {
@@ -272,8 +289,8 @@ export class SecureSocket extends Duplex {
   }
 
   override _read (): void {
-    if (this.#innerPaused) {
-      this.#innerPaused = false
+    if (this.#readerFull) {
+      this.#readerFull = false
       this.socket.resume()
     }
   }
@@ -291,13 +308,23 @@ export class SecureSocket extends Duplex {
   }
 
   #send (buffers: Buffer[], cb: Callback): void {
-    let records: Buffer
+    let size = 0
+    for (const b of buffers) size += sealedLength(b.length)
+    // When the inner socket has nothing queued, its write() hands the records to the native send buffer at
+    // once, which copies them (Socket#_write: NativeNode.write), so one scratch buffer serves every such write:
+    // a fresh buffer per write costs more than the cipher
+    const direct = this.socket.writableLength === 0 && this.socket.writableCorked === 0 && size <= SCRATCH_BYTES
+    const records = direct ? (this.#scratch ??= Buffer.allocUnsafeSlow(SCRATCH_BYTES)).subarray(0, size) : Buffer.allocUnsafe(size)
     try {
-      records = this.#layer.seal(buffers)
+      this.#layer.sealInto(buffers, records)
     } catch (e) {
       cb(asError(e))
       return
     }
+    this.#writeRecords(records, cb)
+  }
+
+  #writeRecords (records: Buffer, cb: Callback): void {
     if (this.socket.write(records)) cb()
     else this.#writeCb = cb
   }

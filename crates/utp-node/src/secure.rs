@@ -1,8 +1,9 @@
 //! The JS surface of `utp-secure`: SPAKE2, the in-stream handshake and the record layer
 //!
-//! lib/secure/ drives these. Data crosses per batch, never per packet: `seal` takes every buffer of
-//! a `writev` and returns one buffer of records, `open` takes whatever chunk the connection read and
-//! returns the plaintext of every record it completes. Keys stay on this side: JS never sees the
+//! lib/secure/ drives these. Data crosses per batch, never per packet: `sealInto` takes every buffer
+//! of a `writev` and writes one buffer of records, `openInPlace`/`openInto` take whatever chunk the
+//! connection read and give the plaintext of every record it completes. JS allocates the output
+//! buffers (or, in place, reuses the input). Keys stay on this side: JS never sees the
 //! stream's AEAD keys, only the 32-byte secret of a [`NativePake`] it asked for.
 //!
 //! Every method catches panics (`catch_unwind`) and reports failures as JS errors whose `code` is
@@ -128,32 +129,54 @@ impl NativeHandshake {
       .map_err(js)?;
     Ok(NativeRecordLayer {
       sealer,
-      opener,
-      early,
+      receiving: Receiving { opener, early },
     })
   }
 }
 
-/// Both directions of an encrypted stream
+/// What the receiving direction keeps
+struct Receiving {
+  opener: Opener,
+  /// Bytes read past the handshake, opened before the first chunk
+  early: Vec<u8>,
+}
+
+impl Receiving {
+  /// Opens `chunk` (after the early bytes) to the start of `out`, which holds `pending + chunk.len()`
+  fn open_into(&mut self, chunk: &[u8], out: &mut [u8]) -> utp_secure::Result<usize> {
+    let mut pos = 0;
+    if !self.early.is_empty() {
+      let early = std::mem::take(&mut self.early);
+      pos += self.opener.open_into(&early, out)?;
+    }
+    Ok(pos + self.opener.open_into(chunk, &mut out[pos..])?)
+  }
+
+  fn pending(&self) -> usize {
+    self.early.len() + self.opener.max_open_len(0)
+  }
+}
+
+/// Both directions of an encrypted stream, on the JS thread: each call does one batch (every buffer
+/// of a `writev`, or one read), so the thread hop of a pool task would cost more than it saves
 #[napi]
 pub struct NativeRecordLayer {
   sealer: Sealer,
-  opener: Opener,
-  /// Bytes read past the handshake, opened with the first `open`
-  early: Vec<u8>,
+  receiving: Receiving,
 }
 
 #[napi]
 impl NativeRecordLayer {
-  /// Records carrying all of `chunks`, in one buffer
+  /// Writes records carrying all of `chunks` to the start of `out` (at least the sum of
+  /// `n + ceil(n / 65536) * 20` over the chunks' lengths `n`); returns the bytes written. JS
+  /// allocates `out`: handing back fresh native buffers would cost a page fault per 4 KiB
   #[napi(catch_unwind)]
-  pub fn seal(&mut self, chunks: Vec<BufferSlice>) -> napi::Result<Buffer, Code> {
-    let total: usize = chunks.iter().map(|c| Sealer::sealed_len(c.len())).sum();
-    let mut out = Vec::with_capacity(total);
+  pub fn seal_into(&mut self, chunks: Vec<BufferSlice>, mut out: BufferSlice) -> napi::Result<u32, Code> {
+    let mut pos = 0;
     for c in &chunks {
-      self.sealer.seal(c, &mut out).map_err(js)?;
+      pos += self.sealer.seal_into(c, &mut out[pos..]).map_err(js)?;
     }
-    Ok(Buffer::from(out))
+    Ok(pos as u32)
   }
 
   /// The close record that ends this side's direction
@@ -164,30 +187,46 @@ impl NativeRecordLayer {
     Ok(Buffer::from(out))
   }
 
-  /// The plaintext of every record `chunk` completes (empty while a record is partial)
+  /// Bytes `openInto` may write beyond a chunk's own length (a record begun earlier, bytes read
+  /// with the handshake)
+  #[napi(getter)]
+  pub fn pending(&self) -> u32 {
+    self.receiving.pending() as u32
+  }
+
+  /// Opens `chunk` where it lies (no copy, no output buffer) when no record is pending: returns the
+  /// plaintext length, the plaintext being at `chunk[4..4 + length]`, or null (nothing done: use
+  /// `openInto`). The chunk must be this layer's alone: lib/secure passes the inner socket's reads,
+  /// which nothing else holds
   #[napi(catch_unwind)]
-  pub fn open(&mut self, chunk: BufferSlice) -> napi::Result<Buffer, Code> {
-    let mut out = Vec::with_capacity(self.early.len() + chunk.len());
-    if !self.early.is_empty() {
-      let early = std::mem::take(&mut self.early);
-      self.opener.open(&early, &mut out).map_err(js)?;
+  pub fn open_in_place(&mut self, mut chunk: BufferSlice) -> napi::Result<Option<u32>, Code> {
+    if !self.receiving.early.is_empty() {
+      return Ok(None);
     }
-    self.opener.open(&chunk, &mut out).map_err(js)?;
-    Ok(Buffer::from(out))
+    let n = self.receiving.opener.open_in_place(&mut chunk).map_err(js)?;
+    Ok(n.map(|n| n as u32))
+  }
+
+  /// Writes to the start of `out` (at least `pending + chunk.length` bytes) the plaintext of every
+  /// record `chunk` completes; returns its length (0 while a record is partial)
+  #[napi(catch_unwind)]
+  pub fn open_into(&mut self, chunk: BufferSlice, mut out: BufferSlice) -> napi::Result<u32, Code> {
+    let n = self.receiving.open_into(&chunk, &mut out).map_err(js)?;
+    Ok(n as u32)
   }
 
   /// The connection ended: throws ERR_DECRYPT unless the peer's close record came
   #[napi(catch_unwind)]
   pub fn finish(&self) -> napi::Result<(), Code> {
-    if !self.early.is_empty() {
+    if !self.receiving.early.is_empty() {
       return Err(js(Error::Decrypt("unread bytes after the handshake")));
     }
-    self.opener.finish().map_err(js)
+    self.receiving.opener.finish().map_err(js)
   }
 
   /// Whether the peer's close record arrived
   #[napi(getter)]
   pub fn peer_closed(&self) -> bool {
-    self.opener.is_closed()
+    self.receiving.opener.is_closed()
   }
 }

@@ -67,21 +67,37 @@ impl Sealer {
     }
   }
 
-  /// Bytes [`seal`](Self::seal) appends for `plaintext_len` bytes of plaintext
+  /// Bytes [`seal`](Self::seal) and [`seal_into`](Self::seal_into) write for `plaintext_len` bytes
   pub fn sealed_len(plaintext_len: usize) -> usize {
     plaintext_len + plaintext_len.div_ceil(MAX_RECORD_PLAINTEXT) * RECORD_OVERHEAD
   }
 
-  /// Appends `plaintext` to `out` as records of at most 64 KiB each (nothing for an empty one)
-  pub fn seal(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<()> {
+  /// Writes `plaintext` as records of at most 64 KiB each (nothing for an empty one) to the start of
+  /// `out`, which must hold [`sealed_len`](Self::sealed_len) bytes; returns that length. Writing into
+  /// the caller's buffer lets JS hand in memory it allocated (fresh external buffers cost page faults)
+  pub fn seal_into(&mut self, plaintext: &[u8], out: &mut [u8]) -> Result<usize> {
     if self.closed {
       return Err(Error::SealAfterClose);
     }
-    out.reserve(Self::sealed_len(plaintext.len()));
-    for piece in plaintext.chunks(MAX_RECORD_PLAINTEXT) {
-      self.seal_record(KIND_DATA, piece, out)?;
+    if out.len() < Self::sealed_len(plaintext.len()) {
+      return Err(Error::InvalidArgument(
+        "the output buffer is too small for the records",
+      ));
     }
-    Ok(())
+    let mut pos = 0;
+    for piece in plaintext.chunks(MAX_RECORD_PLAINTEXT) {
+      pos += self.seal_record(KIND_DATA, piece, &mut out[pos..])?;
+    }
+    Ok(pos)
+  }
+
+  /// Appends `plaintext` to `out` as records (see [`seal_into`](Self::seal_into))
+  pub fn seal(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    let start = out.len();
+    out.resize(start + Self::sealed_len(plaintext.len()), 0);
+    let r = self.seal_into(plaintext, &mut out[start..]);
+    out.truncate(start + *r.as_ref().unwrap_or(&0));
+    r.map(|_| ())
   }
 
   /// Appends the close record that ends this direction; nothing can be sealed after it
@@ -89,25 +105,28 @@ impl Sealer {
     if self.closed {
       return Err(Error::SealAfterClose);
     }
-    self.seal_record(KIND_CLOSE, &[], out)?;
+    let start = out.len();
+    out.resize(start + RECORD_OVERHEAD, 0);
+    self.seal_record(KIND_CLOSE, &[], &mut out[start..])?;
     self.closed = true;
     Ok(())
   }
 
-  fn seal_record(&mut self, kind: u8, plaintext: &[u8], out: &mut Vec<u8>) -> Result<()> {
+  /// Writes one record to the start of `out` (which has room for it); returns its length
+  fn seal_record(&mut self, kind: u8, plaintext: &[u8], out: &mut [u8]) -> Result<usize> {
     let counter = self.counter;
     self.counter = counter.checked_add(1).ok_or(Error::NonceExhausted)?;
     let head = header(kind, plaintext.len());
-    out.extend_from_slice(&head);
-    let start = out.len();
-    out.extend_from_slice(plaintext);
-    // encrypting in place in `out` is the only copy of the plaintext
+    let end = HEADER_LEN + plaintext.len();
+    out[..HEADER_LEN].copy_from_slice(&head);
+    // the one copy of the plaintext, then encrypted in place there
+    out[HEADER_LEN..end].copy_from_slice(plaintext);
     let tag = self
       .key
-      .seal_in_place_separate_tag(nonce(counter), Aad::from(head), &mut out[start..])
-      .map_err(|_| Error::Decrypt("record too large to seal"))?;
-    out.extend_from_slice(tag.as_ref());
-    Ok(())
+      .seal_in_place_separate_tag(nonce(counter), Aad::from(head), &mut out[HEADER_LEN..end])
+      .map_err(|_| Error::InvalidArgument("record too large to seal"))?;
+    out[end..end + TAG_LEN].copy_from_slice(tag.as_ref());
+    Ok(end + TAG_LEN)
   }
 }
 
@@ -143,10 +162,21 @@ impl Opener {
     self.partial.len()
   }
 
-  /// Appends to `out` the plaintext of every record `chunk` completes; keeps the rest for later
-  pub fn open(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<()> {
+  /// The most plaintext [`open_into`](Self::open_into) can write for a chunk of `chunk_len` bytes
+  pub fn max_open_len(&self, chunk_len: usize) -> usize {
+    self.partial.len() + chunk_len
+  }
+
+  /// Writes to the start of `out` (at least [`max_open_len`](Self::max_open_len) bytes) the
+  /// plaintext of every record `chunk` completes and returns its length; keeps the rest for later
+  pub fn open_into(&mut self, chunk: &[u8], out: &mut [u8]) -> Result<usize> {
     if let Some(e) = &self.failed {
       return Err(e.clone());
+    }
+    if out.len() < self.max_open_len(chunk.len()) {
+      return Err(Error::InvalidArgument(
+        "the output buffer is too small for the plaintext",
+      ));
     }
     let r = self.open_inner(chunk, out);
     if let Err(e) = &r {
@@ -154,6 +184,60 @@ impl Opener {
       self.partial = Vec::new();
     }
     r
+  }
+
+  /// Opens `chunk` where it lies when no record is pending from an earlier chunk: the plaintext of
+  /// the records it completes ends up at `chunk[HEADER_LEN..HEADER_LEN + n]` and `Some(n)` is
+  /// returned (a record it only begins is kept for later). The first record's plaintext does not
+  /// move; later ones move down over the headers and tags before them. With a record pending,
+  /// `None`, and nothing is touched: use [`open_into`](Self::open_into). Saves the copy and the
+  /// output buffer when reads arrive in whole records, as they do when the peer's writes reach us
+  /// one per read
+  pub fn open_in_place(&mut self, chunk: &mut [u8]) -> Result<Option<usize>> {
+    if let Some(e) = &self.failed {
+      return Err(e.clone());
+    }
+    if !self.partial.is_empty() {
+      return Ok(None);
+    }
+    let r = self.open_in_place_inner(chunk);
+    if let Err(e) = &r {
+      self.failed = Some(e.clone());
+      self.partial = Vec::new();
+    }
+    r.map(Some)
+  }
+
+  fn open_in_place_inner(&mut self, chunk: &mut [u8]) -> Result<usize> {
+    let (mut read, mut written) = (0, 0);
+    while read < chunk.len() {
+      match self.record_len_of(&[], &chunk[read..])? {
+        Some(total) if chunk.len() - read >= total => {
+          let head = [chunk[read], chunk[read + 1], chunk[read + 2], chunk[read + 3]];
+          let n = self.open_sealed(head, &mut chunk[read + HEADER_LEN..read + total])?;
+          if read > 0 {
+            // down over headers and tags already read: never past unread bytes
+            chunk.copy_within(read + HEADER_LEN..read + HEADER_LEN + n, HEADER_LEN + written);
+          }
+          written += n;
+          read += total;
+        }
+        _ => {
+          self.partial.extend_from_slice(&chunk[read..]);
+          break;
+        }
+      }
+    }
+    Ok(written)
+  }
+
+  /// Appends to `out` the plaintext of every record `chunk` completes (see [`open_into`](Self::open_into))
+  pub fn open(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    let start = out.len();
+    out.resize(start + self.max_open_len(chunk.len()), 0);
+    let r = self.open_into(chunk, &mut out[start..]);
+    out.truncate(start + *r.as_ref().unwrap_or(&0));
+    r.map(|_| ())
   }
 
   /// The end of the byte stream: an error unless the close record came and nothing follows it
@@ -169,21 +253,24 @@ impl Opener {
     Ok(())
   }
 
-  fn open_inner(&mut self, mut chunk: &[u8], out: &mut Vec<u8>) -> Result<()> {
+  fn open_inner(&mut self, mut chunk: &[u8], out: &mut [u8]) -> Result<usize> {
+    let mut pos = 0;
     // finish a record begun in an earlier chunk
     if !self.partial.is_empty() {
-      let need = self.record_len_of(&self.partial, chunk)?;
-      match need {
+      match self.record_len_of(&self.partial, chunk)? {
         Some(total) if self.partial.len() + chunk.len() >= total => {
           let take = total - self.partial.len();
-          let mut record = std::mem::take(&mut self.partial);
-          record.extend_from_slice(&chunk[..take]);
+          self.partial.extend_from_slice(&chunk[..take]);
           chunk = &chunk[take..];
-          self.open_record(&record, out)?;
+          let mut record = std::mem::take(&mut self.partial);
+          pos += self.open_record(&record, out)?;
+          // keep the allocation for the next partial record
+          record.clear();
+          self.partial = record;
         }
         _ => {
           self.partial.extend_from_slice(chunk);
-          return Ok(());
+          return Ok(0);
         }
       }
     }
@@ -191,7 +278,7 @@ impl Opener {
     while !chunk.is_empty() {
       match self.record_len_of(&[], chunk)? {
         Some(total) if chunk.len() >= total => {
-          self.open_record(&chunk[..total], out)?;
+          pos += self.open_record(&chunk[..total], &mut out[pos..])?;
           chunk = &chunk[total..];
         }
         _ => {
@@ -200,7 +287,7 @@ impl Opener {
         }
       }
     }
-    Ok(())
+    Ok(pos)
   }
 
   /// The length of the record starting with `a` then `b`, once its header is there; checks the
@@ -230,23 +317,30 @@ impl Opener {
     Ok(Some(HEADER_LEN + len + TAG_LEN))
   }
 
-  fn open_record(&mut self, record: &[u8], out: &mut Vec<u8>) -> Result<()> {
-    let head: [u8; HEADER_LEN] = [record[0], record[1], record[2], record[3]];
+  /// Decrypts one whole record to the start of `out` (room for its ciphertext and tag, which the
+  /// input bound guarantees); returns the plaintext length
+  fn open_record(&mut self, record: &[u8], out: &mut [u8]) -> Result<usize> {
+    let head = [record[0], record[1], record[2], record[3]];
+    let sealed = &record[HEADER_LEN..];
+    // the one copy: ciphertext into `out`, decrypted there in place
+    let dst = &mut out[..sealed.len()];
+    dst.copy_from_slice(sealed);
+    self.open_sealed(head, dst)
+  }
+
+  /// Decrypts a record's ciphertext and tag in place (plaintext at the start); the plaintext length
+  fn open_sealed(&mut self, head: [u8; HEADER_LEN], sealed: &mut [u8]) -> Result<usize> {
     let counter = self.counter;
     self.counter = counter.checked_add(1).ok_or(Error::NonceExhausted)?;
-    let start = out.len();
-    // the one copy: ciphertext into `out`, decrypted there in place
-    out.extend_from_slice(&record[HEADER_LEN..]);
     let plain_len = self
       .key
-      .open_in_place(nonce(counter), Aad::from(head), &mut out[start..])
+      .open_in_place(nonce(counter), Aad::from(head), sealed)
       .map_err(|_| Error::Decrypt("record failed authentication (tampered, replayed or reordered)"))?
       .len();
-    out.truncate(start + plain_len);
     if head[0] == KIND_CLOSE {
       self.closed = true;
     }
-    Ok(())
+    Ok(plain_len)
   }
 }
 
@@ -295,6 +389,28 @@ mod tests {
         "flip at {i} went unnoticed"
       );
     }
+  }
+
+  #[test]
+  fn in_place_opens_whole_records_and_defers_to_open_into_mid_record() {
+    let data: Vec<u8> = (0..150_000u32).map(|i| (i * 7) as u8).collect();
+    let mut wire = sealed(&data, true);
+    let cut = 70_000; // inside the second record
+    let mut o = Opener::new(&KEY);
+    let (first, rest) = wire.split_at_mut(cut);
+    let n = o.open_in_place(first).unwrap().unwrap();
+    let mut got = first[HEADER_LEN..HEADER_LEN + n].to_vec();
+    assert_eq!(o.open_in_place(rest).unwrap(), None, "a record is pending");
+    o.open(rest, &mut got).unwrap();
+    o.finish().unwrap();
+    assert_eq!(got, data);
+    // and a flipped byte fails in place too
+    let mut bad = sealed(b"in place", true);
+    bad[6] ^= 1;
+    assert!(matches!(
+      Opener::new(&KEY).open_in_place(&mut bad),
+      Err(Error::Decrypt(_))
+    ));
   }
 
   #[test]
@@ -367,9 +483,15 @@ mod tests {
       let mut o = Opener::new(&KEY);
       let mut got = Vec::new();
       let mut rest = &wire[..];
-      for c in cuts {
+      for (i, c) in cuts.into_iter().enumerate() {
         let n = c % (rest.len() + 1);
-        o.open(&rest[..n], &mut got).unwrap();
+        // every other piece opened in place where it can be
+        let mut piece = rest[..n].to_vec();
+        match if i % 2 == 0 { o.open_in_place(&mut piece).unwrap() } else { None } {
+          Some(0) => {}
+          Some(k) => got.extend_from_slice(&piece[HEADER_LEN..HEADER_LEN + k]),
+          None => o.open(&rest[..n], &mut got).unwrap(),
+        }
         rest = &rest[n..];
       }
       o.open(rest, &mut got).unwrap();
