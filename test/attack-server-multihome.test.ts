@@ -79,7 +79,7 @@ process.stdin.resume()
 `
 
 // Two bare clients (10.77.9.2 and .3) register under one key at 10.77.2.1 and wait for 'peer'; a retry is
-// answered with the cookie. Prints what each got within 3 s.
+// answered with the cookie. Prints what each got once both have 'peer' (or 3 s passed).
 const CLIENTS = `
 const dgram = require('dgram')
 const p = require(require('path').resolve('dist/lib/rendezvous/protocol.js'))
@@ -99,8 +99,9 @@ const run = (host, nonce) => new Promise((resolve) => {
   s.bind(0, host, () => s.send(enc(body), 7000, '10.77.2.1'))
   setTimeout(() => { try { s.close() } catch {} resolve() }, 3000)
 })
-run('10.77.9.2', 'a1'.repeat(8)).then(() => {})
-setTimeout(() => run('10.77.9.3', 'b2'.repeat(8)).then(() => console.log(JSON.stringify(got))), 100)
+const first = run('10.77.9.2', 'a1'.repeat(8))
+const second = new Promise((resolve) => setTimeout(() => run('10.77.9.3', 'b2'.repeat(8)).then(resolve), 100))
+Promise.all([first, second]).then(() => console.log(JSON.stringify(got)))
 `
 
 describe('multi-homed rendezvous server (network namespaces)', () => {

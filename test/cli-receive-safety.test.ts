@@ -388,7 +388,7 @@ describe('utp-punch-rs send and receive agree before anything is written', () =>
       const question = (/receive "asked\.bin".*\[y\/N\] /.exec(said) ?? [''])[0]
       return { status, question: question.replace(dir, 'DIR').replace(/from [\d.]+:\d+/, 'from PEER'), verdict, files: fs.readdirSync(dir) }
     }
-    const question = 'receive "asked.bin" (3.00 kB) from PEER (not encrypted) into DIR? [y/N] '
+    const question = 'receive "asked.bin" (3.00 kB) from PEER (encrypted) into DIR? [y/N] '
     const no = await run('n\n')
     expect(no).toEqual({ status: 1, question, verdict: { ok: false, code: 'ERR_DECLINED', message: 'declined asked.bin' }, files: [] })
     const yes = await run('y\n')

@@ -40,11 +40,11 @@ export interface RendezvousServerOptions {
   registrationTtlMs?: number
   /** Registrations at once. Default 10,000 */
   maxRegistrations?: number
-  /** Registrations at once from one /24 (IPv4) or /64 (IPv6). Default 32 */
+  /** Registrations at once from one /24 (IPv4) or /64 (IPv6). Default 64 */
   registrationsPerPrefix?: number
   /**
    * New registrations accepted per /24 or /64 prefix, and in total (the total bounds how fast anyone can
-   * try nameplates). Beyond either: ERR_RATE_LIMITED. Default 2/s burst 10 per prefix, 50/s burst 100 in total
+   * try nameplates). Beyond either: ERR_RATE_LIMITED. Default 10/s burst 40 per prefix (a carrier NAT puts many households in one /24), 50/s burst 100 in total
    */
   registrationRate?: { perPrefix: Rate, global: Rate }
   /** How long a used key (its pairing ended, or a PAKE failed on it) is refused, ms. Default 600,000 */
@@ -101,9 +101,9 @@ export function resolveServerOptions (options: RendezvousServerOptions): Resolve
     },
     registrationTtlMs: number('registrationTtlMs', options.registrationTtlMs, 60_000),
     maxRegistrations: number('maxRegistrations', options.maxRegistrations, 10_000, 0),
-    registrationsPerPrefix: number('registrationsPerPrefix', options.registrationsPerPrefix, 32, 0),
+    registrationsPerPrefix: number('registrationsPerPrefix', options.registrationsPerPrefix, 64, 0),
     registrationRate: {
-      perPrefix: rate('registrationRate.perPrefix', options.registrationRate?.perPrefix, { perSecond: 2, burst: 10 }),
+      perPrefix: rate('registrationRate.perPrefix', options.registrationRate?.perPrefix, { perSecond: 10, burst: 40 }),
       global: rate('registrationRate.global', options.registrationRate?.global, { perSecond: 50, burst: 100 })
     },
     burnMs: number('burnMs', options.burnMs, 600_000, 0),
