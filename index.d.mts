@@ -17,6 +17,17 @@ export type RendezvousError = Node.RendezvousError
 export type RendezvousStats = Node.RendezvousStats
 export type PairedInfo = Node.PairedInfo
 export declare const rendezvousCodes: typeof Node.rendezvousCodes
+export declare const generateCode: typeof Node.generateCode
+export declare const parseCode: typeof Node.parseCode
+export declare const CODE_WORDS: typeof Node.CODE_WORDS
+export type ParsedCode = Node.ParsedCode
+export import Pake = Node.Pake
+export declare const deriveKey: typeof Node.deriveKey
+export declare const secureCodes: typeof Node.secureCodes
+export declare const secureSocket: typeof Node.secureSocket
+export import SecureSocket = Node.SecureSocket
+export type SecureOptions = Node.SecureOptions
+export type SecureRole = Node.SecureRole
 export declare const defaults: typeof Node.defaults
 export type NodeOptions = Node.NodeOptions
 export type AddressInfo = Node.AddressInfo

@@ -2,5 +2,8 @@
 import Node from './dist/index.js'
 
 export default Node
-export const { Socket, UdpSocketFacade, RendezvousServer, errors, defaults, stun, rendezvousCodes } = Node
+export const {
+  Socket, UdpSocketFacade, RendezvousServer, errors, defaults, stun, rendezvousCodes,
+  generateCode, parseCode, CODE_WORDS, Pake, deriveKey, secureCodes, secureSocket, SecureSocket
+} = Node
 export { Node }

@@ -49,6 +49,11 @@ declare module './node' {
     export type RendezvousStats = rendezvousModule.RendezvousStats
     export type PairedInfo = rendezvousModule.PairedInfo
     export const rendezvousCodes: typeof rendezvousModule.rendezvousCodes
+    /** A fresh single-use pairing code, "4127-otter-pretzel-canoe": a nameplate the server sees and three secret words */
+    export const generateCode: typeof rendezvousModule.generateCode
+    export const parseCode: typeof rendezvousModule.parseCode
+    export const CODE_WORDS: typeof rendezvousModule.CODE_WORDS
+    export type ParsedCode = rendezvousModule.ParsedCode
     export import Pake = secureModule.Pake
     export const deriveKey: typeof secureModule.deriveKey
     export const secureCodes: typeof secureModule.secureCodes
@@ -68,6 +73,9 @@ Object.assign(Node, {
   stun: stunModule,
   RendezvousServer: rendezvousModule.RendezvousServer,
   rendezvousCodes: rendezvousModule.rendezvousCodes,
+  generateCode: rendezvousModule.generateCode,
+  parseCode: rendezvousModule.parseCode,
+  CODE_WORDS: rendezvousModule.CODE_WORDS,
   Pake: secureModule.Pake,
   deriveKey: secureModule.deriveKey,
   secureCodes: secureModule.secureCodes,

@@ -404,6 +404,17 @@ describe('rendezvous()', () => {
     }
     await transfer(plain[1], plain[0], 256 * 1024)
   })
+
+  it('a generated code typed with other case and separators is the same code', async () => {
+    const { addr } = await startServer()
+    const [a, b] = await nodes()
+    const r = await Promise.all([
+      rendezvous(a, { server: addr, code: '4127-otter-pretzel-canoe' }),
+      sleep(30).then(async () => await rendezvous(b, { server: addr, code: ' 4127 Otter pretzel-CANOE' }))
+    ]) as [Result, Result]
+    for (const x of r) expect(x.encrypted).toBe(true)
+    await transfer(r[0], r[1], 64 * 1024)
+  })
 })
 
 describe('codes and keys', () => {

@@ -19,6 +19,7 @@ import { normalizeAddress } from '../options'
 import { secureSocket, type SecureSocket } from '../secure'
 import type { Socket } from '../socket'
 import type { Transport } from '../transport'
+import { parseCode } from './code'
 import { codeKey, confirmMac, macEquals, PairingPake, PeerAuth, type PairingKeys } from './auth'
 import { adoptPort, BirthdayPorts, BirthdaySpray, birthdayRole, type BirthdayHit } from './birthday'
 import { describeCandidate, lanCandidates, orderCandidates, type Candidate } from './candidates'
@@ -115,8 +116,10 @@ class Session {
   private readonly _onAbort = (): void => this._fail(rendezvousError('ABORT_ERR', 'the rendezvous was aborted', { cause: this._o.signal?.reason }))
 
   constructor (private readonly _node: Transport, private readonly _o: ResolvedOptions) {
-    this._key = codeKey(_o.code)
-    this._pake = new PairingPake(_o.code, this._key)
+    // A generated code typed with other case or separators is the same code (the CLI does the same)
+    const code = parseCode(_o.code).code
+    this._key = codeKey(code)
+    this._pake = new PairingPake(code, this._key)
   }
 
   run (): Promise<RendezvousResult> {

@@ -2,4 +2,5 @@
 
 export { rendezvous, type RendezvousOptions, type RendezvousPath, type RendezvousResult, type RendezvousTimings } from './client'
 export { rendezvousCodes, type RendezvousError } from './errors'
+export { CODE_WORDS, generateCode, parseCode, type ParsedCode } from './code'
 export { RendezvousServer, type PairedInfo, type RendezvousServerOptions, type RendezvousStats } from '../server/server'

@@ -10,6 +10,11 @@ import Node, {
   errors,
   stun,
   rendezvousCodes,
+  generateCode,
+  parseCode,
+  secureSocket,
+  SecureSocket,
+  type ParsedCode,
   type AddressInfo,
   type ConnectionStats,
   type MigrateInfo,
@@ -95,3 +100,12 @@ export function codeOf (err: unknown): string | undefined {
 }
 
 console.log(bad)
+
+/** The security names of the ESM entry: a generated code parsed, and a socket secured with a pre-shared secret */
+export async function secured (socket: Socket): Promise<SecureSocket> {
+  const parsed: ParsedCode = parseCode(generateCode())
+  // @ts-expect-error the nameplate is a string, not a number
+  const n: number | undefined = parsed.nameplate
+  console.log(n)
+  return await secureSocket(socket, { role: 'initiator', psk: parsed.secret })
+}
