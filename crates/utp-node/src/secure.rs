@@ -16,6 +16,10 @@ use utp_secure::{Error, Handshake, Opener, Pake, Role, Sealer, Secret, Session};
 
 use crate::errors::{error, Code};
 
+/// Most plaintext pieces one in-place open reports: a read holds at most one peer write (of 256
+/// KiB when it is a SecureSocket's writev batch, 1 MiB at most), 17 records of 64 KiB
+const MAX_PIECES: usize = 32;
+
 fn js(e: Error) -> napi::Error<Code> {
   error(e.code(), e)
 }
@@ -194,17 +198,36 @@ impl NativeRecordLayer {
     self.receiving.pending() as u32
   }
 
-  /// Opens `chunk` where it lies (no copy, no output buffer) when no record is pending: returns the
-  /// plaintext length, the plaintext being at `chunk[4..4 + length]`, or null (nothing done: use
-  /// `openInto`). The chunk must be this layer's alone: lib/secure passes the inner socket's reads,
-  /// which nothing else holds
+  /// Opens `chunk` where it lies (no copy, no output buffer) when no record is pending: each
+  /// record's plaintext stays where it was decrypted, and `pieces` (the memory of a JS Uint32Array)
+  /// gets `start, length` pairs of them in order, as native-endian u32 (the last piece grows by
+  /// moving bytes when `pieces` is full). Returns the number
+  /// of pieces, or null (nothing done: use `openInto`). The chunk must be this layer's alone:
+  /// lib/secure passes the inner socket's reads, which nothing else holds
   #[napi(catch_unwind)]
-  pub fn open_in_place(&mut self, mut chunk: BufferSlice) -> napi::Result<Option<u32>, Code> {
+  pub fn open_in_place(
+    &mut self,
+    mut chunk: BufferSlice,
+    mut pieces: BufferSlice,
+  ) -> napi::Result<Option<u32>, Code> {
     if !self.receiving.early.is_empty() {
       return Ok(None);
     }
-    let n = self.receiving.opener.open_in_place(&mut chunk).map_err(js)?;
-    Ok(n.map(|n| n as u32))
+    let mut found = [(0, 0); MAX_PIECES];
+    let slots = (pieces.len() / 8).min(MAX_PIECES);
+    let Some(count) = self
+      .receiving
+      .opener
+      .open_in_place_pieces(&mut chunk, &mut found[..slots])
+      .map_err(js)?
+    else {
+      return Ok(None);
+    };
+    for (pair, &(start, len)) in pieces.chunks_exact_mut(8).zip(&found[..count]) {
+      pair[..4].copy_from_slice(&(start as u32).to_ne_bytes());
+      pair[4..].copy_from_slice(&(len as u32).to_ne_bytes());
+    }
+    Ok(Some(count as u32))
   }
 
   /// Writes to the start of `out` (at least `pending + chunk.length` bytes) the plaintext of every
