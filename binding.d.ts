@@ -59,6 +59,12 @@ export declare class NativeNode {
   connect(port: number, host: string): number
   /** Copy all chunks into the send buffer; false means wait for WRITABLE */
   write(handle: number, chunks: Array<Buffer>): boolean
+  /**
+   * Seal all chunks with a secure stream's record layer straight into the send buffer (records
+   * of at most 64 KiB, as one write: see `NativeRecordLayer::write_sealed`); false means wait
+   * for WRITABLE
+   */
+  writeSealed(handle: number, layer: NativeRecordLayer, chunks: Array<Buffer>): boolean
   /** Send FIN after the buffered data (half-close) */
   end(handle: number): void
   /**

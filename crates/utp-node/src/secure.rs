@@ -12,7 +12,11 @@
 use napi::bindgen_prelude::{Buffer, BufferSlice};
 use napi_derive::napi;
 use rand_core::OsRng;
-use utp_secure::{Error, Handshake, Opener, Pake, Role, Sealer, Secret, Session};
+use utp_proto::{ConnectionHandle, Endpoint, WriteError};
+use utp_secure::{
+  Error, Handshake, Opener, Pake, Role, Sealer, Secret, Session, HEADER_LEN, MAX_RECORD_PLAINTEXT,
+  RECORD_OVERHEAD, TAG_LEN,
+};
 
 use crate::errors::{error, Code};
 
@@ -161,6 +165,22 @@ impl Receiving {
   }
 }
 
+/// Why a sealed write failed: the connection refused it, or sealing did (nothing was queued)
+enum SealedWriteError {
+  Write(WriteError),
+  Seal(Error),
+}
+
+impl From<WriteError> for SealedWriteError {
+  fn from(e: WriteError) -> Self {
+    SealedWriteError::Write(e)
+  }
+}
+
+/// Room the send buffer keeps around each record's plaintext for its header and tag
+const HEADER_ROOM: [u8; HEADER_LEN] = [0; HEADER_LEN];
+const TAG_ROOM: [u8; TAG_LEN] = [0; TAG_LEN];
+
 /// Both directions of an encrypted stream, on the JS thread: each call does one batch (every buffer
 /// of a `writev`, or one read), so the thread hop of a pool task would cost more than it saves
 #[napi]
@@ -181,6 +201,39 @@ impl NativeRecordLayer {
       pos += self.sealer.seal_into(c, &mut out[pos..]).map_err(js)?;
     }
     Ok(pos as u32)
+  }
+
+  /// Queues `chunks` on connection `h` as records, as one write: each record's plaintext is copied
+  /// into the send buffer between room for its header and tag and sealed there, so the bytes are
+  /// copied once, as a plain write copies them. Returns the bytes buffered (see `Endpoint::write`).
+  /// When sealing fails nothing is queued
+  pub(crate) fn write_sealed(
+    &mut self,
+    endpoint: &mut Endpoint,
+    h: ConnectionHandle,
+    chunks: &[BufferSlice],
+  ) -> napi::Result<usize, Code> {
+    let pieces = || chunks.iter().flat_map(|c| c.chunks(MAX_RECORD_PLAINTEXT));
+    let mut parts = Vec::with_capacity(3 * chunks.len());
+    for piece in pieces() {
+      parts.extend([&HEADER_ROOM[..], piece, &TAG_ROOM[..]]);
+    }
+    let sealer = &mut self.sealer;
+    let sealed = endpoint.write_transformed(h, &parts, |records| {
+      let mut pos = 0;
+      for piece in pieces() {
+        let end = pos + piece.len() + RECORD_OVERHEAD;
+        sealer
+          .seal_record_in_place(&mut records[pos..end])
+          .map_err(SealedWriteError::Seal)?;
+        pos = end;
+      }
+      Ok(())
+    });
+    sealed.map_err(|e| match e {
+      SealedWriteError::Write(e) => crate::write_error(e),
+      SealedWriteError::Seal(e) => js(e),
+    })
   }
 
   /// The close record that ends this side's direction
