@@ -1,9 +1,10 @@
 //! The JS surface of `utp-secure`: SPAKE2, the in-stream handshake and the record layer
 //!
-//! lib/secure/ drives these. Data crosses per batch, never per packet: `sealInto` takes every buffer
-//! of a `writev` and writes one buffer of records, `openInPlace`/`openInto` take whatever chunk the
-//! connection read and give the plaintext of every record it completes. JS allocates the output
-//! buffers (or, in place, reuses the input). Keys stay on this side: JS never sees the
+//! lib/secure/ drives these. Data crosses per batch, never per packet: `NativeNode.writeSealed`
+//! (through [`NativeRecordLayer::write_sealed`]) seals every buffer of a `writev` straight into the
+//! connection's send buffer (`sealInto` writes records to a JS buffer instead, for writes that must
+//! queue behind others), `openInPlace`/`openInto` take whatever chunk the connection read and give
+//! the plaintext of every record it completes, in place where they can. Keys stay on this side: JS never sees the
 //! stream's AEAD keys, only the 32-byte secret of a [`NativePake`] it asked for.
 //!
 //! Every method catches panics (`catch_unwind`) and reports failures as JS errors whose `code` is

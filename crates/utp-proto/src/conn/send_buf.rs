@@ -6,6 +6,7 @@
 //! copied once, straight into the datagram, whenever it is (re)sent.
 
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 
 use crate::packet::PacketType;
 use crate::seq::SeqNr;
@@ -90,9 +91,34 @@ impl SendBuffer {
     if end == start {
       return Ok(());
     }
+    // A panic in `transform` must not leave its input queued either (it may be plaintext)
+    let done = std::panic::catch_unwind(AssertUnwindSafe(|| self.transform_range(start, end, transform)));
+    match done {
+      Ok(Ok(())) => {
+        self.write_ends.push_back(self.base + end as u64);
+        Ok(())
+      }
+      Ok(Err(e)) => {
+        self.bytes.truncate(start);
+        Err(e)
+      }
+      Err(panic) => {
+        self.bytes.truncate(start);
+        std::panic::resume_unwind(panic)
+      }
+    }
+  }
+
+  /// Runs `transform` on `bytes[start..end]` as one slice
+  fn transform_range<E>(
+    &mut self,
+    start: usize,
+    end: usize,
+    transform: impl FnOnce(&mut [u8]) -> Result<(), E>,
+  ) -> Result<(), E> {
     let (a, b) = self.bytes.as_mut_slices();
     let a_len = a.len();
-    let done = if start >= a_len {
+    if start >= a_len {
       transform(&mut b[start - a_len..end - a_len])
     } else if end <= a_len {
       transform(&mut a[start..end])
@@ -104,13 +130,7 @@ impl SendBuffer {
       a[start..].copy_from_slice(&joined[..a_len - start]);
       b[..end - a_len].copy_from_slice(&joined[a_len - start..]);
       done
-    };
-    if done.is_err() {
-      self.bytes.truncate(start);
-      return done;
     }
-    self.write_ends.push_back(self.base + end as u64);
-    Ok(())
   }
 
   pub(crate) fn unsent_len(&self) -> usize {
