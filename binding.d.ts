@@ -59,6 +59,12 @@ export declare class NativeNode {
   connect(port: number, host: string): number
   /** Copy all chunks into the send buffer; false means wait for WRITABLE */
   write(handle: number, chunks: Array<Buffer>): boolean
+  /**
+   * Seal all chunks with a secure stream's record layer straight into the send buffer (records
+   * of at most 64 KiB, as one write: see `NativeRecordLayer::write_sealed`); false means wait
+   * for WRITABLE
+   */
+  writeSealed(handle: number, layer: NativeRecordLayer, chunks: Array<Buffer>): boolean
   /** Send FIN after the buffered data (half-close) */
   end(handle: number): void
   /**
@@ -135,12 +141,14 @@ export declare class NativeRecordLayer {
    */
   get pending(): number
   /**
-   * Opens `chunk` where it lies (no copy, no output buffer) when no record is pending: returns the
-   * plaintext length, the plaintext being at `chunk[4..4 + length]`, or null (nothing done: use
-   * `openInto`). The chunk must be this layer's alone: lib/secure passes the inner socket's reads,
-   * which nothing else holds
+   * Opens `chunk` where it lies (no copy, no output buffer) when no record is pending: each
+   * record's plaintext stays where it was decrypted, and `pieces` (the memory of a JS Uint32Array)
+   * gets `start, length` pairs of them in order, as native-endian u32 (the last piece grows by
+   * moving bytes when `pieces` is full). Returns the number
+   * of pieces, or null (nothing done: use `openInto`). The chunk must be this layer's alone:
+   * lib/secure passes the inner socket's reads, which nothing else holds
    */
-  openInPlace(chunk: Buffer): number | null
+  openInPlace(chunk: Buffer, pieces: Buffer): number | null
   /**
    * Writes to the start of `out` (at least `pending + chunk.length` bytes) the plaintext of every
    * record `chunk` completes; returns its length (0 while a record is partial)

@@ -403,6 +403,20 @@ export class Socket extends Duplex {
     return this.destroy()
   }
 
+  /**
+   * @internal Hands bytes to the native send buffer through `write` (a secure stream's sealing write), beside
+   * this stream's own queue, which must be empty. Null when that cannot be done now (use write()); else whether
+   * the send buffer has room, and when it has none `onWritable` runs once it has (never if the connection
+   * closes first). Throws what `write` throws
+   */
+  _writeBeside (write: (native: NativeNode, handle: number) => boolean, onWritable: () => void): boolean | null {
+    if (this._native === null || this._nativeClosed || this.destroyed || this.writableEnded ||
+      this.writableLength > 0 || this.writableCorked > 0 || this._writeCb !== null) return null
+    const more = write(this._native, this._handle)
+    if (!more) this._writeCb = onWritable
+    return more
+  }
+
   private _writeNative (chunks: Buffer[], cb: Callback): void {
     if (this._native === null) {
       this._pendingWrite = { chunks, cb }

@@ -177,6 +177,22 @@ describe('secureSocket over loopback uTP', () => {
     expect(atClient).toEqual({ bytes: size, sha256: sent[1] })
   }, 30_000)
 
+  it('records that must queue behind the inner socket (corked) keep their order with those sealed in place', async () => {
+    const { client, server, errors } = await watchedPair()
+    const got = drainHash(server)
+    const parts = [0, 1, 2, 3].map((i) => crypto.randomBytes(100_000 + i))
+    client.write(parts[0]) // sealed straight into the send buffer
+    client.socket.cork() // what follows waits in the inner socket: later writes must not pass it
+    client.write(parts[1])
+    client.write(parts[2])
+    setTimeout(() => client.socket.uncork(), 50)
+    await sleep(100)
+    client.end(parts[3])
+    const all = Buffer.concat(parts)
+    expect(await got).toEqual({ bytes: all.length, sha256: crypto.createHash('sha256').update(all).digest('hex') })
+    expect(errors).toEqual([])
+  }, 15_000)
+
   it('key mode (a key from an earlier PAKE) connects; a different key fails on both sides', async () => {
     const a = Pake.start('1234', 'test rendezvous')
     const b = Pake.start('1234', 'test rendezvous')

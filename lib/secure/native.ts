@@ -31,14 +31,17 @@ export interface NativeRecordLayer {
   sealClose (): Buffer
   /** Plaintext of the records `chunk` completes into `out` (pending + chunk.length); its length */
   openInto (chunk: Buffer, out: Buffer): number
-  /** Opens `chunk` where it lies when no record is pending: the plaintext length (at chunk[RECORD_HEADER..]), or null (use openInto) */
-  openInPlace (chunk: Buffer): number | null
+  /**
+   * Opens `chunk` where it lies when no record is pending: each record's plaintext stays in place and
+   * `pieces` (the memory of a Uint32Array) gets (start, length) pairs of it; the number of pieces, or null
+   * (use openInto)
+   */
+  openInPlace (chunk: Buffer, pieces: Buffer): number | null
   finish (): void
 }
 
 /** Most plaintext bytes in one record, what each record adds, its header (crates/utp-secure/src/record.rs) */
 const MAX_RECORD_PLAINTEXT = 64 * 1024
-export const RECORD_HEADER = 4
 const RECORD_OVERHEAD = 20
 
 /** Bytes of records that carry `n` bytes of plaintext */

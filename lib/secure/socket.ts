@@ -11,7 +11,7 @@ import type { AddressInfo } from '../native'
 import type { Socket } from '../socket'
 import type { SocketStats } from '../stats'
 import { secureCodes } from './errors'
-import { loadSecure, RECORD_HEADER, sealedLength, type NativeHandshake, type NativeRecordLayer } from './native'
+import { loadSecure, sealedLength, type NativeHandshake, type NativeRecordLayer } from './native'
 
 type Callback = (err?: Error | null) => void
 
@@ -30,8 +30,8 @@ export type SecureOptions = { role: SecureRole, key: Buffer } | { role: SecureRo
 
 const EMPTY = Buffer.alloc(0)
 
-/** The scratch buffer for records that go straight to the native send buffer (see #send): a full writev batch */
-const SCRATCH_BYTES = 256 * 1024 + 4 * 20
+/** Pieces of plaintext one in-place open reports (a read of 256 KiB, one peer writev, holds 4) */
+const PIECES = 32
 /** Writes a SecureSocket buffers before write() returns false: batches of several writes per seal */
 const WRITE_HIGH_WATER_MARK = 256 * 1024
 
@@ -149,10 +149,13 @@ export class SecureSocket extends Duplex {
   readonly #layer: NativeRecordLayer
   /** push() returned false and _read() has not asked for more since: hold the inner socket */
   #readerFull = false
-  /** Records written straight to the native send buffer (see #send) */
-  #scratch: Buffer | null = null
-  /** A write waiting for the inner socket's 'drain' */
+  /** Where openInPlace() reports the plaintext pieces of a read (start, length pairs), and a view to read them */
+  readonly #piecesMemory = Buffer.alloc(8 * PIECES)
+  readonly #pieces = new Uint32Array(this.#piecesMemory.buffer, this.#piecesMemory.byteOffset, 2 * PIECES)
+  /** A write waiting for room in the send buffer (the inner socket's 'drain', or #onWritable) */
   #writeCb: Callback | null = null
+  /** The native send buffer has room again after a sealed write filled it */
+  readonly #onWritable = (): void => this.#drained()
   /** Someone else ended the inner socket (its node's close()): a cut-short read is then ours, not an attack */
   #endedLocally = false
   /** What this stream listens to on the inner socket (added in the constructor, removed in _destroy) */
@@ -240,28 +243,34 @@ export class SecureSocket extends Duplex {
 
   #ingest (chunk: Buffer): void {
     if (this.destroyed) return
-    let plain: Buffer
+    let count: number | null
+    let opened = EMPTY
     try {
-      plain = this.#open(chunk)
+      count = this.#layer.openInPlace(chunk, this.#piecesMemory)
+      if (count === null) {
+        // A record began in an earlier read: its bytes and this chunk's go to a new buffer
+        const out = Buffer.allocUnsafe(this.#layer.pending + chunk.length)
+        opened = out.subarray(0, this.#layer.openInto(chunk, out))
+      }
     } catch (e) {
       this.destroy(asError(e))
       return
     }
-    if (plain.length > 0 && !this.push(plain)) {
+    let more = true
+    if (count === null) {
+      if (opened.length > 0) more = this.push(opened)
+    } else {
+      // Each record's plaintext where it was decrypted: a push per record costs less than moving them together
+      const pieces = this.#pieces
+      for (let i = 0; i < count; i++) {
+        const start = pieces[2 * i]
+        more = this.push(chunk.subarray(start, start + pieces[2 * i + 1]))
+      }
+    }
+    if (!more) {
       this.#readerFull = true
       this.socket.pause()
     }
-  }
-
-  /**
-   * The plaintext of `chunk`: decrypted where it lies when it holds whole records (the inner socket's reads are
-   * ours alone: nothing else reads that socket), else into a new buffer
-   */
-  #open (chunk: Buffer): Buffer {
-    const n = this.#layer.openInPlace(chunk)
-    if (n !== null) return chunk.subarray(RECORD_HEADER, RECORD_HEADER + n)
-    const out = Buffer.allocUnsafe(this.#layer.pending + chunk.length)
-    return out.subarray(0, this.#layer.openInto(chunk, out))
   }
 
   #innerEnded (): void {
@@ -308,20 +317,26 @@ export class SecureSocket extends Duplex {
   }
 
   #send (buffers: Buffer[], cb: Callback): void {
-    let size = 0
-    for (const b of buffers) size += sealedLength(b.length)
-    // When the inner socket has nothing queued, its write() hands the records to the native send buffer at
-    // once, which copies them (Socket#_write: NativeNode.write), so one scratch buffer serves every such write:
-    // a fresh buffer per write costs more than the cipher
-    const direct = this.socket.writableLength === 0 && this.socket.writableCorked === 0 && size <= SCRATCH_BYTES
-    const records = direct ? (this.#scratch ??= Buffer.allocUnsafeSlow(SCRATCH_BYTES)).subarray(0, size) : Buffer.allocUnsafe(size)
+    const layer = this.#layer
+    let more: boolean | null
     try {
-      this.#layer.sealInto(buffers, records)
+      // Sealed in the native send buffer, where a plain write copies its bytes: no copy of our own, one call
+      more = this.socket._writeBeside((native, handle) => native.writeSealed(handle, layer, buffers), this.#onWritable)
+      if (more === null) {
+        // Something still waits in the inner socket (the handshake's last message): records queue behind it
+        let size = 0
+        for (const b of buffers) size += sealedLength(b.length)
+        const records = Buffer.allocUnsafe(size)
+        layer.sealInto(buffers, records)
+        this.#writeRecords(records, cb)
+        return
+      }
     } catch (e) {
       cb(asError(e))
       return
     }
-    this.#writeRecords(records, cb)
+    if (more) cb()
+    else this.#writeCb = cb
   }
 
   #writeRecords (records: Buffer, cb: Callback): void {

@@ -331,6 +331,27 @@ impl NativeNode {
     })
   }
 
+  /// Seal all chunks with a secure stream's record layer straight into the send buffer (records
+  /// of at most 64 KiB, as one write: see `NativeRecordLayer::write_sealed`); false means wait
+  /// for WRITABLE
+  #[napi(catch_unwind)]
+  pub fn write_sealed(
+    &self,
+    handle: u32,
+    layer: &mut secure::NativeRecordLayer,
+    chunks: Vec<BufferSlice>,
+  ) -> napi::Result<bool, Code> {
+    self.with(|inner, _| {
+      if inner.phase != Phase::Bound {
+        return Err(error(errors::CLOSED, "the node is closed"));
+      }
+      let h = ConnectionHandle(handle);
+      let buffered = layer.write_sealed(&mut inner.endpoint, h, &chunks)?;
+      let limit = inner.endpoint.send_buffer(h).unwrap_or(0);
+      Ok(buffered < limit)
+    })
+  }
+
   /// Send FIN after the buffered data (half-close)
   #[napi(catch_unwind)]
   pub fn end(&self, handle: u32) {

@@ -1,9 +1,10 @@
 //! The JS surface of `utp-secure`: SPAKE2, the in-stream handshake and the record layer
 //!
-//! lib/secure/ drives these. Data crosses per batch, never per packet: `sealInto` takes every buffer
-//! of a `writev` and writes one buffer of records, `openInPlace`/`openInto` take whatever chunk the
-//! connection read and give the plaintext of every record it completes. JS allocates the output
-//! buffers (or, in place, reuses the input). Keys stay on this side: JS never sees the
+//! lib/secure/ drives these. Data crosses per batch, never per packet: `NativeNode.writeSealed`
+//! (through [`NativeRecordLayer::write_sealed`]) seals every buffer of a `writev` straight into the
+//! connection's send buffer (`sealInto` writes records to a JS buffer instead, for writes that must
+//! queue behind others), `openInPlace`/`openInto` take whatever chunk the connection read and give
+//! the plaintext of every record it completes, in place where they can. Keys stay on this side: JS never sees the
 //! stream's AEAD keys, only the 32-byte secret of a [`NativePake`] it asked for.
 //!
 //! Every method catches panics (`catch_unwind`) and reports failures as JS errors whose `code` is
@@ -12,9 +13,17 @@
 use napi::bindgen_prelude::{Buffer, BufferSlice};
 use napi_derive::napi;
 use rand_core::OsRng;
-use utp_secure::{Error, Handshake, Opener, Pake, Role, Sealer, Secret, Session};
+use utp_proto::{ConnectionHandle, Endpoint, WriteError};
+use utp_secure::{
+  Error, Handshake, Opener, Pake, Role, Sealer, Secret, Session, HEADER_LEN, MAX_RECORD_PLAINTEXT,
+  RECORD_OVERHEAD, TAG_LEN,
+};
 
 use crate::errors::{error, Code};
+
+/// Most plaintext pieces one in-place open reports: a read holds at most one peer write (of 256
+/// KiB when it is a SecureSocket's writev batch, 1 MiB at most), 17 records of 64 KiB
+const MAX_PIECES: usize = 32;
 
 fn js(e: Error) -> napi::Error<Code> {
   error(e.code(), e)
@@ -157,6 +166,22 @@ impl Receiving {
   }
 }
 
+/// Why a sealed write failed: the connection refused it, or sealing did (nothing was queued)
+enum SealedWriteError {
+  Write(WriteError),
+  Seal(Error),
+}
+
+impl From<WriteError> for SealedWriteError {
+  fn from(e: WriteError) -> Self {
+    SealedWriteError::Write(e)
+  }
+}
+
+/// Room the send buffer keeps around each record's plaintext for its header and tag
+const HEADER_ROOM: [u8; HEADER_LEN] = [0; HEADER_LEN];
+const TAG_ROOM: [u8; TAG_LEN] = [0; TAG_LEN];
+
 /// Both directions of an encrypted stream, on the JS thread: each call does one batch (every buffer
 /// of a `writev`, or one read), so the thread hop of a pool task would cost more than it saves
 #[napi]
@@ -179,6 +204,39 @@ impl NativeRecordLayer {
     Ok(pos as u32)
   }
 
+  /// Queues `chunks` on connection `h` as records, as one write: each record's plaintext is copied
+  /// into the send buffer between room for its header and tag and sealed there, so the bytes are
+  /// copied once, as a plain write copies them. Returns the bytes buffered (see `Endpoint::write`).
+  /// When sealing fails nothing is queued
+  pub(crate) fn write_sealed(
+    &mut self,
+    endpoint: &mut Endpoint,
+    h: ConnectionHandle,
+    chunks: &[BufferSlice],
+  ) -> napi::Result<usize, Code> {
+    let pieces = || chunks.iter().flat_map(|c| c.chunks(MAX_RECORD_PLAINTEXT));
+    let mut parts = Vec::with_capacity(3 * chunks.len());
+    for piece in pieces() {
+      parts.extend([&HEADER_ROOM[..], piece, &TAG_ROOM[..]]);
+    }
+    let sealer = &mut self.sealer;
+    let sealed = endpoint.write_transformed(h, &parts, |records| {
+      let mut pos = 0;
+      for piece in pieces() {
+        let end = pos + piece.len() + RECORD_OVERHEAD;
+        sealer
+          .seal_record_in_place(&mut records[pos..end])
+          .map_err(SealedWriteError::Seal)?;
+        pos = end;
+      }
+      Ok(())
+    });
+    sealed.map_err(|e| match e {
+      SealedWriteError::Write(e) => crate::write_error(e),
+      SealedWriteError::Seal(e) => js(e),
+    })
+  }
+
   /// The close record that ends this side's direction
   #[napi(catch_unwind)]
   pub fn seal_close(&mut self) -> napi::Result<Buffer, Code> {
@@ -194,17 +252,36 @@ impl NativeRecordLayer {
     self.receiving.pending() as u32
   }
 
-  /// Opens `chunk` where it lies (no copy, no output buffer) when no record is pending: returns the
-  /// plaintext length, the plaintext being at `chunk[4..4 + length]`, or null (nothing done: use
-  /// `openInto`). The chunk must be this layer's alone: lib/secure passes the inner socket's reads,
-  /// which nothing else holds
+  /// Opens `chunk` where it lies (no copy, no output buffer) when no record is pending: each
+  /// record's plaintext stays where it was decrypted, and `pieces` (the memory of a JS Uint32Array)
+  /// gets `start, length` pairs of them in order, as native-endian u32 (the last piece grows by
+  /// moving bytes when `pieces` is full). Returns the number
+  /// of pieces, or null (nothing done: use `openInto`). The chunk must be this layer's alone:
+  /// lib/secure passes the inner socket's reads, which nothing else holds
   #[napi(catch_unwind)]
-  pub fn open_in_place(&mut self, mut chunk: BufferSlice) -> napi::Result<Option<u32>, Code> {
+  pub fn open_in_place(
+    &mut self,
+    mut chunk: BufferSlice,
+    mut pieces: BufferSlice,
+  ) -> napi::Result<Option<u32>, Code> {
     if !self.receiving.early.is_empty() {
       return Ok(None);
     }
-    let n = self.receiving.opener.open_in_place(&mut chunk).map_err(js)?;
-    Ok(n.map(|n| n as u32))
+    let mut found = [(0, 0); MAX_PIECES];
+    let slots = (pieces.len() / 8).min(MAX_PIECES);
+    let Some(count) = self
+      .receiving
+      .opener
+      .open_in_place_pieces(&mut chunk, &mut found[..slots])
+      .map_err(js)?
+    else {
+      return Ok(None);
+    };
+    for (pair, &(start, len)) in pieces.chunks_exact_mut(8).zip(&found[..count]) {
+      pair[..4].copy_from_slice(&(start as u32).to_ne_bytes());
+      pair[4..].copy_from_slice(&(len as u32).to_ne_bytes());
+    }
+    Ok(Some(count as u32))
   }
 
   /// Writes to the start of `out` (at least `pending + chunk.length` bytes) the plaintext of every

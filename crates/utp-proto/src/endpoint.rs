@@ -656,6 +656,20 @@ impl Endpoint {
     Ok(n)
   }
 
+  /// Queue one write made of `parts` back to back, which `transform` then rewrites where it lies
+  /// in the send buffer (a record layer seals it there, saving a copy); returns the bytes now
+  /// buffered, as [`Endpoint::write`]. When `transform` fails, nothing of the write stays queued
+  pub fn write_transformed<E: From<WriteError>>(
+    &mut self,
+    h: ConnectionHandle,
+    parts: &[&[u8]],
+    transform: impl FnOnce(&mut [u8]) -> Result<(), E>,
+  ) -> Result<usize, E> {
+    let n = self.conn(h)?.write_transformed(parts, transform)?;
+    self.touch(h.0);
+    Ok(n)
+  }
+
   /// Finish our side: a FIN follows the data already written
   pub fn shutdown(&mut self, h: ConnectionHandle) {
     if let Ok(c) = self.conn(h) {

@@ -22,7 +22,7 @@ pub mod record;
 pub use handshake::{Handshake, Role, Secret, Session};
 pub use keys::{derive_key, KEY_LEN};
 pub use pake::Pake;
-pub use record::{Opener, Sealer, MAX_RECORD_PLAINTEXT, RECORD_OVERHEAD};
+pub use record::{Opener, Sealer, HEADER_LEN, MAX_RECORD_PLAINTEXT, RECORD_OVERHEAD, TAG_LEN};
 
 /// Everything that can go wrong; each variant has a stable [`code`](Error::code) for JS
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

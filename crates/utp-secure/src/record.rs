@@ -91,6 +91,23 @@ impl Sealer {
     Ok(pos)
   }
 
+  /// Seals one data record where it lies: `record` is [`HEADER_LEN`] bytes of room, the plaintext
+  /// (at most [`MAX_RECORD_PLAINTEXT`]), then [`TAG_LEN`] bytes of room; header and tag are written
+  /// around the plaintext, which is encrypted in place. Lets a caller that already copies the
+  /// plaintext somewhere (a connection's send buffer) seal it there with no copy of its own
+  pub fn seal_record_in_place(&mut self, record: &mut [u8]) -> Result<()> {
+    if self.closed {
+      return Err(Error::SealAfterClose);
+    }
+    let Some(plain_len) = record.len().checked_sub(RECORD_OVERHEAD) else {
+      return Err(Error::InvalidArgument("a record has room for its header and tag"));
+    };
+    if plain_len > MAX_RECORD_PLAINTEXT {
+      return Err(Error::InvalidArgument("a record carries at most 64 KiB"));
+    }
+    self.seal_framed(KIND_DATA, record).map(|_| ())
+  }
+
   /// Appends `plaintext` to `out` as records (see [`seal_into`](Self::seal_into))
   pub fn seal(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<()> {
     let start = out.len();
@@ -114,13 +131,20 @@ impl Sealer {
 
   /// Writes one record to the start of `out` (which has room for it); returns its length
   fn seal_record(&mut self, kind: u8, plaintext: &[u8], out: &mut [u8]) -> Result<usize> {
-    let counter = self.counter;
-    self.counter = counter.checked_add(1).ok_or(Error::NonceExhausted)?;
-    let head = header(kind, plaintext.len());
     let end = HEADER_LEN + plaintext.len();
-    out[..HEADER_LEN].copy_from_slice(&head);
     // the one copy of the plaintext, then encrypted in place there
     out[HEADER_LEN..end].copy_from_slice(plaintext);
+    self.seal_framed(kind, &mut out[..end + TAG_LEN])
+  }
+
+  /// Seals the record `record` frames (room for the header, the plaintext, room for the tag) in
+  /// place; returns its length
+  fn seal_framed(&mut self, kind: u8, out: &mut [u8]) -> Result<usize> {
+    let counter = self.counter;
+    self.counter = counter.checked_add(1).ok_or(Error::NonceExhausted)?;
+    let end = out.len() - TAG_LEN;
+    let head = header(kind, end - HEADER_LEN);
+    out[..HEADER_LEN].copy_from_slice(&head);
     let tag = self
       .key
       .seal_in_place_separate_tag(nonce(counter), Aad::from(head), &mut out[HEADER_LEN..end])
@@ -194,13 +218,39 @@ impl Opener {
   /// output buffer when reads arrive in whole records, as they do when the peer's writes reach us
   /// one per read
   pub fn open_in_place(&mut self, chunk: &mut [u8]) -> Result<Option<usize>> {
+    let mut piece = [(0, 0)];
+    let Some(count) = self.open_in_place_pieces(chunk, &mut piece)? else {
+      return Ok(None);
+    };
+    if count == 0 {
+      return Ok(Some(0));
+    }
+    let (start, len) = piece[0];
+    // the first records may have been empty: the plaintext then starts later
+    chunk.copy_within(start..start + len, HEADER_LEN);
+    Ok(Some(len))
+  }
+
+  /// As [`open_in_place`](Self::open_in_place), but each record's plaintext stays where it was
+  /// decrypted: `pieces[..count]` get the `(start, length)` of the plaintext in `chunk`, in order,
+  /// and `Some(count)` is returned. Only when `pieces` is full does a record's plaintext move down
+  /// to extend the last piece. A read that carries several records (one peer `writev` of several
+  /// 64 KiB writes) is then delivered without moving any byte
+  pub fn open_in_place_pieces(
+    &mut self,
+    chunk: &mut [u8],
+    pieces: &mut [(usize, usize)],
+  ) -> Result<Option<usize>> {
     if let Some(e) = &self.failed {
       return Err(e.clone());
+    }
+    if pieces.is_empty() {
+      return Err(Error::InvalidArgument("no room for a single piece"));
     }
     if !self.partial.is_empty() {
       return Ok(None);
     }
-    let r = self.open_in_place_inner(chunk);
+    let r = self.open_in_place_inner(chunk, pieces);
     if let Err(e) = &r {
       self.failed = Some(e.clone());
       self.partial = Vec::new();
@@ -208,19 +258,27 @@ impl Opener {
     r.map(Some)
   }
 
-  fn open_in_place_inner(&mut self, chunk: &mut [u8]) -> Result<usize> {
-    let (mut read, mut written) = (0, 0);
+  fn open_in_place_inner(&mut self, chunk: &mut [u8], pieces: &mut [(usize, usize)]) -> Result<usize> {
+    let (mut read, mut count) = (0, 0);
     while read < chunk.len() {
       match self.record_len_of(&[], &chunk[read..])? {
         Some(total) if chunk.len() - read >= total => {
           let head = [chunk[read], chunk[read + 1], chunk[read + 2], chunk[read + 3]];
-          let n = self.open_sealed(head, &mut chunk[read + HEADER_LEN..read + total])?;
-          if read > 0 {
-            // down over headers and tags already read: never past unread bytes
-            chunk.copy_within(read + HEADER_LEN..read + HEADER_LEN + n, HEADER_LEN + written);
-          }
-          written += n;
+          let start = read + HEADER_LEN;
+          let n = self.open_sealed(head, &mut chunk[start..read + total])?;
           read += total;
+          if n == 0 {
+            continue;
+          }
+          if count < pieces.len() {
+            pieces[count] = (start, n);
+            count += 1;
+          } else {
+            // no slot left: down over headers and tags already read, never past unread bytes
+            let last = &mut pieces[count - 1];
+            chunk.copy_within(start..start + n, last.0 + last.1);
+            last.1 += n;
+          }
         }
         _ => {
           self.partial.extend_from_slice(&chunk[read..]);
@@ -228,7 +286,7 @@ impl Opener {
         }
       }
     }
-    Ok(written)
+    Ok(count)
   }
 
   /// Appends to `out` the plaintext of every record `chunk` completes (see [`open_into`](Self::open_into))
@@ -410,6 +468,74 @@ mod tests {
     assert!(matches!(
       Opener::new(&KEY).open_in_place(&mut bad),
       Err(Error::Decrypt(_))
+    ));
+  }
+
+  #[test]
+  fn pieces_stay_where_they_were_decrypted_until_the_slots_run_out() {
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 13) as u8).collect();
+    let mut wire = sealed(&data, true); // four records and the close
+    let mut pieces = [(0, 0); 8];
+    let n = Opener::new(&KEY)
+      .open_in_place_pieces(&mut wire.clone(), &mut pieces)
+      .unwrap();
+    assert_eq!(n, Some(4), "one piece per data record, none for the close");
+    let mut o = Opener::new(&KEY);
+    o.open_in_place_pieces(&mut wire, &mut pieces).unwrap();
+    let got: Vec<u8> = pieces[..4]
+      .iter()
+      .flat_map(|&(s, l)| wire[s..s + l].to_vec())
+      .collect();
+    assert_eq!(got, data);
+    assert_eq!(
+      pieces[1].0,
+      65_536 + RECORD_OVERHEAD + HEADER_LEN,
+      "the second record did not move"
+    );
+    o.finish().unwrap();
+    // two slots: the last one grows by moving the later records down
+    let mut wire = sealed(&data, true);
+    let mut two = [(0, 0); 2];
+    assert_eq!(
+      Opener::new(&KEY)
+        .open_in_place_pieces(&mut wire, &mut two)
+        .unwrap(),
+      Some(2)
+    );
+    let got: Vec<u8> = two.iter().flat_map(|&(s, l)| wire[s..s + l].to_vec()).collect();
+    assert_eq!(got, data);
+    assert!(matches!(
+      Opener::new(&KEY).open_in_place_pieces(&mut sealed(b"x", false), &mut []),
+      Err(Error::InvalidArgument(_))
+    ));
+  }
+
+  #[test]
+  fn sealing_in_place_writes_the_same_records() {
+    let data: Vec<u8> = (0..70_000u32).map(|i| (i * 3) as u8).collect();
+    let mut framed = Vec::new();
+    let mut s = Sealer::new(&KEY);
+    for piece in data.chunks(MAX_RECORD_PLAINTEXT) {
+      let start = framed.len();
+      framed.extend_from_slice(&[0; HEADER_LEN]);
+      framed.extend_from_slice(piece);
+      framed.extend_from_slice(&[0; TAG_LEN]);
+      s.seal_record_in_place(&mut framed[start..]).unwrap();
+    }
+    assert_eq!(framed, sealed(&data, false));
+    assert!(matches!(
+      s.seal_record_in_place(&mut [0; 19]),
+      Err(Error::InvalidArgument(_))
+    ));
+    let mut big = vec![0; MAX_RECORD_PLAINTEXT + RECORD_OVERHEAD + 1];
+    assert!(matches!(
+      s.seal_record_in_place(&mut big),
+      Err(Error::InvalidArgument(_))
+    ));
+    s.seal_close(&mut Vec::new()).unwrap();
+    assert!(matches!(
+      s.seal_record_in_place(&mut [0; 20]),
+      Err(Error::SealAfterClose)
     ));
   }
 

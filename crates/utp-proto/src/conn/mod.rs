@@ -1065,6 +1065,22 @@ impl Connection {
     Ok(buffered)
   }
 
+  /// As [`write`](Self::write), for one write made of `parts` that `transform` rewrites in the
+  /// send buffer (see `SendBuffer::write_transformed`)
+  pub(crate) fn write_transformed<E: From<WriteError>>(
+    &mut self,
+    parts: &[&[u8]],
+    transform: impl FnOnce(&mut [u8]) -> Result<(), E>,
+  ) -> Result<usize, E> {
+    self.write(&[])?;
+    self.send.write_transformed(parts, transform)?;
+    let buffered = self.send.buffered();
+    if buffered >= self.cfg.send_buffer {
+      self.write_blocked = true;
+    }
+    Ok(buffered)
+  }
+
   /// End our side of the stream: FIN follows the buffered data
   pub(crate) fn shutdown(&mut self) {
     if self.write_side == WriteSide::Open && !self.is_closed() {

@@ -6,6 +6,7 @@
 //! copied once, straight into the datagram, whenever it is (re)sent.
 
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 
 use crate::packet::PacketType;
 use crate::seq::SeqNr;
@@ -71,6 +72,65 @@ impl SendBuffer {
     }
     self.bytes.extend(data);
     self.write_ends.push_back(self.base + self.bytes.len() as u64);
+  }
+
+  /// Queue one application write made of `parts` back to back, then let `transform` rewrite it
+  /// where it landed: a caller that seals records (lib/secure's stream) seals them in this queue
+  /// instead of copying them in. When `transform` fails the write is taken back whole, so nothing
+  /// it did not finish is ever sent
+  pub(crate) fn write_transformed<E>(
+    &mut self,
+    parts: &[&[u8]],
+    transform: impl FnOnce(&mut [u8]) -> Result<(), E>,
+  ) -> Result<(), E> {
+    let start = self.bytes.len();
+    for part in parts {
+      self.bytes.extend(*part);
+    }
+    let end = self.bytes.len();
+    if end == start {
+      return Ok(());
+    }
+    // A panic in `transform` must not leave its input queued either (it may be plaintext)
+    let done = std::panic::catch_unwind(AssertUnwindSafe(|| self.transform_range(start, end, transform)));
+    match done {
+      Ok(Ok(())) => {
+        self.write_ends.push_back(self.base + end as u64);
+        Ok(())
+      }
+      Ok(Err(e)) => {
+        self.bytes.truncate(start);
+        Err(e)
+      }
+      Err(panic) => {
+        self.bytes.truncate(start);
+        std::panic::resume_unwind(panic)
+      }
+    }
+  }
+
+  /// Runs `transform` on `bytes[start..end]` as one slice
+  fn transform_range<E>(
+    &mut self,
+    start: usize,
+    end: usize,
+    transform: impl FnOnce(&mut [u8]) -> Result<(), E>,
+  ) -> Result<(), E> {
+    let (a, b) = self.bytes.as_mut_slices();
+    let a_len = a.len();
+    if start >= a_len {
+      transform(&mut b[start - a_len..end - a_len])
+    } else if end <= a_len {
+      transform(&mut a[start..end])
+    } else {
+      // the write wraps around the queue's ring (once per trip around it): transform a copy
+      let mut joined: Vec<u8> = self.bytes.range(start..end).copied().collect();
+      let done = transform(&mut joined);
+      let (a, b) = self.bytes.as_mut_slices();
+      a[start..].copy_from_slice(&joined[..a_len - start]);
+      b[..end - a_len].copy_from_slice(&joined[a_len - start..]);
+      done
+    }
   }
 
   pub(crate) fn unsent_len(&self) -> usize {
@@ -332,6 +392,39 @@ mod tests {
       lens(&b, 0, 2),
       [(1000, false), (1000, true)],
       "coalesced: a write ending exactly at a packet's end is still marked"
+    );
+  }
+
+  /// A transformed write lands whole, also where it wraps around the queue's ring, and a failed
+  /// transform leaves nothing queued
+  #[test]
+  fn transformed_writes_land_whole_or_not_at_all() {
+    let flip = |w: &mut [u8]| -> Result<(), ()> {
+      w.iter_mut().for_each(|x| *x = !*x);
+      Ok(())
+    };
+    let mut b = SendBuffer::new(SeqNr(0));
+    // 10 bytes left 40 short of the ring's end, as acknowledgements leave it
+    b.bytes = VecDeque::with_capacity(100);
+    let cap = b.bytes.capacity();
+    b.bytes.extend(vec![1; cap - 40]);
+    b.bytes.drain(..cap - 50);
+    b.base = (cap - 50) as u64;
+    b.write_transformed(&[&[5; 50], &[6; 10]], flip).unwrap();
+    assert_eq!(b.bytes.capacity(), cap, "the queue did not grow");
+    assert_eq!(
+      b.bytes.as_slices().0.len(),
+      50,
+      "the write wrapped around the ring"
+    );
+    let written: Vec<u8> = b.bytes.iter().copied().collect();
+    assert_eq!(written, [vec![1; 10], vec![!5; 50], vec![!6; 10]].concat());
+    assert_eq!(b.write_ends.back(), Some(&(b.base + 70)));
+    assert_eq!(b.write_transformed(&[&[9; 100]], |_| Err("no")), Err("no"));
+    assert_eq!(
+      (b.buffered(), b.write_ends.len()),
+      (70, 1),
+      "nothing of a failed write stays"
     );
   }
 }
