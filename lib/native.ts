@@ -4,8 +4,6 @@
 import * as fs from 'fs'
 import * as path from 'path'
 
-import type { NativeRecordLayer } from './secure/native'
-
 export interface AddressInfo {
   address: string
   family: 'IPv4' | 'IPv6'
@@ -113,8 +111,11 @@ export interface NativeNode {
   listen(on: boolean): void
   connect(port: number, host: string): number
   write(handle: number, chunks: Buffer[]): boolean
-  /** Seals `chunks` with a secure stream's record layer straight into the send buffer, as one write */
-  writeSealed(handle: number, layer: NativeRecordLayer, chunks: Buffer[]): boolean
+  /**
+   * Seals `chunks` with a secure stream's record layer straight into the send buffer, as one write. The layer
+   * is opaque here (lib/secure/native.ts types it): the transport knows nothing of the secure layer above it
+   */
+  writeSealed(handle: number, layer: object, chunks: Buffer[]): boolean
   end(handle: number): void
   /** Let go of a connection: FIN after what was written, incoming data discarded, only CLOSED follows */
   release(handle: number): void
