@@ -22,6 +22,7 @@ const EXIT_STATUS = `exit status:
   0  success
   1  failure (the reason is on stderr; with --json, a line {"ok":false,"code":...,"message":...})
   2  usage error (unknown command or option, a missing or malformed value)
+  130  send or receive cancelled by SIGINT (Ctrl-C) or SIGTERM (the other side is told, and exits 1)
 `
 
 const USAGE = `usage: utp-punch-rs <command> [options]
@@ -78,6 +79,8 @@ line {"event":"code","code","command"}). Exits 0 only when the receiver accepted
   --no-relay              fail instead of using the server's relay when punching fails
   --force-relay           skip hole punching, use the relay
   --timeout DURATION      give up if no connection within this time (default 60s; 500ms, 30s, 2m)
+  --idle-timeout DURATION give up when the transfer makes no progress for this long (default 30s; not
+                          while the receiver's user decides)
   --congestion MODE       ledbat (default): a background transfer that yields to other traffic;
                           cubic: a foreground one that competes for its share as TCP does
   --no-progress           no progress output
@@ -106,6 +109,8 @@ then linked as NAME, or "NAME (1).EXT" if that exists by then. Exits 0 only when
   --no-relay              fail instead of using the server's relay when punching fails
   --force-relay           skip hole punching, use the relay
   --timeout DURATION      give up if no connection within this time (default 60s; 500ms, 30s, 2m)
+  --idle-timeout DURATION give up when the transfer makes no progress for this long (default 30s; not
+                          while the receiver's user decides)
   --congestion MODE       ledbat (default): a background transfer that yields to other traffic;
                           cubic: a foreground one that competes for its share as TCP does
   --no-progress           no progress output
@@ -143,6 +148,7 @@ const PEER_SPEC = {
   relay: 'boolean',
   'force-relay': 'boolean',
   timeout: 'string',
+  'idle-timeout': 'string',
   congestion: 'string',
   out: 'string',
   yes: 'boolean',
@@ -192,7 +198,7 @@ export async function main (argv: readonly string[], io: Io = { stdout: process.
       const stage = e instanceof CliError && e.stage === 'rendezvous' ? `rendezvous failed (${e.code}): ` : ''
       io.stderr.write(`utp-punch-rs: ${stage}${oneLine(e)}\n`)
     }
-    return usage ? 2 : 1
+    return usage ? 2 : codeOf(e) === 'ERR_CANCELLED' ? 130 : 1
   }
 }
 
@@ -302,6 +308,7 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
   if (given === undefined && command === 'receive') throw new UsageError('--code CODE is required (the code `send` printed)')
   const port = portOption(o.port, 'port', 0)
   const timeoutMs = durationOption(o.timeout, 'timeout', 60_000)
+  const idleMs = durationOption(o['idle-timeout'], 'idle-timeout', 30_000)
   const congestion = choiceOption(o.congestion, 'congestion', ['ledbat', 'cubic'] as const)
   // receive asks before writing; where nobody can answer, the user must have said yes in advance
   const ask = command === 'receive' && o.yes !== true
@@ -319,13 +326,23 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
   const node = new Node(congestion === undefined ? {} : { congestion })
   node.on('error', () => { /* reported through the rendezvous or the socket */ })
   let met: RendezvousResult<Node, SecureSocket> | undefined
+  // SIGINT/SIGTERM cancel: the transfer tells the peer and ends with ERR_CANCELLED (exit 130); a second one
+  // does not wait for that
+  const cancel = new AbortController()
+  const onSignal = (): void => {
+    if (cancel.signal.aborted) process.exit(130)
+    cancel.abort()
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
   try {
     const local = await node.bindAsync(port)
     if (tty) io.stderr.write(`waiting for the peer (code ${code}) via ${server}...\n`)
     if (json) jsonLine(io, { event: 'waiting', server, port: local.port })
     try {
-      met = await rendezvous(node, { server, code, timeoutMs, relay: o.relay !== false, forceRelay: o['force-relay'] === true })
+      met = await untilCancelled(rendezvous(node, { server, code, timeoutMs, relay: o.relay !== false, forceRelay: o['force-relay'] === true }), cancel.signal)
     } catch (e) {
+      if (codeOf(e) === 'ERR_CANCELLED') throw e
       throw new CliError(codeOf(e), oneLine(e), 'rendezvous')
     }
     const encrypted = met.encrypted
@@ -344,8 +361,8 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
     try {
       if (command === 'send' && tty) io.stderr.write('waiting for the receiver to accept...\n')
       result = command === 'send'
-        ? await sendFile(socket, file as string, { makeProgress })
-        : await receiveFile(socket, outDir, { accept, maxSize, makeProgress })
+        ? await sendFile(socket, file as string, { makeProgress, signal: cancel.signal, idleMs })
+        : await receiveFile(socket, outDir, { accept, maxSize, makeProgress, signal: cancel.signal, idleMs })
     } catch (e) {
       throw new CliError(codeOf(e), oneLine(e), 'transfer')
     }
@@ -375,9 +392,26 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
     }
     return 0
   } finally {
+    process.removeListener('SIGINT', onSignal)
+    process.removeListener('SIGTERM', onSignal)
     // On a birthday path the socket lives on an extra port of its own: let it finish closing too
     const other = met?.node
     await Promise.all([node.closeAsync(), other !== undefined && other !== node ? other.closeAsync() : undefined])
+  }
+}
+
+/** `p`, or ERR_CANCELLED as soon as `signal` aborts (before the peer is met there is nobody to tell) */
+async function untilCancelled<T> (p: Promise<T>, signal: AbortSignal): Promise<T> {
+  let onAbort = (): void => {}
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => reject(new CliError('ERR_CANCELLED', 'cancelled while waiting for the peer'))
+    if (signal.aborted) onAbort()
+    else signal.addEventListener('abort', onAbort, { once: true })
+  })
+  try {
+    return await Promise.race([p, aborted])
+  } finally {
+    signal.removeEventListener('abort', onAbort)
   }
 }
 

@@ -1,0 +1,168 @@
+// The CLI's roles, cancel and inactivity limit (issue 13), run as users run it: child processes on loopback.
+// Transfers go through the server's relay capped at 2 MB/s, so a 20 MB file takes ~10 s: long enough to
+// interrupt at a point observed from the --json progress lines.
+import type { ChildProcess } from 'child_process'
+import { randomBytes } from 'crypto'
+import * as fs from 'fs'
+import * as os from 'os'
+import * as path from 'path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { finish, start, type Run } from './helpers/cli'
+
+const SIZE = 20_000_000
+let tmp = ''
+let src = ''
+const servers: Array<{ child: ChildProcess, exit: Promise<Run> }> = []
+
+/**
+ * A rendezvous server of its own for each test: the server limits relays per network, and the relays of a
+ * cancelled transfer stay allocated until they idle out
+ */
+async function rendezvousServer (): Promise<string> {
+  const child = start(['rendezvous', '--port', '0', '--host', '127.0.0.1', '--relay-rate', '2000000'])
+  const firstLine = await new Promise<string>((resolve, reject) => {
+    let buf = ''
+    const onData = (d: Buffer): void => {
+      buf += d.toString()
+      const nl = buf.indexOf('\n')
+      if (nl < 0) return
+      child.stdout?.removeListener('data', onData)
+      resolve(buf.slice(0, nl))
+    }
+    child.stdout?.on('data', onData)
+    child.once('exit', (code) => reject(new Error(`the server exited with ${String(code)}`)))
+  })
+  servers.push({ child, exit: finish(child) })
+  const m = /listening on 127\.0\.0\.1:(\d+)$/.exec(firstLine)
+  expect(m).not.toBeNull()
+  return `127.0.0.1:${(m as RegExpExecArray)[1]}`
+}
+
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'utp-punch-rs-cancel-'))
+  src = path.join(tmp, 'big.bin')
+  fs.writeFileSync(src, randomBytes(SIZE))
+})
+
+afterAll(async () => {
+  for (const s of servers) s.child.kill('SIGTERM')
+  await Promise.all(servers.map(async s => await s.exit))
+  fs.rmSync(tmp, { recursive: true, force: true })
+})
+
+function newCode (): string {
+  return `code-${randomBytes(4).toString('hex')}`
+}
+
+/** Resolves once the child's --json progress lines report at least `fraction` of the file moved */
+function progressed (child: ChildProcess, fraction: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let buf = ''
+    let stderr = ''
+    child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
+    let all = ''
+    const onData = (d: Buffer): void => {
+      buf += d.toString()
+      all += d.toString()
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const line = JSON.parse(buf.slice(0, nl)) as { event?: string, bytes?: number, total?: number }
+        buf = buf.slice(nl + 1)
+        if (line.event === 'progress' && (line.bytes as number) >= fraction * (line.total as number)) {
+          child.stdout?.removeListener('data', onData)
+          resolve(line.bytes as number)
+          return
+        }
+      }
+    }
+    child.stdout?.on('data', onData)
+    child.once('close', (code, signal) => reject(new Error(`exited (${String(code ?? signal)}) before the transfer got that far: ${all} ${stderr}`)))
+  })
+}
+
+const peerArgs = async (code: string): Promise<string[]> => ['--rendezvous', await rendezvousServer(), '--code', code, '--force-relay']
+
+describe('utp-punch-rs send/receive: roles, cancel, inactivity', () => {
+  it('two receives with one code fail fast: "the other side is also receiving"', async () => {
+    const args = await peerArgs(newCode())
+    const t0 = Date.now()
+    const [a, b] = await Promise.all([
+      finish(start(['receive', ...args, '--yes', '--out', tmp]), 30_000),
+      finish(start(['receive', ...args, '--yes', '--out', tmp]), 30_000)
+    ])
+    const seconds = (Date.now() - t0) / 1000
+    expect([a.code, b.code]).toEqual([1, 1])
+    for (const r of [a, b]) expect(r.stderr).toContain('the other side is also receiving: one side must run send')
+    expect(seconds).toBeLessThan(10)
+  }, 40_000)
+
+  it('two sends with one code fail fast: "the other side is also sending"', async () => {
+    const args = await peerArgs(newCode())
+    const t0 = Date.now()
+    const [a, b] = await Promise.all([
+      finish(start(['send', src, ...args]), 30_000),
+      finish(start(['send', src, ...args]), 30_000)
+    ])
+    const seconds = (Date.now() - t0) / 1000
+    expect([a.code, b.code]).toEqual([1, 1])
+    for (const r of [a, b]) expect(r.stderr).toContain('the other side is also sending: one side must run receive')
+    expect(seconds).toBeLessThan(10)
+  }, 40_000)
+
+  it('SIGINT to the sender mid-transfer: sender exits 130, receiver 1 "cancelled by the sender at X of Y", .part removed', async () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'out-'))
+    const args = await peerArgs(newCode())
+    const receiving = finish(start(['receive', ...args, '--yes', '--out', dir]), 60_000)
+    const sender = start(['send', src, ...args, '--json'])
+    const sending = finish(sender, 60_000)
+    await progressed(sender, 0.3)
+    sender.kill('SIGINT')
+    const [send, receive] = await Promise.all([sending, receiving])
+    expect(send.code, send.stdout + send.stderr).toBe(130)
+    expect(send.stdout).toMatch(/"code":"ERR_CANCELLED","message":"cancelled at [\d.]+ of 20\.00 MB; the receiver was told"/)
+    expect(receive.code, receive.stderr).toBe(1)
+    expect(receive.stderr).toMatch(/^utp-punch-rs: cancelled by the sender at [\d.]+ of 20\.00 MB; removed the partial big\.bin\.part\n$/)
+    expect(fs.readdirSync(dir)).toEqual([])
+  }, 70_000)
+
+  it('SIGINT to the receiver mid-transfer: receiver exits 130, sender 1 "cancelled by the receiver", .part removed', async () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'out-'))
+    const args = await peerArgs(newCode())
+    const receiver = start(['receive', ...args, '--yes', '--out', dir, '--json'])
+    const receiving = finish(receiver, 60_000)
+    const sending = finish(start(['send', src, ...args]), 60_000)
+    await progressed(receiver, 0.3)
+    receiver.kill('SIGINT')
+    const [send, receive] = await Promise.all([sending, receiving])
+    expect(receive.code, receive.stdout + receive.stderr).toBe(130)
+    expect(receive.stdout).toMatch(/"code":"ERR_CANCELLED","message":"cancelled at [\d.]+ of 20\.00 MB; the sender was told; removed the partial big\.bin\.part"/)
+    expect(send.code, send.stderr).toBe(1)
+    expect(send.stderr).toMatch(/^utp-punch-rs: cancelled by the receiver at [\d.]+ of 20\.00 MB\n$/)
+    expect(fs.readdirSync(dir)).toEqual([])
+  }, 70_000)
+
+  it('a sender that stops (SIGSTOP) fails the receiver within --idle-timeout, in the user\'s terms', async () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'out-'))
+    const args = await peerArgs(newCode())
+    const receiver = start(['receive', ...args, '--yes', '--out', dir, '--idle-timeout', '3s', '--json'])
+    const receiving = finish(receiver, 60_000)
+    const sender = start(['send', src, ...args])
+    const sending = finish(sender, 60_000)
+    await progressed(receiver, 0.2)
+    sender.kill('SIGSTOP')
+    const stopped = Date.now()
+    try {
+      const receive = await receiving
+      const seconds = (Date.now() - stopped) / 1000
+      expect(receive.code, receive.stdout + receive.stderr).toBe(1)
+      expect(receive.stdout).toMatch(/"code":"ERR_PEER_IDLE","message":"the sender stopped responding after [\d.]+ of 20\.00 MB \(nothing for 3 s\); removed the partial big\.bin\.part"/)
+      expect(fs.readdirSync(dir)).toEqual([])
+      // 3 s idle, plus what the relay still had queued (up to a few seconds at 2 MB/s), plus the exit
+      expect(seconds).toBeLessThan(15)
+    } finally {
+      sender.kill('SIGCONT')
+      sender.kill('SIGKILL')
+      await sending
+    }
+  }, 70_000)
+})
