@@ -67,6 +67,9 @@ export class TransferGuard {
 
   /** `p`, unless the transfer must end first */
   async run<T>(p: Promise<T>): Promise<T> {
+    // A wait that loses the race may still fail later (a write on the connection being closed): that is no
+    // longer news, and must not become an unhandled rejection that kills the process with another status
+    p.catch(() => {})
     if (this._error !== null) throw this._error
     return await Promise.race([p, this._failed])
   }

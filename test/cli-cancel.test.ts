@@ -83,29 +83,17 @@ function progressed (child: ChildProcess, fraction: number): Promise<number> {
 const peerArgs = async (code: string): Promise<string[]> => ['--rendezvous', await rendezvousServer(), '--code', code, '--force-relay']
 
 describe('utp-punch-rs send/receive: roles, cancel, inactivity', () => {
-  it('two receives with one code fail fast: "the other side is also receiving"', async () => {
+  it.each([
+    ['receive', 'the other side is also receiving: one side must run send'],
+    ['send', 'the other side is also sending: one side must run receive']
+  ])('two %ss with one code fail fast: "%s"', async (role, message) => {
     const args = await peerArgs(newCode())
+    const command = role === 'send' ? ['send', src, ...args] : ['receive', ...args, '--yes', '--out', tmp]
     const t0 = Date.now()
-    const [a, b] = await Promise.all([
-      finish(start(['receive', ...args, '--yes', '--out', tmp]), 30_000),
-      finish(start(['receive', ...args, '--yes', '--out', tmp]), 30_000)
-    ])
+    const [a, b] = await Promise.all([finish(start(command), 30_000), finish(start(command), 30_000)])
     const seconds = (Date.now() - t0) / 1000
     expect([a.code, b.code]).toEqual([1, 1])
-    for (const r of [a, b]) expect(r.stderr).toContain('the other side is also receiving: one side must run send')
-    expect(seconds).toBeLessThan(10)
-  }, 40_000)
-
-  it('two sends with one code fail fast: "the other side is also sending"', async () => {
-    const args = await peerArgs(newCode())
-    const t0 = Date.now()
-    const [a, b] = await Promise.all([
-      finish(start(['send', src, ...args]), 30_000),
-      finish(start(['send', src, ...args]), 30_000)
-    ])
-    const seconds = (Date.now() - t0) / 1000
-    expect([a.code, b.code]).toEqual([1, 1])
-    for (const r of [a, b]) expect(r.stderr).toContain('the other side is also sending: one side must run receive')
+    for (const r of [a, b]) expect(r.stderr).toContain(message)
     expect(seconds).toBeLessThan(10)
   }, 40_000)
 

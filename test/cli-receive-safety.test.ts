@@ -68,7 +68,8 @@ class Lines {
     socket.on('data', (d: Buffer) => {
       this._buf += d.toString()
       for (let nl = this._buf.indexOf('\n'); nl >= 0; nl = this._buf.indexOf('\n')) {
-        this._lines.push(JSON.parse(this._buf.slice(0, nl)) as Record<string, unknown>)
+        const line = JSON.parse(this._buf.slice(0, nl)) as Record<string, unknown>
+        if (!('role' in line)) this._lines.push(line) // the receiver's hello is not an answer
         this._buf = this._buf.slice(nl + 1)
       }
       this._wake?.()
@@ -118,14 +119,24 @@ async function liar (code: string, script: (socket: Duplex, lines: Lines) => Pro
   }
 }
 
+/** The sender's hello (transfer format 2), then its offer */
 function offer (socket: Duplex, name: string, size: number): void {
+  socket.write(JSON.stringify({ v: 2, role: 'send' }) + '\n')
   socket.write(JSON.stringify({ name, size }) + '\n')
+}
+
+/** File bytes as the sender frames them: a data record ('D', a 4-byte big-endian length, the bytes) */
+function record (data: Buffer): Buffer {
+  const head = Buffer.alloc(5)
+  head[0] = 0x44
+  head.writeUInt32BE(data.length, 1)
+  return Buffer.concat([head, data])
 }
 
 /** Writes data in pieces, honouring backpressure, until done or the connection ends */
 async function pour (socket: Duplex, data: Buffer): Promise<void> {
   for (let at = 0; at < data.length && !socket.destroyed; at += 64 * 1024) {
-    if (!socket.write(data.subarray(at, at + 64 * 1024))) {
+    if (!socket.write(record(data.subarray(at, at + 64 * 1024)))) {
       await new Promise<void>((resolve) => {
         socket.once('drain', resolve)
         socket.once('close', resolve)
@@ -198,7 +209,7 @@ describe('utp-punch-rs receive refuses what it must not write', () => {
       let answer: Record<string, unknown> | null = null
       await liar(code, async (socket, lines) => {
         offer(socket, c.name, 5)
-        socket.write('hello')
+        socket.write(record(Buffer.from('hello')))
         socket.write(JSON.stringify({ sha256: createHash('sha256').update('hello').digest('hex') }) + '\n')
         answer = await lines.verdict()
       })
@@ -229,7 +240,7 @@ describe('utp-punch-rs receive refuses what it must not write', () => {
       const receiving = receiver(code, dir)
       await liar(code, async (socket, lines) => {
         offer(socket, sent, data.length)
-        socket.write(data)
+        socket.write(record(data))
         socket.write(JSON.stringify({ sha256 }) + '\n')
         await lines.verdict()
       })
@@ -253,7 +264,7 @@ describe('utp-punch-rs receive refuses what it must not write', () => {
     })
     const r = await receiving
     // Before (main): exit 1 too, but as "the peer's checksum is too long" (the excess read as a trailer)
-    expect([r.code, r.stderr]).toEqual([1, 'utp-punch-rs: the sender sent more than the 1000 bytes it announced\n'])
+    expect([r.code, r.stderr]).toEqual([1, 'utp-punch-rs: the sender sent more than the 1000 bytes it announced; removed the partial short.bin.part\n'])
     expect(fs.readdirSync(dir)).toEqual([])
   })
 
@@ -380,7 +391,7 @@ describe('utp-punch-rs send and receive agree before anything is written', () =>
       let verdict: Record<string, unknown> | null = null
       await liar(code, async (socket, lines) => {
         offer(socket, 'asked.bin', data.length)
-        socket.write(data)
+        socket.write(record(data))
         socket.write(JSON.stringify({ sha256 }) + '\n')
         verdict = await lines.verdict()
       })
