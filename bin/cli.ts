@@ -48,7 +48,7 @@ transfer that ends sooner). With --json, stdout carries JSON lines instead: {"ev
 or {"ok":false,"code","message","stage"}.`
 
 const HELP: Record<string, string> = {
-  rendezvous: RENDEZVOUS_HELP,
+  rendezvous: RENDEZVOUS_HELP + EXIT_STATUS,
   send: `usage: utp-punch-rs send FILE --rendezvous HOST:PORT [--code CODE] [--port N] [--no-relay] [--timeout 60s] [--congestion ledbat|cubic] [--json]
 
 Meets the receiver through the rendezvous server, then sends FILE over a direct (or relayed) uTP path.

@@ -36,6 +36,7 @@ export const RENDEZVOUS_SPEC = {
   json: 'boolean'
 } as const
 
+/** The command's help, without the exit-status table the CLI appends to every command's */
 export const RENDEZVOUS_HELP = `usage: utp-punch-rs rendezvous [--port 7000] [--host 0.0.0.0] [options] [--json]
 
 Pairs peers that register under the same code and relays for those that cannot punch through.
@@ -73,10 +74,6 @@ Durations: 30s, 500ms, 2m (a bare number is seconds). Sizes: 1MB, 36GB. Rates: N
                                then {"ts","level","event":"paired"|"relay"|"moved"|"burned",...}, and on
                                exit {"ts","level","event":"closed","stats"}
 
-exit status:
-  0  stopped by SIGINT or SIGTERM
-  1  failure (the port is taken, ...)
-  2  usage error (unknown option, a malformed value)
 `
 
 interface Io { stdout: NodeJS.WritableStream }
