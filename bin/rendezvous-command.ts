@@ -2,6 +2,8 @@
 // per event with an ISO timestamp (text, or JSON lines {ts, level, event, ...} with --json). The logs name
 // keys (nameplates, public by design) and addresses, never a pairing secret: the server never sees one.
 
+import * as net from 'net'
+
 import { RendezvousServer, type RendezvousServerOptions } from '../lib/server/server'
 import type { Rate } from '../lib/server/limits'
 import { durationOption, parseArgs, portOption, stringOption, UsageError } from './args'
@@ -121,7 +123,7 @@ export function rendezvousOptions (argv: readonly string[]): RendezvousServerOpt
 
 function ipOption (value: string | boolean | undefined, name: string): string | undefined {
   const s = stringOption(value, name)
-  if (s !== undefined && !/^[0-9a-fA-F.:]+$/.test(s)) throw new UsageError(`--${name} must be an IP address, got ${s}`)
+  if (s !== undefined && net.isIP(s) === 0) throw new UsageError(`--${name} must be an IP address, got ${s}`)
   return s
 }
 
@@ -170,7 +172,14 @@ function hostPort (a: { address: string, port: number }): string {
 export async function rendezvousCommand (argv: readonly string[], io: Io, help: () => number): Promise<number> {
   if (parseArgs(argv, RENDEZVOUS_SPEC).options.help === true) return help()
   const json = argv.includes('--json')
-  const server = new RendezvousServer(rendezvousOptions(argv))
+  let server: RendezvousServer
+  try {
+    server = new RendezvousServer(rendezvousOptions(argv))
+  } catch (e) {
+    // The library's own range checks (say --http-timeout below 100 ms) are usage errors here
+    if (e instanceof RangeError || e instanceof TypeError) throw new UsageError(e.message)
+    throw e
+  }
   const log = (event: string, fields: Record<string, unknown>, text: string): void => {
     const ts = new Date().toISOString()
     io.stdout.write(json ? JSON.stringify({ ts, level: 'info', event, ...fields }) + '\n' : `${ts} ${text}\n`)
