@@ -10,13 +10,13 @@ import * as path from 'path'
 import { Node } from '../lib/api' // with node.natType() and node.rendezvous() attached
 import { rendezvous, type RendezvousResult } from '../lib/rendezvous/client'
 import type { SecureSocket } from '../lib/secure'
-import { RendezvousServer } from '../lib/server/server'
-import { choiceOption, CliError, durationOption, parseArgs, portOption, positiveOption, stringOption, UsageError, type Parsed } from './args'
+import { choiceOption, CliError, durationOption, parseArgs, portOption, stringOption, UsageError, type Parsed } from './args'
 import { autoMode, mb, Progress, round, type ProgressMode } from './progress'
 import { receiveFile, sendableName, sendFile, type Offer, type TransferResult } from './transfer'
 import { generateCode, parseCode, unknownCodeWords } from '../lib/rendezvous/code'
 import { humanBytes, sizeOption } from './incoming'
 import { askYesNo, canAsk } from './prompt'
+import { RENDEZVOUS_HELP, rendezvousCommand } from './rendezvous-command'
 
 const EXIT_STATUS = `exit status:
   0  success
@@ -49,22 +49,7 @@ transfer that ends sooner). With --json, stdout carries JSON lines instead: {"ev
 or {"ok":false,"code","message","stage"}.`
 
 const HELP: Record<string, string> = {
-  rendezvous: `usage: utp-punch-rs rendezvous [--port 7000] [--host 0.0.0.0] [--relay-rate BYTES_PER_S] [--no-relay] [--json]
-
-Pairs peers that register under the same code and relays for those that cannot punch through.
-UDP carries the protocol; GET /healthz and GET /stats answer over HTTP (TCP) on the same port.
-The first line on stdout is "rendezvous server listening on HOST:PORT" (--port 0 picks a free port);
-then a line per pairing, relay and NAT rebinding. SIGINT or SIGTERM stops the server (exit status 0).
-
-  --port N             UDP and TCP port (default 7000; 0: any free port)
-  --host ADDR          address to bind (default 0.0.0.0; :: for dual-stack)
-  --relay-rate BPS     relay bandwidth cap per pair of peers, bytes/s (default 1000000)
-  --no-relay           never relay
-  --json               JSON lines instead: {"event":"listening","address","port"}, {"event":"paired",
-                       "connect","accept"}, {"event":"relay","ports"}, {"event":"moved","to"}, and on
-                       exit {"event":"closed","stats"}
-
-${EXIT_STATUS}`,
+  rendezvous: RENDEZVOUS_HELP + EXIT_STATUS,
   send: `usage: utp-punch-rs send FILE --rendezvous HOST:PORT [--code CODE] [--port N] [--no-relay] [--timeout 60s] [--congestion ledbat|cubic] [--json]
 
 Meets the receiver through the rendezvous server, then sends FILE over a direct (or relayed) uTP path.
@@ -174,7 +159,7 @@ export async function main (argv: readonly string[], io: Io = { stdout: process.
     }
     switch (command) {
       case 'rendezvous':
-        return await serve(parseArgs(rest, { help: 'boolean', port: 'string', host: 'string', 'relay-rate': 'string', relay: 'boolean', json: 'boolean' }), io)
+        return await rendezvousCommand(rest, io, () => help(command, io))
       case 'send':
       case 'receive':
         return await peer(command, parseArgs(rest, { ...PEER_SPEC }), io)
@@ -242,46 +227,6 @@ function jsonLine (io: Io, obj: object): void {
 
 function hostPort (a: { address: string, port: number }): string {
   return `${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`
-}
-
-async function serve (args: Parsed, io: Io): Promise<number> {
-  if (args.options.help === true) return help('rendezvous', io)
-  if (args.positionals.length > 0) throw new UsageError(`unexpected argument ${args.positionals[0]}`)
-  const json = args.options.json === true
-  const server = new RendezvousServer({
-    port: portOption(args.options.port, 'port', 7000),
-    host: stringOption(args.options.host, 'host') ?? '0.0.0.0',
-    relay: args.options.relay !== false,
-    relayRate: positiveOption(args.options['relay-rate'], 'relay-rate')
-  })
-  const { address, port } = await server.listen()
-  if (json) jsonLine(io, { event: 'listening', address, port })
-  else io.stdout.write(`rendezvous server listening on ${hostPort({ address, port })}\n`)
-  server.on('paired', (p: { connect: { address: string, port: number }, accept: { address: string, port: number } }) => {
-    if (json) jsonLine(io, { event: 'paired', connect: p.connect, accept: p.accept })
-    else io.stdout.write(`paired ${p.connect.address}:${p.connect.port} (connects) with ${p.accept.address}:${p.accept.port}\n`)
-  })
-  server.on('relay', (r: { ports: number[] }) => {
-    if (json) jsonLine(io, { event: 'relay', ports: r.ports })
-    else io.stdout.write(`relay allocated on ports ${r.ports.join(' and ')}\n`)
-  })
-  server.on('moved', (m: { to: { address: string, port: number } }) => {
-    if (json) jsonLine(io, { event: 'moved', to: m.to })
-    else io.stdout.write(`a paired peer moved to ${hostPort(m.to)} (NAT rebinding): its peer was told\n`)
-  })
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.removeListener('SIGINT', stop)
-      process.removeListener('SIGTERM', stop)
-      resolve()
-    }
-    process.once('SIGINT', stop)
-    process.once('SIGTERM', stop)
-  })
-  const stats = server.stats()
-  await server.close()
-  if (json) jsonLine(io, { event: 'closed', stats })
-  return 0
 }
 
 async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise<number> {

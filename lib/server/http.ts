@@ -1,10 +1,14 @@
-// The rendezvous server's HTTP side (TCP, same port number as its UDP side): GET /healthz and GET /stats.
+// The rendezvous server's HTTP side (TCP, same port number as its UDP side): GET /healthz, GET /stats (JSON)
+// and GET /metrics (Prometheus text).
 // A monitoring endpoint: it binds to loopback unless told otherwise (the stats say how busy the server is
 // and are nobody else's business), and every connection gets a few seconds, idle or not.
 
 import * as http from 'http'
 
-export function createHttpServer (stats: () => object, timeoutMs: number): http.Server {
+import { METRICS_CONTENT_TYPE, prometheusText } from './metrics'
+import type { RendezvousStats } from './server'
+
+export function createHttpServer (stats: () => RendezvousStats, timeoutMs: number): http.Server {
   // Node checks header and request timeouts every connectionsCheckingInterval (30 s by default), which
   // let an idle connection live ~38 s; check often enough that timeoutMs holds
   const server = http.createServer({ connectionsCheckingInterval: Math.max(100, Math.min(1000, timeoutMs / 4)) }, (req, res) => {
@@ -17,6 +21,8 @@ export function createHttpServer (stats: () => object, timeoutMs: number): http.
       res.writeHead(200, { 'Content-Type': 'text/plain', 'Cache-Control': 'no-store' }).end('ok')
     } else if (path === '/stats') {
       res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }).end(JSON.stringify(stats()) + '\n')
+    } else if (path === '/metrics') {
+      res.writeHead(200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Cache-Control': 'no-store' }).end(prometheusText(stats()))
     } else {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n')
     }

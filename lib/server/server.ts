@@ -65,6 +65,8 @@ export interface RendezvousStats {
   expired: number
   /** Paired peers told that the other's public address moved (NAT rebinding) */
   moves: number
+  /** Error replies sent since start, by error code (ERR_RATE_LIMITED, ERR_CODE_BURNED, ERR_TOO_LARGE...) */
+  refusals: Record<string, number>
   uptimeSeconds: number
 }
 
@@ -115,6 +117,8 @@ export class RendezvousServer extends EventEmitter {
     expired: 0,
     moves: 0
   }
+
+  private readonly _refusals = new Map<string, number>()
 
   constructor (options: RendezvousServerOptions = {}) {
     super()
@@ -180,6 +184,7 @@ export class RendezvousServer extends EventEmitter {
       activeRegistrations: this._registry.size,
       activePairings: this._registry.pairingCount,
       burnedKeys: this._registry.burnedCount,
+      refusals: Object.fromEntries(this._refusals),
       uptimeSeconds: Math.round((Date.now() - this._started) / 1000)
     }
   }
@@ -235,7 +240,12 @@ export class RendezvousServer extends EventEmitter {
   /** An error to a verified source (a registration's address, or one that showed a valid cookie) */
   private _error (to: From, via: LocalSocket, code: string, message: string, nonce?: string): void {
     this._counters.errors++
+    this._countRefusal(code)
     this._send(nonce === undefined ? { t: 'error', code, message } : { t: 'error', code, message, nonce }, to, via)
+  }
+
+  private _countRefusal (code: string): void {
+    this._refusals.set(code, (this._refusals.get(code) ?? 0) + 1)
   }
 
   /** A reply to an unverified source: sent only when it is no larger than the request, so never an amplifier */
@@ -267,7 +277,7 @@ export class RendezvousServer extends EventEmitter {
         ? { code: 'ERR_TOO_LARGE', message: `message of ${buf.length} bytes exceeds ${this._o.maxMessageSize}` }
         : { code: m.error, message: m.message }
       this._counters.errors++
-      this._replySmall({ t: 'error', ...error }, from, via, buf.length)
+      if (this._replySmall({ t: 'error', ...error }, from, via, buf.length)) this._countRefusal(error.code)
       return
     }
     const nonce = (m as { nonce?: string }).nonce
@@ -314,7 +324,7 @@ export class RendezvousServer extends EventEmitter {
       return
     }
     this._counters.errors++
-    if (!isClientToServer(m)) this._replySmall({ t: 'error', code: 'ERR_UNEXPECTED', message: `a server does not take "${m.t}" messages` }, from, via, size)
+    if (!isClientToServer(m) && this._replySmall({ t: 'error', code: 'ERR_UNEXPECTED', message: `a server does not take "${m.t}" messages` }, from, via, size)) this._countRefusal('ERR_UNEXPECTED')
     // peer-ack, confirm, bye... from anywhere but the registration's address: ignored, without a word
   }
 
