@@ -8,35 +8,21 @@ import * as os from 'os'
 import * as path from 'path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { finish, start, type Run } from './helpers/cli'
+import { finish, start, startRendezvous, type CliServer } from './helpers/cli'
 
 const SIZE = 20_000_000
 let tmp = ''
 let src = ''
-const servers: Array<{ child: ChildProcess, exit: Promise<Run> }> = []
+const servers: CliServer[] = []
 
 /**
  * A rendezvous server of its own for each test: the server limits relays per network, and the relays of a
  * cancelled transfer stay allocated until they idle out
  */
 async function rendezvousServer (): Promise<string> {
-  const child = start(['rendezvous', '--port', '0', '--host', '127.0.0.1', '--relay-rate', '2000000'])
-  const firstLine = await new Promise<string>((resolve, reject) => {
-    let buf = ''
-    const onData = (d: Buffer): void => {
-      buf += d.toString()
-      const nl = buf.indexOf('\n')
-      if (nl < 0) return
-      child.stdout?.removeListener('data', onData)
-      resolve(buf.slice(0, nl))
-    }
-    child.stdout?.on('data', onData)
-    child.once('exit', (code) => reject(new Error(`the server exited with ${String(code)}`)))
-  })
-  servers.push({ child, exit: finish(child) })
-  const m = /listening on 127\.0\.0\.1:(\d+)$/.exec(firstLine)
-  expect(m).not.toBeNull()
-  return `127.0.0.1:${(m as RegExpExecArray)[1]}`
+  const server = await startRendezvous(['--relay-rate', '2000000'])
+  servers.push(server)
+  return server.addr
 }
 
 beforeAll(() => {

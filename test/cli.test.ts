@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import type * as FilenameModule from '../bin/filename'
 import { skipCoturn, startCoturn, type Coturn } from './helpers/coturn'
-import { finish, start, type Run } from './helpers/cli'
+import { finish, start, startRendezvous, type Run } from './helpers/cli'
 import { requireFromRoot } from './helpers/utp'
 
 const { receivedName } = requireFromRoot('./dist/bin/filename.js') as typeof FilenameModule
@@ -24,23 +24,10 @@ let tmp = ''
 
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'utp-punch-rs-cli-'))
-  server = start(['rendezvous', '--port', '0', '--host', '127.0.0.1', '--relay-rate', '20000000'])
-  const firstLine = await new Promise<string>((resolve, reject) => {
-    let buf = ''
-    const onData = (d: Buffer): void => {
-      buf += d.toString()
-      const nl = buf.indexOf('\n')
-      if (nl < 0) return
-      server.stdout?.removeListener('data', onData)
-      resolve(buf.slice(0, nl))
-    }
-    server.stdout?.on('data', onData)
-    server.once('exit', (code) => reject(new Error(`the server exited with ${String(code)}`)))
-  })
-  const m = /^rendezvous server listening on 127\.0\.0\.1:(\d+)$/.exec(firstLine)
-  expect(m).not.toBeNull()
-  rendezvousAddr = `127.0.0.1:${(m as RegExpExecArray)[1]}`
-  serverExit = finish(server)
+  const started = await startRendezvous(['--relay-rate', '20000000'])
+  server = started.child
+  rendezvousAddr = started.addr
+  serverExit = started.exit
 })
 
 afterAll(async () => {

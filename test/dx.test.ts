@@ -1,5 +1,5 @@
 // Developer experience: typed events, socket and node stats, NODE_DEBUG logging, the CLI's --json and --help
-import { spawn, type ChildProcess } from 'child_process'
+import { spawn } from 'child_process'
 import { createHash, randomBytes } from 'crypto'
 import * as fs from 'fs'
 import * as os from 'os'
@@ -12,6 +12,7 @@ import type * as ProgressModule from '../bin/progress'
 import type { MigrateInfo, NodeEvents, SocketEvents } from '../lib/events'
 import type * as ServerModule from '../lib/server/server'
 import { cleanupNodes, closed, drainHash, listeningNode, makeNode, once, requireFromRoot, root, sleep, writeRandom, type Node, type Socket } from './helpers/utp'
+import { finish, type Run } from './helpers/cli'
 
 const { RendezvousServer } = requireFromRoot('./dist/lib/server/server.js') as typeof ServerModule
 const { Progress, clock } = requireFromRoot('./dist/bin/progress.js') as typeof ProgressModule
@@ -225,22 +226,6 @@ describe('stats', () => {
 })
 
 // ---- NODE_DEBUG ------------------------------------------------------------------------------------------------
-
-interface Run { code: number | null, stdout: string, stderr: string }
-
-function finish (child: ChildProcess, timeoutMs = 30_000): Promise<Run> {
-  let stdout = ''
-  let stderr = ''
-  child.stdout?.on('data', (d: Buffer) => { stdout += d.toString() })
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-    child.once('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
 
 const DEBUG_SCRIPT = `
 const Node = require('./dist/index.js')

@@ -27,3 +27,25 @@ export function finish (child: ChildProcess, timeoutMs = 30_000): Promise<Run> {
     })
   })
 }
+
+export interface CliServer { child: ChildProcess, addr: string, exit: Promise<Run> }
+
+/** `utp-punch-rs rendezvous` on a free loopback port with `args` added; resolves once it printed its address */
+export async function startRendezvous (args: string[] = []): Promise<CliServer> {
+  const child = start(['rendezvous', '--port', '0', '--host', '127.0.0.1', ...args])
+  const firstLine = await new Promise<string>((resolve, reject) => {
+    let buf = ''
+    const onData = (d: Buffer): void => {
+      buf += d.toString()
+      const nl = buf.indexOf('\n')
+      if (nl < 0) return
+      child.stdout?.removeListener('data', onData)
+      resolve(buf.slice(0, nl))
+    }
+    child.stdout?.on('data', onData)
+    child.once('exit', (code) => reject(new Error(`the server exited with ${String(code)}`)))
+  })
+  const m = /^rendezvous server listening on 127\.0\.0\.1:(\d+)$/.exec(firstLine)
+  if (m === null) throw new Error(`unexpected first line from the server: ${firstLine}`)
+  return { child, addr: `127.0.0.1:${m[1]}`, exit: finish(child) }
+}
