@@ -12,9 +12,12 @@ import { rendezvous, type RendezvousResult } from '../lib/rendezvous/client'
 import type { SecureSocket } from '../lib/secure'
 import { choiceOption, CliError, durationOption, parseArgs, portOption, stringOption, UsageError, type Parsed } from './args'
 import { autoMode, mb, Progress, round, type ProgressMode } from './progress'
-import { receiveFile, sendableName, sendFile, type Offer, type TransferResult } from './transfer'
+import { neutralise } from './filename'
+import { countText, walk, type Manifest } from './manifest'
+import { receiveFiles } from './receive'
+import { sendFiles, sendText, MAX_TEXT, type Offer, type TransferResult } from './transfer'
 import { generateCode, parseCode, unknownCodeWords } from '../lib/rendezvous/code'
-import { humanBytes, sizeOption } from './incoming'
+import { sizeOption } from './incoming'
 import { askYesNo, canAsk } from './prompt'
 import { RENDEZVOUS_HELP, rendezvousCommand } from './rendezvous-command'
 
@@ -138,6 +141,8 @@ const PEER_SPEC = {
   out: 'string',
   yes: 'boolean',
   'max-size': 'string',
+  name: 'string',
+  text: 'string',
   progress: 'boolean',
   json: 'boolean'
 } as const
@@ -234,18 +239,31 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
   if (o.help === true) return help(command, io)
   const json = o.json === true
   const stdin = io.stdin ?? process.stdin
-  let file: string | undefined
+  let manifest: Manifest | undefined
+  const text = stringOption(o.text, 'text')
   if (command === 'send') {
-    if (args.positionals.length !== 1) throw new UsageError('send takes exactly one FILE')
     for (const only of ['yes', 'max-size', 'out'] as const) if (o[only] !== undefined) throw new UsageError(`--${only} is an option of receive, not send`)
-    file = args.positionals[0]
-    if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile()) throw new CliError('ENOENT', `${file}: no such file`)
-    sendableName(file)
-  } else if (args.positionals.length > 0) {
-    throw new UsageError(`unexpected argument ${args.positionals[0]}`)
+    const paths = args.positionals
+    if (text !== undefined) {
+      if (paths.length > 0) throw new UsageError('send --text takes no PATH: the text is the message')
+      if (Buffer.byteLength(text) > MAX_TEXT) throw new UsageError(`--text is longer than ${MAX_TEXT} bytes: send it as a file`)
+    } else {
+      if (paths.length === 0) throw new UsageError('send needs a PATH (files, directories, or - for stdin) or --text MESSAGE')
+      if (paths.includes('-') && paths.length > 1) throw new UsageError('send - (stdin) sends stdin alone, not with other paths')
+      if (o.name !== undefined && !paths.includes('-')) throw new UsageError('--name names what send - reads from stdin')
+      // Skipped links and names are reported before the code is spent
+      manifest = await walk(paths, (line) => { if (!json) io.stderr.write(`utp-punch-rs: warning: ${line}\n`) }, stringOption(o.name, 'name'))
+    }
+  } else {
+    if (args.positionals.length > 0) throw new UsageError(`unexpected argument ${args.positionals[0]}`)
+    for (const only of ['text', 'name'] as const) if (o[only] !== undefined) throw new UsageError(`--${only} is an option of send, not receive`)
   }
   const outDir = command === 'receive' ? stringOption(o.out, 'out') ?? '.' : '.'
-  if (command === 'receive' && !fs.statSync(outDir, { throwIfNoEntry: false })?.isDirectory()) throw new CliError('ENOTDIR', `${outDir}: not a directory`)
+  const toStdout = command === 'receive' && outDir === '-'
+  if (toStdout && json) throw new UsageError('--out - writes the data to stdout, where --json would write too: use one of them')
+  if (command === 'receive' && !toStdout && !fs.statSync(outDir, { throwIfNoEntry: false })?.isDirectory()) throw new CliError('ENOTDIR', `${outDir}: not a directory`)
+  // With --out -, stdout carries only the data: the summary goes to stderr
+  const report = toStdout ? io.stderr : io.stdout
   const maxSize = sizeOption(o['max-size'], 'max-size')
   const server = stringOption(o.rendezvous, 'rendezvous')
   if (server === undefined) throw new UsageError('--rendezvous HOST:PORT is required')
@@ -301,13 +319,16 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
     if (congestion !== undefined) met.utpSocket.setCongestion(congestion)
     const from = hostPort(met.remote)
     const accept = async (offer: Offer): Promise<boolean> => !ask ||
-      await askYesNo({ stdin, stderr: io.stderr }, `receive "${offer.name}" (${humanBytes(offer.size)}) from ${from} (${channel}) into ${outDir}?`)
+      await askYesNo({ stdin, stderr: io.stderr }, `receive ${offer.summary} from ${from} (${channel}) into ${toStdout ? 'stdout' : outDir}?`)
+    const note = (line: string): void => { if (!json) io.stderr.write(`utp-punch-rs: ${line}\n`) }
     let result: TransferResult
     try {
       if (command === 'send' && tty) io.stderr.write('waiting for the receiver to accept...\n')
       result = command === 'send'
-        ? await sendFile(socket, file as string, { makeProgress, signal: cancel.signal, idleMs })
-        : await receiveFile(socket, outDir, { accept, maxSize, makeProgress, signal: cancel.signal, idleMs })
+        ? manifest === undefined
+          ? await sendText(socket, text as string, { signal: cancel.signal, idleMs })
+          : await sendFiles(socket, manifest, { makeProgress, signal: cancel.signal, idleMs, note, stdin: io.stdin })
+        : await receiveFiles(socket, outDir, { accept, maxSize, makeProgress, signal: cancel.signal, idleMs, note, stdout: toStdout ? io.stdout : undefined })
     } catch (e) {
       throw new CliError(codeOf(e), oneLine(e), 'transfer')
     }
@@ -318,8 +339,13 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
         ok: true,
         event: command === 'send' ? 'sent' : 'received',
         name: result.name,
-        ...(result.file === undefined ? {} : { file: result.file }),
+        ...(result.saved === undefined || result.saved.length !== 1 ? {} : { file: result.saved[0] }),
+        ...(result.saved === undefined ? {} : { saved: result.saved }),
+        ...(result.text === undefined ? {} : { text: result.text }),
+        files: result.files,
+        directories: result.directories,
         bytes: result.bytes,
+        resumedFrom: result.resumedFrom,
         seconds: round(result.seconds, 3),
         megabytesPerSecond: round(rate / 1e6, 3),
         path: met.path,
@@ -332,8 +358,9 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
           : { rttMs: round(s.rttMs, 3), mtu: s.mtu, packetsSent: s.packetsSent, packetsReceived: s.packetsReceived, retransmits: s.retransmits, timeouts: s.timeouts, congestion: s.congestion }
       })
     } else {
-      const verb = command === 'send' ? `sent ${result.name}` : `received ${result.name} -> ${result.file as string}`
-      io.stdout.write(`${verb}: ${result.bytes} bytes in ${result.seconds.toFixed(2)} s (${mb(rate)} MB/s) via ${where}, sha256 ${result.sha256}\n`)
+      const dest = result.text !== undefined ? io.stdout : report
+      dest.write(summaryLine(command, result, rate, where, dest))
+
     }
     return 0
   } finally {
@@ -343,6 +370,22 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
     const other = met?.node
     await Promise.all([node.closeAsync(), other !== undefined && other !== node ? other.closeAsync() : undefined])
   }
+}
+
+/**
+ * The human result: "sent NAME: ...", "received NAME (3 files in 2 directories) -> PATH: ...", or for a text
+ * message the text itself (control characters made harmless when stdout is a terminal)
+ */
+function summaryLine (command: 'send' | 'receive', r: TransferResult, rate: number, where: string, out: NodeJS.WritableStream & { isTTY?: boolean }): string {
+  if (r.text !== undefined) {
+    if (command === 'send') return `sent a text message (${r.bytes} bytes) via ${where}\n`
+    const shown = out.isTTY === true ? r.text.split('\n').map(neutralise).join('\n') : r.text
+    return shown.endsWith('\n') ? shown : `${shown}\n`
+  }
+  const what = r.files === 1 && r.directories === 0 ? r.name : `${r.name} (${countText(r.files, r.directories)})`
+  const verb = command === 'send' ? `sent ${what}` : `received ${what} -> ${(r.saved ?? []).join(', ')}`
+  const resumed = r.resumedFrom > 0 ? `, resumed after ${r.resumedFrom} bytes` : ''
+  return `${verb}: ${r.bytes} bytes in ${r.seconds.toFixed(2)} s (${mb(rate)} MB/s)${resumed} via ${where}, sha256 ${r.sha256}\n`
 }
 
 /** `p`, or ERR_CANCELLED as soon as `signal` aborts (before the peer is met there is nobody to tell) */

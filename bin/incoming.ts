@@ -1,19 +1,19 @@
-// Where a received file lands, without ever replacing anything. Room is checked before a byte is written; the
-// bytes go to "<name>.part" ("<name>.<random>.part" if that exists), created with O_EXCL; the finished file is
-// published with link(2), which fails with EEXIST instead of replacing what is there (rename(2) would replace a
-// file created meanwhile), trying "name (1).ext", "name (2).ext", ... when the name is taken. Then the .part is
-// unlinked.
+// Sizes, room and names for received files (bin/landing.ts writes them). Room is checked before a byte is written.
+// A top-level file's bytes go to "NAME.part", a top-level directory's tree to "NAME.part/" (mode 0700, its files
+// created with O_EXCL | O_NOFOLLOW); both are kept when a transfer fails so the next receive can continue them
+// (bin/resume.ts). A finished file is published with link(2), which fails with EEXIST instead of replacing what is
+// there (rename(2) would replace a file created meanwhile), trying "name (1).ext", "name (2).ext", ... when the name
+// is taken; then the .part is unlinked. A finished directory is published by mkdir(NAME) (exclusive: EEXIST tries
+// "NAME (1)", ...) and rename(NAME.part, NAME), which replaces only that empty placeholder of ours: if anything
+// was put into it meanwhile the rename fails (ENOTEMPTY) and nothing is overwritten.
 
-import { randomBytes } from 'crypto'
 import * as fs from 'fs'
 import * as path from 'path'
 
 import { CliError, UsageError } from './args'
 
 /** Names tried when the received name is taken: "name (1).ext" up to this number */
-const MAX_NUMBERED = 999
-/** Bytes gathered before one write to disk (the connection hands over a packet's worth at a time) */
-const WRITE_BATCH = 256 * 1024
+export const MAX_NUMBERED = 999
 
 const UNITS: Record<string, number> = {
   '': 1, b: 1, k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12, p: 1e15, pb: 1e15,
@@ -43,23 +43,28 @@ export function humanBytes (n: number): string {
 }
 
 /**
- * Throws unless `size` bytes fit: within `maxSize` (ERR_TOO_LARGE) and within the space free for us in `dir`
- * (ERR_NO_SPACE, from statfs; skipped where the platform cannot tell)
+ * Throws unless an offer of `size` bytes fits: within `maxSize` (ERR_TOO_LARGE) and, for the `needed` bytes still
+ * to write (less than `size` when resuming), within the space free for us in `dir` (ERR_NO_SPACE, from statfs;
+ * skipped where the platform cannot tell). `what`: "a file", "3 files"
  */
-export async function checkRoom (dir: string, size: number, maxSize: number | undefined): Promise<void> {
+export async function checkRoom (dir: string, size: number, maxSize: number | undefined, needed = size, what = 'a file'): Promise<void> {
+  const refused = `refused ${what} of ${humanBytes(size)}`
   if (maxSize !== undefined && size > maxSize) {
-    throw new CliError('ERR_TOO_LARGE', `refused a file of ${humanBytes(size)}: larger than --max-size ${humanBytes(maxSize)}`)
+    throw new CliError('ERR_TOO_LARGE', `${refused}: larger than --max-size ${humanBytes(maxSize)}`)
   }
-  let free: number
+  const free = await freeSpace(dir)
+  if (free !== null && needed > free) {
+    throw new CliError('ERR_NO_SPACE', `${refused}: only ${humanBytes(free)} free in ${dir}`, undefined, `${refused}: not enough free space`)
+  }
+}
+
+/** Bytes free for us in `dir`, or null where the platform cannot tell */
+export async function freeSpace (dir: string): Promise<number | null> {
   try {
     const s = await fs.promises.statfs(dir)
-    free = Number(s.bavail) * Number(s.bsize)
+    return Number(s.bavail) * Number(s.bsize)
   } catch {
-    return
-  }
-  if (size > free) {
-    const refused = `refused a file of ${humanBytes(size)}`
-    throw new CliError('ERR_NO_SPACE', `${refused}: only ${humanBytes(free)} free in ${dir}`, undefined, `${refused}: not enough free space`)
+    return null
   }
 }
 
@@ -70,85 +75,3 @@ export function numberedName (name: string, n: number): string {
   return `${stem} (${n})${ext === name ? '' : ext}`
 }
 
-/** A file being received: bytes go to a private .part file until publish() links it under its final name */
-export class PartFile {
-  private _pending: Buffer[] = []
-  private _pendingBytes = 0
-  private _closed = false
-
-  private constructor (private readonly _dir: string, private readonly _name: string, readonly partPath: string, private readonly _fh: fs.promises.FileHandle) {}
-
-  /**
-   * Creates "<name>.part" in `dir`, or "<name>.<random>.part" when that exists, exclusively: it never opens (and
-   * so never truncates or writes through a link to) a file that exists
-   */
-  static async create (dir: string, name: string): Promise<PartFile> {
-    const open = async (suffix: string): Promise<PartFile> => {
-      const partPath = path.join(dir, `${name}${suffix}.part`)
-      return new PartFile(dir, name, partPath, await fs.promises.open(partPath, 'wx'))
-    }
-    try {
-      return await open('')
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
-    }
-    return await open(`.${randomBytes(4).toString('hex')}`)
-  }
-
-  async write (chunk: Buffer): Promise<void> {
-    this._pending.push(Buffer.from(chunk))
-    this._pendingBytes += chunk.length
-    if (this._pendingBytes >= WRITE_BATCH) await this._flush()
-  }
-
-  private async _flush (): Promise<void> {
-    if (this._pendingBytes === 0) return
-    const data = Buffer.concat(this._pending, this._pendingBytes)
-    this._pending = []
-    this._pendingBytes = 0
-    await this._fh.write(data, 0, data.length)
-  }
-
-  private async _close (): Promise<void> {
-    if (this._closed) return
-    this._closed = true
-    await this._fh.close()
-  }
-
-  /**
-   * Makes the file appear under its name, or "name (1).ext"... when that is taken (even by a file created a moment
-   * ago): link(2) never replaces. Returns the final path. Where hard links are not supported, an exclusive copy
-   */
-  async publish (): Promise<string> {
-    await this._flush()
-    await this._fh.sync()
-    await this._close()
-    let linkable = true
-    for (let n = 0; n <= MAX_NUMBERED; n++) {
-      const target = path.join(this._dir, n === 0 ? this._name : numberedName(this._name, n))
-      try {
-        if (linkable) await fs.promises.link(this.partPath, target)
-        else await fs.promises.copyFile(this.partPath, target, fs.constants.COPYFILE_EXCL)
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code
-        if (code === 'EEXIST') continue
-        if (linkable && (code === 'EPERM' || code === 'ENOTSUP' || code === 'ENOSYS' || code === 'EOPNOTSUPP')) {
-          linkable = false
-          n--
-          continue
-        }
-        throw e
-      }
-      await fs.promises.unlink(this.partPath)
-      return target
-    }
-    throw new CliError('ERR_EXISTS', `${this._name} and ${numberedName(this._name, 1)} to ${numberedName(this._name, MAX_NUMBERED)} all exist in ${this._dir}`)
-  }
-
-  /** Closes and removes the .part (a failed or refused transfer leaves nothing behind) */
-  async discard (): Promise<void> {
-    this._pending = []
-    await this._close().catch(() => {})
-    await fs.promises.rm(this.partPath, { force: true })
-  }
-}

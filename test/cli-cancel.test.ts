@@ -83,7 +83,7 @@ describe('utp-punch-rs send/receive: roles, cancel, inactivity', () => {
     expect(seconds).toBeLessThan(10)
   }, 40_000)
 
-  it('SIGINT to the sender mid-transfer: sender exits 130, receiver 1 "cancelled by the sender at X of Y", .part removed', async () => {
+  it('SIGINT to the sender mid-transfer: sender exits 130, receiver 1 "cancelled by the sender at X of Y", .part kept', async () => {
     const dir = fs.mkdtempSync(path.join(tmp, 'out-'))
     const args = await peerArgs(newCode())
     const receiving = finish(start(['receive', ...args, '--yes', '--out', dir]), 60_000)
@@ -95,11 +95,11 @@ describe('utp-punch-rs send/receive: roles, cancel, inactivity', () => {
     expect(send.code, send.stdout + send.stderr).toBe(130)
     expect(send.stdout).toMatch(/"code":"ERR_CANCELLED","message":"cancelled at [\d.]+ of 20\.00 MB; the receiver was told"/)
     expect(receive.code, receive.stderr).toBe(1)
-    expect(receive.stderr).toMatch(/^utp-punch-rs: cancelled by the sender at [\d.]+ of 20\.00 MB; removed the partial big\.bin\.part\n$/)
-    expect(fs.readdirSync(dir)).toEqual([])
+    expect(receive.stderr).toMatch(/^utp-punch-rs: cancelled by the sender at [\d.]+ of 20\.00 MB; kept the partial big\.bin\.part \([\d.]+ of 20\.00 MB\): run the same receive again to resume\n$/)
+    expect(fs.readdirSync(dir)).toEqual(['big.bin.part'])
   }, 70_000)
 
-  it('SIGINT to the receiver mid-transfer: receiver exits 130, sender 1 "cancelled by the receiver", .part removed', async () => {
+  it('SIGINT to the receiver mid-transfer: receiver exits 130, sender 1 "cancelled by the receiver", .part kept', async () => {
     const dir = fs.mkdtempSync(path.join(tmp, 'out-'))
     const args = await peerArgs(newCode())
     const receiver = start(['receive', ...args, '--yes', '--out', dir, '--json'])
@@ -109,10 +109,10 @@ describe('utp-punch-rs send/receive: roles, cancel, inactivity', () => {
     receiver.kill('SIGINT')
     const [send, receive] = await Promise.all([sending, receiving])
     expect(receive.code, receive.stdout + receive.stderr).toBe(130)
-    expect(receive.stdout).toMatch(/"code":"ERR_CANCELLED","message":"cancelled at [\d.]+ of 20\.00 MB; the sender was told; removed the partial big\.bin\.part"/)
+    expect(receive.stdout).toMatch(/"code":"ERR_CANCELLED","message":"cancelled at [\d.]+ of 20\.00 MB; the sender was told; kept the partial big\.bin\.part \([\d.]+ of 20\.00 MB\): run the same receive again to resume"/)
     expect(send.code, send.stderr).toBe(1)
     expect(send.stderr).toMatch(/^utp-punch-rs: cancelled by the receiver at [\d.]+ of 20\.00 MB\n$/)
-    expect(fs.readdirSync(dir)).toEqual([])
+    expect(fs.readdirSync(dir)).toEqual(['big.bin.part'])
   }, 70_000)
 
   it('a sender that stops (SIGSTOP) fails the receiver within --idle-timeout, in the user\'s terms', async () => {
@@ -129,8 +129,8 @@ describe('utp-punch-rs send/receive: roles, cancel, inactivity', () => {
       const receive = await receiving
       const seconds = (Date.now() - stopped) / 1000
       expect(receive.code, receive.stdout + receive.stderr).toBe(1)
-      expect(receive.stdout).toMatch(/"code":"ERR_PEER_IDLE","message":"the sender stopped responding after [\d.]+ of 20\.00 MB \(nothing for 3 s\); removed the partial big\.bin\.part"/)
-      expect(fs.readdirSync(dir)).toEqual([])
+      expect(receive.stdout).toMatch(/"code":"ERR_PEER_IDLE","message":"the sender stopped responding after [\d.]+ of 20\.00 MB \(nothing for 3 s\); kept the partial big\.bin\.part \([\d.]+ of 20\.00 MB\): run the same receive again to resume"/)
+      expect(fs.readdirSync(dir)).toEqual(['big.bin.part'])
       // 3 s idle, plus what the relay still had queued (up to a few seconds at 2 MB/s), plus the exit
       expect(seconds).toBeLessThan(15)
     } finally {

@@ -11,6 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import type * as CliModule from '../bin/cli'
 import type * as IncomingModule from '../bin/incoming'
+import type * as LandingModule from '../bin/landing'
+import type * as ManifestModule from '../bin/manifest'
 import type * as CodeModule from '../lib/rendezvous/code'
 import { finish, start, type Run } from './helpers/cli'
 import { Node, requireFromRoot, root } from './helpers/utp'
@@ -119,10 +121,14 @@ async function liar (code: string, script: (socket: Duplex, lines: Lines) => Pro
   }
 }
 
-/** The sender's hello (transfer format 2), then its offer */
+/**
+ * The sender's hello (transfer format 3), its offer of one file, and (without waiting for the accept, as a liar
+ * does) the line that starts the data from byte 0
+ */
 function offer (socket: Duplex, name: string, size: number): void {
-  socket.write(JSON.stringify({ v: 2, role: 'send' }) + '\n')
-  socket.write(JSON.stringify({ name, size }) + '\n')
+  socket.write(JSON.stringify({ v: 3, role: 'send' }) + '\n')
+  socket.write(JSON.stringify({ entries: [{ path: name, size }], total: size }) + '\n')
+  socket.write(JSON.stringify({ start: [0] }) + '\n')
 }
 
 /** File bytes as the sender frames them: a data record ('D', a 4-byte big-endian length, the bytes) */
@@ -195,7 +201,7 @@ describe('utp-punch-rs receive refuses what it must not write', () => {
     // .bashrc into the default --out (the current directory); the others into --out DIR
     const cases = [
       { name: '.bashrc', why: 'it starts with a dot (a hidden or configuration file)', defaultOut: true },
-      { name: '../x', why: 'it contains a path separator', defaultOut: false },
+      { name: '../x', why: 'it contains ".."', defaultOut: false },
       { name: '..', why: 'it contains ".."', defaultOut: false },
       { name: 'nul.txt', why: 'it is a device name reserved by Windows', defaultOut: false },
       { name: '', why: 'it is empty', defaultOut: false }
@@ -407,8 +413,10 @@ describe('utp-punch-rs send and receive agree before anything is written', () =>
   })
 })
 
-describe('where a received file lands (bin/incoming.ts)', () => {
-  const { PartFile, sizeOption } = requireFromRoot('./dist/bin/incoming.js') as typeof IncomingModule
+describe('where a received file lands (bin/landing.ts)', () => {
+  const { sizeOption } = requireFromRoot('./dist/bin/incoming.js') as typeof IncomingModule
+  const { Landing } = requireFromRoot('./dist/bin/landing.js') as typeof LandingModule
+  const one = (name: string, size: number): ManifestModule.Manifest => ({ entries: [{ kind: 'file', path: name, size, exec: false }], total: size })
 
   it('a planted NAME.part link is not followed, and publishing never replaces', async () => {
     const dir = freshDir()
@@ -416,15 +424,20 @@ describe('where a received file lands (bin/incoming.ts)', () => {
     fs.writeFileSync(victim, 'keep me')
     fs.symlinkSync(victim, path.join(dir, 'file.bin.part'))
     fs.writeFileSync(path.join(dir, 'file.bin'), 'already here')
-    const part = await PartFile.create(dir, 'file.bin')
-    expect(path.basename(part.partPath)).toMatch(/^file\.bin\.[0-9a-f]{8}\.part$/)
-    await part.write(Buffer.from('new bytes'))
-    const saved = await part.publish()
+    // The link is neither written through nor removed: the offer is refused, saying why
+    await expect(Landing.inspect(dir, one('file.bin', 9))).rejects.toThrow('file.bin.part exists and is not a partial copy this receive can continue (a symbolic link)')
+    fs.unlinkSync(path.join(dir, 'file.bin.part'))
+    const landing = await Landing.inspect(dir, one('file.bin', 9))
+    await landing.prepare()
+    const writer = await landing.open(0, 0)
+    await writer.write(Buffer.from('new bytes'))
+    await writer.finish()
+    const [saved] = await landing.publish()
     expect(path.basename(saved)).toBe('file (1).bin')
     expect(fs.readFileSync(saved, 'utf8')).toBe('new bytes')
     expect(fs.readFileSync(victim, 'utf8')).toBe('keep me')
     expect(fs.readFileSync(path.join(dir, 'file.bin'), 'utf8')).toBe('already here')
-    expect(fs.readdirSync(dir).sort()).toEqual(['file (1).bin', 'file.bin', 'file.bin.part', 'victim.txt'])
+    expect(fs.readdirSync(dir).sort()).toEqual(['file (1).bin', 'file.bin', 'victim.txt'])
   })
 
   it('--max-size takes bytes and units', () => {
