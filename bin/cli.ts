@@ -32,8 +32,8 @@ const USAGE = `usage: utp-punch-rs <command> [options]
 
 commands:
   rendezvous   run a rendezvous (and relay) server
-  send FILE    send a file to the peer that runs \`receive\` with the same code
-  receive      receive a file from the peer that runs \`send\` with the same code
+  send PATH... send files and directories (or stdin, or a text) to the peer that runs \`receive\` with the same code
+  receive      receive them from the peer that runs \`send\` with the same code
   nat-check    report what kind of NAT this host is behind
   help [COMMAND]  this text, or a command's options (same as \`utp-punch-rs COMMAND --help\`)
 
@@ -53,16 +53,23 @@ or {"ok":false,"code","message","stage"}.`
 
 const HELP: Record<string, string> = {
   rendezvous: RENDEZVOUS_HELP + EXIT_STATUS,
-  send: `usage: utp-punch-rs send FILE --rendezvous HOST:PORT [--code CODE] [--port N] [--no-relay] [--timeout 60s] [--congestion ledbat|cubic] [--json]
+  send: `usage: utp-punch-rs send PATH... --rendezvous HOST:PORT [--code CODE] [--port N] [--no-relay] [--timeout 60s] [--congestion ledbat|cubic] [--json]
+       utp-punch-rs send - [--name NAME] ...      (stdin)
+       utp-punch-rs send --text MESSAGE ...
 
-Meets the receiver through the rendezvous server, then sends FILE over a direct (or relayed) uTP path.
+Meets the receiver through the rendezvous server, then sends the files and directories over a direct (or
+relayed) uTP path, streamed one after the other. Directories are walked without following links: symbolic
+links, special files and names receivers refuse (.git) inside them are skipped with a warning; empty
+directories are kept. A transfer that failed continues where it stopped when both sides run again.
 Without --code it makes a single-use code such as 4127-otter-pretzel-canoe and prints it on stderr with
 the command the receiver runs ("utp-punch-rs receive --rendezvous HOST:PORT --code CODE"; with --json, a
-line {"event":"code","code","command"}). Exits 0 only when the receiver accepted the file and got it intact
-(sha256 checked on both sides); a refusal by the receiver is a failure (ERR_REFUSED).
+line {"event":"code","code","command"}). Exits 0 only when the receiver accepted everything and got it intact
+(sha256 of each file checked on both sides); a refusal by the receiver is a failure (ERR_REFUSED).
 
   --rendezvous HOST:PORT  the rendezvous server
   --code CODE             use this code instead of a new one (the receiver uses it too)
+  --name NAME             the name stdin (send -) is offered under (default: stdin)
+  --text MESSAGE          send a text message (at most 64 KiB) instead of files: printed by the receiver
   --port N                local UDP port (default: any free port)
   --no-relay              fail instead of using the server's relay when punching fails
   --force-relay           skip hole punching, use the relay
@@ -79,19 +86,28 @@ ${TRANSFER_OUTPUT}
 ${EXIT_STATUS}`,
   receive: `usage: utp-punch-rs receive --rendezvous HOST:PORT --code CODE [--yes] [--out DIR] [--max-size SIZE] [--port N] [--no-relay] [--timeout 60s] [--congestion ledbat|cubic] [--json]
 
-Meets the sender through the rendezvous server, shows the file's name and size and asks before writing
-it into DIR. Refused without asking: names that are empty, start or end with a dot (.bashrc), contain
-a path separator or "..", or are Windows device names (CON, nul.txt); files larger than the free space
-or --max-size. Invisible and control characters in names (bidi overrides such as U+202E, zero-width and
-C0/C1 controls) become '_'. Nothing is ever overwritten: the file is written to a new NAME.part and
-then linked as NAME, or "NAME (1).EXT" if that exists by then. Exits 0 only when the file arrived intact
-(sha256 checked on both sides).
+Meets the sender through the rendezvous server, shows what it offers (names, number of files, size) and
+asks before writing it into DIR. Refused without asking, as a whole: a path with a component that is
+empty, starts or ends with a dot (.bashrc), contains "..", or is a Windows device name (CON, nul.txt);
+more than the free space or --max-size. Invisible and control characters in names (bidi overrides such
+as U+202E, zero-width and C0/C1 controls) become '_'. Nothing is ever overwritten: a file is written to
+NAME.part and then linked as NAME, or "NAME (1).EXT" if that exists by then; a directory is written to
+NAME.part/ and renamed to NAME (or "NAME (1)"). A text message is printed on stdout, not written. Exits 0
+only when everything arrived intact (sha256 of each file checked on both sides).
+
+Resume: when a transfer fails (the sender gone or silent, a cancel, either side killed), NAME.part is
+kept: "kept the partial NAME.part (X of Y MB): run the same receive again to resume". The next receive
+of the same offer into DIR continues each file from what is there once the sender confirmed those bytes
+are its own (sha256); a file that differs starts over. A NAME.part that is a link, another user's, or
+larger than offered is never touched: the offer is refused (ERR_PART_EXISTS). Data proven bad (sha256
+mismatch, protocol error) and streams are removed instead.
 
   --rendezvous HOST:PORT  the rendezvous server
   --code CODE             the code the sender printed
   --yes, -y               accept without asking (required where nobody can answer: stdin or stderr is
                           not a terminal, or --json; otherwise receive exits 2 before connecting)
-  --out DIR               directory to write into (default: the current directory)
+  --out DIR               directory to write into (default: the current directory); --out - writes a
+                          single file or stream to stdout (the summary then goes to stderr)
   --max-size SIZE         refuse larger files: bytes, or 500M, 10G (powers of 1000), 2GiB (of 1024)
   --port N                local UDP port (default: any free port)
   --no-relay              fail instead of using the server's relay when punching fails
