@@ -101,6 +101,41 @@ describe('utp-punch-rs receive continues what a failed run kept', () => {
     expect(sha256(path.join(dir, 'big.bin'))).toBe(sha256(src))
   }, 60_000)
 
+  it('SIGKILL of the receiver half-way: its .part is on disk, and the next receive continues it', async () => {
+    // A server of its own: the relays of the first test may still be allocated (the server limits them per network)
+    const own = await startRendezvous(['--relay-rate', '20000000'])
+    try {
+      const dir = fs.mkdtempSync(path.join(tmp, 'out-'))
+      const code = `killed-${randomBytes(4).toString('hex')}`
+      const relayed = ['--rendezvous', own.addr, '--code', code, '--force-relay', '--timeout', '20s']
+      const receiver = start(['receive', ...relayed, '--yes', '--out', dir, '--json'])
+      const receiving = finish(receiver, 40_000)
+      const sending = finish(start(['send', src, ...relayed, '--idle-timeout', '2s']), 40_000)
+      await progressed(receiver, 0.4)
+      receiver.kill('SIGKILL')
+      const [, send] = await Promise.all([receiving, sending])
+      expect(send.code).toBe(1)
+      expect(send.stderr).toMatch(/^utp-punch-rs: the receiver stopped responding after [\d.]+ of 67\.11 MB \(nothing for 2 s\)\n$/)
+      expect(fs.readdirSync(dir)).toEqual(['big.bin.part'])
+      const kept = fs.statSync(path.join(dir, 'big.bin.part')).size
+      // What the killed receiver had written (its last unwritten batch is lost, not corrupted)
+      expect(kept).toBeGreaterThan(0.2 * SIZE)
+      const code2 = `killed-${randomBytes(4).toString('hex')}`
+      const again = ['--rendezvous', own.addr, '--code', code2, '--timeout', '20s']
+      const [send2, receive2] = await Promise.all([
+        finish(start(['send', src, ...again, '--json']), 40_000),
+        finish(start(['receive', ...again, '--yes', '--out', dir, '--json']), 40_000)
+      ])
+      expect([send2.code, receive2.code]).toEqual([0, 0])
+      // Before (main): no resumedFrom, all 64 MiB moved again into a random "big.bin.<hex>.part"
+      expect(result(receive2)).toMatchObject({ ok: true, resumedFrom: kept, bytes: SIZE - kept, sha256: sha256(src) })
+      expect(sha256(path.join(dir, 'big.bin'))).toBe(sha256(src))
+    } finally {
+      own.child.kill('SIGTERM')
+      await own.exit
+    }
+  }, 60_000)
+
   it('a kept .part whose bytes differ from the sender\'s file starts over and still arrives intact', async () => {
     const dir = fs.mkdtempSync(path.join(tmp, 'out-'))
     const small = path.join(tmp, 'small.bin')
