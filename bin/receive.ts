@@ -18,6 +18,9 @@ import { cancelLine, isCode, LINE_START, MAX_RECORD, peerCancelled, Reader, RECO
 /** While a stream of unknown size arrives, free space is checked again after this many bytes */
 const SPACE_CHECK_EVERY = 64 << 20
 
+/** Errors after which the sender is not told why: it is gone, or it ended the transfer itself */
+const PEER_ENDED = new Set(['ERR_PEER_CANCELLED', 'ERR_PEER_IDLE', 'ERR_TRANSFER_CLOSED'])
+
 /** Errors that prove the received data bad: its .part files are removed instead of kept */
 const PROVEN_BAD = new Set(['ERR_SHA256_MISMATCH', 'ERR_TRANSFER_PROTOCOL'])
 
@@ -34,6 +37,7 @@ export async function receiveFiles (socket: Duplex, dir: string, o: ReceiveOptio
     ? `the sender stopped responding before the transfer started (nothing for ${s} s)`
     : `the sender stopped responding after ${progressText(done, m.total)} (nothing for ${s} s)`)
   let progress = noProgress
+  let verdictSent = false
   const t0 = Date.now()
   try {
     await hello(socket, reader, guard, 'receive')
@@ -87,6 +91,7 @@ export async function receiveFiles (socket: Duplex, dir: string, o: ReceiveOptio
         await target.write(chunk)
       }, o.stdout === undefined ? dir : null)
       if (sha256.theirs !== sha256.ours) {
+        verdictSent = true
         await writeLine(socket, { ok: false, sha256: sha256.ours, code: 'ERR_SHA256_MISMATCH', message: `sha256 mismatch for ${f.path}` })
         throw new CliError('ERR_SHA256_MISMATCH', `sha256 mismatch${files.length > 1 ? ` in ${f.path}` : ''}: the file was corrupted on the way`)
       }
@@ -100,6 +105,7 @@ export async function receiveFiles (socket: Duplex, dir: string, o: ReceiveOptio
     try {
       saved = landing === undefined ? ['-'] : await landing.publish()
     } catch (e) {
+      verdictSent = true
       await writeLine(socket, { ok: false, sha256, code: 'ERR_SAVE', message: 'the receiver could not save the files' }).catch(() => {})
       throw e
     }
@@ -109,6 +115,7 @@ export async function receiveFiles (socket: Duplex, dir: string, o: ReceiveOptio
     return { name: shortName(m), bytes: received, resumedFrom, ...counts(m), seconds: (Date.now() - t0) / 1000, sha256, saved }
   } catch (e) {
     if (isCode(e, 'ERR_CANCELLED')) await sendCancel(socket, cancelLine(done))
+    else if (m !== undefined && !verdictSent && !PEER_ENDED.has(String((e as { code?: unknown } | null)?.code))) await refuse(socket, e)
     await sink?.abandon()
     if (landing === undefined || m === undefined || !await landing.anyOnDisk()) throw e
     const code = (e as { code?: unknown } | null)?.code
@@ -164,7 +171,7 @@ async function receiveOne (reader: Reader, guard: TransferGuard, f: FileEntry, s
     if (size === null && spaceDir !== null && got >= nextSpaceCheck) {
       nextSpaceCheck = got + SPACE_CHECK_EVERY
       const free = await freeSpace(spaceDir)
-      if (free !== null && free < SPACE_CHECK_EVERY) throw new CliError('ERR_NO_SPACE', `stopped a stream after ${humanBytes(got)}: only ${humanBytes(free)} free in ${spaceDir}`)
+      if (free !== null && free < SPACE_CHECK_EVERY) throw new CliError('ERR_NO_SPACE', `stopped a stream after ${humanBytes(got)}: only ${humanBytes(free)} free in ${spaceDir}`, undefined, `stopped a stream after ${humanBytes(got)}: not enough free space`)
     }
   }
   const next = await guard.run(reader.peek('checksum'))
