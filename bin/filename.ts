@@ -9,7 +9,7 @@
 
 import { CliError } from './args'
 
-/** Longest accepted name in UTF-8 bytes: room for the ".<hex>.part" and " (999)" suffixes within 255 */
+/** Longest accepted name in UTF-8 bytes: room for the ".part" and " (999)" suffixes within 255 */
 export const MAX_NAME_BYTES = 200
 
 /**

@@ -53,7 +53,8 @@ export async function receiveFiles (socket: Duplex, dir: string, o: ReceiveOptio
         throw new CliError('ERR_NOT_A_FILE', `refused ${describe(offered)}: --out - writes a single file to stdout, not directories or several files`)
       }
       const what = files.length === 1 ? 'a file' : `${files.length} files`
-      if (o.stdout === undefined) landing = await Landing.inspect(dir, offered)
+      // Hashing what a failed run kept takes a while for big files: that is not the sender going quiet
+      if (o.stdout === undefined) landing = await guard.whilePaused(Landing.inspect(dir, offered))
       const kept = landing?.keptBytes() ?? 0
       if (offered.total !== null) await checkRoom(o.stdout === undefined ? dir : '', offered.total, o.maxSize, o.stdout === undefined ? offered.total - kept : 0, what)
       const summary = describe(offered).replace(/\)$/, kept > 0 ? `, ${humanBytes(kept)} kept from before)` : ')')
@@ -66,7 +67,8 @@ export async function receiveFiles (socket: Duplex, dir: string, o: ReceiveOptio
     m = offered
     const files = fileEntries(m)
     await guard.run(writeLine(socket, { accept: true, resume: files.map((_, i) => resumePoint(landing?.slots[i].kept ?? null)) }))
-    const starts = readStarts(await guard.run(reader.line('start', MAX_OFFER_LINE)), files, landing)
+    // The sender hashes its first bytes of each file we have part of before it answers: not idle either
+    const starts = readStarts(await guard.whilePaused(reader.line('start', MAX_OFFER_LINE)), files, landing)
     for (const [i, start] of starts.entries()) {
       const kept = landing?.slots[i].kept
       if (kept != null && kept.at > 0 && start === 0) o.note?.(`${landing?.slots[i].shown ?? ''}: the partial copy differs from the sender's file; receiving it from the start`)

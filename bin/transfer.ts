@@ -199,8 +199,8 @@ export async function sendFiles (socket: Duplex, m: Manifest, o: SendOptions = {
     const starts: number[] = []
     const hashes: Hash[] = []
     for (const [i, f] of files.entries()) {
-      const s = f.source === '-' || f.size === null ? { start: 0, hash: createHash('sha256'), differs: false } : await guard.run(senderStart(f.source as string, f.size, points[i]))
-      guard.touch()
+      // Hashing our first bytes of a big file takes a while: that is not the receiver going quiet
+      const s = f.source === '-' || f.size === null ? { start: 0, hash: createHash('sha256'), differs: false } : await guard.whilePaused(senderStart(f.source as string, f.size, points[i]))
       if (s.differs) o.note?.(`${f.path}: the receiver's partial copy differs from this file; sending it from the start`)
       else if (s.start > 0) o.note?.(`${f.path}: the receiver has ${progressText(s.start, f.size)}; continuing from there`)
       starts.push(s.start)
