@@ -300,8 +300,8 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
   // Chatter only on a terminal (and never with --json): pipes get the summary and plain progress lines
   const tty = io.stderr.isTTY === true && !json
   const mode: ProgressMode = o.progress === false ? 'off' : json ? 'json' : autoMode(io.stderr)
-  const makeProgress = (label: string, name: string, total: number): Progress =>
-    new Progress(label, name, total, { mode, out: json ? io.stdout : io.stderr })
+  const makeProgress = (label: string, name: string, total: number | null, initial: number): Progress =>
+    new Progress(label, name, total, { mode, out: json ? io.stdout : io.stderr, initial })
   const node = new Node(congestion === undefined ? {} : { congestion })
   node.on('error', () => { /* reported through the rendezvous or the socket */ })
   let met: RendezvousResult<Node, SecureSocket> | undefined

@@ -16,6 +16,8 @@ export interface ProgressOptions {
   intervalMs?: number
   /** The clock (tests) */
   now?: () => number
+  /** Bytes already there when the transfer starts (a resumed one): the rate counts only what moves now */
+  initial?: number
 }
 
 /** The progress mode for a stream: a bar on a terminal, plain lines otherwise */
@@ -44,16 +46,18 @@ export class Progress implements ProgressSink {
   private _printed = false
   /** Recent (time, bytes) samples for the rate */
   private readonly _samples: Array<[number, number]> = []
+  private readonly _initial: number
 
-  /** `label` is the verb ('sending'), `name` the file name */
-  constructor (private readonly _label: string, private readonly _name: string, private readonly _total: number, o: ProgressOptions) {
+  /** `label` is the verb ('sending'), `name` the file name, `total` null when unknown (a stream) */
+  constructor (private readonly _label: string, private readonly _name: string, private readonly _total: number | null, o: ProgressOptions) {
     this._mode = o.mode
     this._out = o.out
     this._interval = o.intervalMs ?? (o.mode === 'bar' ? 100 : o.mode === 'json' ? 1000 : 5000)
     this._now = o.now ?? Date.now
     this._t0 = this._now()
     this._last = this._t0
-    this._samples.push([this._t0, 0])
+    this._initial = o.initial ?? 0
+    this._samples.push([this._t0, this._initial])
   }
 
   get enabled (): boolean {
@@ -72,20 +76,25 @@ export class Progress implements ProgressSink {
     this._last = now
     this._sample(now, done)
     const rate = this._rate(now, done)
-    const eta = rate > 0 && done < this._total ? (this._total - done) / rate : done >= this._total ? 0 : undefined
-    const pct = this._total > 0 ? Math.min(100, (done / this._total) * 100) : 100
+    const total = this._total
+    if (total === null) {
+      this._unknownTotal(now, done, rate)
+      return
+    }
+    const eta = rate > 0 && done < total ? (total - done) / rate : done >= total ? 0 : undefined
+    const pct = total > 0 ? Math.min(100, (done / total) * 100) : 100
     switch (this._mode) {
       case 'bar': {
         const filled = Math.round((pct / 100) * WIDTH)
         const bar = '#'.repeat(filled) + '.'.repeat(WIDTH - filled)
-        const line = `${this._label} ${this._name} [${bar}] ${pct.toFixed(0).padStart(3)}% ${mb(done)}/${mb(this._total)} MB ` +
+        const line = `${this._label} ${this._name} [${bar}] ${pct.toFixed(0).padStart(3)}% ${mb(done)}/${mb(total)} MB ` +
           `${mb(rate)} MB/s ETA ${clock(eta)}`
         this._out.write(`\r${line}\x1b[K`)
         this._drawn = true
         return
       }
       case 'lines':
-        this._out.write(`${this._label} ${this._name}: ${pct.toFixed(0)}% (${mb(done)} of ${mb(this._total)} MB), ${mb(rate)} MB/s, ETA ${clock(eta)}\n`)
+        this._out.write(`${this._label} ${this._name}: ${pct.toFixed(0)}% (${mb(done)} of ${mb(total)} MB), ${mb(rate)} MB/s, ETA ${clock(eta)}\n`)
         return
       case 'json':
         this._out.write(JSON.stringify({
@@ -97,6 +106,19 @@ export class Progress implements ProgressSink {
           megabytesPerSecond: round(rate / 1e6, 3),
           etaSeconds: eta === undefined ? null : round(eta, 1)
         }) + '\n')
+    }
+  }
+
+  /** A stream of unknown size: bytes and rate, no percentage or ETA */
+  private _unknownTotal (now: number, done: number, rate: number): void {
+    const text = `${this._label} ${this._name}: ${mb(done)} MB, ${mb(rate)} MB/s`
+    if (this._mode === 'bar') {
+      this._out.write(`\r${text}\x1b[K`)
+      this._drawn = true
+    } else if (this._mode === 'lines') {
+      this._out.write(`${text}\n`)
+    } else {
+      this._out.write(JSON.stringify({ event: 'progress', name: this._name, bytes: done, total: null, seconds: round((now - this._t0) / 1000, 3), megabytesPerSecond: round(rate / 1e6, 3), etaSeconds: null }) + '\n')
     }
   }
 
@@ -116,7 +138,7 @@ export class Progress implements ProgressSink {
     const [t, d] = this._samples[0]
     const span = now - t
     if (span >= 500) return ((done - d) * 1000) / span
-    return (done * 1000) / Math.max(1, now - this._t0)
+    return ((done - this._initial) * 1000) / Math.max(1, now - this._t0)
   }
 }
 

@@ -75,7 +75,7 @@ export async function receiveFiles (socket: Duplex, dir: string, o: ReceiveOptio
     }
     const resumedFrom = starts.reduce((a, b) => a + b, 0)
     done = resumedFrom
-    progress = o.makeProgress?.('receiving', shortName(m), m.total ?? 0) ?? noProgress
+    progress = o.makeProgress?.('receiving', shortName(m), m.total, resumedFrom) ?? noProgress
     progress.update(done)
     const digests: string[] = []
     let received = 0

@@ -52,8 +52,8 @@ export const TRANSFER_VERSION = 3
 /** Longest text message, in UTF-8 bytes */
 export const MAX_TEXT = 64 * 1024
 
-/** Makes the progress display of one transfer: `label` is 'sending' or 'receiving' */
-export type ProgressFactory = (label: string, name: string, total: number) => ProgressSink
+/** Makes the progress display of one transfer: `label` is 'sending' or 'receiving', `initial` the bytes resumed */
+export type ProgressFactory = (label: string, name: string, total: number | null, initial: number) => ProgressSink
 
 export interface TransferResult {
   /** The top-level names, comma-separated ("text" for a message) */
@@ -210,7 +210,7 @@ export async function sendFiles (socket: Duplex, m: Manifest, o: SendOptions = {
     await guard.run(writeLine(socket, { start: starts }))
     phase = 'data'
     done = resumedFrom
-    progress = o.makeProgress?.('sending', name, total ?? 0) ?? noProgress
+    progress = o.makeProgress?.('sending', name, total, resumedFrom) ?? noProgress
     progress.update(done)
     // The receiver's next line is its verdict (early when a file arrived damaged), or a cancel at any time
     const verdict = reader.line('confirmation') as Promise<Verdict>

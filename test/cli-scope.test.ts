@@ -6,11 +6,14 @@ import { createHash, randomBytes } from 'crypto'
 import * as fs from 'fs'
 import * as os from 'os'
 import * as path from 'path'
-import type { Duplex } from 'stream'
+import { Writable, type Duplex } from 'stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+import type * as ProgressModule from '../bin/progress'
 import { BIN, finish, start, startRendezvous, type CliServer, type Run } from './helpers/cli'
-import { Node } from './helpers/utp'
+import { Node, requireFromRoot } from './helpers/utp'
+
+const { Progress } = requireFromRoot('./dist/bin/progress.js') as typeof ProgressModule
 
 let tmp = ''
 let server: CliServer
@@ -171,5 +174,28 @@ describe('utp-punch-rs receive refuses an offer with one bad path, whole', () =>
     expect(answer.trim().split('\n').map(l => JSON.parse(l) as unknown).pop()).toEqual({ ok: false, code: 'ERR_UNSAFE_NAME', message: 'refused the name "ok/../../x": it contains ".."' })
     expect(fs.readdirSync(parent)).toEqual(['inbox'])
     expect(fs.readdirSync(dir)).toEqual([])
+  })
+})
+
+describe('progress of a stream and of a resumed transfer', () => {
+  it('a stream of unknown size shows bytes and rate, no percentage; resumed bytes do not count toward the rate', () => {
+    let now = 0
+    let text = ''
+    const out = new Writable({
+      write (chunk: Buffer, _enc, cb) {
+        text += chunk.toString()
+        cb()
+      }
+    })
+    const stream = new Progress('receiving', 'stdin', null, { mode: 'lines', out, now: () => now })
+    for (now = 0; now <= 5000; now += 500) stream.update(now * 1000) // 1 MB/s
+    // Before: the total was passed as 0, shown as "100% (5.00 of 0.00 MB)"
+    expect(text).toBe('receiving stdin: 5.00 MB, 1.00 MB/s\n')
+    text = ''
+    now = 0
+    const resumed = new Progress('sending', 'big.bin', 100e6, { mode: 'lines', out, now: () => now, initial: 50e6 })
+    for (now = 0; now <= 5000; now += 500) resumed.update(50e6 + now * 1000)
+    // Before: the 50 MB already there counted as moved in the first seconds (a rate of ~11 MB/s)
+    expect(text).toBe('sending big.bin: 55% (55.00 of 100 MB), 1.00 MB/s, ETA 0:45\n')
   })
 })
