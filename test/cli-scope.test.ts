@@ -146,34 +146,52 @@ describe('utp-punch-rs send PATH...: directories and several files', () => {
   })
 })
 
-describe('utp-punch-rs receive refuses an offer with one bad path, whole', () => {
-  it('an entry "../x" among good ones: refused before anything is written', async () => {
+/** A sender built on the library, speaking the transfer format by hand: writes `lines`, returns what came back */
+async function fakeSender (code: string, lines: object[]): Promise<unknown[]> {
+  const node = new Node()
+  node.on('error', () => {})
+  await node.bindAsync(0)
+  const met = await node.rendezvous({ server: server.addr, code, timeoutMs: 20_000 })
+  const socket = met.socket as Duplex
+  socket.on('error', () => {})
+  let answer = ''
+  socket.on('data', (d: Buffer) => { answer += d.toString() })
+  for (const line of lines) socket.write(JSON.stringify(line) + '\n')
+  await new Promise<void>((resolve) => {
+    socket.once('close', resolve)
+    socket.once('end', resolve)
+    setTimeout(resolve, 5000)
+  })
+  socket.destroy()
+  await Promise.all([node.closeAsync(), met.node !== node ? met.node.closeAsync() : undefined])
+  return answer.trim().split('\n').map(l => JSON.parse(l) as unknown)
+}
+
+describe('utp-punch-rs receive against senders speaking the format by hand', () => {
+  it('an entry "../x" among good ones: the whole offer is refused before anything is written', async () => {
     const parent = fs.mkdtempSync(path.join(tmp, 'out-'))
     const dir = path.join(parent, 'inbox')
     fs.mkdirSync(dir)
     const code = newCode()
     const receiving = finish(start(['receive', ...peer(code), '--yes', '--out', dir]))
-    // A sender built on the library, speaking the transfer format by hand
-    const node = new Node()
-    node.on('error', () => {})
-    await node.bindAsync(0)
-    const met = await node.rendezvous({ server: server.addr, code, timeoutMs: 20_000 })
-    const socket = met.socket as Duplex
-    socket.on('error', () => {})
-    let answer = ''
-    socket.on('data', (d: Buffer) => { answer += d.toString() })
-    socket.write(JSON.stringify({ v: 3, role: 'send' }) + '\n')
     const entries = [{ path: 'ok', dir: true }, { path: 'ok/a.txt', size: 2 }, { path: 'ok/../../x', size: 2 }]
-    socket.write(JSON.stringify({ entries, total: 4 }) + '\n')
+    const answer = await fakeSender(code, [{ v: 3, role: 'send' }, { entries, total: 4 }])
     const r = await receiving
-    await new Promise((resolve) => setTimeout(resolve, 200))
-    socket.destroy()
-    await Promise.all([node.closeAsync(), met.node !== node ? met.node.closeAsync() : undefined])
-    // Before (main): the offer (no "name") was "invalid" — and main had no entries at all
+    // Before (main): the offer (no "name") was "invalid" — main had no entries at all
     expect([r.code, r.stderr]).toEqual([1, 'utp-punch-rs: refused the name "ok/../../x": it contains ".."\n'])
-    expect(answer.trim().split('\n').map(l => JSON.parse(l) as unknown).pop()).toEqual({ ok: false, code: 'ERR_UNSAFE_NAME', message: 'refused the name "ok/../../x": it contains ".."' })
+    expect(answer.pop()).toEqual({ ok: false, code: 'ERR_UNSAFE_NAME', message: 'refused the name "ok/../../x": it contains ".."' })
     expect(fs.readdirSync(parent)).toEqual(['inbox'])
     expect(fs.readdirSync(dir)).toEqual([])
+  })
+
+  it('a sender of transfer format 2 is told to run the same version', async () => {
+    const code = newCode()
+    const receiving = finish(start(['receive', ...peer(code), '--yes', '--out', tmp]))
+    const answer = await fakeSender(code, [{ v: 2, role: 'send' }, { name: 'old.bin', size: 3 }])
+    const r = await receiving
+    // Before (main): format 2 was this version: the offer was accepted and the receiver waited for its bytes
+    expect([r.code, r.stderr]).toEqual([1, 'utp-punch-rs: the other side speaks transfer format 2, this one speaks 3: run the same utp-punch-rs version on both sides\n'])
+    expect(answer).toEqual([{ v: 3, role: 'receive' }])
   })
 })
 
