@@ -71,6 +71,8 @@ export function sendableName (file: string): string {
 export async function walk (paths: readonly string[], warn: (line: string) => void, stdinName = 'stdin'): Promise<Manifest> {
   const entries: Entry[] = []
   const tops = new Set<string>()
+  /** Paths as a receiver compares them (one name on case-insensitive file systems too) */
+  const taken = new Set<string>()
   let total: number | null = 0
   const add = (e: Entry): void => {
     if (entries.length >= MAX_ENTRIES) throw new CliError('ERR_TOO_MANY', `more than ${MAX_ENTRIES} files and directories: send them as an archive`)
@@ -90,6 +92,11 @@ export async function walk (paths: readonly string[], warn: (line: string) => vo
         continue
       }
       const childRel = `${rel}/${clean}`
+      if (taken.has(pathKey(childRel))) {
+        warn(`skipped ${child}: another entry has the same name (ignoring case or the characters replaced with '_')`)
+        continue
+      }
+      if (st.isDirectory() || st.isFile()) taken.add(pathKey(childRel))
       if (st.isDirectory()) {
         add({ kind: 'dir', path: childRel })
         await visit(child, childRel)
@@ -102,8 +109,9 @@ export async function walk (paths: readonly string[], warn: (line: string) => vo
   }
   for (const p of paths) {
     const name = p === '-' ? receivedName(stdinName) : sendableName(p)
-    if (tops.has(name)) throw new CliError('ERR_DUPLICATE_NAME', `two of the paths to send are named ${name}: the receiver would get only one`)
-    tops.add(name)
+    if (tops.has(pathKey(name))) throw new CliError('ERR_DUPLICATE_NAME', `two of the paths to send are named ${name}: the receiver would get only one`)
+    tops.add(pathKey(name))
+    taken.add(pathKey(name))
     if (p === '-') {
       add({ kind: 'file', path: name, size: null, exec: false, source: '-' })
       continue
@@ -126,6 +134,11 @@ export async function walk (paths: readonly string[], warn: (line: string) => vo
 /** The manifest as the offer carries it */
 export function offerEntries (m: Manifest): object[] {
   return m.entries.map(e => e.kind === 'dir' ? { path: e.path, dir: true } : { path: e.path, size: e.size, ...(e.exec ? { x: true } : {}) })
+}
+
+/** A path as names are compared: one name on case-insensitive file systems too */
+function pathKey (p: string): string {
+  return p.normalize('NFC').toLowerCase()
 }
 
 function invalid (why: string): CliError {
@@ -152,7 +165,7 @@ export function readManifest (rawEntries: unknown, rawTotal: unknown): Manifest 
       throw receivedNameError(raw.path, 'it is an absolute path')
     }
     const clean = raw.path.split('/').map(part => componentName(part, raw.path as string)).join('/')
-    const key = clean.normalize('NFC').toLowerCase() // one name on case-insensitive file systems too
+    const key = pathKey(clean)
     if (seen.has(key)) throw invalid(`two entries are named ${clean}`)
     seen.add(key)
     const parent = clean.includes('/') ? clean.slice(0, clean.lastIndexOf('/')) : null

@@ -189,7 +189,9 @@ export async function sendFiles (socket: Duplex, m: Manifest, o: SendOptions = {
   let sent = 0
   try {
     await hello(socket, reader, guard, 'send')
-    await guard.run(writeLine(socket, { entries: offerEntries(m), total }))
+    const offer = JSON.stringify({ entries: offerEntries(m), total })
+    if (Buffer.byteLength(offer) >= MAX_OFFER_LINE) throw new CliError('ERR_TOO_MANY', `the list of files is longer than ${MAX_OFFER_LINE} bytes: send them as an archive`)
+    await guard.run(write(socket, Buffer.from(offer + '\n')))
     // The receiver's user may take their time: that is not the peer going quiet
     const answer = await guard.whilePaused(reader.line('answer to the offer', MAX_OFFER_LINE)) as Verdict & { accept?: unknown, resume?: unknown }
     const early = peerCancelled(answer, 'receiver', 0, total ?? undefined)
