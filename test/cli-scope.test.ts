@@ -9,11 +9,13 @@ import * as path from 'path'
 import { Writable, type Duplex } from 'stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+import type * as ManifestModule from '../bin/manifest'
 import type * as ProgressModule from '../bin/progress'
 import { BIN, finish, start, startRendezvous, type CliServer, type Run } from './helpers/cli'
 import { Node, requireFromRoot } from './helpers/utp'
 
 const { Progress } = requireFromRoot('./dist/bin/progress.js') as typeof ProgressModule
+const { walk } = requireFromRoot('./dist/bin/manifest.js') as typeof ManifestModule
 
 let tmp = ''
 let server: CliServer
@@ -192,6 +194,20 @@ describe('utp-punch-rs receive against senders speaking the format by hand', () 
     // Before (main): format 2 was this version: the offer was accepted and the receiver waited for its bytes
     expect([r.code, r.stderr]).toEqual([1, 'utp-punch-rs: the other side speaks transfer format 2, this one speaks 3: run the same utp-punch-rs version on both sides\n'])
     expect(answer).toEqual([{ v: 3, role: 'receive' }])
+  })
+})
+
+describe('what send offers for a directory (bin/manifest.ts)', () => {
+  it('names a receiver would take as one (case, characters replaced with "_") are skipped with a warning', async () => {
+    const d = fs.mkdtempSync(path.join(tmp, 'names-'))
+    for (const name of ['A.txt', 'a.txt', 'b?.txt', 'b_.txt', 'c.txt']) fs.writeFileSync(path.join(d, name), name)
+    const warnings: string[] = []
+    const m = await walk([d], (line) => warnings.push(line))
+    const top = path.basename(d)
+    // Before: both were offered, and the receiver refused the whole offer ("two entries are named a.txt")
+    expect(m.entries.map(e => e.path)).toEqual([top, `${top}/A.txt`, `${top}/b_.txt`, `${top}/c.txt`])
+    expect(warnings).toEqual([path.join(d, 'a.txt'), path.join(d, 'b_.txt')].map(p => `skipped ${p}: another entry has the same name (ignoring case or the characters replaced with '_')`))
+    expect(m.total).toBe(16) // A.txt, b?.txt (offered as b_.txt), c.txt
   })
 })
 
