@@ -319,9 +319,15 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
     if (tty) io.stderr.write(`waiting for the peer (code ${code}) via ${server}...\n`)
     if (json) jsonLine(io, { event: 'waiting', server, port: local.port })
     try {
-      met = await untilCancelled(rendezvous(node, { server, code, timeoutMs, relay: o.relay !== false, forceRelay: o['force-relay'] === true }), cancel.signal)
+      met = await untilCancelled(rendezvous(node, { server, code, side: command, timeoutMs, relay: o.relay !== false, forceRelay: o['force-relay'] === true }), cancel.signal)
     } catch (e) {
       if (codeOf(e) === 'ERR_CANCELLED') throw e
+      if (codeOf(e) === 'ERR_SAME_ROLE') {
+        // The server refused us, not the code: the peer already there keeps waiting for its real counterpart
+        throw new CliError('ERR_SAME_ROLE', command === 'send'
+          ? 'another sender is already waiting with this code: the other side must run receive (that sender keeps waiting)'
+          : 'another receiver is already waiting with this code: the other side must run send (that receiver keeps waiting)', 'rendezvous')
+      }
       throw new CliError(codeOf(e), oneLine(e), 'rendezvous')
     }
     const encrypted = met.encrypted

@@ -70,17 +70,32 @@ const peerArgs = async (code: string): Promise<string[]> => ['--rendezvous', awa
 
 describe('utp-punch-rs send/receive: roles, cancel, inactivity', () => {
   it.each([
-    ['receive', 'the other side is also receiving: one side must run send'],
-    ['send', 'the other side is also sending: one side must run receive']
-  ])('two %ss with one code fail fast: "%s"', async (role, message) => {
+    ['receive', 'another receiver is already waiting with this code: the other side must run send (that receiver keeps waiting)'],
+    ['send', 'another sender is already waiting with this code: the other side must run receive (that sender keeps waiting)']
+  ])('two %ss with one code: the second fails fast at the server, "%s"; the first then gets its peer', async (role, message) => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'out-'))
     const args = await peerArgs(newCode())
-    const command = role === 'send' ? ['send', src, ...args] : ['receive', ...args, '--yes', '--out', tmp]
+    const small = path.join(dir, 'small.bin')
+    fs.writeFileSync(small, randomBytes(50_000))
+    const inbox = fs.mkdtempSync(path.join(tmp, 'in-'))
+    const sendCmd = ['send', small, ...args]
+    const receiveCmd = ['receive', ...args, '--yes', '--out', inbox]
+    const same = role === 'send' ? sendCmd : receiveCmd
+    const first = start(same)
+    const firstDone = finish(first, 30_000)
+    await new Promise(resolve => setTimeout(resolve, 500)) // registered
     const t0 = Date.now()
-    const [a, b] = await Promise.all([finish(start(command), 30_000), finish(start(command), 30_000)])
+    const second = await finish(start(same), 30_000)
     const seconds = (Date.now() - t0) / 1000
-    expect([a.code, b.code]).toEqual([1, 1])
-    for (const r of [a, b]) expect(r.stderr).toContain(message)
-    expect(seconds).toBeLessThan(10)
+    // Before (main at 5554e7a): both paired, the code was spent, and both failed in the transfer's hello
+    expect(second.code, second.stderr).toBe(1)
+    expect(second.stderr).toBe(`utp-punch-rs: rendezvous failed (ERR_SAME_ROLE): ${message}\n`)
+    expect(seconds).toBeLessThan(3)
+    // The code still works: the first one completes with a peer of the other role
+    const other = await finish(start(role === 'send' ? receiveCmd : sendCmd), 30_000)
+    const done = await firstDone
+    expect([done.code, other.code], done.stderr + other.stderr).toEqual([0, 0])
+    expect(fs.readFileSync(path.join(inbox, 'small.bin')).equals(fs.readFileSync(small))).toBe(true)
   }, 40_000)
 
   it('SIGINT to the sender mid-transfer: sender exits 130, receiver 1 "cancelled by the sender at X of Y", .part kept', async () => {

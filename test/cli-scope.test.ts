@@ -186,6 +186,16 @@ describe('utp-punch-rs receive against senders speaking the format by hand', () 
     expect(fs.readdirSync(dir)).toEqual([])
   })
 
+  it('a peer that did not declare its side at the server and also receives fails in the hello', async () => {
+    const code = newCode()
+    const receiving = finish(start(['receive', ...peer(code), '--yes', '--out', tmp]))
+    // A library peer without `side` passes the server's check: the transfer's own hello is the second line
+    const answer = await fakeSender(code, [{ v: 3, role: 'receive' }])
+    const r = await receiving
+    expect([r.code, r.stderr]).toEqual([1, 'utp-punch-rs: the other side is also receiving: one side must run send\n'])
+    expect(answer).toEqual([{ v: 3, role: 'receive' }])
+  })
+
   it('a sender of transfer format 2 is told to run the same version', async () => {
     const code = newCode()
     const receiving = finish(start(['receive', ...peer(code), '--yes', '--out', tmp]))

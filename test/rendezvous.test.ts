@@ -385,6 +385,27 @@ describe('rendezvous()', () => {
     await expect(rendezvous(a, { server: '127.0.0.1:1', code: '' })).rejects.toThrow(TypeError)
     await expect(rendezvous(a, { server: '127.0.0.1:1', code: 'x', timeoutMs: -1 })).rejects.toThrow(RangeError)
     await expect(rendezvous(a, { server: '127.0.0.1:1', code: 'x', encrypt: 'yes' as unknown as boolean })).rejects.toThrow(TypeError)
+    await expect(rendezvous(a, { server: '127.0.0.1:1', code: 'x', side: 'Send' })).rejects.toThrow(/lowercase token/)
+  })
+
+  it('a second peer declaring the same side is refused at once (ERR_SAME_ROLE); the first still pairs with the other side', async () => {
+    const { server, addr } = await startServer()
+    const [a, b] = await nodes()
+    const c = makeNode()
+    const code = '905-amber-kettle-frost'
+    const first = rendezvous(a, { server: addr, code, side: 'send' })
+    await sleep(100)
+    const t0 = Date.now()
+    const err = await rendezvous(b, { server: addr, code, side: 'send', timeoutMs: 20_000 }).then(() => null, (e: { code?: string, side?: string }) => e)
+    // Before the server checked sides (main at 5554e7a): the two senders paired, the code was spent, and only the
+    // application could notice afterwards
+    expect(err).toMatchObject({ code: 'ERR_SAME_ROLE', side: 'send' })
+    expect(Date.now() - t0).toBeLessThan(2000)
+    expect(server.stats()).toMatchObject({ pairings: 0, refusals: { ERR_SAME_ROLE: 1 } })
+    // The code is not spent: the waiting sender pairs with a receiver, and the stream works
+    const r = await Promise.all([first, rendezvous(c, { server: addr, code, side: 'receive' })]) as [Result, Result]
+    await transfer(r[0], r[1], 64 * 1024)
+    expect(server.stats()).toMatchObject({ pairings: 1 })
   })
 
   it('encrypts by default (the connect peer initiates); encrypt: false gives the plain uTP socket, still paired by the code', async () => {

@@ -236,6 +236,7 @@ class Session {
       lan,
       relay: this._o.relay,
       ...(this._o.nat === undefined ? {} : { nat: this._o.nat.slice(0, 32) }),
+      ...(this._o.side === undefined ? {} : { side: this._o.side }),
       ...(this._rtt === undefined ? {} : { rtt: this._rtt }),
       ...this._cookieField()
     })
@@ -330,6 +331,11 @@ class Session {
       }
       // Once paired we only need the server for the relay; other complaints (a lost keepalive) do not matter
       if (this._phase === 'relay') this._fail(this._punchFailed(`and the relay is unavailable (${m.code}: ${m.message})`))
+      return
+    }
+    if (m.code === 'ERR_SAME_ROLE' && this._o.side !== undefined) {
+      const side = this._o.side
+      this._fail(rendezvousError('ERR_SAME_ROLE', `the peer waiting under this code is also a "${side}" side: the other peer must take the other part (it keeps waiting)`, { side }))
       return
     }
     this._fail(rendezvousError('ERR_RENDEZVOUS_REFUSED', `the rendezvous server refused: ${m.message} (${m.code})`, { serverCode: m.code }))

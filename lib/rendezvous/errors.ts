@@ -15,6 +15,11 @@ export const rendezvousCodes = {
    * the pairing. Both sides fail with it and the server burns the code: make a new one
    */
   ERR_WRONG_CODE: 'ERR_WRONG_CODE',
+  /**
+   * The peer waiting under this code declared the same `side` ("send" and "send"): the server refused us before
+   * pairing, and the peer keeps waiting for its real counterpart. `.side` is the side both declared
+   */
+  ERR_SAME_ROLE: 'ERR_SAME_ROLE',
   /** The signal aborted the rendezvous */
   ABORT_ERR: 'ABORT_ERR'
 } as const
@@ -22,6 +27,8 @@ export const rendezvousCodes = {
 export interface RendezvousError extends UtpError {
   /** The server's error code, for ERR_RENDEZVOUS_REFUSED */
   serverCode?: string
+  /** The side both peers declared, for ERR_SAME_ROLE */
+  side?: string
   /** The candidates probed, for ERR_PUNCH_FAILED ("address:port (kind)") */
   candidates?: string[]
 }

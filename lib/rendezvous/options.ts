@@ -1,6 +1,6 @@
 // rendezvous() options: what callers may set, and the validated form with defaults filled in.
 
-import { parseHostPort } from './protocol'
+import { parseHostPort, SIDE_PATTERN } from './protocol'
 
 export interface RendezvousOptions {
   /** The rendezvous server, 'host:port' (or '[v6]:port') */
@@ -11,6 +11,13 @@ export interface RendezvousOptions {
    * server sees a hash of it, which it could attack offline if the code is guessable
    */
   code: string
+  /**
+   * What this peer does in the pairing, as a short lowercase token ("send", "receive"). When both peers give one
+   * and they are equal, the server refuses the second with ERR_SAME_ROLE before any pairing, and the first keeps
+   * waiting: two senders that used one code learn it at once, and the code stays usable. The server sees it.
+   * Default: none (no check)
+   */
+  side?: string
   /** Fall back to the server's relay when no direct path works. Default true */
   relay?: boolean
   /** Give up (ERR_RENDEZVOUS_TIMEOUT) after this long, waiting for the peer included, ms. Default 60,000 */
@@ -95,6 +102,7 @@ export interface ResolvedOptions {
   quietMs: number
   confirmTimeoutMs: number
   encrypt: boolean
+  side: string | undefined
 }
 
 /** Validate (TypeError/RangeError on bad values) and fill in defaults */
@@ -103,6 +111,9 @@ export function resolveOptions (o: RendezvousOptions): ResolvedOptions {
   if (typeof o.server !== 'string') throw new TypeError('options.server must be a "host:port" string')
   if (typeof o.code !== 'string' || o.code.length === 0 || o.code.length > 128) throw new TypeError('options.code must be a string of 1..128 characters')
   if (o.encrypt !== undefined && typeof o.encrypt !== 'boolean') throw new TypeError('options.encrypt must be a boolean')
+  if (o.side !== undefined && (typeof o.side !== 'string' || !SIDE_PATTERN.test(o.side))) {
+    throw new TypeError(`options.side must be a lowercase token of 1..16 characters such as "send", got ${JSON.stringify(o.side)}`)
+  }
   const num = (name: keyof RendezvousOptions, dflt: number, min: number): number => {
     const v = o[name]
     if (v === undefined) return dflt
@@ -137,6 +148,7 @@ export function resolveOptions (o: RendezvousOptions): ResolvedOptions {
     followMoves: o.followMoves ?? true,
     quietMs: num('quietMs', 2000, 100),
     confirmTimeoutMs: num('confirmTimeoutMs', 10_000, 1),
-    encrypt: o.encrypt ?? true
+    encrypt: o.encrypt ?? true,
+    side: o.side
   }
 }

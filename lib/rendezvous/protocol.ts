@@ -52,9 +52,12 @@
 //
 // Client → server (the server's UDP port, sent from the client's uTP socket so the server sees the NAT
 // mapping uTP will use):
-//   register       { key, nonce, lan: endpoint[], relay: bool, nat?, rtt?: ms, pake, cookie? }
+//   register       { key, nonce, lan: endpoint[], relay: bool, nat?, rtt?: ms, pake, side?, cookie? }
 //                  pake: base64 of the client's SPAKE2 message (at most 64 bytes decoded). Sent every 500 ms
-//                  until answered; repeating it is harmless (same nonce = same registration)
+//                  until answered; repeating it is harmless (same nonce = same registration). side: what the
+//                  application does in the pairing ("send", "receive": a lowercase token); a register whose side
+//                  equals the side of the one waiting under the key is refused with ERR_SAME_ROLE, and the
+//                  waiting one keeps waiting (no side on either: no check)
 //   keepalive      { nonce, rtt?, cookie? }   every 15 s while registered (also while connected): refreshes
 //                  the registration and the NAT mapping; from a new source address it moves the registration
 //                  only with a valid cookie for that address
@@ -113,6 +116,8 @@ export const CONFIRM_MAC_HEX = 64
 export const PROBE_MAC_HEX = 32
 /** A key as the server sees it: a nameplate ("n:4127") or the hash of a free-text code ("h:" + 64 hex) */
 export const KEY_PATTERN = /^(n:\d{1,6}|h:[0-9a-f]{64})$/
+/** A register's side: a short lowercase token ("send", "receive") */
+export const SIDE_PATTERN = /^[a-z][a-z0-9-]{0,15}$/
 
 /** Every `error` code a server sends, and what each means */
 export const ERROR_CODES = {
@@ -123,6 +128,7 @@ export const ERROR_CODES = {
   ERR_UNEXPECTED: 'a type servers do not take',
   ERR_NOT_REGISTERED: 'unknown or expired nonce (or not from the registration\'s address): register again',
   ERR_NONCE_IN_USE: 'the nonce is registered under another key',
+  ERR_SAME_ROLE: 'the peer waiting under this key declared the same side (two senders or two receivers): it keeps waiting',
   ERR_CODE_BURNED: 'the key was used (paired, or a PAKE failed on it): make a new code',
   ERR_RATE_LIMITED: 'too many new registrations or relays from this address prefix (/24, /64) or in total',
   ERR_FULL: 'the registration table is full',
@@ -152,6 +158,8 @@ export interface RegisterMsg {
   rtt?: number
   /** This client's SPAKE2 message, base64 */
   pake: string
+  /** What the application does in the pairing ("send", "receive"); two registrations with equal sides never pair */
+  side?: string
   cookie?: string
 }
 export interface RetryMsg { t: 'retry', cookie: string }
@@ -325,8 +333,10 @@ function validate (o: Record<string, unknown>): Message | DecodeError {
       const msg: RegisterMsg = { t, key: str(o, 'key', 3, 66, KEY_PATTERN), nonce: nonce(o), lan: endpoints(o, 'lan'), relay: bool(o, 'relay'), pake: pake(o) }
       const nat = optStr(o, 'nat', 32)
       const rtt = optInt(o, 'rtt', 0, MAX_MS)
+      const side = o.side === undefined ? undefined : str(o, 'side', 1, 16, SIDE_PATTERN)
       if (nat !== undefined) msg.nat = nat
       if (rtt !== undefined) msg.rtt = rtt
+      if (side !== undefined) msg.side = side
       return withCookie(msg, o)
     }
     case 'retry':

@@ -28,6 +28,8 @@ export interface Registration {
   prefix: string
   lan: Endpoint[]
   relay: boolean
+  /** The side the client declared ("send", "receive"), if any */
+  side?: string
   nat?: string
   /** Round-trip time the client measured to us, ms (0 = unknown) */
   rtt: number
@@ -93,6 +95,11 @@ export class Registry {
 
   get burnedCount (): number {
     return this._burned.size
+  }
+
+  /** The registration waiting under `key` for a peer, if any */
+  waiting (key: string): Registration | undefined {
+    return this._waiting.get(key)
   }
 
   /** A paired or burned key takes nobody new; the same answer for both, so neither state leaks */

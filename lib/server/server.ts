@@ -451,6 +451,15 @@ export class RendezvousServer extends EventEmitter {
       this._counters.quotaRefused++
       return refuse('ERR_RATE_LIMITED', 'too many registrations from this network or in total, try again later')
     }
+    // Two senders (or two receivers) under one code would pair, spend the code, and only then find out. The one
+    // waiting keeps waiting for its real peer; the newcomer (unless it is that same client restarted, which
+    // replaces it) learns at once. Checked after the quotas, so asking which nameplates have someone waiting
+    // costs what registering does.
+    const waiting = this._registry.waiting(m.key)
+    if (waiting !== undefined && m.side !== undefined && waiting.side === m.side &&
+        (waiting.reply.address !== from.address || waiting.reply.port !== from.port)) {
+      return refuse('ERR_SAME_ROLE', `the peer waiting under this code is also a "${m.side}" side`)
+    }
     const reg: Registration = {
       nonce: m.nonce,
       key: m.key,
@@ -468,6 +477,7 @@ export class RendezvousServer extends EventEmitter {
       movedTimer: null
     }
     if (m.nat !== undefined) reg.nat = m.nat
+    if (m.side !== undefined) reg.side = m.side
     this._counters.registrations++
     const pairing = this._registry.add(reg)
     this._registered(reg)
