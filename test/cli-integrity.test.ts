@@ -190,6 +190,50 @@ describe('a sender that lies: the receiving command fails and removes what it wr
   })
 })
 
+describe('a sender that lies about the rest of a kept .part', () => {
+  const data = randomBytes(300_000)
+  const KEPT = 100_000
+
+  /** Receives `payload.bin` over a kept first KEPT bytes; the fake sender resumes there and sends `rest` */
+  async function resume (rest: Buffer): Promise<{ accept: Record<string, unknown>, verdict: Record<string, unknown>, r: Run, dir: string }> {
+    const dir = fs.mkdtempSync(path.join(tmp, 'out-'))
+    fs.writeFileSync(path.join(dir, 'payload.bin.part'), data.subarray(0, KEPT))
+    const code = freshCode()
+    const receiving = finish(start(['receive', '--rendezvous', server.addr, '--code', code, '--out', dir, '--yes', '--json', '--timeout', '20s']))
+    let accept: Record<string, unknown> = {}
+    let verdict: Record<string, unknown> = {}
+    await fakePeer(code, async (socket, wire) => {
+      socket.write(JSON.stringify({ v: 3, role: 'send' }) + '\n')
+      await wire.line()
+      socket.write(JSON.stringify({ entries: [{ path: 'payload.bin', size: data.length }], total: data.length }) + '\n')
+      accept = await wire.line()
+      socket.write(JSON.stringify({ start: [KEPT] }) + '\n')
+      socket.write(record(rest))
+      socket.write(JSON.stringify({ sha256: sha256(data) }) + '\n')
+      verdict = await wire.line()
+    })
+    return { accept, verdict, r: await receiving, dir }
+  }
+
+  it('the true rest: the kept bytes and the rest make the file (exit 0)', async () => {
+    const { accept, verdict, r, dir } = await resume(data.subarray(KEPT))
+    expect(accept).toEqual({ accept: true, resume: [{ at: KEPT, sha256: sha256(data.subarray(0, KEPT)) }] })
+    expect(verdict).toEqual({ ok: true, sha256: sha256(data) }) // one file: the transfer's sha256 is the file's
+    expect(outcome(r)).toMatchObject({ exit: 0, code: 'ok' })
+    expect(fs.readFileSync(path.join(dir, 'payload.bin')).equals(data)).toBe(true)
+  })
+
+  it('a corrupted rest: exit 1, ERR_SHA256_MISMATCH, and the .part (kept bytes included) is removed', async () => {
+    const rest = Buffer.from(data.subarray(KEPT))
+    rest[5] ^= 1
+    const { verdict, r, dir } = await resume(rest)
+    // Before (a receiver whose comparison always says ok): exit 0, a damaged payload.bin saved
+    expect(verdict).toMatchObject({ ok: false, code: 'ERR_SHA256_MISMATCH' })
+    expect(outcome(r)).toEqual({ exit: 1, code: 'ERR_SHA256_MISMATCH', message: 'sha256 mismatch: the file was corrupted on the way; removed the partial payload.bin.part' })
+    expect(fs.readdirSync(dir)).toEqual([])
+  })
+})
+
 describe('a receiver that lies: the sending command does not report success', () => {
   const data = randomBytes(200_000)
   let src = ''
