@@ -62,7 +62,13 @@ describe('faulty networks', () => {
     await once(socket, 'finish')
     expect(serverSide).toBeDefined()
     const got = await (serverSide as NonNullable<typeof serverSide>)
-    console.log(`lossy relay: 8 MiB in ${Date.now() - t0} ms, ${JSON.stringify(relay.stats)}, retransmits ${socket.stats()?.retransmits ?? '(closed)'}`)
+    const elapsed = Date.now() - t0
+    console.log(`lossy relay: 8 MiB in ${elapsed} ms, ${JSON.stringify(relay.stats)}, retransmits ${socket.stats()?.retransmits ?? '(closed)'}, timeouts ${socket.stats()?.timeouts ?? '(closed)'}`)
+    // Losses are repaired from SACKs and duplicate ACKs, not by waiting for the retransmission timer: 60-270 ms
+    // and 0-1 timer expiries here. With SACK loss detection switched off this test still passed (issue 14),
+    // taking 1.1-1.9 s with 10-15 expiries
+    expect(elapsed).toBeLessThan(1500)
+    expect(socket.stats()?.timeouts).toBeLessThanOrEqual(4)
     expect(got.bytes).toBe(8 * MiB)
     expect(got.sha256).toBe(sent)
     expect(relay.stats.dropped).toBeGreaterThan(0)

@@ -80,15 +80,36 @@ describe('interop with libutp (utp-native)', () => {
     client.destroy()
   })
 
-  it('a libutp peer and ours share one port with raw datagrams', async () => {
-    const node = makeNode()
-    await node.bindAsync(0, '127.0.0.1')
+  it('a libutp connection and raw datagrams share our one port', async () => {
+    const echoed: string[] = []
+    const { node, port } = await listeningNode(undefined, (s) => {
+      s.setEncoding('utf8')
+      s.on('data', (d: string) => {
+        echoed.push(d)
+        s.end(`ours heard ${d}`)
+      })
+    })
     const raw = node.getUdpSocket()
     const message = once<Buffer>(raw, 'message')
     const { createSocket } = await import('dgram')
     const probe = createSocket('udp4')
-    probe.send(Buffer.from('not utp'), node.address().port, '127.0.0.1')
-    expect((await message).toString()).toBe('not utp')
-    probe.close()
+    try {
+      // A libutp client connects to the port while a plain datagram arrives on it
+      const client = libutp.connect(port, '127.0.0.1')
+      const reply = new Promise<string>((resolve, reject) => {
+        let text = ''
+        client.on('data', (d: Buffer) => { text += d.toString() })
+        client.once('end', () => resolve(text))
+        client.once('error', reject)
+      })
+      client.write('hello from libutp')
+      probe.send(Buffer.from('not utp'), port, '127.0.0.1')
+      expect(await reply).toBe('ours heard hello from libutp')
+      expect((await message).toString()).toBe('not utp')
+      expect(echoed).toEqual(['hello from libutp'])
+      client.destroy()
+    } finally {
+      probe.close()
+    }
   })
 })

@@ -1,7 +1,14 @@
-// The two examples of utp-punch's README, run as written (ports chosen by the OS instead of fixed ones)
+// The two examples of utp-punch's README, run as written (ports chosen by the OS instead of fixed ones), and
+// this package's README quick start
+import { spawn } from 'child_process'
+import * as dgram from 'dgram'
+import * as fs from 'fs'
+import * as os from 'os'
+import * as path from 'path'
+
 import { describe, expect, it } from 'vitest'
 
-import { cleanupNodes, makeNode, once } from './helpers/utp'
+import { cleanupNodes, makeNode, once, root } from './helpers/utp'
 
 describe('README examples', () => {
   cleanupNodes()
@@ -83,3 +90,44 @@ describe('README examples', () => {
     expect(await reply).toBe('pong:ping')
   })
 })
+
+// This package's own README: its quick-start code, extracted from README.md and run as a program of its own
+describe('this README\'s quick start', () => {
+  it('runs as written: the three lines it prints, then the program exits by itself', async () => {
+    const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8')
+    const section = readme.slice(readme.indexOf('## Quick start'))
+    const code = /```js\n([\s\S]*?)```/.exec(section)?.[1] ?? ''
+    expect(code).toContain("require('utp-punch-rs')")
+    // The one change: a free port instead of the fixed 20000, which another program may hold
+    const port = await freeUdpPort()
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'utp-punch-rs-readme-'))
+    try {
+      // require('utp-punch-rs') resolves to this package, as it does for an installed one
+      fs.mkdirSync(path.join(dir, 'node_modules'))
+      fs.symlinkSync(root, path.join(dir, 'node_modules', 'utp-punch-rs'), 'dir')
+      fs.writeFileSync(path.join(dir, 'quickstart.js'), code.replaceAll('20000', String(port)))
+      const run = await new Promise<{ code: number | null, out: string }>((resolve) => {
+        const child = spawn(process.execPath, ['quickstart.js'], { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'] })
+        let out = ''
+        child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+        child.once('close', (exit) => {
+          clearTimeout(timer)
+          resolve({ code: exit, out })
+        })
+      })
+      expect(run).toEqual({ code: 0, out: "server: ready\nserver: received 'hello'\nclient: received 'world'\n" })
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+/** A UDP port free on 127.0.0.1 a moment ago */
+async function freeUdpPort (): Promise<number> {
+  const s = dgram.createSocket('udp4')
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve))
+  const port = s.address().port
+  await new Promise<void>((resolve) => s.close(resolve))
+  return port
+}

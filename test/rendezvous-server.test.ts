@@ -231,6 +231,41 @@ describe('RendezvousServer (protocol v2)', () => {
     expect(errorCode(await quiet.register('n:71', freshNonce()))).toBe('registered')
   })
 
+  it('a nonce registered under one key is refused under another (ERR_NONCE_IN_USE); its registration stays', async () => {
+    const { server, at } = await startServer({ mappingCheck: false })
+    const p = await peer(at)
+    const n = freshNonce()
+    expect(errorCode(await p.register('n:6101', n))).toBe('registered')
+    // Before (the check disabled): 'registered', the reply for the registration under n:6101
+    expect(await p.register('n:6102', n)).toMatchObject({ t: 'error', code: 'ERR_NONCE_IN_USE', nonce: n })
+    expect(server.stats()).toMatchObject({ activeRegistrations: 1, activePairings: 0 })
+    // The nonce still waits under its first key: a peer there pairs with it, nobody waits under the second
+    const q = await peer(at)
+    expect(errorCode(await q.register('n:6101', freshNonce()))).toBe('registered')
+    expect(await p.wait(m => m.t === 'peer', 2000)).toMatchObject({ t: 'peer', nonce: n })
+    const r = await peer(at)
+    expect(errorCode(await r.register('n:6102', freshNonce()))).toBe('registered')
+    expect(await r.wait(m => m.t === 'peer', 300)).toBeNull()
+  })
+
+  it('a client restarted on the same address and port replaces its waiting registration instead of pairing with it', async () => {
+    const { server, at } = await startServer({ mappingCheck: false })
+    const p = await peer(at)
+    const before = freshNonce()
+    const after = freshNonce()
+    expect(errorCode(await p.register('n:6201', before))).toBe('registered')
+    expect(errorCode(await p.register('n:6201', after))).toBe('registered')
+    // Before (replacement disabled): the client paired with its own old registration (activePairings 1)
+    expect(server.stats()).toMatchObject({ activeRegistrations: 1, activePairings: 0 })
+    // The real peer pairs with the restarted client, which hears of it under its new nonce
+    const q = await peer(at)
+    expect(errorCode(await q.register('n:6201', freshNonce()))).toBe('registered')
+    expect(await p.wait(m => m.t === 'peer', 2000)).toMatchObject({ t: 'peer', nonce: after })
+    expect(p.all('peer').map(m => m.nonce)).toEqual([after])
+    // The old registration is gone: its nonce is no longer known
+    expect(await p.request({ t: 'keepalive', nonce: before }, m => m.t === 'error')).toMatchObject({ code: 'ERR_NOT_REGISTERED', nonce: before })
+  })
+
   it('refuses registrations beyond maxRegistrations and beyond the per-prefix quota', async () => {
     const { at } = await startServer({ maxRegistrations: 2 })
     const s = await peer(at)

@@ -47,5 +47,7 @@ export async function startRendezvous (args: string[] = []): Promise<CliServer> 
   })
   const m = /^rendezvous server listening on 127\.0\.0\.1:(\d+)$/.exec(firstLine)
   if (m === null) throw new Error(`unexpected first line from the server: ${firstLine}`)
-  return { child, addr: `127.0.0.1:${m[1]}`, exit: finish(child) }
+  // The test file stops it (SIGTERM); the bound only catches a server left behind. finish()'s default of 30 s
+  // SIGKILLed it in the middle of any file that ran longer, and every rendezvous after that timed out
+  return { child, addr: `127.0.0.1:${m[1]}`, exit: finish(child, 10 * 60_000) }
 }
