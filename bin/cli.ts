@@ -8,7 +8,7 @@ import * as fs from 'fs'
 import * as path from 'path'
 
 import { Node } from '../lib/api' // with node.natType() and node.rendezvous() attached
-import { rendezvous, type RendezvousResult } from '../lib/rendezvous/client'
+import type { RendezvousResult } from '../lib/rendezvous/client'
 import type { SecureSocket } from '../lib/secure'
 import { choiceOption, CliError, durationOption, parseArgs, portOption, stringOption, UsageError, type Parsed } from './args'
 import { autoMode, mb, Progress, round, type ProgressMode } from './progress'
@@ -17,6 +17,10 @@ import { generateCode, parseCode, unknownCodeWords } from '../lib/rendezvous/cod
 import { humanBytes, sizeOption } from './incoming'
 import { askYesNo, canAsk } from './prompt'
 import { RENDEZVOUS_HELP, rendezvousCommand } from './rendezvous-command'
+import { chooseServer } from './config'
+import { checkOutDir } from './out-dir'
+import { StatusLines } from './status'
+import { inUserTerms } from './failures'
 
 const EXIT_STATUS = `exit status:
   0  success
@@ -139,6 +143,7 @@ const PEER_SPEC = {
   yes: 'boolean',
   'max-size': 'string',
   progress: 'boolean',
+  quiet: 'boolean',
   json: 'boolean'
 } as const
 
@@ -245,10 +250,9 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
     throw new UsageError(`unexpected argument ${args.positionals[0]}`)
   }
   const outDir = command === 'receive' ? stringOption(o.out, 'out') ?? '.' : '.'
-  if (command === 'receive' && !fs.statSync(outDir, { throwIfNoEntry: false })?.isDirectory()) throw new CliError('ENOTDIR', `${outDir}: not a directory`)
+  if (command === 'receive') checkOutDir(outDir)
   const maxSize = sizeOption(o['max-size'], 'max-size')
-  const server = stringOption(o.rendezvous, 'rendezvous')
-  if (server === undefined) throw new UsageError('--rendezvous HOST:PORT is required')
+  const { server, source } = chooseServer(stringOption(o.rendezvous, 'rendezvous'))
   const given = stringOption(o.code, 'code')
   if (given === undefined && command === 'receive') throw new UsageError('--code CODE is required (the code `send` printed)')
   const port = portOption(o.port, 'port', 0)
@@ -263,11 +267,14 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
   }
 
   const code = pairingCode(given, server, json, io)
-  // Chatter only on a terminal (and never with --json): pipes get the summary and plain progress lines
-  const tty = io.stderr.isTTY === true && !json
-  const mode: ProgressMode = o.progress === false ? 'off' : json ? 'json' : autoMode(io.stderr)
-  const makeProgress = (label: string, name: string, total: number): Progress =>
-    new Progress(label, name, total, { mode, out: json ? io.stdout : io.stderr })
+  const quiet = o.quiet === true
+  // A line for each change of state, on a terminal or not (JSON lines with --json); --quiet silences them
+  const status = new StatusLines({ mode: quiet ? 'off' : json ? 'json' : 'text', stderr: io.stderr, stdout: io.stdout })
+  const mode: ProgressMode = o.progress === false || quiet ? 'off' : json ? 'json' : autoMode(io.stderr)
+  const makeProgress = (label: string, name: string, total: number): Progress => {
+    status.transferring(label, name, total)
+    return new Progress(label, name, total, { mode, out: json ? io.stdout : io.stderr })
+  }
   const node = new Node(congestion === undefined ? {} : { congestion })
   node.on('error', () => { /* reported through the rendezvous or the socket */ })
   let met: RendezvousResult<Node, SecureSocket> | undefined
@@ -282,18 +289,26 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
   process.on('SIGTERM', onSignal)
   try {
     const local = await node.bindAsync(port)
-    if (tty) io.stderr.write(`waiting for the peer (code ${code}) via ${server}...\n`)
+    status.contacting(server, source)
     if (json) jsonLine(io, { event: 'waiting', server, port: local.port })
     try {
-      met = await untilCancelled(rendezvous(node, { server, code, timeoutMs, relay: o.relay !== false, forceRelay: o['force-relay'] === true }), cancel.signal)
+      // node.rendezvous (not the internal function): NODE_DEBUG=utp-punch-rs logs it as for any library user
+      met = await untilCancelled(node.rendezvous({
+        server,
+        code,
+        timeoutMs,
+        relay: o.relay !== false,
+        forceRelay: o['force-relay'] === true,
+        onStatus: (s) => status.rendezvous(s)
+      }), cancel.signal)
     } catch (e) {
       if (codeOf(e) === 'ERR_CANCELLED') throw e
-      throw new CliError(codeOf(e), oneLine(e), 'rendezvous')
+      throw inUserTerms(e, { stage: 'rendezvous', server })
     }
     const encrypted = met.encrypted
     const channel = encrypted ? 'encrypted' : 'not encrypted'
     const where = `${met.path} path to ${hostPort(met.remote)}, ${channel}`
-    if (tty) io.stderr.write(`connected: ${where}\n`)
+    status.connected(met.path, hostPort(met.remote), encrypted)
     if (json) jsonLine(io, { event: 'connected', path: met.path, remote: met.remote, encrypted, role: met.role, timings: met.timings, mapping: met.mapping ?? null })
     const socket = met.socket
     socket.on('error', () => { /* the transfer's reader and writer report it */ })
@@ -304,13 +319,14 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
       await askYesNo({ stdin, stderr: io.stderr }, `receive "${offer.name}" (${humanBytes(offer.size)}) from ${from} (${channel}) into ${outDir}?`)
     let result: TransferResult
     try {
-      if (command === 'send' && tty) io.stderr.write('waiting for the receiver to accept...\n')
+      if (command === 'send') status.offering()
       result = command === 'send'
         ? await sendFile(socket, file as string, { makeProgress, signal: cancel.signal, idleMs })
         : await receiveFile(socket, outDir, { accept, maxSize, makeProgress, signal: cancel.signal, idleMs })
     } catch (e) {
-      throw new CliError(codeOf(e), oneLine(e), 'transfer')
+      throw inUserTerms(e, { stage: 'transfer', peer: command === 'send' ? 'receiver' : 'sender' })
     }
+    status.done()
     const rate = result.bytes / Math.max(result.seconds, 0.001)
     if (json) {
       const s = met.utpSocket.stats()
