@@ -8,7 +8,7 @@ import * as fs from 'fs'
 import * as path from 'path'
 
 import { Node } from '../lib/api' // with node.natType() and node.rendezvous() attached
-import { rendezvous, type RendezvousResult } from '../lib/rendezvous/client'
+import type { RendezvousResult } from '../lib/rendezvous/client'
 import type { SecureSocket } from '../lib/secure'
 import { choiceOption, CliError, durationOption, parseArgs, portOption, stringOption, UsageError, type Parsed } from './args'
 import { autoMode, mb, Progress, round, type ProgressMode } from './progress'
@@ -20,6 +20,10 @@ import { generateCode, parseCode, unknownCodeWords } from '../lib/rendezvous/cod
 import { sizeOption } from './incoming'
 import { askYesNo, canAsk } from './prompt'
 import { RENDEZVOUS_HELP, rendezvousCommand } from './rendezvous-command'
+import { chooseServer } from './config'
+import { checkOutDir } from './out-dir'
+import { StatusLines } from './status'
+import { inUserTerms } from './failures'
 
 const EXIT_STATUS = `exit status:
   0  success
@@ -43,7 +47,17 @@ JSON object per line on stdout. NODE_DEBUG=utp-punch-rs prints the library's deb
 
 ${EXIT_STATUS}`
 
-const TRANSFER_OUTPUT = `Output: a summary line on stdout ("sent NAME: BYTES bytes in S s (R MB/s) via PATH path to HOST:PORT,
+const TRANSFER_OUTPUT = `The server: --rendezvous, else the environment variable UTP_PUNCH_RENDEZVOUS, else the config file
+$UTP_PUNCH_CONFIG, else $XDG_CONFIG_HOME/utp-punch-rs/config.json (~/.config/utp-punch-rs/config.json), which
+holds {"rendezvous": "HOST:PORT"}. A server that does not answer at all fails after 5 s (ERR_SERVER_UNREACHABLE).
+
+Status: a line on stderr for each change of state, terminal or not: "contacting the rendezvous server H:P
+(from SOURCE)", "registered, waiting for the peer", "peer found, checking that it holds the same code",
+"code confirmed, trying paths: ...", "no direct path (...), going through the server's relay", "connected
+via PATH path to H:P, encrypted", "waiting for the receiver to accept", "sending|receiving NAME (SIZE)", "done"
+(with --json: {"event":"status","state",...,"message"} lines on stdout; --quiet: none).
+
+Output: a summary line on stdout ("sent NAME: BYTES bytes in S s (R MB/s) via PATH path to HOST:PORT,
 encrypted|not encrypted, sha256 HEX"). On a terminal, stderr shows what is happening and a progress bar with
 the rate and ETA; when stderr is a pipe or a file, a plain progress line every 5 s instead (none for a
 transfer that ends sooner). With --json, stdout carries JSON lines instead: {"event":"waiting"}, {"event":"connected","path","encrypted",...},
@@ -53,7 +67,7 @@ or {"ok":false,"code","message","stage"}.`
 
 const HELP: Record<string, string> = {
   rendezvous: RENDEZVOUS_HELP + EXIT_STATUS,
-  send: `usage: utp-punch-rs send PATH... --rendezvous HOST:PORT [--code CODE] [--port N] [--no-relay] [--timeout 60s] [--congestion ledbat|cubic] [--json]
+  send: `usage: utp-punch-rs send PATH... [--rendezvous HOST:PORT] [--code CODE] [--port N] [--no-relay] [--timeout 60s] [--congestion ledbat|cubic] [--json]
        utp-punch-rs send - [--name NAME] ...      (stdin)
        utp-punch-rs send --text MESSAGE ...
 
@@ -66,7 +80,8 @@ the command the receiver runs ("utp-punch-rs receive --rendezvous HOST:PORT --co
 line {"event":"code","code","command"}). Exits 0 only when the receiver accepted everything and got it intact
 (sha256 of each file checked on both sides); a refusal by the receiver is a failure (ERR_REFUSED).
 
-  --rendezvous HOST:PORT  the rendezvous server
+  --rendezvous HOST:PORT  the rendezvous server (default: $UTP_PUNCH_RENDEZVOUS, else "rendezvous" in the
+                          config file; see below)
   --code CODE             use this code instead of a new one (the receiver uses it too)
   --name NAME             the name stdin (send -) is offered under (default: stdin)
   --text MESSAGE          send a text message (at most 64 KiB) instead of files: printed by the receiver
@@ -79,12 +94,13 @@ line {"event":"code","code","command"}). Exits 0 only when the receiver accepted
   --congestion MODE       ledbat (default): a background transfer that yields to other traffic;
                           cubic: a foreground one that competes for its share as TCP does
   --no-progress           no progress output
+  --quiet                 no status lines and no progress (errors and the result still print)
   --json                  JSON lines on stdout (see below)
 
 ${TRANSFER_OUTPUT}
 
 ${EXIT_STATUS}`,
-  receive: `usage: utp-punch-rs receive --rendezvous HOST:PORT --code CODE [--yes] [--out DIR] [--max-size SIZE] [--port N] [--no-relay] [--timeout 60s] [--congestion ledbat|cubic] [--json]
+  receive: `usage: utp-punch-rs receive [--rendezvous HOST:PORT] --code CODE [--yes] [--out DIR] [--max-size SIZE] [--port N] [--no-relay] [--timeout 60s] [--congestion ledbat|cubic] [--json]
 
 Meets the sender through the rendezvous server, shows what it offers (names, number of files, size) and
 asks before writing it into DIR. Refused without asking, as a whole: a path with a component that is
@@ -102,7 +118,8 @@ are its own (sha256); a file that differs starts over. A NAME.part that is a lin
 larger than offered is never touched: the offer is refused (ERR_PART_EXISTS). Data proven bad (sha256
 mismatch, protocol error) and streams are removed instead.
 
-  --rendezvous HOST:PORT  the rendezvous server
+  --rendezvous HOST:PORT  the rendezvous server (default: $UTP_PUNCH_RENDEZVOUS, else "rendezvous" in the
+                          config file; see below)
   --code CODE             the code the sender printed
   --yes, -y               accept without asking (required where nobody can answer: stdin or stderr is
                           not a terminal, or --json; otherwise receive exits 2 before connecting)
@@ -118,6 +135,7 @@ mismatch, protocol error) and streams are removed instead.
   --congestion MODE       ledbat (default): a background transfer that yields to other traffic;
                           cubic: a foreground one that competes for its share as TCP does
   --no-progress           no progress output
+  --quiet                 no status lines and no progress (errors and the result still print)
   --json                  JSON lines on stdout (see below)
 
 ${TRANSFER_OUTPUT.replace('"sent NAME: BYTES', '"received NAME -> FILE: BYTES')}
@@ -160,6 +178,7 @@ const PEER_SPEC = {
   name: 'string',
   text: 'string',
   progress: 'boolean',
+  quiet: 'boolean',
   json: 'boolean'
 } as const
 
@@ -277,12 +296,11 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
   const outDir = command === 'receive' ? stringOption(o.out, 'out') ?? '.' : '.'
   const toStdout = command === 'receive' && outDir === '-'
   if (toStdout && json) throw new UsageError('--out - writes the data to stdout, where --json would write too: use one of them')
-  if (command === 'receive' && !toStdout && !fs.statSync(outDir, { throwIfNoEntry: false })?.isDirectory()) throw new CliError('ENOTDIR', `${outDir}: not a directory`)
+  if (command === 'receive' && !toStdout) checkOutDir(outDir)
   // With --out -, stdout carries only the data: the summary goes to stderr
   const report = toStdout ? io.stderr : io.stdout
   const maxSize = sizeOption(o['max-size'], 'max-size')
-  const server = stringOption(o.rendezvous, 'rendezvous')
-  if (server === undefined) throw new UsageError('--rendezvous HOST:PORT is required')
+  const { server, source } = chooseServer(stringOption(o.rendezvous, 'rendezvous'))
   const given = stringOption(o.code, 'code')
   if (given === undefined && command === 'receive') throw new UsageError('--code CODE is required (the code `send` printed)')
   const port = portOption(o.port, 'port', 0)
@@ -297,11 +315,14 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
   }
 
   const code = pairingCode(given, server, json, io)
-  // Chatter only on a terminal (and never with --json): pipes get the summary and plain progress lines
-  const tty = io.stderr.isTTY === true && !json
-  const mode: ProgressMode = o.progress === false ? 'off' : json ? 'json' : autoMode(io.stderr)
-  const makeProgress = (label: string, name: string, total: number | null, initial: number): Progress =>
-    new Progress(label, name, total, { mode, out: json ? io.stdout : io.stderr, initial })
+  const quiet = o.quiet === true
+  // A line for each change of state, on a terminal or not (JSON lines with --json); --quiet silences them
+  const status = new StatusLines({ mode: quiet ? 'off' : json ? 'json' : 'text', stderr: io.stderr, stdout: io.stdout })
+  const mode: ProgressMode = o.progress === false || quiet ? 'off' : json ? 'json' : autoMode(io.stderr)
+  const makeProgress = (label: string, name: string, total: number | null, initial: number): Progress => {
+    status.transferring(label, name, total)
+    return new Progress(label, name, total, { mode, out: json ? io.stdout : io.stderr, initial })
+  }
   const node = new Node(congestion === undefined ? {} : { congestion })
   node.on('error', () => { /* reported through the rendezvous or the socket */ })
   let met: RendezvousResult<Node, SecureSocket> | undefined
@@ -316,10 +337,19 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
   process.on('SIGTERM', onSignal)
   try {
     const local = await node.bindAsync(port)
-    if (tty) io.stderr.write(`waiting for the peer (code ${code}) via ${server}...\n`)
+    status.contacting(server, source)
     if (json) jsonLine(io, { event: 'waiting', server, port: local.port })
     try {
-      met = await untilCancelled(rendezvous(node, { server, code, side: command, timeoutMs, relay: o.relay !== false, forceRelay: o['force-relay'] === true }), cancel.signal)
+      // node.rendezvous (not the internal function): NODE_DEBUG=utp-punch-rs logs it as for any library user
+      met = await untilCancelled(node.rendezvous({
+        server,
+        code,
+        side: command,
+        timeoutMs,
+        relay: o.relay !== false,
+        forceRelay: o['force-relay'] === true,
+        onStatus: (s) => status.rendezvous(s)
+      }), cancel.signal)
     } catch (e) {
       if (codeOf(e) === 'ERR_CANCELLED') throw e
       if (codeOf(e) === 'ERR_SAME_ROLE') {
@@ -328,12 +358,12 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
           ? 'another sender is already waiting with this code: the other side must run receive (that sender keeps waiting)'
           : 'another receiver is already waiting with this code: the other side must run send (that receiver keeps waiting)', 'rendezvous')
       }
-      throw new CliError(codeOf(e), oneLine(e), 'rendezvous')
+      throw inUserTerms(e, { stage: 'rendezvous', server })
     }
     const encrypted = met.encrypted
     const channel = encrypted ? 'encrypted' : 'not encrypted'
     const where = `${met.path} path to ${hostPort(met.remote)}, ${channel}`
-    if (tty) io.stderr.write(`connected: ${where}\n`)
+    status.connected(met.path, hostPort(met.remote), encrypted)
     if (json) jsonLine(io, { event: 'connected', path: met.path, remote: met.remote, encrypted, role: met.role, timings: met.timings, mapping: met.mapping ?? null })
     const socket = met.socket
     socket.on('error', () => { /* the transfer's reader and writer report it */ })
@@ -345,15 +375,16 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
     const note = (line: string): void => { if (!json) io.stderr.write(`utp-punch-rs: ${line}\n`) }
     let result: TransferResult
     try {
-      if (command === 'send' && tty) io.stderr.write('waiting for the receiver to accept...\n')
+      if (command === 'send') status.offering()
       result = command === 'send'
         ? manifest === undefined
           ? await sendText(socket, text as string, { signal: cancel.signal, idleMs })
           : await sendFiles(socket, manifest, { makeProgress, signal: cancel.signal, idleMs, note, stdin: io.stdin })
         : await receiveFiles(socket, outDir, { accept, maxSize, makeProgress, signal: cancel.signal, idleMs, note, stdout: toStdout ? io.stdout : undefined })
     } catch (e) {
-      throw new CliError(codeOf(e), oneLine(e), 'transfer')
+      throw inUserTerms(e, { stage: 'transfer', peer: command === 'send' ? 'receiver' : 'sender' })
     }
+    status.done()
     const rate = result.bytes / Math.max(result.seconds, 0.001)
     if (json) {
       const s = met.utpSocket.stats()

@@ -7,6 +7,7 @@ import type { Duplex } from 'stream'
 
 import { CliError } from './args'
 import { checkRoom, freeSpace, humanBytes } from './incoming'
+import { lostPeer } from './failures'
 import { Landing, type ByteSink } from './landing'
 import { describe, fileEntries, MAX_OFFER_LINE, readManifest, type FileEntry, type Manifest } from './manifest'
 import { noProgress } from './progress'
@@ -115,7 +116,8 @@ export async function receiveFiles (socket: Duplex, dir: string, o: ReceiveOptio
     await writeLine(socket, { ok: true, sha256 })
     socket.end()
     return { name: shortName(m), bytes: received, resumedFrom, ...counts(m), seconds: (Date.now() - t0) / 1000, sha256, saved }
-  } catch (e) {
+  } catch (caught) {
+    const e = lostPeer(caught, 'sender', m === undefined ? 'before the transfer started' : `after ${progressText(done, m.total)}`)
     if (isCode(e, 'ERR_CANCELLED')) await sendCancel(socket, cancelLine(done))
     else if (m !== undefined && !verdictSent && !PEER_ENDED.has(String((e as { code?: unknown } | null)?.code))) await refuse(socket, e)
     await sink?.abandon()

@@ -44,6 +44,7 @@ import { mb, noProgress, type ProgressSink } from './progress'
 import { readResumePoints, senderStart } from './resume'
 import { TransferGuard } from './transfer-guard'
 import { cancelLine, dataRecord, isCode, MAX_RECORD, peerCancelled, Reader, RECORD_CANCEL, refusal, sendCancel, write, writeLine } from './wire'
+import { lostPeer } from './failures'
 
 export { sendableName } from './manifest'
 
@@ -243,7 +244,7 @@ export async function sendFiles (socket: Duplex, m: Manifest, o: SendOptions = {
     if (isCode(e, 'ERR_CANCELLED') && phase !== 'verdict') {
       await sendCancel(socket, phase === 'data' ? Buffer.concat([Buffer.from([RECORD_CANCEL]), cancelLine(done)]) : cancelLine(0))
     }
-    throw e
+    throw lostPeer(e, 'receiver', phase === 'offer' ? 'before the transfer started' : `after ${at()}`)
   } finally {
     progress.end()
     guard.dispose()

@@ -45,6 +45,7 @@ declare module './node' {
     export type RendezvousServerOptions = rendezvousModule.RendezvousServerOptions
     export type RendezvousPath = rendezvousModule.RendezvousPath
     export type RendezvousTimings = rendezvousModule.RendezvousTimings
+    export type RendezvousStatus = rendezvousModule.RendezvousStatus
     export type RendezvousError = rendezvousModule.RendezvousError
     export type RendezvousStats = rendezvousModule.RendezvousStats
     export type PairedInfo = rendezvousModule.PairedInfo

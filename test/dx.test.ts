@@ -275,7 +275,9 @@ describe('NODE_DEBUG=utp-punch-rs', () => {
     expect(text).toMatch(/^node 2 connection \d+ to 127\.0\.0\.1:\d+ connected$/m)
     expect(text).toMatch(/^node 2 connection \d+ with 127\.0\.0\.1:\d+ closed: finished; rtt [\d.]+ ms, sent 100000 bytes in \d+ packets, .* retransmits, \d+ timeouts, mtu 16000$/m)
     expect(text).toMatch(/^node 1 connection \d+ with 127\.0\.0\.1:\d+ closed: finished; .*received 100000 bytes/m)
-    expect(text).toMatch(/^node \d+ rendezvous via 127\.0\.0\.1:\d+: registering$/m)
+    expect(text).toMatch(/^node \d+ rendezvous via 127\.0\.0\.1:\d+: starting$/m)
+    expect(text).toMatch(/^node \d+ rendezvous via 127\.0\.0\.1:\d+: registered, the server sees us as 127\.0\.0\.1:\d+; waiting for the peer$/m)
+    expect(text).toMatch(/^node \d+ rendezvous via 127\.0\.0\.1:\d+: paired as (connect|accept); confirming the code$/m)
     expect(text).toMatch(/^node \d+ rendezvous via 127\.0\.0\.1:\d+: (lan|direct) path to .* as (connect|accept) \(connection \d+, encrypted\); registered \+\d+ ms, paired \+\d+ ms, .*connected \+\d+ ms/m)
     expect(text).toMatch(/^node \d+ connection \d+ with .* closed: (finished|aborted|reset by peer) \((lan|direct) path\)/m)
     expect(text).toMatch(/^node 1 closed$/m)
@@ -367,7 +369,7 @@ describe('CLI', () => {
     expect(helpSend.stdout).toBe(runs[1][1].stdout)
     expect(helpBogus.code).toBe(2)
     const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }
-    expect(version).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: '' })
+    expect(version).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: '', status: [] })
     expect(none.code).toBe(2)
   })
 
@@ -423,7 +425,7 @@ describe('CLI', () => {
       ])
       expect([lonely.code, lonely.stderr]).toEqual([1, ''])
       expect(jsonLines(lonely.stdout).pop()).toEqual({ ok: false, code: 'ERR_RENDEZVOUS_TIMEOUT', message: 'no peer registered under this code within 500 ms', stage: 'rendezvous' })
-      expect(usage).toEqual({ code: 2, stdout: '{"ok":false,"code":"ERR_USAGE","message":"unknown option --bogus"}\n', stderr: '' })
+      expect(usage).toEqual({ code: 2, stdout: '{"ok":false,"code":"ERR_USAGE","message":"unknown option --bogus"}\n', stderr: '', status: [] })
     } finally {
       server.kill('SIGTERM')
     }

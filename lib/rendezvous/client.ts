@@ -26,13 +26,13 @@ import { describeCandidate, lanCandidates, orderCandidates, type Candidate } fro
 import { natText, rendezvousError, type RendezvousError } from './errors'
 import { ensureBound, lookup } from './local'
 import { Prober, nonce as probeNonce, pathOf } from './prober'
-import { resolveOptions, type RendezvousOptions, type ResolvedOptions } from './options'
+import { resolveOptions, type RendezvousOptions, type RendezvousStatus, type ResolvedOptions } from './options'
 import { encode, endpointKey, type DirectPath, type Endpoint, type ErrorMsg, type Mapping, type Message, type PeerMsg, type RelayAllocatedMsg } from './protocol'
 import type { RendezvousPath, RendezvousResult, RendezvousTimings } from './result'
 import { ConnectionWatch, RETRY_MIN_MS } from './watch'
 import { Wire } from './wire'
 
-export type { RendezvousOptions } from './options'
+export type { RendezvousOptions, RendezvousStatus } from './options'
 
 export type { RendezvousPath, RendezvousResult, RendezvousTimings } from './result'
 
@@ -64,6 +64,11 @@ export async function rendezvous<N extends Transport> (node: N, opts: Rendezvous
   return await new Session(node, resolveOptions(opts)).run() as RendezvousResult<N>
 }
 
+/** "5 s", "1.5 s", "300 ms" */
+function seconds (ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 100) / 10} s`
+}
+
 class Session {
   private readonly _t0 = Date.now()
   private readonly _nonce = randomBytes(8).toString('hex')
@@ -88,6 +93,8 @@ class Session {
   private _wire: Wire | null = null
   private _registerTimer: NodeJS.Timeout | null = null
   private _lastSent = 0
+  /** Any message from the server arrived (it exists and reaches us) */
+  private _heardServer = false
   private _rtt: number | undefined
   private _registeredMs = -1
   private _pairedMs = -1
@@ -181,13 +188,24 @@ class Session {
         this._fail(e as Error)
       }
     })
+    this._status({ state: 'registering', server: endpointKey(this._server) })
     this._register()
     this._registerTimer = this._every(REGISTER_RETRY_MS, () => this._register())
+    this._after(this._o.serverTimeoutMs, () => {
+      if (!this._heardServer) this._fail(rendezvousError('ERR_SERVER_UNREACHABLE', `the rendezvous server ${endpointKey(this._server)} did not answer in ${seconds(this._o.serverTimeoutMs)} (wrong address, not running, or UDP blocked on the way)`))
+    })
     this._every(this._o.keepaliveMs, () => {
       if (this._registeredMs < 0) return
       this._lastSent = Date.now()
       this._send({ t: 'keepalive', nonce: this._nonce, ...(this._rtt === undefined ? {} : { rtt: this._rtt }), ...this._cookieField() })
     })
+  }
+
+  /** Tell the caller's onStatus where we are; its exceptions are not ours to handle */
+  private _status (status: RendezvousStatus): void {
+    try {
+      this._o.onStatus?.(status)
+    } catch {}
   }
 
   private _send (m: Message): void {
@@ -261,6 +279,7 @@ class Session {
     } else if (!this._fromServer(from)) {
       return // the server's messages come from the server: anyone else who knows our nonce is ignored
     }
+    this._heardServer = true
     switch (m.t) {
       case 'retry':
         this._onRetry(m.cookie)
@@ -272,6 +291,7 @@ class Session {
         this._observed = m.observed
         this._registerTimer = this._clear(this._registerTimer)
         if (this._phase === 'register') this._phase = 'wait-peer'
+        this._status({ state: 'registered', observed: m.observed })
         if (m.checkPort !== undefined) this._checkMapping(m.checkPort)
         return
       case 'check-ack':
@@ -350,6 +370,7 @@ class Session {
     this._pairedMs = this._now
     this._startAt = Date.now() + m.startInMs
     this._registerTimer = this._clear(this._registerTimer)
+    this._status({ state: 'paired', role: m.role })
     const keys = this._pake.finish(m.pake)
     if (keys === null) {
       this._wrongCode()
@@ -414,6 +435,7 @@ class Session {
       learnedKind: birthday === 'easy' ? 'birthday' : 'peer'
     })
     if (m.role === 'accept') this._node.listenAsync().catch((e: Error) => this._fail(e))
+    if (!this._o.forceRelay) this._status({ state: 'punching', candidates: candidates.map(describeCandidate) })
     if (this._o.forceRelay) {
       this._relayOrFail('relay forced by the forceRelay option')
       return
@@ -634,6 +656,7 @@ class Session {
       return
     }
     this._phase = 'relay'
+    this._status({ state: 'relay', reason })
     this._prober?.stopProbing()
     this._stopBirthday(null)
     if (this._relay !== null) {

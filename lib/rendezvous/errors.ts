@@ -8,6 +8,8 @@ export const rendezvousCodes = {
   ERR_PUNCH_FAILED: 'ERR_PUNCH_FAILED',
   /** timeoutMs passed: the server never answered, no peer came, or the connection never formed */
   ERR_RENDEZVOUS_TIMEOUT: 'ERR_RENDEZVOUS_TIMEOUT',
+  /** The server never answered the registration within serverTimeoutMs (wrong address, down, or UDP blocked) */
+  ERR_SERVER_UNREACHABLE: 'ERR_SERVER_UNREACHABLE',
   /** The server refused the registration (code in use, server full...); `.serverCode` says why */
   ERR_RENDEZVOUS_REFUSED: 'ERR_RENDEZVOUS_REFUSED',
   /**

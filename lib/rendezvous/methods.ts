@@ -4,7 +4,7 @@
 import { debug, debugEnabled, describeError, hostPort } from '../debug'
 import type { Transport } from '../transport'
 import { rendezvous as meet, type RendezvousResult } from './client'
-import type { RendezvousOptions } from './options'
+import type { RendezvousOptions, RendezvousStatus } from './options'
 
 /**
  * Meet a peer through a rendezvous server under a shared code and end up with a connected Socket,
@@ -20,10 +20,19 @@ export function rendezvous<N extends Transport> (this: N, options: RendezvousOpt
 /** rendezvous() with its start, its phases' timings and its outcome logged (the pairing code is not) */
 async function debugRendezvous<N extends Transport> (node: N, options: RendezvousOptions): Promise<RendezvousResult<N>> {
   const server = (options as { server?: unknown } | null)?.server
-  debug('node %d rendezvous via %s: registering', node._debugId, String(server))
+  debug('node %d rendezvous via %s: starting', node._debugId, String(server))
+  const onStatus = options?.onStatus
+  const logged: RendezvousOptions = {
+    ...options,
+    onStatus: (s) => {
+      debug('node %d rendezvous via %s: %s', node._debugId, String(server), describeStatus(s))
+      if (typeof onStatus === 'function') onStatus(s)
+    }
+  }
   let r: RendezvousResult<N>
   try {
-    r = await meet<N>(node, options)
+    // Options that are not an object, or an onStatus that is not a function, go as given: rendezvous() rejects them
+    r = await meet<N>(node, options === null || typeof options !== 'object' || (onStatus !== undefined && typeof onStatus !== 'function') ? options : logged)
   } catch (e) {
     debug('node %d rendezvous via %s failed: %s', node._debugId, String(server), describeError(e))
     throw e
@@ -42,4 +51,15 @@ async function debugRendezvous<N extends Transport> (node: N, options: Rendezvou
       m.from === null ? 'unknown' : hostPort(m.from.address, m.from.port), hostPort(m.address, m.port))
   })
   return r
+}
+
+/** A status as the debug log shows it */
+function describeStatus (s: RendezvousStatus): string {
+  switch (s.state) {
+    case 'registering': return `registering with ${s.server}`
+    case 'registered': return `registered, the server sees us as ${hostPort(s.observed.address, s.observed.port)}; waiting for the peer`
+    case 'paired': return `paired as ${s.role}; confirming the code`
+    case 'punching': return `probing ${s.candidates.length === 0 ? 'no candidates' : s.candidates.join(', ')}`
+    case 'relay': return `moving to the relay: ${s.reason}`
+  }
 }

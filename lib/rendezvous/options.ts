@@ -76,7 +76,31 @@ export interface RendezvousOptions {
    * in clear and a relay or anyone on the path can read or alter them. Default true
    */
   encrypt?: boolean
+  /**
+   * Give up with ERR_SERVER_UNREACHABLE when the server has not answered the registration at all (it is
+   * re-sent every 500 ms) after this long, ms, instead of waiting out timeoutMs. Default 5,000
+   */
+  serverTimeoutMs?: number
+  /**
+   * Called at each step of the meeting, for status lines ("registered, waiting for the peer"): see
+   * RendezvousStatus. Called synchronously from the rendezvous; an exception it throws is ignored
+   */
+  onStatus?: (status: RendezvousStatus) => void
 }
+
+/**
+ * A step of rendezvous(), in order: 'registering' (the server's name resolved, the registration goes out),
+ * 'registered' (the server answered; waiting for the peer), 'paired' (the server found the peer; proving the
+ * code to each other), 'punching' (code confirmed; probing the candidates, `candidates` as "address:port
+ * (kind)"), 'relay' (no direct path or relay forced; moving to the server's relay, `reason` says why).
+ * The promise settles after the last of them
+ */
+export type RendezvousStatus =
+  | { state: 'registering', server: string }
+  | { state: 'registered', observed: { address: string, port: number } }
+  | { state: 'paired', role: 'connect' | 'accept' }
+  | { state: 'punching', candidates: string[] }
+  | { state: 'relay', reason: string }
 
 /** The options with defaults applied */
 export interface ResolvedOptions {
@@ -103,6 +127,8 @@ export interface ResolvedOptions {
   confirmTimeoutMs: number
   encrypt: boolean
   side: string | undefined
+  serverTimeoutMs: number
+  onStatus: ((status: RendezvousStatus) => void) | undefined
 }
 
 /** Validate (TypeError/RangeError on bad values) and fill in defaults */
@@ -114,6 +140,7 @@ export function resolveOptions (o: RendezvousOptions): ResolvedOptions {
   if (o.side !== undefined && (typeof o.side !== 'string' || !SIDE_PATTERN.test(o.side))) {
     throw new TypeError(`options.side must be a lowercase token of 1..16 characters such as "send", got ${JSON.stringify(o.side)}`)
   }
+  if (o.onStatus !== undefined && typeof o.onStatus !== 'function') throw new TypeError('options.onStatus must be a function')
   const num = (name: keyof RendezvousOptions, dflt: number, min: number): number => {
     const v = o[name]
     if (v === undefined) return dflt
@@ -149,6 +176,8 @@ export function resolveOptions (o: RendezvousOptions): ResolvedOptions {
     quietMs: num('quietMs', 2000, 100),
     confirmTimeoutMs: num('confirmTimeoutMs', 10_000, 1),
     encrypt: o.encrypt ?? true,
-    side: o.side
+    side: o.side,
+    serverTimeoutMs: num('serverTimeoutMs', 5000, 1),
+    onStatus: o.onStatus
   }
 }

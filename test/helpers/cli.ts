@@ -6,11 +6,35 @@ import { root } from './utp'
 
 export const BIN = path.join(root, 'bin', 'utp-punch-rs.js')
 
-export interface Run { code: number | null, stdout: string, stderr: string }
+/**
+ * What a run printed. The status lines (bin/status.ts: one per change of state, on stderr; {"event":"status"}
+ * lines on stdout with --json) are taken out of `stdout` and `stderr` into `status`, so a test of a message
+ * compares the message; test/cli-status.test.ts checks the status lines themselves
+ */
+export interface Run { code: number | null, stdout: string, stderr: string, status: string[] }
+
+/** The sentences bin/status.ts starts its lines with (written here by hand: a changed sentence fails a test) */
+const STATUS_LINE = /^(contacting the rendezvous server .+ \(from .+\)|registered, waiting for the peer|peer found, checking that it holds the same code|code confirmed, trying paths: .*|no direct path \(.*\), going through the server's relay|connected via \S+ path to \S+, (encrypted|not encrypted)|waiting for the receiver to accept|(sending|receiving) .+ \((size unknown|[\d.]+ (bytes|kB|MB|GB|TB|PB|EB))\)|done)$/
+
+/** Splits the status lines out of a run's output */
+export function splitStatus (stdout: string, stderr: string): { stdout: string, stderr: string, status: string[] } {
+  const status: string[] = []
+  const keepErr = stderr.split(/(?<=\n)/).filter((line) => {
+    if (!STATUS_LINE.test(line.replace(/\n$/, ''))) return true
+    status.push(line.replace(/\n$/, ''))
+    return false
+  })
+  const keepOut = stdout.split(/(?<=\n)/).filter((line) => {
+    if (!line.startsWith('{"event":"status"')) return true
+    status.push(line.replace(/\n$/, ''))
+    return false
+  })
+  return { stdout: keepOut.join(''), stderr: keepErr.join(''), status }
+}
 
 /** Starts the command (stdin closed: never a terminal) in `cwd` (default: the package root) */
-export function start (args: string[], cwd = root): ChildProcess {
-  return spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+export function start (args: string[], cwd = root, env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  return spawn(process.execPath, [BIN, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
 }
 
 /** Collects the command's output until it exits; SIGKILL after timeoutMs */
@@ -23,7 +47,7 @@ export function finish (child: ChildProcess, timeoutMs = 30_000): Promise<Run> {
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
     child.once('close', (code) => {
       clearTimeout(timer)
-      resolve({ code, stdout, stderr })
+      resolve({ code, ...splitStatus(stdout, stderr) })
     })
   })
 }
