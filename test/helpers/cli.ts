@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'child_process'
 import * as path from 'path'
 
+import { mutantsBridge } from './mutants-child'
 import { root } from './utp'
 
 export const BIN = path.join(root, 'bin', 'utp-punch-rs.js')
@@ -34,7 +35,12 @@ export function splitStatus (stdout: string, stderr: string): { stdout: string, 
 
 /** Starts the command (stdin closed: never a terminal) in `cwd` (default: the package root) */
 export function start (args: string[], cwd = root, env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  return spawn(process.execPath, [BIN, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const bridge = mutantsBridge(env)
+  const child = spawn(process.execPath, [...bridge?.execArgv ?? [], BIN, ...args], {
+    cwd, env: bridge?.env ?? env, stdio: ['ignore', 'pipe', 'pipe']
+  })
+  if (bridge !== undefined) child.once('exit', bridge.collect)
+  return child
 }
 
 /** Collects the command's output until it exits; SIGKILL after timeoutMs */

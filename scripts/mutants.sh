@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Mutation testing (`npm run mutants [-- rust|js|CRATE...]`): break one line of the product at a time and check
+# that some test fails. Hours on a 2-core machine, so not part of .ci/run; docs/mutation.md has the method, the
+# scores and every surviving mutant with its reason. Results accumulate: a second run retests only what the
+# first did not catch (cargo-mutants --iterate, Stryker's incremental file), so it can be run in pieces.
+#
+#   npm run mutants                  every Rust crate, then lib/ and bin/
+#   npm run mutants -- rust          utp-proto, utp-secure and utp-node only
+#   npm run mutants -- utp-proto     one crate
+#   npm run mutants -- js            lib/ and bin/ only (StrykerJS, stryker.config.mjs)
+#   MUTANTS_JOBS=2 MUTANTS_SHARD=0/4 ...   parallel builds; one shard of each crate's mutants
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${MUTANTS_OUT:-mutants.out}
+jobs=${MUTANTS_JOBS:-1}
+shard=()
+[[ -n ${MUTANTS_SHARD:-} ]] && shard=(--shard "$MUTANTS_SHARD")
+
+command -v cargo-mutants >/dev/null || cargo install --locked cargo-mutants
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+
+rust_crate() { # crate
+  local crate=$1 dir="$out/$1" iterate=()
+  mkdir -p "$dir"
+  # Later runs start from what earlier ones left uncaught
+  [[ -f $dir/mutants.out/outcomes.json ]] && iterate=(--iterate)
+  echo "== $crate: first pass, fast tests (.config/nextest.toml profile mutants-fast)"
+  NEXTEST_PROFILE=mutants-fast cargo mutants -p "$crate" "${iterate[@]}" "${shard[@]}" --jobs "$jobs" \
+    --timeout 20 -o "$dir" || true
+  echo "== $crate: second pass over what the first missed, every test (profile mutants-full)"
+  NEXTEST_PROFILE=mutants-full cargo mutants -p "$crate" --iterate "${shard[@]}" --jobs "$jobs" -o "$dir" || true
+  summary "$crate" "$dir/mutants.out"
+}
+
+summary() { # name, mutants.out dir
+  local caught missed timeout unviable
+  caught=$(wc -l <"$2/caught.txt"); missed=$(wc -l <"$2/missed.txt")
+  timeout=$(wc -l <"$2/timeout.txt"); unviable=$(wc -l <"$2/unviable.txt")
+  # Unviable mutants do not compile, so no test could see them: they count neither way
+  awk -v n="$1" -v c="$caught" -v m="$missed" -v t="$timeout" -v u="$unviable" 'BEGIN {
+    printf "%s: %d caught, %d timed out, %d missed, %d unviable: score %.1f%%\n", n, c, t, m, u, 100 * (c + t) / (c + t + m) }'
+}
+
+js() {
+  echo "== lib/ and bin/ (StrykerJS)"
+  npx stryker run stryker.config.mjs
+}
+
+targets=("$@")
+((${#targets[@]})) || targets=(rust js)
+for t in "${targets[@]}"; do
+  case $t in
+    rust) for c in utp-proto utp-secure utp-node; do rust_crate "$c"; done ;;
+    utp-proto | utp-secure | utp-node) rust_crate "$t" ;;
+    js) js ;;
+    *) echo "unknown target $t (rust, js, utp-proto, utp-secure, utp-node)" >&2; exit 2 ;;
+  esac
+done
