@@ -427,4 +427,136 @@ mod tests {
       "nothing of a failed write stays"
     );
   }
+
+  /// One step of the model-based test below
+  #[derive(Debug, Clone)]
+  enum Op {
+    Write(usize),
+    Push { max: usize, split: bool },
+    Sack(u16),
+    MarkLost(u16),
+    MarkAllLost,
+    RestoreLost,
+    RetransmitFirstLost,
+    AckThrough(u16),
+  }
+
+  fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+      (0usize..3000).prop_map(Op::Write),
+      (1usize..1500, any::<bool>()).prop_map(|(max, split)| Op::Push { max, split }),
+      (0u16..40).prop_map(Op::Sack),
+      (0u16..40).prop_map(Op::MarkLost),
+      Just(Op::MarkAllLost),
+      Just(Op::RestoreLost),
+      Just(Op::RetransmitFirstLost),
+      (0u16..40).prop_map(Op::AckThrough),
+    ]
+  }
+
+  /// Every counter the connection reads (bytes in flight, unacknowledged, unsent, lost packets)
+  /// agrees with a recount over the packets, and every packet's payload is the bytes written at
+  /// its offset, also once the byte queue wraps around its ring
+  fn check(b: &SendBuffer, stream: &[u8], acked: u64, write_ends: &[u64]) {
+    let in_flight: usize = b.packets.iter().filter(|p| p.in_flight()).map(|p| p.len).sum();
+    let unacked: usize = b.packets.iter().map(|p| p.len).sum();
+    assert_eq!(b.in_flight_bytes(), in_flight, "in flight");
+    assert_eq!(b.unacked_bytes(), unacked, "unacknowledged");
+    assert_eq!(b.lost, b.packets.iter().filter(|p| p.lost).count(), "lost");
+    let first_lost = b
+      .packets
+      .iter()
+      .position(|p| p.lost)
+      .map(|i| b.first_unacked().add(i as u16));
+    assert_eq!(b.first_lost(), first_lost);
+    assert_eq!(b.buffered() as u64, stream.len() as u64 - acked);
+    assert_eq!(b.unsent_len(), b.buffered() - unacked);
+    assert_eq!(
+      b.next_seq(),
+      b.first_unacked().add(b.packets_outstanding() as u16)
+    );
+    assert_eq!(b.is_empty(), b.packets_outstanding() == 0);
+    for (i, p) in b.packets.iter().enumerate() {
+      assert_eq!(
+        b.get(b.first_unacked().add(i as u16)).map(|q| q.offset),
+        Some(p.offset)
+      );
+      let (x, y) = b.payload(p);
+      assert_eq!(
+        [x, y].concat(),
+        &stream[p.offset as usize..p.offset as usize + p.len]
+      );
+      let end = p.offset + p.len as u64;
+      assert_eq!(
+        p.ends_write,
+        p.len > 0 && write_ends.contains(&end),
+        "ends_write at {end}"
+      );
+    }
+  }
+
+  proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+    #[test]
+    fn counters_and_payloads_match_a_recount(ops in proptest::collection::vec(op(), 1..120)) {
+      let mut b = SendBuffer::new(SeqNr(65520));
+      let mut stream: Vec<u8> = Vec::new();
+      let mut write_ends: Vec<u64> = Vec::new();
+      let mut acked = 0u64;
+      let mut now = Instant::ZERO;
+      for op in ops {
+        now = now + std::time::Duration::from_millis(1);
+        match op {
+          Op::Write(n) => {
+            let data: Vec<u8> = (0..n).map(|i| (stream.len() + i) as u8 ^ 0x5a).collect();
+            b.write(&data);
+            stream.extend(&data);
+            if n > 0 {
+              write_ends.push(stream.len() as u64);
+            }
+          }
+          Op::Push { max, split } => {
+            let expected = b.next_len(max, split);
+            let seq = b.push(PacketType::Data, max, split, now);
+            let p = b.get(seq).unwrap();
+            assert_eq!(p.len, expected);
+            assert!(p.len <= max);
+            if split {
+              // no write ends strictly inside the packet
+              assert!(!write_ends.iter().any(|&e| e > p.offset && e < p.offset + p.len as u64));
+            }
+          }
+          Op::Sack(i) => {
+            let seq = b.first_unacked().add(i);
+            let was = b.get(seq).map(|p| p.sacked);
+            let news = b.sack(seq).is_some();
+            assert_eq!(news, was == Some(false));
+          }
+          Op::MarkLost(i) => {
+            let seq = b.first_unacked().add(i);
+            let was = b.get(seq).map(|p| p.in_flight());
+            assert_eq!(b.mark_lost(seq), was == Some(true));
+          }
+          Op::MarkAllLost => b.mark_all_lost(),
+          Op::RestoreLost => b.restore_lost(),
+          Op::RetransmitFirstLost => {
+            if let Some(seq) = b.first_lost() {
+              let before = b.get(seq).unwrap().transmissions;
+              let p = b.retransmit(seq, now).unwrap();
+              assert_eq!((p.transmissions, p.sent_at, p.lost), (before + 1, now, false));
+            }
+          }
+          Op::AckThrough(i) => {
+            let n = (i as usize + 1).min(b.packets_outstanding());
+            let mut seen = Vec::new();
+            b.ack_through(b.first_unacked().add(i), |s, p| seen.push((s, p.len)));
+            assert_eq!(seen.len(), n);
+            acked += seen.iter().map(|&(_, l)| l as u64).sum::<u64>();
+          }
+        }
+        check(&b, &stream, acked, &write_ends);
+      }
+    }
+  }
 }
