@@ -355,6 +355,62 @@ mod tests {
     assert!(c.window() < w, "a queue: congestion");
   }
 
+  /// A loss counts as random only after RANDOM_LOSS_SPACING packets were delivered since the last
+  /// one that did: the 19th packet after it is too soon, the 20th is not
+  #[test]
+  fn random_losses_must_be_spaced_by_twenty_packets() {
+    let mut c = Cubic::new(100_000, 1000, 10_000_000);
+    c.ssthresh = 100_000.0;
+    let mut ms = 0;
+    let mut deliver = |c: &mut Cubic, packets: u64| {
+      for _ in 0..packets {
+        ms += 1;
+        c.on_ack(Instant::from_micros(ms * 1000), &ack(1000, 100, 100));
+      }
+    };
+    deliver(&mut c, 100);
+    let w = c.window();
+    c.on_congestion_event(Instant::from_micros(200_000), CongestionEvent::Loss, 1000);
+    assert_eq!(c.window(), w, "random");
+    deliver(&mut c, 20);
+    let w = c.window();
+    c.on_congestion_event(Instant::from_micros(300_000), CongestionEvent::Loss, 1000);
+    assert_eq!(c.window(), w, "20 packets later: random again");
+    deliver(&mut c, 19);
+    let w = c.window();
+    c.on_congestion_event(Instant::from_micros(400_000), CongestionEvent::Loss, 1000);
+    assert_eq!(
+      c.window(),
+      (w as f64 * BETA) as usize,
+      "19 packets later: congestion"
+    );
+  }
+
+  /// The path's minimum round trip takes every lower sample at once; a higher one replaces it
+  /// only after MIN_RTT_LIFETIME, when a route change may have made the old minimum unreachable
+  #[test]
+  fn the_minimum_rtt_follows_lower_samples_and_expires() {
+    let t = |s: u64| Instant::from_micros(s * 1_000_000);
+    let ms = Duration::from_millis;
+    let mut c = Cubic::new(100_000, 1000, 10_000_000);
+    c.on_ack(t(1), &ack(1000, 100, 100));
+    assert_eq!(c.min_rtt, Some((ms(100), t(1))));
+    c.on_ack(t(2), &ack(1000, 100, 50));
+    assert_eq!(c.min_rtt, Some((ms(50), t(2))), "lower: taken at once");
+    c.on_ack(t(20), &ack(1000, 100, 80));
+    assert_eq!(
+      c.min_rtt,
+      Some((ms(50), t(2))),
+      "higher, within the lifetime: kept"
+    );
+    c.on_ack(t(33), &ack(1000, 100, 80));
+    assert_eq!(
+      c.min_rtt,
+      Some((ms(80), t(33))),
+      "higher, after the lifetime: replaced"
+    );
+  }
+
   #[test]
   fn an_application_limited_sender_does_not_grow() {
     let mut c = Cubic::new(10_000, 1000, 10_000_000);

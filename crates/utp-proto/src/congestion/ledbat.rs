@@ -604,6 +604,57 @@ mod tests {
     assert!((2..=40).contains(&episodes), "{episodes} slowdowns in a minute");
   }
 
+  /// The lowest delay seen is the base for BASE_HISTORY_MINUTES whole minutes, one bucket per
+  /// minute, and then ages out: the buckets are used in turn, every one of them
+  #[test]
+  fn the_base_delay_is_the_minimum_of_the_last_ten_minutes() {
+    let minute = |m: u64| Instant::from_micros(m * 60_000_000 + 1);
+    let mut b = BaseDelay::new();
+    b.add(minute(0), 1_000);
+    for m in 1..BASE_HISTORY_MINUTES as u64 {
+      assert!(b.add(minute(m), 5_000 + m as u32));
+      assert_eq!(b.base(), 1_000, "minute {m}");
+    }
+    // The eleventh minute overwrites the first one's bucket: the next lowest is now the base
+    b.add(minute(BASE_HISTORY_MINUTES as u64), 9_000);
+    assert_eq!(b.base(), 5_001);
+    b.add(minute(BASE_HISTORY_MINUTES as u64 + 1), 9_000);
+    assert_eq!(b.base(), 5_002);
+  }
+
+  /// Another connection to the same peer (same clocks, same path) that saw a lower base delay
+  /// lowers ours; a higher one, or one offered before we measured anything, changes nothing
+  #[test]
+  fn a_lower_base_delay_shared_by_a_sibling_connection_is_adopted() {
+    let t = Instant::from_micros;
+    let mut c = Ledbat::new(10_000, 1000, 1_000_000);
+    c.share_base_delay(t(0), 3_000);
+    assert_eq!(c.base_delay(), None);
+    c.on_ack(t(1_000), &ack(1000, 10_000, 50_000));
+    assert_eq!(c.base_delay(), Some(50_000));
+    c.share_base_delay(t(2_000), 80_000);
+    assert_eq!(c.base_delay(), Some(50_000));
+    c.share_base_delay(t(3_000), 20_000);
+    assert_eq!(c.base_delay(), Some(20_000));
+  }
+
+  /// The first loss ends the initial slow start and schedules the first periodic slowdown two
+  /// round trips later (LEDBAT++); a loss during slow start after a timeout does not
+  #[test]
+  fn the_first_loss_schedules_the_periodic_slowdown() {
+    let t = Instant::from_micros;
+    let mut c = Ledbat::new(64_000, 1000, 1_000_000);
+    assert_eq!(c.slowdown, Slowdown::NotScheduled);
+    c.on_congestion_event(t(1_000_000), CongestionEvent::Timeout, 1000);
+    assert!(c.in_slow_start());
+    assert_eq!(c.slowdown, Slowdown::NotScheduled, "still in slow start");
+    c.on_congestion_event(t(2_000_000), CongestionEvent::Loss, 1000);
+    assert_eq!(
+      c.slowdown,
+      Slowdown::Due(t(2_000_000) + DEFAULT_RTT * SLOWDOWN_ROUND_TRIPS)
+    );
+  }
+
   proptest! {
     #[test]
     fn window_stays_within_bounds(steps in proptest::collection::vec((0usize..70_000, 0u32..400_000, any::<bool>()), 1..200)) {
