@@ -111,4 +111,58 @@ mod tests {
     assert_eq!(r.backed_off_rto(2), rto * 4);
     assert_eq!(r.backed_off_rto(40), ms(60_000));
   }
+
+  fn us(n: u64) -> Duration {
+    Duration::from_micros(n)
+  }
+
+  /// The exact Jacobson/Karels arithmetic of both branches: the variance moves a quarter and the
+  /// average an eighth of the way toward the new sample, up or down
+  #[test]
+  fn each_sample_moves_the_estimates_by_a_quarter_and_an_eighth() {
+    let mut r = RttEstimator::new(ms(1000), ms(100), ms(60_000));
+    r.on_sample(ms(100));
+    assert_eq!((r.srtt(), r.rttvar(), r.rto()), (Some(ms(100)), ms(50), ms(300)));
+    // |delta| 20 < var 50: var 50 - 30/4, srtt 100 + 20/8
+    r.on_sample(ms(120));
+    assert_eq!((r.srtt(), r.rttvar()), (Some(us(102_500)), us(42_500)));
+    assert_eq!(r.rto(), us(102_500 + 170_000));
+    // |delta| 62.5 > var 42.5: var 42.5 + 20/4, srtt 102.5 - 62.5/8
+    r.on_sample(ms(40));
+    assert_eq!((r.srtt(), r.rttvar()), (Some(Duration::from_nanos(94_687_500)), us(47_500)));
+    assert_eq!(r.rto(), Duration::from_nanos(94_687_500 + 190_000_000));
+  }
+
+  /// The timeout before any sample is the initial one, never below the floor; after samples it is
+  /// capped at `max_rto`
+  #[test]
+  fn the_timeout_is_bounded_on_both_sides() {
+    assert_eq!(RttEstimator::new(ms(50), ms(100), ms(60_000)).rto(), ms(100));
+    let mut r = RttEstimator::new(ms(1000), ms(100), ms(2_000));
+    r.on_sample(ms(1_500));
+    assert_eq!(r.rto(), ms(2_000));
+    assert_eq!(r.backed_off_rto(1), ms(2_000));
+  }
+
+  /// A spurious timeout restarts the estimate from a longer round trip only: the average jumps to
+  /// it and the variance to at least half of it; an equal or shorter one changes nothing
+  #[test]
+  fn a_restart_takes_only_a_longer_round_trip() {
+    let mut r = RttEstimator::new(ms(1000), ms(10), ms(60_000));
+    r.on_sample(ms(100));
+    for _ in 0..50 {
+      r.on_sample(ms(100));
+    }
+    let var = r.rttvar();
+    assert!(var < ms(1));
+    r.restart_from(ms(100));
+    assert_eq!((r.srtt(), r.rttvar()), (Some(ms(100)), var), "equal: nothing");
+    r.restart_from(ms(80));
+    assert_eq!((r.srtt(), r.rttvar()), (Some(ms(100)), var), "shorter: nothing");
+    r.restart_from(ms(300));
+    assert_eq!((r.srtt(), r.rttvar()), (Some(ms(300)), ms(150)));
+    let mut fresh = RttEstimator::new(ms(1000), ms(10), ms(60_000));
+    fresh.restart_from(ms(40));
+    assert_eq!((fresh.srtt(), fresh.rttvar()), (Some(ms(40)), ms(20)), "no sample yet");
+  }
 }
