@@ -129,7 +129,10 @@ mod tests {
     assert_eq!(r.rto(), us(102_500 + 170_000));
     // |delta| 62.5 > var 42.5: var 42.5 + 20/4, srtt 102.5 - 62.5/8
     r.on_sample(ms(40));
-    assert_eq!((r.srtt(), r.rttvar()), (Some(Duration::from_nanos(94_687_500)), us(47_500)));
+    assert_eq!(
+      (r.srtt(), r.rttvar()),
+      (Some(Duration::from_nanos(94_687_500)), us(47_500))
+    );
     assert_eq!(r.rto(), Duration::from_nanos(94_687_500 + 190_000_000));
   }
 
@@ -163,6 +166,10 @@ mod tests {
     assert_eq!((r.srtt(), r.rttvar()), (Some(ms(300)), ms(150)));
     let mut fresh = RttEstimator::new(ms(1000), ms(10), ms(60_000));
     fresh.restart_from(ms(40));
-    assert_eq!((fresh.srtt(), fresh.rttvar()), (Some(ms(40)), ms(20)), "no sample yet");
+    assert_eq!(
+      (fresh.srtt(), fresh.rttvar()),
+      (Some(ms(40)), ms(20)),
+      "no sample yet"
+    );
   }
 }

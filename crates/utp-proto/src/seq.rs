@@ -58,6 +58,18 @@ mod tests {
     assert_eq!(SeqNr(2).distance_from(SeqNr(65534)), 4);
   }
 
+  /// Exactly half the space apart, neither number comes first: a packet that far from the window
+  /// is treated as neither old nor new. Debug output names the number as logs show it
+  #[test]
+  fn half_the_space_apart_neither_precedes() {
+    assert!(!SeqNr(0).precedes(SeqNr(0x8000)));
+    assert!(!SeqNr(0x8000).precedes(SeqNr(0)));
+    assert!(SeqNr(0).precedes(SeqNr(0x7fff)));
+    assert!(SeqNr(0x8001).precedes(SeqNr(0)));
+    assert_eq!(SeqNr(0x7fff).sub(0x8000), SeqNr(0xffff));
+    assert_eq!(format!("{:?}", SeqNr(513)), "#513");
+  }
+
   proptest! {
     #[test]
     fn precedes_is_antisymmetric_and_matches_distance(a: u16, n in 1u16..0x8000) {

@@ -79,7 +79,9 @@ mod tests {
     assert_eq!(q.next_deadline(), Some(t(10)));
     assert_eq!(q.pop_expired(t(5)), None);
     assert_eq!(q.pop_expired(t(100)), Some(1));
-    assert_eq!(q.pop_expired(t(100)), Some(2));
+    assert_eq!(q.next_deadline(), Some(t(20)), "2 keeps its earlier deadline");
+    assert_eq!(q.pop_expired(t(19)), None);
+    assert_eq!(q.pop_expired(t(20)), Some(2), "due exactly at its deadline");
     assert_eq!(q.pop_expired(t(100)), None, "stale entry for 1 at 50 skipped");
     q.schedule(3, t(7));
     q.cancel(3);
