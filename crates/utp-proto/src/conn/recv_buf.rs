@@ -291,4 +291,115 @@ mod tests {
     let mut out = Vec::new();
     assert_eq!(b.read(&mut out, 100), (20, false));
   }
+
+  /// Reference model for the property test below: the same rules, stated over plain collections
+  #[derive(Default)]
+  struct Model {
+    ack: u16,
+    /// sequence offset past `ack` (1 = next) → (payload, ends_write)
+    buffered: std::collections::BTreeMap<u16, (Vec<u8>, bool)>,
+    /// in-order bytes not read yet, each with whether it ends a write
+    ready: VecDeque<(u8, bool)>,
+  }
+
+  impl Model {
+    fn ooo_bytes(&self) -> usize {
+      self.buffered.values().map(|(p, _)| p.len()).sum()
+    }
+  }
+
+  proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+    /// Arrivals, window, SACK bits and reads agree with the model after every step, through
+    /// holes, duplicates, a full window, the overflow allowance and sequence wrap-around
+    #[test]
+    fn arrivals_window_sacks_and_reads_match_a_model(
+      start in proptest::prelude::any::<u16>(),
+      steps in proptest::collection::vec((0u16..12, 0usize..60, proptest::prelude::any::<bool>(), 0u8..10), 1..150),
+    ) {
+      const CAP: usize = 100;
+      const MAX_OOO: usize = 8;
+      let mut b = RecvBuffer::new(CAP, MAX_OOO);
+      let mut m = Model { ack: start, ..Model::default() };
+      let mut next_byte = 0u8;
+      for (ahead, len, ends, kind) in steps {
+        if kind < 2 {
+          let max = 1 + len % 30;
+          let mut out = Vec::new();
+          let (n, ended) = b.read(&mut out, max);
+          let mut want = Vec::new();
+          let mut want_end = false;
+          while want.len() < max {
+            let Some((byte, end)) = m.ready.pop_front() else { break };
+            want.push(byte);
+            if end {
+              want_end = true;
+              break;
+            }
+          }
+          assert_eq!((n, ended, out), (want.len(), want_end, want));
+        } else {
+          // Mostly near the window, sometimes long ago; a big in-order payload now and then
+          let ahead = if kind == 9 { 0xfff0 } else { ahead };
+          let len = if kind == 8 && ahead == 1 { 20_000 } else { len };
+          let seq = SeqNr(m.ack).add(ahead);
+          let payload: Vec<u8> = (0..len).map(|_| { next_byte = next_byte.wrapping_add(1); next_byte }).collect();
+          let held = m.ready.len() + m.ooo_bytes();
+          let window = CAP.saturating_sub(held);
+          let want = if ahead == 0 || ahead >= 0x8000 {
+            Arrival::Duplicate
+          } else if ahead as usize > MAX_OOO {
+            Arrival::Dropped
+          } else if m.buffered.contains_key(&ahead) {
+            Arrival::Duplicate
+          } else if ahead == 1 && (m.ooo_bytes() > 0 || held + len <= CAP + OVERFLOW_ALLOWANCE) {
+            let mut n = 1;
+            while m.buffered.contains_key(&(n + 1)) {
+              n += 1;
+            }
+            Arrival::InOrder(n)
+          } else if len > window {
+            Arrival::Dropped
+          } else {
+            Arrival::Buffered
+          };
+          assert_eq!(b.insert(SeqNr(m.ack), seq, &payload, ends), want, "ahead {ahead} len {len}");
+          match want {
+            Arrival::Buffered => {
+              m.buffered.insert(ahead, (payload, ends));
+            }
+            Arrival::InOrder(n) => {
+              let mut packets = vec![(payload, ends)];
+              for k in 2..=n {
+                packets.push(m.buffered.remove(&k).unwrap());
+              }
+              for (p, e) in packets {
+                let last = p.len().saturating_sub(1);
+                m.ready.extend(p.iter().enumerate().map(|(i, &x)| (x, e && i == last)));
+              }
+              m.buffered = std::mem::take(&mut m.buffered).into_iter().map(|(k, v)| (k - n, v)).collect();
+              m.ack = m.ack.wrapping_add(n);
+            }
+            _ => {}
+          }
+        }
+        let held = m.ready.len() + m.ooo_bytes();
+        assert_eq!(b.ready_bytes(), m.ready.len());
+        assert_eq!(b.window(), CAP.saturating_sub(held));
+        assert_eq!(b.has_out_of_order(), !m.buffered.is_empty());
+        for max_bytes in [4, 32] {
+          let mut bits = Vec::new();
+          b.sack_bitmask(&mut bits, max_bytes);
+          // bit i covers ack + 2 + i: offsets 2.. of the model
+          let needed = m.buffered.keys().next_back().filter(|&&k| k >= 2).map(|&k| (k as usize - 2) / 8 + 1);
+          let len = needed.map_or(0, |n| (n.div_ceil(4) * 4).min(max_bytes));
+          assert_eq!(bits.len(), len);
+          for i in 0..bits.len() * 8 {
+            let set = bits[i / 8] & (1 << (i % 8)) != 0;
+            assert_eq!(set, m.buffered.contains_key(&(i as u16 + 2)), "bit {i}");
+          }
+        }
+      }
+    }
+  }
 }
