@@ -249,4 +249,97 @@ mod tests {
     assert!(!crate::packet::looks_like_utp(&buf));
     assert_eq!(decode(b"UTPRMx"), None);
   }
+
+  /// The whole search, probe by probe, against a path that carries up to 1,372 bytes: the
+  /// ceiling first (three tries, each given the clamped timeout), then halving the gap; each
+  /// ack lets the next probe go at once; it stops within RESOLUTION
+  #[test]
+  fn the_search_probes_in_this_order_at_these_times() {
+    let t = |ms: u64| Instant::from_micros(ms * 1000);
+    let mut p = PathMtu::new(1000, 1452, t(0));
+    let mut probes = Vec::new();
+    while let Some(at) = p.next_deadline() {
+      p.on_timeout(at);
+      if let Some(size) = p.poll(at, ms(100)) {
+        assert_eq!(p.poll(at, ms(100)), None, "one probe at a time");
+        probes.push((at.as_micros() / 1000, size));
+        if size <= 1372 {
+          let grew = p.on_ack(size, at + ms(10));
+          assert_eq!(grew, Some(size));
+        }
+      }
+    }
+    assert_eq!(
+      probes,
+      [
+        (200, 1452),
+        (400, 1452),
+        (600, 1452),
+        (800, 1226),
+        (810, 1339),
+        (820, 1395),
+        (1020, 1395),
+        (1220, 1395),
+        (1420, 1367),
+        (1430, 1381),
+        (1630, 1381),
+        (1830, 1381),
+      ]
+    );
+    assert_eq!(p.current(), 1367);
+    assert!(p.done());
+    assert_eq!(p.poll(t(10_000), ms(100)), None);
+  }
+
+  /// A slow path's probes wait for its RTO, up to MAX_PROBE_TIMEOUT; a size is given up only
+  /// once its last try is overdue; acks of another size, or of one no larger, change nothing
+  #[test]
+  fn timeouts_and_stray_acks() {
+    let t = |ms: u64| Instant::from_micros(ms * 1000);
+    let mut p = PathMtu::new(1000, 1452, t(0));
+    assert_eq!(p.poll(t(199), ms(5000)), None, "not before FIRST_PROBE_AFTER");
+    assert_eq!(p.poll(t(200), ms(5000)), Some(1452));
+    assert_eq!(p.next_deadline(), Some(t(2200)));
+    assert_eq!(p.on_ack(1400, t(300)), None, "not the size in flight");
+    assert_eq!(p.poll(t(2200), ms(700)), Some(1452));
+    assert_eq!(p.next_deadline(), Some(t(2900)));
+    assert_eq!(p.poll(t(2900), ms(700)), Some(1452));
+    p.on_timeout(t(3599));
+    assert_eq!(
+      p.next_deadline(),
+      Some(t(3600)),
+      "the third try is not overdue yet"
+    );
+    p.on_timeout(t(3600));
+    assert_eq!(p.poll(t(3600), ms(700)), Some(1226));
+    assert_eq!(p.on_ack(1226, t(3700)), Some(1226));
+    let mut q = PathMtu::new(1000, 1452, t(0));
+    q.poll(t(200), ms(100));
+    q.good = 1452;
+    assert_eq!(q.on_ack(1452, t(250)), None, "no growth, no news");
+  }
+
+  #[test]
+  fn malformed_messages_are_refused() {
+    let mut ack = Vec::new();
+    encode_ack(7, 70_000, &mut ack);
+    assert_eq!(
+      decode(&ack),
+      Some(Message::Ack {
+        conn_id: 7,
+        payload: 65535
+      }),
+      "sizes saturate"
+    );
+    assert_eq!(decode(&ack[..ACK_LEN - 1]), None);
+    let mut other = ack.clone();
+    other[5] = 3;
+    assert_eq!(decode(&other), None, "unknown kind");
+    let mut probe = Vec::new();
+    encode_probe(9, 100, &mut probe);
+    assert_eq!(probe.len(), UTP_HEADER + 100);
+    probe.push(0);
+    assert_eq!(decode(&probe), None, "longer than it claims");
+    assert!(!is_pmtu(b"UTPR"));
+  }
 }
