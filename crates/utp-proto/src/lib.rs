@@ -170,3 +170,70 @@ impl Default for Config {
     }
   }
 }
+
+#[cfg(test)]
+mod config_tests {
+  use super::*;
+
+  /// A loopback peer gets the loopback buffers and packet size with the same number of packets in
+  /// the initial window and no probing; an IPv6 peer a 20-byte lower probing ceiling; any other
+  /// peer, or every peer when `loopback` is None, the configuration as it is
+  #[test]
+  fn each_peer_gets_its_path_s_configuration() {
+    let cfg = Config {
+      max_payload: 1000,
+      initial_window: 10_000,
+      recv_buffer: 1 << 20,
+      send_buffer: 1 << 19,
+      pmtu_ceiling: 1448,
+      loopback: Some(Loopback {
+        max_payload: 16_000,
+        buffer: 64 * 16_000,
+      }),
+      ..Config::default()
+    };
+    let lo = cfg.for_peer("127.0.0.1:9".parse().unwrap());
+    assert_eq!(
+      (
+        lo.recv_buffer,
+        lo.send_buffer,
+        lo.initial_window,
+        lo.pmtu_ceiling,
+        lo.max_payload
+      ),
+      (64 * 16_000, 64 * 16_000, 10 * 16_000, 0, 1000),
+      "max_payload stays: the larger size waits for the peer's hello"
+    );
+    let lo6 = cfg.for_peer("[::1]:9".parse().unwrap());
+    assert_eq!((lo6.recv_buffer, lo6.pmtu_ceiling), (64 * 16_000, 0));
+    let v6 = cfg.for_peer("[2001:db8::1]:9".parse().unwrap());
+    assert_eq!(
+      (v6.recv_buffer, v6.send_buffer, v6.pmtu_ceiling),
+      (1 << 20, 1 << 19, 1428)
+    );
+    let v4 = cfg.for_peer("192.0.2.1:9".parse().unwrap());
+    assert_eq!(
+      (v4.recv_buffer, v4.initial_window, v4.pmtu_ceiling),
+      (1 << 20, 10_000, 1448)
+    );
+    let plain = Config {
+      loopback: None,
+      ..cfg
+    };
+    let lo = plain.for_peer("127.0.0.1:9".parse().unwrap());
+    assert_eq!(
+      (lo.recv_buffer, lo.initial_window, lo.pmtu_ceiling),
+      (1 << 20, 10_000, 1448)
+    );
+    let odd = Config {
+      initial_window: 2500,
+      ..cfg
+    }
+    .for_peer("127.0.0.1:9".parse().unwrap());
+    assert_eq!(
+      odd.initial_window,
+      2 * 16_000,
+      "whole packets of the general setting"
+    );
+  }
+}
