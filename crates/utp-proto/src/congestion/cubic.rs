@@ -411,6 +411,20 @@ mod tests {
     );
   }
 
+  /// A small window after a loss grows at least as fast as Reno would (RFC 9438's Reno-friendly
+  /// region, W_est): CUBIC's curve alone is still below the old maximum after a second
+  #[test]
+  fn small_windows_grow_at_least_as_fast_as_reno() {
+    let mut c = Cubic::new(10_000, 1000, 10_000_000);
+    c.ssthresh = 10_000.0;
+    c.on_congestion_event(Instant::ZERO, CongestionEvent::Loss, 1000);
+    assert_eq!(c.window(), 7_000);
+    // W_est gains 3·(1-β)/(1+β) ≈ 0.53 packet per round trip: about 5 in ten; the curve 2.6
+    rounds(&mut c, 0, 10, 100);
+    let w = c.window();
+    assert!((11_500..13_500).contains(&w), "{w}");
+  }
+
   #[test]
   fn an_application_limited_sender_does_not_grow() {
     let mut c = Cubic::new(10_000, 1000, 10_000_000);

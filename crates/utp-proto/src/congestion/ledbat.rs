@@ -655,6 +655,24 @@ mod tests {
     );
   }
 
+  /// Slow start ends when the queue passes three quarters of the target, not at it: 75 ms of
+  /// queue keeps growing, 75.001 ms stops
+  #[test]
+  fn slow_start_ends_past_three_quarters_of_the_target() {
+    let t = Instant::from_micros;
+    let mut c = Ledbat::new(10_000, 1000, 1_000_000);
+    c.on_ack(t(0), &ack(1000, c.window(), 1_000_000));
+    for i in 1..=3 {
+      c.on_ack(t(i * 1000), &ack(1000, c.window(), 1_075_000));
+    }
+    assert_eq!(c.queuing_delay(), Duration::from_millis(75));
+    assert!(c.in_slow_start(), "exactly 3/4 of the target");
+    for i in 4..=6 {
+      c.on_ack(t(i * 1000), &ack(1000, c.window(), 1_075_001));
+    }
+    assert!(!c.in_slow_start(), "past 3/4 of the target");
+  }
+
   proptest! {
     #[test]
     fn window_stays_within_bounds(steps in proptest::collection::vec((0usize..70_000, 0u32..400_000, any::<bool>()), 1..200)) {

@@ -315,10 +315,11 @@ mod tests {
     #[test]
     fn arrivals_window_sacks_and_reads_match_a_model(
       start in proptest::prelude::any::<u16>(),
-      steps in proptest::collection::vec((0u16..12, 0usize..60, proptest::prelude::any::<bool>(), 0u8..10), 1..150),
+      steps in proptest::collection::vec((0u16..44, 0usize..60, proptest::prelude::any::<bool>(), 0u8..10), 1..150),
     ) {
-      const CAP: usize = 100;
-      const MAX_OOO: usize = 8;
+      // Room for 40 packets out of order: SACK bitmasks of one and two 32-bit words
+      const CAP: usize = 2000;
+      const MAX_OOO: usize = 40;
       let mut b = RecvBuffer::new(CAP, MAX_OOO);
       let mut m = Model { ack: start, ..Model::default() };
       let mut next_byte = 0u8;
