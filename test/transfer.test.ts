@@ -1,19 +1,23 @@
-// Bulk data over loopback: 64 MiB in each direction at the same time, compared by sha256
+// Bulk data over loopback: 64 MiB in each direction at the same time, compared by sha256, with loopback-sized
+// and internet-sized packets (test/helpers/paths.ts)
 import { describe, expect, it } from 'vitest'
 
-import { cleanupNodes, closed, drainHash, listeningNode, makeNode, writeRandom } from './helpers/utp'
+import { expectMode, PATH_MODES, withMode } from './helpers/paths'
+import { cleanupNodes, closed, drainHash, listeningNode, makeNode, writeRandom, type Socket } from './helpers/utp'
 
 const MiB = 1024 * 1024
 
-describe('bulk transfer', () => {
+describe.each(PATH_MODES)('bulk transfer with $name', (mode) => {
   cleanupNodes()
 
   it('64 MiB each way at once arrives intact', async () => {
     const size = 64 * MiB
     let serverSide: Promise<[string, { bytes: number, sha256: string }]> | undefined
+    let serverSocket: Socket | undefined
     // Both directions end independently: without allowHalfOpen the first side to finish would end the other
-    const options = { allowHalfOpen: true }
+    const options = withMode(mode, { allowHalfOpen: true })
     const { port } = await listeningNode(options, socket => {
+      serverSocket = socket
       serverSide = Promise.all([writeRandom(socket, size), drainHash(socket)])
     })
     const socket = makeNode(options).connect(port)
@@ -22,11 +26,14 @@ describe('bulk transfer', () => {
     expect(serverSide).toBeDefined()
     const [serverSent, serverReceived] = await (serverSide as NonNullable<typeof serverSide>)
     const secs = (Date.now() - started) / 1000
-    console.log(`64 MiB each way in ${secs.toFixed(2)} s (${((2 * size) / MiB / secs).toFixed(1)} MiB/s in total)`)
+    console.log(`${mode.name}: 64 MiB each way in ${secs.toFixed(2)} s (${((2 * size) / MiB / secs).toFixed(1)} MiB/s in total), ` +
+      `${socket.stats()?.packetsSent} packets of ${socket.stats()?.mtu} bytes sent by the client`)
     expect(received.bytes).toBe(size)
     expect(serverReceived.bytes).toBe(size)
     expect(received.sha256).toBe(serverSent)
     expect(serverReceived.sha256).toBe(sent)
+    expectMode(socket, mode, size)
+    expectMode(serverSocket as Socket, mode, size)
     await closed(socket)
   })
 })
