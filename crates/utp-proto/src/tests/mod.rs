@@ -2,6 +2,7 @@
 
 mod attacks;
 mod clocks;
+mod endpoint_api;
 mod real_paths;
 mod real_peers;
 mod scripted;

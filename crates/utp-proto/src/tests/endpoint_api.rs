@@ -1,0 +1,191 @@
+//! The endpoint's bookkeeping that the Node.js layer reads: the configuration, the open
+//! connections, the connection limit as connections come and go, ICMP unreachable reports
+
+use std::time::Duration;
+
+use super::sim::{payload, Sim};
+use crate::packet::{self, Header, Ours, Packet, PacketType};
+use crate::pmtu;
+use crate::seq::SeqNr;
+use crate::{CloseReason, Config};
+
+fn secs(n: u64) -> Duration {
+  Duration::from_secs(n)
+}
+
+#[test]
+fn the_configuration_in_force_is_the_one_given() {
+  let cfg = Config {
+    max_payload: 1234,
+    max_connections: 7,
+    keepalive: secs(3),
+    ..Config::default()
+  };
+  let sim = Sim::new(1, 1, cfg);
+  let c = sim.nodes[0].ep.config();
+  assert_eq!(
+    (c.max_payload, c.max_connections, c.keepalive),
+    (1234, 7, secs(3))
+  );
+}
+
+/// Listed once confirmed, on both sides, and no longer once closed
+#[test]
+fn open_connections_lists_exactly_the_open_ones() {
+  let mut sim = Sim::new(2, 2, Config::default());
+  sim.nodes[1].ep.set_listening(true);
+  let a = sim.connect(0, 1, payload(1, 10_000), true);
+  assert!(sim.run_until(secs(10), |s| !s.nodes[1].accepted.is_empty()));
+  let b = sim.nodes[1].accepted[0];
+  assert_eq!(sim.nodes[0].ep.open_connections(), [a]);
+  assert_eq!(sim.nodes[1].ep.open_connections(), [b]);
+  sim.app_mut(1, b).finish = true;
+  assert!(sim.run_until(secs(30), |s| s.app(0, a).closed.is_some()
+    && s.app(1, b).closed.is_some()));
+  assert_eq!(sim.app(0, a).closed, Some(CloseReason::Finished));
+  assert!(sim.nodes[0].ep.open_connections().is_empty());
+  assert!(sim.nodes[1].ep.open_connections().is_empty());
+}
+
+/// `max_connections` counts the open connections of both kinds: a full node refuses, and takes
+/// new ones again once the old ones have closed and been forgotten
+#[test]
+fn the_connection_limit_follows_connections_as_they_come_and_go() {
+  let cfg = Config {
+    max_connections: 1,
+    ..Config::default()
+  };
+  let mut sim = Sim::new(3, 3, cfg);
+  sim.nodes[1].ep.set_listening(true);
+  let a = sim.connect(0, 1, payload(1, 1000), true);
+  assert!(sim.run_until(secs(10), |s| !s.nodes[1].accepted.is_empty()));
+  let second = sim.connect(2, 1, Vec::new(), false);
+  assert!(sim.run_until(secs(10), |s| s.app(2, second).closed.is_some()));
+  assert_eq!(sim.app(2, second).closed, Some(CloseReason::Refused));
+  assert_eq!(sim.nodes[1].ep.stats().refused, 1);
+  // The first connection ends (both sides finish) and lingers out
+  let b = sim.nodes[1].accepted[0];
+  sim.app_mut(1, b).finish = true;
+  assert!(sim.run_until(secs(60), |s| s.app(0, a).closed.is_some()
+    && s.nodes[1].ep.connection_count() == 0));
+  let st = sim.nodes[1].ep.stats();
+  assert_eq!((st.server_connections, st.client_connections), (0, 0));
+  let third = sim.connect(2, 1, payload(3, 1000), false);
+  assert!(sim.run_until(secs(10), |s| s.nodes[1].accepted.len() == 2));
+  assert!(sim.app(2, third).connected);
+  assert_eq!(sim.nodes[1].ep.stats().server_connections, 1);
+  // The client side counts too: node 2 is full while its connection is open
+  let (now, to) = (sim.local_now(2), sim.addr(0));
+  assert!(sim.nodes[2].ep.connect(now, to).is_err());
+}
+
+/// An ICMP unreachable fails only connection attempts to that address: not attempts elsewhere,
+/// not an open connection to it (a forged ICMP must not kill a live connection)
+#[test]
+fn unreachable_fails_only_attempts_to_that_address() {
+  let mut sim = Sim::new(4, 3, Config::default());
+  sim.nodes[1].ep.set_listening(true);
+  let open = sim.connect(0, 1, payload(1, 100), false);
+  assert!(sim.run_until(secs(10), |s| s.app(0, open).connected));
+  // Node 2 does not listen; its address is what the ICMP names, the attempt to node 1 another
+  let attempt = sim.connect(0, 2, Vec::new(), false);
+  let (now, one, two) = (sim.local_now(0), sim.addr(1), sim.addr(2));
+  let elsewhere = "192.0.2.99:9".parse().unwrap();
+  assert_eq!(sim.nodes[0].ep.handle_unreachable(now, elsewhere), 0);
+  assert_eq!(
+    sim.nodes[0].ep.handle_unreachable(now, one),
+    0,
+    "open, not an attempt"
+  );
+  assert_eq!(sim.nodes[0].ep.handle_unreachable(now, two), 1);
+  assert!(sim.run_until(secs(1), |s| s.app(0, attempt).closed.is_some()));
+  assert_eq!(sim.app(0, attempt).closed, Some(CloseReason::Refused));
+  assert!(sim.nodes[0].ep.is_open(open));
+  assert_eq!(sim.nodes[0].ep.handle_unreachable(now, two), 0, "already failed");
+}
+
+/// Appending datagrams to one buffer (how the Node.js driver gathers a segmented send): each
+/// `Transmit` gives the length of its own datagram, whatever the buffer held before, for a RESET,
+/// a path MTU probe's ack and a connection's packet alike
+#[test]
+fn appended_datagrams_report_their_own_size() {
+  let mut sim = Sim::new(5, 2, Config::default());
+  sim.nodes[1].ep.set_listening(true);
+  let a = sim.connect(0, 1, Vec::new(), false);
+  assert!(sim.run_until(secs(10), |s| !s.nodes[1].accepted.is_empty()
+    && s.app(0, a).connected));
+  let b = sim.nodes[1].accepted[0];
+  let (now, from) = (sim.local_now(1), sim.addr(0));
+  let ep = &mut sim.nodes[1].ep;
+  // A probe for the connection, and a SYN from another port of the same host (refused: node 1
+  // listens, but its limit is not the point here, so it stops listening first)
+  let mut probe = Vec::new();
+  pmtu::encode_probe(ep.connection_id(b).unwrap(), 1200, &mut probe);
+  ep.handle_datagram(now, from, &probe);
+  ep.set_listening(false);
+  let syn = Packet {
+    header: Header {
+      ty: PacketType::Syn,
+      conn_id: 0x7777,
+      timestamp: 1,
+      timestamp_diff: 0,
+      wnd_size: 1 << 20,
+      seq_nr: SeqNr(5),
+      ack_nr: SeqNr(0),
+    },
+    sack: None,
+    ours: Ours::NONE,
+    payload: &[],
+  };
+  let mut dgram = Vec::new();
+  syn.encode(&mut dgram);
+  let other_port = std::net::SocketAddr::new(from.ip(), from.port() + 1);
+  ep.handle_datagram(now, other_port, &dgram);
+  ep.write(b, &[7; 3000]);
+  let mut buf = vec![0xee; 5];
+  let mut kinds = Vec::new();
+  while let Some(t) = ep.poll_transmit_append(now, &mut buf) {
+    let start = buf.len() - t.size;
+    let datagram = &buf[start..];
+    let kind = match packet::decode(datagram) {
+      Ok(p) => format!("{:?}", p.header.ty),
+      Err(_) if pmtu::decode(datagram).is_some() => "pmtu".to_string(),
+      Err(e) => panic!("undecodable datagram at {start}: {e}"),
+    };
+    kinds.push((kind, t.size));
+    assert!(kinds.len() < 100);
+  }
+  assert_eq!(&buf[..5], &[0xee; 5], "what the buffer held stays");
+  let total: usize = kinds.iter().map(|(_, n)| n).sum();
+  assert_eq!(total, buf.len() - 5, "{kinds:?}");
+  assert!(kinds.iter().any(|(k, n)| k == "Reset" && *n == 20), "{kinds:?}");
+  assert!(
+    kinds.iter().any(|(k, n)| k == "pmtu" && *n == pmtu::ACK_LEN),
+    "{kinds:?}"
+  );
+  assert!(kinds.iter().any(|(k, _)| k == "Data"), "{kinds:?}");
+}
+
+/// A flood of path MTU probes gets answers up to the queue's bound between two polls, not more
+#[test]
+fn probe_answers_are_bounded() {
+  let mut sim = Sim::new(6, 2, Config::default());
+  sim.nodes[1].ep.set_listening(true);
+  let a = sim.connect(0, 1, Vec::new(), false);
+  assert!(sim.run_until(secs(10), |s| !s.nodes[1].accepted.is_empty()
+    && s.app(0, a).connected));
+  let b = sim.nodes[1].accepted[0];
+  let (now, from) = (sim.local_now(1), sim.addr(0));
+  let ep = &mut sim.nodes[1].ep;
+  let mut probe = Vec::new();
+  pmtu::encode_probe(ep.connection_id(b).unwrap(), 1200, &mut probe);
+  for _ in 0..1100 {
+    ep.handle_datagram(now, from, &probe);
+  }
+  let mut buf = Vec::new();
+  let mut acks = 0;
+  while let Some(t) = ep.poll_transmit_append(now, &mut buf) {
+    acks += usize::from(pmtu::decode(&buf[buf.len() - t.size..]).is_some());
+  }
+  assert_eq!(acks, 1024);
+}
