@@ -141,7 +141,7 @@ fn appended_datagrams_report_their_own_size() {
   syn.encode(&mut dgram);
   let other_port = std::net::SocketAddr::new(from.ip(), from.port() + 1);
   ep.handle_datagram(now, other_port, &dgram);
-  ep.write(b, &[7; 3000]);
+  ep.write(b, &[7; 3000]).unwrap();
   let mut buf = vec![0xee; 5];
   let mut kinds = Vec::new();
   while let Some(t) = ep.poll_transmit_append(now, &mut buf) {
