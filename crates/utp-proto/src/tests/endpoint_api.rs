@@ -189,3 +189,49 @@ fn probe_answers_are_bounded() {
   }
   assert_eq!(acks, 1024);
 }
+
+/// A connection's statistics show its receive window: the whole buffer while nothing waits to be
+/// read, less what the application left unread
+#[test]
+fn statistics_show_the_receive_window() {
+  let cfg = Config {
+    recv_buffer: 50_000,
+    ..Config::default()
+  };
+  let mut sim = Sim::new(7, 2, cfg);
+  sim.nodes[1].ep.set_listening(true);
+  let a = sim.connect(0, 1, Vec::new(), false);
+  assert!(sim.run_until(secs(10), |s| !s.nodes[1].accepted.is_empty()));
+  let b = sim.nodes[1].accepted[0];
+  assert_eq!(sim.nodes[0].ep.connection_stats(a).unwrap().recv_window, 50_000);
+  sim.app_mut(1, b).paused = true;
+  sim.app_mut(0, a).to_send = payload(1, 8_000);
+  assert!(sim.run_until(secs(10), |s| s.nodes[1]
+    .ep
+    .connection_stats(b)
+    .unwrap()
+    .recv_window
+    == 42_000));
+}
+
+/// Ending a stream twice sends one FIN: the second call finds the FIN queued or sent
+#[test]
+fn a_second_shutdown_sends_no_second_fin() {
+  let mut sim = Sim::new(8, 2, Config::default());
+  sim.nodes[1].ep.set_listening(true);
+  let a = sim.connect(0, 1, payload(1, 3_000), false);
+  assert!(sim.run_until(secs(10), |s| !s.nodes[1].accepted.is_empty()));
+  sim.nodes[0].log_sends = true;
+  sim.nodes[0].ep.shutdown(a);
+  sim.run_until(secs(2), |_| false);
+  sim.nodes[0].ep.shutdown(a);
+  sim.run_until(secs(2), |_| false);
+  let fins: Vec<u16> = sim.nodes[0]
+    .sent_log
+    .iter()
+    .filter_map(|d| packet::decode(d).ok())
+    .filter(|p| p.header.ty == PacketType::Fin)
+    .map(|p| p.header.seq_nr.0)
+    .collect();
+  assert_eq!(fins.len(), 1, "FINs sent: {fins:?}");
+}
