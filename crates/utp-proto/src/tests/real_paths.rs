@@ -574,3 +574,37 @@ fn the_foreground_mode_holds_up_under_random_loss() {
   let st = sim.nodes[0].ep.connection_stats(a).unwrap();
   assert!(rate > 1_500_000.0, "{rate} B/s, {st:?}");
 }
+
+/// One retransmission timeout of a large packet is loss, not a black hole: the packet size found
+/// by the search stays. Only a second in a row makes the sender fall back (BLACK_HOLE_TIMEOUTS)
+#[test]
+fn one_timeout_of_a_large_packet_keeps_the_packet_size() {
+  let cfg = Config {
+    pmtu_ceiling: 1448,
+    ..js_defaults()
+  };
+  let mut sim = Sim::new(52, 2, cfg);
+  let path = |loss_pct| Link {
+    latency: ms(20),
+    rate: Some(5_000_000),
+    max_queue: ms(300),
+    max_datagram: 1472,
+    loss_pct,
+    ..Link::default()
+  };
+  sim.set_link(0, 1, path(0.0));
+  let (a, b) = transfer(&mut sim, 20_000_000);
+  sim.run_until(secs(3), |_| false);
+  let before = sim.nodes[0].ep.connection_stats(a).unwrap();
+  assert_eq!(before.max_payload, 1448, "search done");
+  // Everything sent in 150 ms is lost, the window's worth with no ACK left to come back: the
+  // retransmission timer (about 200 ms here) fires once, and its resend finds the path back
+  sim.set_link(0, 1, path(100.0));
+  sim.run_until(ms(150), |_| false);
+  sim.set_link(0, 1, path(0.0));
+  sim.run_until(secs(3), |_| false);
+  let st = sim.nodes[0].ep.connection_stats(a).unwrap();
+  assert_eq!(st.timeouts, before.timeouts + 1, "{st:?}");
+  assert_eq!((st.black_holes, st.max_payload), (0, 1448), "{st:?}");
+  assert!(received(&sim, b) > 0);
+}
