@@ -235,3 +235,60 @@ fn a_second_shutdown_sends_no_second_fin() {
     .collect();
   assert_eq!(fins.len(), 1, "FINs sent: {fins:?}");
 }
+
+/// Re-aiming an idle connection (nothing in flight) costs it nothing: no timeout fires, the
+/// window stays, and data flows to the new address
+#[test]
+fn migrating_an_idle_connection_fires_no_timeout() {
+  let mut sim = Sim::new(9, 2, Config::default());
+  sim.nodes[1].ep.set_listening(true);
+  let a = sim.connect(0, 1, payload(1, 50_000), false);
+  assert!(sim.run_until(secs(10), |s| !s.nodes[1].accepted.is_empty()
+    && s.app(1, s.nodes[1].accepted[0]).received.len() == 50_000));
+  let b = sim.nodes[1].accepted[0];
+  sim.run_until(secs(1), |_| false);
+  let before = sim.nodes[0].ep.connection_stats(a).unwrap();
+  assert_eq!(before.in_flight, 0);
+  // Node 1 moves; node 0 is told and re-aims
+  let moved: std::net::SocketAddr = "10.0.0.2:6000".parse().unwrap();
+  let old = sim.addr(1);
+  sim.nodes[1].addr = moved;
+  let now = sim.local_now(0);
+  assert_eq!(sim.nodes[0].ep.migrate(now, a, moved), Ok(old));
+  sim.run_until(secs(2), |_| false);
+  let after = sim.nodes[0].ep.connection_stats(a).unwrap();
+  assert_eq!(
+    (after.timeouts, after.congestion_events),
+    (before.timeouts, before.congestion_events),
+    "{after:?}"
+  );
+  sim.app_mut(0, a).to_send.extend(payload(2, 10_000));
+  assert!(sim.run_until(secs(10), |s| s.app(1, b).received.len() == 60_000));
+  // Once the connection is gone, the new address is a stranger again: its stray packets get a
+  // RESET (while a connection talks to an address, they go unanswered: see handle_datagram)
+  let now = sim.local_now(0);
+  sim.nodes[0].ep.abort(now, a);
+  assert!(sim.run_until(secs(30), |s| s.nodes[0].ep.connection_count() == 0));
+  let resets = sim.nodes[0].ep.stats().resets_sent;
+  let stray = Packet {
+    header: Header {
+      ty: PacketType::Data,
+      conn_id: 0x4242,
+      timestamp: 1,
+      timestamp_diff: 0,
+      wnd_size: 1 << 20,
+      seq_nr: SeqNr(9),
+      ack_nr: SeqNr(9),
+    },
+    sack: None,
+    ours: Ours::NONE,
+    payload: b"?",
+  };
+  let mut dgram = Vec::new();
+  stray.encode(&mut dgram);
+  let now = sim.local_now(0);
+  sim.nodes[0].ep.handle_datagram(now, moved, &dgram);
+  let mut buf = Vec::new();
+  while sim.nodes[0].ep.poll_transmit(now, &mut buf).is_some() {}
+  assert_eq!(sim.nodes[0].ep.stats().resets_sent, resets + 1);
+}
