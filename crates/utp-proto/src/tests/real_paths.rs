@@ -608,3 +608,27 @@ fn one_timeout_of_a_large_packet_keeps_the_packet_size() {
   assert_eq!((st.black_holes, st.max_payload), (0, 1448), "{st:?}");
   assert!(received(&sim, b) > 0);
 }
+
+/// A second connection to the same peer learns the first one's base delay: what it measures
+/// itself, having started on a longer path (as when a queue is standing), counts as queue.
+/// Without the sharing it would take the longer delay for the empty path
+#[test]
+fn a_new_connection_to_a_peer_starts_from_the_base_delay_its_sibling_measured() {
+  let mut sim = Sim::new(53, 2, js_defaults());
+  sim.set_link(0, 1, link(20));
+  sim.set_link(1, 0, link(20));
+  let (a, _) = transfer(&mut sim, 200_000);
+  sim.run_until(secs(2), |_| false);
+  let first = sim.nodes[0].ep.connection_stats(a).unwrap();
+  assert!(first.queuing_delay_us < 5_000, "{first:?}");
+  // The path's one-way delay grows by 40 ms (as a standing queue would make it), then a second
+  // connection starts: its own samples never see the 20 ms
+  sim.set_link(0, 1, link(60));
+  let b = sim.connect(0, 1, payload(2, 200_000), true);
+  sim.run_until(secs(2), |_| false);
+  let second = sim.nodes[0].ep.connection_stats(b).unwrap();
+  assert!(
+    (35_000..=45_000).contains(&second.queuing_delay_us),
+    "the sibling's 20 ms base: 40 ms of queue, {second:?}"
+  );
+}
