@@ -292,3 +292,35 @@ fn migrating_an_idle_connection_fires_no_timeout() {
   while sim.nodes[0].ep.poll_transmit(now, &mut buf).is_some() {}
   assert_eq!(sim.nodes[0].ep.stats().resets_sent, resets + 1);
 }
+
+/// A gracefully closed connection lingers for the idle timeout (so a retransmitted FIN still
+/// gets its ACK, not a RESET) and is forgotten after it
+#[test]
+fn a_closed_connection_lingers_for_the_idle_timeout() {
+  let cfg = Config {
+    idle_timeout: secs(4),
+    ..Config::default()
+  };
+  let mut sim = Sim::new(10, 2, cfg);
+  sim.nodes[1].ep.set_listening(true);
+  let a = sim.connect(0, 1, payload(1, 5_000), true);
+  assert!(sim.run_until(secs(10), |s| !s.nodes[1].accepted.is_empty()));
+  let b = sim.nodes[1].accepted[0];
+  sim.app_mut(1, b).finish = true;
+  assert!(sim.run_until(secs(10), |s| s.app(0, a).closed.is_some()
+    && s.app(1, b).closed.is_some()));
+  let closed = sim.now;
+  sim.run_until(secs(3), |_| false);
+  assert_eq!(
+    sim.nodes[0].ep.connection_count(),
+    1,
+    "still lingering 3 s after closing"
+  );
+  assert!(sim.run_until(secs(10), |s| s.nodes[0].ep.connection_count() == 0));
+  let lingered = sim.now.saturating_since(closed);
+  // Measured from when both were closed: node 0 closed a round trip or so earlier
+  assert!(
+    lingered >= Duration::from_millis(3_500) && lingered < secs(6),
+    "{lingered:?}"
+  );
+}
