@@ -324,3 +324,30 @@ fn a_closed_connection_lingers_for_the_idle_timeout() {
     "{lingered:?}"
   );
 }
+
+/// Data packets carry the cumulative ACK: a node that sends while it receives sends almost no
+/// pure ACKs (STATE packets) besides
+#[test]
+fn acks_ride_on_data_both_ways() {
+  let mut sim = Sim::new(11, 2, Config::default());
+  sim.nodes[1].ep.set_listening(true);
+  let a = sim.connect(0, 1, payload(1, 400_000), true);
+  assert!(sim.run_until(secs(10), |s| !s.nodes[1].accepted.is_empty()));
+  let b = sim.nodes[1].accepted[0];
+  sim.app_mut(1, b).to_send = payload(2, 400_000);
+  sim.app_mut(1, b).finish = true;
+  sim.nodes[0].log_sends = true;
+  assert!(sim.run_until(secs(30), |s| s.app(0, a).closed.is_some()
+    && s.app(1, b).closed.is_some()));
+  let (mut data, mut states) = (0, 0);
+  for d in &sim.nodes[0].sent_log {
+    match packet::decode(d).map(|p| p.header.ty) {
+      Ok(PacketType::Data) => data += 1,
+      Ok(PacketType::State) => states += 1,
+      _ => {}
+    }
+  }
+  eprintln!("node 0 sent {data} DATA and {states} STATE packets");
+  assert!(data >= 400);
+  assert!(states * 4 < data, "{states} pure ACKs for {data} data packets");
+}
