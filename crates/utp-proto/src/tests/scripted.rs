@@ -441,3 +441,28 @@ fn a_syn_whose_id_equals_an_existing_key_still_opens_a_connection() {
   assert_eq!(incoming.len(), 2);
   assert_ne!(incoming[1], first);
 }
+
+/// An in-order DATA packet with no payload moves the ACK but has nothing to read: no Readable
+/// event for it (an application woken for nothing reads zero bytes, which a stream takes for
+/// the end)
+#[test]
+fn an_empty_data_packet_is_not_readable() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  s.events.clear();
+  s.send(data(101, first.sub(1)), &[]);
+  s.advance(Duration::from_millis(500));
+  let acks = s.recv();
+  assert!(
+    acks.iter().any(|(hd, _, _)| hd.ack_nr == SeqNr(101)),
+    "acknowledged: {acks:?}"
+  );
+  assert!(
+    !s.events.iter().any(|(_, e)| *e == Event::Readable),
+    "{:?}",
+    s.events
+  );
+  s.send(data(102, first.sub(1)), b"x");
+  s.recv();
+  assert!(s.events.iter().any(|(c, e)| *c == h && *e == Event::Readable));
+}
