@@ -466,3 +466,33 @@ fn an_empty_data_packet_is_not_readable() {
   s.recv();
   assert!(s.events.iter().any(|(c, e)| *c == h && *e == Event::Readable));
 }
+
+/// Spurious-timeout detection needs the peer's echo of our clock: an ACK after a timeout whose
+/// `timestamp_diff` is 0 (the peer has no sample yet) proves nothing, so the window stays cut
+#[test]
+fn an_ack_without_a_delay_sample_does_not_undo_a_timeout() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  s.ep.write(h, &[9; 3000]).unwrap();
+  assert_eq!(s.recv().len(), 3);
+  // No ACK: the retransmission timer fires
+  for _ in 0..30 {
+    s.advance(Duration::from_millis(100));
+    s.recv();
+  }
+  let st = s.ep.connection_stats(h).unwrap();
+  assert!(st.timeouts >= 1, "{st:?}");
+  let ack = Header {
+    ty: PacketType::State,
+    conn_id: 0x7001,
+    seq_nr: SeqNr(101),
+    ack_nr: first.add(2),
+    timestamp: 1000,
+    timestamp_diff: 0,
+    ..syn(0, 0)
+  };
+  s.send(ack, &[]);
+  s.recv();
+  let st = s.ep.connection_stats(h).unwrap();
+  assert_eq!(st.spurious_timeouts, 0, "{st:?}");
+}
