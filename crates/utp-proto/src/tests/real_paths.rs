@@ -632,3 +632,44 @@ fn a_new_connection_to_a_peer_starts_from_the_base_delay_its_sibling_measured() 
     "the sibling's 20 ms base: 40 ms of queue, {second:?}"
   );
 }
+
+/// After a black hole the search starts again later (ten minutes), so a path that carries large
+/// packets again gets them back
+#[test]
+fn after_a_black_hole_the_search_resumes_and_finds_the_size_again() {
+  let cfg = Config {
+    pmtu_ceiling: 1448,
+    idle_timeout: secs(3600),
+    ..js_defaults()
+  };
+  let mut sim = Sim::new(54, 2, cfg);
+  let path = |max_datagram| Link {
+    latency: ms(20),
+    rate: Some(5_000_000),
+    max_queue: ms(300),
+    max_datagram,
+    ..Link::default()
+  };
+  sim.set_link(0, 1, path(1472));
+  let (a, b) = transfer(&mut sim, 20_000_000);
+  sim.run_until(secs(2), |_| false);
+  assert_eq!(sim.nodes[0].ep.connection_stats(a).unwrap().max_payload, 1448);
+  sim.set_link(0, 1, path(1200));
+  assert!(sim.run_until(secs(60), |s| s.app(1, b).received.len() == 20_000_000));
+  let st = sim.nodes[0].ep.connection_stats(a).unwrap();
+  assert_eq!((st.black_holes, st.max_payload), (1, 1000), "{st:?}");
+  // The tunnel goes away; the idle connection probes again after its wait
+  sim.set_link(0, 1, path(1472));
+  sim.run_until(secs(9 * 60), |_| false);
+  assert_eq!(
+    sim.nodes[0].ep.connection_stats(a).unwrap().max_payload,
+    1000,
+    "not before the wait"
+  );
+  assert!(sim.run_until(secs(3 * 60), |s| s.nodes[0]
+    .ep
+    .connection_stats(a)
+    .unwrap()
+    .max_payload
+    == 1448));
+}
