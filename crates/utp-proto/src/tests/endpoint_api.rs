@@ -7,10 +7,42 @@ use super::sim::{payload, Sim};
 use crate::packet::{self, Header, Ours, Packet, PacketType};
 use crate::pmtu;
 use crate::seq::SeqNr;
-use crate::{CloseReason, Config};
+use crate::{CloseReason, Config, ConnectionHandle};
 
 fn secs(n: u64) -> Duration {
   Duration::from_secs(n)
+}
+
+/// Node 0 connected to listening node 1, both sides sure of it, with `data` on its way
+fn connected(seed: u64, cfg: Config, data: Vec<u8>) -> (Sim, ConnectionHandle, ConnectionHandle) {
+  let mut sim = Sim::new(seed, 2, cfg);
+  sim.nodes[1].ep.set_listening(true);
+  let a = sim.connect(0, 1, data, false);
+  assert!(sim.run_until(secs(10), |s| !s.nodes[1].accepted.is_empty()
+    && s.app(0, a).connected));
+  let b = sim.nodes[1].accepted[0];
+  (sim, a, b)
+}
+
+/// A datagram of type `ty` on connection id `conn_id` that no connection expects
+fn stray(ty: PacketType, conn_id: u16, payload: &[u8]) -> Vec<u8> {
+  let mut dgram = Vec::new();
+  Packet {
+    header: Header {
+      ty,
+      conn_id,
+      timestamp: 1,
+      timestamp_diff: 0,
+      wnd_size: 1 << 20,
+      seq_nr: SeqNr(5),
+      ack_nr: SeqNr(0),
+    },
+    sack: None,
+    ours: Ours::NONE,
+    payload,
+  }
+  .encode(&mut dgram);
+  dgram
 }
 
 #[test]
@@ -109,12 +141,7 @@ fn unreachable_fails_only_attempts_to_that_address() {
 /// a path MTU probe's ack and a connection's packet alike
 #[test]
 fn appended_datagrams_report_their_own_size() {
-  let mut sim = Sim::new(5, 2, Config::default());
-  sim.nodes[1].ep.set_listening(true);
-  let a = sim.connect(0, 1, Vec::new(), false);
-  assert!(sim.run_until(secs(10), |s| !s.nodes[1].accepted.is_empty()
-    && s.app(0, a).connected));
-  let b = sim.nodes[1].accepted[0];
+  let (mut sim, _, b) = connected(5, Config::default(), Vec::new());
   let (now, from) = (sim.local_now(1), sim.addr(0));
   let ep = &mut sim.nodes[1].ep;
   // A probe for the connection, and a SYN from another port of the same host (refused: node 1
@@ -123,22 +150,7 @@ fn appended_datagrams_report_their_own_size() {
   pmtu::encode_probe(ep.connection_id(b).unwrap(), 1200, &mut probe);
   ep.handle_datagram(now, from, &probe);
   ep.set_listening(false);
-  let syn = Packet {
-    header: Header {
-      ty: PacketType::Syn,
-      conn_id: 0x7777,
-      timestamp: 1,
-      timestamp_diff: 0,
-      wnd_size: 1 << 20,
-      seq_nr: SeqNr(5),
-      ack_nr: SeqNr(0),
-    },
-    sack: None,
-    ours: Ours::NONE,
-    payload: &[],
-  };
-  let mut dgram = Vec::new();
-  syn.encode(&mut dgram);
+  let dgram = stray(PacketType::Syn, 0x7777, &[]);
   let other_port = std::net::SocketAddr::new(from.ip(), from.port() + 1);
   ep.handle_datagram(now, other_port, &dgram);
   ep.write(b, &[7; 3000]).unwrap();
@@ -169,12 +181,7 @@ fn appended_datagrams_report_their_own_size() {
 /// A flood of path MTU probes gets answers up to the queue's bound between two polls, not more
 #[test]
 fn probe_answers_are_bounded() {
-  let mut sim = Sim::new(6, 2, Config::default());
-  sim.nodes[1].ep.set_listening(true);
-  let a = sim.connect(0, 1, Vec::new(), false);
-  assert!(sim.run_until(secs(10), |s| !s.nodes[1].accepted.is_empty()
-    && s.app(0, a).connected));
-  let b = sim.nodes[1].accepted[0];
+  let (mut sim, _, b) = connected(6, Config::default(), Vec::new());
   let (now, from) = (sim.local_now(1), sim.addr(0));
   let ep = &mut sim.nodes[1].ep;
   let mut probe = Vec::new();
@@ -270,22 +277,7 @@ fn migrating_an_idle_connection_fires_no_timeout() {
   sim.nodes[0].ep.abort(now, a);
   assert!(sim.run_until(secs(30), |s| s.nodes[0].ep.connection_count() == 0));
   let resets = sim.nodes[0].ep.stats().resets_sent;
-  let stray = Packet {
-    header: Header {
-      ty: PacketType::Data,
-      conn_id: 0x4242,
-      timestamp: 1,
-      timestamp_diff: 0,
-      wnd_size: 1 << 20,
-      seq_nr: SeqNr(9),
-      ack_nr: SeqNr(9),
-    },
-    sack: None,
-    ours: Ours::NONE,
-    payload: b"?",
-  };
-  let mut dgram = Vec::new();
-  stray.encode(&mut dgram);
+  let dgram = stray(PacketType::Data, 0x4242, b"?");
   let now = sim.local_now(0);
   sim.nodes[0].ep.handle_datagram(now, moved, &dgram);
   let mut buf = Vec::new();

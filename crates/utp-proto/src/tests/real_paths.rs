@@ -67,6 +67,18 @@ fn transfer(sim: &mut Sim, len: usize) -> (crate::ConnectionHandle, crate::Conne
   (a, sim.nodes[1].accepted[0])
 }
 
+/// 20 ms, 5 MB/s and a 300 ms queue, carrying datagrams up to `max_datagram` bytes
+fn mtu_path(max_datagram: usize, loss_pct: f64) -> Link {
+  Link {
+    latency: ms(20),
+    rate: Some(5_000_000),
+    max_queue: ms(300),
+    max_datagram,
+    loss_pct,
+    ..Link::default()
+  }
+}
+
 fn received(sim: &Sim, b: crate::ConnectionHandle) -> usize {
   sim.app(1, b).received.len()
 }
@@ -456,13 +468,7 @@ fn a_path_mtu_that_shrinks_mid_transfer_is_survived() {
     ..js_defaults()
   };
   let mut sim = Sim::new(50, 2, cfg);
-  let path = |max_datagram| Link {
-    latency: ms(20),
-    rate: Some(5_000_000),
-    max_queue: ms(300),
-    max_datagram,
-    ..Link::default()
-  };
+  let path = |max_datagram| mtu_path(max_datagram, 0.0);
   sim.set_link(0, 1, path(1472));
   let len = 60_000_000;
   let (a, b) = transfer(&mut sim, len);
@@ -584,14 +590,7 @@ fn one_timeout_of_a_large_packet_keeps_the_packet_size() {
     ..js_defaults()
   };
   let mut sim = Sim::new(52, 2, cfg);
-  let path = |loss_pct| Link {
-    latency: ms(20),
-    rate: Some(5_000_000),
-    max_queue: ms(300),
-    max_datagram: 1472,
-    loss_pct,
-    ..Link::default()
-  };
+  let path = |loss_pct| mtu_path(1472, loss_pct);
   sim.set_link(0, 1, path(0.0));
   let (a, b) = transfer(&mut sim, 20_000_000);
   sim.run_until(secs(3), |_| false);
@@ -643,13 +642,7 @@ fn after_a_black_hole_the_search_resumes_and_finds_the_size_again() {
     ..js_defaults()
   };
   let mut sim = Sim::new(54, 2, cfg);
-  let path = |max_datagram| Link {
-    latency: ms(20),
-    rate: Some(5_000_000),
-    max_queue: ms(300),
-    max_datagram,
-    ..Link::default()
-  };
+  let path = |max_datagram| mtu_path(max_datagram, 0.0);
   sim.set_link(0, 1, path(1472));
   let (a, b) = transfer(&mut sim, 20_000_000);
   sim.run_until(secs(2), |_| false);
