@@ -343,3 +343,52 @@ fn acks_ride_on_data_both_ways() {
   assert!(data >= 400);
   assert!(states * 4 < data, "{states} pure ACKs for {data} data packets");
 }
+
+/// A connection that ended waits, with no timer, until the application takes its `Closed` event
+/// (a driver sleeping until `poll_timeout` is not woken for it); then it lingers and goes
+#[test]
+fn an_ended_connection_whose_close_is_unread_wants_no_timer() {
+  let (a_addr, b_addr): (std::net::SocketAddr, std::net::SocketAddr) =
+    ("192.0.2.1:1".parse().unwrap(), "192.0.2.2:2".parse().unwrap());
+  let mut a = crate::Endpoint::new(Config::default(), 3);
+  let mut b = crate::Endpoint::new(Config::default(), 4);
+  b.set_listening(true);
+  let mut now = crate::Instant::from_micros(1_000_000);
+  let h = a.connect(now, b_addr).unwrap();
+  a.shutdown(h);
+  let mut buf = Vec::new();
+  // Two endpoints wired back to back; only b's events are read
+  for _ in 0..200 {
+    while let Some(t) = a.poll_transmit(now, &mut buf) {
+      b.handle_datagram(now, a_addr, &buf[..t.size]);
+    }
+    while let Some(t) = b.poll_transmit(now, &mut buf) {
+      a.handle_datagram(now, b_addr, &buf[..t.size]);
+    }
+    while let Some((c, ev)) = b.poll_event() {
+      if ev == crate::Event::Incoming || ev == crate::Event::Readable {
+        let mut out = Vec::new();
+        let _ = b.read(c, &mut out, 1000);
+        b.shutdown(c);
+      }
+    }
+    now = now + Duration::from_millis(10);
+    a.handle_timeout(now);
+    b.handle_timeout(now);
+  }
+  assert!(!a.is_open(h), "closed by the FIN exchange");
+  assert_eq!(
+    a.poll_timeout(),
+    None,
+    "no timer while the Closed event is unread"
+  );
+  let events: Vec<_> = std::iter::from_fn(|| a.poll_event()).map(|(_, e)| e).collect();
+  assert_eq!(
+    events.last(),
+    Some(&crate::Event::Closed(CloseReason::Finished)),
+    "{events:?}"
+  );
+  assert!(a.poll_timeout().is_some(), "lingering now");
+  a.handle_timeout(now + secs(60));
+  assert_eq!(a.connection_count(), 0);
+}
