@@ -425,6 +425,20 @@ mod tests {
     assert!((11_500..13_500).contains(&w), "{w}");
   }
 
+  /// Fast convergence (RFC 9438 §4.7) lowers W_max only when the loss comes below the previous
+  /// maximum: a flow that got back to it exactly keeps it as its new maximum
+  #[test]
+  fn fast_convergence_only_below_the_previous_maximum() {
+    let mut c = Cubic::new(100_000, 1000, 10_000_000);
+    c.ssthresh = 100_000.0;
+    c.w_max = 100_000.0;
+    c.on_congestion_event(Instant::ZERO, CongestionEvent::Loss, 1000);
+    assert_eq!(c.w_max, 100_000.0, "at the maximum: kept");
+    c.cwnd = 90_000.0;
+    c.on_congestion_event(Instant::ZERO, CongestionEvent::Loss, 1000);
+    assert_eq!(c.w_max, 90_000.0 * (1.0 + BETA) / 2.0, "below it: released");
+  }
+
   #[test]
   fn an_application_limited_sender_does_not_grow() {
     let mut c = Cubic::new(10_000, 1000, 10_000_000);
