@@ -392,3 +392,22 @@ fn an_ended_connection_whose_close_is_unread_wants_no_timer() {
   a.handle_timeout(now + secs(60));
   assert_eq!(a.connection_count(), 0);
 }
+
+/// A sender that the application holds back (a kilobyte every 100 ms) does not grow its window:
+/// acknowledgements of a window it never filled say nothing about the path (RFC 7661)
+#[test]
+fn an_application_limited_sender_keeps_its_window() {
+  let (mut sim, a, _) = connected(12, Config::default(), Vec::new());
+  let start = sim.nodes[0].ep.connection_stats(a).unwrap().cwnd;
+  for _ in 0..100 {
+    sim.app_mut(0, a).to_send.extend([1u8; 1000]);
+    sim.run_until(Duration::from_millis(100), |_| false);
+  }
+  let st = sim.nodes[0].ep.connection_stats(a).unwrap();
+  assert!(st.bytes_sent >= 100_000, "{st:?}");
+  assert!(
+    st.cwnd <= start + 2_000,
+    "grew from {start} to {}: {st:?}",
+    st.cwnd
+  );
+}
