@@ -4,7 +4,7 @@ import * as dgram from 'dgram'
 import { afterEach, describe, expect, it } from 'vitest'
 
 import { expectMode, expectPacketSize, PATH_MODES, withMode } from './helpers/paths'
-import { createRelay, type Relay } from './helpers/relay'
+import { createRelay, kernelDrops, type Relay } from './helpers/relay'
 import { cleanupNodes, closed, drainHash, listeningNode, makeNode, once, sleep, writeRandom, type Socket } from './helpers/utp'
 
 const MiB = 1024 * 1024
@@ -63,7 +63,11 @@ describe.each(PATH_MODES)('faulty networks with $name', (mode) => {
 
   it('8 MiB through 5% loss with duplication and reordering arrives intact', async () => {
     let serverSide: Promise<{ bytes: number, sha256: string }> | undefined
-    const { port } = await listeningNode(withMode(mode), s => { serverSide = drainHash(s) })
+    let serverSocket: Socket | undefined
+    const { port } = await listeningNode(withMode(mode), s => {
+      serverSocket = s
+      serverSide = drainHash(s)
+    })
     const relay = await createRelay(port, { loss: 0.05, dup: 0.02, reorder: 0.02, reorderDelay: 8 }, 0x5eed)
     relays.push(relay)
     const socket = makeNode(withMode(mode)).connect(relay.port)
@@ -74,11 +78,18 @@ describe.each(PATH_MODES)('faulty networks with $name', (mode) => {
     expect(serverSide).toBeDefined()
     const got = await (serverSide as NonNullable<typeof serverSide>)
     const elapsed = Date.now() - t0
-    console.log(`lossy relay: 8 MiB in ${elapsed} ms, ${JSON.stringify(relay.stats)}, retransmits ${socket.stats()?.retransmits ?? '(closed)'}, timeouts ${socket.stats()?.timeouts ?? '(closed)'}`)
+    const ours = socket.stats()
+    console.log(`lossy relay (${mode.name}): 8 MiB in ${elapsed} ms, ${JSON.stringify(relay.stats)}, ${ours?.packetsSent} packets of ` +
+      `${ours?.mtu} bytes, retransmits ${ours?.retransmits}, timeouts ${ours?.timeouts} (${ours?.spuriousTimeouts} found spurious), ` +
+      `rtt ${ours?.rtt} µs, duplicates received by the server ${serverSocket?.stats()?.duplicates}, dropped by the relay's full receive buffer ${kernelDrops(relay.port)}`)
     // Losses are repaired from SACKs and duplicate ACKs, not by waiting for the retransmission timer: 60-270 ms
     // and 0-1 timer expiries here. With SACK loss detection switched off this test still passed (issue 14),
     // taking 1.1-1.9 s with 10-15 expiries
     expectMode(socket, mode, 8 * MiB)
+    // The loss is the fault model's, not the relay's own receive buffer overflowing: with the default buffer the
+    // kernel dropped 95-118 of the loopback packets besides the model's 28-30, bursts that cost up to 5 timer
+    // expiries and failed the timeout bound below in 2 of 6 runs on a loaded machine
+    expect(kernelDrops(relay.port) ?? 0).toBe(0)
     expect(elapsed).toBeLessThan(LOSSY_RELAY_BOUND_MS[mode.name])
     expect(socket.stats()?.timeouts).toBeLessThanOrEqual(4)
     expect(got.bytes).toBe(8 * MiB)
