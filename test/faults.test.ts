@@ -3,15 +3,17 @@
 import * as dgram from 'dgram'
 import { afterEach, describe, expect, it } from 'vitest'
 
-import { expectMode, PATH_MODES, withMode } from './helpers/paths'
-import { createRelay, type Relay } from './helpers/relay'
-import { cleanupNodes, closed, drainHash, listeningNode, makeNode, once, writeRandom, type Socket } from './helpers/utp'
+import { expectMode, expectPacketSize, PATH_MODES, withMode } from './helpers/paths'
+import { createRelay, kernelDrops, type Relay } from './helpers/relay'
+import { cleanupNodes, closed, drainHash, listeningNode, makeNode, once, sleep, writeRandom, type Socket } from './helpers/utp'
 
 const MiB = 1024 * 1024
+/** How long 4 MiB sprayed with forged datagrams may take: 30-420 ms measured in either mode, loaded machine */
+const HOSTILE_BOUND_MS = 1500
 /**
  * How long 8 MiB through the lossy relay may take. Loopback packets: 60-270 ms measured, so 1.5 s. Internet-sized
- * packets are about twelve times as many datagrams through the relay (a JavaScript process), and 130-370 ms were
- * measured on a loaded machine: the same bound holds
+ * packets are about twelve times as many datagrams through the relay (a JavaScript process): 140-380 ms in 17 of 18
+ * runs on a loaded machine, once 845 ms (3 timer expiries while the load average was 9); the same bound holds
  */
 const LOSSY_RELAY_BOUND_MS: Record<string, number> = { 'loopback packets': 1500, 'internet-sized packets': 1500 }
 
@@ -40,6 +42,7 @@ describe.each(PATH_MODES)('faulty networks with $name', (mode) => {
     if (serverSocket === undefined) await once(server, 'connection')
     socket.write('before')
     await once(serverSocket, 'data')
+    expectPacketSize(socket, mode)
 
     relay.faults.blackhole = true
     const t0 = Date.now()
@@ -60,7 +63,11 @@ describe.each(PATH_MODES)('faulty networks with $name', (mode) => {
 
   it('8 MiB through 5% loss with duplication and reordering arrives intact', async () => {
     let serverSide: Promise<{ bytes: number, sha256: string }> | undefined
-    const { port } = await listeningNode(withMode(mode), s => { serverSide = drainHash(s) })
+    let serverSocket: Socket | undefined
+    const { port } = await listeningNode(withMode(mode), s => {
+      serverSocket = s
+      serverSide = drainHash(s)
+    })
     const relay = await createRelay(port, { loss: 0.05, dup: 0.02, reorder: 0.02, reorderDelay: 8 }, 0x5eed)
     relays.push(relay)
     const socket = makeNode(withMode(mode)).connect(relay.port)
@@ -71,11 +78,18 @@ describe.each(PATH_MODES)('faulty networks with $name', (mode) => {
     expect(serverSide).toBeDefined()
     const got = await (serverSide as NonNullable<typeof serverSide>)
     const elapsed = Date.now() - t0
-    console.log(`lossy relay: 8 MiB in ${elapsed} ms, ${JSON.stringify(relay.stats)}, retransmits ${socket.stats()?.retransmits ?? '(closed)'}, timeouts ${socket.stats()?.timeouts ?? '(closed)'}`)
+    const ours = socket.stats()
+    console.log(`lossy relay (${mode.name}): 8 MiB in ${elapsed} ms, ${JSON.stringify(relay.stats)}, ${ours?.packetsSent} packets of ` +
+      `${ours?.mtu} bytes, retransmits ${ours?.retransmits}, timeouts ${ours?.timeouts} (${ours?.spuriousTimeouts} found spurious), ` +
+      `rtt ${ours?.rtt} µs, duplicates received by the server ${serverSocket?.stats()?.duplicates}, dropped by the relay's full receive buffer ${kernelDrops(relay.port)}`)
     // Losses are repaired from SACKs and duplicate ACKs, not by waiting for the retransmission timer: 60-270 ms
     // and 0-1 timer expiries here. With SACK loss detection switched off this test still passed (issue 14),
     // taking 1.1-1.9 s with 10-15 expiries
     expectMode(socket, mode, 8 * MiB)
+    // The loss is the fault model's, not the relay's own receive buffer overflowing: with the default buffer the
+    // kernel dropped 95-118 of the loopback packets besides the model's 28-30, bursts that cost up to 5 timer
+    // expiries and failed the timeout bound below in 2 of 6 runs on a loaded machine
+    expect(kernelDrops(relay.port) ?? 0).toBe(0)
     expect(elapsed).toBeLessThan(LOSSY_RELAY_BOUND_MS[mode.name])
     expect(socket.stats()?.timeouts).toBeLessThanOrEqual(4)
     expect(got.bytes).toBe(8 * MiB)
@@ -84,12 +98,11 @@ describe.each(PATH_MODES)('faulty networks with $name', (mode) => {
   })
 
   it('hostile datagrams from another address during a transfer change nothing', async () => {
-    // Internet-sized packets (not the large loopback default) keep the transfer long enough to be sprayed
-    const client = makeNode(withMode(mode, { mtu: 1000 }))
+    const client = makeNode(withMode(mode))
     const { port: clientPort } = await client.bindAsync(0, '127.0.0.1')
     let serverSide: Promise<{ bytes: number, sha256: string }> | undefined
     let strangers = 0
-    const { port } = await listeningNode(withMode(mode, { mtu: 1000 }), s => {
+    const { port } = await listeningNode(withMode(mode), s => {
       if (s.remotePort === clientPort) {
         serverSide = drainHash(s)
         return
@@ -132,18 +145,30 @@ describe.each(PATH_MODES)('faulty networks with $name', (mode) => {
     const sprayer = setInterval(burst, 1)
     let sent: string
     let got: { bytes: number, sha256: string }
+    let sprayedBefore = 0
+    let sprayedDuring = 0
+    const t0 = Date.now()
     try {
+      // The first bursts go out before the transfer starts: a transfer over in a few ms (16 KB packets on an idle
+      // machine) still meets a thousand forged datagrams queued at both ends
+      while (sprayed < 1000) await sleep(1)
+      sprayedBefore = sprayed
       sent = await writeRandom(socket, 4 * MiB)
+      sprayedDuring = sprayed - sprayedBefore
       expect(serverSide).toBeDefined()
       got = await (serverSide as NonNullable<typeof serverSide>)
     } finally {
       clearInterval(sprayer)
       attacker.close()
     }
-    console.log(`hostile: ${sprayed} forged/junk datagrams during the transfer; ${strangers} junk SYNs accepted`)
+    const elapsed = Date.now() - t0
+    console.log(`hostile (${mode.name}): ${sprayedBefore} forged/junk datagrams before and ${sprayedDuring} during the transfer of ` +
+      `${elapsed} ms, ${socket.stats()?.packetsSent} packets of ${socket.getMtu()} bytes sent; ${strangers} junk SYNs accepted`)
     expect(got.bytes).toBe(4 * MiB)
     expect(got.sha256).toBe(sent)
-    expect(sprayed).toBeGreaterThan(1000)
+    expect(sprayedBefore).toBeGreaterThanOrEqual(1000)
+    expectMode(socket, mode, 4 * MiB)
+    expect(elapsed).toBeLessThan(HOSTILE_BOUND_MS)
     await closed(socket)
   })
 })

@@ -2,6 +2,7 @@
 // connects to the relay's port, the relay forwards each datagram to the other side from that same port,
 // and a fault model decides per datagram whether it is dropped, duplicated or held back (reordered).
 import * as dgram from 'dgram'
+import * as fs from 'fs'
 
 export type Direction = 'toServer' | 'toClient'
 
@@ -38,8 +39,39 @@ function prng (seed: number): () => number {
   }
 }
 
+/**
+ * Receive buffer asked for: more than a full window of either packet size (1 MiB of 16 KB packets, 1.4 MiB of
+ * 1,448-byte ones). The kernel caps it at net.core.rmem_max (4 MiB on the test machine); the lossy relay test's
+ * kernelDrops() check says so if that cap is lower
+ */
+const RECV_BUFFER = 4 * 1024 * 1024
+
+/**
+ * Datagrams the kernel dropped at a UDP port because its receive buffer was full (Linux /proc/net/udp{,6}, last
+ * column), or undefined where that cannot be read. Such drops are losses the fault model never decided
+ */
+export function kernelDrops (port: number): number | undefined {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0')
+  let found: number | undefined
+  for (const table of ['/proc/net/udp', '/proc/net/udp6']) {
+    let text: string
+    try {
+      text = fs.readFileSync(table, 'utf8')
+    } catch {
+      continue
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/)
+      if (cols.length > 2 && cols[1].endsWith(`:${hexPort}`)) found = (found ?? 0) + Number(cols[cols.length - 1])
+    }
+  }
+  return found
+}
+
 export async function createRelay (serverPort: number, faults: Faults = {}, seed = Date.now() & 0xffffffff, host = '127.0.0.1'): Promise<Relay> {
-  const sock = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4')
+  // The default receive buffer (about 200 KB) holds a dozen 16 KB loopback packets: a 64-packet window arriving
+  // while this process is busy overflowed it, so the kernel dropped three times more than the fault model did
+  const sock = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', recvBufferSize: RECV_BUFFER })
   const rand = prng(seed)
   const timers = new Set<NodeJS.Timeout>()
   let client: { address: string, port: number } | null = null
