@@ -210,7 +210,13 @@ fn statistics_show_the_receive_window() {
   let a = sim.connect(0, 1, Vec::new(), false);
   assert!(sim.run_until(secs(10), |s| !s.nodes[1].accepted.is_empty()));
   let b = sim.nodes[1].accepted[0];
-  assert_eq!(sim.nodes[0].ep.connection_stats(a).unwrap().recv_window, 50_000);
+  let st = sim.nodes[0].ep.connection_stats(a).unwrap();
+  assert_eq!((st.recv_window, st.peer_window), (50_000, 50_000), "{st:?}");
+  // One round trip measured (the sim's default link: 10 ms each way): the estimate, its variance
+  // (half the first sample) and the timeout built from them (min_rto 100 ms as the margin)
+  assert!((15_000..30_000).contains(&st.rtt_us), "{st:?}");
+  assert_eq!(st.rttvar_us, st.rtt_us / 2, "{st:?}");
+  assert_eq!(st.rto_us, st.rtt_us + 100_000, "{st:?}");
   sim.app_mut(1, b).paused = true;
   sim.app_mut(0, a).to_send = payload(1, 8_000);
   assert!(sim.run_until(secs(10), |s| s.nodes[1]
@@ -409,5 +415,28 @@ fn an_application_limited_sender_keeps_its_window() {
     st.cwnd <= start + 2_000,
     "grew from {start} to {}: {st:?}",
     st.cwnd
+  );
+}
+
+/// Two handshakes that both start while there is room, and one slot: the first confirmed takes
+/// it, the second is refused when its confirmation finds the node full (as a full TCP accept
+/// queue), and counted
+#[test]
+fn a_handshake_confirmed_into_a_full_node_is_refused_and_counted() {
+  let cfg = Config {
+    max_connections: 1,
+    ..Config::default()
+  };
+  let mut sim = Sim::new(13, 3, cfg);
+  sim.nodes[1].ep.set_listening(true);
+  let first = sim.connect(0, 1, payload(1, 100), false);
+  let second = sim.connect(2, 1, payload(2, 100), false);
+  assert!(sim.run_until(secs(10), |s| s.nodes[1].accepted.len() == 1
+    && (s.app(0, first).closed.is_some() || s.app(2, second).closed.is_some())));
+  let st = sim.nodes[1].ep.stats();
+  assert_eq!(
+    (st.server_connections, st.refused, st.unconfirmed_connections),
+    (1, 1, 0),
+    "{st:?}"
   );
 }
