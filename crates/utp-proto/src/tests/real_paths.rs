@@ -666,3 +666,52 @@ fn after_a_black_hole_the_search_resumes_and_finds_the_size_again() {
     .max_payload
     == 1448));
 }
+
+/// After a black hole, each large packet still unacknowledged is resent in pieces of the base
+/// size: every piece exactly once per resend, indices 0..count, and no other datagram for it
+#[test]
+fn large_packets_are_resent_in_whole_sets_of_pieces() {
+  let cfg = Config {
+    max_payload: 500,
+    pmtu_ceiling: 1448,
+    ..js_defaults()
+  };
+  let mut sim = Sim::new(55, 2, cfg);
+  sim.set_link(0, 1, mtu_path(1472, 0.0));
+  let len = 20_000_000;
+  let (a, b) = transfer(&mut sim, len);
+  sim.run_until(secs(2), |_| false);
+  assert_eq!(sim.nodes[0].ep.connection_stats(a).unwrap().max_payload, 1448);
+  sim.nodes[0].log_sends = true;
+  sim.set_link(0, 1, mtu_path(1200, 0.0));
+  assert!(sim.run_until(secs(60), |s| s.app(1, b).received.len() == len));
+  assert!(sim.app(1, b).received == payload(1, len), "data intact");
+  let mut pieces: std::collections::BTreeMap<u16, Vec<(u8, u8)>> = Default::default();
+  for d in &sim.nodes[0].sent_log {
+    let Ok(p) = crate::packet::decode(d) else { continue };
+    if p.header.ty != crate::packet::PacketType::Data {
+      continue;
+    }
+    assert!(
+      !p.payload.is_empty(),
+      "a DATA datagram with nothing in it for #{}",
+      p.header.seq_nr.0
+    );
+    if let Some(f) = p.ours.fragment {
+      pieces
+        .entry(p.header.seq_nr.0)
+        .or_default()
+        .push((f.index, f.count));
+    }
+  }
+  assert!(!pieces.is_empty(), "some packet was resent in pieces");
+  for (seq, got) in &pieces {
+    // 1,448 bytes in pieces of 496: three, sent in order, as often as the packet was resent
+    let count = got[0].1;
+    assert_eq!(count, 3, "#{seq}: {got:?}");
+    assert_eq!(got.len() % 3, 0, "#{seq}: whole sets only: {got:?}");
+    for (i, &(index, c)) in got.iter().enumerate() {
+      assert_eq!((index, c), ((i % 3) as u8, 3), "#{seq}: {got:?}");
+    }
+  }
+}
