@@ -440,3 +440,19 @@ fn a_handshake_confirmed_into_a_full_node_is_refused_and_counted() {
     "{st:?}"
   );
 }
+
+/// A sender whose bursts leave less than a packet of its window unused is using its window
+/// (RFC 7661's "nearly full"): it may grow, unlike one that leaves most of it idle
+#[test]
+fn a_sender_that_nearly_fills_its_window_may_grow_it() {
+  let (mut sim, a, _) = connected(14, Config::default(), Vec::new());
+  let start = sim.nodes[0].ep.connection_stats(a).unwrap().cwnd;
+  for _ in 0..40 {
+    let cwnd = sim.nodes[0].ep.connection_stats(a).unwrap().cwnd;
+    // All of the window but half a packet, once per round trip (20 ms here), acknowledged in between
+    sim.app_mut(0, a).to_send.extend(vec![1u8; cwnd - 500]);
+    sim.run_until(Duration::from_millis(60), |_| false);
+  }
+  let st = sim.nodes[0].ep.connection_stats(a).unwrap();
+  assert!(st.cwnd >= 2 * start, "grew from {start} to {}: {st:?}", st.cwnd);
+}
