@@ -20,7 +20,10 @@ export default {
   // Results carry over: a later run retests only mutants whose code or tests changed
   incremental: true,
   incrementalFile: 'reports/mutation/stryker-incremental.json',
-  reporters: ['clear-text', 'progress', 'json', 'html'],
+  // event-recorder writes each mutant's result as it comes (reports/mutation/events/): a run stopped early
+  // still leaves what it found
+  reporters: ['clear-text', 'progress', 'json', 'html', 'event-recorder'],
+  eventReporter: { baseDir: 'reports/mutation/events' },
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
   htmlReporter: { fileName: 'reports/mutation/mutation.html' },
   tempDirName: '.stryker-tmp',
