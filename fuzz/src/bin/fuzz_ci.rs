@@ -40,17 +40,16 @@ fn corpus(target: &Target) -> Result<Vec<Vec<u8>>, String> {
 }
 
 /// Save and show an input that broke a property
-fn report(target: &Target, input: &[u8], why: &str) -> PathBuf {
+fn report(name: &str, input: &[u8], why: &str) -> PathBuf {
   let dir = root().join("artifacts").join("ci");
   let _ = std::fs::create_dir_all(&dir);
-  let path = dir.join(format!("{}-{:016x}.bin", target.name, fnv(input)));
+  let path = dir.join(format!("{name}-{:016x}.bin", fnv(input)));
   let _ = std::fs::write(&path, input);
-  eprintln!("{}: {why}", target.name);
+  eprintln!("{name}: {why}");
   eprintln!("  input ({} bytes) saved to {}", input.len(), path.display());
   eprintln!("  hex: {}", hex(&input[..input.len().min(512)]));
   eprintln!(
-    "  replay: cargo run -p utp-proto-fuzz --bin fuzz-ci -- replay {} {}",
-    target.name,
+    "  replay: cargo run -p utp-proto-fuzz --bin fuzz-ci -- replay {name} {}",
     path.display()
   );
   path
@@ -78,7 +77,7 @@ fn fuzz(target: &Target, time: Duration, seed: u64) -> Result<(), PathBuf> {
   let current: Arc<Mutex<(Vec<u8>, Instant)>> = Arc::new(Mutex::new((Vec::new(), Instant::now())));
   let (done, finished) = std::sync::mpsc::channel::<()>();
   let watchdog = {
-    let (current, name, max) = (current.clone(), target.name, target.max_len);
+    let (current, name) = (current.clone(), target.name);
     std::thread::spawn(move || loop {
       // Wakes at once when the run ends (sender dropped), else every half second to check
       if finished.recv_timeout(Duration::from_millis(500)) != Err(std::sync::mpsc::RecvTimeoutError::Timeout)
@@ -87,12 +86,7 @@ fn fuzz(target: &Target, time: Duration, seed: u64) -> Result<(), PathBuf> {
       }
       let (input, since) = current.lock().unwrap().clone();
       if since.elapsed() > HANG {
-        let t = Target {
-          name,
-          run: |_| {},
-          max_len: max,
-        };
-        report(&t, &input, &format!("one input ran for more than {HANG:?}"));
+        report(name, &input, &format!("one input ran for more than {HANG:?}"));
         std::process::exit(1);
       }
     })
@@ -119,7 +113,7 @@ fn fuzz(target: &Target, time: Duration, seed: u64) -> Result<(), PathBuf> {
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "panic".into());
-      break Err(report(target, &input, &format!("panicked: {msg}")));
+      break Err(report(target.name, &input, &format!("panicked: {msg}")));
     }
     // Keep some mutants as parents, so mutations stack over generations (a random walk away
     // from the seeds); bounded so the seeds stay a fair share of the parents
