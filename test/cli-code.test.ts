@@ -61,8 +61,12 @@ describe('pairing codes', () => {
     // Free text (the old style): no nameplate, the whole code is the secret
     expect(parseCode('purple-otter')).toEqual({ code: 'purple-otter', secret: 'purple-otter', generated: false })
     expect(parseCode('1234567-x')).toEqual({ code: '1234567-x', secret: '1234567-x', generated: false })
-    expect(() => parseCode('')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }) as Error)
-    expect(() => parseCode(42 as unknown as string)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }) as Error)
+    // Almost generated: a nameplate too long, a word not in the list, a word missing
+    expect(parseCode('12345-otter-pretzel-canoe')).toEqual({ code: '12345-otter-pretzel-canoe', nameplate: '12345', secret: 'otter-pretzel-canoe', generated: false })
+    expect(parseCode('4127-otter-pretzle-canoe')).toMatchObject({ secret: 'otter-pretzle-canoe', generated: false })
+    expect(parseCode('4127 otter pretzel')).toEqual({ code: '4127 otter pretzel', secret: '4127 otter pretzel', generated: false })
+    expect(() => parseCode('')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: 'the code is empty' }) as Error)
+    expect(() => parseCode(42 as unknown as string)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: 'the code must be a string' }) as Error)
   })
 
   it('unknownCodeWords: the likely typos in a code shaped like a generated one', () => {
@@ -70,5 +74,10 @@ describe('pairing codes', () => {
     expect(unknownCodeWords('4127-otter-pretzel-canoe')).toEqual([])
     expect(unknownCodeWords('purple-otter')).toEqual([])
     expect(unknownCodeWords('code-abcd-ef-gh')).toEqual([])
+    // Only that shape: a number, then exactly three words of letters
+    for (const notShaped of ['4127-otter-pretzle', '4127-otter-pretzle-canoe-x', 'x12-otter-pretzle-canoe', '12x-otter-pretzle-canoe',
+      '12-otter-pretzle-3anoe', '12-otter-pretzle-cano3', '12-0tter-pretzle-canoe']) {
+      expect(unknownCodeWords(notShaped), notShaped).toEqual([])
+    }
   })
 })

@@ -9,6 +9,7 @@ import { skipCoturn, startCoturn, type Coturn } from './helpers/coturn'
 import { cleanupNodes, closed, drainHash, listeningNode, makeNode, requireFromRoot, sleep, writeRandom, type Node, type Socket } from './helpers/utp'
 
 const stun = requireFromRoot('./dist/lib/stun.js') as typeof import('../lib/stun')
+const codec = requireFromRoot('./dist/lib/stun/codec.js') as typeof import('../lib/stun/codec')
 type StunAttribute = import('../lib/stun').StunAttribute
 type StunError = import('../lib/stun').StunError
 
@@ -138,6 +139,59 @@ describe('STUN codec', () => {
     expect(() => stun.decodeStunMessage(wrongCookie)).toThrow(expect.objectContaining({ code: 'ERR_STUN_MALFORMED', message: 'wrong STUN magic cookie' }))
     // A uTP SYN is not STUN
     expect(stun.isStunMessage(Buffer.from('41000001000000000000000000100000000100000000', 'hex'))).toBe(false)
+  })
+
+  it('says what is wrong with a malformed message, and never throws anything but StunDecodeError', () => {
+    const id = Buffer.from(RFC5769_TXID, 'hex')
+    const header = (bodyLength: number, body: Buffer): Buffer => {
+      const b = Buffer.concat([stun.encodeStunMessage(0x0101, id), body])
+      b.writeUInt16BE(bodyLength, 2)
+      return b
+    }
+    const withAttr = (type: number, value: Buffer): Buffer => stun.encodeStunMessage(0x0101, id, [{ type, value }])
+    const cases: Array<[Buffer, string]> = [
+      [Buffer.alloc(0), 'STUN message too short (0 bytes)'],
+      [Buffer.alloc(5), 'STUN message too short (5 bytes)'],
+      [header(5, Buffer.alloc(5)), 'STUN length 5 does not match the 5 bytes after the header'],
+      [header(8, Buffer.alloc(4)), 'STUN length 8 does not match the 4 bytes after the header'],
+      [header(4, Buffer.from('80220008', 'hex')), 'truncated STUN attribute 0x8022'],
+      [withAttr(StunAttr.ERROR_CODE, Buffer.from([4, 20])), 'truncated ERROR-CODE'],
+      [withAttr(StunAttr.MAPPED_ADDRESS, Buffer.from([1])), 'bad address attribute 0x1 (family 0, 1 bytes)'],
+      [withAttr(StunAttr.MAPPED_ADDRESS, Buffer.from([0, 1])), 'bad address attribute 0x1 (family 1, 2 bytes)'],
+      [withAttr(StunAttr.MAPPED_ADDRESS, Buffer.from([0, 3, 0, 1])), 'bad address attribute 0x1 (family 3, 4 bytes)'],
+      [withAttr(StunAttr.MAPPED_ADDRESS, Buffer.alloc(20, 3).fill(0, 0, 1)), 'bad address attribute 0x1 (family 3, 20 bytes)']
+    ]
+    for (const [buf, message] of cases) {
+      expect(() => stun.decodeStunMessage(buf), message).toThrow(expect.objectContaining({ name: 'StunDecodeError', code: 'ERR_STUN_MALFORMED', message }))
+    }
+    // A zero-length attribute ending the message is whole
+    expect(stun.decodeStunMessage(header(4, Buffer.from('80220000', 'hex'))).attributes).toEqual([{ type: 0x8022, value: Buffer.alloc(0) }])
+    // The cheap check takes any size of datagram, down to none
+    for (const n of [0, 1, 3, 19]) expect(stun.isStunMessage(Buffer.alloc(n))).toBe(false)
+    expect(stun.isStunMessage(stun.encodeStunMessage(0x0001, id))).toBe(true) // a header alone is a message
+    expect(() => stun.encodeStunMessage(0x0001, Buffer.alloc(11))).toThrow(new RangeError('a STUN transaction id is 12 bytes'))
+  })
+
+  it('converts IP text to bytes and back, and canonicalizes as the Node reports peers', () => {
+    const hex = (ip: string): string => codec.ipToBytes(ip).toString('hex')
+    expect(hex('192.0.2.1')).toBe('c0000201')
+    expect(hex('2001:db8:1:2:3:4:5:6')).toBe('20010db8000100020003000400050006') // no "::" at all
+    expect(hex('::')).toBe('0'.repeat(32))
+    expect(hex('1::')).toBe('0001' + '0'.repeat(28))
+    expect(hex('fe80::1%eth0')).toBe('fe80' + '0'.repeat(24) + '0001')
+    expect(hex('::ffff:1.2.3.4')).toBe('0'.repeat(20) + 'ffff01020304')
+    expect(() => codec.ipToBytes('example.org')).toThrow(new TypeError('not an IP address: example.org'))
+    const ip = (h: string): string => codec.bytesToIp(Buffer.from(h, 'hex'))
+    expect(ip('c0000201')).toBe('192.0.2.1')
+    expect(ip('0'.repeat(20) + 'ffff01020304')).toBe('::ffff:1.2.3.4') // IPv4-mapped
+    expect(ip('0'.repeat(20) + 'ff0001020304')).toBe('::ff00:102:304') // one byte short of mapped, either way
+    expect(ip('0'.repeat(20) + '00ff01020304')).toBe('::ff:102:304')
+    expect(ip('20010db8' + '0'.repeat(12) + 'ffff01020304')).toBe('2001:db8::ffff:102:304') // a prefix before ffff
+    expect(ip('0'.repeat(18) + '01ffff01020304')).toBe('::1:ffff:102:304')
+    expect(codec.canonicalIp('::FFFF:1.2.3.4')).toBe('1.2.3.4')
+    expect(codec.canonicalIp('2001:DB8:0::1')).toBe('2001:db8::1')
+    expect(codec.canonicalIp('198.51.100.7')).toBe('198.51.100.7')
+    expect(codec.canonicalIp('localhost')).toBe('localhost') // only IPv6 text is rewritten
   })
 
   it('parses server strings', () => {

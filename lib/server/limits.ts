@@ -72,6 +72,11 @@ export class PrefixCounter {
     if (n <= 0) this._counts.delete(prefix)
     else this._counts.set(prefix, n)
   }
+
+  /** Prefixes with something live: a prefix whose last registration left is forgotten */
+  get size (): number {
+    return this._counts.size
+  }
 }
 
 /**
