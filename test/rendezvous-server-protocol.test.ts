@@ -4,7 +4,6 @@ import { describe, expect, it } from 'vitest'
 
 import type * as ProtocolModule from '../lib/rendezvous/protocol'
 import type * as CookieModule from '../lib/server/cookie'
-import type * as LimitsModule from '../lib/server/limits'
 import { requireFromRoot } from './helpers/utp'
 
 const protocol = requireFromRoot('./dist/lib/rendezvous/protocol.js') as typeof ProtocolModule
@@ -70,7 +69,6 @@ describe('rendezvous protocol v2', () => {
 
 describe('rendezvous server building blocks', () => {
   const { CookieJar, COOKIE_BUCKET_MS } = requireFromRoot('./dist/lib/server/cookie.js') as typeof CookieModule
-  const { prefixOf } = requireFromRoot('./dist/lib/server/limits.js') as typeof LimitsModule
 
   it('cookies are bound to the source address and port and live for one or two 30 s buckets', () => {
     const jar = new CookieJar()
@@ -85,14 +83,5 @@ describe('rendezvous server building blocks', () => {
     expect(jar.verify(c, '198.51.100.7', 4000, t + 2 * COOKIE_BUCKET_MS)).toBe(false)
     expect(new CookieJar().verify(c, '198.51.100.7', 4000, t)).toBe(false) // another server's secret
     expect(jar.verify(undefined, '198.51.100.7', 4000, t)).toBe(false)
-  })
-
-  it('quotas count per /24 and per /64', () => {
-    expect(prefixOf('198.51.100.7')).toBe('198.51.100.0/24')
-    expect(prefixOf('::ffff:198.51.100.9')).toBe('198.51.100.0/24')
-    expect(prefixOf('2001:db8:1:2:3:4:5:6')).toBe('2001:db8:1:2::/64')
-    expect(prefixOf('2001:db8:0001:2::9')).toBe('2001:db8:1:2::/64')
-    expect(prefixOf('::1')).toBe('0:0:0:0::/64')
-    expect(prefixOf('2001:db8::')).toBe('2001:db8:0:0::/64')
   })
 })

@@ -7,8 +7,16 @@ import { describe, expect, it } from 'vitest'
 import { requireFromRoot } from './helpers/utp'
 
 const limits = requireFromRoot('./dist/lib/server/limits.js') as typeof import('../lib/server/limits')
+const { prefixOf } = limits
 
 describe('prefixOf', () => {
+  it('charges an address to its /24 or /64', () => {
+    expect(prefixOf('198.51.100.7')).toBe('198.51.100.0/24')
+    expect(prefixOf('::ffff:198.51.100.9')).toBe('198.51.100.0/24')
+    expect(prefixOf('2001:db8:1:2:3:4:5:6')).toBe('2001:db8:1:2::/64')
+    expect(prefixOf('2001:db8:0001:2::9')).toBe('2001:db8:1:2::/64')
+  })
+
   it('expands IPv6 before cutting /64, whichever side of "::" the groups are on', () => {
     expect(prefixOf('1:2::4:5:6:7:8')).toBe('1:2:0:4::/64')
     expect(prefixOf('1:2::4:5:6')).toBe('1:2:0:0::/64')
@@ -16,11 +24,9 @@ describe('prefixOf', () => {
     expect(prefixOf('::')).toBe('0:0:0:0::/64')
     expect(prefixOf('2001:DB8:00a0:0::1')).toBe('2001:db8:a0:0::/64')
     expect(prefixOf('fe80::1:2:3:4%eth0')).toBe('fe80:0:0:0::/64')
+    expect(prefixOf('::1')).toBe('0:0:0:0::/64')
+    expect(prefixOf('2001:db8::')).toBe('2001:db8:0:0::/64')
   })
-
-  function prefixOf (address: string): string {
-    return limits.prefixOf(address)
-  }
 })
 
 describe('BucketMap', () => {
