@@ -152,6 +152,7 @@ describe('STUN codec', () => {
     const cases: Array<[Buffer, string]> = [
       [Buffer.alloc(0), 'STUN message too short (0 bytes)'],
       [Buffer.alloc(5), 'STUN message too short (5 bytes)'],
+      [Buffer.concat([Buffer.from('40', 'hex'), RFC5769_IPV4.subarray(1)]), 'not a STUN message (top bits set)'],
       [header(5, Buffer.alloc(5)), 'STUN length 5 does not match the 5 bytes after the header'],
       [header(8, Buffer.alloc(4)), 'STUN length 8 does not match the 4 bytes after the header'],
       [header(4, Buffer.from('80220008', 'hex')), 'truncated STUN attribute 0x8022'],
