@@ -34,7 +34,9 @@ rust_crate() { # crate
 
 summary() { # name, mutants.out dir
   local caught missed timeout unviable
-  caught=$(wc -l <"$2/caught.txt"); missed=$(wc -l <"$2/missed.txt")
+  # With --iterate, mutants caught by earlier runs are only in previously_caught.txt (which also holds the
+  # earlier unviable ones: cargo-mutants does not tell them apart there, so they count as caught)
+  caught=$(cat "$2/caught.txt" "$2/previously_caught.txt" 2>/dev/null | sort -u | wc -l); missed=$(wc -l <"$2/missed.txt")
   timeout=$(wc -l <"$2/timeout.txt"); unviable=$(wc -l <"$2/unviable.txt")
   # Unviable mutants do not compile, so no test could see them: they count neither way
   awk -v n="$1" -v c="$caught" -v m="$missed" -v t="$timeout" -v u="$unviable" 'BEGIN {
