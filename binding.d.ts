@@ -9,6 +9,26 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+export declare class NativeDht {
+  /** Bind and start a node; resolves once its socket is bound (joining the network goes on after) */
+  static open(config: DhtConfig): Promise<NativeDht>
+  /** Whether joining the network found any node (waits for the first lookup to end) */
+  bootstrapped(): Promise<boolean>
+  info(): Promise<DhtInfo>
+  /** Nodes of our routing table, "ip:port": where to ask what our public address is */
+  nodes(): Promise<Array<string>>
+  /**
+   * Sign `value` with the ed25519 key whose 32-byte seed is `seed` and store it under (key, salt) at the
+   * nodes closest to that target. `cas`: fail with ERR_DHT_CONFLICT unless the stored seq is this one.
+   * Resolves to the number of nodes that stored it
+   */
+  putMutable(seed: Buffer, salt: Buffer, value: Buffer, seq: number, cas?: number | undefined | null): Promise<number>
+  /** The most recent item under (publicKey, salt) with seq above `moreRecentThan`, and what the lookup saw */
+  getMutable(publicKey: Buffer, salt: Buffer, moreRecentThan?: number | undefined | null): Promise<DhtGetResult>
+  /** Stop the node: its thread ends and its socket closes once running lookups let go of it */
+  close(): void
+}
+
 /** The in-stream handshake of one side */
 export declare class NativeHandshake {
   /** Exactly one of `key` (32 bytes) and `psk` (non-empty) */
@@ -196,6 +216,51 @@ export interface ConnectionStats {
   /** The congestion controller the connection runs */
   congestion: 'ledbat' | 'cubic'
 }
+
+export interface DhtConfig {
+  /** Nodes to join through, "host:port" (IPv4). Empty: this node starts a network of its own */
+  bootstrap: Array<string>
+  /** IPv4 address to bind. Default 0.0.0.0 */
+  host?: string
+  /** UDP port. Default: any free port */
+  port?: number
+  /** Answer queries and store items for others from the start, not only once reachable */
+  server?: boolean
+  /** How long one query to one node may take, ms. Default: mainline's (it adapts to observed RTTs) */
+  requestTimeoutMs?: number
+}
+
+export interface DhtGetResult {
+  /** The item with the highest seq among those that verified; none when no node had one */
+  item?: DhtItem
+  /** Nodes asked, nodes that answered, and answers whose item failed verification (forged or broken) */
+  queried: number
+  responded: number
+  invalidValues: number
+}
+
+export interface DhtInfo {
+  /** This node's id, hex */
+  id: string
+  /** The local address and port of the DHT's own socket */
+  address: string
+  port: number
+  /** Our address as other nodes report seeing it (BEP 42 `ip`), when enough of them agree */
+  publicAddress?: string
+  publicPort?: number
+  firewalled: boolean
+  server: boolean
+  /** Estimated number of nodes in the whole DHT */
+  sizeEstimate: number
+}
+
+export interface DhtItem {
+  value: Buffer
+  seq: number
+}
+
+/** The ed25519 public key of a 32-byte seed: where the holder of the seed publishes */
+export declare function dhtPublicKey(seed: Buffer): Buffer
 
 export interface NativeBatch {
   /** Flat triples: [kind, handle, arg, ...] */

@@ -835,7 +835,9 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeDht = nativeBinding.NativeDht
 module.exports.NativeHandshake = nativeBinding.NativeHandshake
 module.exports.NativeNode = nativeBinding.NativeNode
 module.exports.NativePake = nativeBinding.NativePake
 module.exports.NativeRecordLayer = nativeBinding.NativeRecordLayer
+module.exports.dhtPublicKey = nativeBinding.dhtPublicKey

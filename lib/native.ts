@@ -223,7 +223,8 @@ export function nativePlatform (): string {
 }
 
 /** The directory holding binding.js: the package root, found upward from this file (dist/lib or lib) */
-function bindingPath (): string {
+/** The generated loader, binding.js at the package root (upward from dist/lib or lib) */
+export function bindingPath (): string {
   let dir = __dirname
   for (let i = 0; i < 4; i++) {
     const candidate = path.join(dir, 'binding.js')

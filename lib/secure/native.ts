@@ -1,10 +1,7 @@
 // Typed access to the secure-stream classes of the native addon (crates/utp-node/src/secure.rs).
 // Loaded on first use, through the same binding as the Node, so a missing addon gives the same clear error.
 
-import * as fs from 'fs'
-import * as path from 'path'
-
-import { loadNative } from '../native'
+import { bindingPath, loadNative } from '../native'
 
 /** One side of symmetric SPAKE2 */
 export interface NativePake {
@@ -56,20 +53,11 @@ export interface SecureBinding {
 
 let cached: SecureBinding | null = null
 
-/** The binding.js that loadNative() loaded: the package root, upward from this file (dist/lib/secure or lib/secure) */
-function bindingFile (): string {
-  for (let dir = __dirname, i = 0; i < 5; i++, dir = path.dirname(dir)) {
-    const candidate = path.join(dir, 'binding.js')
-    if (fs.existsSync(candidate)) return candidate
-  }
-  return path.join(__dirname, '..', '..', '..', 'binding.js')
-}
-
 export function loadSecure (): SecureBinding {
   if (cached !== null) return cached
   loadNative() // throws ERR_UTP_NATIVE_MISSING with the whole story when the addon is not there
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const binding = require(bindingFile()) as Partial<SecureBinding>
+  const binding = require(bindingPath()) as Partial<SecureBinding>
   if (typeof binding.NativePake !== 'function' || typeof binding.NativeHandshake !== 'function') {
     const err = new Error('utp-punch-rs: the native addon has no secure-stream classes (rebuild it with `npm run build:native`)') as NodeJS.ErrnoException
     err.code = 'ERR_UTP_NATIVE_MISSING'

@@ -1,0 +1,150 @@
+// DhtNode against a Mainline DHT built here: 20 nodes of ours and 10 of webtorrent's bittorrent-dht on
+// loopback (test/helpers/dht-lab.mjs). Items must cross between the two implementations in both directions
+// (so we speak BEP 44, not a dialect), survive hostile nodes, and bad arguments must fail clearly.
+import { createHash, createPrivateKey, randomBytes, sign as edSign } from 'crypto'
+
+import BittorrentDht from 'bittorrent-dht'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { ed25519Verify, startDhtLab } from './helpers/dht-lab.mjs'
+import { requireFromRoot } from './helpers/utp'
+
+const { DhtNode, dhtPublicKey } = requireFromRoot('./dist/lib/dht/node.js') as typeof import('../lib/dht/node')
+type DhtNode = import('../lib/dht/node').DhtNode
+type Lab = import('./helpers/dht-lab.mjs').DhtLab
+
+// RFC 8410: an Ed25519 private key in PKCS #8 is this prefix and the 32-byte seed
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
+
+let lab: Lab
+const clients: DhtNode[] = []
+
+async function client (extra: string[] = []): Promise<DhtNode> {
+  const node = await DhtNode.open({ bootstrap: [...lab.bootstrap.slice(0, 3), ...extra], host: '127.0.0.1' })
+  clients.push(node)
+  expect(await node.bootstrapped()).toBe(true)
+  return node
+}
+
+/** A bittorrent-dht client (not one of the lab's nodes), for gets and puts from the other implementation */
+async function theirClient (): Promise<BittorrentDht> {
+  const dht = new BittorrentDht({ bootstrap: lab.theirBootstrap.slice(0, 3), host: '127.0.0.1', verify: ed25519Verify })
+  await new Promise<void>(resolve => dht.listen(0, '127.0.0.1', () => resolve()))
+  await new Promise<void>(resolve => dht.once('ready', () => resolve()))
+  return dht
+}
+
+beforeAll(async () => {
+  lab = await startDhtLab({ host: '127.0.0.1', ours: 20, theirs: 10, hostile: true })
+}, 60_000)
+
+afterAll(async () => {
+  for (const c of clients) c.close()
+  await lab?.close()
+})
+
+describe('DhtNode on a local Mainline DHT of two implementations', () => {
+  it('stores an item that a bittorrent-dht client reads and verifies, and on bittorrent-dht nodes too', async () => {
+    const a = await client()
+    const seed = randomBytes(32)
+    const salt = Buffer.from('ours-to-theirs')
+    const value = randomBytes(600)
+    const storedAt = await a.put(seed, salt, value, { seq: 5 })
+    expect(storedAt).toBeGreaterThanOrEqual(8)
+
+    const theirs = await theirClient()
+    try {
+      const got = await new Promise<{ v: Buffer, seq: number } | null>((resolve, reject) => {
+        // Their get finds the target from our key and salt, and checks our signature with ed25519Verify
+        const target = (theirs as unknown as { _hash: (b: Buffer) => Buffer })._hash(Buffer.concat([dhtPublicKey(seed), salt]))
+        theirs.get(target, { salt }, (err, res) => err !== null ? reject(err) : resolve(res))
+      })
+      expect(got?.v.equals(value)).toBe(true)
+      expect(got?.seq).toBe(5)
+    } finally {
+      await new Promise<void>(resolve => theirs.destroy(() => resolve()))
+    }
+    // Some of the independent nodes hold it: the put went to them, not only to nodes of ours
+    const holders = lab.theirs.filter(d => (d as unknown as { _values: { length: number } })._values.length > 0)
+    expect(holders.length).toBeGreaterThan(0)
+  }, 60_000)
+
+  it('reads an item that a bittorrent-dht client signed and stored', async () => {
+    const seed = randomBytes(32)
+    const key = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' })
+    const salt = Buffer.from('theirs-to-ours')
+    const value = Buffer.from('from bittorrent-dht')
+    const theirs = await theirClient()
+    try {
+      await new Promise<void>((resolve, reject) => {
+        theirs.put({ k: dhtPublicKey(seed), salt, seq: 9, v: value, sign: (buf: Buffer) => edSign(null, buf, key) },
+          (err) => err !== null ? reject(err) : resolve())
+      })
+    } finally {
+      await new Promise<void>(resolve => theirs.destroy(() => resolve()))
+    }
+    const b = await client()
+    const r = await b.get(dhtPublicKey(seed), salt)
+    expect(r.item?.value.equals(value)).toBe(true)
+    expect(r.item?.seq).toBe(9)
+    // Nothing newer than what is there
+    expect((await b.get(dhtPublicKey(seed), salt, { moreRecentThan: 9 })).item).toBeUndefined()
+  }, 60_000)
+
+  it('returns the newest version and refuses a put whose cas does not match', async () => {
+    const a = await client()
+    const seed = randomBytes(32)
+    const salt = Buffer.from('versions')
+    await a.put(seed, salt, Buffer.from('one'), { seq: 1 })
+    await a.put(seed, salt, Buffer.from('two'), { seq: 2, cas: 1 })
+    const r = await (await client()).get(dhtPublicKey(seed), salt)
+    expect(r.item?.value.toString()).toBe('two')
+    await expect(a.put(seed, salt, Buffer.from('stale'), { seq: 3, cas: 1 })).rejects.toMatchObject({ code: 'ERR_DHT_CONFLICT' })
+    expect((await a.get(dhtPublicKey(seed), salt)).item?.value.toString()).toBe('two')
+  }, 60_000)
+
+  it('gets the real item past a silent node, a garbage node and a node forging values, in bounded time', async () => {
+    const a = await client()
+    const seed = randomBytes(32)
+    const salt = Buffer.from('hostile')
+    await a.put(seed, salt, Buffer.from('real'), { seq: 1 })
+    // The liar takes the id beside the item's target (BEP 44: SHA-1 of key and salt), so the lookup asks it
+    lab.aimLiar(createHash('sha1').update(Buffer.concat([dhtPublicKey(seed), salt])).digest())
+    const b = await client(lab.hostile.map(h => h.address))
+    const started = Date.now()
+    const r = await b.get(dhtPublicKey(seed), salt)
+    expect(r.item?.value.toString()).toBe('real') // the forged seq of 1e9 lost: its signature does not verify
+    expect(r.invalidValues).toBeGreaterThanOrEqual(1)
+    expect(Date.now() - started).toBeLessThan(15_000)
+    for (const h of lab.hostile) expect(h.queries(), h.kind).toBeGreaterThan(0) // each was really asked
+    expect(lab.hostile.find(h => h.kind === 'liar')?.kinds().get).toBeGreaterThan(0)
+  }, 60_000)
+})
+
+describe('DhtNode misuse', () => {
+  it('rejects bad arguments before anything is sent', async () => {
+    const a = await client()
+    const bad = (p: Promise<unknown>, code: string): Promise<void> => expect(p).rejects.toMatchObject({ code })
+    await bad(a.put(Buffer.alloc(31), Buffer.alloc(0), Buffer.alloc(1), { seq: 1 }), 'ERR_INVALID_ARG_VALUE')
+    await bad(a.put(Buffer.alloc(32), Buffer.alloc(65), Buffer.alloc(1), { seq: 1 }), 'ERR_INVALID_ARG_VALUE')
+    await bad(a.put(Buffer.alloc(32), Buffer.alloc(0), Buffer.alloc(1001), { seq: 1 }), 'ERR_INVALID_ARG_VALUE')
+    await bad(a.put(Buffer.alloc(32), Buffer.alloc(0), Buffer.alloc(1), { seq: -1 }), 'ERR_INVALID_ARG_VALUE')
+    await bad(a.put('seed' as unknown as Buffer, Buffer.alloc(0), Buffer.alloc(1), { seq: 1 }), 'ERR_INVALID_ARG_TYPE')
+    await bad(a.get(Buffer.alloc(33), Buffer.alloc(0)), 'ERR_INVALID_ARG_VALUE')
+    expect(() => dhtPublicKey(Buffer.alloc(16))).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }))
+    await bad(DhtNode.open({ bootstrap: ['[::1]:6881'] }), 'ERR_INVALID_ARG_VALUE') // the Mainline DHT is IPv4
+    await bad(DhtNode.open({ bootstrap: [], host: 'localhost' }), 'ERR_INVALID_ARG_VALUE')
+    await bad(DhtNode.open({ bootstrap: [], port: 70000 }), 'ERR_SOCKET_BAD_PORT')
+    await bad(DhtNode.open({ bootstrap: 'x' as unknown as string[] }), 'ERR_INVALID_ARG_TYPE')
+  })
+
+  it('a node alone cannot store, and a closed node says so', async () => {
+    const alone = await DhtNode.open({ bootstrap: [], host: '127.0.0.1' })
+    clients.push(alone)
+    await expect(alone.put(randomBytes(32), Buffer.alloc(0), Buffer.from('x'), { seq: 1 })).rejects.toMatchObject({ code: 'ERR_DHT_NO_NODES' })
+    alone.close()
+    alone.close()
+    expect(alone.closed).toBe(true)
+    await expect(alone.get(randomBytes(32), Buffer.alloc(0))).rejects.toMatchObject({ code: 'ERR_DHT_CLOSED' })
+  })
+})
