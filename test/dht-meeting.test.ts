@@ -1,0 +1,155 @@
+// Meeting by code on a local Mainline DHT (12 nodes of ours, 6 of bittorrent-dht): the keys a code gives,
+// sealed cards, and two peers finding each other in every order: one after the other, both at once, two of
+// the same side, a code already used, and codes that differ.
+import { randomBytes } from 'crypto'
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { startDhtLab, type DhtLab } from './helpers/dht-lab.mjs'
+import { requireFromRoot } from './helpers/utp'
+
+const { DhtNode } = requireFromRoot('./dist/lib/dht/node.js') as typeof import('../lib/dht/node')
+const meeting = requireFromRoot('./dist/lib/dht/meeting.js') as typeof import('../lib/dht/meeting')
+type DhtNode = import('../lib/dht/node').DhtNode
+type Card = import('../lib/dht/meeting').Card
+
+let lab: DhtLab
+const nodes: DhtNode[] = []
+
+beforeAll(async () => {
+  lab = await startDhtLab({ host: '127.0.0.1', ours: 12, theirs: 6 })
+}, 60_000)
+
+afterAll(async () => {
+  for (const n of nodes) n.close()
+  await lab?.close()
+})
+
+async function dhtClient (): Promise<DhtNode> {
+  const n = await DhtNode.open({ bootstrap: lab.bootstrap.slice(0, 2), host: '127.0.0.1' })
+  nodes.push(n)
+  await n.bootstrapped()
+  return n
+}
+
+function card (side?: string): Omit<Card, 'at'> {
+  return {
+    nonce: randomBytes(8).toString('hex'),
+    pake: randomBytes(33).toString('base64'),
+    public: { address: '198.51.100.7', port: 40000 + Math.floor(Math.random() * 1000) },
+    lan: [{ address: '192.168.1.20', port: 5000 }],
+    mapping: 'independent',
+    ...(side === undefined ? {} : { side })
+  }
+}
+
+function code (): string {
+  return `${1 + Math.floor(Math.random() * 9999)}-test-${randomBytes(6).toString('hex')}`
+}
+
+describe('meeting keys and cards', () => {
+  it('one code gives both peers the same keys, another code other keys', async () => {
+    const c = code()
+    const [a, b, other] = await Promise.all([meeting.deriveMeetingKeys(c), meeting.deriveMeetingKeys(c), meeting.deriveMeetingKeys(c + 'x')])
+    expect(a.publicKeys[0].equals(b.publicKeys[0]) && a.publicKeys[1].equals(b.publicKeys[1])).toBe(true)
+    expect(a.salt.equals(b.salt) && a.cardKey.equals(b.cardKey) && a.context === b.context).toBe(true)
+    expect(a.publicKeys[0].equals(a.publicKeys[1])).toBe(false)
+    expect(a.publicKeys[0].equals(other.publicKeys[0]) || a.salt.equals(other.salt) || a.cardKey.equals(other.cardKey)).toBe(false)
+  })
+
+  it('a sealed card opens only with its code, in its slot, untouched', async () => {
+    const keys = await meeting.deriveMeetingKeys(code())
+    const c: Card = { ...card('send'), at: 1_700_000_000_000 }
+    const sealed = meeting.sealCard(keys, 0, c)
+    expect(sealed.length).toBeLessThanOrEqual(1000)
+    expect(sealed.includes(Buffer.from('198.51.100.7'))).toBe(false) // nothing readable by the DHT
+    expect(meeting.openCard(keys, 0, sealed)).toEqual(c)
+    expect(meeting.openCard(keys, 1, sealed)).toBeNull() // moved to the other slot
+    expect(meeting.openCard(await meeting.deriveMeetingKeys(code()), 0, sealed)).toBeNull()
+    const flipped = Buffer.from(sealed)
+    flipped[20] ^= 1
+    expect(meeting.openCard(keys, 0, flipped)).toBeNull()
+    expect(meeting.openCard(keys, 0, sealed.subarray(0, 20))).toBeNull()
+  })
+
+  it('a card that opens but is not a valid card is refused', async () => {
+    const keys = await meeting.deriveMeetingKeys(code())
+    const base: Card = { ...card(), at: Date.now() }
+    for (const bad of [{ nonce: 'x' }, { lan: [{ address: '10.0.0.1' }] }, { public: { address: '10.0.0.1', port: 0 } },
+      { mapping: 'cone' }, { side: 'x'.repeat(33) }, { at: 'now' }, { used: 'yes' }, { pake: 'p'.repeat(201) }]) {
+      const sealed = meeting.sealCard(keys, 0, { ...base, ...bad } as unknown as Card)
+      expect(meeting.openCard(keys, 0, sealed), JSON.stringify(bad)).toBeNull()
+    }
+    // More LAN addresses than a card holds: the first 8 travel
+    const many = Array.from({ length: 12 }, (_, i) => ({ address: `10.0.0.${i + 1}`, port: 1000 + i }))
+    expect(meeting.openCard(keys, 0, meeting.sealCard(keys, 0, { ...base, lan: many }))?.lan).toEqual(many.slice(0, 8))
+  })
+})
+
+describe('meeting on the DHT', () => {
+  it('the first peer takes slot 0, the second finds it and takes slot 1; each gets the other\'s card', async () => {
+    const keys = await meeting.deriveMeetingKeys(code())
+    const [da, db] = await Promise.all([dhtClient(), dhtClient()])
+    const ca = card('receive')
+    const cb = card('send')
+    const started = Date.now()
+    const first = meeting.meet({ dht: da, keys, card: ca, pollMs: 300 })
+    await new Promise(resolve => setTimeout(resolve, 3000))
+    const second = await meeting.meet({ dht: db, keys, card: cb, pollMs: 300 })
+    const a = await first
+    expect(a.slot).toBe(0)
+    expect(second.slot).toBe(1)
+    expect(a.peer).toMatchObject(cb)
+    expect(second.peer).toMatchObject(ca)
+    expect(Date.now() - started).toBeLessThan(20_000)
+  }, 40_000)
+
+  it('two peers starting together both want slot 0 and still meet, one slot each', async () => {
+    const keys = await meeting.deriveMeetingKeys(code())
+    const [da, db] = await Promise.all([dhtClient(), dhtClient()])
+    const ca = card()
+    const cb = card()
+    const [a, b] = await Promise.all([meeting.meet({ dht: da, keys, card: ca, pollMs: 300 }), meeting.meet({ dht: db, keys, card: cb, pollMs: 300 })])
+    expect(new Set([a.slot, b.slot])).toEqual(new Set([0, 1]))
+    expect(a.peer.nonce).toBe(cb.nonce)
+    expect(b.peer.nonce).toBe(ca.nonce)
+  }, 40_000)
+
+  it('a second peer of the same side fails with ERR_SAME_ROLE and the first keeps waiting for the right one', async () => {
+    const keys = await meeting.deriveMeetingKeys(code())
+    const [da, db, dc] = await Promise.all([dhtClient(), dhtClient(), dhtClient()])
+    const first = meeting.meet({ dht: da, keys, card: card('receive'), pollMs: 300 })
+    await new Promise(resolve => setTimeout(resolve, 3000))
+    await expect(meeting.meet({ dht: db, keys, card: card('receive'), pollMs: 300 })).rejects.toMatchObject({ code: 'ERR_SAME_ROLE' })
+    const sender = await meeting.meet({ dht: dc, keys, card: card('send'), pollMs: 300 })
+    expect(sender.peer.side).toBe('receive')
+    expect((await first).peer.side).toBe('send')
+  }, 60_000)
+
+  it('a used code is refused with ERR_CODE_BURNED', async () => {
+    const keys = await meeting.deriveMeetingKeys(code())
+    const [da, db, dc] = await Promise.all([dhtClient(), dhtClient(), dhtClient()])
+    const ca = card()
+    const first = meeting.meet({ dht: da, keys, card: ca, pollMs: 300 })
+    await new Promise(resolve => setTimeout(resolve, 2000))
+    await meeting.meet({ dht: db, keys, card: card(), pollMs: 300 })
+    const a = await first
+    await meeting.markUsed(da, keys, a.slot, ca, a.seq)
+    await expect(meeting.meet({ dht: dc, keys, card: card(), pollMs: 300 })).rejects.toMatchObject({ code: 'ERR_CODE_BURNED' })
+  }, 60_000)
+
+  it('peers with different codes never meet', async () => {
+    const [da, db] = await Promise.all([dhtClient(), dhtClient()])
+    const abort = new AbortController()
+    const outcomes: string[] = []
+    const run = async (c: string, dht: DhtNode): Promise<void> => {
+      await meeting.meet({ dht, keys: await meeting.deriveMeetingKeys(c), card: card(), pollMs: 300, signal: abort.signal })
+        .then(() => outcomes.push('met'), (e: { code?: string }) => outcomes.push(e.code ?? 'error'))
+    }
+    const both = Promise.all([run(code(), da), run(code(), db)])
+    await new Promise(resolve => setTimeout(resolve, 6000))
+    abort.abort()
+    await both
+    expect(outcomes).toEqual(['ABORT_ERR', 'ABORT_ERR'])
+  }, 40_000)
+})

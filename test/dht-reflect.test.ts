@@ -1,0 +1,104 @@
+// The uTP socket's public address and NAT mapping from DHT nodes (BEP 42's `ip`), asked from the socket itself;
+// and the bencoding it speaks, against what strangers may send.
+import * as dgram from 'dgram'
+import { randomBytes } from 'crypto'
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { startDhtLab, type DhtLab } from './helpers/dht-lab.mjs'
+import { cleanupNodes, makeNode, requireFromRoot } from './helpers/utp'
+
+const { bdecode, bencode } = requireFromRoot('./dist/lib/dht/bencode.js') as typeof import('../lib/dht/bencode')
+const { reflectAddress } = requireFromRoot('./dist/lib/dht/reflect.js') as typeof import('../lib/dht/reflect')
+
+cleanupNodes()
+
+describe('bencode', () => {
+  it('round-trips KRPC messages with keys in byte order', () => {
+    const m = { t: Buffer.from('ab'), y: Buffer.from('q'), q: Buffer.from('ping'), a: { id: Buffer.alloc(20, 7), n: -12, l: [1, Buffer.from('x')] } }
+    const b = bencode(m)
+    expect(b.toString('latin1')).toBe('d1:ad2:id20:' + '\x07'.repeat(20) + '1:lli1e1:xe1:ni-12ee1:q4:ping1:t2:ab1:y1:qe')
+    expect(bdecode(b)).toEqual(m)
+  })
+
+  it('refuses anything not exactly one well-formed value, and never throws', () => {
+    for (const s of ['', 'i', 'ie', 'i-0e', 'i01e', 'i1', '3:ab', '-1:a', '1:ab', 'l', 'le1', 'd1:ae', 'di1e1:ae', 'x', '01:a', 'i12345678901234567e']) {
+      expect(bdecode(Buffer.from(s, 'latin1')), s).toBeNull()
+    }
+    expect(bdecode(Buffer.from('l'.repeat(100) + 'e'.repeat(100)))).toBeNull() // nested deeper than any KRPC message
+    for (let i = 0; i < 5000; i++) bdecode(randomBytes(1 + (i % 64)))
+  })
+})
+
+describe('reflectAddress', () => {
+  let lab: DhtLab
+  beforeAll(async () => {
+    lab = await startDhtLab({ host: '127.0.0.1', ours: 3, theirs: 2 })
+  }, 30_000)
+  afterAll(async () => { await lab?.close() })
+
+  const endpoints = (list: string[]): Array<{ address: string, port: number }> => list.map(s => ({ address: s.split(':')[0], port: Number(s.split(':')[1]) }))
+
+  it('learns the socket\'s address from the nodes that report it', async () => {
+    const node = makeNode()
+    const { port } = await node.bindAsync(0, '127.0.0.1')
+    const r = await reflectAddress(node, endpoints(lab.bootstrap))
+    expect(r.public).toEqual({ address: '127.0.0.1', port })
+    // mainline (like libtorrent) puts BEP 42's `ip` in every answer; bittorrent-dht answers without it
+    expect(r.answers).toBe(lab.ours.length)
+    expect(r.addresses).toBe(1)
+    expect(r.mapping).toBeUndefined() // one node address cannot tell the mapping
+  })
+
+  it('calls a mapping independent when two addresses saw one port, dependent when ports differ', async () => {
+    // Two fake nodes on two loopback addresses: the first tells the truth, the second what we make it say
+    let lie: Buffer | null = null
+    const fakes = await Promise.all(['127.0.0.2', '127.0.0.3'].map(async (host, i) => {
+      const s = dgram.createSocket('udp4')
+      s.on('message', (msg, rinfo) => {
+        const q = bdecode(msg) as { t: Buffer }
+        const ip = Buffer.alloc(6)
+        rinfo.address.split('.').forEach((x, j) => { ip[j] = Number(x) })
+        ip.writeUInt16BE(rinfo.port, 4)
+        s.send(bencode({ t: q.t, y: Buffer.from('r'), r: { id: Buffer.alloc(20) }, ip: i === 1 && lie !== null ? lie : ip }), rinfo.port, rinfo.address)
+      })
+      await new Promise<void>(resolve => s.bind(0, host, () => resolve()))
+      return s
+    }))
+    try {
+      const node = makeNode()
+      const { port } = await node.bindAsync(0, '0.0.0.0')
+      const targets = fakes.map((s, i) => ({ address: `127.0.0.${i + 2}`, port: s.address().port }))
+      const honest = await reflectAddress(node, targets)
+      expect(honest).toMatchObject({ mapping: 'independent', answers: 2, addresses: 2 })
+      expect(honest.public?.port).toBe(port)
+      lie = Buffer.from([127, 0, 0, 1, 0, 9])
+      expect(await reflectAddress(node, targets)).toMatchObject({ mapping: 'dependent', answers: 2 })
+    } finally {
+      for (const s of fakes) s.close()
+    }
+  })
+
+  it('ignores answers from elsewhere or to other transactions, and ends at its timeout', async () => {
+    const silent = dgram.createSocket('udp4')
+    await new Promise<void>(resolve => silent.bind(0, '127.0.0.1', () => resolve()))
+    const intruder = dgram.createSocket('udp4')
+    try {
+      const node = makeNode()
+      const { port } = await node.bindAsync(0, '127.0.0.1')
+      silent.on('message', (msg) => {
+        // Someone else answers in its place, with the right transaction id
+        const q = bdecode(msg) as { t: Buffer }
+        intruder.send(bencode({ t: q.t, y: Buffer.from('r'), r: { id: Buffer.alloc(20) }, ip: Buffer.from([9, 9, 9, 9, 0, 9]) }), port, '127.0.0.1')
+      })
+      const started = Date.now()
+      const r = await reflectAddress(node, [{ address: '127.0.0.1', port: silent.address().port }], { timeoutMs: 800 })
+      expect(r).toEqual({ answers: 0, addresses: 0 })
+      expect(Date.now() - started).toBeGreaterThanOrEqual(750)
+      expect(Date.now() - started).toBeLessThan(3000)
+    } finally {
+      silent.close()
+      intruder.close()
+    }
+  })
+})
