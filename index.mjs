@@ -4,6 +4,7 @@ import Node from './dist/index.js'
 export default Node
 export const {
   Socket, UdpSocketFacade, RendezvousServer, errors, defaults, stun, rendezvousCodes,
-  generateCode, parseCode, CODE_WORDS, Pake, deriveKey, secureCodes, secureSocket, SecureSocket
+  generateCode, parseCode, CODE_WORDS, Pake, deriveKey, secureCodes, secureSocket, SecureSocket,
+  DhtNode, DEFAULT_DHT_BOOTSTRAP, dhtPublicKey
 } = Node
 export { Node }

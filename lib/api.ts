@@ -5,6 +5,7 @@
 // from here (or the entry), never from lib/node.ts: the types are merged everywhere, the methods only once
 // this module ran.
 
+import * as dhtModule from './dht/node'
 import { Node } from './node'
 import type { Socket } from './socket'
 import * as rendezvousModule from './rendezvous'
@@ -27,9 +28,9 @@ declare module './node' {
      */
     natType (server: string, options?: stunModule.NatDiscoveryOptions): Promise<stunModule.NatBehaviorResult>
     /**
-     * Meet a peer through a rendezvous server under a shared code and end up with a connected Socket,
-     * whichever way works: LAN addresses, the public addresses punched from both sides, or the server's
-     * relay. Symmetric: both peers make the same call. Rejects with ERR_PUNCH_FAILED (naming the NAT
+     * Meet a peer through a rendezvous server (`server`), or on the BitTorrent Mainline DHT (`dht`), under a
+     * shared code and end up with a connected Socket, whichever way works: LAN addresses, the public addresses
+     * punched from both sides, or the server's relay (there is none over the DHT). Symmetric: both peers make the same call. Rejects with ERR_PUNCH_FAILED (naming the NAT
      * types and candidates) when no path works and `relay` is false, ERR_WRONG_CODE when the peer's code
      * differs, or ERR_RENDEZVOUS_TIMEOUT. `socket` is an encrypted SecureSocket unless `encrypt: false`.
      */
@@ -62,6 +63,13 @@ declare module './node' {
     export import SecureSocket = secureModule.SecureSocket
     export type SecureOptions = secureModule.SecureOptions
     export type SecureRole = secureModule.SecureRole
+    export import DhtNode = dhtModule.DhtNode
+    export type DhtNodeOptions = dhtModule.DhtNodeOptions
+    export type DhtItem = dhtModule.DhtItem
+    export type DhtGetResult = dhtModule.DhtGetResult
+    export type DhtInfo = dhtModule.DhtInfo
+    export const DEFAULT_DHT_BOOTSTRAP: typeof dhtModule.DEFAULT_DHT_BOOTSTRAP
+    export const dhtPublicKey: typeof dhtModule.dhtPublicKey
   }
 }
 /* eslint-enable @typescript-eslint/no-namespace */
@@ -81,7 +89,10 @@ Object.assign(Node, {
   deriveKey: secureModule.deriveKey,
   secureCodes: secureModule.secureCodes,
   secureSocket: secureModule.secureSocket,
-  SecureSocket: secureModule.SecureSocket
+  SecureSocket: secureModule.SecureSocket,
+  DhtNode: dhtModule.DhtNode,
+  DEFAULT_DHT_BOOTSTRAP: dhtModule.DEFAULT_DHT_BOOTSTRAP,
+  dhtPublicKey: dhtModule.dhtPublicKey
 })
 
 export { Node }

@@ -13,6 +13,9 @@
 
 import { randomBytes } from 'crypto'
 
+import { DEFAULT_DHT_BOOTSTRAP, DhtNode } from '../dht/node'
+import { deriveMeetingKeys, markUsed, meet, type Card, type MeetingKeys, type MeetingResult } from '../dht/meeting'
+import { reflectAddress } from '../dht/reflect'
 import { asError, notRunning } from '../errors'
 import type { AddressInfo } from '../native'
 import { normalizeAddress } from '../options'
@@ -74,7 +77,11 @@ class Session {
   private readonly _nonce = randomBytes(8).toString('hex')
   /** What the server sees of the code */
   private readonly _key: string
-  private readonly _pake: PairingPake
+  private _pake: PairingPake
+  /** The code as both peers spell it (a generated code in its canonical form) */
+  private readonly _code: string
+  /** Over the DHT: the node (ours to close unless the caller gave it), the meeting's keys, card and outcome */
+  private _dht: { node: DhtNode, own: boolean, keys?: MeetingKeys, card?: Omit<Card, 'at'>, met?: MeetingResult, stop: AbortController } | null = null
   private _keys: PairingKeys | null = null
   private _auth: PeerAuth | null = null
   /** The peer proved it derived our keys (its confirm MAC verified) */
@@ -125,6 +132,7 @@ class Session {
   constructor (private readonly _node: Transport, private readonly _o: ResolvedOptions) {
     // A generated code typed with other case or separators is the same code (the CLI does the same)
     const code = parseCode(_o.code).code
+    this._code = code
     this._key = codeKey(code)
     this._pake = new PairingPake(code, this._key)
   }
@@ -175,19 +183,14 @@ class Session {
     signal?.addEventListener('abort', this._onAbort, { once: true })
     this._after(this._o.timeoutMs, () => this._fail(this._timeoutError()))
     this._bound = await ensureBound(this._node)
+    if (this._o.server === null) {
+      await this._startDht()
+      return
+    }
     const address = await lookup(this._o.server.host, this._bound)
     if (this._done) return
     this._server = { address, port: this._o.server.port }
-    this._node.on('connection', this._onConnection)
-    this._node.once('close', this._onNodeClose)
-    this._wire = new Wire(this._node, (m, from) => {
-      // We run inside the node's event dispatch: a throw here must end this rendezvous, not the process
-      try {
-        this._onMessage(m, from)
-      } catch (e) {
-        this._fail(e as Error)
-      }
-    })
+    this._listen()
     this._status({ state: 'registering', server: endpointKey(this._server) })
     this._register()
     this._registerTimer = this._every(REGISTER_RETRY_MS, () => this._register())
@@ -201,6 +204,119 @@ class Session {
     })
   }
 
+  /** Take connections and our wire's messages (probes, and the server's) from the node */
+  private _listen (): void {
+    this._node.on('connection', this._onConnection)
+    this._node.once('close', this._onNodeClose)
+    this._wire = new Wire(this._node, (m, from) => {
+      // We run inside the node's event dispatch: a throw here must end this rendezvous, not the process
+      try {
+        this._onMessage(m, from)
+      } catch (e) {
+        this._fail(e as Error)
+      }
+    })
+  }
+
+  // ---- meeting on the DHT (docs/dht.md) ------------------------------------------------------------------------
+
+  /** Join the DHT, learn where our socket is seen, publish our card, wait for the peer's; then punch as usual */
+  private async _startDht (): Promise<void> {
+    const o = this._o.dht as NonNullable<ResolvedOptions['dht']>
+    this._listen()
+    this._status({ state: 'joining-dht' })
+    const stop = new AbortController()
+    const bootstrap = o.bootstrap ?? [...DEFAULT_DHT_BOOTSTRAP]
+    const node = o.node ?? await DhtNode.open({ bootstrap })
+    this._dht = { node, own: o.node === undefined, stop }
+    if (this._done) {
+      this._closeDht()
+      return
+    }
+    const [joined, keys] = await Promise.all([node.bootstrapped(), deriveMeetingKeys(this._code)])
+    if (this._done) return
+    if (!joined) {
+      this._fail(rendezvousError('ERR_DHT_UNREACHABLE', `no DHT node answered (joined through ${o.node !== undefined ? 'the given DhtNode' : bootstrap.join(', ')}): unreachable, or UDP blocked on the way`))
+      return
+    }
+    const seen = await reflectAddress(this._node, await node.nodes())
+    if (this._done) return
+    this._mapping = seen.mapping
+    this._pake = new PairingPake(this._code, keys.context)
+    const card: Omit<Card, 'at'> = {
+      nonce: this._nonce,
+      pake: this._pake.message,
+      lan: this._o.shareLan ? lanCandidates(this._bound) : [],
+      ...(seen.public === undefined ? {} : { public: seen.public }),
+      ...(seen.mapping === undefined ? {} : { mapping: seen.mapping }),
+      ...(this._o.side === undefined ? {} : { side: this._o.side })
+    }
+    Object.assign(this._dht, { keys, card })
+    this._phase = 'wait-peer'
+    this._registeredMs = this._now
+    this._status({ state: 'published', ...(seen.public === undefined ? {} : { observed: seen.public }), ...(seen.mapping === undefined ? {} : { mapping: seen.mapping }) })
+    let met: MeetingResult
+    try {
+      met = await meet({ dht: node, keys, card, signal: stop.signal })
+    } catch (e) {
+      const err = e as { code?: string, message: string }
+      if (err.code === 'ERR_SAME_ROLE' || err.code === 'ERR_CODE_BURNED') this._fail(rendezvousError(err.code, err.message, err.code === 'ERR_SAME_ROLE' ? { side: this._o.side } : {}))
+      else if (err.code !== 'ABORT_ERR') this._fail(asError(e))
+      return
+    }
+    if (this._done) return
+    this._dht.met = met
+    const peer = met.peer
+    const [first, second] = met.slot === 0 ? [this._nonce, peer.nonce] : [peer.nonce, this._nonce]
+    this._onDhtPeer({
+      t: 'peer',
+      nonce: this._nonce,
+      pair: first + second,
+      // The first to arrive waits for the connection, as with the server
+      role: met.slot === 0 ? 'accept' : 'connect',
+      // The peers learn of each other seconds apart: each probes from when it knows, for punchTimeoutMs
+      startInMs: 0,
+      // Without an answer from the DHT about its address, the peer can only be reached on its LAN addresses
+      public: peer.public ?? peer.lan[0] ?? { address: '0.0.0.0', port: 0 },
+      lan: peer.lan,
+      relay: false,
+      ...(seen.mapping === undefined ? {} : { mapping: seen.mapping }),
+      ...(peer.mapping === undefined ? {} : { peerMapping: peer.mapping }),
+      pake: peer.pake
+    })
+  }
+
+  /** The peer's card: its PAKE message gives the keys; it proved the code by sealing the card, so punch now */
+  private _onDhtPeer (m: PeerMsg): void {
+    this._peer = m
+    this._pairedMs = this._now
+    this._startAt = Date.now()
+    this._status({ state: 'paired', role: m.role })
+    const keys = this._pake.finish(m.pake)
+    if (keys === null) {
+      this._fail(rendezvousError('ERR_WRONG_CODE', 'the peer\'s PAKE message was not valid: someone who holds the code tampered with the pairing; make a new code'))
+      return
+    }
+    this._keys = keys
+    this._auth = new PeerAuth(keys, m.pair)
+    this._confirmed = true
+    this._startPunching(m)
+  }
+
+  /** Mark the code used on the DHT once paired (best effort), then close the DHT node if it is ours */
+  private _closeDht (): void {
+    const d = this._dht
+    if (d === null) return
+    this._dht = null
+    d.stop.abort()
+    const close = (): void => { if (d.own) d.node.close() }
+    if (d.met !== undefined && d.keys !== undefined && d.card !== undefined) {
+      markUsed(d.node, d.keys, d.met.slot, d.card, d.met.seq).then(close, close)
+    } else {
+      close()
+    }
+  }
+
   /** Tell the caller's onStatus where we are; its exceptions are not ours to handle */
   private _status (status: RendezvousStatus): void {
     try {
@@ -209,7 +325,7 @@ class Session {
   }
 
   private _send (m: Message): void {
-    this._wire?.send(m, this._server)
+    if (this._o.server !== null) this._wire?.send(m, this._server)
   }
 
   private get _cookie (): string | undefined {
@@ -270,6 +386,7 @@ class Session {
       this._prober?.handle(m, from)
       return
     }
+    if (this._o.server === null) return // over the DHT there is no server to hear from
     if (m.t === 'relay-hello-ack') {
       if (this._relay !== null && this._fromServer(from, this._relay.port) && m.ready && m.token === this._relay.token) this._onRelayReady()
       return
@@ -652,7 +769,10 @@ class Session {
   private _relayOrFail (reason: string): void {
     if (this._done || this._phase === 'relay') return
     if (this._peer?.relay !== true) {
-      this._fail(this._punchFailed(this._o.relay ? '(no relay: the peer or the server does not allow one)' : '(relay disabled)', reason))
+      const why = this._o.server === null
+        ? '(no relay: pairing over the DHT has no server to relay through; both NATs map per destination, or a firewall drops the probes)'
+        : this._o.relay ? '(no relay: the peer or the server does not allow one)' : '(relay disabled)'
+      this._fail(this._punchFailed(why, reason))
       return
     }
     this._phase = 'relay'
@@ -718,9 +838,13 @@ class Session {
 
   private _timeoutError (): RendezvousError {
     const ms = this._o.timeoutMs
+    if (this._o.server === null) {
+      if (this._phase === 'register') return rendezvousError('ERR_RENDEZVOUS_TIMEOUT', `could not join the DHT and publish within ${ms} ms`)
+      if (this._phase === 'wait-peer') return rendezvousError('ERR_RENDEZVOUS_TIMEOUT', `no peer appeared on the DHT under this code within ${ms} ms (the peer must use the same code, and be online now)`)
+    }
     switch (this._phase) {
       case 'register':
-        return rendezvousError('ERR_RENDEZVOUS_TIMEOUT', `no answer from the rendezvous server ${endpointKey(this._server ?? { address: this._o.server.host, port: this._o.server.port })} within ${ms} ms`)
+        return rendezvousError('ERR_RENDEZVOUS_TIMEOUT', `no answer from the rendezvous server ${endpointKey(this._server ?? { address: this._o.server?.host ?? '', port: this._o.server?.port ?? 0 })} within ${ms} ms`)
       case 'wait-peer':
         return rendezvousError('ERR_RENDEZVOUS_TIMEOUT', `no peer registered under this code within ${ms} ms`)
       case 'confirm':
@@ -758,7 +882,8 @@ class Session {
       if (ours !== undefined) result.mapping.ours = ours
       if (peer.peerMapping !== undefined) result.mapping.peer = peer.peerMapping
     }
-    const handOver = this._o.followMoves && this._wire !== null
+    // Following NAT rebinding needs the server; over the DHT the connection is on its own
+    const handOver = this._o.followMoves && this._wire !== null && this._o.server !== null
     this._end(node, handOver)
     if (node !== this._node) adoptPort(this._node, node, socket)
     if (handOver) {
@@ -826,5 +951,6 @@ class Session {
     this._node.removeListener('connection', this._onConnection)
     this._node.removeListener('close', this._onNodeClose)
     this._o.signal?.removeEventListener('abort', this._onAbort)
+    this._closeDht()
   }
 }

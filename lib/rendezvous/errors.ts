@@ -22,6 +22,10 @@ export const rendezvousCodes = {
    * pairing, and the peer keeps waiting for its real counterpart. `.side` is the side both declared
    */
   ERR_SAME_ROLE: 'ERR_SAME_ROLE',
+  /** Pairing over the DHT: no DHT node answered (bootstrap nodes unreachable, or UDP blocked) */
+  ERR_DHT_UNREACHABLE: 'ERR_DHT_UNREACHABLE',
+  /** Pairing over the DHT: a pairing already used this code (codes are single-use): make a new one */
+  ERR_CODE_BURNED: 'ERR_CODE_BURNED',
   /** The signal aborted the rendezvous */
   ABORT_ERR: 'ABORT_ERR'
 } as const

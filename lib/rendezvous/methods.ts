@@ -19,7 +19,8 @@ export function rendezvous<N extends Transport> (this: N, options: RendezvousOpt
 
 /** rendezvous() with its start, its phases' timings and its outcome logged (the pairing code is not) */
 async function debugRendezvous<N extends Transport> (node: N, options: RendezvousOptions): Promise<RendezvousResult<N>> {
-  const server = (options as { server?: unknown } | null)?.server
+  const o = options as { server?: unknown, dht?: unknown } | null
+  const server = o?.dht !== undefined ? 'the DHT' : o?.server
   debug('node %d rendezvous via %s: starting', node._debugId, String(server))
   const onStatus = options?.onStatus
   const logged: RendezvousOptions = {
@@ -57,6 +58,8 @@ async function debugRendezvous<N extends Transport> (node: N, options: Rendezvou
 function describeStatus (s: RendezvousStatus): string {
   switch (s.state) {
     case 'registering': return `registering with ${s.server}`
+    case 'joining-dht': return 'joining the DHT'
+    case 'published': return `card published on the DHT${s.observed === undefined ? '' : `, DHT nodes see us as ${hostPort(s.observed.address, s.observed.port)}`}; waiting for the peer`
     case 'registered': return `registered, the server sees us as ${hostPort(s.observed.address, s.observed.port)}; waiting for the peer`
     case 'paired': return `paired as ${s.role}; confirming the code`
     case 'punching': return `probing ${s.candidates.length === 0 ? 'no candidates' : s.candidates.join(', ')}`

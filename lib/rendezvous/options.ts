@@ -1,10 +1,18 @@
 // rendezvous() options: what callers may set, and the validated form with defaults filled in.
 
+import { DhtNode } from '../dht/node'
 import { parseHostPort, SIDE_PATTERN } from './protocol'
 
 export interface RendezvousOptions {
-  /** The rendezvous server, 'host:port' (or '[v6]:port') */
-  server: string
+  /** The rendezvous server, 'host:port' (or '[v6]:port'). Give this or `dht` */
+  server?: string
+  /**
+   * Meet on the BitTorrent Mainline DHT instead of a server of ours (docs/dht.md): `true` joins through the public
+   * bootstrap nodes, `{ bootstrap }` through others ("host:port"), `{ node }` through a DhtNode you opened (it
+   * stays open). Both peers publish a sealed card under keys only holders of the code can compute, read the
+   * other's, and punch. No relay: when neither NAT lets a direct path through, ERR_PUNCH_FAILED says so
+   */
+  dht?: true | { bootstrap?: string[], node?: DhtNode }
   /**
    * The pairing code both peers use. Best as `<nameplate>-<secret>` ("4127-purple-sausage-tiger"): the server
    * sees only the nameplate, and the secret never leaves this process. Any other string works too, but the
@@ -27,7 +35,7 @@ export interface RendezvousOptions {
   signal?: AbortSignal
   /** Keepalive to the server while registered (refreshes the registration and our NAT mapping), ms. Default 15,000 */
   keepaliveMs?: number
-  /** How long to probe before falling back to the relay, ms. Default 5,000 */
+  /** How long to probe before falling back to the relay, ms. Default 5,000 (15,000 over the DHT, where the peers learn of each other seconds apart) */
   punchTimeoutMs?: number
   /** Probe interval, ms. Default 200 */
   probeIntervalMs?: number
@@ -89,7 +97,9 @@ export interface RendezvousOptions {
 }
 
 /**
- * A step of rendezvous(), in order: 'registering' (the server's name resolved, the registration goes out),
+ * A step of rendezvous(), in order. Over the DHT, 'joining-dht' (the DHT node looks for nodes) and 'published' (our
+ * card is on the DHT, with the address DHT nodes saw our socket at; waiting for the peer's) take the place of
+ * the first two. Through a server: 'registering' (the server's name resolved, the registration goes out),
  * 'registered' (the server answered; waiting for the peer), 'paired' (the server found the peer; proving the
  * code to each other), 'punching' (code confirmed; probing the candidates, `candidates` as "address:port
  * (kind)"), 'relay' (no direct path or relay forced; moving to the server's relay, `reason` says why).
@@ -97,6 +107,8 @@ export interface RendezvousOptions {
  */
 export type RendezvousStatus =
   | { state: 'registering', server: string }
+  | { state: 'joining-dht' }
+  | { state: 'published', observed?: { address: string, port: number }, mapping?: 'independent' | 'dependent' }
   | { state: 'registered', observed: { address: string, port: number } }
   | { state: 'paired', role: 'connect' | 'accept' }
   | { state: 'punching', candidates: string[] }
@@ -104,7 +116,9 @@ export type RendezvousStatus =
 
 /** The options with defaults applied */
 export interface ResolvedOptions {
-  server: { host: string, port: number }
+  /** Exactly one of server and dht is set */
+  server: { host: string, port: number } | null
+  dht: { bootstrap: string[] | undefined, node: DhtNode | undefined } | null
   code: string
   relay: boolean
   timeoutMs: number
@@ -134,7 +148,9 @@ export interface ResolvedOptions {
 /** Validate (TypeError/RangeError on bad values) and fill in defaults */
 export function resolveOptions (o: RendezvousOptions): ResolvedOptions {
   if (o === null || typeof o !== 'object') throw new TypeError('rendezvous options must be an object')
-  if (typeof o.server !== 'string') throw new TypeError('options.server must be a "host:port" string')
+  if ((o.server === undefined) === (o.dht === undefined)) throw new TypeError('give exactly one of options.server (a "host:port" string) and options.dht')
+  if (o.server !== undefined && typeof o.server !== 'string') throw new TypeError('options.server must be a "host:port" string')
+  const dht = resolveDht(o.dht)
   if (typeof o.code !== 'string' || o.code.length === 0 || o.code.length > 128) throw new TypeError('options.code must be a string of 1..128 characters')
   if (o.encrypt !== undefined && typeof o.encrypt !== 'boolean') throw new TypeError('options.encrypt must be a boolean')
   if (o.side !== undefined && (typeof o.side !== 'string' || !SIDE_PATTERN.test(o.side))) {
@@ -154,14 +170,15 @@ export function resolveOptions (o: RendezvousOptions): ResolvedOptions {
   if (birthdayPorts > 4096 || !Number.isInteger(birthdayPorts)) throw new RangeError(`options.birthdayPorts must be an integer in 1..4096, got ${birthdayPorts}`)
   if (birthdayProbes > 64512 || !Number.isInteger(birthdayProbes)) throw new RangeError(`options.birthdayProbes must be an integer in 1..64512, got ${birthdayProbes}`)
   return {
-    server: parseHostPort(o.server),
+    server: o.server === undefined ? null : parseHostPort(o.server),
+    dht,
     code: o.code,
     relay: o.relay ?? true,
     timeoutMs: num('timeoutMs', 60_000, 1),
     lanFirst: o.lanFirst ?? true,
     signal: o.signal,
     keepaliveMs: num('keepaliveMs', 15_000, 100),
-    punchTimeoutMs: num('punchTimeoutMs', 5000, 1),
+    punchTimeoutMs: num('punchTimeoutMs', dht === null ? 5000 : 15_000, 1),
     probeIntervalMs: num('probeIntervalMs', 200, 10),
     lowTtl,
     acceptGraceMs: num('acceptGraceMs', 6000, 0),
@@ -180,4 +197,15 @@ export function resolveOptions (o: RendezvousOptions): ResolvedOptions {
     serverTimeoutMs: num('serverTimeoutMs', 5000, 1),
     onStatus: o.onStatus
   }
+}
+
+function resolveDht (d: RendezvousOptions['dht']): ResolvedOptions['dht'] {
+  if (d === undefined) return null
+  if (d === true) return { bootstrap: undefined, node: undefined }
+  if (d === null || typeof d !== 'object') throw new TypeError('options.dht must be true or { bootstrap } or { node }')
+  if (d.bootstrap !== undefined && (!Array.isArray(d.bootstrap) || !d.bootstrap.every(b => typeof b === 'string'))) {
+    throw new TypeError('options.dht.bootstrap must be an array of "host:port" strings')
+  }
+  if (d.node !== undefined && !(d.node instanceof DhtNode)) throw new TypeError('options.dht.node must be a DhtNode')
+  return { bootstrap: d.bootstrap, node: d.node }
 }

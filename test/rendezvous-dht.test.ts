@@ -1,0 +1,102 @@
+// rendezvous({ dht }) on loopback: two peers that share only a code meet on a local Mainline DHT of 20 nodes of
+// ours and 10 of bittorrent-dht (test/helpers/dht-lab.mjs), punch, and carry an encrypted 8 MiB each way. Then
+// what can go wrong: the same side twice, a used code, a DHT nobody answers on, a peer that never comes.
+// Across NATs: test/natlab.test.ts.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import type * as ClientModule from '../lib/rendezvous/client'
+import type * as CodeModule from '../lib/rendezvous/code'
+import { startDhtLab, type DhtLab } from './helpers/dht-lab.mjs'
+import { cleanupNodes, drainHash, makeNode, requireFromRoot, writeRandom, type Node } from './helpers/utp'
+
+const { rendezvous } = requireFromRoot('./dist/lib/rendezvous/client.js') as typeof ClientModule
+const { generateCode } = requireFromRoot('./dist/lib/rendezvous/code.js') as typeof CodeModule
+type RendezvousStatus = ClientModule.RendezvousStatus
+type Result = ClientModule.RendezvousResult<Node>
+
+cleanupNodes()
+
+let lab: DhtLab
+
+beforeAll(async () => {
+  lab = await startDhtLab({ host: '127.0.0.1', ours: 20, theirs: 10 })
+}, 60_000)
+
+afterAll(async () => { await lab?.close() })
+
+function code (): string {
+  return generateCode()
+}
+
+async function peer (opts: { code: string, side?: string, statuses?: RendezvousStatus[], timeoutMs?: number }): Promise<Result> {
+  const node = makeNode()
+  await node.bindAsync(0, '127.0.0.1')
+  return await rendezvous(node, {
+    dht: { bootstrap: lab.bootstrap.slice(0, 3) },
+    code: opts.code,
+    ...(opts.side === undefined ? {} : { side: opts.side }),
+    timeoutMs: opts.timeoutMs ?? 40_000,
+    onStatus: (s) => opts.statuses?.push(s)
+  })
+}
+
+describe('rendezvous over the DHT', () => {
+  it('pairs by code, punches and carries 8 MiB each way encrypted', async () => {
+    const c = code()
+    const statusA: RendezvousStatus[] = []
+    const started = Date.now()
+    const [a, b] = await Promise.all([peer({ code: c, side: 'receive', statuses: statusA }), peer({ code: c, side: 'send' })])
+    const pairMs = Date.now() - started
+    expect(a.encrypted && b.encrypted).toBe(true)
+    expect(new Set([a.role, b.role])).toEqual(new Set(['accept', 'connect']))
+    expect(['lan', 'direct']).toContain(a.path)
+    expect(statusA.map(s => s.state).slice(0, 3)).toEqual(['joining-dht', 'published', 'paired'])
+    const published = statusA[1] as Extract<RendezvousStatus, { state: 'published' }>
+    expect(published.observed?.port).toBe(a.node.address().port) // DHT nodes saw the uTP socket itself
+    const MiB = 1024 * 1024
+    const [sentA, sentB, gotA, gotB] = await Promise.all([writeRandom(a.socket, 8 * MiB), writeRandom(b.socket, 8 * MiB), drainHash(a.socket), drainHash(b.socket)])
+    expect(gotB.sha256).toBe(sentA)
+    expect(gotA.sha256).toBe(sentB)
+    expect(pairMs).toBeLessThan(30_000)
+  }, 60_000)
+
+  it('a second peer of the same side fails with ERR_SAME_ROLE; the first then pairs with the right one', async () => {
+    const c = code()
+    const first = peer({ code: c, side: 'receive' })
+    await new Promise(resolve => setTimeout(resolve, 4000))
+    await expect(peer({ code: c, side: 'receive' })).rejects.toMatchObject({ code: 'ERR_SAME_ROLE', side: 'receive' })
+    const sender = await peer({ code: c, side: 'send' })
+    expect((await first).role).toBe('accept')
+    expect(sender.role).toBe('connect')
+    sender.socket.destroy()
+  }, 60_000)
+
+  it('a code that paired once is burned', async () => {
+    const c = code()
+    const [a, b] = await Promise.all([peer({ code: c }), peer({ code: c })])
+    a.socket.destroy()
+    b.socket.destroy()
+    // The used marks go out as the pairing ends: give them a moment to land
+    await new Promise(resolve => setTimeout(resolve, 4000))
+    await expect(peer({ code: c })).rejects.toMatchObject({ code: 'ERR_CODE_BURNED' })
+  }, 60_000)
+
+  it('says when nobody came, and when no DHT node answers', async () => {
+    const started = Date.now()
+    await expect(peer({ code: code(), timeoutMs: 8000 })).rejects.toMatchObject({ code: 'ERR_RENDEZVOUS_TIMEOUT', message: expect.stringContaining('no peer appeared on the DHT') })
+    expect(Date.now() - started).toBeLessThan(12_000)
+    const node = makeNode()
+    await node.bindAsync(0, '127.0.0.1')
+    const dead = makeNode()
+    const { port } = await dead.bindAsync(0, '127.0.0.1') // a socket that never answers
+    await expect(rendezvous(node, { dht: { bootstrap: [`127.0.0.1:${port}`] }, code: code(), timeoutMs: 30_000 }))
+      .rejects.toMatchObject({ code: 'ERR_DHT_UNREACHABLE' })
+  }, 60_000)
+
+  it('rejects options naming both or neither of server and dht', async () => {
+    const node = makeNode()
+    await expect(rendezvous(node, { code: 'x' })).rejects.toThrow(TypeError)
+    await expect(rendezvous(node, { server: '127.0.0.1:1', dht: true, code: 'x' })).rejects.toThrow(/exactly one/)
+    await expect(rendezvous(node, { dht: { bootstrap: 'x' as unknown as string[] }, code: 'x' })).rejects.toThrow(TypeError)
+  })
+})
