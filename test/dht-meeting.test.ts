@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startDhtLab, type DhtLab } from './helpers/dht-lab.mjs'
 import { requireFromRoot } from './helpers/utp'
 
-const { DhtNode } = requireFromRoot('./dist/lib/dht/node.js') as typeof import('../lib/dht/node')
+const { DhtNode, dhtPublicKey } = requireFromRoot('./dist/lib/dht/node.js') as typeof import('../lib/dht/node')
 const meeting = requireFromRoot('./dist/lib/dht/meeting.js') as typeof import('../lib/dht/meeting')
 type DhtNode = import('../lib/dht/node').DhtNode
 type Card = import('../lib/dht/meeting').Card
@@ -83,6 +83,62 @@ describe('meeting keys and cards', () => {
     // More LAN addresses than a card holds: the first 8 travel
     const many = Array.from({ length: 12 }, (_, i) => ({ address: `10.0.0.${i + 1}`, port: 1000 + i }))
     expect(meeting.openCard(keys, 0, meeting.sealCard(keys, 0, { ...base, lan: many }))?.lan).toEqual(many.slice(0, 8))
+  })
+})
+
+/** An in-memory DHT with BEP 44's seq rule, whose next puts can be made to fail as a racing writer would */
+function memoryDht (): { dht: DhtNode, conflicts: number, puts: number } {
+  const items = new Map<string, { value: Buffer, seq: number }>()
+  const state = { conflicts: 0, puts: 0, dht: null as unknown as DhtNode }
+  const pk = (seed: Buffer): string => dhtPublicKey(seed).toString('hex')
+  state.dht = {
+    async put (seed: Buffer, salt: Buffer, value: Buffer, o: { seq: number }) {
+      state.puts++
+      const key = pk(seed) + salt.toString('hex')
+      const old = items.get(key)
+      if (state.conflicts > 0 || (old !== undefined && old.seq >= o.seq)) {
+        if (state.conflicts > 0) state.conflicts--
+        throw Object.assign(new Error('the DHT holds a different version of the item'), { code: 'ERR_DHT_CONFLICT' })
+      }
+      items.set(key, { value, seq: o.seq })
+      return 8
+    },
+    async get (publicKey: Buffer, salt: Buffer) {
+      return { item: items.get(publicKey.toString('hex') + salt.toString('hex')), queried: 8, responded: 8, invalidValues: 0 }
+    }
+  } as unknown as DhtNode
+  return state
+}
+
+describe('meeting, scripted on an in-memory DHT', () => {
+  it('a put that loses a race is not an error: the peer reads again and still meets', async () => {
+    const keys = await meeting.deriveMeetingKeys(code())
+    const mem = memoryDht()
+    const first = meeting.meet({ dht: mem.dht, keys, card: card(), pollMs: 10 })
+    await new Promise(resolve => setTimeout(resolve, 50))
+    mem.conflicts = 2 // the second peer's first two puts meet a newer version
+    const second = await meeting.meet({ dht: mem.dht, keys, card: card(), pollMs: 10 })
+    expect(second.slot).toBe(1)
+    expect((await first).slot).toBe(0)
+    expect(mem.conflicts).toBe(0)
+  })
+
+  it('other DHT errors end the meeting with their code', async () => {
+    const keys = await meeting.deriveMeetingKeys(code())
+    const broken = { get: async () => { throw Object.assign(new Error('no DHT node'), { code: 'ERR_DHT_NO_NODES' }) } } as unknown as DhtNode
+    await expect(meeting.meet({ dht: broken, keys, card: card(), pollMs: 10 })).rejects.toMatchObject({ code: 'ERR_DHT_NO_NODES' })
+  })
+
+  it('a card older than STALE_MS is a peer that left: its slot is taken over', async () => {
+    const keys = await meeting.deriveMeetingKeys(code())
+    const mem = memoryDht()
+    const gone = { ...card(), at: Date.now() - meeting.STALE_MS - 1000 }
+    await mem.dht.put(keys.seeds[0], keys.salt, meeting.sealCard(keys, 0, gone), { seq: 3 })
+    const fresh = meeting.meet({ dht: mem.dht, keys, card: card(), pollMs: 10 })
+    const late = await meeting.meet({ dht: mem.dht, keys, card: card(), pollMs: 10 })
+    expect(late.slot).toBe(1)
+    expect(late.peer.nonce).not.toBe(gone.nonce)
+    expect((await fresh).slot).toBe(0)
   })
 })
 

@@ -15,7 +15,7 @@ import * as path from 'path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import {
-  LAB_DIR, SERVER_IP, type LabProcess, killAll, lab, labNamespaces, labSupport, lastJson, missingTools, nodeIn,
+  LAB_DIR, SERVER_IP, SERVER_IP2, type LabProcess, killAll, lab, labNamespaces, labSupport, lastJson, missingTools, nodeIn,
   reapStaleLabs, sha256File, waitUdpListening
 } from './natlab/lab'
 
@@ -24,6 +24,7 @@ const RENDEZVOUS = path.join(LAB_DIR, 'rendezvous.mjs')
 const PUNCH = path.join(LAB_DIR, 'punch.mjs')
 const UTP_PEER = path.join(LAB_DIR, 'utp-peer.mjs')
 const IDLE_PEER = path.join(LAB_DIR, 'idle-peer.mjs')
+const DHT_LAB = path.join(root, 'test', 'helpers', 'dht-lab.mjs')
 const CLI = path.join(root, 'bin', 'utp-punch-rs.js')
 const CLIENT = path.join(root, 'lib', 'rendezvous', 'client.ts')
 const haveCli = existsSync(CLI) && existsSync(CLIENT)
@@ -72,6 +73,8 @@ interface IdleResult {
   migrations?: Array<{ to: string, atMs: number, at: number }>
   ms?: number
   phase?: string
+  /** How long rendezvous() took */
+  meetMs?: number
   pingMs?: number
   idleMs?: number
   idle?: { packetsSent: number, packetsReceived: number }
@@ -484,6 +487,63 @@ describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
           }
         })
       }, 110_000)
+    })
+
+    /**
+     * Pairing through the Mainline DHT instead of a server: a DHT of 20 nodes of ours and 10 of bittorrent-dht on
+     * inet's two addresses (test/helpers/dht-lab.mjs), and two idle-peer.mjs that meet with rendezvous({ dht }),
+     * then move 8 MiB checksummed. No relay exists here, so symmetric <-> symmetric must fail, and say why.
+     */
+    describe.sequential('pairing through the DHT', () => {
+      async function dhtPair (labArgs: string[], check: (ra: IdleResult, rb: IdleResult, ctx: string) => void): Promise<void> {
+        await withLab(labArgs, async () => {
+          const dht = nodeIn('inet', DHT_LAB, ['--host', `${SERVER_IP},${SERVER_IP2}`, '--ours', '20', '--theirs', '10'], 120_000)
+          await dht.waitFor(/"bootstrap"/, 60_000)
+          const bootstrap = (lastJson<{ bootstrap: string[] }>(dht.stdout)?.bootstrap ?? []).slice(0, 3).join(',')
+          const code = newCode()
+          const args = ['--code', code, '--dht', bootstrap, '--idle', '0', '--bytes', String(8 << 20), '--meet', '45', '--timeout', '75']
+          const a = nodeIn('hostA', IDLE_PEER, ['--id', 'A', ...args], 80_000)
+          const b = nodeIn('hostB', IDLE_PEER, ['--id', 'B', ...args], 80_000)
+          const [ea, eb] = await Promise.all([a.exited, b.exited])
+          dht.kill()
+          const ctx = describeRun({ name: 'hostA', out: ea }, { name: 'hostB', out: eb }, { name: 'dht (inet)', out: { code: null, stdout: dht.stdout, stderr: dht.stderr } })
+          const ra = lastJson<IdleResult>(ea.stdout)
+          const rb = lastJson<IdleResult>(eb.stdout)
+          console.log(`natlab: dht ${labArgs.join(' ')}: ${JSON.stringify(ra)} ${JSON.stringify(rb)}`)
+          expect(ra, ctx).toBeDefined()
+          expect(rb, ctx).toBeDefined()
+          if (ra !== undefined && rb !== undefined) check(ra, rb, ctx)
+        })
+      }
+
+      function transferred (ra: IdleResult, rb: IdleResult, path: string, ctx: string): void {
+        expect([ra.ok, rb.ok], ctx).toEqual([true, true])
+        expect([ra.path, rb.path], ctx).toEqual([path, path])
+        expect([ra.encrypted, rb.encrypted], ctx).toEqual([true, true])
+        const [acc, con] = ra.role === 'accept' ? [ra, rb] : [rb, ra]
+        expect(con.bytes, ctx).toBe(8 << 20)
+        expect(con.sha256, ctx).toBe(acc.sha256)
+      }
+
+      it('cone <-> cone: paired by code on the DHT, 8 MiB, path direct', async () => {
+        await dhtPair(['--a', 'cone', '--b', 'cone'], (ra, rb, ctx) => transferred(ra, rb, 'direct', ctx))
+      }, 130_000)
+
+      it('cone <-> symmetric: paired on the DHT, 8 MiB, path birthday', async () => {
+        await dhtPair(['--a', 'cone', '--b', 'symmetric'], (ra, rb, ctx) => transferred(ra, rb, 'birthday', ctx))
+      }, 130_000)
+
+      it('symmetric <-> symmetric: ERR_PUNCH_FAILED naming the missing relay, in bounded time', async () => {
+        await dhtPair(['--a', 'symmetric', '--b', 'symmetric'], (ra, rb, ctx) => {
+          for (const r of [ra, rb]) {
+            expect(r.ok, ctx).toBe(false)
+            expect(r.error, ctx).toMatch(/ERR_PUNCH_FAILED/)
+            expect(r.error, ctx).toMatch(/no relay: pairing over the DHT has no server/)
+            // meeting (seconds) plus the DHT punch timeout (15 s) and the accept grace
+            expect(r.ms, ctx).toBeLessThan(60_000)
+          }
+        })
+      }, 130_000)
     })
   })
 })

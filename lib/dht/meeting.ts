@@ -166,12 +166,19 @@ export async function meet (opts: MeetingOptions): Promise<MeetingResult> {
     if (card === null) invalidItems++
     return { card, seq: r.item.seq }
   }
-  const publish = async (slot: 0 | 1, after: number | undefined): Promise<void> => {
+  /** Whether the card went out; false when the DHT held a newer version than we had read (a race: read again) */
+  const publish = async (slot: 0 | 1, after: number | undefined): Promise<boolean> => {
     lookups++
     mySeq = Math.max(mySeq, (after ?? 0)) + 1
+    try {
+      await dht.put(keys.seeds[slot], keys.salt, sealCard(keys, slot, { ...opts.card, at: Date.now() }), { seq: mySeq })
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ERR_DHT_CONFLICT') return false
+      throw e
+    }
     published = Date.now()
-    await dht.put(keys.seeds[slot], keys.salt, sealCard(keys, slot, { ...opts.card, at: published }), { seq: mySeq })
     mine = slot
+    return true
   }
   const live = (c: Card | null): c is Card => c !== null && !c.used && c.nonce !== opts.card.nonce && Date.now() - c.at < STALE_MS
   const sameSide = (c: Card): boolean => opts.card.side !== undefined && c.side === opts.card.side
@@ -187,18 +194,17 @@ export async function meet (opts: MeetingOptions): Promise<MeetingResult> {
         await publish(0, s0.seq)
       } else {
         if (sameSide(s0.card)) throw sameRole(s0.card.side as string)
-        await publish(1, s1.seq)
-        return { peer: s0.card, slot: 1, seq: mySeq, lookups, invalidItems }
+        if (await publish(1, s1.seq)) return { peer: s0.card, slot: 1, seq: mySeq, lookups, invalidItems }
       }
     } else if (mine === 0) {
       if (live(s0.card)) {
         // Both took slot 0: the higher nonce gives way
         if (s0.card.nonce < opts.card.nonce) {
           if (sameSide(s0.card)) throw sameRole(s0.card.side as string)
-          await publish(1, s1.seq)
-          return { peer: s0.card, slot: 1, seq: mySeq, lookups, invalidItems }
+          if (await publish(1, s1.seq)) return { peer: s0.card, slot: 1, seq: mySeq, lookups, invalidItems }
+        } else {
+          await publish(0, s0.seq)
         }
-        await publish(0, s0.seq)
       } else if (live(s1.card)) {
         return { peer: s1.card, slot: 0, seq: mySeq, lookups, invalidItems }
       } else if (Date.now() - published > refreshMs) {

@@ -770,7 +770,7 @@ class Session {
     if (this._done || this._phase === 'relay') return
     if (this._peer?.relay !== true) {
       const why = this._o.server === null
-        ? '(no relay: pairing over the DHT has no server to relay through; both NATs map per destination, or a firewall drops the probes)'
+        ? '(no relay: pairing over the DHT has no server to relay through)'
         : this._o.relay ? '(no relay: the peer or the server does not allow one)' : '(relay disabled)'
       this._fail(this._punchFailed(why, reason))
       return

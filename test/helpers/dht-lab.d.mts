@@ -27,4 +27,4 @@ export interface DhtLab {
 }
 
 export function ed25519Verify (signature: Buffer, message: Buffer, publicKey: Buffer): boolean
-export function startDhtLab (opts?: { host?: string, ours?: number, theirs?: number, hostile?: boolean }): Promise<DhtLab>
+export function startDhtLab (opts?: { host?: string, hosts?: string[], ours?: number, theirs?: number, hostile?: boolean }): Promise<DhtLab>

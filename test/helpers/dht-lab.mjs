@@ -6,7 +6,7 @@
 //   - liar: a well-behaved node for routing (it answers ping and find_node), that answers every `get` with a
 //     forged item: a value and a signature that no key of the target signed
 // Importable (startDhtLab), or run as a program inside a network namespace:
-//   node test/helpers/dht-lab.mjs --host 203.0.113.50 --ours 20 --theirs 10 [--hostile]
+//   node test/helpers/dht-lab.mjs --host 203.0.113.10,203.0.113.11 --ours 20 --theirs 10 [--hostile]
 // which prints one JSON line ({ bootstrap: [...] }) once the network is up and runs until killed.
 import { createHash, createPublicKey, randomBytes, verify as edVerify } from 'crypto'
 import * as dgram from 'dgram'
@@ -34,11 +34,13 @@ export function ed25519Verify (signature, message, publicKey) {
 }
 
 /**
- * Start a DHT of `ours` + `theirs` nodes on `host` (plus the hostile ones when asked). Resolves when every
+ * Start a DHT of `ours` + `theirs` nodes on `host`, or spread over `hosts` in turn (so that a NAT's mapping toward
+ * several addresses can be seen), plus the hostile ones when asked (on the first host). Resolves when every
  * node is bound and the independent ones have joined; `bootstrap` lists every honest node, the first one
  * first; `hostile` lists the hostile ones (add them to a client's bootstrap to be sure it meets them)
  */
-export async function startDhtLab ({ host = '127.0.0.1', ours = 20, theirs = 10, hostile = false } = {}) {
+export async function startDhtLab ({ host = '127.0.0.1', hosts = [host], ours = 20, theirs = 10, hostile = false } = {}) {
+  host = hosts[0]
   const { DhtNode } = require(path.join(root, 'dist/lib/dht/node.js'))
   // The independent nodes first, joined through the first of them. mainline (8.0.1) drops queries whose
   // transaction id is not 4 bytes, and bittorrent-dht's are 2 (docs/dht.md): ours never answer theirs, so
@@ -46,25 +48,29 @@ export async function startDhtLab ({ host = '127.0.0.1', ours = 20, theirs = 10,
   const theirNodes = []
   for (let i = 0; i < theirs; i++) {
     const peers = theirNodes.length > 0 ? [`${host}:${theirNodes[0].address().port}`] : []
-    const dht = new BittorrentDht({ bootstrap: peers, host, verify: ed25519Verify })
+    const on = hosts[i % hosts.length]
+    const dht = new BittorrentDht({ bootstrap: peers, host: on, verify: ed25519Verify })
     await new Promise((resolve, reject) => {
       dht.once('error', reject)
-      dht.listen(0, host, resolve)
+      dht.listen(0, on, resolve)
     })
     theirNodes.push(dht)
   }
-  const theirAddresses = theirNodes.map(d => `${host}:${d.address().port}`)
+  const theirAddresses = theirNodes.map(d => `${d.address().address}:${d.address().port}`)
   const first = await DhtNode.open({ bootstrap: theirAddresses, host, server: true })
   const seed = `${host}:${(await first.info()).port}`
   const ourNodes = [first]
   for (let i = 1; i < ours; i++) {
     const some = theirs > 0 ? [theirAddresses[i % theirs], theirAddresses[(i + 1) % theirs]] : []
-    ourNodes.push(await DhtNode.open({ bootstrap: [seed, ...some], host, server: true }))
+    ourNodes.push(await DhtNode.open({ bootstrap: [seed, ...some], host: hosts[i % hosts.length], server: true }))
   }
   await Promise.all(theirNodes.map(d => d.ready ? null : new Promise(resolve => d.once('ready', resolve))))
   const hostileNodes = hostile ? [await silentNode(host), await garbageNode(host), await liarNode(host, seed)] : []
   const bootstrap = [seed]
-  for (const n of ourNodes.slice(1)) bootstrap.push(`${host}:${(await n.info()).port}`)
+  for (const n of ourNodes.slice(1)) {
+    const info = await n.info()
+    bootstrap.push(`${info.address}:${info.port}`)
+  }
   bootstrap.push(...theirAddresses)
   return {
     host,
@@ -161,7 +167,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     return i < 0 ? dflt : process.argv[i + 1]
   }
   const lab = await startDhtLab({
-    host: arg('host', '127.0.0.1'),
+    hosts: arg('host', '127.0.0.1').split(','),
     ours: Number(arg('ours', 20)),
     theirs: Number(arg('theirs', 10)),
     hostile: process.argv.includes('--hostile')
