@@ -2,15 +2,19 @@
 // ours and 10 of bittorrent-dht (test/helpers/dht-lab.mjs), punch, and carry an encrypted 8 MiB each way. Then
 // what can go wrong: the same side twice, a used code, a DHT nobody answers on, a peer that never comes.
 // Across NATs: test/natlab.test.ts.
+import { createHash } from 'crypto'
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import type * as ClientModule from '../lib/rendezvous/client'
 import type * as CodeModule from '../lib/rendezvous/code'
+import type * as MeetingModule from '../lib/dht/meeting'
 import { startDhtLab, type DhtLab } from './helpers/dht-lab.mjs'
 import { cleanupNodes, drainHash, makeNode, requireFromRoot, writeRandom, type Node } from './helpers/utp'
 
 const { rendezvous } = requireFromRoot('./dist/lib/rendezvous/client.js') as typeof ClientModule
 const { generateCode } = requireFromRoot('./dist/lib/rendezvous/code.js') as typeof CodeModule
+const { deriveMeetingKeys } = requireFromRoot('./dist/lib/dht/meeting.js') as typeof MeetingModule
 type RendezvousStatus = ClientModule.RendezvousStatus
 type Result = ClientModule.RendezvousResult<Node>
 
@@ -19,7 +23,7 @@ cleanupNodes()
 let lab: DhtLab
 
 beforeAll(async () => {
-  lab = await startDhtLab({ host: '127.0.0.1', ours: 20, theirs: 10 })
+  lab = await startDhtLab({ host: '127.0.0.1', ours: 20, theirs: 10, hostile: true })
 }, 60_000)
 
 afterAll(async () => { await lab?.close() })
@@ -28,11 +32,11 @@ function code (): string {
   return generateCode()
 }
 
-async function peer (opts: { code: string, side?: string, statuses?: RendezvousStatus[], timeoutMs?: number }): Promise<Result> {
+async function peer (opts: { code: string, side?: string, statuses?: RendezvousStatus[], timeoutMs?: number, bootstrap?: string[] }): Promise<Result> {
   const node = makeNode()
   await node.bindAsync(0, '127.0.0.1')
   return await rendezvous(node, {
-    dht: { bootstrap: lab.bootstrap.slice(0, 3) },
+    dht: { bootstrap: opts.bootstrap ?? lab.bootstrap.slice(0, 3) },
     code: opts.code,
     ...(opts.side === undefined ? {} : { side: opts.side }),
     timeoutMs: opts.timeoutMs ?? 40_000,
@@ -58,6 +62,22 @@ describe('rendezvous over the DHT', () => {
     expect(gotB.sha256).toBe(sentA)
     expect(gotA.sha256).toBe(sentB)
     expect(pairMs).toBeLessThan(30_000)
+  }, 60_000)
+
+  it('pairs past a silent node, a garbage node and a node forging the first slot, in bounded time', async () => {
+    const c = code()
+    const keys = await deriveMeetingKeys(c)
+    // The liar sits beside slot 0's target (SHA-1 of its key and salt, BEP 44), so reads of it ask the liar
+    lab.aimLiar(createHash('sha1').update(Buffer.concat([keys.publicKeys[0], keys.salt])).digest())
+    const bootstrap = [...lab.bootstrap.slice(0, 2), ...lab.hostile.map(h => h.address)]
+    const started = Date.now()
+    const [a, b] = await Promise.all([peer({ code: c, bootstrap }), peer({ code: c, bootstrap })])
+    expect(Date.now() - started).toBeLessThan(30_000)
+    expect(new Set([a.role, b.role])).toEqual(new Set(['accept', 'connect']))
+    for (const h of lab.hostile) expect(h.queries(), h.kind).toBeGreaterThan(0)
+    expect(lab.hostile.find(h => h.kind === 'liar')?.kinds().get).toBeGreaterThan(0)
+    a.socket.destroy()
+    b.socket.destroy()
   }, 60_000)
 
   it('a second peer of the same side fails with ERR_SAME_ROLE; the first then pairs with the right one', async () => {
