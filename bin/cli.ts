@@ -20,7 +20,7 @@ import { generateCode, parseCode, unknownCodeWords } from '../lib/rendezvous/cod
 import { sizeOption } from './incoming'
 import { askYesNo, canAsk } from './prompt'
 import { RENDEZVOUS_HELP, rendezvousCommand } from './rendezvous-command'
-import { chooseServer } from './config'
+import { chooseMeeting, type DhtChoice, type ServerChoice } from './config'
 import { checkOutDir } from './out-dir'
 import { StatusLines } from './status'
 import { inUserTerms } from './failures'
@@ -50,9 +50,13 @@ ${EXIT_STATUS}`
 const TRANSFER_OUTPUT = `The server: --rendezvous, else the environment variable UTP_PUNCH_RENDEZVOUS, else the config file
 $UTP_PUNCH_CONFIG, else $XDG_CONFIG_HOME/utp-punch-rs/config.json (~/.config/utp-punch-rs/config.json), which
 holds {"rendezvous": "HOST:PORT"}. A server that does not answer at all fails after 5 s (ERR_SERVER_UNREACHABLE).
+With no server named anywhere, or with --dht, both sides meet on the BitTorrent Mainline DHT instead: no
+server of ours, seconds slower, and no relay (ERR_PUNCH_FAILED when both NATs map per destination); a DHT
+that no node answers on fails with ERR_DHT_UNREACHABLE, a code used before with ERR_CODE_BURNED.
 
 Status: a line on stderr for each change of state, terminal or not: "contacting the rendezvous server H:P
-(from SOURCE)", "registered, waiting for the peer", "peer found, checking that it holds the same code",
+(from SOURCE)" or "joining the BitTorrent DHT through ...", "registered, waiting for the peer" or "published
+on the DHT, waiting for the peer", "peer found, checking that it holds the same code",
 "code confirmed, trying paths: ...", "no direct path (...), going through the server's relay", "connected
 via PATH path to H:P, encrypted", "waiting for the receiver to accept", "sending|receiving NAME (SIZE)", "done"
 (with --json: {"event":"status","state",...,"message"} lines on stdout; --quiet: none).
@@ -67,21 +71,25 @@ or {"ok":false,"code","message","stage"}.`
 
 const HELP: Record<string, string> = {
   rendezvous: RENDEZVOUS_HELP + EXIT_STATUS,
-  send: `usage: utp-punch-rs send PATH... [--rendezvous HOST:PORT] [--code CODE] [--port N] [--no-relay] [--timeout 60s] [--congestion ledbat|cubic] [--json]
+  send: `usage: utp-punch-rs send PATH... [--rendezvous HOST:PORT | --dht] [--code CODE] [--port N] [--no-relay] [--timeout 60s] [--congestion ledbat|cubic] [--json]
        utp-punch-rs send - [--name NAME] ...      (stdin)
        utp-punch-rs send --text MESSAGE ...
 
-Meets the receiver through the rendezvous server, then sends the files and directories over a direct (or
+Meets the receiver through the rendezvous server or the DHT, then sends the files and directories over a direct (or
 relayed) uTP path, streamed one after the other. Directories are walked without following links: symbolic
 links, special files and names receivers refuse (.git) inside them are skipped with a warning; empty
 directories are kept. A transfer that failed continues where it stopped when both sides run again.
 Without --code it makes a single-use code such as 4127-otter-pretzel-canoe and prints it on stderr with
-the command the receiver runs ("utp-punch-rs receive --rendezvous HOST:PORT --code CODE"; with --json, a
+the command the receiver runs ("utp-punch-rs receive --code CODE", with --rendezvous HOST:PORT when
+meeting through a server; with --json, a
 line {"event":"code","code","command"}). Exits 0 only when the receiver accepted everything and got it intact
 (sha256 of each file checked on both sides); a refusal by the receiver is a failure (ERR_REFUSED).
 
   --rendezvous HOST:PORT  the rendezvous server (default: $UTP_PUNCH_RENDEZVOUS, else "rendezvous" in the
-                          config file; see below)
+                          config file; with none of them, the DHT; see below)
+  --dht                   meet on the BitTorrent Mainline DHT even if a server is configured
+  --dht-bootstrap H:P,... the DHT nodes to join through (default: $UTP_PUNCH_DHT_BOOTSTRAP, else
+                          "dhtBootstrap" in the config file, else the public bootstrap nodes)
   --code CODE             use this code instead of a new one (the receiver uses it too)
   --name NAME             the name stdin (send -) is offered under (default: stdin)
   --text MESSAGE          send a text message (at most 64 KiB) instead of files: printed by the receiver
@@ -100,9 +108,9 @@ line {"event":"code","code","command"}). Exits 0 only when the receiver accepted
 ${TRANSFER_OUTPUT}
 
 ${EXIT_STATUS}`,
-  receive: `usage: utp-punch-rs receive [--rendezvous HOST:PORT] --code CODE [--yes] [--out DIR] [--max-size SIZE] [--port N] [--no-relay] [--timeout 60s] [--congestion ledbat|cubic] [--json]
+  receive: `usage: utp-punch-rs receive [--rendezvous HOST:PORT | --dht] --code CODE [--yes] [--out DIR] [--max-size SIZE] [--port N] [--no-relay] [--timeout 60s] [--congestion ledbat|cubic] [--json]
 
-Meets the sender through the rendezvous server, shows what it offers (names, number of files, size) and
+Meets the sender through the rendezvous server or the DHT, shows what it offers (names, number of files, size) and
 asks before writing it into DIR. Refused without asking, as a whole: a path with a component that is
 empty, starts or ends with a dot (.bashrc), contains "..", or is a Windows device name (CON, nul.txt);
 more than the free space or --max-size. Invisible and control characters in names (bidi overrides such
@@ -119,7 +127,10 @@ larger than offered is never touched: the offer is refused (ERR_PART_EXISTS). Da
 mismatch, protocol error) and streams are removed instead.
 
   --rendezvous HOST:PORT  the rendezvous server (default: $UTP_PUNCH_RENDEZVOUS, else "rendezvous" in the
-                          config file; see below)
+                          config file; with none of them, the DHT; see below)
+  --dht                   meet on the BitTorrent Mainline DHT even if a server is configured
+  --dht-bootstrap H:P,... the DHT nodes to join through (default: $UTP_PUNCH_DHT_BOOTSTRAP, else
+                          "dhtBootstrap" in the config file, else the public bootstrap nodes)
   --code CODE             the code the sender printed
   --yes, -y               accept without asking (required where nobody can answer: stdin or stderr is
                           not a terminal, or --json; otherwise receive exits 2 before connecting)
@@ -165,6 +176,8 @@ interface Io {
 const PEER_SPEC = {
   help: 'boolean',
   rendezvous: 'string',
+  dht: 'boolean',
+  'dht-bootstrap': 'string',
   code: 'string',
   port: 'string',
   relay: 'boolean',
@@ -300,7 +313,12 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
   // With --out -, stdout carries only the data: the summary goes to stderr
   const report = toStdout ? io.stderr : io.stdout
   const maxSize = sizeOption(o['max-size'], 'max-size')
-  const { server, source } = chooseServer(stringOption(o.rendezvous, 'rendezvous'))
+  const meeting = chooseMeeting({
+    rendezvous: stringOption(o.rendezvous, 'rendezvous'),
+    dht: o.dht === true,
+    dhtBootstrap: stringOption(o['dht-bootstrap'], 'dht-bootstrap')
+  })
+  const server = 'server' in meeting ? meeting.server : undefined
   const given = stringOption(o.code, 'code')
   if (given === undefined && command === 'receive') throw new UsageError('--code CODE is required (the code `send` printed)')
   const port = portOption(o.port, 'port', 0)
@@ -314,7 +332,7 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
       'pass --yes (-y) to accept without asking (names, sizes and existing files are still checked)')
   }
 
-  const code = pairingCode(given, server, json, io)
+  const code = pairingCode(given, meeting, json, io)
   const quiet = o.quiet === true
   // A line for each change of state, on a terminal or not (JSON lines with --json); --quiet silences them
   const status = new StatusLines({ mode: quiet ? 'off' : json ? 'json' : 'text', stderr: io.stderr, stdout: io.stdout })
@@ -337,12 +355,13 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
   process.on('SIGTERM', onSignal)
   try {
     const local = await node.bindAsync(port)
-    status.contacting(server, source)
-    if (json) jsonLine(io, { event: 'waiting', server, port: local.port })
+    if ('server' in meeting) status.contacting(meeting.server, meeting.source)
+    else status.joiningDht(meeting.dht.bootstrap, meeting.source)
+    if (json) jsonLine(io, { event: 'waiting', ...(server === undefined ? { dht: meeting.source } : { server }), port: local.port })
     try {
       // node.rendezvous (not the internal function): NODE_DEBUG=utp-punch-rs logs it as for any library user
       met = await untilCancelled(node.rendezvous({
-        server,
+        ...(server === undefined ? { dht: (meeting as DhtChoice).dht } : { server }),
         code,
         side: command,
         timeoutMs,
@@ -358,7 +377,7 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
           ? 'another sender is already waiting with this code: the other side must run receive (that sender keeps waiting)'
           : 'another receiver is already waiting with this code: the other side must run send (that receiver keeps waiting)', 'rendezvous')
       }
-      throw inUserTerms(e, { stage: 'rendezvous', server })
+      throw inUserTerms(e, { stage: 'rendezvous', server: server ?? 'the DHT' })
     }
     const encrypted = met.encrypted
     const channel = encrypted ? 'encrypted' : 'not encrypted'
@@ -461,14 +480,18 @@ async function untilCancelled<T> (p: Promise<T>, signal: AbortSignal): Promise<T
  * get a warning, since a wrong code burns the pairing), or a new one, printed with the command the receiver runs
  * (on stderr even when it is not a terminal, as nobody can receive without it; a JSON line with --json)
  */
-function pairingCode (given: string | undefined, server: string, json: boolean, io: Io): string {
+function pairingCode (given: string | undefined, meeting: ServerChoice | DhtChoice, json: boolean, io: Io): string {
   if (given !== undefined) {
     const typos = unknownCodeWords(given)
     if (typos.length > 0 && !json) io.stderr.write(`utp-punch-rs: warning: ${typos.map(w => JSON.stringify(w)).join(', ')} not in the code word list: check the code for a typo\n`)
     return parseCode(given).code
   }
   const code = generateCode()
-  const command = `utp-punch-rs receive --rendezvous ${server} --code ${code}`
+  // The receiver needs what we meet through, unless it is what it finds by itself (the public DHT)
+  const via = 'server' in meeting
+    ? ` --rendezvous ${meeting.server}`
+    : meeting.dht.bootstrap === undefined ? '' : ` --dht-bootstrap ${meeting.dht.bootstrap.join(',')}`
+  const command = `utp-punch-rs receive${via} --code ${code}`
   if (json) jsonLine(io, { event: 'code', code, command })
   else io.stderr.write(`code: ${code}\non the receiving side, run:\n  ${command}\n`)
   return code

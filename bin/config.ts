@@ -1,7 +1,9 @@
-// Where `send` and `receive` find the rendezvous server when the command line does not say: the flag, else the
-// environment, else a config file, so a user who set it up once types only `utp-punch-rs send FILE`.
+// Where `send` and `receive` meet the peer: the rendezvous server from the flag, else the environment, else a
+// config file, so a user who set one up types only `utp-punch-rs send FILE`; with no server named anywhere (or
+// with --dht), the BitTorrent Mainline DHT, joined through --dht-bootstrap, $UTP_PUNCH_DHT_BOOTSTRAP, the config
+// file's "dhtBootstrap", else the public bootstrap nodes.
 //
-// The config file is JSON, `{"rendezvous": "host:port"}`, at $UTP_PUNCH_CONFIG, else
+// The config file is JSON, `{"rendezvous": "host:port", "dhtBootstrap": ["host:port", ...]}`, at $UTP_PUNCH_CONFIG, else
 // $XDG_CONFIG_HOME/utp-punch-rs/config.json, else ~/.config/utp-punch-rs/config.json. A missing file is no
 // error (nothing configured); a file that exists but cannot be read or parsed is one, naming the file, since
 // silently ignoring a broken configuration sends people hunting in the wrong place.
@@ -14,6 +16,7 @@ import { UsageError } from './args'
 
 export const ENV_SERVER = 'UTP_PUNCH_RENDEZVOUS'
 export const ENV_CONFIG = 'UTP_PUNCH_CONFIG'
+export const ENV_DHT_BOOTSTRAP = 'UTP_PUNCH_DHT_BOOTSTRAP'
 
 /** The rendezvous server to use and where that came from, for the status line */
 export interface ServerChoice {
@@ -23,9 +26,16 @@ export interface ServerChoice {
   source: string
 }
 
+/** Meeting on the DHT: the nodes to join through (undefined: the public ones) and where they came from */
+export interface DhtChoice {
+  dht: { bootstrap: string[] | undefined }
+  source: string
+}
+
 /** What the settings in a config file may hold */
 interface Config {
   rendezvous?: string
+  dhtBootstrap?: string[]
 }
 
 /** The config file's path for this environment (it may not exist) */
@@ -39,18 +49,31 @@ export function configPath (env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /**
- * The server from `flag`, else $UTP_PUNCH_RENDEZVOUS, else the config file; a UsageError (exit 2) when none
- * names one, when the one that does is not HOST:PORT, or when the config file is broken
+ * How to meet: the server from `flags.rendezvous`, else $UTP_PUNCH_RENDEZVOUS, else the config file's; else (or
+ * with `flags.dht`) the DHT. A UsageError (exit 2) for --dht with --rendezvous, a server or bootstrap node that
+ * is not HOST:PORT, or a broken config file
  */
-export function chooseServer (flag: string | undefined, env: NodeJS.ProcessEnv = process.env): ServerChoice {
-  if (flag !== undefined) return { server: checkServer(flag, '--rendezvous'), source: '--rendezvous' }
-  const fromEnv = env[ENV_SERVER]
-  if (fromEnv !== undefined && fromEnv !== '') return { server: checkServer(fromEnv, `$${ENV_SERVER}`), source: `$${ENV_SERVER}` }
+export function chooseMeeting (flags: { rendezvous?: string, dht?: boolean, dhtBootstrap?: string }, env: NodeJS.ProcessEnv = process.env): ServerChoice | DhtChoice {
+  if (flags.dht === true && flags.rendezvous !== undefined) throw new UsageError('--dht and --rendezvous name two ways to meet: give one')
+  if (flags.rendezvous !== undefined) return { server: checkServer(flags.rendezvous, '--rendezvous'), source: '--rendezvous' }
   const file = configPath(env)
   const config = readConfig(file, env[ENV_CONFIG] !== undefined && env[ENV_CONFIG] !== '')
-  if (config?.rendezvous !== undefined) return { server: checkServer(config.rendezvous, `"rendezvous" in ${file}`), source: file }
-  throw new UsageError('no rendezvous server: pass --rendezvous HOST:PORT, or set it once with ' +
-    `\`export ${ENV_SERVER}=HOST:PORT\` or in ${file} as {"rendezvous": "HOST:PORT"}`)
+  if (flags.dht !== true) {
+    const fromEnv = env[ENV_SERVER]
+    if (fromEnv !== undefined && fromEnv !== '') return { server: checkServer(fromEnv, `$${ENV_SERVER}`), source: `$${ENV_SERVER}` }
+    if (config?.rendezvous !== undefined) return { server: checkServer(config.rendezvous, `"rendezvous" in ${file}`), source: file }
+  }
+  if (flags.dhtBootstrap !== undefined) return { dht: { bootstrap: checkNodes(flags.dhtBootstrap.split(','), '--dht-bootstrap') }, source: '--dht-bootstrap' }
+  const fromEnv = env[ENV_DHT_BOOTSTRAP]
+  if (fromEnv !== undefined && fromEnv !== '') return { dht: { bootstrap: checkNodes(fromEnv.split(','), `$${ENV_DHT_BOOTSTRAP}`) }, source: `$${ENV_DHT_BOOTSTRAP}` }
+  if (config?.dhtBootstrap !== undefined) return { dht: { bootstrap: checkNodes(config.dhtBootstrap, `"dhtBootstrap" in ${file}`) }, source: file }
+  return { dht: { bootstrap: undefined }, source: 'the public bootstrap nodes' }
+}
+
+function checkNodes (nodes: string[], where: string): string[] {
+  const list = nodes.map(n => n.trim()).filter(n => n !== '')
+  if (list.length === 0) throw new UsageError(`${where} names no DHT node: give HOST:PORT[,HOST:PORT...]`)
+  return list.map(n => checkServer(n, where))
 }
 
 /**
@@ -80,7 +103,11 @@ function readConfig (file: string, required: boolean): Config | undefined {
   if (rendezvous !== undefined && typeof rendezvous !== 'string') {
     throw new UsageError(`the config file ${file}: "rendezvous" must be a string "HOST:PORT", got ${JSON.stringify(rendezvous)}`)
   }
-  return rendezvous === undefined ? {} : { rendezvous }
+  const dhtBootstrap = (parsed as Record<string, unknown>).dhtBootstrap
+  if (dhtBootstrap !== undefined && !(Array.isArray(dhtBootstrap) && dhtBootstrap.every(n => typeof n === 'string'))) {
+    throw new UsageError(`the config file ${file}: "dhtBootstrap" must be an array of "HOST:PORT" strings, got ${JSON.stringify(dhtBootstrap)}`)
+  }
+  return { ...(rendezvous === undefined ? {} : { rendezvous }), ...(dhtBootstrap === undefined ? {} : { dhtBootstrap: dhtBootstrap as string[] }) }
 }
 
 /**

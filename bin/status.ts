@@ -30,6 +30,12 @@ export class StatusLines {
     else if (this._o.mode === 'json') this._o.stdout.write(JSON.stringify({ event: 'status', state, ...detail, message }) + '\n')
   }
 
+  /** Before anything goes out over the DHT: the nodes it joins through, and which setting named them */
+  joiningDht (bootstrap: string[] | undefined, source: string): void {
+    const through = bootstrap === undefined ? source : `${bootstrap.join(', ')} (from ${source})`
+    this.report('contacting', `joining the BitTorrent DHT through ${through}`, { dht: true, bootstrap: bootstrap ?? null, source })
+  }
+
   /** Before anything goes out: which server, and which setting named it */
   contacting (server: string, source: string): void {
     this.report('contacting', `contacting the rendezvous server ${server} (from ${source})`, { server, source })
@@ -39,7 +45,11 @@ export class StatusLines {
   rendezvous (s: RendezvousStatus): void {
     switch (s.state) {
       case 'registering':
-        return // said by contacting(), before the name was looked up
+      case 'joining-dht':
+        return // said by contacting() or joiningDht(), before the name was looked up
+      case 'published':
+        this.report('registered', 'published on the DHT, waiting for the peer', { observed: s.observed ?? null, mapping: s.mapping ?? null })
+        return
       case 'registered':
         this.report('registered', 'registered, waiting for the peer', { observed: s.observed })
         return

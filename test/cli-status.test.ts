@@ -76,12 +76,26 @@ describe('utp-punch-rs send/receive: the server from flag, environment or config
     expect([s3.code, r3.code]).toEqual([0, 0])
   })
 
-  it('a broken config file is a usage error naming the file; no server at all says the three ways', async () => {
+  it('a broken config file is a usage error naming the file; with no server at all, the DHT', async () => {
     const env = envWith()
     const file = path.join(env.XDG_CONFIG_HOME as string, 'utp-punch-rs', 'config.json')
-    const none = await finish(start(['send', src], undefined, env))
-    expect(none.code).toBe(2)
-    expect(none.stderr).toContain(`no rendezvous server: pass --rendezvous HOST:PORT, or set it once with \`export UTP_PUNCH_RENDEZVOUS=HOST:PORT\` or in ${file}`)
+    // No server anywhere: the DHT, here through a node that never answers (the public routers are out of reach)
+    const dead = dgram.createSocket('udp4')
+    await new Promise<void>(resolve => dead.bind(0, '127.0.0.1', () => resolve()))
+    try {
+      const node = `127.0.0.1:${dead.address().port}`
+      const none = await finish(start(['send', src], undefined, { ...env, UTP_PUNCH_DHT_BOOTSTRAP: node }))
+      expect(none.code, none.stderr).toBe(1)
+      expect(none.status[0]).toBe(`joining the BitTorrent DHT through ${node} (from $UTP_PUNCH_DHT_BOOTSTRAP)`)
+      expect(none.stderr).toContain('utp-punch-rs receive --dht-bootstrap ' + node + ' --code ')
+      expect(none.stderr).toMatch(/ERR_DHT_UNREACHABLE|no DHT node answered/)
+    } finally {
+      dead.close()
+    }
+    const both = await finish(start(['send', src, '--dht', '--rendezvous', server.addr], undefined, env))
+    expect([both.code, both.stderr.split('\n')[0]]).toEqual([2, 'utp-punch-rs: --dht and --rendezvous name two ways to meet: give one'])
+    const badNode = await finish(start(['send', src, '--dht-bootstrap', 'nohost'], undefined, env))
+    expect([badNode.code, badNode.stderr.split('\n')[0]]).toEqual([2, 'utp-punch-rs: --dht-bootstrap must be HOST:PORT, got "nohost" (the port is missing)'])
     fs.mkdirSync(path.dirname(file), { recursive: true })
     fs.writeFileSync(file, '{"rendezvous": ')
     const broken = await finish(start(['send', src], undefined, env))

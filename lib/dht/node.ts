@@ -65,7 +65,10 @@ export class DhtNode {
     this._native = native
   }
 
-  /** Bind a node and start joining the DHT; resolves once its socket is bound */
+  /**
+   * Bind a node and start joining the DHT; resolves once its socket is bound. Bootstrap names that do not
+   * resolve are skipped; when none does, rejects with ERR_DHT_BOOTSTRAP
+   */
   static async open (opts: DhtNodeOptions = {}): Promise<DhtNode> {
     const bootstrap = opts.bootstrap ?? DEFAULT_DHT_BOOTSTRAP
     if (!Array.isArray(bootstrap) || !bootstrap.every(b => typeof b === 'string')) {

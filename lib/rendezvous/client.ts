@@ -227,7 +227,15 @@ class Session {
     this._status({ state: 'joining-dht' })
     const stop = new AbortController()
     const bootstrap = o.bootstrap ?? [...DEFAULT_DHT_BOOTSTRAP]
-    const node = o.node ?? await DhtNode.open({ bootstrap })
+    let node: DhtNode
+    try {
+      node = o.node ?? await DhtNode.open({ bootstrap })
+    } catch (e) {
+      const err = asError(e) as { code?: string, message: string }
+      if (err.code !== 'ERR_DHT_BOOTSTRAP') throw e
+      this._fail(rendezvousError('ERR_DHT_UNREACHABLE', `cannot join the DHT: ${err.message} (offline, or no DNS?)`))
+      return
+    }
     this._dht = { node, own: o.node === undefined, stop }
     if (this._done) {
       this._closeDht()

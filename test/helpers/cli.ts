@@ -15,7 +15,7 @@ export const BIN = path.join(root, 'bin', 'utp-punch-rs.js')
 export interface Run { code: number | null, stdout: string, stderr: string, status: string[] }
 
 /** The sentences bin/status.ts starts its lines with (written here by hand: a changed sentence fails a test) */
-const STATUS_LINE = /^(contacting the rendezvous server .+ \(from .+\)|registered, waiting for the peer|peer found, checking that it holds the same code|code confirmed, trying paths: .*|no direct path \(.*\), going through the server's relay|connected via \S+ path to \S+, (encrypted|not encrypted)|waiting for the receiver to accept|(sending|receiving) .+ \((size unknown|[\d.]+ (bytes|kB|MB|GB|TB|PB|EB))\)|done)$/
+const STATUS_LINE = /^(contacting the rendezvous server .+ \(from .+\)|joining the BitTorrent DHT through .+|registered, waiting for the peer|published on the DHT, waiting for the peer|peer found, checking that it holds the same code|code confirmed, trying paths: .*|no direct path \(.*\), going through the server's relay|connected via \S+ path to \S+, (encrypted|not encrypted)|waiting for the receiver to accept|(sending|receiving) .+ \((size unknown|[\d.]+ (bytes|kB|MB|GB|TB|PB|EB))\)|done)$/
 
 /** Splits the status lines out of a run's output */
 export function splitStatus (stdout: string, stderr: string): { stdout: string, stderr: string, status: string[] } {

@@ -11,7 +11,7 @@
 //! never returned.
 
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
@@ -31,6 +31,7 @@ const NO_NODES: &str = "ERR_DHT_NO_NODES";
 const PUT_FAILED: &str = "ERR_DHT_PUT_FAILED";
 const CONFLICT: &str = "ERR_DHT_CONFLICT";
 const INTERNAL: &str = "ERR_DHT_INTERNAL";
+const BOOTSTRAP: &str = "ERR_DHT_BOOTSTRAP";
 
 /// BEP 44: a value is at most 1000 bytes (bencoded), a salt at most 64
 const MAX_VALUE: usize = 1000;
@@ -303,25 +304,37 @@ fn salt_of(salt: &[u8]) -> Option<&[u8]> {
   (!salt.is_empty()).then_some(salt)
 }
 
+/// The IPv4 addresses of the bootstrap nodes. A name that does not resolve is skipped (one router down or
+/// unknown must not stop the others); none resolving at all is ERR_DHT_BOOTSTRAP. An IPv6 literal is a
+/// mistake, not a lookup result: the Mainline DHT (BEP 5's compact node format) is IPv4
 fn resolve(nodes: &[String]) -> JsResult<Vec<String>> {
   let mut out = Vec::with_capacity(nodes.len());
+  let mut failures = Vec::new();
   for node in nodes {
-    let addrs = node
-      .to_socket_addrs()
-      .map_err(|e| invalid(format!("cannot resolve DHT bootstrap node {node:?}: {e}")))?;
-    // mainline speaks IPv4 only (BEP 5's compact node format)
-    let v4: Vec<SocketAddrV4> = addrs
-      .filter_map(|a| match a {
-        SocketAddr::V4(a) => Some(a),
-        SocketAddr::V6(_) => None,
-      })
-      .collect();
-    if v4.is_empty() {
+    if let Ok(SocketAddr::V6(_)) = node.parse::<SocketAddr>() {
       return Err(invalid(format!(
-        "DHT bootstrap node {node:?} has no IPv4 address"
+        "DHT bootstrap node {node:?} is IPv6: the Mainline DHT is IPv4"
       )));
     }
-    out.extend(v4.iter().map(ToString::to_string));
+    match node.to_socket_addrs() {
+      Ok(addrs) => {
+        let before = out.len();
+        out.extend(addrs.filter_map(|a| match a {
+          SocketAddr::V4(a) => Some(a.to_string()),
+          SocketAddr::V6(_) => None,
+        }));
+        if out.len() == before {
+          failures.push(format!("{node} (no IPv4 address)"));
+        }
+      }
+      Err(e) => failures.push(format!("{node} ({e})")),
+    }
+  }
+  if out.is_empty() && !nodes.is_empty() {
+    return Err(error(
+      BOOTSTRAP,
+      format!("no DHT bootstrap node resolves: {}", failures.join(", ")),
+    ));
   }
   Ok(out)
 }
