@@ -7,8 +7,9 @@
 // neither addresses nor anything about the code. A node could still guess codes offline against the public
 // keys; scrypt makes each guess cost ~100 ms and 32 MiB, and a generated code has about 2^37 choices.
 //
-// Slots: the first peer takes slot 0 (it will accept), the second finds it there and takes slot 1 (it will
-// connect). Two peers that both find slot 0 empty race for it: each keeps reading it, and the one with the
+// Slots: a "receive" side takes slot 0 and a "send" side slot 1, each reading the other's. Without those
+// sides, the first peer takes slot 0 (it will accept), the second finds it there and takes slot 1 (it will
+// connect); two peers that both find slot 0 empty race for it: each keeps reading it, and the one with the
 // higher nonce gives way and moves to slot 1. When pairing is over, both slots get a "used" card: the code
 // is single-use, and a third party using it later gets ERR_CODE_BURNED instead of a stale peer.
 
@@ -66,6 +67,12 @@ export interface MeetingOptions {
   refreshMs?: number
   signal?: AbortSignal
 }
+
+/**
+ * Sides with a slot of their own (the CLI's): the receiver accepts from slot 0, the sender connects from slot 1.
+ * Other sides, or none, claim slots in arrival order
+ */
+const FIXED_SLOTS: Record<string, 0 | 1> = { receive: 0, send: 1 }
 
 /** A card older than this is a peer that gave up (or crashed) without marking the slot */
 export const STALE_MS = 5 * 60_000
@@ -182,13 +189,43 @@ export async function meet (opts: MeetingOptions): Promise<MeetingResult> {
   }
   const live = (c: Card | null): c is Card => c !== null && !c.used && c.nonce !== opts.card.nonce && Date.now() - c.at < STALE_MS
   const sameSide = (c: Card): boolean => opts.card.side !== undefined && c.side === opts.card.side
+  const stopIfAborted = (): void => {
+    if (signal?.aborted === true) throw createError('ABORT_ERR', 'the meeting was aborted')
+  }
+  const burned = (...states: SlotState[]): void => {
+    if (states.some(st => st.card?.used === true)) throw createError('ERR_CODE_BURNED', 'this code was used by a pairing already: make a new one')
+  }
+
+  const fixed = opts.card.side === undefined ? undefined : FIXED_SLOTS[opts.card.side]
+  if (fixed !== undefined) {
+    // Our side has a slot of its own: publish there while reading the other's, then poll the other's. No
+    // race for a slot, so no lookups spent settling one (a read of an empty slot waits out the lookup's
+    // slowest node, seconds on a real DHT)
+    const other = fixed === 0 ? 1 : 0
+    for (;;) {
+      stopIfAborted()
+      const [own, theirs] = await Promise.all([read(fixed), read(other)])
+      burned(own, theirs)
+      if (live(own.card)) throw sameRole(opts.card.side as string)
+      if (await publish(fixed, own.seq)) {
+        if (live(theirs.card)) return { peer: theirs.card, slot: fixed, seq: mySeq, lookups, invalidItems }
+        break
+      }
+      await sleep(pollMs, signal)
+    }
+    for (;;) {
+      await sleep(pollMs, signal)
+      stopIfAborted()
+      const [theirs] = await Promise.all([read(other), Date.now() - published > refreshMs ? publish(fixed, mySeq) : null])
+      burned(theirs)
+      if (live(theirs.card)) return { peer: theirs.card, slot: fixed, seq: mySeq, lookups, invalidItems }
+    }
+  }
 
   for (;;) {
-    if (signal?.aborted === true) throw createError('ABORT_ERR', 'the meeting was aborted')
+    stopIfAborted()
     const [s0, s1] = await Promise.all([read(0), read(1)])
-    if (s0.card?.used === true || s1.card?.used === true) {
-      throw createError('ERR_CODE_BURNED', 'this code was used by a pairing already: make a new one')
-    }
+    burned(s0, s1)
     if (mine === null) {
       if (!live(s0.card)) {
         await publish(0, s0.seq)
