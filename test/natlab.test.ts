@@ -495,18 +495,24 @@ describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
      * then move 8 MiB checksummed. No relay exists here, so symmetric <-> symmetric must fail, and say why.
      */
     describe.sequential('pairing through the DHT', () => {
-      async function dhtPair (labArgs: string[], check: (ra: IdleResult, rb: IdleResult, ctx: string) => void): Promise<void> {
+      async function dhtPair (labArgs: string[], check: (ra: IdleResult, rb: IdleResult, ctx: string) => void, relay = false): Promise<void> {
         await withLab(labArgs, async () => {
           const dht = nodeIn('inet', DHT_LAB, ['--host', `${SERVER_IP},${SERVER_IP2}`, '--ours', '20', '--theirs', '10'], 120_000)
           await dht.waitFor(/"bootstrap"/, 60_000)
           const bootstrap = (lastJson<{ bootstrap: string[] }>(dht.stdout)?.bootstrap ?? []).slice(0, 3).join(',')
+          // A rendezvous server used only for its relay, on a port of its own
+          const server = relay ? nodeIn('inet', CLI, ['rendezvous', '--port', '7100'], 120_000) : null
+          if (server !== null) await waitUdpListening('inet', 7100)
           const code = newCode()
-          const args = ['--code', code, '--dht', bootstrap, '--idle', '0', '--bytes', String(8 << 20), '--meet', '45', '--timeout', '75']
+          const args = ['--code', code, '--dht', bootstrap, '--idle', '0', '--bytes', String(8 << 20), '--meet', '60', '--timeout', '75',
+            ...(relay ? ['--dht-relay', `${SERVER_IP}:7100`] : []), '--relay', '1']
           const a = nodeIn('hostA', IDLE_PEER, ['--id', 'A', ...args], 80_000)
           const b = nodeIn('hostB', IDLE_PEER, ['--id', 'B', ...args], 80_000)
           const [ea, eb] = await Promise.all([a.exited, b.exited])
           dht.kill()
-          const ctx = describeRun({ name: 'hostA', out: ea }, { name: 'hostB', out: eb }, { name: 'dht (inet)', out: { code: null, stdout: dht.stdout, stderr: dht.stderr } })
+          server?.kill()
+          const ctx = describeRun({ name: 'hostA', out: ea }, { name: 'hostB', out: eb }, { name: 'dht (inet)', out: { code: null, stdout: dht.stdout, stderr: dht.stderr } }) +
+            (server === null ? '' : `\n--- relay server\n${server.stdout}${server.stderr}`)
           const ra = lastJson<IdleResult>(ea.stdout)
           const rb = lastJson<IdleResult>(eb.stdout)
           console.log(`natlab: dht ${labArgs.join(' ')}: ${JSON.stringify(ra)} ${JSON.stringify(rb)}`)
@@ -543,6 +549,10 @@ describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
             expect(r.ms, ctx).toBeLessThan(60_000)
           }
         })
+      }, 130_000)
+
+      it('symmetric <-> symmetric with a relay server configured: met on the DHT, 8 MiB through the relay', async () => {
+        await dhtPair(['--a', 'symmetric', '--b', 'symmetric'], (ra, rb, ctx) => transferred(ra, rb, 'relay', ctx), true)
       }, 130_000)
     })
   })

@@ -9,12 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type * as ClientModule from '../lib/rendezvous/client'
 import type * as CodeModule from '../lib/rendezvous/code'
 import type * as MeetingModule from '../lib/dht/meeting'
+import type * as ServerModule from '../lib/server/server'
 import { startDhtLab, type DhtLab } from './helpers/dht-lab.mjs'
 import { cleanupNodes, drainHash, makeNode, requireFromRoot, writeRandom, type Node } from './helpers/utp'
 
 const { rendezvous } = requireFromRoot('./dist/lib/rendezvous/client.js') as typeof ClientModule
 const { generateCode } = requireFromRoot('./dist/lib/rendezvous/code.js') as typeof CodeModule
 const { deriveMeetingKeys } = requireFromRoot('./dist/lib/dht/meeting.js') as typeof MeetingModule
+const { RendezvousServer } = requireFromRoot('./dist/lib/server/server.js') as typeof ServerModule
 type RendezvousStatus = ClientModule.RendezvousStatus
 type Result = ClientModule.RendezvousResult<Node>
 
@@ -32,11 +34,12 @@ function code (): string {
   return generateCode()
 }
 
-async function peer (opts: { code: string, side?: string, statuses?: RendezvousStatus[], timeoutMs?: number, bootstrap?: string[] }): Promise<Result> {
+async function peer (opts: { code: string, side?: string, statuses?: RendezvousStatus[], timeoutMs?: number, bootstrap?: string[], relay?: string }): Promise<Result> {
   const node = makeNode()
   await node.bindAsync(0, '127.0.0.1')
   return await rendezvous(node, {
-    dht: { bootstrap: opts.bootstrap ?? lab.bootstrap.slice(0, 3) },
+    dht: { bootstrap: opts.bootstrap ?? lab.bootstrap.slice(0, 3), ...(opts.relay === undefined ? {} : { relay: opts.relay }) },
+    ...(opts.relay === undefined ? {} : { forceRelay: true }),
     code: opts.code,
     ...(opts.side === undefined ? {} : { side: opts.side }),
     timeoutMs: opts.timeoutMs ?? 40_000,
@@ -78,6 +81,28 @@ describe('rendezvous over the DHT', () => {
     expect(lab.hostile.find(h => h.kind === 'liar')?.kinds().get).toBeGreaterThan(0)
     a.socket.destroy()
     b.socket.destroy()
+  }, 60_000)
+
+  it('with a relay server configured, a pairing without a direct path goes through its relay', async () => {
+    const server = new RendezvousServer({ host: '127.0.0.1', port: 0 })
+    const { port } = await server.listen()
+    try {
+      const c = code()
+      const statuses: RendezvousStatus[] = []
+      // forceRelay stands for "no direct path": punching gives up at once
+      const [a, b] = await Promise.all([peer({ code: c, side: 'receive', relay: `127.0.0.1:${port}`, statuses }), peer({ code: c, side: 'send', relay: `127.0.0.1:${port}` })])
+      expect([a.path, b.path]).toEqual(['relay', 'relay'])
+      expect(a.encrypted && b.encrypted).toBe(true)
+      expect(statuses.map(s => s.state)).toContain('relay')
+      const [sent, got] = await Promise.all([writeRandom(a.socket, 1 << 20), drainHash(b.socket)])
+      expect(got.sha256).toBe(sent)
+      expect(server.stats().pairings).toBe(1)
+      expect(server.stats().relayedBytes).toBeGreaterThan(1 << 20)
+      a.socket.destroy()
+      b.socket.destroy()
+    } finally {
+      await server.close()
+    }
   }, 60_000)
 
   it('a second peer of the same side fails with ERR_SAME_ROLE; the first then pairs with the right one', async () => {

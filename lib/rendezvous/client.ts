@@ -11,7 +11,7 @@
 // stream (lib/secure) keyed by the pairing's "stream" key, unless the caller opted out with `encrypt: false`.
 // See protocol.ts for the messages.
 
-import { randomBytes } from 'crypto'
+import { createHash, randomBytes } from 'crypto'
 
 import { DEFAULT_DHT_BOOTSTRAP, DhtNode } from '../dht/node'
 import { deriveMeetingKeys, markUsed, meet, type Card, type MeetingKeys, type MeetingResult } from '../dht/meeting'
@@ -309,6 +309,37 @@ class Session {
     this._auth = new PeerAuth(keys, m.pair)
     this._confirmed = true
     this._startPunching(m)
+  }
+
+  /**
+   * Met on the DHT but no direct path: meet again at the configured relay server and take its relay. Both
+   * peers come here (each when its own punching gives up). At the server they register under a code derived
+   * from the meeting's keys, so the server learns nothing of the user's code, not even its nameplate
+   */
+  private _relayAfterDht (server: string, reason: string): void {
+    const keys = this._dht?.keys
+    if (keys === undefined) {
+      this._fail(this._punchFailed('(no relay)', reason))
+      return
+    }
+    const o = this._o
+    this._status({ state: 'relay', reason })
+    const code = 'relay-' + createHash('sha256').update(`${keys.context}|relay`).digest('hex').slice(0, 32)
+    const left = Math.max(1, o.timeoutMs - (Date.now() - this._t0))
+    const resolve = this._resolve
+    const reject = this._reject
+    this._end()
+    rendezvous(this._node, {
+      server,
+      code,
+      forceRelay: true,
+      encrypt: o.encrypt,
+      timeoutMs: left,
+      ...(o.side === undefined ? {} : { side: o.side }),
+      ...(o.signal === undefined ? {} : { signal: o.signal }),
+      // Our caller already heard 'relay'; the second meeting's own steps are details of it
+      onStatus: (s) => { if (s.state !== 'relay' && s.state !== 'punching') this._status(s) }
+    }).then(resolve, reject)
   }
 
   /** Mark the code used on the DHT once paired (best effort), then close the DHT node if it is ours */
@@ -777,9 +808,15 @@ class Session {
   private _relayOrFail (reason: string): void {
     if (this._done || this._phase === 'relay') return
     if (this._peer?.relay !== true) {
-      const why = this._o.server === null
-        ? '(no relay: pairing over the DHT has no server to relay through)'
-        : this._o.relay ? '(no relay: the peer or the server does not allow one)' : '(relay disabled)'
+      if (this._o.server === null && this._o.relay && this._o.dht?.relay !== undefined) {
+        this._relayAfterDht(this._o.dht.relay, reason)
+        return
+      }
+      const why = !this._o.relay
+        ? '(relay disabled)'
+        : this._o.server === null
+          ? '(no relay: pairing over the DHT has no server to relay through; dht.relay names one)'
+          : '(no relay: the peer or the server does not allow one)'
       this._fail(this._punchFailed(why, reason))
       return
     }

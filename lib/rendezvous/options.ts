@@ -10,9 +10,10 @@ export interface RendezvousOptions {
    * Meet on the BitTorrent Mainline DHT instead of a server of ours (docs/dht.md): `true` joins through the public
    * bootstrap nodes, `{ bootstrap }` through others ("host:port"), `{ node }` through a DhtNode you opened (it
    * stays open). Both peers publish a sealed card under keys only holders of the code can compute, read the
-   * other's, and punch. No relay: when neither NAT lets a direct path through, ERR_PUNCH_FAILED says so
+   * other's, and punch. No relay, unless `relay` names a rendezvous server (both peers must name the same): when
+   * no direct path works, both go there and use its relay; without one, ERR_PUNCH_FAILED says so
    */
-  dht?: true | { bootstrap?: string[], node?: DhtNode }
+  dht?: true | { bootstrap?: string[], node?: DhtNode, relay?: string }
   /**
    * The pairing code both peers use. Best as `<nameplate>-<secret>` ("4127-purple-sausage-tiger"): the server
    * sees only the nameplate, and the secret never leaves this process. Any other string works too, but the
@@ -118,7 +119,7 @@ export type RendezvousStatus =
 export interface ResolvedOptions {
   /** Exactly one of server and dht is set */
   server: { host: string, port: number } | null
-  dht: { bootstrap: string[] | undefined, node: DhtNode | undefined } | null
+  dht: { bootstrap: string[] | undefined, node: DhtNode | undefined, relay: string | undefined } | null
   code: string
   relay: boolean
   timeoutMs: number
@@ -201,11 +202,15 @@ export function resolveOptions (o: RendezvousOptions): ResolvedOptions {
 
 function resolveDht (d: RendezvousOptions['dht']): ResolvedOptions['dht'] {
   if (d === undefined) return null
-  if (d === true) return { bootstrap: undefined, node: undefined }
+  if (d === true) return { bootstrap: undefined, node: undefined, relay: undefined }
   if (d === null || typeof d !== 'object') throw new TypeError('options.dht must be true or { bootstrap } or { node }')
   if (d.bootstrap !== undefined && (!Array.isArray(d.bootstrap) || !d.bootstrap.every(b => typeof b === 'string'))) {
     throw new TypeError('options.dht.bootstrap must be an array of "host:port" strings')
   }
   if (d.node !== undefined && !(d.node instanceof DhtNode)) throw new TypeError('options.dht.node must be a DhtNode')
-  return { bootstrap: d.bootstrap, node: d.node }
+  if (d.relay !== undefined) {
+    if (typeof d.relay !== 'string') throw new TypeError('options.dht.relay must be a "host:port" string')
+    parseHostPort(d.relay) // throws on a malformed one now, not when punching has failed
+  }
+  return { bootstrap: d.bootstrap, node: d.node, relay: d.relay }
 }

@@ -5,8 +5,8 @@
 //
 //   node idle-peer.mjs --id A --code C [--server 203.0.113.10:7000 | --dht HOST:PORT,...] [--port 40000] [--idle 60]
 //                      [--bytes 1048576] [--relay 0] [--timeout 100] [--meet 20]
-// --dht meets on a DHT joined through those nodes (rendezvous({ dht })) instead of the server; --meet bounds the
-// rendezvous, s.
+// --dht meets on a DHT joined through those nodes (rendezvous({ dht })) instead of the server, with --dht-relay
+// HOST:PORT as the relay server when punching fails; --meet bounds the rendezvous, s.
 // Prints one JSON line: {id, ok, role, path, remote, remoteAfter, migrations, mtu, pingMs, idleMs, bytes, sha256,
 // transferMs, idle: {packetsSent, packetsReceived}, error?}. `idle` counts the uTP packets each way during the
 // idle period (keepalives); `migrations` the socket's 'migrate' events (the peer's NAT rebound and we followed).
@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url'
 const here = path.dirname(fileURLToPath(import.meta.url))
 const { Node } = createRequire(import.meta.url)(path.join(here, '..', '..', 'dist', 'index.js'))
 
-const opt = { id: 'A', code: 'idle', server: '203.0.113.10:7000', dht: '', port: 40000, idle: 60, bytes: 1 << 20, relay: 0, timeout: 100, meet: 20 }
+const opt = { id: 'A', code: 'idle', server: '203.0.113.10:7000', dht: '', 'dht-relay': '', port: 40000, idle: 60, bytes: 1 << 20, relay: 0, timeout: 100, meet: 20 }
 const argv = process.argv.slice(2)
 for (let i = 0; i < argv.length; i++) {
   const k = argv[i].replace(/^--/, '')
@@ -50,7 +50,9 @@ node.on('error', (err) => finish({ ok: false, error: `node: ${err.message}` }))
 await node.bindAsync(opt.port, '0.0.0.0')
 let met
 try {
-  const via = opt.dht === '' ? { server: opt.server } : { dht: { bootstrap: opt.dht.split(',') } }
+  const via = opt.dht === ''
+    ? { server: opt.server }
+    : { dht: { bootstrap: opt.dht.split(','), ...(opt['dht-relay'] === '' ? {} : { relay: opt['dht-relay'] }) } }
   const m0 = Date.now()
   met = await node.rendezvous({ ...via, code: opt.code, relay: opt.relay !== 0, timeoutMs: opt.meet * 1000 })
   out.meetMs = Date.now() - m0
