@@ -116,6 +116,16 @@ describe('rendezvous over the DHT', () => {
     sender.socket.destroy()
   }, 60_000)
 
+  it('a peer that gave up takes its card back: running again with the code is not a second peer of its side', async () => {
+    const c = code()
+    await expect(peer({ code: c, side: 'receive', timeoutMs: 7000 })).rejects.toMatchObject({ code: 'ERR_RENDEZVOUS_TIMEOUT' })
+    await new Promise(resolve => setTimeout(resolve, 3000)) // the withdrawn card lands
+    const [again, sender] = await Promise.all([peer({ code: c, side: 'receive' }), peer({ code: c, side: 'send' })])
+    expect([again.role, sender.role]).toEqual(['accept', 'connect'])
+    again.socket.destroy()
+    sender.socket.destroy()
+  }, 60_000)
+
   it('a code that paired once is burned', async () => {
     const c = code()
     const [a, b] = await Promise.all([peer({ code: c }), peer({ code: c })])

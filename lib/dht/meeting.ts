@@ -35,6 +35,8 @@ export interface Card {
   at: number
   /** The pairing this card's peer was in is over: the code is used up */
   used?: boolean
+  /** Its peer gave up without pairing (cancelled, failed): the slot is free again, the code unspent */
+  left?: boolean
 }
 
 export interface MeetingKeys {
@@ -66,6 +68,8 @@ export interface MeetingOptions {
   /** Publish the card again (fresh `at`) this often while waiting, ms. Default 60,000 */
   refreshMs?: number
   signal?: AbortSignal
+  /** Our card is in `slot` at `seq` now: what withdraw() needs if the meeting is given up */
+  onPublished?: (slot: 0 | 1, seq: number) => void
 }
 
 /**
@@ -134,6 +138,7 @@ function checkCard (c: unknown): Card | null {
   if (o.side !== undefined && (typeof o.side !== 'string' || o.side.length > 32)) return null
   if (typeof o.at !== 'number' || !Number.isFinite(o.at)) return null
   if (o.used !== undefined && o.used !== true) return null
+  if (o.left !== undefined && o.left !== true) return null
   return {
     nonce: o.nonce,
     pake: o.pake,
@@ -142,7 +147,8 @@ function checkCard (c: unknown): Card | null {
     ...(o.public === undefined ? {} : { public: { address: o.public.address, port: o.public.port } }),
     ...(o.mapping === undefined ? {} : { mapping: o.mapping }),
     ...(o.side === undefined ? {} : { side: o.side }),
-    ...(o.used === true ? { used: true } : {})
+    ...(o.used === true ? { used: true } : {}),
+    ...(o.left === true ? { left: true } : {})
   }
 }
 
@@ -185,9 +191,10 @@ export async function meet (opts: MeetingOptions): Promise<MeetingResult> {
     }
     published = Date.now()
     mine = slot
+    opts.onPublished?.(slot, mySeq)
     return true
   }
-  const live = (c: Card | null): c is Card => c !== null && !c.used && c.nonce !== opts.card.nonce && Date.now() - c.at < STALE_MS
+  const live = (c: Card | null): c is Card => c !== null && c.used !== true && c.left !== true && c.nonce !== opts.card.nonce && Date.now() - c.at < STALE_MS
   const sameSide = (c: Card): boolean => opts.card.side !== undefined && c.side === opts.card.side
   const stopIfAborted = (): void => {
     if (signal?.aborted === true) throw createError('ABORT_ERR', 'the meeting was aborted')
@@ -255,6 +262,15 @@ export async function meet (opts: MeetingOptions): Promise<MeetingResult> {
 /** Mark our slot used: the code cannot pair again (best effort; the item would expire anyway) */
 export async function markUsed (dht: DhtNode, keys: MeetingKeys, slot: 0 | 1, card: Omit<Card, 'at'>, seq: number): Promise<void> {
   await dht.put(keys.seeds[slot], keys.salt, sealCard(keys, slot, { ...card, at: Date.now(), used: true }), { seq: seq + 1 })
+}
+
+/**
+ * Take our card back when we give up without pairing, so that running again with the same code (after a
+ * cancel, a failure) does not find our own old card and take it for another peer of our side (best effort;
+ * a card not refreshed for STALE_MS counts as gone anyway)
+ */
+export async function withdraw (dht: DhtNode, keys: MeetingKeys, slot: 0 | 1, card: Omit<Card, 'at'>, seq: number): Promise<void> {
+  await dht.put(keys.seeds[slot], keys.salt, sealCard(keys, slot, { ...card, at: Date.now(), left: true }), { seq: seq + 1 })
 }
 
 function sameRole (side: string): Error {

@@ -14,7 +14,7 @@
 import { createHash, randomBytes } from 'crypto'
 
 import { DEFAULT_DHT_BOOTSTRAP, DhtNode } from '../dht/node'
-import { deriveMeetingKeys, markUsed, meet, type Card, type MeetingKeys, type MeetingResult } from '../dht/meeting'
+import { deriveMeetingKeys, markUsed, meet, withdraw, type Card, type MeetingKeys, type MeetingResult } from '../dht/meeting'
 import { reflectAddress } from '../dht/reflect'
 import { asError, notRunning } from '../errors'
 import type { AddressInfo } from '../native'
@@ -81,7 +81,16 @@ class Session {
   /** The code as both peers spell it (a generated code in its canonical form) */
   private readonly _code: string
   /** Over the DHT: the node (ours to close unless the caller gave it), the meeting's keys, card and outcome */
-  private _dht: { node: DhtNode, own: boolean, keys?: MeetingKeys, card?: Omit<Card, 'at'>, met?: MeetingResult, stop: AbortController } | null = null
+  private _dht: {
+    node: DhtNode
+    own: boolean
+    keys?: MeetingKeys
+    card?: Omit<Card, 'at'>
+    /** Where our card is while we wait, and the outcome */
+    published?: { slot: 0 | 1, seq: number }
+    met?: MeetingResult
+    stop: AbortController
+  } | null = null
   private _keys: PairingKeys | null = null
   private _auth: PeerAuth | null = null
   /** The peer proved it derived our keys (its confirm MAC verified) */
@@ -265,7 +274,8 @@ class Session {
     this._status({ state: 'published', ...(seen.public === undefined ? {} : { observed: seen.public }), ...(seen.mapping === undefined ? {} : { mapping: seen.mapping }) })
     let met: MeetingResult
     try {
-      met = await meet({ dht: node, keys, card, signal: stop.signal })
+      const d = this._dht
+      met = await meet({ dht: node, keys, card, signal: stop.signal, onPublished: (slot, seq) => { d.published = { slot, seq } } })
     } catch (e) {
       const err = e as { code?: string, message: string }
       if (err.code === 'ERR_SAME_ROLE' || err.code === 'ERR_CODE_BURNED') this._fail(rendezvousError(err.code, err.message, err.code === 'ERR_SAME_ROLE' ? { side: this._o.side } : {}))
@@ -351,6 +361,8 @@ class Session {
     const close = (): void => { if (d.own) d.node.close() }
     if (d.met !== undefined && d.keys !== undefined && d.card !== undefined) {
       markUsed(d.node, d.keys, d.met.slot, d.card, d.met.seq).then(close, close)
+    } else if (d.published !== undefined && d.keys !== undefined && d.card !== undefined) {
+      withdraw(d.node, d.keys, d.published.slot, d.card, d.published.seq).then(close, close)
     } else {
       close()
     }
