@@ -123,6 +123,30 @@ describe('meeting, scripted on an in-memory DHT', () => {
     expect(mem.conflicts).toBe(0)
   })
 
+  it('two peers that take slot 0 at once meet even where each lookup returns its own card on equal seqs', async () => {
+    // Two faces on one store: a version is kept per writer, a read returns the highest seq and, of equal seqs,
+    // the reader's own (as nodes that keep the first version they got can make it happen on a real DHT)
+    const store = new Map<string, Array<{ value: Buffer, seq: number, by: number }>>()
+    const face = (me: number): DhtNode => ({
+      async put (seed: Buffer, salt: Buffer, value: Buffer, o: { seq: number }) {
+        const key = dhtPublicKey(seed).toString('hex') + salt.toString('hex')
+        const list = store.get(key) ?? []
+        store.set(key, [...list.filter(v => v.by !== me), { value, seq: o.seq, by: me }])
+        return 8
+      },
+      async get (publicKey: Buffer, salt: Buffer) {
+        const list = store.get(publicKey.toString('hex') + salt.toString('hex')) ?? []
+        const best = [...list].sort((x, y) => y.seq - x.seq || (x.by === me ? -1 : y.by === me ? 1 : 0))[0]
+        return { item: best === undefined ? undefined : { value: best.value, seq: best.seq }, queried: 8, responded: 8, invalidValues: 0 }
+      }
+    }) as unknown as DhtNode
+    const keys = await meeting.deriveMeetingKeys(code())
+    const abort = AbortSignal.timeout(3000)
+    const [a, b] = await Promise.all([meeting.meet({ dht: face(1), keys, card: card(), pollMs: 10, signal: abort }),
+      meeting.meet({ dht: face(2), keys, card: card(), pollMs: 10, signal: abort })])
+    expect(new Set([a.slot, b.slot])).toEqual(new Set([0, 1]))
+  })
+
   it('other DHT errors end the meeting with their code', async () => {
     const keys = await meeting.deriveMeetingKeys(code())
     const broken = { get: async () => { throw Object.assign(new Error('no DHT node'), { code: 'ERR_DHT_NO_NODES' }) } } as unknown as DhtNode

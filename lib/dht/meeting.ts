@@ -13,7 +13,7 @@
 // higher nonce gives way and moves to slot 1. When pairing is over, both slots get a "used" card: the code
 // is single-use, and a third party using it later gets ERR_CODE_BURNED instead of a stale peer.
 
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, scrypt } from 'crypto'
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, randomInt, scrypt } from 'crypto'
 
 import { createError } from '../errors'
 import { dhtPublicKey, MAX_DHT_VALUE, type DhtNode } from './node'
@@ -167,7 +167,10 @@ export async function meet (opts: MeetingOptions): Promise<MeetingResult> {
   let lookups = 0
   let invalidItems = 0
   let mine: 0 | 1 | null = null
-  let mySeq = 0
+  // A random start, not 1: two peers that both take an empty slot 0 would otherwise write equal seqs, and a
+  // lookup may then return each its own card for ever (nodes keep the first of equal versions), so neither
+  // sees the other. With different seqs every lookup returns the same one, and the race below settles
+  let mySeq = randomInt(0, 1 << 20)
   let published = 0
 
   const read = async (slot: 0 | 1): Promise<SlotState> => {
