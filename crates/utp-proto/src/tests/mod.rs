@@ -2,6 +2,7 @@
 
 mod attacks;
 mod clocks;
+mod edges;
 mod endpoint_api;
 mod real_paths;
 mod real_peers;

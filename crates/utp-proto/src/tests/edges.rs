@@ -1,0 +1,222 @@
+//! Each rule of a connection at its edge: the exact boundary of a slack, a window, a counter. We play
+//! the peer packet by packet (`Script`) and check the answer on both sides of the line, so that a
+//! rule moved by one (a `<` for a `<=`, a `+` for a `*`) shows. Written for the mutants that
+//! cargo-mutants found surviving in `conn/mod.rs` (docs/mutation.md)
+
+use std::time::Duration;
+
+use super::scripted::{accept, confirm, data, syn, Script};
+use crate::packet::{Header, Ours, PacketType};
+use crate::seq::SeqNr;
+use crate::{CloseReason, Config, Event};
+
+fn ms(n: u64) -> Duration {
+  Duration::from_millis(n)
+}
+
+/// A STATE from the scripted initiator acknowledging `ack` and advertising `wnd` bytes
+fn ack(ack: SeqNr, wnd: u32) -> Header {
+  Header {
+    ty: PacketType::State,
+    wnd_size: wnd,
+    ..confirm(ack.add(1))
+  }
+}
+
+/// The SYN-ACK says how long the SYN took (its `timestamp_diff`): the initiator's first delay
+/// sample, before any data
+#[test]
+fn the_syn_ack_carries_the_syn_s_one_way_delay() {
+  let mut s = Script::new(Config::default());
+  s.send(syn(0x7000, 100), &[]);
+  let out = s.recv();
+  assert_eq!(out.len(), 1);
+  let expected = s.now.wire_timestamp().wrapping_sub(syn(0, 0).timestamp);
+  assert_eq!(out[0].0.timestamp_diff, expected);
+}
+
+/// Packets received, bytes received in order, duplicates and bytes sent are counted exactly, not
+/// merely "some"
+#[test]
+fn the_connection_counts_packets_and_bytes_exactly() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  // Three packets before the application reads anything, then one of them again
+  for (i, seq) in (101..104).enumerate() {
+    s.send(data(seq, first.sub(1)), &[i as u8; 700]);
+  }
+  s.send(data(102, first.sub(1)), &[1; 700]);
+  s.recv();
+  s.ep.write(h, &[9; 2500]).unwrap();
+  let sent: usize = s.recv().iter().map(|(_, _, p)| p.len()).sum();
+  assert_eq!(sent, 2500);
+  let st = s.ep.connection_stats(h).unwrap();
+  // The confirming STATE and four DATA packets
+  assert_eq!(st.packets_received, 5);
+  assert_eq!(st.bytes_received, 2100);
+  assert_eq!(st.duplicates, 1);
+  assert_eq!(st.bytes_sent, 2500);
+}
+
+/// A late copy of the peer's SYN after the handshake was confirmed changes nothing: no second
+/// SYN-ACK, and the peer's data still gets through
+#[test]
+fn a_repeated_syn_after_the_handshake_changes_nothing() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  s.send(syn(0x7000, 100), &[]);
+  assert!(s.recv().is_empty(), "no SYN-ACK again");
+  s.send(data(101, first.sub(1)), b"after");
+  let out = s.recv();
+  assert!(out.iter().any(|(hd, _, _)| hd.ack_nr == SeqNr(101)), "{out:?}");
+  assert_eq!(s.ep.readable(h), 5);
+}
+
+/// After an abort the connection lingers only to drop what the peer still sends: its data is not
+/// acknowledged (only a graceful close re-acknowledges, for a peer whose ACK of our FIN was lost)
+#[test]
+fn an_aborted_connection_acknowledges_nothing() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  let now = s.now;
+  s.ep.abort(now, h);
+  let out = s.recv();
+  assert_eq!(out.len(), 1);
+  assert_eq!(out[0].0.ty, PacketType::Reset);
+  s.send(data(101, first.sub(1)), b"late");
+  assert!(s.recv().is_empty());
+}
+
+/// An ACK number up to `ACK_NR_SLACK` (3) below the oldest unacknowledged packet is a reordered
+/// old packet and its data counts; one further back is garbage and is dropped whole
+#[test]
+fn acknowledgements_older_than_the_slack_are_not_believed() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  // Nothing sent after the SYN-ACK: the oldest unacknowledged is `first`, the oldest believable
+  // acknowledgement `first - 1 - 3`
+  s.send(data(101, first.sub(4)), b"a");
+  s.recv();
+  assert_eq!(s.ep.readable(h), 1, "at the edge of the slack: believed");
+  s.send(data(102, first.sub(5)), b"b");
+  s.recv();
+  assert_eq!(s.ep.readable(h), 1, "past it: dropped");
+}
+
+/// A RESET counts only if its `ack_nr` is within `RESET_SLACK` (16) of what we sent: a blind
+/// attacker has to hit that window
+#[test]
+fn a_reset_counts_only_within_its_slack() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  let reset = |ack_nr| Header {
+    ty: PacketType::Reset,
+    conn_id: 0x7001,
+    ack_nr,
+    ..syn(0, 0)
+  };
+  s.send(reset(first.sub(18)), &[]);
+  s.recv();
+  assert!(s.ep.is_open(h), "one past the slack");
+  s.send(reset(first.sub(17)), &[]);
+  s.recv();
+  assert!(s.events.contains(&(h, Event::Closed(CloseReason::Reset))));
+}
+
+/// Readable is reported once per batch: again for data that arrives after the application read
+/// everything, and for a FIN alone (the application must learn of the end)
+#[test]
+fn readable_is_reported_again_after_a_read_and_for_a_bare_fin() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  let readable = |s: &Script| {
+    s.events
+      .iter()
+      .filter(|(c, e)| *c == h && *e == Event::Readable)
+      .count()
+  };
+  s.send(data(101, first.sub(1)), b"a");
+  s.recv();
+  assert_eq!(readable(&s), 1);
+  let mut buf = Vec::new();
+  assert_eq!(s.ep.read(h, &mut buf, usize::MAX).bytes, 1);
+  s.send(data(102, first.sub(1)), b"b");
+  s.recv();
+  assert_eq!(readable(&s), 2);
+  assert_eq!(s.ep.read(h, &mut buf, usize::MAX).bytes, 1);
+  let fin = Header {
+    ty: PacketType::Fin,
+    ..data(103, first.sub(1))
+  };
+  s.send(fin, &[]);
+  s.recv();
+  assert_eq!(readable(&s), 3, "the end is readable");
+  assert!(s.ep.read(h, &mut buf, usize::MAX).eof);
+}
+
+/// `n` packets of 1,000 bytes from the peer that the application does not read; the ACKs are
+/// flushed. Returns the window the last ACK advertised
+fn fill(s: &mut Script, first: SeqNr, n: u16) -> u32 {
+  for i in 0..n {
+    s.send(data(101 + i, first.sub(1)), &[7; 1000]);
+  }
+  s.advance(ms(200));
+  let acks = s.recv();
+  acks.last().expect("acknowledged").0.wnd_size
+}
+
+/// A window that fell below half the buffer is reopened by an ACK as soon as reading frees a
+/// packet's worth: the peer may be stalled on it
+#[test]
+fn reading_reopens_a_nearly_closed_window_at_once() {
+  let mut s = Script::new(Config::default()); // 64,000-byte receive buffer, 1,000-byte packets
+  let (h, first) = accept(&mut s);
+  assert_eq!(fill(&mut s, first, 60), 4000);
+  let mut buf = Vec::new();
+  s.ep.read(h, &mut buf, usize::MAX);
+  let update = s.recv();
+  assert_eq!(update.len(), 1, "{update:?}");
+  assert_eq!(
+    (update[0].0.ty, update[0].0.wnd_size),
+    (PacketType::State, 64_000)
+  );
+}
+
+/// A window still at half the buffer or more is not worth a packet of its own: the next ACK says it
+#[test]
+fn reading_sends_no_window_update_while_half_the_window_is_open() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  assert_eq!(fill(&mut s, first, 32), 32_000);
+  let mut buf = Vec::new();
+  s.ep.read(h, &mut buf, usize::MAX);
+  assert!(s.recv().is_empty());
+}
+
+/// A closed window is probed one retransmission timeout after it closed, not at once
+#[test]
+fn a_closed_window_is_probed_after_a_timeout_not_before() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  s.send(ack(first.sub(1), 0), &[]);
+  s.ep.write(h, &[3; 3000]).unwrap();
+  assert!(s.recv().is_empty());
+  s.advance(ms(500));
+  assert!(s.recv().is_empty(), "half the 1 s timeout");
+  s.advance(ms(600));
+  assert_eq!(s.recv().len(), 1);
+}
+
+/// A packet acknowledged selectively, sent once, is a round-trip sample like one acknowledged
+/// cumulatively
+#[test]
+fn a_selective_ack_gives_a_round_trip_sample() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  s.ep.write(h, &[5; 4000]).unwrap();
+  assert_eq!(s.recv().len(), 4);
+  s.advance(ms(300));
+  // Bit 0 is `ack_nr + 2`: the second packet
+  s.send_with(ack(first.sub(1), 1 << 20), Some(&[1, 0, 0, 0]), Ours::NONE, &[]);
+  assert_eq!(s.ep.connection_stats(h).unwrap().rtt_us, 300_000);
+}
