@@ -10,6 +10,9 @@ use crate::packet::{Header, Ours, PacketType};
 use crate::seq::SeqNr;
 use crate::{CloseReason, Config, Event};
 
+/// Retransmissions before a peer may be declared dead (`DEAD_AFTER_BACKOFFS`)
+const DEAD_AFTER: usize = 4;
+
 fn ms(n: u64) -> Duration {
   Duration::from_millis(n)
 }
@@ -219,4 +222,91 @@ fn a_selective_ack_gives_a_round_trip_sample() {
   // Bit 0 is `ack_nr + 2`: the second packet
   s.send_with(ack(first.sub(1), 1 << 20), Some(&[1, 0, 0, 0]), Ours::NONE, &[]);
   assert_eq!(s.ep.connection_stats(h).unwrap().rtt_us, 300_000);
+}
+
+/// What the endpoint does over `span` of its time in 50 ms steps: when each DATA went out (in ms
+/// since the call) and when the connection closed, and why
+fn timeline(
+  s: &mut Script,
+  span: Duration,
+  mut each_step: impl FnMut(&mut Script),
+) -> (Vec<u64>, Option<(u64, CloseReason)>) {
+  let start = s.now;
+  let mut sends = Vec::new();
+  while s.now.saturating_since(start) < span {
+    s.advance(ms(50));
+    each_step(s);
+    let at = s.now.saturating_since(start).as_millis() as u64;
+    for (hd, _, _) in s.recv() {
+      if hd.ty == PacketType::Data {
+        sends.push(at);
+      }
+    }
+    if let Some(r) = s.events.iter().find_map(|(_, e)| match e {
+      Event::Closed(r) => Some(*r),
+      _ => None,
+    }) {
+      return (sends, Some((at, r)));
+    }
+  }
+  (sends, None)
+}
+
+/// A silent peer: the packet goes again after 1, 2, 4, 8 s (the timeout doubles), and the peer is
+/// declared dead at the fourth expiry (`DEAD_AFTER_BACKOFFS`), 15 s in, though the idle timeout
+/// (5 s, twice that for a sending connection) ran out before: enough retransmissions first. A
+/// window of exactly one packet is an open window and changes nothing
+#[test]
+fn a_silent_peer_is_dead_after_four_doubling_retransmissions() {
+  for window in [1 << 20, 1000] {
+    let mut s = Script::new(Config::default());
+    let (h, first) = accept(&mut s);
+    s.send(ack(first.sub(1), window), &[]);
+    s.ep.write(h, &[1; 1000]).unwrap();
+    assert_eq!(s.recv().len(), 1);
+    let (sends, closed) = timeline(&mut s, Duration::from_secs(60), |_| {});
+    assert_eq!(sends, [1000, 3000, 7000, 15000], "window {window}");
+    assert_eq!(closed, Some((15050, CloseReason::TimedOut)), "window {window}");
+  }
+}
+
+/// A peer that keeps talking (a duplicate ACK every half second) and acknowledges nothing cannot
+/// hold a sending connection open: each duplicate gets the packet resent at once, the timer never
+/// expires, and it is the resent packet that counts. Dead at twice the idle timeout, as a silent
+/// one. Its window is exactly one packet, which is an open window: no reason to wait longer
+#[test]
+fn a_peer_that_only_repeats_its_ack_is_dead_after_twice_the_idle_timeout() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  s.send(ack(first.sub(1), 1000), &[]);
+  s.ep.write(h, &[1; 1000]).unwrap();
+  assert_eq!(s.recv().len(), 1);
+  let mut n = 0;
+  let (sends, closed) = timeline(&mut s, Duration::from_secs(120), |s| {
+    n += 1;
+    if n % 10 == 0 {
+      s.send(ack(first.sub(1), 1000), &[]);
+    }
+  });
+  assert!(sends.len() >= DEAD_AFTER, "{sends:?}");
+  assert_eq!(closed, Some((10_000, CloseReason::TimedOut)));
+}
+
+/// A closed window is probed while the peer is silent, at most 8 s apart (the timeout is capped at
+/// a fifth of the idle timeout, 4 s here, and the persist timer waits as long again after it)
+/// however far the timeout would have backed off
+#[test]
+fn a_closed_window_is_probed_at_a_capped_interval() {
+  let cfg = Config {
+    idle_timeout: Duration::from_secs(20),
+    ..Config::default()
+  };
+  let mut s = Script::new(cfg);
+  let (h, first) = accept(&mut s);
+  s.send(ack(first.sub(1), 0), &[]);
+  s.ep.write(h, &[1; 3000]).unwrap();
+  assert!(s.recv().is_empty());
+  let (sends, _) = timeline(&mut s, Duration::from_secs(40), |_| {});
+  assert!(sends.len() >= 5, "{sends:?}");
+  assert!(sends.windows(2).all(|w| w[1] - w[0] <= 8000), "{sends:?}");
 }
