@@ -4,6 +4,7 @@ mod attacks;
 mod clocks;
 mod edges;
 mod endpoint_api;
+mod lifecycle;
 mod real_paths;
 mod real_peers;
 mod scripted;
