@@ -310,3 +310,44 @@ fn a_closed_window_is_probed_at_a_capped_interval() {
   assert!(sends.len() >= 5, "{sends:?}");
   assert!(sends.windows(2).all(|w| w[1] - w[0] <= 8000), "{sends:?}");
 }
+
+/// Lingering ends only once what is owed has gone out: a FIN repeated by the peer at the very end
+/// of the linger time is still acknowledged, and the RESET of an abort still goes, whatever the
+/// order in which the driver polls and runs timers
+#[test]
+fn a_lingering_connection_is_forgotten_only_after_its_last_packet() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  let fin = Header {
+    ty: PacketType::Fin,
+    ..data(101, first.sub(1))
+  };
+  s.send(fin, &[]);
+  s.ep.shutdown(h);
+  let out = s.recv();
+  let our_fin = out.iter().find(|(hd, _, _)| hd.ty == PacketType::Fin).expect("our FIN").0;
+  s.send(ack(our_fin.seq_nr, 1 << 20), &[]);
+  s.recv();
+  assert!(s.events.contains(&(h, Event::Closed(CloseReason::Finished))));
+  // The peer did not get our ACK of its FIN and sends it again, just as lingering runs out
+  let until = s.ep.poll_timeout().expect("lingering");
+  s.now = until;
+  s.send(fin, &[]);
+  s.ep.handle_timeout(until);
+  let out = s.recv();
+  assert!(!out.is_empty());
+  assert!(
+    out.iter().all(|(hd, _, _)| (hd.ty, hd.ack_nr) == (PacketType::State, SeqNr(101))),
+    "{out:?}"
+  );
+
+  let mut s = Script::new(Config::default());
+  let (h, _) = accept(&mut s);
+  let now = s.now;
+  s.ep.abort(now, h);
+  while s.ep.poll_event().is_some() {}
+  s.ep.handle_timeout(now);
+  let out = s.recv();
+  assert_eq!(out.len(), 1);
+  assert_eq!(out[0].0.ty, PacketType::Reset);
+}
