@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use super::scripted::{accept, confirm, data, syn, Script};
-use crate::packet::{Header, Ours, PacketType};
+use crate::packet::{Header, Hello, Ours, PacketType};
+use crate::pmtu;
 use crate::seq::SeqNr;
 use crate::{CloseReason, Config, Event};
 
@@ -350,4 +351,59 @@ fn a_lingering_connection_is_forgotten_only_after_its_last_packet() {
   let out = s.recv();
   assert_eq!(out.len(), 1);
   assert_eq!(out[0].0.ty, PacketType::Reset);
+}
+
+/// Path MTU probes a peer gets in the 10 s after it connected with `caps` in its hello, under
+/// `ceiling`
+fn probes_sent(caps: u8, ceiling: usize) -> usize {
+  let mut s = Script::new(Config {
+    pmtu_ceiling: ceiling,
+    ..Config::default()
+  });
+  let hello = Ours {
+    hello: Some(Hello { version: 1, caps }),
+    ..Ours::NONE
+  };
+  s.send_with(syn(0x7000, 100), None, hello, &[]);
+  let syn_ack = s.recv()[0].0;
+  s.send(confirm(syn_ack.seq_nr), &[]);
+  let mut probes = 0;
+  for _ in 0..100 {
+    s.advance(ms(100));
+    probes += s.recv_raw().iter().filter(|d| pmtu::is_pmtu(d)).count();
+  }
+  probes
+}
+
+/// Probes only go to a peer that both answers them and reassembles packets sent in pieces (should
+/// the path shrink under a larger packet), and only when there is room above the base size
+#[test]
+fn path_mtu_probes_need_a_peer_that_takes_them_and_room_to_grow() {
+  assert!(probes_sent(Hello::OURS.caps, 1448) > 0, "the control: a peer of ours is probed");
+  assert_eq!(probes_sent(Hello::WRITE_BOUNDARIES, 1448), 0);
+  assert_eq!(probes_sent(Hello::PMTU_PROBES, 1448), 0, "no reassembly");
+  assert_eq!(probes_sent(Hello::OURS.caps, 1000), 0, "the ceiling is the base size");
+}
+
+/// An ACK whose echo of our clock shows it answers the packet sent before the timeout fired: the
+/// timeout was spurious (the path was only slow), counted once
+#[test]
+fn a_spurious_timeout_is_counted_once() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  s.ep.write(h, &[9; 1000]).unwrap();
+  let sent = s.recv();
+  assert_eq!(sent.len(), 1);
+  let stamp = sent[0].0.timestamp;
+  s.advance(ms(1100));
+  assert_eq!(s.recv().len(), 1, "resent on timeout");
+  // The original arrived 1,050 ms after it left; the peer's clock reads 5,000,000 then
+  let late = Header {
+    timestamp: 5_000_000,
+    timestamp_diff: 5_000_000u32.wrapping_sub(stamp),
+    ..ack(first, 1 << 20)
+  };
+  s.send(late, &[]);
+  let st = s.ep.connection_stats(h).unwrap();
+  assert_eq!((st.timeouts, st.spurious_timeouts), (1, 1));
 }
