@@ -113,3 +113,28 @@ fn a_migrated_connection_resends_its_flight_at_once() {
   sim.nodes[0].ep.migrate(now, a, moved).unwrap();
   assert!(sim.run_until(Duration::from_millis(100), |s| s.app(1, b).received.len() == 5000));
 }
+
+/// A black hole is large packets going unanswered: timeouts of a packet of the base size (which
+/// every path takes) are plain loss and keep the size the search found
+#[test]
+fn timeouts_of_base_size_packets_are_not_a_black_hole() {
+  let cfg = Config {
+    pmtu_ceiling: 1448,
+    ..Config::default()
+  };
+  let mut sim = Sim::new(56, 2, cfg);
+  sim.nodes[1].ep.set_listening(true);
+  let a = sim.connect(0, 1, Vec::new(), false);
+  sim.run_until(secs(20), |_| false);
+  let b = sim.nodes[1].accepted[0];
+  assert_eq!(sim.nodes[0].ep.connection_stats(a).unwrap().max_payload, 1448, "the search ended");
+  // Exactly one packet of the base size, lost twice
+  cut(&mut sim, 0, 1);
+  sim.app_mut(0, a).to_send = payload(7, 1000);
+  sim.run_until(Duration::from_millis(3500), |_| false);
+  assert!(sim.nodes[0].ep.connection_stats(a).unwrap().timeouts >= 2);
+  sim.set_link(0, 1, Link::default());
+  assert!(sim.run_until(secs(10), |s| s.app(1, b).received.len() == 1000));
+  let st = sim.nodes[0].ep.connection_stats(a).unwrap();
+  assert_eq!((st.black_holes, st.max_payload), (0, 1448));
+}
