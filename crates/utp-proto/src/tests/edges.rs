@@ -407,3 +407,41 @@ fn a_spurious_timeout_is_counted_once() {
   let st = s.ep.connection_stats(h).unwrap();
   assert_eq!((st.timeouts, st.spurious_timeouts), (1, 1));
 }
+
+/// Writable comes when the send buffer has room again, not for an ACK that freed nothing
+#[test]
+fn writable_needs_room_in_the_send_buffer() {
+  let mut s = Script::new(Config::default()); // a 64,000-byte send buffer
+  let (h, first) = accept(&mut s);
+  s.send(ack(first.sub(1), 1 << 20), &[]);
+  assert_eq!(s.ep.write(h, &[1; 64_000]).unwrap(), 64_000);
+  let sent = s.recv();
+  s.events.clear();
+  s.send(ack(first.sub(1), 1 << 20), &[]);
+  s.recv();
+  assert!(!s.events.contains(&(h, Event::Writable)), "{:?}", s.events);
+  s.send(ack(sent[0].0.seq_nr, 1 << 20), &[]);
+  s.recv();
+  assert!(s.events.contains(&(h, Event::Writable)));
+}
+
+/// A peer that is not ours (libutp) counts its whole buffer in packets: a window of 17,600 bytes is
+/// 16 packets, and one of them stays free for its ACKs. The FIN is a packet too: it waits
+#[test]
+fn the_fin_waits_for_room_under_a_stranger_s_packet_limit() {
+  let mut s = Script::new(Config {
+    initial_window: 20_000,
+    ..Config::default()
+  });
+  let (h, first) = accept(&mut s);
+  s.send(ack(first.sub(1), 17_600), &[]);
+  s.ep.write(h, &[1; 15_000]).unwrap();
+  s.ep.shutdown(h);
+  let out = s.recv();
+  assert_eq!(out.len(), 15);
+  assert!(out.iter().all(|(hd, _, _)| hd.ty == PacketType::Data));
+  s.send(ack(out[0].0.seq_nr, 17_600), &[]);
+  let out = s.recv();
+  assert_eq!(out.len(), 1);
+  assert_eq!(out[0].0.ty, PacketType::Fin);
+}
