@@ -9,7 +9,7 @@ use super::scripted::{accept, confirm, data, syn, Script};
 use crate::packet::{Header, Hello, Ours, PacketType};
 use crate::pmtu;
 use crate::seq::SeqNr;
-use crate::{CloseReason, Config, Event};
+use crate::{CloseReason, Config, Event, Instant};
 
 /// Retransmissions before a peer may be declared dead (`DEAD_AFTER_BACKOFFS`)
 const DEAD_AFTER: usize = 4;
@@ -444,4 +444,39 @@ fn the_fin_waits_for_room_under_a_stranger_s_packet_limit() {
   let out = s.recv();
   assert_eq!(out.len(), 1);
   assert_eq!(out[0].0.ty, PacketType::Fin);
+}
+
+/// A peer that is not ours (no hello) but answers our keepalive is known to answer: once it falls
+/// silent it is dead within the silence limits, not after the 150 s a stranger gets
+#[test]
+fn a_stranger_that_answered_a_keepalive_is_dead_soon_after_it_falls_silent() {
+  let mut s = Script::new(Config::default());
+  let (_, first) = accept(&mut s);
+  let mut answered = false;
+  let (_, closed) = timeline(&mut s, Duration::from_secs(200), |s| {
+    if !answered && s.now.saturating_since(Instant::ZERO) > Duration::from_millis(11_500) {
+      answered = true;
+      s.send(ack(first.sub(1), 1 << 20), &[]);
+    }
+  });
+  let (at, reason) = closed.expect("closed");
+  assert_eq!(reason, CloseReason::TimedOut);
+  assert!(at < 30_000, "closed after {at} ms");
+}
+
+/// A keepalive from the peer while our data is outstanding (it has all it got and waits for the
+/// rest) is answered at once, or a peer that hears only our backed-off retransmissions takes us for
+/// dead
+#[test]
+fn a_keepalive_is_answered_while_data_is_outstanding() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  s.send(ack(first.sub(1), 1 << 20), &[]);
+  s.ep.write(h, &[1; 1000]).unwrap();
+  assert_eq!(s.recv().len(), 1);
+  s.advance(ms(100));
+  s.send(ack(first.sub(2), 1 << 20), &[]);
+  let out = s.recv();
+  assert_eq!(out.len(), 1, "{out:?}");
+  assert_eq!(out[0].0.ty, PacketType::State);
 }
