@@ -480,3 +480,55 @@ fn a_keepalive_is_answered_while_data_is_outstanding() {
   assert_eq!(out.len(), 1, "{out:?}");
   assert_eq!(out[0].0.ty, PacketType::State);
 }
+
+/// A SACK bitmask (bit `i` is `ack_nr + 2 + i`) acknowledging `seqs`
+fn sack_of(ack_nr: SeqNr, seqs: &[SeqNr]) -> Vec<u8> {
+  let mut bits = vec![0u8; 4];
+  for s in seqs {
+    let i = s.0.wrapping_sub(ack_nr.0).wrapping_sub(2) as usize;
+    bits[i / 8] |= 1 << (i % 8);
+  }
+  bits
+}
+
+/// A resent packet is lost again only if a packet sent after it was acknowledged: not for a SACK of
+/// packets that left in the same instant (they say nothing about its fate yet), but for one of
+/// packets sent later
+#[test]
+fn a_resent_packet_is_lost_again_only_behind_later_packets() {
+  let mut s = Script::new(Config {
+    initial_window: 40_000,
+    ..Config::default()
+  });
+  let (h, first) = accept(&mut s);
+  let base = first.sub(1);
+  s.send(ack(base, 1 << 20), &[]);
+  let seq = |i: u16| first.add(i);
+  let sack = |s: &mut Script, seqs: &[SeqNr]| {
+    let bits = sack_of(base, seqs);
+    s.send_with(ack(base, 1 << 20), Some(&bits), Ours::NONE, &[]);
+  };
+  let sent = |s: &mut Script| -> Vec<SeqNr> {
+    s.recv().iter().filter(|(hd, _, _)| hd.ty == PacketType::Data).map(|(hd, _, _)| hd.seq_nr).collect()
+  };
+  s.ep.write(h, &[1; 10_000]).unwrap();
+  assert_eq!(sent(&mut s).len(), 10);
+  // Packets 1 to 3 arrive, 0 does not: 0 is resent, and three new packets leave with it
+  s.advance(ms(50));
+  sack(&mut s, &[seq(1), seq(2), seq(3)]);
+  s.ep.write(h, &[2; 3000]).unwrap();
+  assert_eq!(sent(&mut s), [seq(0), seq(10), seq(11), seq(12)]);
+  // The three new ones arrive: they left with the resent 0, which may still be on its way
+  s.advance(ms(50));
+  sack(&mut s, &[seq(1), seq(2), seq(3), seq(10), seq(11), seq(12)]);
+  s.ep.write(h, &[3; 3000]).unwrap();
+  let out = sent(&mut s);
+  assert!(!out.contains(&seq(0)), "{out:?}");
+  // Packets sent after the resent 0 arrive: now it is lost again
+  s.advance(ms(50));
+  let mut acked = vec![seq(1), seq(2), seq(3), seq(10), seq(11), seq(12)];
+  acked.extend(out.iter().copied().filter(|&q| q != seq(0)));
+  sack(&mut s, &acked);
+  let out = sent(&mut s);
+  assert!(out.contains(&seq(0)), "{out:?}");
+}
