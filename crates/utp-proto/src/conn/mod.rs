@@ -1489,17 +1489,13 @@ impl Connection {
 
   /// Encode a packet of the send buffer: its payload is copied from there straight into `out`.
   /// With `fragment`, only that piece of it (see [`Fragment`])
-  fn encode_sent(&self, header: Header, seq: SeqNr, fragment: Option<Fragment>, out: &mut Vec<u8>) {
+  /// Returns the payload's length
+  fn encode_sent(&self, header: Header, seq: SeqNr, fragment: Option<Fragment>, out: &mut Vec<u8>) -> usize {
     let p = self.send.get(seq);
     let (mut a, mut b) = p.map_or((&[][..], &[][..]), |p| self.send.payload(p));
     let end_of_write = p.is_some_and(|p| p.ends_write) && self.peer_has(Hello::WRITE_BOUNDARIES);
     if let Some(f) = fragment {
-      let piece = self.fragment_size();
-      let start = (f.index as usize * piece).min(a.len() + b.len());
-      let end = (start + piece).min(a.len() + b.len());
-      let (a_start, a_end) = (start.min(a.len()), end.min(a.len()));
-      let (b_start, b_end) = (start.saturating_sub(a.len()), end.saturating_sub(a.len()));
-      (a, b) = (&a[a_start..a_end], &b[b_start..b_end]);
+      (a, b) = piece_of(a, b, f.index as usize, self.fragment_size());
     }
     out.reserve(crate::packet::HEADER_LEN + Ours::MAX_OVERHEAD + a.len() + b.len());
     Packet {
@@ -1515,6 +1511,7 @@ impl Connection {
     .encode(out);
     out.extend_from_slice(a);
     out.extend_from_slice(b);
+    a.len() + b.len()
   }
 
   /// Payload of one piece of a fragmented packet: the current packet size, less what the
@@ -1535,9 +1532,7 @@ impl Connection {
       self.fragments_due = Some((seq, index + 1, count));
     }
     let h = self.header(ty, now, seq);
-    let before = out.len();
-    self.encode_sent(h, seq, Some(Fragment { index, count }), out);
-    let payload = out.len() - before;
+    let payload = self.encode_sent(h, seq, Some(Fragment { index, count }), out);
     self.sent(now, payload)
   }
 
@@ -1589,12 +1584,13 @@ impl Connection {
         if let Some(f) = fragment {
           self.fragments_due = Some((seq, 1, f.count));
         }
-        self.encode_sent(Header { ty, ..h }, seq, fragment, out);
+        // The first piece only, when in pieces
+        let payload = self.encode_sent(Header { ty, ..h }, seq, fragment, out);
         self.after_data_sent(now);
         // The repair's ACK needs a full round trip: a timer left running from the original
         // send would fire first and resend the whole window
         self.rto_deadline = Some(now + self.current_rto());
-        return self.sent(now, len);
+        return self.sent(now, payload);
       }
       self.maybe_arm_persist(now);
     } else if self.send.unsent_len() > 0 && self.send.packets_outstanding() < self.packet_limit() {
@@ -1741,5 +1737,46 @@ impl Connection {
     self.stats.packets_sent += 1;
     self.stats.bytes_sent += payload as u64;
     true
+  }
+}
+
+/// Piece `index` (of `piece` bytes each, the last one shorter) of a payload held in two slices, `a`
+/// then `b` (the send queue wraps around): again as (at most) two slices, so nothing is copied
+fn piece_of<'a>(a: &'a [u8], b: &'a [u8], index: usize, piece: usize) -> (&'a [u8], &'a [u8]) {
+  let total = a.len() + b.len();
+  let start = index.saturating_mul(piece).min(total);
+  let end = start.saturating_add(piece).min(total);
+  let (a_start, a_end) = (start.min(a.len()), end.min(a.len()));
+  let (b_start, b_end) = (start.saturating_sub(a.len()), end.saturating_sub(a.len()));
+  (&a[a_start..a_end], &b[b_start..b_end])
+}
+
+#[cfg(test)]
+mod tests {
+  use super::piece_of;
+
+  /// However the payload is split between the two slices, the pieces in order are the payload,
+  /// each at most `piece` long, and a piece past the end is empty
+  #[test]
+  fn pieces_of_a_wrapped_payload_put_back_together_are_the_payload() {
+    let payload: Vec<u8> = (0..40).collect();
+    for len in 0..=payload.len() {
+      for split in 0..=len {
+        let (a, b) = payload[..len].split_at(split);
+        for piece in 1..12 {
+          let count = len.div_ceil(piece);
+          let mut joined = Vec::new();
+          for index in 0..count {
+            let (x, y) = piece_of(a, b, index, piece);
+            assert!(x.len() + y.len() <= piece && x.len() + y.len() > 0);
+            joined.extend_from_slice(x);
+            joined.extend_from_slice(y);
+          }
+          assert_eq!(joined, &payload[..len], "len {len}, split {split}, piece {piece}");
+          let (x, y) = piece_of(a, b, count, piece);
+          assert!(x.is_empty() && y.is_empty());
+        }
+      }
+    }
   }
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::scripted::{accept, confirm, data, syn, Script};
-use crate::packet::{Header, Hello, Ours, PacketType};
+use crate::packet::{Fragment, Header, Hello, Ours, PacketType};
 use crate::pmtu;
 use crate::seq::SeqNr;
 use crate::{CloseReason, Config, Event, Instant};
@@ -326,7 +326,11 @@ fn a_lingering_connection_is_forgotten_only_after_its_last_packet() {
   s.send(fin, &[]);
   s.ep.shutdown(h);
   let out = s.recv();
-  let our_fin = out.iter().find(|(hd, _, _)| hd.ty == PacketType::Fin).expect("our FIN").0;
+  let our_fin = out
+    .iter()
+    .find(|(hd, _, _)| hd.ty == PacketType::Fin)
+    .expect("our FIN")
+    .0;
   s.send(ack(our_fin.seq_nr, 1 << 20), &[]);
   s.recv();
   assert!(s.events.contains(&(h, Event::Closed(CloseReason::Finished))));
@@ -338,7 +342,9 @@ fn a_lingering_connection_is_forgotten_only_after_its_last_packet() {
   let out = s.recv();
   assert!(!out.is_empty());
   assert!(
-    out.iter().all(|(hd, _, _)| (hd.ty, hd.ack_nr) == (PacketType::State, SeqNr(101))),
+    out
+      .iter()
+      .all(|(hd, _, _)| (hd.ty, hd.ack_nr) == (PacketType::State, SeqNr(101))),
     "{out:?}"
   );
 
@@ -379,10 +385,17 @@ fn probes_sent(caps: u8, ceiling: usize) -> usize {
 /// the path shrink under a larger packet), and only when there is room above the base size
 #[test]
 fn path_mtu_probes_need_a_peer_that_takes_them_and_room_to_grow() {
-  assert!(probes_sent(Hello::OURS.caps, 1448) > 0, "the control: a peer of ours is probed");
+  assert!(
+    probes_sent(Hello::OURS.caps, 1448) > 0,
+    "the control: a peer of ours is probed"
+  );
   assert_eq!(probes_sent(Hello::WRITE_BOUNDARIES, 1448), 0);
   assert_eq!(probes_sent(Hello::PMTU_PROBES, 1448), 0, "no reassembly");
-  assert_eq!(probes_sent(Hello::OURS.caps, 1000), 0, "the ceiling is the base size");
+  assert_eq!(
+    probes_sent(Hello::OURS.caps, 1000),
+    0,
+    "the ceiling is the base size"
+  );
 }
 
 /// An ACK whose echo of our clock shows it answers the packet sent before the timeout fired: the
@@ -509,7 +522,11 @@ fn a_resent_packet_is_lost_again_only_behind_later_packets() {
     s.send_with(ack(base, 1 << 20), Some(&bits), Ours::NONE, &[]);
   };
   let sent = |s: &mut Script| -> Vec<SeqNr> {
-    s.recv().iter().filter(|(hd, _, _)| hd.ty == PacketType::Data).map(|(hd, _, _)| hd.seq_nr).collect()
+    s.recv()
+      .iter()
+      .filter(|(hd, _, _)| hd.ty == PacketType::Data)
+      .map(|(hd, _, _)| hd.seq_nr)
+      .collect()
   };
   s.ep.write(h, &[1; 10_000]).unwrap();
   assert_eq!(sent(&mut s).len(), 10);
@@ -531,4 +548,19 @@ fn a_resent_packet_is_lost_again_only_behind_later_packets() {
   sack(&mut s, &acked);
   let out = sent(&mut s);
   assert!(out.contains(&seq(0)), "{out:?}");
+}
+
+/// Pieces are our extension: a peer that did not say it is one of ours (no hello) has its DATA
+/// taken whole even if it carries the fragment field
+#[test]
+fn only_a_peer_of_ours_sends_pieces() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  let piece = Ours {
+    fragment: Some(Fragment { index: 0, count: 2 }),
+    ..Ours::NONE
+  };
+  s.send_with(data(101, first.sub(1)), None, piece, b"whole");
+  s.recv();
+  assert_eq!(s.ep.readable(h), 5);
 }

@@ -127,7 +127,11 @@ fn timeouts_of_base_size_packets_are_not_a_black_hole() {
   let a = sim.connect(0, 1, Vec::new(), false);
   sim.run_until(secs(20), |_| false);
   let b = sim.nodes[1].accepted[0];
-  assert_eq!(sim.nodes[0].ep.connection_stats(a).unwrap().max_payload, 1448, "the search ended");
+  assert_eq!(
+    sim.nodes[0].ep.connection_stats(a).unwrap().max_payload,
+    1448,
+    "the search ended"
+  );
   // Exactly one packet of the base size, lost twice
   cut(&mut sim, 0, 1);
   sim.app_mut(0, a).to_send = payload(7, 1000);

@@ -683,15 +683,18 @@ fn large_packets_are_resent_in_whole_sets_of_pieces() {
   sim.run_until(secs(2), |_| false);
   assert_eq!(sim.nodes[0].ep.connection_stats(a).unwrap().max_payload, 1448);
   sim.nodes[0].log_sends = true;
+  let sent_before = sim.nodes[0].ep.connection_stats(a).unwrap().bytes_sent;
   sim.set_link(0, 1, mtu_path(1200, 0.0));
   assert!(sim.run_until(secs(60), |s| s.app(1, b).received.len() == len));
   assert!(sim.app(1, b).received == payload(1, len), "data intact");
   let mut pieces: std::collections::BTreeMap<u16, Vec<(u8, u8)>> = Default::default();
+  let mut data_bytes = 0;
   for d in &sim.nodes[0].sent_log {
     let Ok(p) = crate::packet::decode(d) else { continue };
     if p.header.ty != crate::packet::PacketType::Data {
       continue;
     }
+    data_bytes += p.payload.len() as u64;
     assert!(
       !p.payload.is_empty(),
       "a DATA datagram with nothing in it for #{}",
@@ -705,6 +708,9 @@ fn large_packets_are_resent_in_whole_sets_of_pieces() {
     }
   }
   assert!(!pieces.is_empty(), "some packet was resent in pieces");
+  // Pieces count what they carry: not the whole packet for the first, nor their headers
+  let sent = sim.nodes[0].ep.connection_stats(a).unwrap().bytes_sent - sent_before;
+  assert_eq!(sent, data_bytes);
   for (seq, got) in &pieces {
     // 1,448 bytes in pieces of 496: three, sent in order, as often as the packet was resent
     let count = got[0].1;
