@@ -564,3 +564,53 @@ fn only_a_peer_of_ours_sends_pieces() {
   s.recv();
   assert_eq!(s.ep.readable(h), 5);
 }
+
+/// The probe of a closed window goes out on time even while the peer keeps saying its window is
+/// closed: each of its packets must not push the probe back
+#[test]
+fn a_closed_window_is_probed_on_time_while_the_peer_repeats_it() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  s.send(ack(first.sub(1), 0), &[]);
+  s.ep.write(h, &[3; 3000]).unwrap();
+  assert!(s.recv().is_empty());
+  let (sends, _) = timeline(&mut s, Duration::from_millis(1500), |s| {
+    s.send(ack(first.sub(1), 0), &[]);
+  });
+  assert_eq!(sends, [1000]);
+}
+
+/// Duplicate ACKs resend a packet already resent only once a round trip has passed since: until
+/// then they may be for packets that left before the repair
+#[test]
+fn duplicate_acks_resend_a_repair_only_after_a_round_trip() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  let base = first.sub(1);
+  s.send(ack(base, 1 << 20), &[]);
+  s.ep.write(h, &[1; 1000]).unwrap();
+  assert_eq!(s.recv().len(), 1);
+  s.advance(ms(300));
+  s.send(ack(first, 1 << 20), &[]);
+  s.ep.write(h, &[2; 4000]).unwrap();
+  assert_eq!(s.recv().len(), 4);
+  // Packets 2 to 4 arrive, 1 does not: it is resent now
+  s.advance(ms(50));
+  let bits = sack_of(first, &[first.add(2), first.add(3), first.add(4)]);
+  s.send_with(ack(first, 1 << 20), Some(&bits), Ours::NONE, &[]);
+  let repaired_at = s.now;
+  let out = s.recv();
+  assert_eq!(out.len(), 1);
+  assert_eq!(out[0].0.seq_nr, first.add(1));
+  let srtt = Duration::from_micros(s.ep.connection_stats(h).unwrap().rtt_us);
+  let dups = |s: &mut Script| {
+    for _ in 0..3 {
+      s.send(ack(first, 1 << 20), &[]);
+    }
+    s.recv().into_iter().filter(|(hd, _, _)| hd.ty == PacketType::Data).count()
+  };
+  s.now = repaired_at + srtt;
+  assert_eq!(dups(&mut s), 0, "exactly a round trip after the repair");
+  s.now = repaired_at + srtt + Duration::from_micros(1);
+  assert_eq!(dups(&mut s), 1, "past it");
+}
