@@ -607,10 +607,39 @@ fn duplicate_acks_resend_a_repair_only_after_a_round_trip() {
     for _ in 0..3 {
       s.send(ack(first, 1 << 20), &[]);
     }
-    s.recv().into_iter().filter(|(hd, _, _)| hd.ty == PacketType::Data).count()
+    s.recv()
+      .into_iter()
+      .filter(|(hd, _, _)| hd.ty == PacketType::Data)
+      .count()
   };
   s.now = repaired_at + srtt;
   assert_eq!(dups(&mut s), 0, "exactly a round trip after the repair");
   s.now = repaired_at + srtt + Duration::from_micros(1);
   assert_eq!(dups(&mut s), 1, "past it");
+}
+
+/// A sender that keeps one packet's worth of its window unused is limited by its application, not
+/// by the window: the window does not grow on ACKs it could not have used
+#[test]
+fn a_sender_that_leaves_a_packet_of_its_window_unused_does_not_grow_it() {
+  let mut s = Script::new(Config::default()); // a 10,000-byte initial window
+  let (h, first) = accept(&mut s);
+  s.send(ack(first.sub(1), 1 << 20), &[]);
+  let cwnd = s.ep.connection_stats(h).unwrap().cwnd;
+  let mut last = first.sub(1);
+  for _ in 0..30 {
+    s.ep.write(h, &[1; 9000]).unwrap();
+    let out = s.recv();
+    assert_eq!(out.len(), 9);
+    last = out.last().unwrap().0.seq_nr;
+    s.advance(ms(50));
+    let answer = Header {
+      timestamp: s.now.wire_timestamp(),
+      timestamp_diff: 1000,
+      ..ack(last, 1 << 20)
+    };
+    s.send(answer, &[]);
+  }
+  assert_eq!(last, first.add(269));
+  assert_eq!(s.ep.connection_stats(h).unwrap().cwnd, cwnd);
 }
