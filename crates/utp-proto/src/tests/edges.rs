@@ -643,3 +643,17 @@ fn a_sender_that_leaves_a_packet_of_its_window_unused_does_not_grow_it() {
   assert_eq!(last, first.add(269));
   assert_eq!(s.ep.connection_stats(h).unwrap().cwnd, cwnd);
 }
+
+/// An idle stranger (a peer that is not ours never answers keepalives) that falls silent is given
+/// 150 s, as long as a live libutp or libtorrent may be quiet; not TCP's FIN_WAIT_2 minute, which
+/// is for a peer that has our FIN and owes its own
+#[test]
+fn an_idle_silent_stranger_is_given_150_s() {
+  let mut s = Script::new(Config::default());
+  let (_, first) = accept(&mut s);
+  s.send(ack(first.sub(1), 1 << 20), &[]);
+  let (_, closed) = timeline(&mut s, Duration::from_secs(200), |_| {});
+  let (at, reason) = closed.expect("closed");
+  assert_eq!(reason, CloseReason::TimedOut);
+  assert!((150_000..=150_100).contains(&at), "closed after {at} ms");
+}
