@@ -822,6 +822,12 @@ impl Endpoint {
     self.conns.get(&h.0).map(|e| e.conn.stats())
   }
 
+  /// The base delay shared by the connections to `peer`, and when it was set (for tests)
+  #[cfg(test)]
+  pub(crate) fn path_base(&self, peer: SocketAddr) -> Option<(u32, Instant)> {
+    self.path_bases.get(&peer).copied()
+  }
+
   /// Handles of every connection not yet closed
   pub fn open_connections(&self) -> Vec<ConnectionHandle> {
     let mut v: Vec<_> = self

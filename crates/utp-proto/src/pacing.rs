@@ -77,4 +77,16 @@ mod tests {
       "unpaced without an RTT"
     );
   }
+
+  /// Tokens short of a packet wait only for the bytes missing, not for a whole packet more
+  #[test]
+  fn a_partly_refilled_bucket_waits_for_the_missing_bytes() {
+    let mut p = Pacer::default();
+    let t = Instant::from_micros;
+    let srtt = Some(Duration::from_millis(100));
+    while p.check(t(0), 1000, 100_000, srtt, 1000, false).is_ok() {}
+    // 400 µs at 1.25 MB/s refill 500 bytes: the other 500 take 400 µs more
+    let next = p.check(t(400), 1000, 100_000, srtt, 1000, false).unwrap_err();
+    assert!((t(799)..=t(801)).contains(&next), "{next:?}");
+  }
 }

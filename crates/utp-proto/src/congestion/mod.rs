@@ -108,3 +108,42 @@ pub trait Controller: Send + fmt::Debug {
   /// original transmission: the path was slow, not lossy): return to the state before it
   fn undo(&mut self);
 }
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  /// A controller that keeps a fixed window and overrides nothing it need not
+  #[derive(Debug)]
+  struct Fixed;
+
+  impl Controller for Fixed {
+    fn on_ack(&mut self, _now: Instant, _ack: &AckSample) {}
+    fn on_congestion_event(&mut self, _now: Instant, _event: CongestionEvent, _mss: usize) {}
+    fn window(&self) -> usize {
+      10_000
+    }
+    fn undo(&mut self) {}
+  }
+
+  /// A controller that says nothing of slow start or of delays is taken as past slow start, with
+  /// no queue and no base delay to share
+  #[test]
+  fn a_controller_claims_no_slow_start_and_no_delays_unless_it_says_so() {
+    let c = Fixed;
+    assert!(!c.in_slow_start());
+    assert_eq!(c.queuing_delay(), Duration::ZERO);
+    assert_eq!(c.base_delay(), None);
+  }
+
+  /// CUBIC measures no one-way delay: it has no base delay to share with other connections, however
+  /// many delay samples its acknowledgements carry
+  #[test]
+  fn cubic_shares_no_base_delay() {
+    let mut c = Cubic::new(10_000, 2_000, 1 << 20);
+    let mut ack = AckSample::new(1000, 5000, 1000);
+    ack.one_way_delay = Some(5_000);
+    c.on_ack(Instant::from_micros(1_000), &ack);
+    assert_eq!(c.base_delay(), None);
+  }
+}

@@ -733,3 +733,34 @@ fn a_malformed_fragment_is_skipped() {
     assert_eq!(decode(&buf).unwrap().ours, Ours::NONE, "{body:?}");
   }
 }
+
+/// A capability is had only when the hello sets every bit of it
+#[test]
+fn a_hello_has_only_the_capabilities_it_names() {
+  let only_large = Hello {
+    version: 1,
+    caps: Hello::LARGE_DATAGRAMS,
+  };
+  assert!(only_large.has(Hello::LARGE_DATAGRAMS));
+  assert!(!only_large.has(Hello::PMTU_PROBES));
+  assert!(!only_large.has(Hello::LARGE_DATAGRAMS | Hello::FRAGMENTS));
+  assert!(Hello::OURS.has(Hello::PMTU_PROBES | Hello::WRITE_BOUNDARIES));
+}
+
+/// `Ours::MAX_OVERHEAD` is exactly what all of our extensions add to a packet without a SACK
+/// (the empty SACK that leads them included): what a sender reserves for them is neither short
+/// nor wasted
+#[test]
+fn the_most_our_extensions_add_is_max_overhead() {
+  let p = Packet {
+    header: header(PacketType::Data),
+    sack: None,
+    ours: Ours {
+      hello: Some(Hello::OURS),
+      end_of_write: true,
+      fragment: Some(Fragment { index: 0, count: 2 }),
+    },
+    payload: b"xyz",
+  };
+  assert_eq!(encode(&p).len(), HEADER_LEN + Ours::MAX_OVERHEAD + 3);
+}

@@ -1,13 +1,16 @@
 //! The endpoint's bookkeeping that the Node.js layer reads: the configuration, the open
-//! connections, the connection limit as connections come and go, ICMP unreachable reports
+//! connections, the connection limit as connections come and go, ICMP unreachable reports; and
+//! what it keeps across connections: counters, timers, the base delay shared per peer
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::scripted::{accept, confirm, syn, Script};
 use super::sim::{payload, Sim};
 use crate::packet::{self, Header, Ours, Packet, PacketType};
 use crate::pmtu;
 use crate::seq::SeqNr;
-use crate::{CloseReason, Config, ConnectionHandle};
+use crate::{CloseReason, Config, ConnectionHandle, DatagramKind, Endpoint, Event, Instant, WriteError};
 
 fn secs(n: u64) -> Duration {
   Duration::from_secs(n)
@@ -455,4 +458,229 @@ fn a_sender_that_nearly_fills_its_window_may_grow_it() {
   }
   let st = sim.nodes[0].ep.connection_stats(a).unwrap();
   assert!(st.cwnd >= 2 * start, "grew from {start} to {}: {st:?}", st.cwnd);
+}
+
+/// Listening is off until the application turns it on, and reads back as it was last set
+#[test]
+fn listening_reads_back_as_set() {
+  let mut ep = Endpoint::new(Config::default(), 1);
+  assert!(!ep.is_listening());
+  ep.set_listening(true);
+  assert!(ep.is_listening());
+  ep.set_listening(false);
+  assert!(!ep.is_listening());
+}
+
+/// A stranger's packet for no connection and a packet whose extension chain runs past its end
+/// are each counted, one by one
+#[test]
+fn stray_and_broken_packets_are_counted_one_each() {
+  let mut ep = Endpoint::new(Config::default(), 2);
+  let (now, from) = (Instant::from_micros(1_000_000), "192.0.2.9:9".parse().unwrap());
+  let mut broken = stray(PacketType::Data, 0x4242, &[]);
+  broken[1] = 1; // a SACK follows the header, says the header: there is none
+  for n in 1..=2 {
+    assert_eq!(ep.handle_datagram(now, from, &broken), DatagramKind::Utp);
+    assert_eq!(ep.stats().malformed_packets, n);
+  }
+  for n in 1..=2 {
+    ep.handle_datagram(now, from, &stray(PacketType::Data, 0x4242, b"?"));
+    assert_eq!(ep.stats().unmatched_packets, n);
+  }
+  assert_eq!(ep.stats().malformed_packets, 2);
+}
+
+/// A transformed write is queued as the transform left it, and says how much is buffered
+#[test]
+fn a_transformed_write_sends_what_the_transform_made() {
+  let mut s = Script::new(Config::default());
+  let (h, _) = accept(&mut s);
+  let parts: [&[u8]; 3] = [b"ab", b"cde", b"f"];
+  let n = s.ep.write_transformed::<WriteError>(h, &parts, |buf| {
+    buf.make_ascii_uppercase();
+    Ok(())
+  });
+  assert_eq!(n, Ok(6));
+  let out = s.recv();
+  assert_eq!(out.len(), 1);
+  assert_eq!((out[0].0.ty, &out[0].2[..]), (PacketType::Data, &b"ABCDEF"[..]));
+}
+
+/// A transformed write that fills the send buffer asks the application to wait: `Writable` comes
+/// once the peer has acknowledged it, as after an ordinary write
+#[test]
+fn a_transformed_write_that_fills_the_buffer_waits_for_writable() {
+  let mut s = Script::new(Config::default());
+  let (h, _) = accept(&mut s);
+  let limit = s.ep.send_buffer(h).unwrap();
+  let data = vec![7u8; limit];
+  assert_eq!(
+    s.ep.write_transformed::<WriteError>(h, &[&data], |_| Ok(())),
+    Ok(limit)
+  );
+  // The peer acknowledges each flight as it comes
+  let mut flight = s.recv();
+  while let Some(last) = flight.last() {
+    s.send(
+      Header {
+        ty: PacketType::State,
+        ..confirm(last.0.seq_nr.add(1))
+      },
+      &[],
+    );
+    flight = s.recv();
+  }
+  assert_eq!(s.ep.connection_stats(h).unwrap().in_flight, 0);
+  assert!(s.events.contains(&(h, Event::Writable)), "{:?}", s.events);
+}
+
+/// Sending data arms the retransmission timer at once: a driver sleeping until `poll_timeout`
+/// wakes when the data is due again, not at the later deadline it had before the data went out
+/// (the idle timeout here: keepalives are off)
+#[test]
+fn sending_data_arms_the_retransmission_timer() {
+  let mut s = Script::new(Config {
+    keepalive: Duration::ZERO,
+    ..Config::default()
+  });
+  let (h, _) = accept(&mut s);
+  s.ep.write(h, &[1; 1000]).unwrap();
+  let sent = s.recv();
+  assert_eq!(sent.len(), 1);
+  let rto = Duration::from_micros(s.ep.connection_stats(h).unwrap().rto_us);
+  assert_eq!(s.ep.poll_timeout(), Some(s.now + rto));
+  s.advance(rto);
+  let again = s.recv();
+  assert_eq!(again.len(), 1);
+  assert_eq!(
+    (again[0].0.ty, again[0].0.seq_nr),
+    (PacketType::Data, sent[0].0.seq_nr)
+  );
+}
+
+/// `from` opens a connection to the listening `ep` with id `id`, and confirms it with a one-way
+/// delay of `delay` (its `timestamp_diff`): the connection's base delay
+fn opened_by(ep: &mut Endpoint, now: Instant, from: SocketAddr, id: u16, delay: u32) -> ConnectionHandle {
+  let encode = |header: Header| {
+    let mut dgram = Vec::new();
+    Packet {
+      header,
+      sack: None,
+      ours: Ours::NONE,
+      payload: &[],
+    }
+    .encode(&mut dgram);
+    dgram
+  };
+  ep.handle_datagram(now, from, &encode(syn(id, 100)));
+  let mut buf = Vec::new();
+  let mut syn_ack = None;
+  while let Some(t) = ep.poll_transmit(now, &mut buf) {
+    let p = packet::decode(&buf[..t.size]).unwrap();
+    if t.destination == from && p.header.ty == PacketType::State {
+      syn_ack = Some(p.header.seq_nr);
+    }
+  }
+  let confirming = Header {
+    conn_id: id.wrapping_add(1),
+    timestamp_diff: delay,
+    ..confirm(syn_ack.expect("SYN-ACK"))
+  };
+  ep.handle_datagram(now, from, &encode(confirming));
+  let mut opened = None;
+  while let Some((h, ev)) = ep.poll_event() {
+    if ev == Event::Incoming && ep.remote_addr(h) == Some(from) {
+      opened = Some(h);
+    }
+  }
+  opened.expect("confirmed")
+}
+
+fn listening(seed: u64) -> Endpoint {
+  let mut ep = Endpoint::new(Config::default(), seed);
+  ep.set_listening(true);
+  ep
+}
+
+/// The base delay shared by the connections to one peer is the lowest any of them measured: a
+/// lower one replaces it, an equal one leaves it as it was (its time too: the minute it is
+/// trusted runs from when it was measured)
+#[test]
+fn a_peer_s_shared_base_delay_is_the_lowest_measured() {
+  let mut ep = listening(20);
+  let peer = "192.0.2.20:20".parse().unwrap();
+  let t0 = Instant::from_micros(1_000_000);
+  opened_by(&mut ep, t0, peer, 0x1000, 5_000);
+  assert_eq!(ep.path_base(peer), Some((5_000, t0)));
+  let t1 = t0 + secs(1);
+  opened_by(&mut ep, t1, peer, 0x2000, 5_000);
+  assert_eq!(ep.path_base(peer), Some((5_000, t0)), "the same again");
+  let t2 = t1 + secs(1);
+  opened_by(&mut ep, t2, peer, 0x3000, 4_000);
+  assert_eq!(ep.path_base(peer), Some((4_000, t2)), "lower");
+  opened_by(&mut ep, t2 + secs(1), peer, 0x4000, 4_500);
+  assert_eq!(ep.path_base(peer), Some((4_000, t2)), "higher");
+}
+
+/// A shared base delay is trusted for a minute: a connection that measures a higher one 60 s
+/// after it was set finds it expired, and its own replaces it
+#[test]
+fn a_shared_base_delay_expires_after_exactly_a_minute() {
+  let mut ep = listening(21);
+  let peer = "192.0.2.21:21".parse().unwrap();
+  let t0 = Instant::from_micros(1_000_000);
+  opened_by(&mut ep, t0, peer, 0x1000, 5_000);
+  let almost = t0 + secs(60) - Duration::from_micros(1);
+  opened_by(&mut ep, almost, peer, 0x2000, 6_000);
+  assert_eq!(ep.path_base(peer), Some((5_000, t0)), "still fresh");
+  let minute = t0 + secs(60);
+  opened_by(&mut ep, minute, peer, 0x3000, 6_000);
+  assert_eq!(ep.path_base(peer), Some((6_000, minute)), "expired");
+}
+
+/// The shared base delays of peers whose connections are all gone are pruned once the table
+/// holds more than two per connection plus 16, and not before
+#[test]
+fn shared_base_delays_of_gone_peers_are_pruned_past_the_bound() {
+  let mut ep = listening(22);
+  let peer = |net: u8, i: u8| -> SocketAddr { format!("10.{net}.0.{i}:7000").parse().unwrap() };
+  let t0 = Instant::from_micros(1_000_000);
+  let mut buf = Vec::new();
+  // 22 peers connect, measure, and are gone
+  for i in 0..22 {
+    let h = opened_by(&mut ep, t0, peer(1, i), 0x1000, 5_000);
+    ep.abort(t0, h);
+    while ep.poll_transmit(t0, &mut buf).is_some() {}
+    while ep.poll_event().is_some() {}
+  }
+  let t1 = t0 + secs(120);
+  ep.handle_timeout(t1);
+  assert_eq!(ep.connection_count(), 0);
+  assert!(ep.path_base(peer(1, 0)).is_some());
+  let syn_from = |ep: &mut Endpoint, from: SocketAddr| {
+    let mut dgram = Vec::new();
+    Packet {
+      header: syn(0x5000, 1),
+      sack: None,
+      ours: Ours::NONE,
+      payload: &[],
+    }
+    .encode(&mut dgram);
+    ep.handle_datagram(t1, from, &dgram);
+  };
+  // Three connections (two of them handshakes in progress), 22 entries: 22 is not more than 2 · 3 + 16
+  syn_from(&mut ep, peer(2, 1));
+  syn_from(&mut ep, peer(2, 2));
+  let first = peer(3, 1);
+  opened_by(&mut ep, t1, first, 0x1000, 5_000);
+  assert_eq!(ep.connection_count(), 3);
+  assert!(ep.path_base(peer(1, 0)).is_some(), "22 entries kept");
+  // Three connections again, 23 entries: the gone peers' go, the live one's stays
+  ep.set_listening(false);
+  ep.set_listening(true);
+  syn_from(&mut ep, peer(2, 3));
+  opened_by(&mut ep, t1, peer(3, 2), 0x1000, 5_000);
+  assert_eq!(ep.connection_count(), 3);
+  assert_eq!(ep.path_base(peer(1, 0)), None, "23 entries pruned");
+  assert!(ep.path_base(first).is_some());
 }
