@@ -366,4 +366,73 @@ mod tests {
     is.opener.open(&is.early, &mut got).unwrap();
     assert_eq!(got, b"early");
   }
+
+  #[test]
+  fn an_empty_pre_shared_secret_is_refused() {
+    let r = Handshake::start(Role::Initiator, Secret::Psk(Vec::new()), &mut TestRng(1));
+    assert!(matches!(r, Err(Error::InvalidArgument(_))));
+  }
+
+  /// Done once the peer's confirmation verified, not before
+  #[test]
+  fn done_only_after_the_peer_s_confirmation() {
+    let (mut i, hi) = Handshake::start(Role::Initiator, Secret::Key([3; 32]), &mut TestRng(1)).unwrap();
+    let (mut r, hr) = Handshake::start(Role::Responder, Secret::Key([3; 32]), &mut TestRng(2)).unwrap();
+    assert!(!i.is_done() && !r.is_done());
+    let ci = i.read(&hr).unwrap();
+    let cr = r.read(&hi).unwrap();
+    assert!(!i.is_done() && !r.is_done(), "hellos only");
+    r.read(&ci).unwrap();
+    i.read(&cr).unwrap();
+    assert!(i.is_done() && r.is_done());
+  }
+
+  /// The confirmation is compared whole: two bytes wrong in the same bit do not cancel out
+  #[test]
+  fn a_confirmation_wrong_in_two_bytes_alike_is_refused() {
+    let (mut i, hi) = Handshake::start(Role::Initiator, Secret::Key([3; 32]), &mut TestRng(1)).unwrap();
+    let (mut r, hr) = Handshake::start(Role::Responder, Secret::Key([3; 32]), &mut TestRng(2)).unwrap();
+    i.read(&hr).unwrap();
+    let mut cr = r.read(&hi).unwrap();
+    cr[0] ^= 1;
+    cr[1] ^= 1;
+    assert!(matches!(i.read(&cr), Err(Error::WrongKey(_))));
+  }
+
+  /// A hello whose role or mode byte is out of range, or whose mode does not match its length
+  #[test]
+  fn malformed_hellos_are_not_secure() {
+    let (_, key_hello) = Handshake::start(Role::Responder, Secret::Key([1; 32]), &mut TestRng(2)).unwrap();
+    let role = MAGIC.len() + 1;
+    for (at, value) in [(role, 2), (role + 1, 2), (role + 1, 1)] {
+      let (mut a, _) = Handshake::start(Role::Initiator, Secret::Key([1; 32]), &mut TestRng(1)).unwrap();
+      let mut hello = key_hello.clone();
+      hello[at] = value;
+      assert_eq!(
+        a.read(&hello),
+        Err(Error::NotSecure("malformed hello")),
+        "byte {at} = {value}"
+      );
+    }
+  }
+
+  /// Each mismatch says which side is which
+  #[test]
+  fn mismatches_are_explained() {
+    let start = |role, secret, seed| Handshake::start(role, secret, &mut TestRng(seed)).unwrap();
+    let (mut a, _) = start(Role::Initiator, Secret::Key([1; 32]), 1);
+    let (_, hb) = start(Role::Initiator, Secret::Key([1; 32]), 2);
+    assert!(matches!(a.read(&hb), Err(Error::NotSecure(m)) if m.contains("both sides are the initiator")));
+    let (mut a, _) = start(Role::Responder, Secret::Key([1; 32]), 1);
+    let (_, hb) = start(Role::Responder, Secret::Key([1; 32]), 2);
+    assert!(matches!(a.read(&hb), Err(Error::NotSecure(m)) if m.contains("both sides are the responder")));
+    let (mut key, _) = start(Role::Initiator, Secret::Key([1; 32]), 1);
+    let (mut psk, _) = start(Role::Responder, Secret::Psk(b"pw".to_vec()), 2);
+    let (_, key_hello) = start(Role::Initiator, Secret::Key([1; 32]), 3);
+    let (_, psk_hello) = start(Role::Responder, Secret::Psk(b"pw".to_vec()), 4);
+    assert!(
+      matches!(key.read(&psk_hello), Err(Error::WrongKey(m)) if m.contains("the peer uses a pre-shared secret"))
+    );
+    assert!(matches!(psk.read(&key_hello), Err(Error::WrongKey(m)) if m.contains("the peer uses a key")));
+  }
 }

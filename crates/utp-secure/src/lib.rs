@@ -69,3 +69,25 @@ impl Error {
 
 /// Results of this crate
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+  use super::Error;
+
+  /// The codes JS sees are part of the API (docs/api.md): each variant keeps its own
+  #[test]
+  fn each_error_has_its_documented_code() {
+    let all = [
+      (Error::PakeMessage(""), "ERR_PAKE_MESSAGE"),
+      (Error::WrongKey(""), "ERR_WRONG_CODE"),
+      (Error::NotSecure(""), "ERR_NOT_SECURE"),
+      (Error::Decrypt(""), "ERR_DECRYPT"),
+      (Error::NonceExhausted, "ERR_NONCE_EXHAUSTED"),
+      (Error::SealAfterClose, "ERR_STREAM_WRITE_AFTER_END"),
+      (Error::InvalidArgument(""), "ERR_INVALID_ARG_VALUE"),
+    ];
+    for (e, code) in all {
+      assert_eq!(e.code(), code, "{e:?}");
+    }
+  }
+}

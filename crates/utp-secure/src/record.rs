@@ -625,4 +625,64 @@ mod tests {
       prop_assert_eq!(got, writes.concat());
     }
   }
+
+  /// Buffers too small for what they must hold are refused, not overrun; exactly large enough works
+  #[test]
+  fn buffers_must_hold_the_records_or_the_plaintext() {
+    let mut s = Sealer::new(&KEY);
+    let need = Sealer::sealed_len(5);
+    let mut out = vec![0; need];
+    assert!(matches!(
+      s.seal_into(b"hello", &mut out[..need - 1]),
+      Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(s.seal_into(b"hello", &mut out).unwrap(), need);
+    let mut o = Opener::new(&KEY);
+    let room = o.max_open_len(out.len());
+    let mut plain = vec![0; room];
+    assert!(matches!(
+      o.open_into(&out, &mut plain[..room - 1]),
+      Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(o.open_into(&out, &mut plain).unwrap(), 5);
+    assert_eq!(&plain[..5], b"hello");
+  }
+
+  /// A record arriving a byte at a time: its bytes are buffered (and counted) until it is whole; the
+  /// close record ends the direction
+  #[test]
+  fn a_record_in_single_bytes_is_buffered_until_whole() {
+    let wire = sealed(b"abc", true);
+    let close_at = Sealer::sealed_len(3);
+    let mut o = Opener::new(&KEY);
+    let mut out = Vec::new();
+    for (i, byte) in wire[..close_at].iter().enumerate() {
+      assert_eq!(o.buffered(), i);
+      o.open(std::slice::from_ref(byte), &mut out).unwrap();
+    }
+    assert_eq!((o.buffered(), &out[..]), (0, &b"abc"[..]));
+    assert!(!o.is_closed());
+    o.open(&wire[close_at..], &mut out).unwrap();
+    assert!(o.is_closed());
+  }
+
+  /// A first byte that is no record kind fails at once, before the rest of a header arrives
+  #[test]
+  fn a_bad_first_byte_fails_at_once() {
+    let mut o = Opener::new(&KEY);
+    assert!(matches!(o.open(&[0xff], &mut Vec::new()), Err(Error::Decrypt(_))));
+  }
+
+  /// A header is judged once it is whole: its first length byte alone, however large, is not yet a
+  /// forged length
+  #[test]
+  fn a_partial_header_waits_for_its_length() {
+    let mut o = Opener::new(&KEY);
+    o.open(&[KIND_DATA, 0xff], &mut Vec::new()).unwrap();
+    assert_eq!(o.buffered(), 2);
+    assert!(matches!(
+      o.open(&[0xff, 0xff], &mut Vec::new()),
+      Err(Error::Decrypt(_))
+    ));
+  }
 }
