@@ -164,9 +164,9 @@ const PMTU_RESEARCH_AFTER: Duration = Duration::from_secs(600);
 /// Fragmented packets of the peer's held at once while their pieces arrive
 const MAX_REASSEMBLY: usize = 64;
 /// Unanswered retransmissions of the oldest packet before a silent peer may be declared dead
-/// (libutp gives up after four timeouts): with a long round trip, the idle timeout alone may pass before a single
-/// retransmission could have been answered
-const DEAD_AFTER_BACKOFFS: u32 = 4;
+/// (libutp gives up after four timeouts): with a long round trip, the idle timeout alone may pass
+/// before a single retransmission could have been answered
+pub(crate) const DEAD_AFTER_RETRANSMISSIONS: u32 = 4;
 /// A peer that is not ours never answers keepalives, so an idle one cannot be told from a dead
 /// one by asking. A live libutp sends its own keepalive every 29 s and libtorrent's BitTorrent
 /// layer one every 2 minutes: total silence this long means it is gone
@@ -1217,7 +1217,7 @@ impl Connection {
       .send
       .get(self.send.first_unacked())
       .map_or(0, |p| p.transmissions - 1);
-    if retransmitting && resent < DEAD_AFTER_BACKOFFS && self.peer_window >= self.cfg.max_payload {
+    if retransmitting && resent < DEAD_AFTER_RETRANSMISSIONS && self.peer_window >= self.cfg.max_payload {
       return None; // the retransmission timer wakes us to look again
     }
     // A connection attempt fails after the idle timeout whatever the application set; an open
@@ -1697,7 +1697,7 @@ impl Connection {
   /// The backed-off RTO, doubling up to `max_rto` (libtorrent's 60 s). Not capped by the idle
   /// timeout: on a path whose round trip is near or above the cap, every packet would time out
   /// before its ACK could return, and Karn's rule would never let the estimate learn better. The
-  /// dead-peer limit counts retransmissions instead ([`DEAD_AFTER_BACKOFFS`])
+  /// dead-peer limit counts retransmissions instead ([`DEAD_AFTER_RETRANSMISSIONS`])
   fn current_rto(&self) -> Duration {
     // SYNs back off once only: the handshake is the one way in (the responder sends nothing else
     // before it is confirmed) and the attempt ends after the idle timeout, which doubling would

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::connected;
 use super::scripted::{accept, confirm, syn, Script};
 use super::sim::{payload, Sim};
 use crate::packet::{self, Header, Ours, Packet, PacketType};
@@ -16,30 +17,25 @@ fn secs(n: u64) -> Duration {
   Duration::from_secs(n)
 }
 
-/// Node 0 connected to listening node 1, both sides sure of it, with `data` on its way
-fn connected(seed: u64, cfg: Config, data: Vec<u8>) -> (Sim, ConnectionHandle, ConnectionHandle) {
-  let mut sim = Sim::new(seed, 2, cfg);
-  sim.nodes[1].ep.set_listening(true);
-  let a = sim.connect(0, 1, data, false);
-  assert!(sim.run_until(secs(10), |s| !s.nodes[1].accepted.is_empty()
-    && s.app(0, a).connected));
-  let b = sim.nodes[1].accepted[0];
-  (sim, a, b)
-}
-
 /// A datagram of type `ty` on connection id `conn_id` that no connection expects
 fn stray(ty: PacketType, conn_id: u16, payload: &[u8]) -> Vec<u8> {
+  let header = Header {
+    ty,
+    conn_id,
+    timestamp: 1,
+    timestamp_diff: 0,
+    wnd_size: 1 << 20,
+    seq_nr: SeqNr(5),
+    ack_nr: SeqNr(0),
+  };
+  encode(header, payload)
+}
+
+/// A datagram of `header` and `payload`, no extensions
+fn encode(header: Header, payload: &[u8]) -> Vec<u8> {
   let mut dgram = Vec::new();
   Packet {
-    header: Header {
-      ty,
-      conn_id,
-      timestamp: 1,
-      timestamp_diff: 0,
-      wnd_size: 1 << 20,
-      seq_nr: SeqNr(5),
-      ack_nr: SeqNr(0),
-    },
+    header,
     sack: None,
     ours: Ours::NONE,
     payload,
@@ -561,18 +557,7 @@ fn sending_data_arms_the_retransmission_timer() {
 /// `from` opens a connection to the listening `ep` with id `id`, and confirms it with a one-way
 /// delay of `delay` (its `timestamp_diff`): the connection's base delay
 fn opened_by(ep: &mut Endpoint, now: Instant, from: SocketAddr, id: u16, delay: u32) -> ConnectionHandle {
-  let encode = |header: Header| {
-    let mut dgram = Vec::new();
-    Packet {
-      header,
-      sack: None,
-      ours: Ours::NONE,
-      payload: &[],
-    }
-    .encode(&mut dgram);
-    dgram
-  };
-  ep.handle_datagram(now, from, &encode(syn(id, 100)));
+  ep.handle_datagram(now, from, &encode(syn(id, 100), &[]));
   let mut buf = Vec::new();
   let mut syn_ack = None;
   while let Some(t) = ep.poll_transmit(now, &mut buf) {
@@ -586,7 +571,7 @@ fn opened_by(ep: &mut Endpoint, now: Instant, from: SocketAddr, id: u16, delay: 
     timestamp_diff: delay,
     ..confirm(syn_ack.expect("SYN-ACK"))
   };
-  ep.handle_datagram(now, from, &encode(confirming));
+  ep.handle_datagram(now, from, &encode(confirming, &[]));
   let mut opened = None;
   while let Some((h, ev)) = ep.poll_event() {
     if ev == Event::Incoming && ep.remote_addr(h) == Some(from) {
@@ -658,15 +643,7 @@ fn shared_base_delays_of_gone_peers_are_pruned_past_the_bound() {
   assert_eq!(ep.connection_count(), 0);
   assert!(ep.path_base(peer(1, 0)).is_some());
   let syn_from = |ep: &mut Endpoint, from: SocketAddr| {
-    let mut dgram = Vec::new();
-    Packet {
-      header: syn(0x5000, 1),
-      sack: None,
-      ours: Ours::NONE,
-      payload: &[],
-    }
-    .encode(&mut dgram);
-    ep.handle_datagram(t1, from, &dgram);
+    ep.handle_datagram(t1, from, &encode(syn(0x5000, 1), &[]));
   };
   // Three connections (two of them handshakes in progress), 22 entries: 22 is not more than 2 · 3 + 16
   syn_from(&mut ep, peer(2, 1));

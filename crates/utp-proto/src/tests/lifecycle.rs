@@ -5,37 +5,14 @@
 use std::time::Duration;
 
 use super::sim::{payload, Link, Sim};
-use crate::{CloseReason, Config, ConnectionHandle};
-
-fn secs(n: u64) -> Duration {
-  Duration::from_secs(n)
-}
-
-/// Nothing gets from node `from` to node `to` any more
-fn cut(sim: &mut Sim, from: usize, to: usize) {
-  let link = Link {
-    loss_pct: 100.0,
-    ..Link::default()
-  };
-  sim.set_link(from, to, link);
-}
-
-/// Node 0 connected to listening node 1; node 0 sends `data`
-fn open(seed: u64, data: Vec<u8>) -> (Sim, ConnectionHandle, ConnectionHandle) {
-  let mut sim = Sim::new(seed, 2, Config::default());
-  sim.nodes[1].ep.set_listening(true);
-  let a = sim.connect(0, 1, data, false);
-  assert!(sim.run_until(secs(10), |s| !s.nodes[1].accepted.is_empty()
-    && s.app(0, a).connected));
-  let b = sim.nodes[1].accepted[0];
-  (sim, a, b)
-}
+use super::{connected, cut, secs};
+use crate::{CloseReason, Config};
 
 /// Both streams complete, our FIN sent, and the peer's ACK of it lost for good (the peer closed and
 /// left): the peer has everything, so the end is `Finished`, not a timeout
 #[test]
 fn a_peer_gone_after_both_fins_finished_the_connection() {
-  let (mut sim, a, b) = open(51, Vec::new());
+  let (mut sim, a, b) = connected(51, Config::default(), Vec::new());
   sim.app_mut(1, b).finish = true;
   assert!(sim.run_until(secs(10), |s| s.app(0, a).eof));
   cut(&mut sim, 1, 0);
@@ -48,7 +25,7 @@ fn a_peer_gone_after_both_fins_finished_the_connection() {
 /// a timeout, whatever the peer sent
 #[test]
 fn a_peer_gone_before_our_data_arrived_timed_out() {
-  let (mut sim, a, b) = open(52, Vec::new());
+  let (mut sim, a, b) = connected(52, Config::default(), Vec::new());
   sim.app_mut(1, b).finish = true;
   assert!(sim.run_until(secs(10), |s| s.app(0, a).eof));
   cut(&mut sim, 1, 0);
@@ -64,7 +41,7 @@ fn a_peer_gone_before_our_data_arrived_timed_out() {
 /// connection still gets the whole limit after it before it is closed
 #[test]
 fn a_late_silence_limit_notifies_first_and_closes_a_limit_later() {
-  let (mut sim, a, _) = open(53, Vec::new());
+  let (mut sim, a, _) = connected(53, Config::default(), Vec::new());
   sim.nodes[0].ep.set_timeout(a, None);
   cut(&mut sim, 1, 0);
   cut(&mut sim, 0, 1);
@@ -100,7 +77,7 @@ fn an_unreachable_report_fails_an_attempt_that_would_never_hear_back() {
 /// lost it, and waiting for the timer would stall the stream for a second or more
 #[test]
 fn a_migrated_connection_resends_its_flight_at_once() {
-  let (mut sim, a, b) = open(55, Vec::new());
+  let (mut sim, a, b) = connected(55, Config::default(), Vec::new());
   cut(&mut sim, 0, 1);
   sim.app_mut(0, a).to_send = payload(6, 5000);
   sim.run_until(Duration::from_millis(50), |_| false);

@@ -39,6 +39,17 @@ fn bidirectional(sim: &mut Sim, len_a: usize, len_b: usize) -> (ConnectionHandle
   (a, b)
 }
 
+/// Node 0 connected to listening node 1, both sides sure of it, with `data` on its way
+fn connected(seed: u64, cfg: Config, data: Vec<u8>) -> (Sim, ConnectionHandle, ConnectionHandle) {
+  let mut sim = Sim::new(seed, 2, cfg);
+  sim.nodes[1].ep.set_listening(true);
+  let a = sim.connect(0, 1, data, false);
+  assert!(sim.run_until(secs(10), |s| !s.nodes[1].accepted.is_empty()
+    && s.app(0, a).connected));
+  let b = sim.nodes[1].accepted[0];
+  (sim, a, b)
+}
+
 /// Nothing gets from node `from` to node `to` any more: the peer vanished, or the path did
 fn cut(sim: &mut Sim, from: usize, to: usize) {
   sim.set_link(
