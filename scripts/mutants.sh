@@ -8,6 +8,7 @@
 #   npm run mutants -- rust          utp-proto, utp-secure and utp-node only
 #   npm run mutants -- utp-proto     one crate
 #   npm run mutants -- js            lib/ and bin/ only (StrykerJS, stryker.config.mjs)
+#   npm run mutants -- save          during a long run: add what it has caught so far to docs/mutants/
 #   MUTANTS_JOBS=2 MUTANTS_SHARD=0/4 ...   parallel builds; one shard of each crate's mutants
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,16 +20,42 @@ shard=()
 command -v cargo-mutants >/dev/null || cargo install --locked cargo-mutants
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 
+# Each session may run on a fresh machine, so what earlier runs caught is committed (docs/mutants/CRATE.caught:
+# caught and unviable mutants by name) and seeds --iterate. A mutant whose line moved has a new name and is
+# simply tested again.
+ledger() { echo "docs/mutants/$1.caught"; }
+
+seed() { # crate, mutants.out dir
+  local list; list=$(ledger "$1")
+  [[ -f $list ]] || return 0
+  mkdir -p "$2"
+  sort -u "$list" "$2/previously_caught.txt" 2>/dev/null | grep -v '^$' >"$2/previously_caught.txt.new" || true
+  mv "$2/previously_caught.txt.new" "$2/previously_caught.txt"
+}
+
+record() { # crate, mutants.out dir: add what this run caught to the committed ledger
+  local list; list=$(ledger "$1")
+  mkdir -p "$(dirname "$list")"
+  # Timeouts stay out: a suite slowed by load is not a catch (docs/mutation.md), so they are retested
+  cat "$list" "$2/caught.txt" "$2/unviable.txt" "$2/previously_caught.txt" 2>/dev/null | grep -v '^$' \
+    | sort -u >"$list.new" || true
+  mv "$list.new" "$list"
+  echo "$(wc -l <"$list") mutants of $1 recorded as caught or unviable in $list"
+}
+
 rust_crate() { # crate
   local crate=$1 dir="$out/$1" iterate=()
   mkdir -p "$dir"
-  # Later runs start from what earlier ones left uncaught
-  [[ -f $dir/mutants.out/outcomes.json ]] && iterate=(--iterate)
+  seed "$crate" "$dir/mutants.out"
+  # Later runs start from what earlier ones (here or in the ledger) left uncaught
+  [[ -f $dir/mutants.out/outcomes.json || -f $dir/mutants.out/previously_caught.txt ]] && iterate=(--iterate)
   echo "== $crate: first pass, fast tests (.config/nextest.toml profile mutants-fast)"
   NEXTEST_PROFILE=mutants-fast cargo mutants -p "$crate" "${iterate[@]}" "${shard[@]}" --jobs "$jobs" \
-    --timeout 20 -o "$dir" || true
+    --timeout 60 -o "$dir" || true
+  record "$crate" "$dir/mutants.out"
   echo "== $crate: second pass over what the first missed, every test (profile mutants-full)"
   NEXTEST_PROFILE=mutants-full cargo mutants -p "$crate" --iterate "${shard[@]}" --jobs "$jobs" -o "$dir" || true
+  record "$crate" "$dir/mutants.out"
   summary "$crate" "$dir/mutants.out"
 }
 
@@ -55,6 +82,7 @@ for t in "${targets[@]}"; do
     rust) for c in utp-proto utp-secure utp-node; do rust_crate "$c"; done ;;
     utp-proto | utp-secure | utp-node) rust_crate "$t" ;;
     js) js ;;
-    *) echo "unknown target $t (rust, js, utp-proto, utp-secure, utp-node)" >&2; exit 2 ;;
+    save) for c in utp-proto utp-secure utp-node; do [[ -d $out/$c/mutants.out ]] && record "$c" "$out/$c/mutants.out"; done ;;
+    *) echo "unknown target $t (rust, js, save, utp-proto, utp-secure, utp-node)" >&2; exit 2 ;;
   esac
 done
