@@ -20,27 +20,26 @@ shard=()
 command -v cargo-mutants >/dev/null || cargo install --locked cargo-mutants
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 
-# Each session may run on a fresh machine, so what earlier runs caught is committed (docs/mutants/CRATE.caught:
-# caught and unviable mutants by name) and seeds --iterate. A mutant whose line moved has a new name and is
-# simply tested again.
-ledger() { echo "docs/mutants/$1.caught"; }
-
+# Each session may run on a fresh machine, so what earlier runs found is committed (docs/mutants/CRATE.caught and
+# CRATE.unviable, mutants by name) and seeds --iterate. A mutant whose line moved has a new name and is simply
+# tested again.
 seed() { # crate, mutants.out dir
-  local list; list=$(ledger "$1")
-  [[ -f $list ]] || return 0
   mkdir -p "$2"
-  sort -u "$list" "$2/previously_caught.txt" 2>/dev/null | grep -v '^$' >"$2/previously_caught.txt.new" || true
+  cat "docs/mutants/$1.caught" "docs/mutants/$1.unviable" "$2/previously_caught.txt" 2>/dev/null | grep -v '^$' \
+    | sort -u >"$2/previously_caught.txt.new" || true
   mv "$2/previously_caught.txt.new" "$2/previously_caught.txt"
 }
 
-record() { # crate, mutants.out dir: add what this run caught to the committed ledger
-  local list; list=$(ledger "$1")
-  mkdir -p "$(dirname "$list")"
-  # Timeouts stay out: a suite slowed by load is not a catch (docs/mutation.md), so they are retested
-  cat "$list" "$2/caught.txt" "$2/unviable.txt" "$2/previously_caught.txt" 2>/dev/null | grep -v '^$' \
-    | sort -u >"$list.new" || true
-  mv "$list.new" "$list"
-  echo "$(wc -l <"$list") mutants of $1 recorded as caught or unviable in $list"
+record() { # crate, mutants.out dir: add what this run found to the committed ledgers
+  local d=docs/mutants
+  mkdir -p "$d"
+  cat "$d/$1.unviable" "$2/unviable.txt" 2>/dev/null | grep -v '^$' | sort -u >"$d/$1.unviable.new" || true
+  # previously_caught.txt holds both kinds; the unviable ones are known by name. Timeouts stay out: a suite slowed
+  # by load is not a catch (docs/mutation.md), so they are tested again
+  cat "$d/$1.caught" "$2/caught.txt" "$2/previously_caught.txt" 2>/dev/null | grep -v '^$' | sort -u \
+    | comm -23 - "$d/$1.unviable.new" >"$d/$1.caught.new" || true
+  mv "$d/$1.unviable.new" "$d/$1.unviable"; mv "$d/$1.caught.new" "$d/$1.caught"
+  echo "$1: $(wc -l <"$d/$1.caught") caught, $(wc -l <"$d/$1.unviable") unviable (docs/mutants/)"
 }
 
 rust_crate() { # crate
@@ -59,12 +58,10 @@ rust_crate() { # crate
   summary "$crate" "$dir/mutants.out"
 }
 
-summary() { # name, mutants.out dir
+summary() { # crate, mutants.out dir
   local caught missed timeout unviable
-  # With --iterate, mutants caught by earlier runs are only in previously_caught.txt (which also holds the
-  # earlier unviable ones: cargo-mutants does not tell them apart there, so they count as caught)
-  caught=$(cat "$2/caught.txt" "$2/previously_caught.txt" 2>/dev/null | sort -u | wc -l); missed=$(wc -l <"$2/missed.txt")
-  timeout=$(wc -l <"$2/timeout.txt"); unviable=$(wc -l <"$2/unviable.txt")
+  caught=$(wc -l <"docs/mutants/$1.caught"); unviable=$(wc -l <"docs/mutants/$1.unviable")
+  missed=$(wc -l <"$2/missed.txt"); timeout=$(wc -l <"$2/timeout.txt")
   # Unviable mutants do not compile, so no test could see them: they count neither way
   awk -v n="$1" -v c="$caught" -v m="$missed" -v t="$timeout" -v u="$unviable" 'BEGIN {
     printf "%s: %d caught, %d timed out, %d missed, %d unviable: score %.1f%%\n", n, c, t, m, u, 100 * (c + t) / (c + t + m) }'
