@@ -108,8 +108,10 @@ export function systemError (code: string, syscall: string, address?: string, po
 
 /** The name of an errno (either sign) as libuv spells it; EIO for one it does not know */
 function errnoName (errno: number): string {
+  // Node names an errno it does not know "Unknown system error -N" (and throws for 0): not a code
   try {
-    return util.getSystemErrorName(-Math.abs(errno))
+    const name = util.getSystemErrorName(-Math.abs(errno))
+    return /^E[A-Z0-9]+$/.test(name) ? name : 'EIO'
   } catch {
     return 'EIO'
   }

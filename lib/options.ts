@@ -1,6 +1,7 @@
 // Option validation and defaults; argument checks shared by Node, Socket and the UDP facade
 
 import * as net from 'net'
+import * as util from 'util'
 
 import { codes, createError } from './errors'
 import type { Congestion } from './native'
@@ -93,11 +94,17 @@ const ranges: Record<Exclude<keyof NodeOptions, 'allowHalfOpen' | 'probeMtu' | '
   maxConnections: { min: 1, max: 1 << 20 }
 }
 
+/** The value received, as Node's own argument errors describe it (so ours read like dgram's and net's) */
 function describe (value: unknown): string {
-  if (value === null) return 'null'
-  if (typeof value === 'string') return `type string ('${value.length > 20 ? value.slice(0, 20) + '...' : value}')`
-  if (typeof value === 'object') return 'an instance of ' + ((value as object).constructor?.name ?? 'Object')
-  return `type ${typeof value} (${String(value)})`
+  if (value === null || value === undefined) return String(value)
+  if (typeof value === 'function') return `function ${value.name}`
+  if (typeof value === 'object') {
+    const name = (value as object).constructor?.name
+    return typeof name === 'string' && name !== '' ? `an instance of ${name}` : util.inspect(value, { depth: -1 })
+  }
+  // Long strings are cut to their first 25 characters
+  const shown = typeof value === 'string' && value.length > 28 ? `${value.slice(0, 25)}...` : value
+  return `type ${typeof value} (${util.inspect(shown, { colors: false })})`
 }
 
 export function invalidType (name: string, expected: string, value: unknown): Error {
@@ -175,7 +182,7 @@ export function validatePort (port: unknown, name = 'Port', allowZero = true): n
   if (typeof port === 'number') n = port
   else if (typeof port === 'string' && port.trim() !== '' && /^\s*\d+\s*$/.test(port)) n = Number(port)
   if (!Number.isInteger(n) || n < (allowZero ? 0 : 1) || n > 65535) {
-    throw createError(codes.ERR_SOCKET_BAD_PORT, `${name} should be >= ${allowZero ? 0 : 1} and < 65536. Received ${describe(port)}.`, RangeError)
+    throw createError(codes.ERR_SOCKET_BAD_PORT, `${name} should be ${allowZero ? '>= 0' : '> 0'} and < 65536. Received ${describe(port)}.`, RangeError)
   }
   return n
 }
