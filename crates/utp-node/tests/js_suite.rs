@@ -1,0 +1,163 @@
+//! One mutant of the addon, judged by the JavaScript suite (`npm run mutants -- utp-node`).
+//!
+//! cargo-mutants copies the tree, breaks one line of `crates/utp-node`, and builds the package's tests: the
+//! library's own unit-test target compiles the broken code, so a mutant that does not compile is found unviable
+//! there. Integration tests do not get a cdylib built for them, so this test builds the addon itself (profile
+//! `mutants`: no LTO, incremental), puts it where `binding.js` loads it, and runs the vitest files that exercise
+//! the module the mutant is in, stopping at the first failure. Which module that is, it finds by comparing the
+//! copy with the pristine tree in `$MUTANTS_SOURCE`; when nothing differs (cargo-mutants' baseline run), every
+//! mapped file runs. It builds only with the `mutants-harness` feature, so `cargo test` leaves it out.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::{env, fs};
+
+/// The vitest files that exercise each module of `crates/utp-node/src`. A test earns its place here by
+/// driving the module's code; the map keeps a mutant's run to minutes instead of the whole suite's.
+const TESTS_BY_MODULE: &[(&str, &[&str])] = &[
+  // The N-API surface, its options and the connection table: every transport behaviour goes through it
+  (
+    "lib.rs",
+    &[
+      CORE,
+      "test/options-behaviour.test.ts",
+      "test/misuse.test.ts",
+      "test/node-lifecycle.test.ts",
+      "test/close.test.ts",
+    ],
+  ),
+  (
+    "state.rs",
+    &[
+      CORE,
+      "test/close.test.ts",
+      "test/dead-peer.test.ts",
+      "test/connections.test.ts",
+    ],
+  ),
+  ("batch.rs", &[CORE, "test/streams.test.ts"]),
+  (
+    "js_loop.rs",
+    &[CORE, "test/io-modes.test.ts", "test/close.test.ts"],
+  ),
+  (
+    "driver.rs",
+    &[CORE, "test/io-modes.test.ts", "test/node-lifecycle.test.ts"],
+  ),
+  (
+    "udp.rs",
+    &[
+      CORE,
+      "test/udp.test.ts",
+      "test/ipv6.test.ts",
+      "test/io-modes.test.ts",
+    ],
+  ),
+  (
+    "sockopt.rs",
+    &[
+      "test/udp.test.ts",
+      "test/ipv6.test.ts",
+      "test/options-behaviour.test.ts",
+    ],
+  ),
+  (
+    "icmp.rs",
+    &[
+      "test/refused.test.ts",
+      "test/dead-peer.test.ts",
+      "test/faults.test.ts",
+    ],
+  ),
+  ("errors.rs", &["test/misuse.test.ts", "test/refused.test.ts"]),
+  ("secure.rs", &["test/secure.test.ts"]),
+  ("dht.rs", &["test/dht.test.ts"]),
+];
+
+/// Bulk transfer with loss and reordering: the suite every data-path module answers to first
+const CORE: &str = "test/transfer.test.ts,test/faults.test.ts";
+
+#[test]
+fn the_javascript_suite_passes_against_this_build() {
+  let tree = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+  let tree = tree.canonicalize().expect("the workspace root");
+  let pristine = env::var_os("MUTANTS_SOURCE")
+    .map(PathBuf::from)
+    .expect("MUTANTS_SOURCE (the unmutated tree) is not set: run this through `npm run mutants -- utp-node`");
+
+  let mutated = mutated_modules(&tree, &pristine);
+  let tests = tests_for(&mutated);
+  eprintln!("mutated: {mutated:?}; running {} test files", tests.len());
+
+  build_addon(&tree);
+  // node_modules is not part of cargo-mutants' copy (it is ignored by git)
+  let modules = tree.join("node_modules");
+  if !modules.exists() {
+    std::os::unix::fs::symlink(pristine.join("node_modules"), &modules).expect("link node_modules");
+  }
+  let status = Command::new("node")
+    .current_dir(&tree)
+    .args(["node_modules/vitest/vitest.mjs", "run", "--bail", "1"])
+    .args(&tests)
+    .status()
+    .expect("run vitest");
+  assert!(
+    status.success(),
+    "the JavaScript suite failed against this build ({mutated:?})"
+  );
+}
+
+/// The modules of `crates/utp-node/src` that differ from the pristine tree
+fn mutated_modules(tree: &Path, pristine: &Path) -> Vec<String> {
+  let src = tree.join("crates/utp-node/src");
+  let mut out = Vec::new();
+  for entry in fs::read_dir(&src).expect("read crates/utp-node/src") {
+    let name = entry
+      .expect("directory entry")
+      .file_name()
+      .to_string_lossy()
+      .into_owned();
+    let ours = fs::read(src.join(&name)).expect("read a module");
+    let theirs = fs::read(pristine.join("crates/utp-node/src").join(&name)).unwrap_or_default();
+    if ours != theirs {
+      out.push(name);
+    }
+  }
+  out.sort();
+  out
+}
+
+/// The test files of the mutated modules; every mapped file when none is mutated (the baseline). A module
+/// missing from the map fails loudly rather than being judged by no test.
+fn tests_for(mutated: &[String]) -> Vec<String> {
+  let mut files = BTreeSet::new();
+  for (module, tests) in TESTS_BY_MODULE {
+    if mutated.is_empty() || mutated.iter().any(|m| m == module) {
+      files.extend(tests.iter().flat_map(|t| t.split(',')).map(str::to_owned));
+    }
+  }
+  for m in mutated {
+    assert!(
+      TESTS_BY_MODULE.iter().any(|(module, _)| module == m),
+      "{m} has no tests in TESTS_BY_MODULE"
+    );
+  }
+  files.into_iter().collect()
+}
+
+fn build_addon(tree: &Path) {
+  let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+  let status = Command::new(cargo)
+    .current_dir(tree)
+    .args(["build", "--quiet", "--profile", "mutants", "-p", "utp-node"])
+    .status()
+    .expect("run cargo build");
+  assert!(status.success(), "the addon did not build");
+  let target = env::var_os("CARGO_TARGET_DIR").map_or_else(|| tree.join("target"), PathBuf::from);
+  fs::copy(
+    target.join("mutants/libutp_node.so"),
+    tree.join("utp-punch-rs.linux-x64-gnu.node"),
+  )
+  .expect("install the addon where binding.js loads it");
+}
