@@ -91,13 +91,10 @@ export function createError (code: string, message: string, Ctor: ErrorClass = E
 export function systemError (code: string, syscall: string, address?: string, port?: number): UtpError {
   const where = address === undefined ? '' : port === undefined ? ` ${address}` : ` ${address}:${port}`
   const err = createError(code, `${syscall} ${code}${where}`)
-  const errno = (util as unknown as { getSystemErrorMap?: () => Map<number, [string, string]> }).getSystemErrorMap?.()
-  if (errno !== undefined) {
-    for (const [n, [name]] of errno) {
-      if (name === code) {
-        err.errno = n
-        break
-      }
+  for (const [n, [name]] of util.getSystemErrorMap()) {
+    if (name === code) {
+      err.errno = n
+      break
     }
   }
   err.syscall = syscall
@@ -111,7 +108,7 @@ function errnoName (errno: number): string {
   // Node names an errno it does not know "Unknown system error -N" (and throws for 0): not a code
   try {
     const name = util.getSystemErrorName(-Math.abs(errno))
-    return /^E[A-Z0-9]+$/.test(name) ? name : 'EIO'
+    return name.startsWith('E') ? name : 'EIO'
   } catch {
     return 'EIO'
   }
@@ -135,8 +132,7 @@ export function notBound (syscall: string): UtpError {
 export function bufferSizeError (errno: number | string, syscall: string): UtpError {
   const code = typeof errno === 'string' ? errno : errnoName(errno)
   const os = systemError(code, syscall)
-  const map = (util as unknown as { getSystemErrorMap?: () => Map<number, [string, string]> }).getSystemErrorMap?.()
-  const description = os.errno === undefined ? code : map?.get(os.errno)?.[1] ?? code
+  const description = util.getSystemErrorMap().get(os.errno ?? 0)?.[1] ?? code
   const err = createError(codes.ERR_SOCKET_BUFFER_SIZE, `Could not get or set buffer size: ${syscall} returned ${code} (${description})`) as UtpError & { info?: unknown }
   err.errno = os.errno
   err.syscall = syscall

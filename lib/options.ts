@@ -100,11 +100,11 @@ function describe (value: unknown): string {
   if (typeof value === 'function') return `function ${value.name}`
   if (typeof value === 'object') {
     const name = (value as object).constructor?.name
-    return typeof name === 'string' && name !== '' ? `an instance of ${name}` : util.inspect(value, { depth: -1 })
+    return typeof name === 'string' ? `an instance of ${name}` : util.inspect(value, { depth: -1 })
   }
   // Long strings are cut to their first 25 characters
   const shown = typeof value === 'string' && value.length > 28 ? `${value.slice(0, 25)}...` : value
-  return `type ${typeof value} (${util.inspect(shown, { colors: false })})`
+  return `type ${typeof value} (${util.inspect(shown)})`
 }
 
 export function invalidType (name: string, expected: string, value: unknown): Error {
@@ -180,7 +180,7 @@ export function validateCongestion (name: string, value: unknown): Congestion {
 export function validatePort (port: unknown, name = 'Port', allowZero = true): number {
   let n = NaN
   if (typeof port === 'number') n = port
-  else if (typeof port === 'string' && port.trim() !== '' && /^\s*\d+\s*$/.test(port)) n = Number(port)
+  else if (typeof port === 'string' && /^\s*\d+\s*$/.test(port)) n = Number(port)
   if (!Number.isInteger(n) || n < (allowZero ? 0 : 1) || n > 65535) {
     throw createError(codes.ERR_SOCKET_BAD_PORT, `${name} should be ${allowZero ? '>= 0' : '> 0'} and < 65536. Received ${describe(port)}.`, RangeError)
   }

@@ -72,6 +72,8 @@ describe('system errors', () => {
     expect(fields(errnoError(111, 'recvmsg'))).toMatchObject({ message: 'recvmsg ECONNREFUSED', code: 'ECONNREFUSED', errno: -111, syscall: 'recvmsg' })
     expect(errnoError(-101, 'sendmsg').code).toBe('ENETUNREACH')
     expect(fields(errnoError(99999, 'sendmsg'))).toMatchObject({ message: 'sendmsg EIO', code: 'EIO', errno: -5 })
+    // Node throws for 0, which is no error at all
+    expect(fields(errnoError(0, 'sendmsg'))).toMatchObject({ message: 'sendmsg EIO', code: 'EIO', errno: -5 })
   })
 
   it('notBound is dgram\'s error for an unbound socket', () => {

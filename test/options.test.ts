@@ -109,7 +109,9 @@ describe('messages describe the value received as Node does', () => {
     class Nameless {}
     const nameless = new Nameless()
     Object.defineProperty(nameless, 'constructor', { value: undefined })
-    const values = [null, undefined, 'a'.repeat(28), 'b'.repeat(29), "it's", new Map(), [1], Object.create(null), nameless,
+    // Objects without a constructor are shown one level deep; an anonymous class's instance is one of ''
+    const nested = Object.assign(Object.create(null), { a: { b: { c: 1 } } })
+    const values = [null, undefined, 'a'.repeat(28), 'b'.repeat(29), "it's", new Map(), [1], Object.create(null), nameless, nested, new (class {})(),
       () => 1, function named () {}, Symbol('s'), 10n, true, 1.5, NaN]
     for (const value of values) {
       const theirs = dgramPortError(value)
@@ -178,6 +180,8 @@ describe('hosts and addresses', () => {
     expect(normalizeAddress('::ffff:c000:201')).toBe('::ffff:c000:201')
     expect(normalizeAddress('Example.ORG')).toBe('Example.ORG')
     expect(normalizeAddress('192.0.2.1')).toBe('192.0.2.1')
+    // Seven characters before an IPv4 address that are not the mapped prefix
+    expect(normalizeAddress('::1234:192.0.2.1')).toBe('::1234:192.0.2.1')
   })
 
   it('familyOf', () => {
