@@ -11,12 +11,14 @@ import { afterAll, describe, expect, it } from 'vitest'
 import type * as ProgressModule from '../bin/progress'
 import type { MigrateInfo, NodeEvents, SocketEvents } from '../lib/events'
 import type * as ServerModule from '../lib/server/server'
+import type * as StatsModule from '../lib/stats'
 import { cleanupNodes, closed, drainHash, listeningNode, makeNode, once, requireFromRoot, root, sleep, writeRandom, type Node, type Socket } from './helpers/utp'
 import { finish, type Run } from './helpers/cli'
 
 const { RendezvousServer } = requireFromRoot('./dist/lib/server/server.js') as typeof ServerModule
 const { Progress, clock } = requireFromRoot('./dist/bin/progress.js') as typeof ProgressModule
 const BIN = path.join(root, 'bin', 'utp-punch-rs.js')
+const { Totals, socketStats } = requireFromRoot('./dist/lib/stats.js') as typeof StatsModule
 
 cleanupNodes()
 
@@ -120,6 +122,16 @@ describe('typed events', () => {
 // ---- stats ------------------------------------------------------------------------------------------------------
 
 describe('stats', () => {
+  it('node totals sum every connection counted, closed and open; socket stats carry milliseconds beside microseconds', () => {
+    // A transfer on loopback rarely retransmits, so the sums are pinned here rather than read off one
+    const t = new Totals()
+    t.add({ bytesSent: 1, bytesReceived: 2, packetsSent: 3, packetsReceived: 4, retransmits: 5, timeouts: 6 })
+    t.add({ bytesSent: 10, bytesReceived: 20, packetsSent: 30, packetsReceived: 40, retransmits: 50, timeouts: 60 })
+    expect({ ...t }).toEqual({ bytesSent: 11, bytesReceived: 22, packetsSent: 33, packetsReceived: 44, retransmits: 55, timeouts: 66 })
+    const native = { rtt: 2500, rttVar: 750, rto: 300_000, queuingDelay: 1200 } as unknown as Parameters<typeof socketStats>[0]
+    expect(socketStats(native, undefined, true)).toMatchObject({ rtt: 2500, rttMs: 2.5, rttVarMs: 0.75, rtoMs: 300, queuingDelayMs: 1.2, open: true, path: undefined })
+  })
+
   it('socket.stats() and node.stats() after a transfer: bytes match, packets and mtu sensible, final after close', async () => {
     const total = 3 << 20
     const { node: server, port } = await listeningNode()
