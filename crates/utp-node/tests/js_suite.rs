@@ -80,8 +80,10 @@ const CORE: &str = "test/transfer.test.ts,test/faults.test.ts";
 
 #[test]
 fn the_javascript_suite_passes_against_this_build() {
-  let tree = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-  let tree = tree.canonicalize().expect("the workspace root");
+  // The addon's manifest is the workspace root's
+  let tree = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    .canonicalize()
+    .expect("the workspace root");
   let pristine = env::var_os("MUTANTS_SOURCE")
     .map(PathBuf::from)
     .expect("MUTANTS_SOURCE (the unmutated tree) is not set: run this through `npm run mutants -- utp-node`");
