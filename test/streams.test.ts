@@ -166,6 +166,8 @@ describe('packet size and socket properties', () => {
     expect(await sizeWith({ mtu: 1400 })).toBe(1400)
     expect(await sizeWith({ mtu: 1400, loopbackMtu: 30000 })).toBe(30000)
     expect(await sizeWith({ loopbackMtu: 0 })).toBe(1000)
+    // loopbackMtu: 0 treats loopback as any path, so the node's mtu (not the core's default, also 1000) applies
+    expect(await sizeWith({ mtu: 1200, loopbackMtu: 0 })).toBe(1200)
   })
 
   it('socket properties: id, remote address, local address, stats, idle timeout', async () => {
