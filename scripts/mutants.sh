@@ -43,16 +43,16 @@ record() { # crate, mutants.out dir: add what this run found to the committed le
 }
 
 rust_crate() { # crate
-  local crate=$1 dir="$out/$1" iterate=() extra=() jobs=$jobs timeout=60
+  local crate=$1 dir="$out/$1" iterate=() extra=() jobs=$jobs timeout=60 profile=mutants-fast
   # The addon's mutants are judged by the JavaScript suite through crates/utp-node/tests/js_suite.rs, one at a
   # time (the network tests have time bounds and fixed ports), against the pristine tree's node_modules
-  [[ $crate == utp-node ]] && { extra=(--features mutants-harness); jobs=1; timeout=900; export MUTANTS_SOURCE=$PWD; }
+  [[ $crate == utp-node ]] && { extra=(--features mutants-harness); jobs=1; timeout=900; profile=mutants-node; export MUTANTS_SOURCE=$PWD; }
   mkdir -p "$dir"
   seed "$crate" "$dir/mutants.out"
   # Later runs start from what earlier ones (here or in the ledger) left uncaught
   [[ -f $dir/mutants.out/outcomes.json || -f $dir/mutants.out/previously_caught.txt ]] && iterate=(--iterate)
   echo "== $crate: first pass, fast tests (.config/nextest.toml profile mutants-fast)"
-  NEXTEST_PROFILE=mutants-fast cargo mutants -p "$crate" "${extra[@]}" "${iterate[@]}" "${shard[@]}" --jobs "$jobs" \
+  NEXTEST_PROFILE=$profile cargo mutants -p "$crate" "${extra[@]}" "${iterate[@]}" "${shard[@]}" --jobs "$jobs" \
     --timeout "$timeout" -o "$dir" || true
   record "$crate" "$dir/mutants.out"
   # The addon has one pass: its harness has no long simulations to leave out of the first
