@@ -97,6 +97,10 @@ describe.each(PATH_MODES)('stream semantics with $name', (mode) => {
     // that is over within a second; with internet-sized ones it trickles for a minute (a probe every ~1.2 s).
     // This test once expected no 'drain' at all after the first second, which only timing made true
     const blockedAt = written
+    // Both ends' buffers fill before the writer blocks: the reader's window and the sender's own send buffer, each
+    // bufferSize × mtu by default (1,024 × 1,000 bytes; toward loopback 64 packets × 16,000). Asked for more than one
+    // of them, so a send buffer that ignored the options (the core's 64,000-byte default) shows
+    expect(blockedAt).toBeGreaterThan(1.5 * 1024 * 1000)
     const until = Date.now() + 3000
     for (;;) {
       const left = until - Date.now()
