@@ -27,6 +27,8 @@ const TESTS_BY_MODULE: &[(&str, &[&str])] = &[
       "test/close.test.ts",
       // Options that shape packets (mtu, loopbackMtu) are observed here
       "test/streams.test.ts",
+      // Both I/O modes, and closed nodes being garbage collected (the wake callback's reference let go)
+      "test/io-modes.test.ts",
     ],
   ),
   (
