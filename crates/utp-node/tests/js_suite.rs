@@ -29,6 +29,8 @@ const TESTS_BY_MODULE: &[(&str, &[&str])] = &[
       "test/streams.test.ts",
       // Both I/O modes, and closed nodes being garbage collected (the wake callback's reference let go)
       "test/io-modes.test.ts",
+      // The binding's documented errors, called directly: lib/ checks most before it calls
+      "test/native-contract.test.ts",
     ],
   ),
   (
@@ -74,7 +76,14 @@ const TESTS_BY_MODULE: &[(&str, &[&str])] = &[
       "test/faults.test.ts",
     ],
   ),
-  ("errors.rs", &["test/misuse.test.ts", "test/refused.test.ts"]),
+  (
+    "errors.rs",
+    &[
+      "test/misuse.test.ts",
+      "test/refused.test.ts",
+      "test/native-contract.test.ts",
+    ],
+  ),
   ("secure.rs", &["test/secure.test.ts"]),
   ("dht.rs", &["test/dht.test.ts"]),
 ];

@@ -1,0 +1,83 @@
+// The native binding's own contract (docs/native-binding.md), called directly as lib/ calls it: the documented
+// error codes for calls out of order or with bad arguments. lib/ checks most of these before it calls, so the
+// Node tests never see the native answers; these keep them as documented for the one caller that relies on them.
+import { describe, expect, it } from 'vitest'
+
+import type * as NativeModule from '../lib/native'
+import { requireFromRoot } from './helpers/utp'
+
+const { loadNative } = requireFromRoot('./dist/lib/native.js') as typeof NativeModule
+
+const options = { mtu: 1000, bufferSize: 64, timeout: 5000, resend: 100, keepAlive: 1000 }
+
+/** The code of what fn throws */
+function codeOf (fn: () => unknown): string | undefined {
+  try {
+    fn()
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code
+  }
+  return undefined
+}
+
+function node (extra: object = {}): InstanceType<ReturnType<typeof loadNative>> {
+  const NativeNode = loadNative()
+  return new NativeNode({ ...options, ...extra }, () => {})
+}
+
+describe('the native binding\'s error codes', () => {
+  it('before bind: no address, connect and sendRaw are ERR_UTP_NOT_BOUND', () => {
+    const n = node()
+    expect(n.address()).toBeNull()
+    expect(codeOf(() => n.connect(9, '127.0.0.1'))).toBe('ERR_UTP_NOT_BOUND')
+    expect(codeOf(() => n.sendRaw(Buffer.from('x'), 9, '127.0.0.1'))).toBe('ERR_UTP_NOT_BOUND')
+    n.close()
+  })
+
+  it('bound: a second bind is ERR_UTP_ALREADY_BOUND; bad hosts and sizes are EINVAL and EMSGSIZE', () => {
+    const n = node()
+    const address = n.bind(0, '127.0.0.1')
+    expect(address).toMatchObject({ address: '127.0.0.1', family: 'IPv4' })
+    expect(n.address()).toEqual(address)
+    expect(codeOf(() => n.bind(0, '127.0.0.1'))).toBe('ERR_UTP_ALREADY_BOUND')
+    expect(codeOf(() => n.connect(9, 'localhost'))).toBe('EINVAL')
+    expect(codeOf(() => n.sendRaw(Buffer.alloc(65508), 9, '127.0.0.1'))).toBe('EMSGSIZE')
+    expect(codeOf(() => n.sendRaw(Buffer.from('x'), 9, '127.0.0.1', 0))).toBe('EINVAL')
+    expect(codeOf(() => n.sendRaw(Buffer.from('x'), 9, '127.0.0.1', 256))).toBe('EINVAL')
+    expect(codeOf(() => n.sendRaw(Buffer.from('x'), 9, '127.0.0.1', 255))).toBeUndefined()
+    expect(codeOf(() => n.setCongestion(1, 'reno' as 'cubic'))).toBe('EINVAL')
+    expect(codeOf(() => n.setMtu(1, 0))).toBe('EINVAL')
+    expect(codeOf(() => n.setTimeout(1, -1))).toBe('EINVAL')
+    // A handle that never existed: no stats, writes fail as on a closed connection
+    expect(n.connectionStats(12345)).toBeNull()
+    expect(codeOf(() => n.write(12345, [Buffer.from('x')]))).toBe('ERR_UTP_CLOSED')
+    n.close()
+  })
+
+  it('after close: connect, bind and write are ERR_UTP_CLOSED', () => {
+    const n = node()
+    n.bind(0, '127.0.0.1')
+    const h = n.connect(9, '127.0.0.1')
+    expect(h).toBeGreaterThan(0)
+    n.close()
+    expect(codeOf(() => n.connect(9, '127.0.0.1'))).toBe('ERR_UTP_CLOSED')
+    expect(codeOf(() => n.bind(0, '127.0.0.1'))).toBe('ERR_UTP_CLOSED')
+    expect(codeOf(() => n.write(h, [Buffer.from('x')]))).toBe('ERR_UTP_CLOSED')
+    // The socket itself stays open while the close waits for the connection, so raw datagrams still go
+    expect(codeOf(() => n.sendRaw(Buffer.from('x'), 9, '127.0.0.1'))).toBeUndefined()
+    // close is idempotent
+    expect(codeOf(() => n.close())).toBeUndefined()
+  })
+
+  it('a node never bound closes, and is closed for a later bind', () => {
+    const n = node()
+    n.close()
+    expect(codeOf(() => n.bind(0, '127.0.0.1'))).toBe('ERR_UTP_CLOSED')
+    expect(codeOf(() => n.connect(9, '127.0.0.1'))).toBe('ERR_UTP_CLOSED')
+    expect(codeOf(() => n.sendRaw(Buffer.from('x'), 9, '127.0.0.1'))).toBe('ERR_UTP_CLOSED')
+  })
+
+  it('options: an unknown congestion controller is EINVAL', () => {
+    expect(codeOf(() => node({ congestion: 'reno' }))).toBe('EINVAL')
+  })
+})
