@@ -31,6 +31,8 @@ const TESTS_BY_MODULE: &[(&str, &[&str])] = &[
       "test/io-modes.test.ts",
       // The binding's documented errors, called directly: lib/ checks most before it calls
       "test/native-contract.test.ts",
+      // writeSealed and its backpressure
+      "test/secure.test.ts",
     ],
   ),
   (
