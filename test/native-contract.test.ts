@@ -54,6 +54,20 @@ describe('the native binding\'s error codes', () => {
     n.close()
   })
 
+  it('write is true while the send buffer (bufferSize × mtu) has room, false once it is full', () => {
+    const n = node()
+    n.bind(0, '127.0.0.1')
+    // Nothing can leave before the handshake, and nothing happens between these synchronous calls
+    const h = n.connect(9, '127.0.0.1')
+    expect(n.write(h, [Buffer.alloc(63_999)])).toBe(true)
+    expect(n.write(h, [Buffer.alloc(1)])).toBe(false)
+    // Full, it still takes everything it is given (never drops data)
+    expect(n.write(h, [Buffer.alloc(10), Buffer.alloc(0), Buffer.alloc(5)])).toBe(false)
+    expect(n.connectionStats(h)).toMatchObject({ bytesSent: 0 })
+    n.destroy(h)
+    n.close()
+  })
+
   it('after close: connect, bind and write are ERR_UTP_CLOSED', () => {
     const n = node()
     n.bind(0, '127.0.0.1')
