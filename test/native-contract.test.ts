@@ -4,9 +4,11 @@
 import { describe, expect, it } from 'vitest'
 
 import type * as NativeModule from '../lib/native'
+import type * as SecureNativeModule from '../lib/secure/native'
 import { requireFromRoot } from './helpers/utp'
 
 const { loadNative } = requireFromRoot('./dist/lib/native.js') as typeof NativeModule
+const { loadSecure, sealedLength } = requireFromRoot('./dist/lib/secure/native.js') as typeof SecureNativeModule
 
 const options = { mtu: 1000, bufferSize: 64, timeout: 5000, resend: 100, keepAlive: 1000 }
 
@@ -64,6 +66,32 @@ describe('the native binding\'s error codes', () => {
     // Full, it still takes everything it is given (never drops data)
     expect(n.write(h, [Buffer.alloc(10), Buffer.alloc(0), Buffer.alloc(5)])).toBe(false)
     expect(n.connectionStats(h)).toMatchObject({ bytesSent: 0 })
+    n.destroy(h)
+    n.close()
+  })
+
+  it('writeSealed, the same: true until the records fill the send buffer exactly', () => {
+    // A record layer from a handshake run in memory, both sides with one key
+    const { NativeHandshake } = loadSecure()
+    const key = Buffer.alloc(32, 7)
+    const a = new NativeHandshake(true, key, null)
+    const b = new NativeHandshake(false, key, null)
+    let toA = b.hello
+    let toB = a.hello
+    for (let i = 0; i < 4 && !(a.done && b.done); i++) {
+      const fromA = a.read(toA)
+      toA = b.read(toB)
+      toB = fromA
+    }
+    expect(a.done && b.done).toBe(true)
+    const layer = a.finish()
+    const n = node()
+    n.bind(0, '127.0.0.1')
+    const h = n.connect(9, '127.0.0.1')
+    // Each record adds its header and tag: 63,959 bytes of plaintext are 63,979 in the buffer, one more byte 64,000
+    expect(sealedLength(63_959) + sealedLength(1)).toBe(64_000)
+    expect(n.writeSealed(h, layer, [Buffer.alloc(63_959)])).toBe(true)
+    expect(n.writeSealed(h, layer, [Buffer.alloc(1)])).toBe(false)
     n.destroy(h)
     n.close()
   })
