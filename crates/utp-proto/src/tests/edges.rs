@@ -269,6 +269,22 @@ fn a_silent_peer_is_dead_after_four_doubling_retransmissions() {
   }
 }
 
+/// A series of timeouts is one congestion event: the first expiry cuts the window and counts, the
+/// ones after it find the window at its floor and only count as timeouts
+#[test]
+fn a_series_of_timeouts_is_one_congestion_event() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  s.send(ack(first.sub(1), 1 << 20), &[]);
+  s.ep.write(h, &[1; 1000]).unwrap();
+  assert_eq!(s.recv().len(), 1);
+  // Expiries at 1 s and 3 s (the timeout doubles)
+  let (sends, _) = timeline(&mut s, Duration::from_millis(3500), |_| {});
+  assert_eq!(sends, [1000, 3000]);
+  let st = s.ep.connection_stats(h).unwrap();
+  assert_eq!((st.timeouts, st.congestion_events), (2, 1));
+}
+
 /// A peer that keeps talking (a duplicate ACK every half second) and acknowledges nothing cannot
 /// hold a sending connection open: each duplicate gets the packet resent at once, the timer never
 /// expires, and it is the resent packet that counts. Dead at twice the idle timeout, as a silent
