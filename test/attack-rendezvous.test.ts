@@ -135,6 +135,7 @@ describe('attacks on rendezvous()', () => {
     await send(relayed[0], relayed[1], data)
     await sleep(200)
     const summary = await sniff.stop()
+    expect(summary.dropped, 'frames the recorder missed').toBe(0)
     expect(summary.bytes).toBeGreaterThan(2 * data.length) // it did see both transfers
     // before: [2, 2, 2, 2, 903] (each code in clear in both registrations, 903 datagrams of plaintext)
     expect(summary.hits).toEqual([0, 0, 0, 0, 0])

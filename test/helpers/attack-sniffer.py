@@ -9,7 +9,9 @@ per_dst = {}
 packets = 0
 payload_bytes = 0
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 20)
+# SO_RCVBUF is capped at net.core.rmem_max (about 200 KB by default), far too little for a recorder that must see every
+# frame of several MiB sent at full speed while the test runner loads the CPU: as root, force the size (SO_RCVBUFFORCE)
+s.setsockopt(socket.SOL_SOCKET, getattr(socket, 'SO_RCVBUFFORCE', 33), 256 << 20)
 s.bind(('lo', 0))
 print(json.dumps({'ready': True}), flush=True)
 PACKET_OUTGOING = 4
@@ -38,4 +40,7 @@ while True:
             hits[i] += 1
     if payload.startswith(b'UTPRV'):
         print(json.dumps({'src': src, 'sport': sport, 'dst': dst, 'dport': dport, 'body': payload[6:].decode('utf8', 'replace')}), flush=True)
-print(json.dumps({'summary': {'packets': packets, 'bytes': payload_bytes, 'hits': hits, 'perDst': per_dst}}), flush=True)
+# Frames the kernel dropped because this recorder fell behind (PACKET_STATISTICS: tp_packets, tp_drops)
+SOL_PACKET, PACKET_STATISTICS = 263, 6
+_, dropped = struct.unpack('II', s.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+print(json.dumps({'summary': {'packets': packets, 'bytes': payload_bytes, 'hits': hits, 'perDst': per_dst, 'dropped': dropped}}), flush=True)

@@ -22,6 +22,8 @@ export interface SniffSummary {
   hits: number[]
   /** Datagrams per destination IPv4 address */
   perDst: Record<string, number>
+  /** Frames the kernel dropped because the recorder fell behind: a recorder that missed frames proves nothing */
+  dropped: number
 }
 
 export class Sniffer {
