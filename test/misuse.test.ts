@@ -1,16 +1,7 @@
 // Bad arguments and misuse: synchronous throws with Node-style codes, errors on sockets, harmless repeats
 import { describe, expect, it } from 'vitest'
 
-import { cleanupNodes, listeningNode, makeNode, Node, once, sleep, type UtpError } from './helpers/utp'
-
-function codeOf (fn: () => unknown): string | undefined {
-  try {
-    fn()
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code
-  }
-  return undefined
-}
+import { codeOf, cleanupNodes, listeningNode, makeNode, Node, once, sleep, type UtpError } from './helpers/utp'
 
 describe('misuse', () => {
   cleanupNodes()

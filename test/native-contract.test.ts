@@ -5,22 +5,12 @@ import { describe, expect, it } from 'vitest'
 
 import type * as NativeModule from '../lib/native'
 import type * as SecureNativeModule from '../lib/secure/native'
-import { requireFromRoot } from './helpers/utp'
+import { codeOf, requireFromRoot } from './helpers/utp'
 
 const { loadNative } = requireFromRoot('./dist/lib/native.js') as typeof NativeModule
 const { loadSecure, sealedLength } = requireFromRoot('./dist/lib/secure/native.js') as typeof SecureNativeModule
 
 const options = { mtu: 1000, bufferSize: 64, timeout: 5000, resend: 100, keepAlive: 1000 }
-
-/** The code of what fn throws */
-function codeOf (fn: () => unknown): string | undefined {
-  try {
-    fn()
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code
-  }
-  return undefined
-}
 
 function node (extra: object = {}): InstanceType<ReturnType<typeof loadNative>> {
   const NativeNode = loadNative()

@@ -3,7 +3,7 @@ import * as crypto from 'crypto'
 import { afterEach, describe, expect, it } from 'vitest'
 
 import { createRelay, type Direction, type Relay } from './helpers/relay'
-import { cleanupNodes, closed, drainHash, listeningNode, makeNode, once, sleep, utp, writeRandom, type Node, type NodeOptions, type Socket, type UtpError } from './helpers/utp'
+import { codeOf, cleanupNodes, closed, drainHash, listeningNode, makeNode, once, sleep, utp, writeRandom, type Node, type NodeOptions, type Socket, type UtpError } from './helpers/utp'
 
 import type { Node as NodeClass } from '../lib/node'
 
@@ -11,15 +11,6 @@ type SecureSocket = NodeClass.SecureSocket
 type SecureOptions = NodeClass.SecureOptions
 
 const { Pake, deriveKey, secureSocket } = utp
-
-function codeOf (f: () => unknown): string | undefined {
-  try {
-    f()
-  } catch (e) {
-    return (e as UtpError).code
-  }
-  return undefined
-}
 
 describe('Pake and deriveKey', () => {
   it('equal passwords agree on 32 bytes; a different password or context does not', () => {

@@ -15,6 +15,16 @@ export type Node = NodeClass
 export type Socket = NodeClass.Socket
 export type UtpError = NodeClass.UtpError
 export const utp = requireFromRoot('./dist/index.js') as typeof NodeClass
+
+/** The `.code` of what fn throws synchronously (undefined when it does not throw) */
+export function codeOf (fn: () => unknown): string | undefined {
+  try {
+    fn()
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code
+  }
+  return undefined
+}
 export const Node = utp.Node
 export const Socket = utp.Socket
 
