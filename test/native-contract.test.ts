@@ -1,6 +1,9 @@
 // The native binding's own contract (docs/native-binding.md), called directly as lib/ calls it: the documented
 // error codes for calls out of order or with bad arguments. lib/ checks most of these before it calls, so the
 // Node tests never see the native answers; these keep them as documented for the one caller that relies on them.
+import { once } from 'node:events'
+import dgram from 'node:dgram'
+
 import { describe, expect, it } from 'vitest'
 
 import type * as NativeModule from '../lib/native'
@@ -105,6 +108,34 @@ describe('the native binding\'s error codes', () => {
     expect(codeOf(() => n.bind(0, '127.0.0.1'))).toBe('ERR_UTP_CLOSED')
     expect(codeOf(() => n.connect(9, '127.0.0.1'))).toBe('ERR_UTP_CLOSED')
     expect(codeOf(() => n.sendRaw(Buffer.from('x'), 9, '127.0.0.1'))).toBe('ERR_UTP_CLOSED')
+  })
+
+  it('migrate re-aims a live connection (its SYN goes to the new address) and is false for one that is gone', async () => {
+    const catcher = dgram.createSocket('udp4')
+    catcher.bind(0, '127.0.0.1')
+    await once(catcher, 'listening')
+    const syns: Buffer[] = []
+    catcher.on('message', (m: Buffer) => syns.push(m))
+    const n = node()
+    n.bind(0, '127.0.0.1')
+    try {
+      // Aimed at the discard port first: the SYN that went there is lost, its retransmission goes to the catcher
+      const h = n.connect(9, '127.0.0.1')
+      expect(n.migrate(h, catcher.address().port, '127.0.0.1')).toBe(true)
+      const deadline = Date.now() + 5000
+      while (syns.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+      expect(syns.length).toBeGreaterThan(0)
+      expect(syns[0][0]).toBe(0x41) // ST_SYN, version 1
+      expect(n.migrate(12345, catcher.address().port, '127.0.0.1')).toBe(false)
+      n.destroy(h)
+      // Gone (a RESET sent, CLOSED follows): nothing left to re-aim
+      expect(n.migrate(h, 9, '127.0.0.1')).toBe(false)
+      expect(codeOf(() => n.migrate(h, 9, 'localhost'))).toBe('EINVAL')
+    } finally {
+      n.close()
+      catcher.close()
+    }
+    expect(codeOf(() => n.migrate(1, 9, '127.0.0.1'))).toBe('ERR_UTP_CLOSED')
   })
 
   it('options: an unknown congestion controller is EINVAL', () => {

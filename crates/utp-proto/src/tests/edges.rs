@@ -671,3 +671,25 @@ fn an_idle_silent_stranger_is_given_150_s() {
   assert_eq!(reason, CloseReason::TimedOut);
   assert!((150_000..=150_100).contains(&at), "closed after {at} ms");
 }
+
+/// With keepalives off (`keepAlive: 0`) an idle connection sends nothing, so the peer's silence
+/// proves nothing: the application gets its silence notice (as net's `setTimeout`) and decides;
+/// the connection is not declared dead as an unanswered stranger would be
+#[test]
+fn an_idle_connection_without_keepalives_is_never_declared_dead() {
+  let mut s = Script::new(Config {
+    keepalive: Duration::ZERO,
+    ..Config::default()
+  });
+  let (_, first) = accept(&mut s);
+  s.send(ack(first.sub(1), 1 << 20), &[]);
+  let (sends, closed) = timeline(&mut s, Duration::from_secs(400), |_| {});
+  assert_eq!(closed, None);
+  assert!(sends.is_empty(), "sent {sends:?}");
+  let notices = s
+    .events
+    .iter()
+    .filter(|(_, e)| matches!(e, Event::Timeout))
+    .count();
+  assert_eq!(notices, 1);
+}
