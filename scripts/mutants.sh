@@ -22,12 +22,18 @@ command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 
 # Each session may run on a fresh machine, so what earlier runs found is committed (docs/mutants/CRATE.caught and
 # CRATE.unviable, mutants by name) and seeds --iterate. A mutant whose line moved has a new name and is simply
-# tested again.
+# tested again. CRATE.equivalent lists the mutants argued equivalent in docs/mutation.md (each with its reason):
+# no test can catch them, so they are not run again while their line stays where it is; one that moves is
+# tested again and must be argued again
 seed() { # crate, mutants.out dir
   mkdir -p "$2"
-  cat "docs/mutants/$1.caught" "docs/mutants/$1.unviable" "$2/previously_caught.txt" 2>/dev/null | grep -v '^$' \
-    | sort -u >"$2/previously_caught.txt.new" || true
+  cat "docs/mutants/$1.caught" "docs/mutants/$1.unviable" "docs/mutants/$1.equivalent" "$2/previously_caught.txt" \
+    2>/dev/null | grep -v '^$' | sort -u >"$2/previously_caught.txt.new" || true
   mv "$2/previously_caught.txt.new" "$2/previously_caught.txt"
+}
+
+count() { # lines in a ledger that may not exist yet
+  if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi
 }
 
 record() { # crate, mutants.out dir: add what this run found to the committed ledgers
@@ -36,10 +42,13 @@ record() { # crate, mutants.out dir: add what this run found to the committed le
   cat "$d/$1.unviable" "$2/unviable.txt" 2>/dev/null | grep -v '^$' | sort -u >"$d/$1.unviable.new" || true
   # previously_caught.txt holds both kinds; the unviable ones are known by name. Timeouts stay out: a suite slowed
   # by load is not a catch (docs/mutation.md), so they are tested again
+  # (the equivalent ones too, seeded from CRATE.equivalent: they are not catches either)
+  cat "$d/$1.unviable.new" "$d/$1.equivalent" 2>/dev/null | sort -u >"$d/$1.not-caught.tmp" || true
   cat "$d/$1.caught" "$2/caught.txt" "$2/previously_caught.txt" 2>/dev/null | grep -v '^$' | sort -u \
-    | comm -23 - "$d/$1.unviable.new" >"$d/$1.caught.new" || true
+    | comm -23 - "$d/$1.not-caught.tmp" >"$d/$1.caught.new" || true
+  rm -f "$d/$1.not-caught.tmp"
   mv "$d/$1.unviable.new" "$d/$1.unviable"; mv "$d/$1.caught.new" "$d/$1.caught"
-  echo "$1: $(wc -l <"$d/$1.caught") caught, $(wc -l <"$d/$1.unviable") unviable (docs/mutants/)"
+  echo "$1: $(wc -l <"$d/$1.caught") caught, $(wc -l <"$d/$1.unviable") unviable, $(count "$d/$1.equivalent") equivalent (docs/mutants/)"
 }
 
 rust_crate() { # crate
@@ -65,12 +74,16 @@ rust_crate() { # crate
 }
 
 summary() { # crate, mutants.out dir
-  local caught missed timeout unviable
+  local caught missed timeout unviable equivalent
   caught=$(wc -l <"docs/mutants/$1.caught"); unviable=$(wc -l <"docs/mutants/$1.unviable")
+  equivalent=$(count "docs/mutants/$1.equivalent")
+  # missed.txt is this run's; the equivalent ones were not run
   missed=$(wc -l <"$2/missed.txt"); timeout=$(wc -l <"$2/timeout.txt")
-  # Unviable mutants do not compile, so no test could see them: they count neither way
-  awk -v n="$1" -v c="$caught" -v m="$missed" -v t="$timeout" -v u="$unviable" 'BEGIN {
-    printf "%s: %d caught, %d timed out, %d missed, %d unviable: score %.1f%%\n", n, c, t, m, u, 100 * (c + t) / (c + t + m) }'
+  # Unviable mutants do not compile and equivalent ones change nothing, so no test could see them: they count
+  # neither way
+  awk -v n="$1" -v c="$caught" -v m="$missed" -v t="$timeout" -v u="$unviable" -v e="$equivalent" 'BEGIN {
+    printf "%s: %d caught, %d timed out, %d missed, %d unviable, %d equivalent: score %.1f%%\n", n, c, t, m, u, e,
+      100 * (c + t) / (c + t + m) }'
 }
 
 js() {
