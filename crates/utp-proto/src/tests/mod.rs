@@ -5,6 +5,7 @@ mod clocks;
 mod edges;
 mod endpoint_api;
 mod lifecycle;
+mod liveness;
 mod real_paths;
 mod real_peers;
 mod scripted;

@@ -1,0 +1,223 @@
+//! When a connection gives up on its peer, and when it asks it again: retransmission timeouts, the
+//! dead-peer deadlines (a silent peer, one that only repeats its ACK, a stranger, a lingering close),
+//! keepalives and closed-window probes, each at its exact time. Played packet by packet like
+//! `edges` (the boundaries of slacks, windows and counters), over minutes of virtual time
+
+use std::time::Duration;
+
+use super::edges::{ack, ms};
+use super::scripted::{accept, data, Script};
+use crate::conn::DEAD_AFTER_RETRANSMISSIONS;
+use crate::packet::{Header, PacketType};
+use crate::seq::SeqNr;
+use crate::{CloseReason, Config, Event, Instant};
+
+/// What the endpoint does over `span` of its time in 50 ms steps: when each DATA went out (in ms
+/// since the call) and when the connection closed, and why
+fn timeline(
+  s: &mut Script,
+  span: Duration,
+  mut each_step: impl FnMut(&mut Script),
+) -> (Vec<u64>, Option<(u64, CloseReason)>) {
+  let start = s.now;
+  let mut sends = Vec::new();
+  while s.now.saturating_since(start) < span {
+    s.advance(ms(50));
+    each_step(s);
+    let at = s.now.saturating_since(start).as_millis() as u64;
+    for (hd, _, _) in s.recv() {
+      if hd.ty == PacketType::Data {
+        sends.push(at);
+      }
+    }
+    if let Some(r) = s.events.iter().find_map(|(_, e)| match e {
+      Event::Closed(r) => Some(*r),
+      _ => None,
+    }) {
+      return (sends, Some((at, r)));
+    }
+  }
+  (sends, None)
+}
+/// A silent peer: the packet goes again after 1, 2, 4, 8 s (the timeout doubles), and the peer is
+/// declared dead at the fourth expiry (`DEAD_AFTER_RETRANSMISSIONS`), 15 s in, though the idle timeout
+/// (5 s, twice that for a sending connection) ran out before: enough retransmissions first. A
+/// window of exactly one packet is an open window and changes nothing
+#[test]
+fn a_silent_peer_is_dead_after_four_doubling_retransmissions() {
+  for window in [1 << 20, 1000] {
+    let mut s = Script::new(Config::default());
+    let (h, first) = accept(&mut s);
+    s.send(ack(first.sub(1), window), &[]);
+    s.ep.write(h, &[1; 1000]).unwrap();
+    assert_eq!(s.recv().len(), 1);
+    let (sends, closed) = timeline(&mut s, Duration::from_secs(60), |_| {});
+    assert_eq!(sends, [1000, 3000, 7000, 15000], "window {window}");
+    assert_eq!(closed, Some((15050, CloseReason::TimedOut)), "window {window}");
+  }
+}
+/// A series of timeouts is one congestion event: the first expiry cuts the window and counts, the
+/// ones after it find the window at its floor and only count as timeouts
+#[test]
+fn a_series_of_timeouts_is_one_congestion_event() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  s.send(ack(first.sub(1), 1 << 20), &[]);
+  s.ep.write(h, &[1; 1000]).unwrap();
+  assert_eq!(s.recv().len(), 1);
+  // Expiries at 1 s and 3 s (the timeout doubles)
+  let (sends, _) = timeline(&mut s, Duration::from_millis(3500), |_| {});
+  assert_eq!(sends, [1000, 3000]);
+  let st = s.ep.connection_stats(h).unwrap();
+  assert_eq!((st.timeouts, st.congestion_events), (2, 1));
+}
+/// A peer that keeps talking (a duplicate ACK every half second) and acknowledges nothing cannot
+/// hold a sending connection open: each duplicate gets the packet resent at once, the timer never
+/// expires, and it is the resent packet that counts. Dead at twice the idle timeout, as a silent
+/// one. Its window is exactly one packet, which is an open window: no reason to wait longer
+#[test]
+fn a_peer_that_only_repeats_its_ack_is_dead_after_twice_the_idle_timeout() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  s.send(ack(first.sub(1), 1000), &[]);
+  s.ep.write(h, &[1; 1000]).unwrap();
+  assert_eq!(s.recv().len(), 1);
+  let mut n = 0;
+  let (sends, closed) = timeline(&mut s, Duration::from_secs(120), |s| {
+    n += 1;
+    if n % 10 == 0 {
+      s.send(ack(first.sub(1), 1000), &[]);
+    }
+  });
+  assert!(sends.len() > DEAD_AFTER_RETRANSMISSIONS as usize, "{sends:?}");
+  assert_eq!(closed, Some((10_000, CloseReason::TimedOut)));
+}
+/// A closed window is probed while the peer is silent, at most 8 s apart (the timeout is capped at
+/// a fifth of the idle timeout, 4 s here, and the persist timer waits as long again after it)
+/// however far the timeout would have backed off
+#[test]
+fn a_closed_window_is_probed_at_a_capped_interval() {
+  let cfg = Config {
+    idle_timeout: Duration::from_secs(20),
+    ..Config::default()
+  };
+  let mut s = Script::new(cfg);
+  let (h, first) = accept(&mut s);
+  s.send(ack(first.sub(1), 0), &[]);
+  s.ep.write(h, &[1; 3000]).unwrap();
+  assert!(s.recv().is_empty());
+  let (sends, _) = timeline(&mut s, Duration::from_secs(40), |_| {});
+  assert!(sends.len() >= 5, "{sends:?}");
+  assert!(sends.windows(2).all(|w| w[1] - w[0] <= 8000), "{sends:?}");
+}
+/// Lingering ends only once what is owed has gone out: a FIN repeated by the peer at the very end
+/// of the linger time is still acknowledged, and the RESET of an abort still goes, whatever the
+/// order in which the driver polls and runs timers
+#[test]
+fn a_lingering_connection_is_forgotten_only_after_its_last_packet() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  let fin = Header {
+    ty: PacketType::Fin,
+    ..data(101, first.sub(1))
+  };
+  s.send(fin, &[]);
+  s.ep.shutdown(h);
+  let out = s.recv();
+  let our_fin = out
+    .iter()
+    .find(|(hd, _, _)| hd.ty == PacketType::Fin)
+    .expect("our FIN")
+    .0;
+  s.send(ack(our_fin.seq_nr, 1 << 20), &[]);
+  s.recv();
+  assert!(s.events.contains(&(h, Event::Closed(CloseReason::Finished))));
+  // The peer did not get our ACK of its FIN and sends it again, just as lingering runs out
+  let until = s.ep.poll_timeout().expect("lingering");
+  s.now = until;
+  s.send(fin, &[]);
+  s.ep.handle_timeout(until);
+  let out = s.recv();
+  assert!(!out.is_empty());
+  assert!(
+    out
+      .iter()
+      .all(|(hd, _, _)| (hd.ty, hd.ack_nr) == (PacketType::State, SeqNr(101))),
+    "{out:?}"
+  );
+
+  let mut s = Script::new(Config::default());
+  let (h, _) = accept(&mut s);
+  let now = s.now;
+  s.ep.abort(now, h);
+  while s.ep.poll_event().is_some() {}
+  s.ep.handle_timeout(now);
+  let out = s.recv();
+  assert_eq!(out.len(), 1);
+  assert_eq!(out[0].0.ty, PacketType::Reset);
+}
+/// A peer that is not ours (no hello) but answers our keepalive is known to answer: once it falls
+/// silent it is dead within the silence limits, not after the 150 s a stranger gets
+#[test]
+fn a_stranger_that_answered_a_keepalive_is_dead_soon_after_it_falls_silent() {
+  let mut s = Script::new(Config::default());
+  let (_, first) = accept(&mut s);
+  let mut answered = false;
+  let (_, closed) = timeline(&mut s, Duration::from_secs(200), |s| {
+    if !answered && s.now.saturating_since(Instant::ZERO) > Duration::from_millis(11_500) {
+      answered = true;
+      s.send(ack(first.sub(1), 1 << 20), &[]);
+    }
+  });
+  let (at, reason) = closed.expect("closed");
+  assert_eq!(reason, CloseReason::TimedOut);
+  assert!(at < 30_000, "closed after {at} ms");
+}
+/// The probe of a closed window goes out on time even while the peer keeps saying its window is
+/// closed: each of its packets must not push the probe back
+#[test]
+fn a_closed_window_is_probed_on_time_while_the_peer_repeats_it() {
+  let mut s = Script::new(Config::default());
+  let (h, first) = accept(&mut s);
+  s.send(ack(first.sub(1), 0), &[]);
+  s.ep.write(h, &[3; 3000]).unwrap();
+  assert!(s.recv().is_empty());
+  let (sends, _) = timeline(&mut s, Duration::from_millis(1500), |s| {
+    s.send(ack(first.sub(1), 0), &[]);
+  });
+  assert_eq!(sends, [1000]);
+}
+/// An idle stranger (a peer that is not ours never answers keepalives) that falls silent is given
+/// 150 s, as long as a live libutp or libtorrent may be quiet; not TCP's FIN_WAIT_2 minute, which
+/// is for a peer that has our FIN and owes its own
+#[test]
+fn an_idle_silent_stranger_is_given_150_s() {
+  let mut s = Script::new(Config::default());
+  let (_, first) = accept(&mut s);
+  s.send(ack(first.sub(1), 1 << 20), &[]);
+  let (_, closed) = timeline(&mut s, Duration::from_secs(200), |_| {});
+  let (at, reason) = closed.expect("closed");
+  assert_eq!(reason, CloseReason::TimedOut);
+  assert!((150_000..=150_100).contains(&at), "closed after {at} ms");
+}
+/// With keepalives off (`keepAlive: 0`) an idle connection sends nothing, so the peer's silence
+/// proves nothing: the application gets its silence notice (as net's `setTimeout`) and decides;
+/// the connection is not declared dead as an unanswered stranger would be
+#[test]
+fn an_idle_connection_without_keepalives_is_never_declared_dead() {
+  let mut s = Script::new(Config {
+    keepalive: Duration::ZERO,
+    ..Config::default()
+  });
+  let (_, first) = accept(&mut s);
+  s.send(ack(first.sub(1), 1 << 20), &[]);
+  let (sends, closed) = timeline(&mut s, Duration::from_secs(400), |_| {});
+  assert_eq!(closed, None);
+  assert!(sends.is_empty(), "sent {sends:?}");
+  let notices = s
+    .events
+    .iter()
+    .filter(|(_, e)| matches!(e, Event::Timeout))
+    .count();
+  assert_eq!(notices, 1);
+}
