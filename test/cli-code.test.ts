@@ -51,6 +51,23 @@ describe('pairing codes', () => {
     expect(nameplates.size).toBeGreaterThan(1500)
   })
 
+  it('generateCode: the nameplate\'s range reaches 9999 itself (crypto.randomInt\'s bound is exclusive)', () => {
+    // The compiled module calls crypto.randomInt through the module object, so a stand-in sees each range
+    const crypto = requireFromRoot('crypto') as { randomInt: (a: number, b?: number) => number }
+    const real = crypto.randomInt
+    const ranges: Array<[number, number | undefined]> = []
+    crypto.randomInt = (a: number, b?: number) => {
+      ranges.push([a, b])
+      return b === undefined ? a - 1 : b - 1 // the highest value each draw can give
+    }
+    try {
+      expect(generateCode()).toBe(`9999-${Array(3).fill(CODE_WORDS[CODE_WORDS.length - 1]).join('-')}`)
+    } finally {
+      crypto.randomInt = real
+    }
+    expect(ranges).toEqual([[CODE_WORDS.length, undefined], [CODE_WORDS.length, undefined], [CODE_WORDS.length, undefined], [1, 10_000]])
+  })
+
   it('parseCode: generated codes however typed, nameplate codes and free text as they are', () => {
     expect(parseCode('4127-otter-pretzel-canoe')).toEqual({ code: '4127-otter-pretzel-canoe', nameplate: '4127', secret: 'otter-pretzel-canoe', generated: true })
     expect(parseCode(' 4127 Otter  pretzel-CANOE ')).toEqual({ code: '4127-otter-pretzel-canoe', nameplate: '4127', secret: 'otter-pretzel-canoe', generated: true })

@@ -26,6 +26,9 @@ describe('prefixOf', () => {
     expect(prefixOf('fe80::1:2:3:4%eth0')).toBe('fe80:0:0:0::/64')
     expect(prefixOf('::1')).toBe('0:0:0:0::/64')
     expect(prefixOf('2001:db8::')).toBe('2001:db8:0:0::/64')
+    // Groups after "::" counted one by one (not as characters, not as one), five of them reaching into the /64
+    expect(prefixOf('1::2:3:4:5:6')).toBe('1:0:0:2::/64')
+    expect(prefixOf('1::abcd:1')).toBe('1:0:0:0::/64')
   })
 })
 
