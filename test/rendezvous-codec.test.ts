@@ -55,11 +55,12 @@ describe('the framing', () => {
     }
   })
 
-  it('names an unknown type, cut to 40 characters', () => {
+  it('names an unknown type, cut to 40 characters; a type that is not a string is malformed', () => {
     expect(decode(body({ t: 'nope' }))).toEqual({ error: 'ERR_UNKNOWN_TYPE', message: 'unknown message type "nope"' })
     expect(decode(body({ t: 'x'.repeat(50) }))).toEqual({ error: 'ERR_UNKNOWN_TYPE', message: `unknown message type "${'x'.repeat(40)}"` })
-    expect(decode(body({ t: 7 }))).toEqual({ error: 'ERR_UNKNOWN_TYPE', message: 'unknown message type "7"' })
-    expect(decode(body({}))).toEqual({ error: 'ERR_UNKNOWN_TYPE', message: 'unknown message type "undefined"' })
+    // Not a string at all: a malformed field (test/attack-decoder.test.ts has the hostile ones)
+    expect(decode(body({ t: 7 }))).toEqual({ error: 'ERR_MALFORMED', message: 'field "t" must be a string' })
+    expect(decode(body({}))).toEqual({ error: 'ERR_MALFORMED', message: 'field "t" must be a string' })
   })
 
   it('isDecodeError tells a refusal from a message', () => {

@@ -328,6 +328,9 @@ const MAX_MS = 600_000
 /** Rebuild the message from validated fields only, so nothing unexpected travels further */
 function validate (o: Record<string, unknown>): Message | DecodeError {
   const t = o.t
+  // Checked before anything turns it into text: String() throws on an object whose toString is not callable
+  // ({"t":{"toString":1}}), and an exception here would escape into a socket's 'message' handler
+  if (typeof t !== 'string') throw new FieldError('field "t" must be a string')
   switch (t) {
     case 'register': {
       const msg: RegisterMsg = { t, key: str(o, 'key', 3, 66, KEY_PATTERN), nonce: nonce(o), lan: endpoints(o, 'lan'), relay: bool(o, 'relay'), pake: pake(o) }
@@ -407,7 +410,7 @@ function validate (o: Record<string, unknown>): Message | DecodeError {
     case 'relay-hello-ack':
       return { t, token: token(o), ready: bool(o, 'ready') }
     default:
-      return bad('ERR_UNKNOWN_TYPE', `unknown message type ${JSON.stringify(String(t).slice(0, 40))}`)
+      return bad('ERR_UNKNOWN_TYPE', `unknown message type ${JSON.stringify(t.slice(0, 40))}`)
   }
 }
 
