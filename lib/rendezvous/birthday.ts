@@ -74,8 +74,9 @@ export class BirthdaySpray {
 
   private _sendOne (): void {
     let port: number
+    // Distinct ports until every one of the range's PORT_MAX - PORT_MIN + 1 was tried; then repeats
     do port = randomInt(PORT_MIN, PORT_MAX + 1)
-    while (this._tried.has(port) && this._tried.size < PORT_MAX - PORT_MIN)
+    while (this._tried.has(port) && this._tried.size <= PORT_MAX - PORT_MIN)
     this._tried.add(port)
     this._sent++
     this._o.send({ address: this._o.address, port })
