@@ -38,6 +38,7 @@ describe('bdecode', () => {
     expect(decodes('9:abcdefghi')).toEqual(b('abcdefghi'))
     expect(decodes('le')).toEqual([])
     expect(decodes('li1e2:abe')).toEqual([1, b('ab')])
+    expect(decodes('li1ei-2ee')).toEqual([1, -2]) // an integer's end is searched after its own "i"
     const d = decodes('d1:ai1e1:bl1:xee') as Record<string, unknown>
     expect({ ...d }).toEqual({ a: 1, b: [b('x')] })
     const roundTrip = { t: b('aa'), y: b('r'), r: { id: Buffer.alloc(20, 1), ip: Buffer.from([1, 2, 3, 4, 0, 80]) } }
@@ -54,7 +55,7 @@ describe('bdecode', () => {
   it('is null for anything malformed, truncated or followed by more bytes', () => {
     const bad = [
       '', 'x', 'e', 'i', 'ie', 'i1', 'i-e', 'i-0e', 'i03e', 'i1.5e', 'i 1e', 'i1ex', // integers
-      '1', '1:', '2:a', '-1:a', '01:a', '1:ab', '/:', ':a', // byte strings
+      '1', '1:', '2:a', '-1:a', '01:a', '01:', '-0:', '1:ab', '/:', ':a', // byte strings
       'l', 'li1e', 'lxe', 'lee', // lists
       'd', 'd1:a', 'd1:ai1e', 'di1ei2ee', 'dle1:ae', 'd1:ae', 'dex' // dictionaries
     ]
@@ -84,6 +85,8 @@ describe('bdecode', () => {
     expect(decodes(dicts(17))).not.toBeNull()
     expect(decodes(dicts(18))).toBeNull()
     expect(decodes('l'.repeat(100_000) + 'e'.repeat(100_000))).toBeNull()
+    // Keys count as a level too: dictionaries nested as keys cannot recurse past the bound either
+    expect(decodes('d'.repeat(100_000))).toBeNull()
   })
 
   it('isDict: only a dictionary', () => {
