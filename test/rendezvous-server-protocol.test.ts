@@ -83,5 +83,10 @@ describe('rendezvous server building blocks', () => {
     expect(jar.verify(c, '198.51.100.7', 4000, t + 2 * COOKIE_BUCKET_MS)).toBe(false)
     expect(new CookieJar().verify(c, '198.51.100.7', 4000, t)).toBe(false) // another server's secret
     expect(jar.verify(undefined, '198.51.100.7', 4000, t)).toBe(false)
+    // Any string at all is a cookie that fails, never an exception: too short, too long, not hex (Buffer.from
+    // stops at the first bad digit, and comparing buffers of different lengths throws)
+    for (const bad of ['', c.slice(1), c + '0', 'zz'.repeat(16), c.slice(0, 31) + 'g', c.slice(0, 30) + 'é']) {
+      expect(jar.verify(bad, '198.51.100.7', 4000, t), bad).toBe(false)
+    }
   })
 })

@@ -28,6 +28,8 @@ export class CookieJar {
   verify (cookie: string | undefined, address: string, port: number, now = Date.now()): boolean {
     if (cookie === undefined || cookie.length !== COOKIE_HEX) return false
     const given = Buffer.from(cookie, 'hex')
+    // Not all hex digits: Buffer.from stops at the first bad one, and timingSafeEqual throws on a length mismatch
+    if (given.length !== COOKIE_HEX / 2) return false
     const bucket = Math.floor(now / COOKIE_BUCKET_MS)
     // Both comparisons always run: the time taken says nothing about which bucket matched
     const current = timingSafeEqual(given, Buffer.from(this._mac(address, port, bucket), 'hex'))
