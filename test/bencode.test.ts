@@ -57,7 +57,9 @@ describe('bdecode', () => {
       '', 'x', 'e', 'i', 'ie', 'i1', 'i-e', 'i-0e', 'i03e', 'i1.5e', 'i 1e', 'i1ex', // integers
       '1', '1:', '2:a', '-1:a', '01:a', '01:', '-0:', '1:ab', '/:', ':a', // byte strings
       'l', 'li1e', 'lxe', 'lee', // lists
-      'd', 'd1:a', 'd1:ai1e', 'di1ei2ee', 'dle1:ae', 'd1:ae', 'dex' // dictionaries
+      'd', 'd1:a', 'd1:ai1e', 'di1ei2ee', 'dle1:ae', 'd1:ae', 'dex', // dictionaries
+      'x1:ai1ee', 'D1:ai1ee', 'L1:ae', // only d and l open containers
+      'l-3:e', 'l2:ab-5:e' // a negative length would move backwards (and loop for ever)
     ]
     for (const s of bad) expect(decodes(s), JSON.stringify(s)).toBeNull()
   })
