@@ -104,6 +104,8 @@ describe('resolveOptions', () => {
     expect(fails({ encrypt: 'yes' })).toEqual(['TypeError', 'options.encrypt must be a boolean'])
     expect(fails({ side: 'Send' })).toEqual(['TypeError', 'options.side must be a lowercase token of 1..16 characters such as "send", got "Send"'])
     expect(fails({ side: 5 })).toEqual(['TypeError', 'options.side must be a lowercase token of 1..16 characters such as "send", got 5'])
+    // Not a string, though it reads as one
+    expect(fails({ side: { toString: () => 'send' } })).toEqual(['TypeError', 'options.side must be a lowercase token of 1..16 characters such as "send", got {}'])
     expect(fails({ onStatus: 'log' })).toEqual(['TypeError', 'options.onStatus must be a function'])
   })
 
