@@ -43,10 +43,8 @@ record() { # crate, mutants.out dir: add what this run found to the committed le
   # previously_caught.txt holds both kinds; the unviable ones are known by name. Timeouts stay out: a suite slowed
   # by load is not a catch (docs/mutation.md), so they are tested again
   # (the equivalent ones too, seeded from CRATE.equivalent: they are not catches either)
-  cat "$d/$1.unviable.new" "$d/$1.equivalent" 2>/dev/null | sort -u >"$d/$1.not-caught.tmp" || true
   cat "$d/$1.caught" "$2/caught.txt" "$2/previously_caught.txt" 2>/dev/null | grep -v '^$' | sort -u \
-    | comm -23 - "$d/$1.not-caught.tmp" >"$d/$1.caught.new" || true
-  rm -f "$d/$1.not-caught.tmp"
+    | comm -23 - <(cat "$d/$1.unviable.new" "$d/$1.equivalent" 2>/dev/null | sort -u) >"$d/$1.caught.new" || true
   mv "$d/$1.unviable.new" "$d/$1.unviable"; mv "$d/$1.caught.new" "$d/$1.caught"
   echo "$1: $(wc -l <"$d/$1.caught") caught, $(wc -l <"$d/$1.unviable") unviable, $(count "$d/$1.equivalent") equivalent (docs/mutants/)"
 }

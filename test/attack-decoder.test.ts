@@ -11,12 +11,10 @@ import { afterAll, describe, expect, it } from 'vitest'
 
 import type * as ProtocolModule from '../lib/rendezvous/protocol'
 import { startRendezvous, type CliServer } from './helpers/cli'
-import { pairUp } from './helpers/rendezvous-peer'
+import { pairUp, rawDatagram as raw } from './helpers/rendezvous-peer'
 import { requireFromRoot, root, sleep } from './helpers/utp'
 
 const { decode, isDecodeError } = requireFromRoot('./dist/lib/rendezvous/protocol.js') as typeof ProtocolModule
-
-const raw = (text: string): Buffer => Buffer.concat([Buffer.from('UTPRV\x02', 'latin1'), Buffer.from(text)])
 
 /** JSON values that break code which converts or measures what it was given without checking its type first */
 const HOSTILE: unknown[] = [
@@ -109,7 +107,9 @@ describe('the rendezvous decoder is total', () => {
     let err = ''
     child.stdout.on('data', (d: Buffer) => { out += d.toString() })
     child.stderr.on('data', (d: Buffer) => { err += d.toString() })
-    while (!out.includes('\n')) await sleep(20)
+    let gone = false
+    void exited.then(() => { gone = true })
+    while (!out.includes('\n') && !gone) await sleep(20)
     const port = Number(out.split('\n')[0])
     const attacker = dgram.createSocket('udp4')
     await new Promise<void>((resolve) => attacker.bind(0, '127.0.0.1', resolve))

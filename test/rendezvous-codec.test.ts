@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest'
 
 import type * as ProtocolModule from '../lib/rendezvous/protocol'
+import { datagram as body, rawDatagram as raw } from './helpers/rendezvous-peer'
 import { requireFromRoot } from './helpers/utp'
 
 const protocol = requireFromRoot('./dist/lib/rendezvous/protocol.js') as typeof ProtocolModule
@@ -16,8 +17,6 @@ const pair = 'cd'.repeat(16)
 const pake = Buffer.alloc(33, 9).toString('base64')
 const cookie = 'e1'.repeat(16)
 const ep = { address: '198.51.100.7', port: 4000 }
-const raw = (text: string): Buffer => Buffer.concat([Buffer.from('UTPRV\x02', 'latin1'), Buffer.from(text)])
-const body = (o: object): Buffer => raw(JSON.stringify(o))
 const reg = { t: 'register', key: 'n:4127', nonce: n, lan: [ep], relay: true, pake }
 const peer = { t: 'peer', nonce: n, pair, role: 'accept', startInMs: 0, public: ep, lan: [], relay: false, pake }
 

@@ -4,21 +4,14 @@
 import { describe, expect, it } from 'vitest'
 
 import type * as OptionsModule from '../lib/rendezvous/options'
-import { requireFromRoot } from './helpers/utp'
+import { errorOf, requireFromRoot } from './helpers/utp'
 
 const { resolveOptions } = requireFromRoot('./dist/lib/rendezvous/options.js') as typeof OptionsModule
 type Options = Parameters<typeof resolveOptions>[0]
 
 const base: Options = { server: 'rendezvous.example:7000', code: '4127-otter-pretzel-canoe' }
 const resolve = (extra: Record<string, unknown>): ReturnType<typeof resolveOptions> => resolveOptions({ ...base, ...extra } as Options)
-const fails = (extra: Record<string, unknown>): unknown => {
-  try {
-    resolve(extra)
-  } catch (e) {
-    return [(e as Error).constructor.name, (e as Error).message]
-  }
-  return 'accepted'
-}
+const fails = (extra: Record<string, unknown>): unknown => errorOf(() => resolve(extra))
 
 describe('resolveOptions', () => {
   it('fills in every default', () => {
@@ -87,7 +80,7 @@ describe('resolveOptions', () => {
   })
 
   it('refuses bad DHT options', () => {
-    const dht = (d: unknown): unknown => { try { resolveOptions({ code: 'c', dht: d } as Options); return 'accepted' } catch (e) { return [(e as Error).constructor.name, (e as Error).message] } }
+    const dht = (d: unknown): unknown => errorOf(() => resolveOptions({ code: 'c', dht: d } as Options))
     const form = ['TypeError', 'options.dht must be true or { bootstrap } or { node }']
     for (const d of [null, false, 'router.example:6881', 5]) expect(dht(d), String(d)).toEqual(form)
     const boot = ['TypeError', 'options.dht.bootstrap must be an array of "host:port" strings']

@@ -5,19 +5,12 @@
 import { describe, expect, it } from 'vitest'
 
 import type * as OptionsModule from '../lib/server/options'
-import { requireFromRoot } from './helpers/utp'
+import { errorOf, requireFromRoot } from './helpers/utp'
 
 const { resolveServerOptions } = requireFromRoot('./dist/lib/server/options.js') as typeof OptionsModule
 type Options = Parameters<typeof resolveServerOptions>[0]
 
-const fails = (o: Record<string, unknown>): unknown => {
-  try {
-    resolveServerOptions(o as Options)
-  } catch (e) {
-    return [(e as Error).constructor.name, (e as Error).message]
-  }
-  return 'accepted'
-}
+const fails = (o: Record<string, unknown>): unknown => errorOf(() => resolveServerOptions(o as Options))
 
 describe('resolveServerOptions', () => {
   it('fills in every default', () => {

@@ -15,9 +15,14 @@ export type Msg = ProtocolModule.Message
 export const PAKE = Buffer.alloc(32, 7).toString('base64')
 export const CONFIRM_MAC = '6b'.repeat(32)
 
+/** A datagram of the built protocol version whose body is `text`, JSON or not */
+export function rawDatagram (text: string): Buffer {
+  return Buffer.concat([protocol.MAGIC, Buffer.from([protocol.VERSION]), Buffer.from(text, 'utf8')])
+}
+
 /** Encode any object as a datagram of the built protocol version (extra fields allowed) */
 export function datagram (body: object): Buffer {
-  return Buffer.concat([protocol.MAGIC, Buffer.from([protocol.VERSION]), Buffer.from(JSON.stringify(body), 'utf8')])
+  return rawDatagram(JSON.stringify(body))
 }
 
 export function registerBody (key: string, nonce: string, extra: object = {}): Record<string, unknown> {

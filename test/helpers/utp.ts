@@ -15,6 +15,8 @@ export type Node = NodeClass
 export type Socket = NodeClass.Socket
 export type UtpError = NodeClass.UtpError
 export const utp = requireFromRoot('./dist/index.js') as typeof NodeClass
+export const Node = utp.Node
+export const Socket = utp.Socket
 
 /** The `.code` of what fn throws synchronously (undefined when it does not throw) */
 export function codeOf (fn: () => unknown): string | undefined {
@@ -25,8 +27,16 @@ export function codeOf (fn: () => unknown): string | undefined {
   }
   return undefined
 }
-export const Node = utp.Node
-export const Socket = utp.Socket
+
+/** [class name, message] of what fn throws synchronously, or 'accepted' when it does not throw */
+export function errorOf (fn: () => unknown): [string, string] | 'accepted' {
+  try {
+    fn()
+  } catch (e) {
+    return [(e as Error).constructor.name, (e as Error).message]
+  }
+  return 'accepted'
+}
 
 const live = new Set<Node>()
 
