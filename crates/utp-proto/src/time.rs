@@ -65,6 +65,7 @@ mod tests {
   fn arithmetic_saturates() {
     let t = Instant::from_micros(5);
     assert_eq!(t - Duration::from_micros(10), Instant::ZERO);
+    assert_eq!(t - Duration::from_micros(3), Instant::from_micros(2));
     assert_eq!(t.saturating_since(Instant::from_micros(9)), Duration::ZERO);
     assert_eq!((t + Duration::from_millis(1)).as_micros(), 1005);
     assert_eq!(Instant::from_micros((1 << 32) + 7).wire_timestamp(), 7);

@@ -397,17 +397,26 @@ mod tests {
     assert_eq!(c.min_rtt, Some((ms(100), t(1))));
     c.on_ack(t(2), &ack(1000, 100, 50));
     assert_eq!(c.min_rtt, Some((ms(50), t(2))), "lower: taken at once");
-    c.on_ack(t(20), &ack(1000, 100, 80));
+    c.on_ack(t(10), &ack(1000, 100, 80));
     assert_eq!(
       c.min_rtt,
       Some((ms(50), t(2))),
       "higher, within the lifetime: kept"
     );
-    c.on_ack(t(33), &ack(1000, 100, 80));
+    // The path still reaches its minimum: the lifetime starts again
+    c.on_ack(t(20), &ack(1000, 100, 50));
+    assert_eq!(c.min_rtt, Some((ms(50), t(20))), "equal: renewed");
+    c.on_ack(t(49), &ack(1000, 100, 80));
     assert_eq!(
       c.min_rtt,
-      Some((ms(80), t(33))),
-      "higher, after the lifetime: replaced"
+      Some((ms(50), t(20))),
+      "higher, within the renewed lifetime: kept"
+    );
+    c.on_ack(t(50), &ack(1000, 100, 80));
+    assert_eq!(
+      c.min_rtt,
+      Some((ms(80), t(50))),
+      "higher, once the lifetime is over: replaced"
     );
   }
 
