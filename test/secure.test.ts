@@ -3,9 +3,10 @@ import * as crypto from 'crypto'
 import { afterEach, describe, expect, it } from 'vitest'
 
 import { createRelay, type Direction, type Relay } from './helpers/relay'
-import { codeOf, cleanupNodes, closed, drainHash, listeningNode, makeNode, once, sleep, utp, writeRandom, type Node, type NodeOptions, type Socket, type UtpError } from './helpers/utp'
+import { codeOf, cleanupNodes, requireFromRoot, closed, drainHash, listeningNode, makeNode, once, sleep, utp, writeRandom, type Node, type NodeOptions, type Socket, type UtpError } from './helpers/utp'
 
 import type { Node as NodeClass } from '../lib/node'
+import type * as SecureNative from '../lib/secure/native'
 
 type SecureSocket = NodeClass.SecureSocket
 type SecureOptions = NodeClass.SecureOptions
@@ -421,5 +422,59 @@ describe('secureSocket over loopback uTP', () => {
     expect(client.socket.getTimeout()).toBe(50)
     r.inner.client.emit('timeout')
     await fired
+    // Without a callback, and 0 takes the callback away again
+    expect(client.setTimeout(80)).toBe(client)
+    const cb = (): void => {}
+    client.setTimeout(1000, cb)
+    expect(client.listenerCount('timeout')).toBe(1)
+    client.setTimeout(0, cb)
+    expect(client.listenerCount('timeout')).toBe(0)
+    expect(client.socket.getTimeout()).toBe(0)
+  }, 10_000)
+
+  it('write() buffers at least 256 KiB before it asks the writer to wait (several writes per sealed batch)', async () => {
+    const { client, server } = await watchedPair()
+    for (const s of [client, server]) {
+      expect(s.writableHighWaterMark).toBe(Math.max(s.socket.writableHighWaterMark, 256 * 1024))
+      expect(s.writableHighWaterMark).toBeGreaterThanOrEqual(256 * 1024)
+    }
+  }, 10_000)
+
+  it("role 'responder' is the responder: it completes with the native handshake running as initiator", async () => {
+    // The other side is the addon's handshake driven by hand, so a role swapped inside secureSocket() shows
+    const { loadSecure, sealedLength } = requireFromRoot('./dist/lib/secure/native.js') as typeof SecureNative
+    const { NativeHandshake } = loadSecure()
+    const { port } = await listeningNode(undefined, (socket) => {
+      void secureSocket(socket, psk.server).then((secure) => {
+        secure.on('data', (d: Buffer) => secure.end(`secured: ${String(d)}`))
+      })
+    })
+    // allowHalfOpen: the server's FIN must not end this side before it sent its authenticated close
+    const plain = makeNode({ allowHalfOpen: true }).connect(port, '127.0.0.1')
+    const hs = new NativeHandshake(true, null, Buffer.from(psk.client.psk))
+    plain.write(hs.hello)
+    let layer: SecureNative.NativeRecordLayer | null = null
+    const answer = await new Promise<Buffer>((resolve, reject) => {
+      plain.on('error', reject)
+      plain.on('data', (chunk: Buffer) => {
+        if (layer === null) {
+          const reply = hs.read(chunk)
+          if (reply.length > 0) plain.write(reply)
+          if (!hs.done) return
+          layer = hs.finish()
+          const records = Buffer.alloc(sealedLength(5))
+          layer.sealInto([Buffer.from('hello')], records)
+          plain.write(records)
+          return
+        }
+        const out = Buffer.alloc(layer.pending + chunk.length)
+        const n = layer.openInto(chunk, out)
+        if (n > 0) resolve(out.subarray(0, n))
+      })
+    })
+    expect(String(answer)).toBe('secured: hello')
+    // and the authenticated close: the server's stream ends cleanly
+    plain.end((layer as SecureNative.NativeRecordLayer | null)?.sealClose())
+    await closed(plain)
   }, 10_000)
 })
