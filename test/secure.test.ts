@@ -413,6 +413,64 @@ describe('secureSocket over loopback uTP', () => {
     expect(errors).toEqual([])
   }, 15_000)
 
+  it("the node's close() with the peer gone: the SecureSocket closes within the node's timeout, without an error", async () => {
+    let relay!: Relay
+    const r = await securePair(psk.client, psk.server, {
+      node: { timeout: 500 },
+      relay: async (port) => (relay = await keep(createRelay(port)))
+    })
+    const client = secured(r.client)
+    const server = secured(r.server)
+    server.on('error', () => {}) // the server's side is cut off mid-stream: not what this test is about
+    const errors: Error[] = []
+    client.on('error', (e: Error) => errors.push(e))
+    client.resume()
+    relay.faults.blackhole = true
+    const started = Date.now()
+    await r.clientNode.closeAsync()
+    await closed(client)
+    // The node reset the connection its peer never let finish; the stream was ended here, so no ERR_DECRYPT
+    expect(Date.now() - started).toBeLessThan(3000)
+    expect(errors).toEqual([])
+  }, 10_000)
+
+  it('the connection underneath destroyed by other code: the stream fails with ERR_DECRYPT, it does not end as if complete', async () => {
+    const r = await securePair(psk.client, psk.server)
+    const client = secured(r.client)
+    secured(r.server).on('error', () => {})
+    let ended = false
+    client.on('end', () => { ended = true })
+    client.resume()
+    const failed = once<UtpError>(client, 'error')
+    r.inner.client.destroy()
+    expect(await failed).toMatchObject({ code: 'ERR_DECRYPT', message: "the connection closed without the peer's authenticated end" })
+    expect(ended).toBe(false)
+  }, 10_000)
+
+  it('a RESET from the peer fails the SecureSocket with ECONNRESET', async () => {
+    const r = await securePair(psk.client, psk.server)
+    const client = secured(r.client)
+    secured(r.server).on('error', () => {})
+    const failed = once<UtpError>(client, 'error')
+    r.inner.server.resetAndDestroy()
+    expect((await failed).code).toBe('ECONNRESET')
+    await closed(client)
+  }, 10_000)
+
+  it('the addresses are those of the connection underneath', async () => {
+    const r = await securePair(psk.client, psk.server)
+    const client = secured(r.client)
+    secured(r.server)
+    const inner = r.inner.client
+    expect([client.remoteAddress, client.remotePort, client.remoteFamily, client.localAddress, client.localPort])
+      .toEqual([inner.remoteAddress, inner.remotePort, inner.remoteFamily, inner.localAddress, inner.localPort])
+    expect(client.remoteAddress).toBe('127.0.0.1')
+    expect(client.remoteFamily).toBe('IPv4')
+    expect(client.localPort).toBe(r.clientNode.address()?.port)
+    expect(client.remotePort).toBe(r.inner.server.localPort)
+    expect(client.address()).toEqual(inner.address())
+  }, 10_000)
+
   it("'timeout' passes through and setTimeout() reaches the inner socket", async () => {
     const r = await securePair(psk.client, psk.server)
     const client = secured(r.client)
