@@ -186,8 +186,10 @@ impl Controller for Cubic {
       self.smoothed = Some((srtt, ack.rttvar));
     }
     self.delivered_since_random = self.delivered_since_random.saturating_add(ack.bytes_acked);
-    let slow_start = self.cwnd < self.ssthresh;
-    if slow_start && self.hystart(now, ack) {
+    // HyStart++ only in the initial slow start (RFC 9406 §4.3): a later one, after a timeout, has
+    // its threshold already, and the round minimum kept from before the timeout is out of date
+    let initial_slow_start = self.ssthresh == f64::INFINITY;
+    if initial_slow_start && self.hystart(now, ack) {
       self.ssthresh = self.cwnd;
     }
     // A sender the application holds back learns nothing about the path (RFC 9438 §4.8)
@@ -320,6 +322,65 @@ mod tests {
     assert!(!c.in_slow_start());
   }
 
+  /// HyStart++'s thresholds exactly (RFC 9406 §4.2): a round needs eight RTT samples before it
+  /// may end slow start, and what ends it is a minimum grown by an eighth of the last round's
+  /// (12.5 ms of 100 ms), the eighth clamped to 4–16 ms
+  #[test]
+  fn hystart_needs_eight_samples_and_an_eighth_more_delay() {
+    let us = Duration::from_micros;
+    // (last round's minimum, this round's, whether it ends slow start), in µs
+    for (base, rtt, exits) in [
+      (100_000, 112_500, true),
+      (100_000, 112_499, false),
+      (200_000, 216_000, true),
+      (200_000, 215_999, false),
+      (20_000, 24_000, true),
+      (20_000, 23_999, false),
+    ] {
+      let mut c = Cubic::new(10_000, 1000, 100_000_000);
+      let mut sample = |at: u64, rtt: u64| {
+        let a = AckSample {
+          srtt: Some(us(base)),
+          rtt_sample: Some(us(rtt)),
+          ..AckSample::new(1000, 0, 1000)
+        };
+        c.on_ack(Instant::from_micros(at), &a);
+        c.in_slow_start()
+      };
+      // One round at the base delay, then samples of the next one
+      for i in 0..10 {
+        assert!(sample(i * base / 20, base));
+      }
+      for i in 0..12 {
+        let still = sample(base + i * base / 20, rtt);
+        let expected = !exits || i < 7;
+        assert_eq!(still, expected, "{base} -> {rtt} µs, sample {}", i + 1);
+      }
+    }
+  }
+
+  /// HyStart++ is for the initial slow start only (RFC 9406 §4.3): a slow start after a timeout
+  /// already has its threshold, and the round minimum HyStart kept from before the timeout is out
+  /// of date. Here a delay spike (RTT 100 to 160 ms) fired the timeout, and the original flight's
+  /// ACKs come in late right after it: they must not end the new slow start at a few packets
+  #[test]
+  fn a_slow_start_after_a_timeout_runs_to_its_threshold() {
+    let mut c = Cubic::new(10_000, 1000, 100_000_000);
+    let mut now = rounds(&mut c, 0, 4, 100);
+    assert!(c.in_slow_start());
+    let threshold = (c.window() as f64 * BETA) as usize;
+    c.on_congestion_event(Instant::from_micros(now * 1000), CongestionEvent::Timeout, 1000);
+    assert_eq!(c.window(), 1000);
+    for _ in 0..20 {
+      now += 2;
+      c.on_ack(Instant::from_micros(now * 1000), &ack(1000, 160, 160));
+    }
+    assert!(c.in_slow_start(), "window {}", c.window());
+    rounds(&mut c, now, 3, 160);
+    assert!(!c.in_slow_start());
+    assert!(c.window() >= threshold, "{} < {threshold}", c.window());
+  }
+
   /// A loss with no queue in sight keeps the window; a second one soon after, or one with a
   /// queue, cuts it
   #[test]
@@ -432,6 +493,54 @@ mod tests {
     rounds(&mut c, 0, 10, 100);
     let w = c.window();
     assert!((11_500..13_500).contains(&w), "{w}");
+  }
+
+  /// RFC 9438 to the letter, ACK by ACK, computed here from its formulas: W_cubic(t) = C·(t − K)³
+  /// packets + W_max with K = ∛((W_max − cwnd)/C) at the epoch's start (the first ACK after the
+  /// loss); W_est grows by α·acked/cwnd packets per ACK. Where W_cubic(t) is below W_est the window
+  /// is W_est (§4.3); elsewhere each ACK moves it by (target − cwnd)·acked/cwnd towards target =
+  /// W_cubic(t + RTT), clamped to [cwnd, 1.5·cwnd] (§4.4)
+  #[test]
+  fn each_ack_follows_the_rfc_formulas() {
+    let alpha = 3.0 * (1.0 - 0.7) / (1.0 + 0.7);
+    for (w_max, times_ms) in [
+      (100_000.0, &[0u64, 250, 500, 1000, 2000, 3000, 4000, 5000][..]),
+      (10_000.0, &[0, 100, 200, 300, 400, 500, 600, 700][..]),
+    ] {
+      let mut c = Cubic::new(w_max as usize, 1000, 10_000_000);
+      c.ssthresh = w_max;
+      c.on_congestion_event(Instant::ZERO, CongestionEvent::Loss, 1000);
+      let mut cwnd: f64 = 0.7 * w_max;
+      let mut w_est = cwnd;
+      let k = ((w_max - cwnd) / 1000.0 / 0.4).cbrt();
+      let w_cubic = |t: f64| 1000.0 * 0.4 * (t - k).powi(3) + w_max;
+      let (mut reno, mut cubic) = (0, 0);
+      for &ms in times_ms {
+        c.on_ack(Instant::from_micros(ms * 1000), &ack(1000, 100, 100));
+        let t = ms as f64 / 1000.0;
+        w_est += alpha * 1000.0 * 1000.0 / cwnd;
+        if w_cubic(t) < w_est {
+          cwnd = w_est;
+          reno += 1;
+        } else {
+          let target = w_cubic(t + 0.1).clamp(cwnd, 1.5 * cwnd);
+          cwnd += (target - cwnd) * 1000.0 / cwnd;
+          cubic += 1;
+        }
+        assert!(
+          (c.cwnd - cwnd).abs() < 1e-6,
+          "W_max {w_max}, {ms} ms: {} != {cwnd}",
+          c.cwnd
+        );
+      }
+      // The large window is in the cubic region from its second ACK (at the first, the curve is
+      // at cwnd and W_est just above); the small one starts in the Reno region and leaves it
+      if w_max > 50_000.0 {
+        assert_eq!((reno, cubic), (1, times_ms.len() - 1));
+      } else {
+        assert!(reno > 0 && cubic > 0, "{reno} {cubic}");
+      }
+    }
   }
 
   /// Fast convergence (RFC 9438 §4.7) lowers W_max only when the loss comes below the previous
