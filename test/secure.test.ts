@@ -335,6 +335,30 @@ describe('secureSocket over loopback uTP', () => {
     expect((await err).code).toBe('ERR_DECRYPT')
   }, 10_000)
 
+  it('writes queued behind the inner socket are bounded too: write() turns false, drain comes once it moves', async () => {
+    const { client, server, errors } = await watchedPair()
+    const got = drainHash(server)
+    client.socket.cork() // every record now waits in the inner socket's queue
+    const sent = crypto.createHash('sha256')
+    let accepted = 0
+    let more = true
+    while (more && accepted < 64 * 1024 * 1024) {
+      const piece = crypto.randomBytes(64 * 1024)
+      sent.update(piece)
+      accepted += piece.length
+      more = client.write(piece)
+    }
+    // The SecureSocket's 256 KiB and the inner socket's queue: not 64 MiB of memory
+    expect(more).toBe(false)
+    expect(accepted).toBeLessThan(2 * 1024 * 1024)
+    const drained = once(client, 'drain')
+    client.socket.uncork()
+    await drained
+    client.end()
+    expect(await got).toEqual({ bytes: accepted, sha256: sent.digest('hex') })
+    expect(errors).toEqual([])
+  }, 15_000)
+
   it('a paused reader stops the sender (bounded buffering) and loses nothing once it reads again', async () => {
     const r = await securePair(psk.client, psk.server)
     const client = secured(r.client)
@@ -445,6 +469,20 @@ describe('secureSocket over loopback uTP', () => {
     r.inner.client.destroy()
     expect(await failed).toMatchObject({ code: 'ERR_DECRYPT', message: "the connection closed without the peer's authenticated end" })
     expect(ended).toBe(false)
+  }, 10_000)
+
+  it('destroy() closes the connection underneath, whose later errors are no uncaught exception', async () => {
+    const r = await securePair(psk.client, psk.server)
+    const client = secured(r.client)
+    const server = secured(r.server)
+    server.on('error', () => {})
+    server.resume()
+    client.destroy()
+    await closed(r.inner.client)
+    expect(r.inner.client.destroyed).toBe(true)
+    // Nobody listens to the inner socket any more: an error it reports late must not throw
+    expect(() => r.inner.client.emit('error', Object.assign(new Error('late'), { code: 'ETIMEDOUT' }))).not.toThrow()
+    await closed(server)
   }, 10_000)
 
   it('a RESET from the peer fails the SecureSocket with ECONNRESET', async () => {
