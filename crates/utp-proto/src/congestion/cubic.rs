@@ -543,6 +543,20 @@ mod tests {
     }
   }
 
+  /// After a loss the window is the threshold, so the sender is out of slow start; and neither
+  /// goes below two packets (RFC 9438 §4.6), even where the minimum window allows less
+  #[test]
+  fn a_loss_leaves_slow_start_and_keeps_two_packets() {
+    let mut c = Cubic::new(2000, 500, 10_000_000);
+    c.on_congestion_event(Instant::ZERO, CongestionEvent::Loss, 1000);
+    assert_eq!((c.window(), c.ssthresh), (2000, 2000.0));
+    assert!(!c.in_slow_start());
+    let mut c = Cubic::new(100_000, 500, 10_000_000);
+    c.on_congestion_event(Instant::ZERO, CongestionEvent::Loss, 1000);
+    assert_eq!(c.window(), 70_000);
+    assert!(!c.in_slow_start());
+  }
+
   /// Fast convergence (RFC 9438 §4.7) lowers W_max only when the loss comes below the previous
   /// maximum: a flow that got back to it exactly keeps it as its new maximum
   #[test]
