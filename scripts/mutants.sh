@@ -37,14 +37,25 @@ count() { # lines in a ledger that may not exist yet
 }
 
 record() { # crate, mutants.out dir: add what this run found to the committed ledgers
-  local d=docs/mutants
+  local d=docs/mutants current
   mkdir -p "$d"
-  cat "$d/$1.unviable" "$2/unviable.txt" 2>/dev/null | grep -v '^$' | sort -u >"$d/$1.unviable.new" || true
+  # Only names of mutants the tree still has: one whose line moved (or went) is another mutant now, tested
+  # again under its new name, and its old name would be counted twice
+  current=$(cargo mutants -p "$1" --list 2>/dev/null | sort -u)
+  [[ -n $current ]] || { echo "cargo mutants --list gave nothing for $1: ledger left as it was" >&2; return 1; }
+  for k in caught unviable equivalent; do
+    [[ -f $d/$1.$k ]] || continue
+    sort -u "$d/$1.$k" | comm -12 - <(printf '%s\n' "$current") >"$d/$1.$k.new" || true
+    mv "$d/$1.$k.new" "$d/$1.$k"
+  done
+  cat "$d/$1.unviable" "$2/unviable.txt" 2>/dev/null | grep -v '^$' | sort -u | comm -12 - <(printf '%s\n' "$current") \
+    >"$d/$1.unviable.new" || true
   # previously_caught.txt holds both kinds; the unviable ones are known by name. Timeouts stay out: a suite slowed
   # by load is not a catch (docs/mutation.md), so they are tested again
   # (the equivalent ones too, seeded from CRATE.equivalent: they are not catches either)
   cat "$d/$1.caught" "$2/caught.txt" "$2/previously_caught.txt" 2>/dev/null | grep -v '^$' | sort -u \
-    | comm -23 - <(cat "$d/$1.unviable.new" "$d/$1.equivalent" 2>/dev/null | sort -u) >"$d/$1.caught.new" || true
+    | comm -23 - <(cat "$d/$1.unviable.new" "$d/$1.equivalent" 2>/dev/null | sort -u) \
+    | comm -12 - <(printf '%s\n' "$current") >"$d/$1.caught.new" || true
   mv "$d/$1.unviable.new" "$d/$1.unviable"; mv "$d/$1.caught.new" "$d/$1.caught"
   echo "$1: $(wc -l <"$d/$1.caught") caught, $(wc -l <"$d/$1.unviable") unviable, $(count "$d/$1.equivalent") equivalent (docs/mutants/)"
 }
