@@ -519,6 +519,86 @@ mod tests {
     }
   }
 
+  /// A sample exactly OUTLIER from the base is still a delay, one more is an outlier; sixteen
+  /// outliers in a row mean the clock jumped and the base starts again from the sixteenth, but
+  /// any sample taken in between starts the count again
+  #[test]
+  fn outliers_are_judged_at_their_bound_and_sixteen_in_a_row_reset_the_base() {
+    let t = Instant::from_micros;
+    let far = 1_000_001 + OUTLIER;
+    let mut b = BaseDelay::new();
+    assert!(b.add(t(0), 1_000_000));
+    assert!(b.add(t(1), 1_000_000 + OUTLIER), "at the bound: a delay");
+    for i in 0..OUTLIERS_TO_RESET - 1 {
+      assert!(!b.add(t(2 + i as u64), far), "outlier {}", i + 1);
+    }
+    assert!(b.add(t(20), 1_000_500), "a real sample between them");
+    for i in 0..OUTLIERS_TO_RESET - 1 {
+      assert!(!b.add(t(21 + i as u64), far), "outlier {} after it", i + 1);
+    }
+    assert_eq!(b.base(), 1_000_000);
+    assert!(b.add(t(40), far), "the sixteenth in a row resets");
+    assert_eq!(b.base(), far);
+    assert!(b.add(t(41), far + 5_000));
+    assert_eq!(b.base(), far);
+  }
+
+  /// A lower ceiling (a smaller send buffer) takes effect at once and holds growth below it
+  #[test]
+  fn a_lower_maximum_window_cuts_the_window_and_caps_growth() {
+    let t = Instant::from_micros;
+    let mut c = Ledbat::new(100_000, 1000, 1_000_000);
+    c.set_max_window(50_000);
+    assert_eq!(c.window(), 50_000);
+    for i in 0..200 {
+      c.on_ack(t(i * 1000), &ack(1000, c.window(), 1_000_000));
+    }
+    assert_eq!(c.window(), 50_000);
+  }
+
+  /// One LEDBAT++ slowdown step by step: it drains our share of the queue (twice
+  /// `cwnd · queue / rtt`), holds the window for two round trips up to the exact instant, then
+  /// climbs back in slow start; the next is due nine durations after the one that ended, once
+  /// the window is back or slow start ended early
+  #[test]
+  fn a_slowdown_drains_holds_recovers_and_schedules_the_next() {
+    let ms = |m: u64| Instant::from_micros(m * 1000);
+    let rtt = Duration::from_millis(100);
+    for leave_slow_start_early in [false, true] {
+      let mut c = Ledbat::new(50_000, 1000, 1_000_000);
+      c.slowdown = Slowdown::Due(ms(1000));
+      c.queuing_delay = Duration::from_millis(20);
+      assert!(!c.run_slowdown(ms(999), rtt, 1000.0), "not due yet");
+      assert!(c.run_slowdown(ms(1000), rtt, 1000.0));
+      assert!((c.cwnd - 30_000.0).abs() < 1e-6, "{}", c.cwnd);
+      assert!(c.run_slowdown(ms(1199), rtt, 1000.0), "held");
+      assert!(
+        !c.run_slowdown(ms(1200), rtt, 1000.0),
+        "released after two round trips"
+      );
+      assert!(c.slow_start);
+      assert_eq!(c.ssthresh, 50_000.0);
+      assert!(matches!(c.slowdown, Slowdown::Recovering { .. }));
+      if leave_slow_start_early {
+        c.slow_start = false;
+      } else {
+        c.cwnd = 49_999.0;
+        c.run_slowdown(ms(1300), rtt, 1000.0);
+        assert!(
+          matches!(c.slowdown, Slowdown::Recovering { .. }),
+          "still climbing"
+        );
+        c.cwnd = 50_000.0;
+      }
+      c.run_slowdown(ms(1400), rtt, 1000.0);
+      assert!(
+        matches!(c.slowdown, Slowdown::Due(at) if at == ms(1400 + 400 * 9)),
+        "{:?}",
+        c.slowdown
+      );
+    }
+  }
+
   /// A clock that jumps and stays there resets the history instead of starving forever
   #[test]
   fn a_clock_jump_that_stays_resets_the_base() {
