@@ -43,19 +43,14 @@ record() { # crate, mutants.out dir: add what this run found to the committed le
   # again under its new name, and its old name would be counted twice
   current=$(cargo mutants -p "$1" --list 2>/dev/null | sort -u)
   [[ -n $current ]] || { echo "cargo mutants --list gave nothing for $1: ledger left as it was" >&2; return 1; }
-  for k in caught unviable equivalent; do
-    [[ -f $d/$1.$k ]] || continue
-    sort -u "$d/$1.$k" | comm -12 - <(printf '%s\n' "$current") >"$d/$1.$k.new" || true
-    mv "$d/$1.$k.new" "$d/$1.$k"
-  done
-  cat "$d/$1.unviable" "$2/unviable.txt" 2>/dev/null | grep -v '^$' | sort -u | comm -12 - <(printf '%s\n' "$current") \
-    >"$d/$1.unviable.new" || true
+  still() { comm -12 - <(printf '%s\n' "$current"); } # sorted names in, those the tree still has out
+  if [[ -f $d/$1.equivalent ]]; then sort -u "$d/$1.equivalent" | still >"$d/$1.equivalent.new"; mv "$d/$1.equivalent.new" "$d/$1.equivalent"; fi
+  cat "$d/$1.unviable" "$2/unviable.txt" 2>/dev/null | grep -v '^$' | sort -u | still >"$d/$1.unviable.new" || true
   # previously_caught.txt holds both kinds; the unviable ones are known by name. Timeouts stay out: a suite slowed
   # by load is not a catch (docs/mutation.md), so they are tested again
   # (the equivalent ones too, seeded from CRATE.equivalent: they are not catches either)
   cat "$d/$1.caught" "$2/caught.txt" "$2/previously_caught.txt" 2>/dev/null | grep -v '^$' | sort -u \
-    | comm -23 - <(cat "$d/$1.unviable.new" "$d/$1.equivalent" 2>/dev/null | sort -u) \
-    | comm -12 - <(printf '%s\n' "$current") >"$d/$1.caught.new" || true
+    | comm -23 - <(cat "$d/$1.unviable.new" "$d/$1.equivalent" 2>/dev/null | sort -u) | still >"$d/$1.caught.new" || true
   mv "$d/$1.unviable.new" "$d/$1.unviable"; mv "$d/$1.caught.new" "$d/$1.caught"
   echo "$1: $(wc -l <"$d/$1.caught") caught, $(wc -l <"$d/$1.unviable") unviable, $(count "$d/$1.equivalent") equivalent (docs/mutants/)"
 }

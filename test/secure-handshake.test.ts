@@ -4,18 +4,14 @@
 import * as crypto from 'crypto'
 import { describe, expect, it } from 'vitest'
 
-import { cleanupNodes, errorOf, listeningNode, makeNode, once, sleep, utp, type NodeOptions, type Socket, type UtpError } from './helpers/utp'
+import { pskOptions as psk, settle } from './helpers/secure'
+import { cleanupNodes, errorOf, listeningNode, makeNode, once, sleep, utp, type NodeOptions, type Socket } from './helpers/utp'
 
 import type { Node as NodeClass } from '../lib/node'
 
 type SecureOptions = NodeClass.SecureOptions
 
 const { secureSocket } = utp
-
-const psk = {
-  client: { role: 'initiator', psk: 'correct horse' } satisfies SecureOptions,
-  server: { role: 'responder', psk: 'correct horse' } satisfies SecureOptions
-}
 
 /** Events secureSocket() listens to on the inner socket while the handshake runs */
 const HANDSHAKE_EVENTS = ['data', 'end', 'close', 'error'] as const
@@ -34,17 +30,6 @@ async function plainPair (serverOptions?: NodeOptions): Promise<{ client: Socket
   return { client, server: await server }
 }
 
-/** How secureSocket() settles: its error's code and how long it took, or 'secured' */
-async function outcome (p: Promise<unknown>): Promise<{ code: string, error: UtpError, ms: number } | 'secured'> {
-  const started = Date.now()
-  try {
-    await p
-    return 'secured'
-  } catch (e) {
-    return { code: (e as UtpError).code, error: e as UtpError, ms: Date.now() - started }
-  }
-}
-
 describe("secureSocket()'s arguments", () => {
   cleanupNodes()
 
@@ -57,9 +42,9 @@ describe("secureSocket()'s arguments", () => {
         .toEqual(['RangeError', `timeoutMs must be a positive integer, got ${String(bad)}`])
     }
     // The largest a timer holds is taken: the handshake then fails on the socket's end, not on the argument
-    const p = outcome(secureSocket(socket, psk.client, 2 ** 31 - 1))
+    const p = settle(secureSocket(socket, psk.client, 2 ** 31 - 1))
     socket.destroy()
-    expect(await p).toMatchObject({ code: 'ERR_HANDSHAKE_CLOSED' })
+    expect(await p).toMatchObject({ ok: false, error: { code: 'ERR_HANDSHAKE_CLOSED' } })
   })
 
   it('bad options are refused with errors that say which option and why', async () => {
@@ -89,38 +74,38 @@ describe('secureSocket() when the connection ends or fails first', () => {
   it('a peer that ends its side before answering fails the handshake at once with ERR_HANDSHAKE_CLOSED', async () => {
     // allowHalfOpen: the connection stays open after the peer's FIN, so only its 'end' can tell the handshake
     const { client, server } = await plainPair({ allowHalfOpen: true })
-    const p = outcome(secureSocket(server, psk.server, 5000))
+    const p = settle(secureSocket(server, psk.server, 5000))
     client.on('data', () => {})
     client.end()
     const r = await p
-    expect(r).toMatchObject({ code: 'ERR_HANDSHAKE_CLOSED' })
+    expect(r).toMatchObject({ ok: false, error: { code: 'ERR_HANDSHAKE_CLOSED' } })
     // from the peer's FIN, not from the 5 s timeout
-    expect(r !== 'secured' && r.ms).toBeLessThan(2000)
+    expect(!r.ok && r.ms).toBeLessThan(2000)
   })
 
   it('the socket destroyed during the handshake (without an error) fails it at once with ERR_HANDSHAKE_CLOSED', async () => {
     const { client } = await plainPair()
-    const p = outcome(secureSocket(client, psk.client, 5000))
+    const p = settle(secureSocket(client, psk.client, 5000))
     client.destroy()
     const r = await p
-    expect(r).toMatchObject({ code: 'ERR_HANDSHAKE_CLOSED', error: { message: 'the peer closed the connection during the encryption handshake' } })
-    expect(r !== 'secured' && r.ms).toBeLessThan(2000)
+    expect(r).toMatchObject({ ok: false, error: { code: 'ERR_HANDSHAKE_CLOSED', message: 'the peer closed the connection during the encryption handshake' } })
+    expect(!r.ok && r.ms).toBeLessThan(2000)
   })
 
   it('a peer that never answers fails the handshake after timeoutMs, saying how long it waited', async () => {
     const { server } = await plainPair()
-    const r = await outcome(secureSocket(server, psk.server, 300))
-    expect(r).toMatchObject({ code: 'ERR_HANDSHAKE_TIMEOUT', error: { message: 'the peer did not complete the encryption handshake within 300 ms' } })
+    const r = await settle(secureSocket(server, psk.server, 300))
+    expect(r).toMatchObject({ ok: false, error: { code: 'ERR_HANDSHAKE_TIMEOUT', message: 'the peer did not complete the encryption handshake within 300 ms' } })
     expect(server.destroyed).toBe(true)
   })
 
   it("the socket's own error fails the handshake with that error", async () => {
     const { client } = await plainPair()
-    const p = outcome(secureSocket(client, psk.client, 5000))
+    const p = settle(secureSocket(client, psk.client, 5000))
     const cause = new Error('the test destroyed the socket')
     client.destroy(cause)
     const r = await p
-    expect(r !== 'secured' && r.error).toBe(cause)
+    expect(!r.ok && r.error).toBe(cause)
   })
 
   it('a socket destroyed, ended for writing, or ended for reading is refused at once with ERR_HANDSHAKE_CLOSED', async () => {
@@ -138,9 +123,9 @@ describe('secureSocket() when the connection ends or fails first', () => {
 
     for (const [name, socket] of [['destroyed', destroyed], ['ended', ended], ['read to its end', halfOpen.server]] as const) {
       const sent = socket.stats()?.bytesSent ?? 0
-      const r = await outcome(secureSocket(socket, psk.client, 5000))
-      expect(r, name).toMatchObject({ code: 'ERR_HANDSHAKE_CLOSED', error: { message: 'the socket is closed or ending: secure it before using it' } })
-      expect(r !== 'secured' && r.ms, name).toBeLessThan(1000)
+      const r = await settle(secureSocket(socket, psk.client, 5000))
+      expect(r, name).toMatchObject({ ok: false, error: { code: 'ERR_HANDSHAKE_CLOSED', message: 'the socket is closed or ending: secure it before using it' } })
+      expect(!r.ok && r.ms, name).toBeLessThan(1000)
       // Nothing of the handshake went out
       await sleep(50)
       expect(socket.stats()?.bytesSent ?? 0, name).toBe(sent)
@@ -167,11 +152,11 @@ describe('what the handshake leaves on the inner socket', () => {
   it('after a failure the inner socket is closed, and an error it reports later is not an uncaught exception', async () => {
     const { client, server } = await plainPair()
     const [c, s] = await Promise.all([
-      outcome(secureSocket(client, psk.client)),
-      outcome(secureSocket(server, { role: 'responder', psk: 'battery staple' }))
+      settle(secureSocket(client, psk.client)),
+      settle(secureSocket(server, { role: 'responder', psk: 'another psk' }))
     ])
-    expect(c).toMatchObject({ code: 'ERR_WRONG_CODE' })
-    expect(s).toMatchObject({ code: 'ERR_WRONG_CODE' })
+    expect(c).toMatchObject({ ok: false, error: { code: 'ERR_WRONG_CODE' } })
+    expect(s).toMatchObject({ ok: false, error: { code: 'ERR_WRONG_CODE' } })
     for (const socket of [client, server]) {
       expect(socket.destroyed).toBe(true)
       // The program had no 'error' listener of its own: nobody is left to tell, and nothing may throw
