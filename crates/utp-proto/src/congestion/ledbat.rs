@@ -753,6 +753,107 @@ mod tests {
     assert!(!c.in_slow_start(), "past 3/4 of the target");
   }
 
+  /// Below a quarter of the target the queue counts as empty and the window takes half of what
+  /// was acknowledged; from a quarter on, RFC 6817's off-target gain applies
+  #[test]
+  fn a_queue_under_a_quarter_of_the_target_counts_as_empty() {
+    let t = Instant::from_micros;
+    for (queue, growth) in [
+      (0, 500.0),
+      (10_000, 500.0),
+      (24_999, 500.0),
+      (25_000, 37.5),
+      (50_000, 25.0),
+    ] {
+      let mut c = Ledbat::new(20_000, 1000, 1_000_000);
+      c.slow_start = false;
+      c.slowdown = Slowdown::Due(t(u64::MAX / 2));
+      c.on_ack(t(0), &ack(0, 20_000, 1_000_000));
+      for i in 1..=3 {
+        c.on_ack(t(i), &ack(0, 20_000, 1_000_000 + queue));
+      }
+      assert_eq!(c.queuing_delay(), Duration::from_micros(queue.into()));
+      c.on_ack(t(4), &ack(1000, 20_000, 1_000_000 + queue));
+      assert!(
+        (c.cwnd - 20_000.0 - growth).abs() < 1e-9,
+        "queue {queue} µs: grew {}",
+        c.cwnd - 20_000.0
+      );
+    }
+  }
+
+  /// A loss during a slowdown ends it where it stands; the next one is due nine times as long
+  /// after the loss as the slowdown had lasted
+  #[test]
+  fn a_loss_during_a_slowdown_schedules_the_next_nine_durations_later() {
+    let ms = |m: u64| Instant::from_micros(m * 1000);
+    let rtt = Duration::from_millis(100);
+    for recovering in [false, true] {
+      let mut c = Ledbat::new(50_000, 1000, 1_000_000);
+      c.slowdown = Slowdown::Due(ms(1000));
+      assert!(c.run_slowdown(ms(1000), rtt, 1000.0));
+      let lost_at = if recovering {
+        c.run_slowdown(ms(1200), rtt, 1000.0);
+        assert!(matches!(c.slowdown, Slowdown::Recovering { .. }));
+        ms(1300)
+      } else {
+        ms(1050)
+      };
+      c.on_congestion_event(lost_at, CongestionEvent::Loss, 1000);
+      let lasted = lost_at.saturating_since(ms(1000));
+      assert_eq!(
+        c.slowdown,
+        Slowdown::Due(lost_at + lasted * SLOWDOWN_INTERVAL_FACTOR),
+        "recovering {recovering}"
+      );
+    }
+  }
+
+  /// A timeout restarts slow start from one packet towards half the window it had
+  #[test]
+  fn a_timeout_sets_the_threshold_to_half_the_window() {
+    let t = Instant::from_micros;
+    let mut c = Ledbat::new(64_000, 1000, 1_000_000);
+    c.on_congestion_event(t(1_000_000), CongestionEvent::Timeout, 1000);
+    assert_eq!((c.window(), c.ssthresh), (1000, 32_000.0));
+    c.on_congestion_event(t(2_000_000), CongestionEvent::Timeout, 1000);
+    assert_eq!(
+      (c.window(), c.ssthresh),
+      (1000, 1000.0),
+      "never below the minimum window"
+    );
+  }
+
+  /// Only a fall of the reverse base (the peer's clock running fast) moves ours. When the
+  /// reverse base rises because its lowest minute aged out, ours stays where it is
+  #[test]
+  fn a_reverse_base_that_rises_leaves_ours_alone() {
+    let minute = |m: u64| Instant::from_micros(m * 60_000_000 + 1);
+    let mut c = Ledbat::new(10_000, 1000, 1_000_000);
+    for m in 0..=BASE_HISTORY_MINUTES as u64 {
+      let reverse = if m == 0 { 1_000 } else { 5_000 };
+      let a = AckSample {
+        reverse_delay: Some(reverse),
+        ..ack(0, 0, 50_000)
+      };
+      c.on_ack(minute(m), &a);
+    }
+    assert_eq!(c.reverse_base.base(), 5_000, "the lowest minute aged out");
+    assert_eq!(c.base_delay(), Some(50_000));
+  }
+
+  /// A base offered by a sibling before we measured anything is ignored, even one that is
+  /// lower than an unset base's zero buckets in wrapping order
+  #[test]
+  fn a_shared_base_before_any_sample_is_ignored() {
+    let t = Instant::from_micros;
+    let mut c = Ledbat::new(10_000, 1000, 1_000_000);
+    c.share_base_delay(t(0), u32::MAX - 1000);
+    assert_eq!(c.base_delay(), None);
+    c.on_ack(t(1_000), &ack(1000, 10_000, 50_000));
+    assert_eq!(c.base_delay(), Some(50_000));
+  }
+
   proptest! {
     #[test]
     fn window_stays_within_bounds(steps in proptest::collection::vec((0usize..70_000, 0u32..400_000, any::<bool>()), 1..200)) {
