@@ -104,10 +104,17 @@ impl RecvBuffer {
     // sender that probes a closed window (our persist timer, libutp's timeout resend) must get an
     // ACK, up to OVERFLOW_ALLOWANCE. Out-of-order data honours the window, so a reader that stops
     // really stops the sender.
-    let fills_hole = slot == 0 && self.ooo_bytes > 0;
-    let held = self.ready_bytes + self.ooo_bytes;
-    let in_order_allowed = slot == 0 && held + payload.len() <= self.capacity + OVERFLOW_ALLOWANCE;
-    if !fills_hole && !in_order_allowed && payload.len() > self.window() {
+    let fits = if slot > 0 {
+      payload.len() <= self.window()
+    } else {
+      // An empty packet (a FIN) holds nothing and always fits. With nothing out of order held,
+      // everything held is unread in-order data
+      let fills_hole = self.ooo_bytes > 0;
+      fills_hole
+        || payload.is_empty()
+        || self.ready_bytes + payload.len() <= self.capacity + OVERFLOW_ALLOWANCE
+    };
+    if !fits {
       return Arrival::Dropped;
     }
     if slot == 0 {
@@ -147,9 +154,8 @@ impl RecvBuffer {
   pub(crate) fn sack_bitmask(&self, out: &mut Vec<u8>, max_bytes: usize) {
     out.clear();
     // bit i covers ack_nr + 2 + i, which is ooo slot i + 1
-    let last = match self.ooo.iter().rposition(Option::is_some) {
-      Some(l) if l >= 1 => l - 1,
-      _ => return,
+    let Some(last) = self.ooo.iter().skip(1).rposition(Option::is_some) else {
+      return;
     };
     let bytes = ((last / 8 + 1).div_ceil(4) * 4).min(max_bytes);
     out.resize(bytes, 0);
@@ -282,6 +288,63 @@ mod tests {
       "and the rest of the write follows alone"
     );
   }
+  /// The allowance past a closed window is 64 KiB of in-order data. A packet that fills the hole
+  /// in front of out-of-order data is taken past it too (refusing it would stall the connection
+  /// for good), and so is an empty one (a FIN holds nothing)
+  #[test]
+  fn the_allowance_is_64_kib_and_hole_fills_and_fins_pass_it() {
+    let mut b = RecvBuffer::new(1000, 8);
+    assert_eq!(
+      b.insert(SeqNr(0), SeqNr(1), &[1; 1000], false),
+      Arrival::InOrder(1)
+    );
+    assert_eq!(
+      b.insert(SeqNr(1), SeqNr(2), &[2; 64 * 1024 + 1], false),
+      Arrival::Dropped,
+      "one byte past the allowance"
+    );
+    assert_eq!(
+      b.insert(SeqNr(1), SeqNr(2), &[2; 64 * 1024], false),
+      Arrival::InOrder(1)
+    );
+    assert_eq!(b.window(), 0);
+    let mut out = Vec::new();
+    b.read(&mut out, usize::MAX);
+    // Five bytes out of order, then in-order packets far past the allowance: each fills the
+    // hole in front of them, so each is taken
+    assert_eq!(b.insert(SeqNr(2), SeqNr(5), &[5; 5], false), Arrival::Buffered);
+    assert_eq!(
+      b.insert(SeqNr(2), SeqNr(3), &[3; 60_000], false),
+      Arrival::InOrder(1)
+    );
+    assert_eq!(
+      b.insert(SeqNr(3), SeqNr(4), &[4; 60_000], false),
+      Arrival::InOrder(2)
+    );
+    assert_eq!(b.ready_bytes(), 120_005);
+    assert!(!b.has_out_of_order());
+    assert_eq!(b.insert(SeqNr(5), SeqNr(6), &[6; 1], false), Arrival::Dropped);
+    assert_eq!(
+      b.insert(SeqNr(5), SeqNr(6), &[], false),
+      Arrival::InOrder(1),
+      "a FIN"
+    );
+  }
+
+  /// Reads give their buffers back for the next arrivals to reuse, up to 64 of them
+  #[test]
+  fn reads_keep_up_to_64_buffers_for_reuse() {
+    let mut b = RecvBuffer::new(1_000_000, 8);
+    for i in 0..100u16 {
+      b.insert(SeqNr(i), SeqNr(i + 1), &[7; 100], false);
+    }
+    let mut out = Vec::new();
+    assert_eq!(b.read(&mut out, usize::MAX), (10_000, false));
+    assert_eq!(b.spare.len(), 64);
+    b.insert(SeqNr(100), SeqNr(101), &[8; 100], false);
+    assert_eq!(b.spare.len(), 63, "an arrival took one");
+  }
+
   #[test]
   fn the_next_in_order_packet_is_taken_even_when_out_of_order_data_filled_the_buffer() {
     let mut b = RecvBuffer::new(10, 8);
@@ -353,7 +416,7 @@ mod tests {
             Arrival::Dropped
           } else if m.buffered.contains_key(&ahead) {
             Arrival::Duplicate
-          } else if ahead == 1 && (m.ooo_bytes() > 0 || held + len <= CAP + OVERFLOW_ALLOWANCE) {
+          } else if ahead == 1 && (m.ooo_bytes() > 0 || len == 0 || held + len <= CAP + OVERFLOW_ALLOWANCE) {
             let mut n = 1;
             while m.buffered.contains_key(&(n + 1)) {
               n += 1;

@@ -420,10 +420,20 @@ mod tests {
     let written: Vec<u8> = b.bytes.iter().copied().collect();
     assert_eq!(written, [vec![1; 10], vec![!5; 50], vec![!6; 10]].concat());
     assert_eq!(b.write_ends.back(), Some(&(b.base + 70)));
+    // The next write lands wholly in the part that wrapped
+    b.write_transformed(&[&[7; 5]], flip).unwrap();
+    assert_eq!(b.bytes.as_slices().0.len(), 50);
+    assert_eq!(b.bytes.as_slices().1[20..], [!7; 5]);
+    let written: Vec<u8> = b.bytes.iter().copied().collect();
+    assert_eq!(
+      written,
+      [vec![1; 10], vec![!5; 50], vec![!6; 10], vec![!7; 5]].concat()
+    );
+    assert_eq!(b.write_ends.back(), Some(&(b.base + 75)));
     assert_eq!(b.write_transformed(&[&[9; 100]], |_| Err("no")), Err("no"));
     assert_eq!(
       (b.buffered(), b.write_ends.len()),
-      (70, 1),
+      (75, 2),
       "nothing of a failed write stays"
     );
   }
