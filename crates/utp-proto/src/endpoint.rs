@@ -16,6 +16,14 @@ use crate::{Config, ConnectionHandle, Transmit};
 
 /// A shared base delay is replaced by the next connection's own after this long unrefreshed
 const PATH_BASE_LIFETIME: core::time::Duration = core::time::Duration::from_secs(60);
+
+/// The base delay the connections to one peer share, when it was set, and by which connection
+#[derive(Debug, Clone, Copy)]
+struct PathBase {
+  base: u32,
+  at: Instant,
+  owner: u32,
+}
 /// Path MTU probe acks waiting to go out, at most
 const MAX_QUEUED_PMTU_ACKS: usize = 1024;
 
@@ -141,8 +149,8 @@ pub struct Endpoint {
   listening: bool,
   stats: EndpointStats,
   expired_scratch: Vec<u32>,
-  /// Per peer address: the lowest base delay its connections reported, and when
-  path_bases: HashMap<SocketAddr, (u32, Instant)>,
+  /// Per peer address: the base delay its connections share (see `share_base_delay`)
+  path_bases: HashMap<SocketAddr, PathBase>,
 }
 
 impl Endpoint {
@@ -468,37 +476,50 @@ impl Endpoint {
     let Some(e) = self.conns.get_mut(&id) else { return };
     let (peer, conns) = (e.conn.remote(), self.conns.len());
     let e = self.conns.get_mut(&id).expect("delivered to it");
-    Self::share_base_delay(&mut self.path_bases, conns, now, peer, &mut e.conn);
+    Self::share_base_delay(&mut self.path_bases, conns, now, peer, id, &mut e.conn);
     self.touch(id);
   }
 
   /// LEDBAT's base delay, shared by the connections to one peer address (one pair of clocks,
   /// one path): the lowest any of them measured in the last minute. Without it, a flow that
   /// starts while another keeps the bottleneck queue at the target takes that queue for the
-  /// path's delay, piles its own target on top and pushes the older flows out
+  /// path's delay, piles its own target on top and pushes the older flows out.
+  ///
+  /// The connection that measured the shared value keeps it current: its base also moves *up*
+  /// when it follows a drifting clock (the reverse direction's fall) or its lowest minute ages
+  /// out, and a shared value kept at the old minimum would be handed back to it on every packet,
+  /// undoing the drift correction (a receiver clock 300 ppm fast then held the real queue at
+  /// 58 ms instead of the 100 ms target)
   fn share_base_delay(
-    bases: &mut HashMap<SocketAddr, (u32, Instant)>,
+    bases: &mut HashMap<SocketAddr, PathBase>,
     connections: usize,
     now: Instant,
     peer: SocketAddr,
+    id: u32,
     conn: &mut Connection,
   ) {
     let Some(own) = conn.base_delay() else { return };
     let fresh = |at: Instant| now.saturating_since(at) < PATH_BASE_LIFETIME;
+    let ours = PathBase {
+      base: own,
+      at: now,
+      owner: id,
+    };
     match bases.get_mut(&peer) {
-      Some((base, at)) if fresh(*at) => {
-        if (own.wrapping_sub(*base) as i32) < 0 {
-          (*base, *at) = (own, now);
-        } else if own != *base {
-          conn.share_base_delay(now, *base);
+      Some(shared) if fresh(shared.at) && shared.owner != id => {
+        if (own.wrapping_sub(shared.base) as i32) < 0 {
+          *shared = ours;
+        } else if own != shared.base {
+          conn.share_base_delay(now, shared.base);
         }
       }
-      Some(entry) => *entry = (own, now),
+      // Ours, or stale
+      Some(shared) => *shared = ours,
       None => {
         if bases.len() > 2 * connections + 16 {
-          bases.retain(|_, (_, at)| fresh(*at));
+          bases.retain(|_, shared| fresh(shared.at));
         }
-        bases.insert(peer, (own, now));
+        bases.insert(peer, ours);
       }
     }
   }
@@ -825,7 +846,7 @@ impl Endpoint {
   /// The base delay shared by the connections to `peer`, and when it was set (for tests)
   #[cfg(test)]
   pub(crate) fn path_base(&self, peer: SocketAddr) -> Option<(u32, Instant)> {
-    self.path_bases.get(&peer).copied()
+    self.path_bases.get(&peer).map(|shared| (shared.base, shared.at))
   }
 
   /// Handles of every connection not yet closed

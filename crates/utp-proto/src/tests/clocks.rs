@@ -314,12 +314,13 @@ fn ledbat_under_drift(sender_ppm: f64, receiver_ppm: f64, minutes: u64) -> Vec<W
   windows
 }
 
-/// The last window of a long flow keeps the real queue near LEDBAT's 100 ms target and most of
-/// the link busy
+/// The last window of a long flow keeps the real queue near LEDBAT's 100 ms target, neither
+/// above it (a drifting clock hiding a queue) nor well below it (drift taken for a queue), and
+/// most of the link busy
 fn assert_holds_target(windows: &[Window]) {
   let last = windows.last().expect("a whole window");
   assert!(
-    last.median_queue_ms <= 150.0,
+    (80.0..=150.0).contains(&last.median_queue_ms),
     "queue median {:.1} ms in the last window",
     last.median_queue_ms
   );
@@ -343,7 +344,9 @@ fn ledbat_holds_its_target_for_an_hour_on_one_clock() {
 /// The receiver's clock runs fast: one-way delays grow 0.3 ms a second with no queue behind them.
 /// Before the fixes LEDBAT read the growth as a queue (up to 13 minutes × 18 ms) and backed off to
 /// its minimum window; the queuing delay is now clamped to the round trip, and the reverse base's
-/// fall shifts the base
+/// fall shifts the base. With the clamp alone the real queue settled at 58 ms (the estimate was
+/// the whole round trip): the base the endpoint shares between connections to one peer kept
+/// handing the connection its old minimum back, until the connection that set it kept it current
 #[test]
 fn ledbat_holds_its_target_when_the_receivers_clock_runs_fast() {
   assert_holds_target(&ledbat_under_drift(0.0, 300.0, 40));

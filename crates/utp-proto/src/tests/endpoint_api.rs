@@ -557,6 +557,17 @@ fn sending_data_arms_the_retransmission_timer() {
 /// `from` opens a connection to the listening `ep` with id `id`, and confirms it with a one-way
 /// delay of `delay` (its `timestamp_diff`): the connection's base delay
 fn opened_by(ep: &mut Endpoint, now: Instant, from: SocketAddr, id: u16, delay: u32) -> ConnectionHandle {
+  opened_with_syn_ack(ep, now, from, id, delay).0
+}
+
+/// As `opened_by`, also returning the sequence number of the SYN-ACK `ep` sent
+fn opened_with_syn_ack(
+  ep: &mut Endpoint,
+  now: Instant,
+  from: SocketAddr,
+  id: u16,
+  delay: u32,
+) -> (ConnectionHandle, SeqNr) {
   ep.handle_datagram(now, from, &encode(syn(id, 100), &[]));
   let mut buf = Vec::new();
   let mut syn_ack = None;
@@ -566,10 +577,11 @@ fn opened_by(ep: &mut Endpoint, now: Instant, from: SocketAddr, id: u16, delay: 
       syn_ack = Some(p.header.seq_nr);
     }
   }
+  let syn_ack = syn_ack.expect("SYN-ACK");
   let confirming = Header {
     conn_id: id.wrapping_add(1),
     timestamp_diff: delay,
-    ..confirm(syn_ack.expect("SYN-ACK"))
+    ..confirm(syn_ack)
   };
   ep.handle_datagram(now, from, &encode(confirming, &[]));
   let mut opened = None;
@@ -578,7 +590,7 @@ fn opened_by(ep: &mut Endpoint, now: Instant, from: SocketAddr, id: u16, delay: 
       opened = Some(h);
     }
   }
-  opened.expect("confirmed")
+  (opened.expect("confirmed"), syn_ack)
 }
 
 fn listening(seed: u64) -> Endpoint {
@@ -605,6 +617,32 @@ fn a_peer_s_shared_base_delay_is_the_lowest_measured() {
   assert_eq!(ep.path_base(peer), Some((4_000, t2)), "lower");
   opened_by(&mut ep, t2 + secs(1), peer, 0x4000, 4_500);
   assert_eq!(ep.path_base(peer), Some((4_000, t2)), "higher");
+}
+
+/// The connection that set a peer's shared base delay keeps it current when its own base rises
+/// (it follows the peer's clock drifting ahead of ours, or its lowest minute aged out): the old
+/// minimum would otherwise be handed back to it on every packet and undo the drift correction
+#[test]
+fn the_shared_base_delay_follows_the_connection_that_set_it() {
+  let mut ep = listening(23);
+  let peer = "192.0.2.23:23".parse().unwrap();
+  let t0 = Instant::from_micros(1_000_000);
+  let (_, syn_ack) = opened_with_syn_ack(&mut ep, t0, peer, 0x1000, 5_000);
+  assert_eq!(ep.path_base(peer), Some((5_000, t0)));
+  // A second later the peer's clock has moved a millisecond more than ours: the delay of its
+  // packets to us falls by 1 ms, that of ours to it rises by as much, with no queue behind it
+  let t1 = t0 + secs(1);
+  let drifted = Header {
+    conn_id: 0x1001,
+    timestamp: confirm(syn_ack).timestamp + 1_001_000,
+    timestamp_diff: 6_000,
+    ..confirm(syn_ack)
+  };
+  ep.handle_datagram(t1, peer, &encode(drifted, &[]));
+  assert_eq!(ep.path_base(peer), Some((6_000, t1)));
+  // Another connection's higher base still does not replace it
+  opened_by(&mut ep, t1 + secs(1), peer, 0x2000, 6_500);
+  assert_eq!(ep.path_base(peer), Some((6_000, t1)));
 }
 
 /// A shared base delay is trusted for a minute: a connection that measures a higher one 60 s
