@@ -1,0 +1,99 @@
+// A Socket's settings and numbers across its life: before the native connection exists (an unbound node binds
+// first, a host name is looked up first), while it is open, and after it closed
+import { describe, expect, it } from 'vitest'
+
+import { cleanupNodes, closed, codeOf, listeningNode, makeNode, once, sleep, type Socket } from './helpers/utp'
+
+/** A server that sends nothing of its own while idle (no keepalives): a client's silence timer runs out */
+async function quietServer (): Promise<{ port: number, accepted: Promise<Socket> }> {
+  let accept: (s: Socket) => void = () => {}
+  const accepted = new Promise<Socket>(resolve => { accept = resolve })
+  const { port } = await listeningNode({ keepAlive: 0 }, s => { s.resume(); accept(s) })
+  return { port, accepted }
+}
+
+/** Milliseconds from now until `socket` emits 'timeout' (or `limit` passes: Infinity) */
+async function msToTimeout (socket: Socket, limit: number): Promise<number> {
+  const start = Date.now()
+  const heard = await Promise.race([once(socket, 'timeout').then(() => true), sleep(limit).then(() => false)])
+  return heard ? Date.now() - start : Infinity
+}
+
+describe('socket state', () => {
+  cleanupNodes()
+
+  it('settings made before the connection exists take effect when it does', async () => {
+    const { port } = await quietServer()
+    const socket = makeNode({ timeout: 20_000, keepAlive: 0, mtu: 1200, loopbackMtu: 0 }).connect(port, 'localhost')
+    socket.on('error', () => {})
+    expect(socket.stats()).toBeNull()
+    expect(socket.remoteAddress).toBeUndefined()
+    expect(socket.getMtu()).toBe(1200)
+    socket.setMtu(1100)
+    socket.setCongestion('cubic')
+    socket.setTimeout(300)
+    expect([socket.getMtu(), socket.getTimeout()]).toEqual([1100, 300])
+    await once(socket, 'connect')
+    expect(socket.remoteAddress).toBe('127.0.0.1')
+    expect(socket.remoteFamily).toBe('IPv4')
+    const s = socket.stats()
+    expect([s?.mtu, s?.congestion, s?.open]).toEqual([1100, 'cubic', true])
+    // The node's timeout is 20 s: only the socket's own 300 ms makes it speak up now
+    expect(await msToTimeout(socket, 3000)).toBeLessThan(2000)
+    socket.destroy()
+  })
+
+  it('setTimeout() on an open connection applies at once, and its callback runs on the peer\'s silence', async () => {
+    const { port } = await quietServer()
+    const socket = makeNode({ timeout: 20_000, keepAlive: 0 }).connect(port, '127.0.0.1')
+    socket.on('error', () => {})
+    await once(socket, 'connect')
+    let calls = 0
+    expect(socket.setTimeout(300, () => { calls++ })).toBe(socket)
+    expect(await msToTimeout(socket, 3000)).toBeLessThan(2000)
+    expect(calls).toBe(1)
+    socket.destroy()
+  })
+
+  it('setTimeout(0, callback) turns the notice off and takes the callback back', async () => {
+    const { port } = await quietServer()
+    const socket = makeNode({ timeout: 300, keepAlive: 0 }).connect(port, '127.0.0.1')
+    socket.on('error', () => {})
+    await once(socket, 'connect')
+    let calls = 0
+    const callback = (): void => { calls++ }
+    socket.setTimeout(300, callback)
+    socket.setTimeout(0, callback)
+    expect(socket.getTimeout()).toBe(0)
+    expect(socket.listenerCount('timeout')).toBe(0)
+    expect(await msToTimeout(socket, 1500)).toBe(Infinity)
+    expect(calls).toBe(0)
+    socket.destroy()
+  })
+
+  it('after the connection closed: the final numbers, marked closed, and settings are harmless', async () => {
+    const { port } = await listeningNode({}, s => { s.resume(); s.end() })
+    const socket = makeNode().connect(port, '127.0.0.1')
+    socket.resume()
+    socket.end('bye')
+    await closed(socket)
+    // The native connection finishes its FIN exchange a moment after the stream's 'close'
+    for (let i = 0; i < 200 && socket.stats()?.open !== false; i++) await sleep(10)
+    const s = socket.stats()
+    expect(s?.open).toBe(false)
+    expect(s?.bytesSent).toBeGreaterThanOrEqual(3)
+    expect(codeOf(() => socket.setTimeout(100))).toBeUndefined()
+    expect(codeOf(() => socket.setMtu(1000))).toBeUndefined()
+    expect(codeOf(() => socket.setCongestion('cubic'))).toBeUndefined()
+    expect(socket.stats()?.congestion).toBe('ledbat')
+  })
+
+  it('a socket destroyed before its connection existed has no numbers', async () => {
+    const { port } = await listeningNode()
+    const socket = makeNode().connect(port, 'localhost')
+    socket.destroy()
+    await closed(socket)
+    expect(socket.stats()).toBeNull()
+    expect(socket.getMtu()).toBeGreaterThan(0)
+  })
+})
