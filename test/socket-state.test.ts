@@ -19,6 +19,17 @@ async function msToTimeout (socket: Socket, limit: number): Promise<number> {
   return heard ? Date.now() - start : Infinity
 }
 
+/** `p`, or a rejection once `ms` pass: a missing event fails the test at once instead of at its time limit */
+async function within<T> (p: Promise<T> | undefined, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`no ${what} in ${ms} ms`)), ms) })
+  try {
+    return await Promise.race([p ?? late, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 describe('socket state', () => {
   cleanupNodes()
 
@@ -41,6 +52,28 @@ describe('socket state', () => {
     // The node's timeout is 20 s: only the socket's own 300 ms makes it speak up now
     expect(await msToTimeout(socket, 3000)).toBeLessThan(2000)
     socket.destroy()
+  })
+
+  it('what is written and ended before the connection exists is sent when it does', async () => {
+    const got: Array<Promise<string>> = []
+    const { port } = await listeningNode({}, s => {
+      got.push(new Promise(resolve => {
+        const chunks: Buffer[] = []
+        s.on('data', (c: Buffer) => chunks.push(c))
+        s.on('end', () => resolve(Buffer.concat(chunks).toString()))
+      }))
+    })
+    // Written and ended, then ended alone (the end waits for the connection, not for a write)
+    for (const [data, expected] of [['before the connection', 'before the connection'], [undefined, '']] as const) {
+      const socket = makeNode().connect(port, 'localhost')
+      socket.resume()
+      if (data !== undefined) socket.write(data)
+      socket.end()
+      await once(socket, 'connect')
+      for (let i = 0; i < 100 && got.length === 0; i++) await sleep(10)
+      expect(await within(got.shift(), 5000, 'end at the server')).toBe(expected)
+      await within(closed(socket), 5000, 'close')
+    }
   })
 
   it('setTimeout() on an open connection applies at once, and its callback runs on the peer\'s silence', async () => {
