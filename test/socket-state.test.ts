@@ -76,6 +76,27 @@ describe('socket state', () => {
     }
   })
 
+  it('a socket destroyed while its writes wait for room lets the rest drain quietly', async () => {
+    let server: Socket | undefined
+    const { port } = await listeningNode({}, s => { server = s; s.pause() })
+    const socket = makeNode().connect(port, '127.0.0.1')
+    await once(socket, 'connect')
+    const chunk = Buffer.alloc(64 * 1024, 7)
+    let queued = 0
+    while (socket.write(chunk)) queued += chunk.length
+    for (let i = 0; i < 200 && server === undefined; i++) await sleep(10)
+    expect(server).toBeDefined()
+    // Destroyed with writes waiting: what the send buffer holds still goes, then a FIN; the room it
+    // frees must not call back into the destroyed stream
+    socket.destroy()
+    let received = 0
+    server?.on('data', (c: Buffer) => { received += c.length })
+    server?.resume()
+    await within(once(server as Socket, 'end'), 10_000, 'end at the server')
+    // Every write the stream took before destroy() reached the peer
+    expect(received).toBeGreaterThanOrEqual(queued)
+  })
+
   it('setTimeout() on an open connection applies at once, and its callback runs on the peer\'s silence', async () => {
     const { port } = await quietServer()
     const socket = makeNode({ timeout: 20_000, keepAlive: 0 }).connect(port, '127.0.0.1')
