@@ -1,8 +1,10 @@
 // A Socket's settings and numbers across its life: before the native connection exists (an unbound node binds
 // first, a host name is looked up first), while it is open, and after it closed
+import * as dgram from 'dgram'
+
 import { describe, expect, it } from 'vitest'
 
-import { cleanupNodes, closed, codeOf, listeningNode, makeNode, once, sleep, type Socket } from './helpers/utp'
+import { cleanupNodes, closed, codeOf, listeningNode, makeNode, once, sleep, type Socket, type UtpError } from './helpers/utp'
 
 /** A server that sends nothing of its own while idle (no keepalives): a client's silence timer runs out */
 async function quietServer (): Promise<{ port: number, accepted: Promise<Socket> }> {
@@ -95,6 +97,29 @@ describe('socket state', () => {
     await within(once(server as Socket, 'end'), 10_000, 'end at the server')
     // Every write the stream took before destroy() reached the peer
     expect(received).toBeGreaterThanOrEqual(queued)
+  })
+
+  it('a refused attempt and a reset connection fail with their error alone: no \'timeout\', no longer connecting', async () => {
+    const probe = dgram.createSocket('udp4')
+    await new Promise<void>(resolve => probe.bind(0, '127.0.0.1', resolve))
+    const closedPort = probe.address().port
+    await new Promise<void>(resolve => probe.close(resolve))
+    const refused = makeNode().connect(closedPort, '127.0.0.1')
+    let timeouts = 0
+    refused.on('timeout', () => { timeouts++ })
+    expect(refused.connecting).toBe(true)
+    const refusal = await within(once<UtpError>(refused, 'error'), 5000, 'refusal')
+    expect(refusal.code).toBe('ECONNREFUSED')
+    expect(refused.connecting).toBe(false)
+
+    const { port } = await listeningNode({}, s => { s.resetAndDestroy() })
+    const reset = makeNode().connect(port, '127.0.0.1')
+    reset.on('timeout', () => { timeouts++ })
+    reset.write('hello')
+    const err = await within(once<UtpError>(reset, 'error'), 5000, 'reset')
+    expect(err.code).toBe('ECONNRESET')
+    await sleep(100)
+    expect(timeouts).toBe(0)
   })
 
   it('setTimeout() on an open connection applies at once, and its callback runs on the peer\'s silence', async () => {
