@@ -4,6 +4,7 @@ import * as dgram from 'dgram'
 
 import { describe, expect, it } from 'vitest'
 
+import { createRelay } from './helpers/relay'
 import { cleanupNodes, closed, codeOf, listeningNode, makeNode, once, sleep, type Socket, type UtpError } from './helpers/utp'
 
 /** A server that sends nothing of its own while idle (no keepalives): a client's silence timer runs out */
@@ -120,6 +121,27 @@ describe('socket state', () => {
     expect(err.code).toBe('ECONNRESET')
     await sleep(100)
     expect(timeouts).toBe(0)
+  })
+
+  it('a socket destroyed while its peer is silent says nothing more as its connection gives up', async () => {
+    const { port } = await listeningNode({}, s => { s.resume() })
+    const relay = await createRelay(port)
+    const node = makeNode({ timeout: 400, keepAlive: 200 })
+    const socket = node.connect(relay.port, '127.0.0.1')
+    await once(socket, 'connect')
+    let timeouts = 0
+    socket.on('timeout', () => { timeouts++ })
+    node.on('timeout', () => { timeouts++ })
+    socket.on('error', () => { timeouts += 100 })
+    relay.faults.blackhole = true
+    socket.write('into the void')
+    socket.destroy()
+    // Its FIN goes unanswered: the native connection gives up after the silence limits
+    for (let i = 0; i < 500 && socket.stats()?.open !== false; i++) await sleep(10)
+    expect(socket.stats()?.open).toBe(false)
+    await sleep(50)
+    expect(timeouts).toBe(0)
+    await relay.close()
   })
 
   it('setTimeout() on an open connection applies at once, and its callback runs on the peer\'s silence', async () => {
