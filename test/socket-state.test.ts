@@ -144,6 +144,36 @@ describe('socket state', () => {
     await relay.close()
   })
 
+  it('an attempt nobody answers gets its \'timeout\' notice, then fails with ETIMEDOUT', async () => {
+    const { port } = await listeningNode()
+    const relay = await createRelay(port, { blackhole: true })
+    const socket = makeNode({ timeout: 300 }).connect(relay.port, '127.0.0.1')
+    const events: string[] = []
+    socket.on('timeout', () => events.push('timeout'))
+    const err = await within(once<UtpError>(socket, 'error'), 5000, 'failure')
+    expect(err.code).toBe('ETIMEDOUT')
+    expect(events).toEqual(['timeout'])
+    await relay.close()
+  })
+
+  it('the node\'s close() ends a connection whose peer is gone even when nothing reads it', async () => {
+    const { port } = await listeningNode()
+    const relay = await createRelay(port)
+    const node = makeNode({ timeout: 300, keepAlive: 100 })
+    const socket = node.connect(relay.port, '127.0.0.1')
+    await once(socket, 'connect')
+    socket.on('error', () => {})
+    relay.faults.blackhole = true
+    // The peer's silence was noticed before the node closes
+    await within(once(socket, 'timeout'), 5000, 'timeout notice')
+    await sleep(250)
+    // No 'data' listener, no read(): the stream's end is never consumed
+    node.close()
+    await within(closed(socket), 5000, 'close of the unread socket')
+    expect(socket.destroyed).toBe(true)
+    await relay.close()
+  })
+
   it('setTimeout() on an open connection applies at once, and its callback runs on the peer\'s silence', async () => {
     const { port } = await quietServer()
     const socket = makeNode({ timeout: 20_000, keepAlive: 0 }).connect(port, '127.0.0.1')
