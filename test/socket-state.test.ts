@@ -174,6 +174,17 @@ describe('socket state', () => {
     await relay.close()
   })
 
+  it('an attempt the native side refuses fails with its error and is no longer connecting', async () => {
+    const node = makeNode()
+    await node.bindAsync(0, '127.0.0.1')
+    // An IPv4 socket cannot reach an IPv6 address
+    const socket = node.connect(9, '::1')
+    expect(socket.connecting).toBe(true)
+    const err = await within(once<UtpError>(socket, 'error'), 5000, 'failure')
+    expect(err.code).toBe('EINVAL')
+    expect(socket.connecting).toBe(false)
+  })
+
   it('setTimeout() on an open connection applies at once, and its callback runs on the peer\'s silence', async () => {
     const { port } = await quietServer()
     const socket = makeNode({ timeout: 20_000, keepAlive: 0 }).connect(port, '127.0.0.1')
