@@ -112,7 +112,10 @@ export function invalidType (name: string, expected: string, value: unknown): Er
 }
 
 export function invalidValue (name: string, value: unknown, reason: string): Error {
-  return createError(codes.ERR_INVALID_ARG_VALUE, `The argument '${name}' ${reason}. Received ${String(value)}`, RangeError)
+  // As Node describes the value in its own ERR_INVALID_ARG_VALUE: inspected (a string in quotes), cut at 128
+  let received = util.inspect(value)
+  if (received.length > 128) received = `${received.slice(0, 128)}...`
+  return createError(codes.ERR_INVALID_ARG_VALUE, `The argument '${name}' ${reason}. Received ${received}`, RangeError)
 }
 
 /** An integer in [min, max] (the option and argument form both use this) */

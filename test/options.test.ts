@@ -2,6 +2,7 @@
 // messages a user reads, and what each option resolves to. The Node tests see these through the constructor;
 // these pin the edges and the wording, which a constructor test only checks by code.
 import * as dgram from 'dgram'
+import * as dns from 'dns'
 import * as net from 'net'
 import { describe, expect, it } from 'vitest'
 
@@ -100,7 +101,7 @@ describe('validateOptions', () => {
 
   it('congestion is passed through validateCongestion', () => {
     expect(validateOptions({ congestion: 'cubic' }).congestion).toBe('cubic')
-    expect(thrown(() => validateOptions({ congestion: 'bbr' }))?.message).toBe("The argument 'options.congestion' must be 'ledbat' or 'cubic'. Received bbr")
+    expect(thrown(() => validateOptions({ congestion: 'bbr' }))?.message).toBe("The argument 'options.congestion' must be 'ledbat' or 'cubic'. Received 'bbr'")
   })
 })
 
@@ -120,6 +121,20 @@ describe('messages describe the value received as Node does', () => {
       // The type errors use the same description
       const received = theirs?.message.slice(theirs.message.indexOf('Received '), -1)
       if (typeof value !== 'number') expect(thrown(() => validateInteger('n', value, 0, 1))?.message).toBe(`The "n" argument must be of type number. ${received}`)
+    }
+  })
+
+  it('a value refused for its value is described as Node\'s own ERR_INVALID_ARG_VALUE describes it', () => {
+    const reason = "must be one of: 'verbatim', 'ipv4first', 'ipv6first'"
+    for (const value of ['x', "it's", 'y'.repeat(200), 7]) {
+      let theirs: Error | undefined
+      try {
+        dns.setDefaultResultOrder(value as 'verbatim')
+      } catch (e) {
+        theirs = e as Error
+      }
+      expect(theirs?.message).toContain(reason)
+      expect(options.invalidValue('dnsOrder', value, reason).message).toBe(theirs?.message)
     }
   })
 
@@ -166,7 +181,7 @@ describe('hosts and addresses', () => {
   it('validateHost: a non-empty string', () => {
     expect(validateHost('example.org')).toBe('example.org')
     expect(thrown(() => validateHost(''))).toEqual({
-      type: 'RangeError', code: 'ERR_INVALID_ARG_VALUE', message: "The argument 'host' must be a non-empty string. Received "
+      type: 'RangeError', code: 'ERR_INVALID_ARG_VALUE', message: "The argument 'host' must be a non-empty string. Received ''"
     })
     expect(thrown(() => validateHost(5, 'address'))).toEqual({
       type: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: 'The "address" argument must be of type string. Received type number (5)'
@@ -192,7 +207,7 @@ describe('hosts and addresses', () => {
   it('validateCongestion', () => {
     expect(validateCongestion('c', 'ledbat')).toBe('ledbat')
     expect(thrown(() => validateCongestion('c', 'Cubic'))).toEqual({
-      type: 'RangeError', code: 'ERR_INVALID_ARG_VALUE', message: "The argument 'c' must be 'ledbat' or 'cubic'. Received Cubic"
+      type: 'RangeError', code: 'ERR_INVALID_ARG_VALUE', message: "The argument 'c' must be 'ledbat' or 'cubic'. Received 'Cubic'"
     })
     expect(thrown(() => validateCongestion('c', 1))).toEqual({
       type: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: 'The "c" argument must be of type string. Received type number (1)'

@@ -185,6 +185,37 @@ describe('socket state', () => {
     expect(socket.connecting).toBe(false)
   })
 
+  it('setters check their argument with its name and range; address() before the peer is known', async () => {
+    const { port } = await listeningNode()
+    const socket = makeNode().connect(port, 'localhost')
+    socket.on('error', () => {})
+    expect(socket.address()).toEqual({ address: '', family: 'IPv4', port })
+    const message = (fn: () => unknown): string => {
+      try {
+        fn()
+      } catch (e) {
+        return `${(e as UtpError).code}: ${(e as Error).message}`
+      }
+      return 'accepted'
+    }
+    expect(message(() => socket.setTimeout(2 ** 31 - 1))).toBe('accepted')
+    expect(message(() => socket.setTimeout(2 ** 31)))
+      .toBe("ERR_INVALID_ARG_VALUE: The argument 'msecs' must be an integer >= 0 and <= 2147483647. Received 2147483648")
+    expect(message(() => socket.setMtu(63)))
+      .toBe("ERR_INVALID_ARG_VALUE: The argument 'mtu' must be an integer >= 64 and <= 65000. Received 63")
+    expect(message(() => socket.setCongestion('reno' as 'cubic')))
+      .toBe("ERR_INVALID_ARG_VALUE: The argument 'mode' must be 'ledbat' or 'cubic'. Received 'reno'")
+    socket.destroy()
+  })
+
+  it('address() of a connection over IPv6 says IPv6', async () => {
+    const { port } = await listeningNode({}, undefined, '::1')
+    const socket = makeNode().connect(port, '::1')
+    await once(socket, 'connect')
+    expect(socket.address()).toEqual({ address: '::1', family: 'IPv6', port })
+    socket.destroy()
+  })
+
   it('setTimeout() on an open connection applies at once, and its callback runs on the peer\'s silence', async () => {
     const { port } = await quietServer()
     const socket = makeNode({ timeout: 20_000, keepAlive: 0 }).connect(port, '127.0.0.1')
