@@ -216,6 +216,34 @@ describe('socket state', () => {
     socket.destroy()
   })
 
+  it('a reader that pauses a second time stops the writer a second time', async () => {
+    let server: Socket | undefined
+    const { port } = await listeningNode({}, s => { server = s; s.pause() })
+    const socket = makeNode().connect(port, '127.0.0.1')
+    await once(socket, 'connect')
+    socket.write('x')
+    for (let i = 0; i < 200 && server === undefined; i++) await sleep(10)
+    const chunk = Buffer.alloc(16 * 1024, 0xcd)
+    /** Writes until the writer has been blocked for a second; what it wrote */
+    const fillUntilBlocked = async (): Promise<number> => {
+      let written = 0
+      for (;;) {
+        while (socket.write(chunk)) written += chunk.length
+        written += chunk.length
+        // Far more than both ends' buffers: a reader that stopped must stop the writer long before
+        if (written > 16 * 1024 * 1024) return written
+        const drained = once(socket, 'drain').then(() => true)
+        if (!await Promise.race([drained, sleep(1000).then(() => false)])) return written
+      }
+    }
+    expect(await fillUntilBlocked()).toBeLessThan(8 * 1024 * 1024)
+    server?.resume()
+    await sleep(300)
+    server?.pause()
+    expect(await fillUntilBlocked()).toBeLessThan(8 * 1024 * 1024)
+    socket.destroy()
+  })
+
   it('setTimeout() on an open connection applies at once, and its callback runs on the peer\'s silence', async () => {
     const { port } = await quietServer()
     const socket = makeNode({ timeout: 20_000, keepAlive: 0 }).connect(port, '127.0.0.1')
