@@ -244,6 +244,35 @@ describe('socket state', () => {
     socket.destroy()
   })
 
+  it('writes batched by cork() or queued behind a full send buffer arrive whole and in order', async () => {
+    let got: Promise<Buffer> | undefined
+    const { port } = await listeningNode({}, s => {
+      got = new Promise(resolve => {
+        const chunks: Buffer[] = []
+        s.on('data', (c: Buffer) => chunks.push(c))
+        s.on('end', () => resolve(Buffer.concat(chunks)))
+      })
+    })
+    const socket = makeNode().connect(port, '127.0.0.1')
+    await once(socket, 'connect')
+    socket.resume()
+    const sent: Buffer[] = []
+    const write = (b: Buffer): boolean => { sent.push(b); return socket.write(b) }
+    socket.cork()
+    for (const text of ['one ', 'two ', 'three ']) write(Buffer.from(text))
+    socket.uncork()
+    // Past the point where write() says to wait: the stream queues these and hands them over together
+    let n = 0
+    while (write(Buffer.alloc(64 * 1024, n & 0xff))) n++
+    for (let i = 0; i < 8; i++) write(Buffer.alloc(1000 + i, 0x80 + i))
+    socket.end()
+    for (let i = 0; i < 200 && got === undefined; i++) await sleep(10)
+    const received = await within(got, 20_000, 'everything at the server')
+    expect(received.length).toBe(Buffer.concat(sent).length)
+    expect(received.equals(Buffer.concat(sent))).toBe(true)
+    await within(closed(socket), 5000, 'close')
+  })
+
   it('setTimeout() on an open connection applies at once, and its callback runs on the peer\'s silence', async () => {
     const { port } = await quietServer()
     const socket = makeNode({ timeout: 20_000, keepAlive: 0 }).connect(port, '127.0.0.1')
