@@ -2,24 +2,14 @@
 // (as net does for TCP's RST) instead of after the timeout, in both I/O modes and over IPv4 and IPv6; an open
 // connection ignores the ICMP its vanished peer's host sends (a forged one must not kill it) and ends by the
 // timeout. Linux and Android only: elsewhere an unconnected UDP socket hears of no ICMP error.
-import * as dgram from 'dgram'
 
 import { describe, expect, it } from 'vitest'
 
 import { createRelay } from './helpers/relay'
-import { cleanupNodes, closed, listeningNode, makeNode, Node, once, type Socket, type UtpError } from './helpers/utp'
+import { cleanupNodes, closed, closedUdpPort, listeningNode, makeNode, Node, once, type Socket, type UtpError } from './helpers/utp'
 
 const supported = process.platform === 'linux' || process.platform === 'android'
 const MODES = [{ ioThread: false }, { ioThread: true }]
-
-/** A port on `host` that was bound a moment ago and is free now: datagrams to it draw an ICMP port unreachable */
-async function closedPort (host: string): Promise<number> {
-  const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4')
-  await new Promise<void>(resolve => s.bind(0, host, resolve))
-  const { port } = s.address()
-  await new Promise<void>(resolve => s.close(resolve))
-  return port
-}
 
 async function ipv6Available (): Promise<boolean> {
   const n = new Node()
@@ -46,7 +36,7 @@ describe.skipIf(!supported)('ICMP unreachable', () => {
         ctx.skip()
         return
       }
-      const port = await closedPort(host)
+      const port = await closedUdpPort(host)
       const client = makeNode(mode) // the default timeout: 5000 ms
       await client.bindAsync(0, bind)
       const t0 = Date.now()
@@ -60,7 +50,7 @@ describe.skipIf(!supported)('ICMP unreachable', () => {
 
     it('the report fails only the attempts to that address: one to a live port at the same time connects', async () => {
       const { port: live } = await listeningNode(mode, s => s.end('hi'))
-      const dead = await closedPort('127.0.0.1')
+      const dead = await closedUdpPort('127.0.0.1')
       const client = makeNode(mode)
       await client.bindAsync(0, '127.0.0.1')
       const [refused, connected] = await Promise.allSettled([client.connectAsync(dead, '127.0.0.1'), client.connectAsync(live, '127.0.0.1')])

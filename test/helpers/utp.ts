@@ -1,5 +1,6 @@
 // The package under test, loaded the way users load it (CommonJS require of the build), plus cleanup helpers
 import { createHash, randomBytes } from 'crypto'
+import * as dgram from 'dgram'
 import { createRequire } from 'module'
 import * as path from 'path'
 import { afterEach } from 'vitest'
@@ -145,4 +146,13 @@ export function sleep (ms: number): Promise<void> {
 export function closed (stream: NodeJS.ReadableStream & { closed?: boolean }): Promise<void> {
   if (stream.closed === true) return Promise.resolve()
   return new Promise((resolve) => stream.once('close', () => resolve()))
+}
+
+/** A UDP port on `host` that was bound a moment ago and is free now: datagrams to it draw an ICMP port unreachable */
+export async function closedUdpPort (host: string): Promise<number> {
+  const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4')
+  await new Promise<void>(resolve => s.bind(0, host, resolve))
+  const { port } = s.address()
+  await new Promise<void>(resolve => s.close(resolve))
+  return port
 }
