@@ -17,6 +17,9 @@ use crate::{Config, ConnectionHandle, Transmit};
 /// A shared base delay is replaced by the next connection's own after this long unrefreshed
 const PATH_BASE_LIFETIME: core::time::Duration = core::time::Duration::from_secs(60);
 
+/// Path MTU probe acks waiting to go out, at most
+const MAX_QUEUED_PMTU_ACKS: usize = 1024;
+
 /// The base delay the connections to one peer share, when it was set, and by which connection
 #[derive(Debug, Clone, Copy)]
 struct PathBase {
@@ -24,8 +27,6 @@ struct PathBase {
   at: Instant,
   owner: u32,
 }
-/// Path MTU probe acks waiting to go out, at most
-const MAX_QUEUED_PMTU_ACKS: usize = 1024;
 
 /// What [`Endpoint::handle_datagram`] made of a datagram
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
