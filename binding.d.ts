@@ -122,8 +122,12 @@ export declare class NativeNode {
   drainInto(events: Buffer, data: Buffer): number
   /** Take everything that happened since the last drain (null if nothing) */
   drain(): NativeBatch | null
-  /** Graceful close; NODE_CLOSED reports completion. Idempotent. */
-  close(): void
+  /**
+   * Graceful close; NODE_CLOSED reports completion. Idempotent. `within_ms` bounds how long open connections may
+   * take to finish before they are reset (default: the node's timeout): lib/node.ts passes what is left of the
+   * timeout its own wait for queued writes began, so close() never takes twice the timeout.
+   */
+  close(withinMs?: number | undefined | null): void
   connectionStats(handle: number): ConnectionStats | null
   stats(): NodeStats
   /** Keep the event loop alive while bound (the default) */

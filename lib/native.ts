@@ -137,7 +137,8 @@ export interface NativeNode {
    */
   drainInto(events: Buffer, data: Buffer): number
   drain(): NativeBatch | null
-  close(): void
+  /** Graceful close; connections still open after `withinMs` (default: the node's timeout) are reset */
+  close(withinMs?: number): void
   connectionStats(handle: number): ConnectionStats | null
   stats(): NodeStats
   ref(): void

@@ -97,6 +97,8 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
   private _refed = true
   private _nativeCloseCalled = false
   private _closeTimer: NodeJS.Timeout | null = null
+  /** When close() began: the native close gets what is left of the timeout, so the two waits share one */
+  private _closeStarted = 0
   private _autoBindScheduled = false
   private _autoBindEmits = false
   /** The program called bind() or bindAsync(): from then on only its binds bind the node, never an automatic one */
@@ -398,6 +400,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     if (this._stopped()) return this
     const wasBound = this._state === 'bound'
     this._state = 'closing'
+    this._closeStarted = Date.now()
     this._listening = false
     if (debugEnabled) debug('node %d closing: %d connections to end', this._debugId, this._sockets.size)
     this._puncher.cancelAll()
@@ -747,7 +750,9 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     if (this._closeTimer !== null) clearTimeout(this._closeTimer)
     this._closeTimer = null
     try {
-      this._native?.close()
+      // Connections still finishing get what is left of the timeout: with the wait for queued writes before, the
+      // whole close() stays within one timeout, as documented
+      this._native?.close(Math.max(0, this._options.timeout - (Date.now() - this._closeStarted)))
     } catch (e) {
       // The driver is gone; nothing will report NODE_CLOSED
       process.nextTick(() => {

@@ -86,6 +86,34 @@ describe('close(): the node closes after its sockets', () => {
     expect(Buffer.concat(chunks).toString()).toBe('unread')
   })
 
+  it('a peer that takes nothing: close() resets the connection once `timeout` has passed, not twice that', async () => {
+    // The server never reads and both buffers are small, so the client's writes stay queued on its side: close()
+    // first waits for them to reach the native send buffer, then for the FIN exchange, both within one timeout
+    const TIMEOUT = 2000
+    const serverErrors: string[] = []
+    const { port } = await listeningNode({ bufferSize: 16 }, s => {
+      s.pause()
+      s.on('error', (e: UtpError) => serverErrors.push(e.code))
+    })
+    const n = makeNode({ timeout: TIMEOUT, bufferSize: 16 })
+    const c = n.connect(port, '127.0.0.1')
+    const errors: string[] = []
+    c.on('error', (e: UtpError) => errors.push(e.code))
+    c.write(Buffer.alloc(4 << 20))
+    await once(c, 'connect')
+    await sleep(200)
+    expect(c.writableLength).toBeGreaterThan(0) // still queued: the case under test
+    const started = Date.now()
+    await n.closeAsync()
+    const ms = Date.now() - started
+    expect(errors).toEqual([])
+    expect(c.destroyed).toBe(true)
+    expect(ms).toBeGreaterThanOrEqual(TIMEOUT - 100)
+    expect(ms).toBeLessThan(TIMEOUT + 1000)
+    await sleep(100)
+    expect(serverErrors).toEqual(['ECONNRESET'])
+  })
+
   it('a socket still waiting for its host lookup is destroyed without an error, before the node closes', async () => {
     const { port } = await listeningNode()
     const n = makeNode()

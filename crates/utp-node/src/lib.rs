@@ -505,9 +505,11 @@ impl NativeNode {
     })
   }
 
-  /// Graceful close; NODE_CLOSED reports completion. Idempotent.
+  /// Graceful close; NODE_CLOSED reports completion. Idempotent. `within_ms` bounds how long open connections may
+  /// take to finish before they are reset (default: the node's timeout): lib/node.ts passes what is left of the
+  /// timeout its own wait for queued writes began, so close() never takes twice the timeout.
   #[napi(catch_unwind)]
-  pub fn close(&self, env: &Env) {
+  pub fn close(&self, env: &Env, within_ms: Option<u32>) {
     let released = self.with(|inner, now| match inner.phase {
       Phase::Unbound => {
         self.drop_wake_ref();
@@ -521,7 +523,8 @@ impl NativeNode {
         inner.close_unbound()
       }
       Phase::Bound => {
-        let deadline = now + inner.close_timeout;
+        let within = within_ms.map_or(inner.close_timeout, |ms| Duration::from_millis(u64::from(ms)));
+        let deadline = now + within;
         inner.begin_close(deadline);
         None
       }
