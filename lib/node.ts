@@ -479,6 +479,8 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
       // connect() wait for 'bound'). Other failures (no native addon) and failed automatic binds fail the waiters:
       // no later bind would do better
       if (err === null || !explicit || err.syscall === undefined) this._flushBoundWaiters(err)
+      // Nor do later operations wait for a bind after such a failure: they bind, and fail, on their own
+      if (err !== null && explicit && err.syscall === undefined) this._explicitBind = false
     }
     const bindTo = (address: string, fallback: string | null): void => {
       if (this._state !== 'binding') return

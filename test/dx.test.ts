@@ -1,5 +1,4 @@
 // Developer experience: typed events, socket and node stats, NODE_DEBUG logging, the CLI's --json and --help
-import { spawn } from 'child_process'
 import { createHash, randomBytes } from 'crypto'
 import * as fs from 'fs'
 import * as os from 'os'
@@ -13,11 +12,11 @@ import type { MigrateInfo, NodeEvents, SocketEvents } from '../lib/events'
 import type * as ServerModule from '../lib/server/server'
 import type * as StatsModule from '../lib/stats'
 import { cleanupNodes, closed, drainHash, listeningNode, makeNode, once, requireFromRoot, root, sleep, writeRandom, type Node, type Socket } from './helpers/utp'
-import { finish, type Run } from './helpers/cli'
+import { finish, start, type Run } from './helpers/cli'
+import { spawnScript } from './helpers/script'
 
 const { RendezvousServer } = requireFromRoot('./dist/lib/server/server.js') as typeof ServerModule
 const { Progress, clock } = requireFromRoot('./dist/bin/progress.js') as typeof ProgressModule
-const BIN = path.join(root, 'bin', 'utp-punch-rs.js')
 const { Totals, socketStats } = requireFromRoot('./dist/lib/stats.js') as typeof StatsModule
 
 cleanupNodes()
@@ -265,7 +264,7 @@ const CODE = 'secret-pairing-code'
 `
 
 function runDebugScript (env: NodeJS.ProcessEnv): Promise<Run> {
-  return finish(spawn(process.execPath, ['-e', DEBUG_SCRIPT], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] }))
+  return finish(spawnScript(DEBUG_SCRIPT, env))
 }
 
 describe('NODE_DEBUG=utp-punch-rs', () => {
@@ -358,7 +357,7 @@ describe('CLI progress', () => {
 // ---- the CLI ----------------------------------------------------------------------------------------------------
 
 function cli (args: string[], timeoutMs?: number): Promise<Run> {
-  return finish(spawn(process.execPath, [BIN, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] }), timeoutMs)
+  return finish(start(args), timeoutMs)
 }
 
 function jsonLines (text: string): Array<Record<string, unknown>> {
@@ -386,7 +385,7 @@ describe('CLI', () => {
   })
 
   it('--json: send, receive and the rendezvous server print one JSON object per line', async () => {
-    const server = spawn(process.execPath, [BIN, 'rendezvous', '--port', '0', '--host', '127.0.0.1', '--json'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    const server = start(['rendezvous', '--port', '0', '--host', '127.0.0.1', '--json'])
     const serverExit = finish(server)
     const first = await new Promise<Record<string, unknown>>((resolve, reject) => {
       let buf = ''

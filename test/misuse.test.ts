@@ -1,7 +1,7 @@
 // Bad arguments and misuse: synchronous throws with Node-style codes, errors on sockets, harmless repeats
 import { describe, expect, it } from 'vitest'
 
-import { codeOf, cleanupNodes, listeningNode, makeNode, Node, once, sleep, type UtpError } from './helpers/utp'
+import { codeOf, cleanupNodes, errorOf, listeningNode, makeNode, Node, once, sleep, type UtpError } from './helpers/utp'
 
 describe('misuse', () => {
   cleanupNodes()
@@ -123,5 +123,9 @@ describe('misuse', () => {
     expect(codeOf(() => n.listen('x' as unknown as () => void))).toBe('ERR_INVALID_ARG_TYPE')
     expect(codeOf(() => n.punch(0, 1234))).toBe('ERR_INVALID_ARG_VALUE')
     expect(codeOf(() => n.close(5 as unknown as () => void))).toBe('ERR_INVALID_ARG_TYPE')
+    // Named as Node names a callback argument (setTimeout's own error is the model); null means none, as undefined
+    expect(errorOf(() => n.punch(1, 1234, '127.0.0.1', 5 as unknown as () => void))).toEqual(errorOf(() => setTimeout(5 as unknown as () => void)))
+    expect(errorOf(() => n.listen('x' as unknown as () => void))).toEqual(['TypeError', 'The "onListening" argument must be of type function. Received type string (\'x\')'])
+    expect(() => n.listen(null as unknown as () => void)).not.toThrow()
   })
 })

@@ -4,6 +4,8 @@
 import * as dgram from 'dgram'
 import { describe, expect, it, onTestFinished } from 'vitest'
 
+import { finish } from './helpers/cli'
+import { spawnScript } from './helpers/script'
 import { cleanupNodes, closed, listeningNode, makeNode, once, sleep, type Node, type Socket, type UtpError } from './helpers/utp'
 
 cleanupNodes()
@@ -252,6 +254,38 @@ describe('no automatic bind behind a failed bind()', () => {
     } finally {
       used.release()
     }
+  })
+
+  it('without the native addon no bind can work: what waits for one fails with ERR_UTP_NATIVE_MISSING, before or after', async () => {
+    // In a child whose require() of the addon's loader fails, as when no binary package is installed
+    const run = await finish(spawnScript(`
+      const Module = require('module')
+      const load = Module._load
+      Module._load = function (request, ...rest) {
+        if (request.endsWith('binding.js')) throw Object.assign(new Error('not installed'), { code: 'MODULE_NOT_FOUND' })
+        return load.call(this, request, ...rest)
+      }
+      const Node = require('./dist/index.js')
+      const seen = []
+      const note = (who) => (e) => seen.push(who + ' ' + e.code + (e.syscall === undefined ? '' : ' ' + e.syscall))
+      const n = new Node()
+      n.on('error', note('node'))
+      n.connect(4000, '127.0.0.1').on('error', note('socket before bind'))
+      n.bind(0, '127.0.0.1')
+      n.connect(4000, '127.0.0.1').on('error', note('socket after bind'))
+      const quiet = new Node()
+      quiet.on('error', note('quiet node'))
+      quiet.connectAsync(4000, '127.0.0.1').catch(note('connectAsync'))
+      quiet.listenAsync().catch(note('listenAsync'))
+      setTimeout(() => console.log(JSON.stringify(seen.sort())), 300)
+    `), 10_000)
+    expect([run.code, run.stderr]).toEqual([0, ''])
+    // No 'bind' syscall: it is not an OS error, and no other bind would do better; the async forms reject instead
+    // of emitting 'error'
+    expect(JSON.parse(run.stdout)).toEqual([
+      'connectAsync ERR_UTP_NATIVE_MISSING', 'listenAsync ERR_UTP_NATIVE_MISSING', 'node ERR_UTP_NATIVE_MISSING',
+      'node ERR_UTP_NATIVE_MISSING', 'socket after bind ERR_UTP_NATIVE_MISSING', 'socket before bind ERR_UTP_NATIVE_MISSING'
+    ])
   })
 
   it('connect() on an unbound node still binds a free port when nothing else binds it', async () => {

@@ -1,13 +1,10 @@
 // ref() and unref(): an unref()ed node never keeps its process alive, not through its socket, its close timer or a
 // punch under way, and ref() takes that back. Each case runs in a child process of its own, which reports when it
 // exited, measured from its own mark, so a slow start on a loaded machine does not count
-import { spawn } from 'child_process'
-
 import { describe, expect, it } from 'vitest'
 
 import { finish } from './helpers/cli'
-import { mutantsBridge } from './helpers/mutants-child'
-import { root } from './helpers/utp'
+import { spawnScript } from './helpers/script'
 
 /** How the child ended: `ms` from its mark to its exit, and what it printed before */
 interface Exit { code: number | null, ms: number, said: string[], stderr: string }
@@ -27,12 +24,7 @@ async function lifetime (body: string, limitMs = 15_000): Promise<Exit> {
     process.on('exit', () => console.log(JSON.stringify({ ms: Date.now() - t0, said })))
     ${body}
   `
-  const bridge = mutantsBridge(process.env)
-  const child = spawn(process.execPath, [...bridge?.execArgv ?? [], '-e', script], {
-    cwd: root, env: bridge?.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe']
-  })
-  if (bridge !== undefined) child.once('exit', bridge.collect)
-  const run = await finish(child, limitMs)
+  const run = await finish(spawnScript(script), limitMs)
   const report = run.stdout.trim().split('\n').pop() ?? ''
   const parsed = report.startsWith('{') ? JSON.parse(report) as { ms: number, said: string[] } : { ms: -1, said: [] }
   return { code: run.code, ...parsed, stderr: run.stderr }
@@ -54,15 +46,16 @@ describe('ref() and unref()', () => {
     for (const run of [before, after]) expect([run.code, run.said, run.stderr]).toEqual([0, ['bound'], ''])
   }, 30_000)
 
-  it('ref() takes unref() back: the bound node holds its process again, whether bound before or after', async () => {
+  it('a bound node holds its process, as a dgram socket does; ref() takes unref() back, whether bound before or after', async () => {
     // The only other thing scheduled is an unref()ed timer that closes the node: the process lives until then
     // only if the node holds it
     const closeLater = "setTimeout(() => n.close(() => say('closed')), 1500).unref()"
-    const [bindFirst, refFirst] = await Promise.all([
+    const [untouched, bindFirst, refFirst] = await Promise.all([
+      lifetime(`const n = new Node(); n.bind(0, '127.0.0.1', () => { mark(); ${closeLater} })`),
       lifetime(`const n = new Node(); n.bind(0, '127.0.0.1', () => { n.unref(); n.ref(); mark(); ${closeLater} })`),
       lifetime(`const n = new Node(); n.unref(); n.ref(); n.bind(0, '127.0.0.1', () => { mark(); ${closeLater} })`)
     ])
-    for (const run of [bindFirst, refFirst]) {
+    for (const run of [untouched, bindFirst, refFirst]) {
       expect([run.code, run.said, run.stderr]).toEqual([0, ['closed'], ''])
       expect(run.ms).toBeGreaterThanOrEqual(1400)
     }
