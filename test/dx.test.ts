@@ -221,6 +221,40 @@ describe('stats', () => {
     expect(client.stats().connectionsOpened).toBe(2)
   })
 
+  it('node.stats() before bind() is all zeros; open connections count as they go; the endpoint counters outlive close()', async () => {
+    const fresh = makeNode({ maxConnections: 77 })
+    const zeros = fresh.stats()
+    expect(zeros).toMatchObject({ address: null, listening: false, maxConnections: 77, connectionsOpened: 0 })
+    for (const [key, value] of Object.entries(zeros)) {
+      if (key !== 'address' && key !== 'listening' && key !== 'maxConnections' && key !== 'connectionsOpened') expect(value, key).toBe(0)
+    }
+    expect(fresh.maxConnections).toBe(77)
+
+    const { node: server, port } = await listeningNode(undefined, (s) => s.pipe(s))
+    const client = makeNode({ maxConnections: 77 })
+    const socket = await client.connectAsync(port, '127.0.0.1')
+    expect(client.maxConnections).toBe(77)
+    const echoed = drainHash(socket)
+    const sha256 = await writeRandom(socket, 1 << 20, 64 * 1024, false)
+    // Still open: the node's totals are the open connection's own numbers
+    while (socket.stats()?.bytesReceived !== 1 << 20) await sleep(10)
+    const live = socket.stats() as NonNullable<ReturnType<Socket['stats']>>
+    expect(client.stats()).toMatchObject({ clientConnections: 1, bytesSent: live.bytesSent, bytesReceived: 1 << 20, packetsSent: live.packetsSent })
+    expect(live.bytesSent).toBeGreaterThanOrEqual(1 << 20)
+    socket.end()
+    expect((await echoed).sha256).toBe(sha256)
+
+    const deaf = makeNode()
+    const { port: deafPort } = await deaf.bindAsync(0, '127.0.0.1')
+    await once(client.connect(deafPort, '127.0.0.1'), 'error').catch(() => {})
+    const before = deaf.stats()
+    expect(before.refused).toBeGreaterThanOrEqual(1)
+    await Promise.all([deaf.closeAsync(), server.closeAsync()])
+    // The native endpoint is gone, its last numbers stay
+    expect(deaf.stats()).toMatchObject({ address: null, listening: false, refused: before.refused, resetsSent: before.resetsSent, serverConnections: 0 })
+    expect(server.stats()).toMatchObject({ listening: false, connectionsOpened: 1, bytesReceived: 1 << 20 })
+  })
+
   it('a socket made by rendezvous() reports its path', async () => {
     const server = await rendezvousServer()
     const a = makeNode()
