@@ -454,3 +454,80 @@ describe("getUdpSocket(): dgram's socket options on the node's socket", () => {
     }
   })
 })
+
+describe("bind(), connect() and punch(): utp-punch's argument forms", () => {
+  it('bind(port, host, cb), bind(port, cb), bind({ port, address }, cb), bind(cb): the callback gets the address, this is the node', async () => {
+    const bound = async (call: (n: Node, cb: (this: Node, a: { address: string, port: number }) => void) => void): Promise<[boolean, string, number]> => {
+      const n = makeNode()
+      return await new Promise(resolve => call(n, function (a) { resolve([this === n, a.address, a.port]) }))
+    }
+    const free = await freePort()
+    const [full, noHost, object, onlyCb] = await Promise.all([
+      bound((n, cb) => n.bind(0, '127.0.0.1', cb)),
+      bound((n, cb) => n.bind(free, cb)),
+      bound((n, cb) => n.bind({ port: 0, address: '127.0.0.1' }, cb)),
+      bound((n, cb) => n.bind(cb))
+    ])
+    expect(full.slice(0, 2)).toEqual([true, '127.0.0.1'])
+    expect(noHost).toEqual([true, '::', free]) // dual-stack by default
+    expect(object.slice(0, 2)).toEqual([true, '127.0.0.1'])
+    expect(onlyCb.slice(0, 2)).toEqual([true, '::'])
+    expect(onlyCb[2]).toBeGreaterThan(0)
+  })
+
+  it('connect(port, onconnect) and punch(attempts, port, callback): the callback in the host\'s place, host 127.0.0.1', async () => {
+    const { port } = await listeningNode()
+    const n = makeNode()
+    const connected = await new Promise<Socket>(resolve => n.connect(port, resolve))
+    expect([connected.remoteAddress, connected.remotePort]).toEqual(['127.0.0.1', port])
+    const { port: other } = await listeningNode()
+    const success = await new Promise<boolean>(resolve => { void n.punch(1, other, resolve) })
+    expect(success).toBe(true) // an idle node answers probes (test/udp.test.ts)
+  })
+
+  it('connect() while a bind() waits for its host lookup: the socket connects once it is bound', async () => {
+    const { port } = await listeningNode()
+    const n = makeNode()
+    n.bind(0, 'localhost')
+    const c = n.connect(port, '127.0.0.1')
+    await once(c, 'connect')
+    expect(c.remotePort).toBe(port)
+  })
+
+  it('connectAsync() rejects with ERR_SOCKET_CLOSED when the node closes before the connection is made', async () => {
+    const { port, release } = await portInUse()
+    onTestFinished(release)
+    const n = makeNode()
+    await n.bindAsync(0, '127.0.0.1')
+    const attempt = n.connectAsync(port, '127.0.0.1')
+    await sleep(50)
+    n.close()
+    await expect(attempt).rejects.toMatchObject({ code: 'ERR_SOCKET_CLOSED', message: 'Socket closed before it connected' })
+  })
+
+  it('a punch that waits for a bind that never works resolves false when the node closes', async () => {
+    const used = await portInUse()
+    onTestFinished(used.release)
+    const n = makeNode()
+    n.on('error', () => {})
+    n.bind(used.port, '127.0.0.1')
+    let called: boolean | undefined
+    const p = n.punch(2, 4000, '127.0.0.1', (ok) => { called = ok })
+    await sleep(50)
+    n.close()
+    expect(await p).toBe(false)
+    expect(called).toBe(false)
+  })
+
+  it('a socket destroyed while its host is looked up never opens a connection', async () => {
+    let incoming = 0
+    const { port } = await listeningNode(undefined, () => { incoming++ })
+    const n = makeNode()
+    await n.bindAsync(0, '127.0.0.1')
+    const c = n.connect(port, 'localhost')
+    c.destroy()
+    await closed(c)
+    await sleep(200)
+    expect([incoming, n.stats().connectionsOpened, n.clientConnections]).toEqual([0, 0, 0])
+  })
+})

@@ -93,3 +93,45 @@ describe('UDP facade and punching', () => {
     expect(await a.punch(3, port)).toBe(true)
   })
 })
+
+describe('UDP facade: failures reach the callback, as dgram reports them', () => {
+  cleanupNodes()
+
+  it('a datagram over 65,507 bytes: EMSGSIZE in the callback, or as the facade\'s error without one', async () => {
+    const n = makeNode()
+    const { port } = await n.bindAsync(0, '127.0.0.1')
+    const udp = n.getUdpSocket()
+    const viaCallback = await new Promise<Error | null>(resolve => udp.send(Buffer.alloc(65_508), port, '127.0.0.1', (err) => resolve(err)))
+    expect((viaCallback as NodeJS.ErrnoException | null)?.code).toBe('EMSGSIZE')
+    const emitted = once<Error>(udp, 'error')
+    udp.send(Buffer.alloc(65_508), port, '127.0.0.1')
+    expect(((await emitted) as NodeJS.ErrnoException).code).toBe('EMSGSIZE')
+    expect(n.stats()).toMatchObject({ rawDatagramsSent: 0, rawBytesSent: 0 })
+    // the largest that fits still goes
+    const sent = await new Promise<number | undefined>((resolve, reject) => udp.send(Buffer.alloc(65_507), port, '127.0.0.1', (err, bytes) => err !== null ? reject(err) : resolve(bytes)))
+    expect(sent).toBe(65_507)
+    expect(n.stats()).toMatchObject({ rawDatagramsSent: 1, rawBytesSent: 65_507 })
+  })
+
+  it('after close(): ERR_SOCKET_DGRAM_NOT_RUNNING in the callback; a host that does not resolve: its lookup error', async () => {
+    const n = makeNode()
+    await n.bindAsync(0, '127.0.0.1')
+    const udp = n.getUdpSocket()
+    const unresolved = await new Promise<Error | null>(resolve => udp.send('x', 4000, 'no-such-host.invalid', (err) => resolve(err)))
+    expect((unresolved as NodeJS.ErrnoException | null)?.code).toBe('ENOTFOUND')
+    await n.closeAsync()
+    const closedErr = await new Promise<Error | null>(resolve => udp.send('x', 4000, '127.0.0.1', (err) => resolve(err)))
+    expect((closedErr as NodeJS.ErrnoException | null)?.code).toBe('ERR_SOCKET_DGRAM_NOT_RUNNING')
+  })
+
+  it('send() without an address goes to the loopback address of the bound family (::1 for a node bound to ::1)', async () => {
+    const peer6 = dgram.createSocket('udp6')
+    await new Promise<void>(resolve => peer6.bind(0, '::1', () => resolve()))
+    const n6 = makeNode()
+    await n6.bindAsync(0, '::1')
+    const heard6 = once<Buffer>(peer6, 'message')
+    n6.getUdpSocket().send('six', peer6.address().port)
+    expect(String(await heard6)).toBe('six')
+    peer6.close()
+  })
+})
