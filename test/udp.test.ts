@@ -92,10 +92,6 @@ describe('UDP facade and punching', () => {
     const { port } = await b.bindAsync(0, '127.0.0.1')
     expect(await a.punch(3, port)).toBe(true)
   })
-})
-
-describe('UDP facade: failures reach the callback, as dgram reports them', () => {
-  cleanupNodes()
 
   it('a datagram over 65,507 bytes: EMSGSIZE in the callback, or as the facade\'s error without one', async () => {
     const n = makeNode()
