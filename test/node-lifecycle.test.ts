@@ -531,3 +531,41 @@ describe("bind(), connect() and punch(): utp-punch's argument forms", () => {
     expect([incoming, n.stats().connectionsOpened, n.clientConnections]).toEqual([0, 0, 0])
   })
 })
+
+describe('a listener that throws', () => {
+  it('surfaces once as an uncaught exception, after the rest of its batch reached every socket: no data is lost', async () => {
+    // In a child: the exception must reach process 'uncaughtException', as any EventEmitter listener's would.
+    // 'connection' is emitted from inside the node's dispatch (unlike 'data', which streams defer)
+    const run = await finish(spawnScript(`
+      const Node = require('./dist/index.js')
+      const said = []
+      process.on('uncaughtException', (e) => said.push('uncaught ' + e.message))
+      let accepted = 0
+      let ended = 0
+      const server = new Node((s) => {
+        let got = 0
+        s.on('data', (d) => { got += d.length })
+        s.on('end', () => {
+          said.push('server read ' + got)
+          s.end()
+          if (++ended === 2) {
+            server.close(() => console.log(JSON.stringify(said)))
+            for (const n of clients) n.close()
+          }
+        })
+        if (++accepted === 1) throw new Error('a listener failed')
+      })
+      const clients = [new Node(), new Node()]
+      server.bind(0, '127.0.0.1', () => {
+        server.listen()
+        for (const n of clients) {
+          const c = n.connect(server.address().port, '127.0.0.1')
+          c.resume()
+          c.end(Buffer.alloc(100_000, 7))
+        }
+      })
+    `), 20_000)
+    expect([run.code, run.stderr]).toEqual([0, ''])
+    expect(JSON.parse(run.stdout)).toEqual(['uncaught a listener failed', 'server read 100000', 'server read 100000'])
+  })
+})
