@@ -456,19 +456,20 @@ describe("getUdpSocket(): dgram's socket options on the node's socket", () => {
 })
 
 describe("bind(), connect() and punch(): utp-punch's argument forms", () => {
-  it('bind(port, host, cb), bind(port, cb), bind({ port, address }, cb), bind(cb): the callback gets the address, this is the node', async () => {
+  it('bind(port, host, cb) (port null: any), bind(port, cb), bind({ port, address }, cb), bind(cb): the callback gets the address, this is the node', async () => {
     const bound = async (call: (n: Node, cb: (this: Node, a: { address: string, port: number }) => void) => void): Promise<[boolean, string, number]> => {
       const n = makeNode()
       return await new Promise(resolve => call(n, function (a) { resolve([this === n, a.address, a.port]) }))
     }
     const free = await freePort()
-    const [full, noHost, object, onlyCb] = await Promise.all([
+    const [full, nullPort, noHost, object, onlyCb] = await Promise.all([
       bound((n, cb) => n.bind(0, '127.0.0.1', cb)),
+      bound((n, cb) => n.bind(null, '127.0.0.1', cb)),
       bound((n, cb) => n.bind(free, cb)),
       bound((n, cb) => n.bind({ port: 0, address: '127.0.0.1' }, cb)),
       bound((n, cb) => n.bind(cb))
     ])
-    expect(full.slice(0, 2)).toEqual([true, '127.0.0.1'])
+    for (const r of [full, nullPort]) expect(r.slice(0, 2)).toEqual([true, '127.0.0.1'])
     expect(noHost).toEqual([true, '::', free]) // dual-stack by default
     expect(object.slice(0, 2)).toEqual([true, '127.0.0.1'])
     expect(onlyCb.slice(0, 2)).toEqual([true, '::'])
