@@ -25,6 +25,8 @@ const TESTS_BY_MODULE: &[(&str, &[&str])] = &[
       "test/misuse.test.ts",
       "test/node-lifecycle.test.ts",
       "test/close.test.ts",
+      // ref()/unref(): whether the native socket holds the process
+      "test/node-ref.test.ts",
       // Options that shape packets (mtu, loopbackMtu) are observed here
       "test/streams.test.ts",
       // Both I/O modes, and closed nodes being garbage collected (the wake callback's reference let go)
