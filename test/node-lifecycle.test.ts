@@ -288,6 +288,20 @@ describe('no automatic bind behind a failed bind()', () => {
     ])
   })
 
+  it('after a bindAsync() refused its port, connect() waits for the program\'s next bind as well', async () => {
+    const { port } = await listeningNode()
+    const used = await portInUse()
+    onTestFinished(used.release)
+    const n = makeNode()
+    await expect(n.bindAsync(used.port, '127.0.0.1')).rejects.toMatchObject({ code: 'EADDRINUSE' })
+    const c = n.connect(port, '127.0.0.1')
+    await sleep(200)
+    expect(thrown(() => n.address()).code).toBe('EBADF')
+    expect(c.connecting).toBe(true)
+    await n.bindAsync(0, '127.0.0.1')
+    await once(c, 'connect')
+  })
+
   it('connect() on an unbound node still binds a free port when nothing else binds it', async () => {
     const { port } = await listeningNode()
     const n = makeNode()
