@@ -2,6 +2,7 @@
 // what they throw, when the node binds by itself, how close() ends its sockets and when its 'close' comes, and
 // the dgram socket options of getUdpSocket() (set for real on the node's socket)
 import * as dgram from 'dgram'
+import * as net from 'net'
 import { describe, expect, it, onTestFinished } from 'vitest'
 
 import { finish } from './helpers/cli'
@@ -171,7 +172,12 @@ describe('listen()', () => {
     n.on('listening', () => listening++)
     n.listen()
     const e = thrown(() => n.listen())
-    expect([e.constructor, e.code]).toEqual([Error, 'ERR_SERVER_ALREADY_LISTEN'])
+    // net.Server's own error for the same mistake
+    const server = net.createServer()
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    const netError = thrown(() => server.listen(0, '127.0.0.1'))
+    server.close()
+    expect([e.constructor, e.code, e.message]).toEqual([Error, 'ERR_SERVER_ALREADY_LISTEN', netError.message])
     n.bind(0, '127.0.0.1')
     await once(n, 'listening')
     expect(thrown(() => n.listen()).code).toBe('ERR_SERVER_ALREADY_LISTEN')
@@ -209,6 +215,14 @@ describe('listen()', () => {
     await bound
     expect(n.stats().listening).toBe(true)
     expect(n.address().port).toBeGreaterThan(0)
+  })
+
+  it("bindAsync() emits 'bound' with the address it resolves with, as bind() does", async () => {
+    const n = makeNode()
+    const heard: unknown[] = []
+    n.on('bound', (a) => heard.push(a))
+    const address = await n.bindAsync(0, '127.0.0.1')
+    expect(heard).toEqual([address])
   })
 })
 
