@@ -217,6 +217,20 @@ describe('listen()', () => {
     expect(n.address().port).toBeGreaterThan(0)
   })
 
+  it('listen() after listenAsync() throws ERR_SERVER_ALREADY_LISTEN; a listen() whose node closes before any bind never calls back', async () => {
+    const n = makeNode()
+    await n.listenAsync()
+    expect(thrown(() => n.listen()).code).toBe('ERR_SERVER_ALREADY_LISTEN')
+    const unbound = makeNode()
+    const heard: string[] = []
+    unbound.on('listening', () => heard.push('listening'))
+    unbound.listen(() => heard.push('callback'))
+    await sleep(50)
+    await unbound.closeAsync()
+    await sleep(20)
+    expect(heard).toEqual([])
+  })
+
   it("bindAsync() emits 'bound' with the address it resolves with, as bind() does", async () => {
     const n = makeNode()
     const heard: unknown[] = []
