@@ -537,6 +537,15 @@ describe("bind(), connect() and punch(): utp-punch's argument forms", () => {
     expect(c.remotePort).toBe(port)
   })
 
+  it('connectAsync() leaves no listener of its own on the socket it resolves with (a later error is the program\'s to handle)', async () => {
+    const { port } = await listeningNode()
+    const n = makeNode()
+    const plain = n.connect(port, '127.0.0.1')
+    await once(plain, 'connect')
+    const viaPromise = await n.connectAsync(port, '127.0.0.1')
+    for (const event of ['connect', 'error', 'close']) expect(viaPromise.listenerCount(event), event).toBe(plain.listenerCount(event))
+  })
+
   it('connectAsync() rejects with ERR_SOCKET_CLOSED when the node closes before the connection is made', async () => {
     const { port, release } = await portInUse()
     onTestFinished(release)
