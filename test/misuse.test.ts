@@ -1,4 +1,5 @@
 // Bad arguments and misuse: synchronous throws with Node-style codes, errors on sockets, harmless repeats
+import * as dgram from 'dgram'
 import { describe, expect, it } from 'vitest'
 
 import { codeOf, cleanupNodes, errorOf, listeningNode, makeNode, Node, once, sleep, type UtpError } from './helpers/utp'
@@ -15,6 +16,24 @@ describe('misuse', () => {
       expect(codeOf(() => n.punch(3, port as number))).toBe('ERR_SOCKET_BAD_PORT')
     }
     expect(codeOf(() => makeNode().connect(0))).toBe('ERR_SOCKET_BAD_PORT')
+    // Port 0 is no destination: punch() and connect() say so as dgram's send() does
+    const dgramError = errorOf(() => {
+      const d = dgram.createSocket('udp4')
+      try {
+        d.send('x', 0, '127.0.0.1')
+      } finally {
+        d.close()
+      }
+    })
+    expect(errorOf(() => makeNode().punch(1, 0))).toEqual(dgramError)
+    expect(errorOf(() => makeNode().connect(0))).toEqual(dgramError)
+  })
+
+  it("punch()'s attempts: 1 to 2^31 - 1, named in the error", () => {
+    const n = makeNode()
+    for (const attempts of [0, 2 ** 31, 1.5]) {
+      expect(errorOf(() => n.punch(attempts, 1234))).toEqual(['RangeError', `The argument 'attempts' must be an integer >= 1 and <= 2147483647. Received ${attempts}`])
+    }
   })
 
   it('bad options are rejected by the constructor', () => {

@@ -526,6 +526,11 @@ describe("bind(), connect() and punch(): utp-punch's argument forms", () => {
     const { port: other } = await listeningNode()
     const success = await new Promise<boolean>(resolve => { void n.punch(1, other, resolve) })
     expect(success).toBe(true) // an idle node answers probes (test/udp.test.ts)
+    // host null is the default too; another host is probed where it is (127.0.0.2 is loopback as well)
+    expect(await n.punch(1, other, null)).toBe(true)
+    const elsewhere = makeNode()
+    const { port: elsewherePort } = await elsewhere.bindAsync(0, '127.0.0.2')
+    expect(await n.punch(1, elsewherePort, '127.0.0.2')).toBe(true)
   })
 
   it('connect() while a bind() waits for its host lookup: the socket connects once it is bound', async () => {
