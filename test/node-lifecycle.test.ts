@@ -305,6 +305,9 @@ describe('no automatic bind behind a failed bind()', () => {
       quiet.on('error', note('quiet node'))
       quiet.connectAsync(4000, '127.0.0.1').catch(note('connectAsync'))
       quiet.listenAsync().catch(note('listenAsync'))
+      const puncher = new Node()
+      puncher.on('error', note('punching node'))
+      puncher.punch(1, 4000, '127.0.0.1').then((ok) => seen.push('punch ' + ok))
       setTimeout(() => console.log(JSON.stringify(seen.sort())), 300)
     `), 10_000)
     expect([run.code, run.stderr]).toEqual([0, ''])
@@ -312,7 +315,8 @@ describe('no automatic bind behind a failed bind()', () => {
     // of emitting 'error'
     expect(JSON.parse(run.stdout)).toEqual([
       'connectAsync ERR_UTP_NATIVE_MISSING', 'listenAsync ERR_UTP_NATIVE_MISSING', 'node ERR_UTP_NATIVE_MISSING',
-      'node ERR_UTP_NATIVE_MISSING', 'socket after bind ERR_UTP_NATIVE_MISSING', 'socket before bind ERR_UTP_NATIVE_MISSING'
+      'node ERR_UTP_NATIVE_MISSING', 'punch false', 'punching node ERR_UTP_NATIVE_MISSING', 'socket after bind ERR_UTP_NATIVE_MISSING',
+      'socket before bind ERR_UTP_NATIVE_MISSING'
     ])
   })
 
@@ -569,10 +573,11 @@ describe("bind(), connect() and punch(): utp-punch's argument forms", () => {
     n.on('error', () => {})
     n.bind(used.port, '127.0.0.1')
     let called: boolean | undefined
-    const p = n.punch(2, 4000, '127.0.0.1', (ok) => { called = ok })
+    const p = n.punch(20, 4000, '127.0.0.1', (ok) => { called = ok })
     await sleep(50)
     n.close()
-    expect(await p).toBe(false)
+    // at once, not after its 20 probes (10 s)
+    expect(await Promise.race([p, sleep(2000).then(() => 'still punching')])).toBe(false)
     expect(called).toBe(false)
   })
 
