@@ -100,6 +100,7 @@ describe('misuse', () => {
     await once(n, 'close')
     await sleep(10)
     n.close(() => calls.push(3))
+    n.close() // and without a callback: nothing to call, nothing thrown later
     await sleep(10)
     expect(calls).toEqual([1, 2, 3])
     // never bound: close still completes
