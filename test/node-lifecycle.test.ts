@@ -1,13 +1,14 @@
 // A node's life as utp-punch programs see it: when bind(), listen(), connect() and punch() may be called and
 // what they throw, when the node binds by itself, how close() ends its sockets and when its 'close' comes, and
 // the dgram socket options of getUdpSocket() (set for real on the node's socket)
+import { createHash, randomBytes } from 'crypto'
 import * as dgram from 'dgram'
 import * as net from 'net'
 import { describe, expect, it, onTestFinished } from 'vitest'
 
 import { finish } from './helpers/cli'
 import { spawnScript } from './helpers/script'
-import { cleanupNodes, closed, listeningNode, makeNode, once, sleep, type Node, type Socket, type UtpError } from './helpers/utp'
+import { cleanupNodes, closed, drainHash, listeningNode, makeNode, once, sleep, type Node, type Socket, type UtpError } from './helpers/utp'
 
 cleanupNodes()
 
@@ -87,6 +88,38 @@ describe('close(): the node closes after its sockets', () => {
     s.on('data', (d: Buffer) => chunks.push(d))
     await closed(s)
     expect(Buffer.concat(chunks).toString()).toBe('unread')
+  })
+
+  it('close() called again while the first still flushes changes nothing: every written byte arrives', async () => {
+    let accepted: (s: Socket) => void = () => {}
+    const got = new Promise<Socket>(resolve => { accepted = resolve })
+    const { port } = await listeningNode(undefined, s => accepted(s))
+    // A small send buffer: most of the data still waits in the stream when close() is called
+    const n = makeNode({ bufferSize: 16 })
+    const c = n.connect(port, '127.0.0.1')
+    await once(c, 'connect')
+    const s = await got
+    const received = drainHash(s)
+    s.on('end', () => s.end())
+    c.resume()
+    const errors: string[] = []
+    c.on('error', (e: UtpError) => errors.push(e.code))
+    const data = randomBytes(4 << 20)
+    c.write(data)
+    expect(c.writableLength).toBeGreaterThan(0) // the case under test: writes still wait in the stream
+    n.close()
+    n.close()
+    await n.closeAsync()
+    let timer: NodeJS.Timeout | undefined
+    const stalled = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`the peer read ${s.stats()?.bytesReceived} bytes and no end`)), 20_000)
+    })
+    try {
+      expect(await Promise.race([received, stalled])).toEqual({ bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') })
+    } finally {
+      clearTimeout(timer)
+    }
+    expect(errors).toEqual([])
   })
 
   it('a peer that takes nothing: close() resets the connection once `timeout` has passed, not twice that', async () => {
