@@ -122,6 +122,26 @@ describe('close(): the node closes after its sockets', () => {
     expect(errors).toEqual([])
   })
 
+  it('a closing node accepts no new connection while it waits for an old one to flush', async () => {
+    let connections = 0
+    const { node: server, port } = await listeningNode({ bufferSize: 16, timeout: 3000 }, s => {
+      connections++
+      s.on('error', () => {})
+      s.write(Buffer.alloc(4 << 20)) // to a reader that takes nothing: the close must wait for it
+    })
+    const stuck = makeNode({ bufferSize: 16 }).connect(port, '127.0.0.1')
+    stuck.pause()
+    stuck.on('error', () => {})
+    await once(stuck, 'connect')
+    await sleep(100)
+    const closing = server.closeAsync()
+    const late = makeNode().connect(port, '127.0.0.1')
+    const err = await once(late, 'error').catch((e: UtpError) => e)
+    expect((err as UtpError).code).toBe('ECONNREFUSED')
+    expect(connections).toBe(1)
+    await closing
+  })
+
   it('a peer that takes nothing: close() resets the connection once `timeout` has passed, not twice that', async () => {
     // The server never reads and both buffers are small, so the client's writes stay queued on its side: close()
     // first waits for them to reach the native send buffer, then for the FIN exchange, both within one timeout
