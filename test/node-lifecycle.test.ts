@@ -90,32 +90,42 @@ describe('close(): the node closes after its sockets', () => {
     expect(Buffer.concat(chunks).toString()).toBe('unread')
   })
 
-  it('close() called again while the first still flushes changes nothing: every written byte arrives', async () => {
-    let accepted: (s: Socket) => void = () => {}
-    const got = new Promise<Socket>(resolve => { accepted = resolve })
-    const { port } = await listeningNode(undefined, s => accepted(s))
-    // A small send buffer: most of the data still waits in the stream when close() is called
+  it('close() waits for every connection\'s queued writes, and a repeated close() changes nothing: every byte arrives', async () => {
+    const sockets: Socket[] = []
+    let accepted: () => void = () => {}
+    const both = new Promise<void>(resolve => { accepted = resolve })
+    const { port } = await listeningNode(undefined, s => {
+      sockets.push(s)
+      s.on('end', () => s.end())
+      if (sockets.length === 2) accepted()
+    })
+    // A small send buffer: most of the data still waits in the streams when close() is called
     const n = makeNode({ bufferSize: 16 })
-    const c = n.connect(port, '127.0.0.1')
-    await once(c, 'connect')
-    const s = await got
-    const received = drainHash(s)
-    s.on('end', () => s.end())
-    c.resume()
+    const clients = [n.connect(port, '127.0.0.1'), n.connect(port, '127.0.0.1')]
+    await Promise.all(clients.map(async c => await once(c, 'connect')))
+    await both
+    const received = sockets.map(s => drainHash(s))
     const errors: string[] = []
-    c.on('error', (e: UtpError) => errors.push(e.code))
-    const data = randomBytes(4 << 20)
-    c.write(data)
-    expect(c.writableLength).toBeGreaterThan(0) // the case under test: writes still wait in the stream
+    // Different sizes: the smaller finishes first, and the larger must still be waited for
+    const data = [randomBytes(100_000), randomBytes(8 << 20)]
+    clients.forEach((c, i) => {
+      c.resume()
+      c.on('error', (e: UtpError) => errors.push(e.code))
+      c.write(data[i])
+    })
+    // the case under test: the small write went at once, most of the large one still waits in its stream
+    expect(clients.map(c => c.writableLength > 0)).toEqual([false, true])
     n.close()
     n.close()
     await n.closeAsync()
     let timer: NodeJS.Timeout | undefined
     const stalled = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`the peer read ${s.stats()?.bytesReceived} bytes and no end`)), 20_000)
+      timer = setTimeout(() => reject(new Error(`the peers read ${sockets.map(s => s.stats()?.bytesReceived).join(' and ')} bytes, not both ends`)), 20_000)
     })
     try {
-      expect(await Promise.race([received, stalled])).toEqual({ bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') })
+      const got = await Promise.race([Promise.all(received), stalled])
+      const byBytes = new Map(got.map(g => [g.bytes, g.sha256]))
+      for (const d of data) expect(byBytes.get(d.length)).toBe(createHash('sha256').update(d).digest('hex'))
     } finally {
       clearTimeout(timer)
     }
