@@ -644,6 +644,16 @@ describe("bind(), connect() and punch(): utp-punch's argument forms", () => {
     expect(called).toBe(false)
   })
 
+  it("a host that does not resolve: the socket's 'error' is the lookup's ENOTFOUND, connectAsync() rejects with it", async () => {
+    const n = makeNode()
+    await n.bindAsync(0, '127.0.0.1')
+    const s = n.connect(4000, 'no-such-host.invalid')
+    const err = await once(s, 'error').catch((e: UtpError) => e)
+    expect([(err as UtpError).code, (err as UtpError).syscall]).toEqual(['ENOTFOUND', 'getaddrinfo'])
+    await expect(n.connectAsync(4000, 'no-such-host.invalid')).rejects.toMatchObject({ code: 'ENOTFOUND' })
+    expect(n.stats().connectionsOpened).toBe(0)
+  })
+
   it('a socket destroyed while its host is looked up never opens a connection', async () => {
     let incoming = 0
     const { port } = await listeningNode(undefined, () => { incoming++ })
