@@ -154,8 +154,8 @@ describe('close(): the node closes after its sockets', () => {
   })
 
   it('a peer that takes nothing: close() resets the connection once `timeout` has passed, not twice that', async () => {
-    // The server never reads and both buffers are small, so the client's writes stay queued on its side: close()
-    // first waits for them to reach the native send buffer, then for the FIN exchange, both within one timeout
+    // The server never reads and both buffers are small, so the client's write never completes (the native send
+    // buffer never has room again): close() first waits for it, then for the FIN exchange, both within one timeout
     const TIMEOUT = 2000
     const serverErrors: string[] = []
     const { port } = await listeningNode({ bufferSize: 16 }, s => {
@@ -169,7 +169,7 @@ describe('close(): the node closes after its sockets', () => {
     c.write(Buffer.alloc(4 << 20))
     await once(c, 'connect')
     await sleep(200)
-    expect(c.writableLength).toBeGreaterThan(0) // still queued: the case under test
+    expect(c.writableLength).toBeGreaterThan(0) // not completed: the case under test
     const started = Date.now()
     await n.closeAsync()
     const ms = Date.now() - started

@@ -62,7 +62,7 @@ describe('ref() and unref()', () => {
   }, 30_000)
 
   it('close() waiting on a peer that takes nothing holds the process for its timeout, unless the node is unref()ed', async () => {
-    // The server never reads and the buffers are small, so the client's writes stay queued: close() waits for them
+    // The server never reads and the buffers are small, so the client's write never completes: close() waits for it
     // until its timeout (3 s). An unref()ed node, before or after close(), must not keep the process for that.
     // A ref()ed interval keeps the child alive until close() is called, whatever the node does
     const closing = (unref: string): string => `
