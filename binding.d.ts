@@ -124,8 +124,8 @@ export declare class NativeNode {
   drain(): NativeBatch | null
   /**
    * Graceful close; NODE_CLOSED reports completion. Idempotent. `within_ms` bounds how long open connections may
-   * take to finish before they are reset (default: the node's timeout): lib/node.ts passes what is left of the
-   * timeout its own wait for queued writes began, so close() never takes twice the timeout.
+   * take to finish before they are reset (default: the node's timeout). lib/node.ts first waits for its sockets'
+   * pending writes, then passes what is left of the same timeout, so close() never takes twice the timeout.
    */
   close(withinMs?: number | undefined | null): void
   connectionStats(handle: number): ConnectionStats | null

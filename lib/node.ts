@@ -478,9 +478,10 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
       // to be bound keeps waiting, for a bind() that succeeds or for close() (utp-punch's order: its listen() and
       // connect() wait for 'bound'). Other failures (no native addon) and failed automatic binds fail the waiters:
       // no later bind would do better
-      if (err === null || !explicit || err.syscall === undefined) this._flushBoundWaiters(err)
-      // Nor do later operations wait for a bind after such a failure: they bind, and fail, on their own
-      if (err !== null && explicit && err.syscall === undefined) this._explicitBind = false
+      const noBindCanWork = err !== null && err.syscall === undefined
+      if (err === null || !explicit || noBindCanWork) this._flushBoundWaiters(err)
+      // Nor do later operations wait for the program's next bind then: they bind, and fail, on their own
+      if (explicit && noBindCanWork) this._explicitBind = false
     }
     const bindTo = (address: string, fallback: string | null): void => {
       if (this._state !== 'binding') return
@@ -752,8 +753,8 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     if (this._closeTimer !== null) clearTimeout(this._closeTimer)
     this._closeTimer = null
     try {
-      // Connections still finishing get what is left of the timeout: with the wait for queued writes before, the
-      // whole close() stays within one timeout, as documented
+      // Connections still finishing get what is left of the timeout close() began: with the wait for the sockets'
+      // pending writes before this, the whole close() stays within one timeout, as documented
       this._native?.close(Math.max(0, this._options.timeout - (Date.now() - this._closeStarted)))
     } catch (e) {
       // The driver is gone; nothing will report NODE_CLOSED

@@ -669,7 +669,7 @@ describe("bind(), connect() and punch(): utp-punch's argument forms", () => {
 })
 
 describe('a listener that throws', () => {
-  it('surfaces once as an uncaught exception, after the rest of its batch reached every socket: no data is lost', async () => {
+  it('surfaces once as an uncaught exception while the node keeps dispatching: both connections deliver all their data', async () => {
     // In a child: the exception must reach process 'uncaughtException', as any EventEmitter listener's would.
     // 'connection' is emitted from inside the node's dispatch (unlike 'data', which streams defer)
     const run = await finish(spawnScript(`

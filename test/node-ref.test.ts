@@ -77,7 +77,7 @@ describe('ref() and unref()', () => {
         s.on('error', (err) => say(err.code))
         s.write(Buffer.alloc(4 << 20))
         s.once('connect', () => setTimeout(() => {
-          if (s.writableLength === 0) say('nothing queued: not the case under test')
+          if (s.writableLength === 0) say('the write completed: not the case under test')
           clearInterval(keep)
           mark()
           n.close(() => say('closed'))

@@ -118,8 +118,10 @@ export async function writeRandom (stream: NodeJS.WritableStream, total: number,
     sent += len
     if (!stream.write(chunk)) {
       // Ended or closed already (a peer's end without allowHalfOpen ends this side too): no 'drain' or 'close' will come
-      const gone = (stream as { destroyed?: boolean }).destroyed === true ? 'closed' : (stream as { writableEnded?: boolean }).writableEnded === true ? 'ended' : null
-      if (gone !== null) throw new Error(`stream ${gone} after ${sent - len} of ${total} bytes were written`)
+      const { destroyed, writableEnded } = stream as { destroyed?: boolean, writableEnded?: boolean }
+      if (destroyed === true || writableEnded === true) {
+        throw new Error(`stream ${destroyed === true ? 'closed' : 'ended'} after ${sent - len} of ${total} bytes were written`)
+      }
       await new Promise<void>((resolve, reject) => {
         const done = (err?: Error): void => {
           stream.removeListener('drain', onDrain)
