@@ -147,6 +147,31 @@ describe('meeting, scripted on an in-memory DHT', () => {
     expect(new Set([a.slot, b.slot])).toEqual(new Set([0, 1]))
   })
 
+  it('a peer that gave way is found in slot 1 while lookups still return its old card in slot 0', async () => {
+    // After the race for slot 0 the peer with the higher nonce moved to slot 1, leaving its card in slot 0.
+    // Here every later lookup of slot 0 still returns that card (our puts went to nodes these lookups do not
+    // reach), as a real DHT's lookups can: the peer must still be found in slot 1, where it waits for us
+    const keys = await meeting.deriveMeetingKeys(code())
+    const me = { ...card(), nonce: '0'.repeat(16) } // the lowest nonce: we keep slot 0
+    const peer: Card = { ...card(), nonce: 'f'.repeat(16), at: Date.now() }
+    let rounds = 0
+    let puts = 0
+    const dht = {
+      async put () { puts++; return 8 },
+      async get (publicKey: Buffer) {
+        const slot = publicKey.equals(keys.publicKeys[0]) ? 0 : 1
+        if (slot === 0) rounds++
+        const item = rounds === 1 ? undefined : { value: meeting.sealCard(keys, slot, peer), seq: slot === 0 ? 1_000_000 : 7 }
+        return { item, queried: 8, responded: 8, invalidValues: 0 }
+      }
+    } as unknown as DhtNode
+    const met = await meeting.meet({ dht, keys, card: me, pollMs: 10, signal: AbortSignal.timeout(2000) })
+    expect(met.slot).toBe(0)
+    expect(met.peer.nonce).toBe(peer.nonce)
+    expect(rounds).toBe(2)
+    expect(puts).toBe(1)
+  })
+
   it('other DHT errors end the meeting with their code', async () => {
     const keys = await meeting.deriveMeetingKeys(code())
     const broken = { get: async () => { throw Object.assign(new Error('no DHT node'), { code: 'ERR_DHT_NO_NODES' }) } } as unknown as DhtNode

@@ -244,7 +244,12 @@ export async function meet (opts: MeetingOptions): Promise<MeetingResult> {
         if (await publish(1, s1.seq)) return { peer: s0.card, slot: 1, seq: mySeq, lookups, invalidItems }
       }
     } else if (mine === 0) {
-      if (live(s0.card)) {
+      if (live(s1.card)) {
+        // The peer is in slot 1 whatever slot 0 still shows. Read first because a peer that gave way in the
+        // race below leaves its card in slot 0, and lookups that keep returning that card (nodes our puts do
+        // not reach) would otherwise keep us republishing slot 0 and never looking here
+        return { peer: s1.card, slot: 0, seq: mySeq, lookups, invalidItems }
+      } else if (live(s0.card)) {
         // Both took slot 0: the higher nonce gives way
         if (s0.card.nonce < opts.card.nonce) {
           if (sameSide(s0.card)) throw sameRole(s0.card.side as string)
@@ -252,8 +257,6 @@ export async function meet (opts: MeetingOptions): Promise<MeetingResult> {
         } else {
           await publish(0, s0.seq)
         }
-      } else if (live(s1.card)) {
-        return { peer: s1.card, slot: 0, seq: mySeq, lookups, invalidItems }
       } else if (Date.now() - published > refreshMs) {
         await publish(0, s0.seq)
       }
