@@ -57,6 +57,19 @@ describe('meeting keys and cards', () => {
     expect(a.publicKeys[0].equals(other.publicKeys[0]) || a.salt.equals(other.salt) || a.cardKey.equals(other.cardKey)).toBe(false)
   })
 
+  it('a code gives the keys of the published derivation (known answer), so versions of the package meet', async () => {
+    // Computed apart from this package, with Python's hashlib.scrypt (N 2^15, r 8, p 1), HKDF-SHA-256 written
+    // out from RFC 5869 and the `cryptography` package's Ed25519: a change to a parameter or a label would
+    // leave two releases unable to find each other's cards
+    const k = await meeting.deriveMeetingKeys('7-known-answer-code')
+    expect(k.seeds[0].toString('hex')).toBe('350bc891061dd7b22edbce33ccb46b4683299db839517c83dbafdda0e7c09542')
+    expect(k.publicKeys.map(p => p.toString('hex'))).toEqual(['168c6fc7bb5d875c670dc7b9e7916098764cae4c5f86fa6609ddabdaa9d152d2',
+      '9eba5ad93ffa6aac326ba82ea6fe97880ebf96106e310b5318f8d0500ba4efee'])
+    expect(k.salt.toString('hex')).toBe('473d1d8c4deb95f8a0acef25e16b23f4')
+    expect(k.cardKey.toString('hex')).toBe('518fc6e64ab371effeb2e1c17ab843b9493e896b67c8c8ace6565b92009a5ee7')
+    expect(k.context).toBe('dht|cd9492a4a7765a5d945731e55420a4f0')
+  })
+
   it('a sealed card opens only with its code, in its slot, untouched', async () => {
     const keys = await meeting.deriveMeetingKeys(code())
     const c: Card = { ...card('send'), at: 1_700_000_000_000 }
@@ -76,13 +89,25 @@ describe('meeting keys and cards', () => {
     const keys = await meeting.deriveMeetingKeys(code())
     const base: Card = { ...card(), at: Date.now() }
     for (const bad of [{ nonce: 'x' }, { lan: [{ address: '10.0.0.1' }] }, { public: { address: '10.0.0.1', port: 0 } },
-      { mapping: 'cone' }, { side: 'x'.repeat(33) }, { at: 'now' }, { used: 'yes' }, { pake: 'p'.repeat(201) }]) {
+      { mapping: 'cone' }, { side: 'x'.repeat(33) }, { at: 'now' }, { used: 'yes' }, { left: 'yes' }, { pake: 'p'.repeat(201) }]) {
       const sealed = meeting.sealCard(keys, 0, { ...base, ...bad } as unknown as Card)
       expect(meeting.openCard(keys, 0, sealed), JSON.stringify(bad)).toBeNull()
+    }
+    // The two end marks travel as they were set
+    for (const mark of [{ used: true }, { left: true }] as const) {
+      expect(meeting.openCard(keys, 0, meeting.sealCard(keys, 0, { ...base, ...mark }))).toEqual({ ...base, ...mark })
     }
     // More LAN addresses than a card holds: the first 8 travel
     const many = Array.from({ length: 12 }, (_, i) => ({ address: `10.0.0.${i + 1}`, port: 1000 + i }))
     expect(meeting.openCard(keys, 0, meeting.sealCard(keys, 0, { ...base, lan: many }))?.lan).toEqual(many.slice(0, 8))
+  })
+
+  it('a card too big for a DHT value is refused before anything is sent, with its size', async () => {
+    const keys = await meeting.deriveMeetingKeys(code())
+    expect(() => meeting.sealCard(keys, 0, { ...card(), side: 's'.repeat(1000), at: Date.now() })).toThrow(expect.objectContaining({
+      code: 'ERR_DHT_CARD_TOO_BIG',
+      message: expect.stringMatching(/^a meeting card is 1\d{3} bytes, over the DHT's 1000$/)
+    }))
   })
 })
 
@@ -170,6 +195,68 @@ describe('meeting, scripted on an in-memory DHT', () => {
     expect(met.peer.nonce).toBe(peer.nonce)
     expect(rounds).toBe(2)
     expect(puts).toBe(1)
+  })
+
+  it('counts the items that do not open as cards, with those the DHT itself found forged', async () => {
+    const keys = await meeting.deriveMeetingKeys(code())
+    const peer: Card = { ...card(), at: Date.now() }
+    const dht = {
+      async put () { return 8 },
+      async get (publicKey: Buffer) {
+        return publicKey.equals(keys.publicKeys[0])
+          ? { item: { value: meeting.sealCard(keys, 0, peer), seq: 4 }, queried: 8, responded: 8, invalidValues: 0 }
+          : { item: { value: randomBytes(100), seq: 9 }, queried: 8, responded: 8, invalidValues: 2 }
+      }
+    } as unknown as DhtNode
+    const met = await meeting.meet({ dht, keys, card: card(), pollMs: 10 })
+    expect(met).toMatchObject({ slot: 1, lookups: 3, invalidItems: 3 })
+    expect(met.peer).toEqual(peer)
+  })
+
+  it('a side without a slot of its own meets any other side, and is refused by its own', async () => {
+    const keys = await meeting.deriveMeetingKeys(code())
+    const mem = memoryDht()
+    const first = meeting.meet({ dht: mem.dht, keys, card: card('alpha'), pollMs: 10 })
+    await new Promise(resolve => setTimeout(resolve, 50))
+    await expect(meeting.meet({ dht: mem.dht, keys, card: card('alpha'), pollMs: 10 })).rejects.toMatchObject({ code: 'ERR_SAME_ROLE' })
+    const second = await meeting.meet({ dht: mem.dht, keys, card: card('beta'), pollMs: 10 })
+    expect([second.slot, (await first).slot]).toEqual([1, 0])
+    expect(second.peer.side).toBe('alpha')
+  })
+
+  it('a waiting peer publishes its card again every refreshMs, and only then', async () => {
+    const keys = await meeting.deriveMeetingKeys(code())
+    const waitAlone = async (refreshMs: number): Promise<number> => {
+      const mem = memoryDht()
+      await expect(meeting.meet({ dht: mem.dht, keys, card: card(), pollMs: 10, refreshMs, signal: AbortSignal.timeout(400) }))
+        .rejects.toMatchObject({ code: 'ABORT_ERR' })
+      return mem.puts
+    }
+    expect(await waitAlone(60_000)).toBe(1)
+    expect(await waitAlone(50)).toBeGreaterThanOrEqual(4)
+  })
+
+  it('a withdrawn card frees its slot: the next peer takes slot 0 and does not meet the one that left', async () => {
+    const keys = await meeting.deriveMeetingKeys(code())
+    const mem = memoryDht()
+    const gone = card()
+    const abort = new AbortController()
+    let at: { slot: 0 | 1, seq: number } | undefined
+    const waiting = meeting.meet({ dht: mem.dht, keys, card: gone, pollMs: 10, signal: abort.signal, onPublished: (slot, seq) => { at = { slot, seq } } })
+    await new Promise(resolve => setTimeout(resolve, 50))
+    abort.abort()
+    await expect(waiting).rejects.toMatchObject({ code: 'ABORT_ERR' })
+    if (at === undefined) throw new Error('the first peer never published')
+    await meeting.withdraw(mem.dht, keys, at.slot, gone, at.seq)
+    const left = await mem.dht.get(keys.publicKeys[0], keys.salt)
+    expect(left.item?.seq).toBe(at.seq + 1)
+    expect(meeting.openCard(keys, 0, left.item?.value ?? Buffer.alloc(0))).toMatchObject({ nonce: gone.nonce, left: true })
+    const [a, b] = [card(), card()]
+    const first = meeting.meet({ dht: mem.dht, keys, card: a, pollMs: 10 })
+    await new Promise(resolve => setTimeout(resolve, 50))
+    const second = await meeting.meet({ dht: mem.dht, keys, card: b, pollMs: 10 })
+    expect([(await first).slot, second.slot]).toEqual([0, 1])
+    expect([(await first).peer.nonce, second.peer.nonce]).toEqual([b.nonce, a.nonce])
   })
 
   it('other DHT errors end the meeting with their code', async () => {
