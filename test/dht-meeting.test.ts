@@ -1,7 +1,7 @@
 // Meeting by code on a local Mainline DHT (12 nodes of ours, 6 of bittorrent-dht): the keys a code gives,
 // sealed cards, and two peers finding each other in every order: one after the other, both at once, two of
 // the same side, a code already used, and codes that differ.
-import { randomBytes } from 'crypto'
+import { createCipheriv, randomBytes } from 'crypto'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -100,6 +100,37 @@ describe('meeting keys and cards', () => {
     // More LAN addresses than a card holds: the first 8 travel
     const many = Array.from({ length: 12 }, (_, i) => ({ address: `10.0.0.${i + 1}`, port: 1000 + i }))
     expect(meeting.openCard(keys, 0, meeting.sealCard(keys, 0, { ...base, lan: many }))?.lan).toEqual(many.slice(0, 8))
+  })
+
+  it('a card that opens is checked field by field, at each limit, and only its own fields are kept', async () => {
+    // Sealed here, outside sealCard (which would cut the LAN list to 8): any JSON a holder of the code could send
+    const keys = await meeting.deriveMeetingKeys(code())
+    const sealRaw = (json: string): Buffer => {
+      const iv = randomBytes(12)
+      const c = createCipheriv('aes-256-gcm', keys.cardKey, iv)
+      c.setAAD(Buffer.from('slot 0'))
+      return Buffer.concat([iv, c.update(json, 'utf8'), c.final(), c.getAuthTag()])
+    }
+    const good = { nonce: '0123456789abcdef', pake: 'p', lan: [], at: 1 }
+    const opens = (o: unknown): Card | null => meeting.openCard(keys, 0, sealRaw(JSON.stringify(o)))
+    expect(opens(good)).toEqual(good)
+    const endpoint = { address: '10.0.0.1', port: 5 }
+    for (const bad of [null, 5, 'card', [good], { ...good, nonce: undefined }, { ...good, nonce: '0123456789ABCDEF' },
+      { ...good, nonce: '0123456789abcdef0' }, { ...good, nonce: 'x0123456789abcde' }, { ...good, pake: undefined }, { ...good, pake: 5 }, { ...good, pake: 'p'.repeat(201) },
+      { ...good, lan: undefined }, { ...good, lan: endpoint }, { ...good, lan: Array(9).fill(endpoint) }, { ...good, lan: [null] },
+      { ...good, lan: ['10.0.0.1:5'] }, { ...good, lan: [{ address: 7, port: 5 }] }, { ...good, lan: [{ address: 'a'.repeat(65), port: 5 }] },
+      { ...good, lan: [{ ...endpoint, port: 1.5 }] }, { ...good, lan: [{ ...endpoint, port: 0 }] }, { ...good, lan: [{ ...endpoint, port: 65536 }] }, { ...good, lan: [{ ...endpoint, port: '5' }] },
+      { ...good, public: null }, { ...good, public: { ...endpoint, port: -1 } }, { ...good, side: 5 }, { ...good, side: 's'.repeat(33) }, { ...good, mapping: 'cone' }, { ...good, at: undefined },
+      { ...good, at: null }, { ...good, used: false }, { ...good, left: false }]) {
+      expect(opens(bad), JSON.stringify(bad)).toBeNull()
+    }
+    // Each limit itself is allowed, and fields a card does not have are dropped
+    const edge = { address: 'a'.repeat(64), port: 65535 }
+    const full = { ...good, pake: 'p'.repeat(200), lan: Array(8).fill({ address: '10.0.0.1', port: 1 }), public: edge, side: 's'.repeat(32), mapping: 'dependent' }
+    expect(opens({ ...full, extra: 1, public: { ...edge, extra: 2 }, lan: full.lan.map(e => ({ ...e, extra: 3 })) })).toEqual(full)
+    expect(opens({ ...good, mapping: 'independent' })).toEqual({ ...good, mapping: 'independent' })
+    expect(Object.keys(opens({ ...good, public: undefined, mapping: undefined, side: undefined, used: undefined, left: undefined }) ?? {}).sort())
+      .toEqual(['at', 'lan', 'nonce', 'pake'])
   })
 
   it('a card too big for a DHT value is refused before anything is sent, with its size', async () => {
