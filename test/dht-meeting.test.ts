@@ -117,7 +117,7 @@ describe('meeting keys and cards', () => {
     const endpoint = { address: '10.0.0.1', port: 5 }
     for (const bad of [null, 5, 'card', [good], { ...good, nonce: undefined }, { ...good, nonce: '0123456789ABCDEF' },
       { ...good, nonce: '0123456789abcdef0' }, { ...good, nonce: 'x0123456789abcde' }, { ...good, nonce: 1234567890123456 }, { ...good, pake: undefined }, { ...good, pake: 5 }, { ...good, pake: 'p'.repeat(201) },
-      { ...good, lan: undefined }, { ...good, lan: endpoint }, { ...good, lan: Array(9).fill(endpoint) }, { ...good, lan: [null] },
+      { ...good, lan: undefined }, { ...good, lan: endpoint }, { ...good, lan: Array(9).fill(endpoint) }, { ...good, lan: [null] }, { ...good, lan: [endpoint, { ...endpoint, port: 0 }] },
       { ...good, lan: ['10.0.0.1:5'] }, { ...good, lan: [{ address: 7, port: 5 }] }, { ...good, lan: [{ address: 'a'.repeat(65), port: 5 }] },
       { ...good, lan: [{ ...endpoint, port: 1.5 }] }, { ...good, lan: [{ ...endpoint, port: 0 }] }, { ...good, lan: [{ ...endpoint, port: 65536 }] }, { ...good, lan: [{ ...endpoint, port: '5' }] },
       { ...good, public: null }, { ...good, public: { ...endpoint, port: -1 } }, { ...good, side: 5 }, { ...good, side: 's'.repeat(33) }, { ...good, mapping: 'cone' }, { ...good, at: undefined },
