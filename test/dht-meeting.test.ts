@@ -298,6 +298,13 @@ describe('meeting, scripted on an in-memory DHT', () => {
     const keys = await meeting.deriveMeetingKeys(code())
     const broken = { get: async () => { throw Object.assign(new Error('no DHT node'), { code: 'ERR_DHT_NO_NODES' }) } } as unknown as DhtNode
     await expect(meeting.meet({ dht: broken, keys, card: card(), pollMs: 10 })).rejects.toMatchObject({ code: 'ERR_DHT_NO_NODES' })
+    // A put that fails for another reason than a newer version is not retried either, in both kinds of slot
+    for (const side of [undefined, 'send']) {
+      const mem = memoryDht()
+      const failing = { get: mem.dht.get, put: async () => { throw Object.assign(new Error('no DHT node stored the item'), { code: 'ERR_DHT_PUT_FAILED' }) } } as unknown as DhtNode
+      await expect(meeting.meet({ dht: failing, keys, card: card(side), pollMs: 10, signal: AbortSignal.timeout(2000) }))
+        .rejects.toMatchObject({ code: 'ERR_DHT_PUT_FAILED' })
+    }
   })
 
   it('a card older than STALE_MS is a peer that left: its slot is taken over', async () => {
