@@ -3,7 +3,7 @@
 // the same side, a code already used, and codes that differ.
 import { createCipheriv, randomBytes } from 'crypto'
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 
 import { startDhtLab, type DhtLab } from './helpers/dht-lab.mjs'
 import { requireFromRoot } from './helpers/utp'
@@ -321,6 +321,24 @@ describe('meeting, scripted on an in-memory DHT', () => {
     expect(late.peer.nonce).not.toBe(gone.nonce)
     expect(fresh.peer.nonce).not.toBe(gone.nonce)
     expect([fresh.peer.nonce, late.peer.nonce]).toEqual([b.nonce, a.nonce])
+  })
+
+  it('a card exactly STALE_MS old is already stale, one a millisecond younger still live', async () => {
+    const keys = await meeting.deriveMeetingKeys(code())
+    const now = 1_800_000_000_000
+    const clock = vi.spyOn(Date, 'now').mockReturnValue(now)
+    try {
+      for (const age of [meeting.STALE_MS, meeting.STALE_MS - 1]) {
+        const mem = memoryDht()
+        const waiting = { ...card(), at: now - age }
+        await mem.dht.put(keys.seeds[0], keys.salt, meeting.sealCard(keys, 0, waiting), { seq: 3 })
+        const met = meeting.meet({ dht: mem.dht, keys, card: card(), pollMs: 10, signal: AbortSignal.timeout(300) })
+        if (age === meeting.STALE_MS) await expect(met).rejects.toMatchObject({ code: 'ABORT_ERR' }) // took slot 0, waits
+        else expect(await met).toMatchObject({ slot: 1, peer: { nonce: waiting.nonce } })
+      }
+    } finally {
+      clock.mockRestore()
+    }
   })
 })
 
