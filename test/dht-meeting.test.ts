@@ -264,7 +264,7 @@ describe('meeting, scripted on an in-memory DHT', () => {
     const waitAlone = async (refreshMs: number): Promise<number> => {
       const mem = memoryDht()
       await expect(meeting.meet({ dht: mem.dht, keys, card: card(), pollMs: 10, refreshMs, signal: AbortSignal.timeout(400) }))
-        .rejects.toMatchObject({ code: 'ABORT_ERR' })
+        .rejects.toMatchObject({ code: 'ABORT_ERR', message: 'the meeting was aborted' })
       return mem.puts
     }
     expect(await waitAlone(60_000)).toBe(1)
@@ -321,6 +321,17 @@ describe('meeting, scripted on an in-memory DHT', () => {
     expect(late.peer.nonce).not.toBe(gone.nonce)
     expect(fresh.peer.nonce).not.toBe(gone.nonce)
     expect([fresh.peer.nonce, late.peer.nonce]).toEqual([b.nonce, a.nonce])
+  })
+
+  it('the sides with a slot of their own publish there first, even into an empty DHT', async () => {
+    const keys = await meeting.deriveMeetingKeys(code())
+    for (const [side, slot] of [['send', 1], ['receive', 0], ['other', 0], [undefined, 0]] as const) {
+      const mem = memoryDht()
+      const slots: number[] = []
+      await expect(meeting.meet({ dht: mem.dht, keys, card: card(side), pollMs: 10, signal: AbortSignal.timeout(200), onPublished: (s) => slots.push(s) }))
+        .rejects.toMatchObject({ code: 'ABORT_ERR' })
+      expect(slots, String(side)).toEqual([slot])
+    }
   })
 
   it('a card exactly STALE_MS old is already stale, one a millisecond younger still live', async () => {
@@ -391,7 +402,10 @@ describe('meeting on the DHT', () => {
     await meeting.meet({ dht: db, keys, card: card(), pollMs: 300 })
     const a = await first
     await meeting.markUsed(da, keys, a.slot, ca, a.seq)
-    await expect(meeting.meet({ dht: dc, keys, card: card(), pollMs: 300 })).rejects.toMatchObject({ code: 'ERR_CODE_BURNED' })
+    await expect(meeting.meet({ dht: dc, keys, card: card(), pollMs: 300 })).rejects.toMatchObject({
+      code: 'ERR_CODE_BURNED',
+      message: 'this code was used by a pairing already: make a new one'
+    })
   }, 60_000)
 
   it('peers with different codes never meet', async () => {
