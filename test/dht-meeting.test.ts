@@ -261,14 +261,16 @@ describe('meeting, scripted on an in-memory DHT', () => {
 
   it('a waiting peer publishes its card again every refreshMs, and only then', async () => {
     const keys = await meeting.deriveMeetingKeys(code())
-    const waitAlone = async (refreshMs: number): Promise<number> => {
+    const waitAlone = async (refreshMs: number, side?: string): Promise<number> => {
       const mem = memoryDht()
-      await expect(meeting.meet({ dht: mem.dht, keys, card: card(), pollMs: 10, refreshMs, signal: AbortSignal.timeout(400) }))
+      await expect(meeting.meet({ dht: mem.dht, keys, card: card(side), pollMs: 10, refreshMs, signal: AbortSignal.timeout(400) }))
         .rejects.toMatchObject({ code: 'ABORT_ERR', message: 'the meeting was aborted' })
       return mem.puts
     }
-    expect(await waitAlone(60_000)).toBe(1)
-    expect(await waitAlone(50)).toBeGreaterThanOrEqual(4)
+    for (const side of [undefined, 'send']) {
+      expect(await waitAlone(60_000, side), String(side)).toBe(1)
+      expect(await waitAlone(50, side), String(side)).toBeGreaterThanOrEqual(4)
+    }
   })
 
   it('a withdrawn card frees its slot: the next peer takes slot 0 and does not meet the one that left', async () => {
@@ -332,6 +334,15 @@ describe('meeting, scripted on an in-memory DHT', () => {
         .rejects.toMatchObject({ code: 'ABORT_ERR' })
       expect(slots, String(side)).toEqual([slot])
     }
+  })
+
+  it('a side with a slot of its own that finds the other side already there meets it at once', async () => {
+    const keys = await meeting.deriveMeetingKeys(code())
+    const mem = memoryDht()
+    const receiver = { ...card('receive'), at: Date.now() }
+    await mem.dht.put(keys.seeds[0], keys.salt, meeting.sealCard(keys, 0, receiver), { seq: 3 })
+    const met = await meeting.meet({ dht: mem.dht, keys, card: card('send'), pollMs: 1000 })
+    expect(met).toMatchObject({ slot: 1, lookups: 3, peer: { nonce: receiver.nonce } })
   })
 
   it('a card exactly STALE_MS old is already stale, one a millisecond younger still live', async () => {
