@@ -345,6 +345,17 @@ describe('meeting, scripted on an in-memory DHT', () => {
     expect(met).toMatchObject({ slot: 1, lookups: 3, peer: { nonce: receiver.nonce } })
   })
 
+  it('a peer that finds another already in slot 0 takes slot 1 at once, without racing for slot 0', async () => {
+    const keys = await meeting.deriveMeetingKeys(code())
+    const mem = memoryDht()
+    const first = { ...card(), at: Date.now() }
+    await mem.dht.put(keys.seeds[0], keys.salt, meeting.sealCard(keys, 0, first), { seq: 3 })
+    const slots: number[] = []
+    const met = await meeting.meet({ dht: mem.dht, keys, card: card(), pollMs: 1000, onPublished: (s) => slots.push(s) })
+    expect(met).toMatchObject({ slot: 1, lookups: 3, peer: { nonce: first.nonce } })
+    expect(slots).toEqual([1])
+  })
+
   it('a card exactly STALE_MS old is already stale, one a millisecond younger still live', async () => {
     const keys = await meeting.deriveMeetingKeys(code())
     const now = 1_800_000_000_000
