@@ -253,7 +253,10 @@ describe('meeting, scripted on an in-memory DHT', () => {
     const mem = memoryDht()
     const first = meeting.meet({ dht: mem.dht, keys, card: card('alpha'), pollMs: 10 })
     await new Promise(resolve => setTimeout(resolve, 50))
-    await expect(meeting.meet({ dht: mem.dht, keys, card: card('alpha'), pollMs: 10 })).rejects.toMatchObject({ code: 'ERR_SAME_ROLE' })
+    await expect(meeting.meet({ dht: mem.dht, keys, card: card('alpha'), pollMs: 10 })).rejects.toMatchObject({
+      code: 'ERR_SAME_ROLE',
+      message: 'the peer waiting under this code is also a "alpha" side: the other peer must take the other part (it keeps waiting)'
+    })
     const second = await meeting.meet({ dht: mem.dht, keys, card: card('beta'), pollMs: 10 })
     expect([second.slot, (await first).slot]).toEqual([1, 0])
     expect(second.peer.side).toBe('alpha')
@@ -354,6 +357,38 @@ describe('meeting, scripted on an in-memory DHT', () => {
     const met = await meeting.meet({ dht: mem.dht, keys, card: card(), pollMs: 1000, onPublished: (s) => slots.push(s) })
     expect(met).toMatchObject({ slot: 1, lookups: 3, peer: { nonce: first.nonce } })
     expect(slots).toEqual([1])
+  })
+
+  it('the race for slot 0: the higher nonce moves to slot 1, the lower one stays and publishes again', async () => {
+    // Every peer must apply the same rule, or both would move (or both stay): the rule is part of the protocol
+    const keys = await meeting.deriveMeetingKeys(code())
+    const race = async (mine: string, theirs: string, side?: string): Promise<{ slots: number[], met: Promise<unknown> }> => {
+      const other = { ...card(side), nonce: theirs, at: Date.now() }
+      let rounds = 0
+      const dht = {
+        async put () { return 8 },
+        async get (publicKey: Buffer) {
+          const slot = publicKey.equals(keys.publicKeys[0]) ? 0 : 1
+          if (slot === 0) rounds++
+          const item = slot === 0 && rounds > 1 ? { value: meeting.sealCard(keys, 0, other), seq: 50 + rounds } : undefined
+          return { item, queried: 8, responded: 8, invalidValues: 0 }
+        }
+      } as unknown as DhtNode
+      const slots: number[] = []
+      const met = meeting.meet({ dht, keys, card: { ...card(side), nonce: mine }, pollMs: 10, signal: AbortSignal.timeout(300), onPublished: (s) => slots.push(s) })
+      await met.catch(() => {})
+      return { slots, met }
+    }
+    const high = await race('f'.repeat(16), '0'.repeat(16))
+    await expect(high.met).resolves.toMatchObject({ slot: 1, peer: { nonce: '0'.repeat(16) } })
+    expect(high.slots).toEqual([0, 1])
+    const low = await race('0'.repeat(16), 'f'.repeat(16))
+    await expect(low.met).rejects.toMatchObject({ code: 'ABORT_ERR' })
+    expect(low.slots.length).toBeGreaterThanOrEqual(3)
+    expect(new Set(low.slots)).toEqual(new Set([0]))
+    // Two of one side (without a slot of its own) racing: the one that would move learns it is the same side
+    const same = await race('f'.repeat(16), '0'.repeat(16), 'alpha')
+    await expect(same.met).rejects.toMatchObject({ code: 'ERR_SAME_ROLE' })
   })
 
   it('a card exactly STALE_MS old is already stale, one a millisecond younger still live', async () => {
