@@ -2,6 +2,7 @@
 // sealed cards, and two peers finding each other in every order: one after the other, both at once, two of
 // the same side, a code already used, and codes that differ.
 import { createCipheriv, randomBytes } from 'crypto'
+import { getEventListeners } from 'events'
 
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 
@@ -389,6 +390,25 @@ describe('meeting, scripted on an in-memory DHT', () => {
     // Two of one side (without a slot of its own) racing: the one that would move learns it is the same side
     const same = await race('f'.repeat(16), '0'.repeat(16), 'alpha')
     await expect(same.met).rejects.toMatchObject({ code: 'ERR_SAME_ROLE' })
+  })
+
+  it('an abort ends the meeting at once, not after the poll it came in', async () => {
+    const keys = await meeting.deriveMeetingKeys(code())
+    for (const side of [undefined, 'send']) {
+      const mem = memoryDht()
+      const started = Date.now()
+      await expect(meeting.meet({ dht: mem.dht, keys, card: card(side), pollMs: 60_000, signal: AbortSignal.timeout(200) }))
+        .rejects.toMatchObject({ code: 'ABORT_ERR' })
+      expect(Date.now() - started, String(side)).toBeLessThan(10_000)
+    }
+    // A meeting of many polls leaves no listener behind on the caller's signal
+    const mem = memoryDht()
+    const controller = new AbortController()
+    const first = meeting.meet({ dht: mem.dht, keys, card: card(), pollMs: 10, signal: controller.signal })
+    await new Promise(resolve => setTimeout(resolve, 300))
+    await meeting.meet({ dht: mem.dht, keys, card: card(), pollMs: 10 })
+    await first
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0)
   })
 
   it('a card exactly STALE_MS old is already stale, one a millisecond younger still live', async () => {
