@@ -171,6 +171,25 @@ function memoryDht (): { dht: DhtNode, conflicts: number, puts: number } {
   return state
 }
 
+/**
+ * A DHT whose lookups follow a script: `answer(slot, read)` gives what the `read`th lookup (from 1) of that slot
+ * returns; puts succeed and change nothing. For paths a real DHT takes only now and then
+ */
+function scriptedDht (keys: import('../lib/dht/meeting').MeetingKeys,
+  answer: (slot: 0 | 1, read: number) => { item?: { value: Buffer, seq: number }, invalidValues?: number }): { dht: DhtNode, puts: number } {
+  const reads = [0, 0]
+  const state = { puts: 0, dht: null as unknown as DhtNode }
+  state.dht = {
+    async put () { state.puts++; return 8 },
+    async get (publicKey: Buffer) {
+      const slot = publicKey.equals(keys.publicKeys[0]) ? 0 : 1
+      const { item, invalidValues = 0 } = answer(slot, ++reads[slot])
+      return { item, queried: 8, responded: 8, invalidValues }
+    }
+  } as unknown as DhtNode
+  return state
+}
+
 describe('meeting, scripted on an in-memory DHT', () => {
   it('a put that loses a race is not an error: the peer reads again and still meets', async () => {
     const keys = await meeting.deriveMeetingKeys(code())
@@ -216,34 +235,23 @@ describe('meeting, scripted on an in-memory DHT', () => {
     const me = { ...card(), nonce: '0'.repeat(16) } // the lowest nonce: we keep slot 0
     const peer: Card = { ...card(), nonce: 'f'.repeat(16), at: Date.now() }
     let rounds = 0
-    let puts = 0
-    const dht = {
-      async put () { puts++; return 8 },
-      async get (publicKey: Buffer) {
-        const slot = publicKey.equals(keys.publicKeys[0]) ? 0 : 1
-        if (slot === 0) rounds++
-        const item = rounds === 1 ? undefined : { value: meeting.sealCard(keys, slot, peer), seq: slot === 0 ? 1_000_000 : 7 }
-        return { item, queried: 8, responded: 8, invalidValues: 0 }
-      }
-    } as unknown as DhtNode
-    const met = await meeting.meet({ dht, keys, card: me, pollMs: 10, signal: AbortSignal.timeout(2000) })
+    const scripted = scriptedDht(keys, (slot, read) => {
+      rounds = Math.max(rounds, read)
+      return read === 1 ? {} : { item: { value: meeting.sealCard(keys, slot, peer), seq: slot === 0 ? 1_000_000 : 7 } }
+    })
+    const met = await meeting.meet({ dht: scripted.dht, keys, card: me, pollMs: 10, signal: AbortSignal.timeout(2000) })
     expect(met.slot).toBe(0)
     expect(met.peer.nonce).toBe(peer.nonce)
     expect(rounds).toBe(2)
-    expect(puts).toBe(1)
+    expect(scripted.puts).toBe(1)
   })
 
   it('counts the items that do not open as cards, with those the DHT itself found forged', async () => {
     const keys = await meeting.deriveMeetingKeys(code())
     const peer: Card = { ...card(), at: Date.now() }
-    const dht = {
-      async put () { return 8 },
-      async get (publicKey: Buffer) {
-        return publicKey.equals(keys.publicKeys[0])
-          ? { item: { value: meeting.sealCard(keys, 0, peer), seq: 4 }, queried: 8, responded: 8, invalidValues: 0 }
-          : { item: { value: randomBytes(100), seq: 9 }, queried: 8, responded: 8, invalidValues: 2 }
-      }
-    } as unknown as DhtNode
+    const { dht } = scriptedDht(keys, slot => slot === 0
+      ? { item: { value: meeting.sealCard(keys, 0, peer), seq: 4 } }
+      : { item: { value: randomBytes(100), seq: 9 }, invalidValues: 2 })
     const met = await meeting.meet({ dht, keys, card: card(), pollMs: 10 })
     expect(met).toMatchObject({ slot: 1, lookups: 3, invalidItems: 3 })
     expect(met.peer).toEqual(peer)
@@ -365,16 +373,8 @@ describe('meeting, scripted on an in-memory DHT', () => {
     const keys = await meeting.deriveMeetingKeys(code())
     const race = async (mine: string, theirs: string, side?: string): Promise<{ slots: number[], met: Promise<unknown> }> => {
       const other = { ...card(side), nonce: theirs, at: Date.now() }
-      let rounds = 0
-      const dht = {
-        async put () { return 8 },
-        async get (publicKey: Buffer) {
-          const slot = publicKey.equals(keys.publicKeys[0]) ? 0 : 1
-          if (slot === 0) rounds++
-          const item = slot === 0 && rounds > 1 ? { value: meeting.sealCard(keys, 0, other), seq: 50 + rounds } : undefined
-          return { item, queried: 8, responded: 8, invalidValues: 0 }
-        }
-      } as unknown as DhtNode
+      // Slot 0 is empty at first, then holds the other's card, at a higher seq each time (it keeps racing)
+      const { dht } = scriptedDht(keys, (slot, read) => slot === 0 && read > 1 ? { item: { value: meeting.sealCard(keys, 0, other), seq: 50 + read } } : {})
       const slots: number[] = []
       const met = meeting.meet({ dht, keys, card: { ...card(side), nonce: mine }, pollMs: 10, signal: AbortSignal.timeout(300), onPublished: (s) => slots.push(s) })
       await met.catch(() => {})
