@@ -308,6 +308,58 @@ describe('meeting, scripted on an in-memory DHT', () => {
     expect([(await first).peer.nonce, second.peer.nonce]).toEqual([b.nonce, a.nonce])
   })
 
+  it('each round of reads is reported as it was seen: slots, our slot and seq, refused puts, lookups', async () => {
+    const keys = await meeting.deriveMeetingKeys(code())
+    type Round = import('../lib/dht/meeting').MeetingRound
+    /** The first `n` rounds a peer reports, then it is aborted */
+    const firstRounds = async (dht: DhtNode, c: Omit<Card, 'at'>, n: number, onPublished?: (slot: 0 | 1, seq: number) => void): Promise<Round[]> => {
+      const rounds: Round[] = []
+      const abort = new AbortController()
+      const waiting = meeting.meet({ dht, keys, card: c, pollMs: 10, signal: abort.signal, onRound: r => rounds.push(r), onPublished })
+      await vi.waitUntil(() => rounds.length >= n)
+      abort.abort()
+      await expect(waiting).rejects.toMatchObject({ code: 'ABORT_ERR' })
+      return rounds
+    }
+    const mem = memoryDht()
+    const [a, b] = [card(), card()]
+    let seqA = -1
+    mem.conflicts = 1 // A's first put meets a newer version
+    const roundsA = await firstRounds(mem.dht, a, 3, (_, seq) => { seqA = seq })
+    expect(roundsA[0]).toMatchObject({ round: 1, slot: null, seen: ['empty', 'empty'], conflicts: 0, lookups: 2 })
+    expect(roundsA[1]).toMatchObject({ round: 2, slot: null, seen: ['empty', 'empty'], conflicts: 1, lookups: 5 })
+    expect(roundsA[2]).toEqual({ round: 3, slot: 0, seq: seqA, seen: [`ours seq ${seqA}`, 'empty'], conflicts: 1, lookups: 8 })
+    await meeting.withdraw(mem.dht, keys, 0, a, seqA)
+    expect((await firstRounds(mem.dht, b, 1))[0].seen).toEqual([`left peer ${a.nonce.slice(0, 4)}… seq ${seqA + 1}`, 'empty'])
+    // A fixed side reads only the other slot once published: its own shows as not read
+    expect((await firstRounds(memoryDht().dht, card('receive'), 2)).slice(0, 2).map(r => r.seen)).toEqual([['empty', 'empty'], ['not read', 'empty']])
+    const roundsS = await firstRounds(memoryDht().dht, card('send'), 2)
+    expect(roundsS.slice(0, 2).map(r => r.seen)).toEqual([['empty', 'empty'], ['empty', 'not read']])
+    expect(roundsS[1]).toMatchObject({ slot: 1 })
+    // A sender finding the receiver there: slot 0 is the receiver's, whichever slot is ours
+    const both = memoryDht()
+    const receiver = card('receive')
+    let receiverSeq = -1
+    const waitingReceiver = meeting.meet({ dht: both.dht, keys, card: receiver, pollMs: 10, onPublished: (_, seq) => { receiverSeq = seq } })
+    await vi.waitUntil(() => receiverSeq >= 0)
+    const roundsSender: Array<import('../lib/dht/meeting').MeetingRound> = []
+    await meeting.meet({ dht: both.dht, keys, card: card('send'), pollMs: 10, onRound: r => roundsSender.push(r) })
+    await waitingReceiver
+    expect(roundsSender[0].seen).toEqual([`peer ${receiver.nonce.slice(0, 4)}… seq ${receiverSeq}`, 'empty'])
+    // What a slot can show besides: an item that is no card, a stale card, a used one (reported, then refused)
+    const stale: Card = { ...card(), at: Date.now() - meeting.STALE_MS - 1000 }
+    const used: Card = { ...card(), at: Date.now(), used: true }
+    const roundsOdd: Array<import('../lib/dht/meeting').MeetingRound> = []
+    const odd = scriptedDht(keys, (slot, read) => slot === 0
+      ? { item: read === 1 ? { value: randomBytes(100), seq: 5 } : { value: meeting.sealCard(keys, 0, stale), seq: 6 } }
+      : read === 1 ? {} : { item: { value: meeting.sealCard(keys, 1, used), seq: 7 } })
+    await expect(meeting.meet({ dht: odd.dht, keys, card: card(), pollMs: 10, onRound: r => roundsOdd.push(r) })).rejects.toMatchObject({ code: 'ERR_CODE_BURNED' })
+    expect(roundsOdd.map(r => r.seen)).toEqual([
+      ['unreadable seq 5', 'empty'],
+      [`stale peer ${stale.nonce.slice(0, 4)}… seq 6`, `used peer ${used.nonce.slice(0, 4)}… seq 7`]
+    ])
+  })
+
   it('other DHT errors end the meeting with their code', async () => {
     const keys = await meeting.deriveMeetingKeys(code())
     const broken = { get: async () => { throw Object.assign(new Error('no DHT node'), { code: 'ERR_DHT_NO_NODES' }) } } as unknown as DhtNode

@@ -9,7 +9,7 @@ import { startDhtLab, type DhtLab } from './helpers/dht-lab.mjs'
 import { cleanupNodes, makeNode, requireFromRoot } from './helpers/utp'
 
 const { bdecode, bencode } = requireFromRoot('./dist/lib/dht/bencode.js') as typeof import('../lib/dht/bencode')
-const { reflectAddress } = requireFromRoot('./dist/lib/dht/reflect.js') as typeof import('../lib/dht/reflect')
+const { reflectAddress, reflectUntilKnown } = requireFromRoot('./dist/lib/dht/reflect.js') as typeof import('../lib/dht/reflect')
 
 cleanupNodes()
 
@@ -50,21 +50,29 @@ describe('reflectAddress', () => {
     expect(r.mapping).toBeUndefined() // one node address cannot tell the mapping
   })
 
-  it('calls a mapping independent when two addresses saw one port, dependent when ports differ', async () => {
-    // Two fake nodes on two loopback addresses: the first tells the truth, the second what we make it say
-    let lie: Buffer | null = null
-    const fakes = await Promise.all(['127.0.0.2', '127.0.0.3'].map(async (host, i) => {
+  /** Fake nodes, one per host, answering pings with BEP 42's `ip`: the truth, or what `say(i)` returns; counting pings */
+  async function fakeNodes (hosts: string[], say: (i: number) => Buffer | null = () => null): Promise<{ sockets: dgram.Socket[], pings: number[], endpoints: Array<{ address: string, port: number }> }> {
+    const pings = hosts.map(() => 0)
+    const sockets = await Promise.all(hosts.map(async (host, i) => {
       const s = dgram.createSocket('udp4')
       s.on('message', (msg, rinfo) => {
+        pings[i]++
         const q = bdecode(msg) as { t: Buffer }
         const ip = Buffer.alloc(6)
         rinfo.address.split('.').forEach((x, j) => { ip[j] = Number(x) })
         ip.writeUInt16BE(rinfo.port, 4)
-        s.send(bencode({ t: q.t, y: Buffer.from('r'), r: { id: Buffer.alloc(20) }, ip: i === 1 && lie !== null ? lie : ip }), rinfo.port, rinfo.address)
+        s.send(bencode({ t: q.t, y: Buffer.from('r'), r: { id: Buffer.alloc(20) }, ip: say(i) ?? ip }), rinfo.port, rinfo.address)
       })
       await new Promise<void>(resolve => s.bind(0, host, () => resolve()))
       return s
     }))
+    return { sockets, pings, endpoints: sockets.map((s, i) => ({ address: hosts[i], port: s.address().port })) }
+  }
+
+  it('calls a mapping independent when two addresses saw one port, dependent when ports differ', async () => {
+    // Two fake nodes on two loopback addresses: the first tells the truth, the second what we make it say
+    let lie: Buffer | null = null
+    const { sockets: fakes } = await fakeNodes(['127.0.0.2', '127.0.0.3'], i => i === 1 ? lie : null)
     try {
       const node = makeNode()
       const { port } = await node.bindAsync(0, '0.0.0.0')
@@ -76,6 +84,73 @@ describe('reflectAddress', () => {
       expect(await reflectAddress(node, targets)).toMatchObject({ mapping: 'dependent', answers: 2 })
     } finally {
       for (const s of fakes) s.close()
+    }
+  })
+
+  it('reflectUntilKnown asks again as the node list grows, until two addresses tell the mapping', async () => {
+    // A DHT node that has just joined knows a node or two, at one address; more arrive as its join goes on
+    const { sockets, pings, endpoints } = await fakeNodes(['127.0.0.2', '127.0.0.2', '127.0.0.3'])
+    try {
+      const node = makeNode()
+      const { port } = await node.bindAsync(0, '0.0.0.0')
+      let calls = 0
+      const r = await reflectUntilKnown(node, async () => ++calls < 3 ? endpoints.slice(0, 2) : endpoints, { pollMs: 50 })
+      expect(r).toMatchObject({ mapping: 'independent', answers: 3, addresses: 2, public: { address: '127.0.0.1', port } })
+      expect(calls).toBe(3)
+      expect(pings).toEqual([1, 1, 1]) // nobody asked twice
+    } finally {
+      for (const s of sockets) s.close()
+    }
+  })
+
+  it('reflectUntilKnown asks nodes at addresses not heard from before more nodes of an address already heard', async () => {
+    const { sockets, pings, endpoints } = await fakeNodes(['127.0.0.2', '127.0.0.2', '127.0.0.2', '127.0.0.3'])
+    try {
+      const node = makeNode()
+      await node.bindAsync(0, '0.0.0.0')
+      let calls = 0
+      const r = await reflectUntilKnown(node, async () => ++calls === 1 ? endpoints.slice(0, 1) : endpoints, { maxNodes: 1, pollMs: 50 })
+      expect(r).toMatchObject({ mapping: 'independent', answers: 2, addresses: 2 })
+      expect(calls).toBe(2)
+      expect(pings).toEqual([1, 0, 0, 1])
+    } finally {
+      for (const s of sockets) s.close()
+    }
+  })
+
+  it('reflectUntilKnown gives up at its budget with what it has: one address tells no mapping', async () => {
+    const { sockets, pings, endpoints } = await fakeNodes(['127.0.0.2'])
+    try {
+      const node = makeNode()
+      await node.bindAsync(0, '0.0.0.0')
+      let calls = 0
+      const started = Date.now()
+      const r = await reflectUntilKnown(node, async () => { calls++; return endpoints }, { budgetMs: 600, pollMs: 100 })
+      const took = Date.now() - started
+      expect(r).toMatchObject({ answers: 1, addresses: 1 })
+      expect(r.mapping).toBeUndefined()
+      expect(pings).toEqual([1])
+      expect(calls).toBeGreaterThanOrEqual(4) // it kept looking for other nodes
+      expect(took).toBeGreaterThanOrEqual(450)
+      expect(took).toBeLessThan(2000)
+    } finally {
+      for (const s of sockets) s.close()
+    }
+  })
+
+  it('reflectUntilKnown returns at the first round that tells the mapping, dependent included', async () => {
+    const { sockets, endpoints } = await fakeNodes(['127.0.0.2', '127.0.0.3'], i => i === 1 ? Buffer.from([127, 0, 0, 1, 0, 9]) : null)
+    try {
+      const node = makeNode()
+      await node.bindAsync(0, '0.0.0.0')
+      let calls = 0
+      const started = Date.now()
+      const r = await reflectUntilKnown(node, async () => { calls++; return endpoints }, { budgetMs: 5000 })
+      expect(r).toMatchObject({ mapping: 'dependent', answers: 2 })
+      expect(calls).toBe(1)
+      expect(Date.now() - started).toBeLessThan(1000)
+    } finally {
+      for (const s of sockets) s.close()
     }
   })
 

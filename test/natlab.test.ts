@@ -15,7 +15,7 @@ import * as path from 'path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import {
-  LAB_DIR, SERVER_IP, SERVER_IP2, type LabProcess, killAll, lab, labNamespaces, labSupport, lastJson, missingTools, nodeIn,
+  LAB_DIR, SERVER_IP, SERVER_IP2, type LabProcess, killAll, lab, labNamespaces, labSupport, lastJson, missingTools, nodeIn, runIn,
   reapStaleLabs, sha256File, waitUdpListening
 } from './natlab/lab'
 
@@ -506,8 +506,11 @@ describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
           const code = newCode()
           const args = ['--code', code, '--dht', bootstrap, '--idle', '0', '--bytes', String(8 << 20), '--meet', '60', '--timeout', '75',
             ...(relay ? ['--dht-relay', `${SERVER_IP}:7100`] : []), '--relay', '1']
-          const a = nodeIn('hostA', IDLE_PEER, ['--id', 'A', ...args], 80_000)
-          const b = nodeIn('hostB', IDLE_PEER, ['--id', 'B', ...args], 80_000)
+          // With the package's debug log (stderr, shown when a case fails): how each peer's reflection and each
+          // round of the meeting went, which is what a failure here needs explained
+          const debugPeer = (host: 'hostA' | 'hostB', id: string): LabProcess => runIn(host, ['env', 'NODE_DEBUG=utp-punch-rs', process.execPath, IDLE_PEER, '--id', id, ...args], 80_000)
+          const a = debugPeer('hostA', 'A')
+          const b = debugPeer('hostB', 'B')
           const [ea, eb] = await Promise.all([a.exited, b.exited])
           dht.kill()
           server?.kill()

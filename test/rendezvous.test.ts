@@ -138,7 +138,14 @@ describe('rendezvous protocol', () => {
     expect(birthdayRole('dependent', 'independent')).toBe('hard')
     expect(birthdayRole('dependent', 'dependent')).toBeNull() // both hard: the relay's job
     expect(birthdayRole('independent', 'independent')).toBeNull() // plain probing works
-    expect(birthdayRole(undefined, 'dependent')).toBeNull()
+    // A mapping not measured, facing a dependent one, plays the easy side (and the dependent one, seeing the same
+    // pair, the hard side): found in the NAT lab, where a cone peer whose DHT answers came from one address only
+    // never met a symmetric one
+    expect(birthdayRole(undefined, 'dependent')).toBe('easy')
+    expect(birthdayRole('dependent', undefined)).toBe('hard')
+    expect(birthdayRole(undefined, undefined)).toBeNull()
+    expect(birthdayRole(undefined, 'independent')).toBeNull()
+    expect(birthdayRole('independent', undefined)).toBeNull()
     const ports: number[] = []
     const spray = new BirthdaySpray({ address: '203.0.113.9', count: 300, rate: 2000, send: (to) => { expect(to.address).toBe('203.0.113.9'); ports.push(to.port) } })
     const t0 = Date.now()

@@ -70,6 +70,21 @@ export interface MeetingOptions {
   signal?: AbortSignal
   /** Our card is in `slot` at `seq` now: what withdraw() needs if the meeting is given up */
   onPublished?: (slot: 0 | 1, seq: number) => void
+  /** What each round of reads saw: says why a meeting that never ends is waiting (the timeout's message) */
+  onRound?: (round: MeetingRound) => void
+}
+
+/** One round of reading both slots */
+export interface MeetingRound {
+  round: number
+  /** Our slot so far (null: none yet), and our card's seq there */
+  slot: 0 | 1 | null
+  seq: number
+  /** What slot 0 and slot 1 showed, e.g. "empty", "ours seq 12", "peer 9f3a… seq 14", "stale peer … seq 3" */
+  seen: [string, string]
+  /** Puts the DHT refused because it held a newer version, so far */
+  conflicts: number
+  lookups: number
 }
 
 /**
@@ -166,6 +181,8 @@ export async function meet (opts: MeetingOptions): Promise<MeetingResult> {
   const refreshMs = opts.refreshMs ?? 60_000
   let lookups = 0
   let invalidItems = 0
+  let conflicts = 0
+  let rounds = 0
   let mine: 0 | 1 | null = null
   // A random start, not 1: two peers that both take an empty slot 0 would otherwise write equal seqs, and a
   // lookup may then return each its own card for ever (nodes keep the first of equal versions), so neither
@@ -189,7 +206,10 @@ export async function meet (opts: MeetingOptions): Promise<MeetingResult> {
     try {
       await dht.put(keys.seeds[slot], keys.salt, sealCard(keys, slot, { ...opts.card, at: Date.now() }), { seq: mySeq })
     } catch (e) {
-      if ((e as { code?: string }).code === 'ERR_DHT_CONFLICT') return false
+      if ((e as { code?: string }).code === 'ERR_DHT_CONFLICT') {
+        conflicts++
+        return false
+      }
       throw e
     }
     published = Date.now()
@@ -201,6 +221,20 @@ export async function meet (opts: MeetingOptions): Promise<MeetingResult> {
   const sameSide = (c: Card): boolean => opts.card.side !== undefined && c.side === opts.card.side
   const stopIfAborted = (): void => {
     if (signal?.aborted === true) throw createError('ABORT_ERR', 'the meeting was aborted')
+  }
+  const describe = (st: SlotState | null): string => {
+    if (st === null) return 'not read'
+    if (st.seq === undefined) return 'empty'
+    const c = st.card
+    if (c === null) return `unreadable seq ${st.seq}`
+    const who = c.nonce === opts.card.nonce ? 'ours' : `peer ${c.nonce.slice(0, 4)}…`
+    const how = c.used === true ? 'used ' : c.left === true ? 'left ' : Date.now() - c.at >= STALE_MS ? 'stale ' : ''
+    return `${how}${who} seq ${st.seq}`
+  }
+  /** Report a round of reads (in the slot order given) before acting on it */
+  const seen = (s0: SlotState | null, s1: SlotState | null): void => {
+    rounds++
+    opts.onRound?.({ round: rounds, slot: mine, seq: mySeq, seen: [describe(s0), describe(s1)], conflicts, lookups })
   }
   const burned = (...states: SlotState[]): void => {
     if (states.some(st => st.card?.used === true)) throw createError('ERR_CODE_BURNED', 'this code was used by a pairing already: make a new one')
@@ -215,6 +249,8 @@ export async function meet (opts: MeetingOptions): Promise<MeetingResult> {
     for (;;) {
       stopIfAborted()
       const [own, theirs] = await Promise.all([read(fixed), read(other)])
+      if (fixed === 0) seen(own, theirs)
+      else seen(theirs, own)
       burned(own, theirs)
       if (live(own.card)) throw sameRole(opts.card.side as string)
       if (await publish(fixed, own.seq)) {
@@ -227,6 +263,8 @@ export async function meet (opts: MeetingOptions): Promise<MeetingResult> {
       await sleep(pollMs, signal)
       stopIfAborted()
       const [theirs] = await Promise.all([read(other), Date.now() - published > refreshMs ? publish(fixed, mySeq) : null])
+      if (fixed === 0) seen(null, theirs)
+      else seen(theirs, null)
       burned(theirs)
       if (live(theirs.card)) return { peer: theirs.card, slot: fixed, seq: mySeq, lookups, invalidItems }
     }
@@ -235,6 +273,7 @@ export async function meet (opts: MeetingOptions): Promise<MeetingResult> {
   for (;;) {
     stopIfAborted()
     const [s0, s1] = await Promise.all([read(0), read(1)])
+    seen(s0, s1)
     burned(s0, s1)
     if (mine === null) {
       if (!live(s0.card)) {

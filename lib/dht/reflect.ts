@@ -33,16 +33,61 @@ export interface ReflectOptions {
 
 /** Ping `nodes` from `node`'s socket and read where they saw us */
 export async function reflectAddress (node: Transport, nodes: Endpoint[], opts: ReflectOptions = {}): Promise<Reflection> {
+  const targets = pickDistinct(nodes.filter(isIpv4), opts.maxNodes ?? 8)
+  return summarize(await ping(node, targets, opts))
+}
+
+export interface ReflectUntilKnownOptions extends ReflectOptions {
+  /** Give up on learning the mapping after this long in all, ms. Default 3,000 */
+  budgetMs?: number
+  /** Between rounds, read the nodes again this often until new ones appear, ms. Default 250 */
+  pollMs?: number
+}
+
+/**
+ * Like reflectAddress, but in rounds until the mapping is known: each round pings nodes not asked before, from a
+ * fresh `nodes()`. A DHT node that has just joined knows only the few nodes that answered its join so far
+ * (mainline's `bootstrapped()` resolves while its first lookup still runs: three or four nodes, often at one
+ * address), and answers from one address cannot tell a mapping. A peer whose mapping stays unknown loses
+ * birthday probing, so waiting a second or two for more nodes is worth it
+ */
+export async function reflectUntilKnown (node: Transport, nodes: () => Promise<Endpoint[]>, opts: ReflectUntilKnownOptions = {}): Promise<Reflection> {
   const maxNodes = opts.maxNodes ?? 8
+  const timeoutMs = opts.timeoutMs ?? 1500
+  const pollMs = opts.pollMs ?? 250
+  const deadline = Date.now() + (opts.budgetMs ?? 3000)
+  const asked = new Set<string>()
+  const seen: Seen[] = []
+  for (;;) {
+    const fresh = (await nodes()).filter(n => isIpv4(n) && !asked.has(`${n.address}:${n.port}`))
+    if (fresh.length > 0) {
+      // Addresses that have not answered yet first: a second address is what tells the mapping
+      const answered = new Set(seen.map(s => s.from.address))
+      const targets = pickDistinct([...fresh.filter(n => !answered.has(n.address)), ...fresh.filter(n => answered.has(n.address))], maxNodes)
+      for (const t of targets) asked.add(`${t.address}:${t.port}`)
+      seen.push(...await ping(node, targets, { ...opts, timeoutMs: Math.max(1, Math.min(timeoutMs, deadline - Date.now())) }))
+      const r = summarize(seen)
+      if (r.mapping !== undefined) return r
+    }
+    if (Date.now() + pollMs >= deadline) return summarize(seen)
+    await new Promise(resolve => setTimeout(resolve, pollMs))
+  }
+}
+
+interface Seen { from: Endpoint, at: Endpoint }
+
+const isIpv4 = (n: Endpoint): boolean => /^\d+\.\d+\.\d+\.\d+$/.test(n.address)
+
+/** KRPC pings to `targets`, sent at 0 and again after retryMs; what the answers said, until all answered or timeoutMs */
+async function ping (node: Transport, targets: Endpoint[], opts: ReflectOptions): Promise<Seen[]> {
   const retryMs = opts.retryMs ?? 400
   const timeoutMs = opts.timeoutMs ?? 1500
-  const targets = pickDistinct(nodes.filter(n => /^\d+\.\d+\.\d+\.\d+$/.test(n.address)), maxNodes)
   const pending = new Map<string, { to: Endpoint, ping: Buffer }>()
   for (const to of targets) {
     const t = randomBytes(4)
     pending.set(t.toString('hex'), { to, ping: bencode({ t, y: Buffer.from('q'), q: Buffer.from('ping'), a: { id: randomBytes(20) } }) })
   }
-  const seen: Array<{ from: Endpoint, at: Endpoint }> = []
+  const seen: Seen[] = []
   const udp = node.getUdpSocket()
   await new Promise<void>(resolve => {
     const onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
@@ -72,10 +117,10 @@ export async function reflectAddress (node: Transport, nodes: Endpoint[], opts: 
     if (pending.size === 0) done()
     else send()
   })
-  return summarize(seen)
+  return seen
 }
 
-function summarize (seen: Array<{ from: Endpoint, at: Endpoint }>): Reflection {
+function summarize (seen: Seen[]): Reflection {
   const addresses = new Set(seen.map(s => s.from.address)).size
   if (seen.length === 0) return { answers: 0, addresses: 0 }
   const votes = new Map<string, { at: Endpoint, n: number }>()

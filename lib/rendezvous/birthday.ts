@@ -24,10 +24,16 @@ const SPRAY_TICK_MS = 10
 
 export type BirthdayRole = 'easy' | 'hard'
 
-/** Which side of birthday probing we are, from both mappings as the server measured them; null: not needed */
+/**
+ * Which side of birthday probing we are, from both mappings as measured (by the server, or DHT nodes); null: not
+ * needed, or cannot help. A mapping not measured (undefined: the checks did not arrive) facing a dependent one
+ * counts as independent: ordinary probing cannot reach a dependent mapping unless the other NAT is a full cone,
+ * while birthday probing works against any endpoint-independent one, and costs only bounded probes if the
+ * unknown side was dependent too. Both peers see the same two mappings, so they pick opposite sides
+ */
 export function birthdayRole (mine: string | undefined, peer: string | undefined): BirthdayRole | null {
-  if (mine === 'independent' && peer === 'dependent') return 'easy'
-  if (mine === 'dependent' && peer === 'independent') return 'hard'
+  if (mine !== 'dependent' && peer === 'dependent') return 'easy'
+  if (mine === 'dependent' && peer !== 'dependent') return 'hard'
   return null
 }
 

@@ -14,8 +14,9 @@
 import { createHash, randomBytes } from 'crypto'
 
 import { DEFAULT_DHT_BOOTSTRAP, DhtNode } from '../dht/node'
-import { deriveMeetingKeys, markUsed, meet, withdraw, type Card, type MeetingKeys, type MeetingResult } from '../dht/meeting'
-import { reflectAddress } from '../dht/reflect'
+import { debug, debugEnabled } from '../debug'
+import { deriveMeetingKeys, markUsed, meet, withdraw, type Card, type MeetingKeys, type MeetingResult, type MeetingRound } from '../dht/meeting'
+import { reflectUntilKnown } from '../dht/reflect'
 import { asError, notRunning } from '../errors'
 import type { AddressInfo } from '../native'
 import { normalizeAddress } from '../options'
@@ -72,6 +73,13 @@ function seconds (ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 100) / 10} s`
 }
 
+/** "round 12 (our card in slot 0, seq 40; 1 put refused): slot 0 showed ours seq 40, slot 1 empty" */
+function describeRound (r: MeetingRound): string {
+  const where = r.slot === null ? 'no slot taken yet' : `our card in slot ${r.slot}, seq ${r.seq}`
+  const refused = r.conflicts === 0 ? '' : `; ${r.conflicts} put${r.conflicts === 1 ? '' : 's'} refused as out of date`
+  return `round ${r.round} (${where}${refused}): slot 0 showed ${r.seen[0]}, slot 1 ${r.seen[1]}`
+}
+
 class Session {
   private readonly _t0 = Date.now()
   private readonly _nonce = randomBytes(8).toString('hex')
@@ -88,6 +96,8 @@ class Session {
     card?: Omit<Card, 'at'>
     /** Where our card is while we wait, and the outcome */
     published?: { slot: 0 | 1, seq: number }
+    /** The last round of reads: what a timeout reports */
+    round?: MeetingRound
     met?: MeetingResult
     stop: AbortController
   } | null = null
@@ -256,8 +266,9 @@ class Session {
       this._fail(rendezvousError('ERR_DHT_UNREACHABLE', `no DHT node answered (joined through ${o.node !== undefined ? 'the given DhtNode' : bootstrap.join(', ')}): unreachable, or UDP blocked on the way`))
       return
     }
-    const seen = await reflectAddress(this._node, await node.nodes())
+    const seen = await reflectUntilKnown(this._node, async () => await node.nodes())
     if (this._done) return
+    if (debugEnabled) debug('dht reflect %s: %d answers from %d addresses: mapping %s', this._nonce.slice(0, 4), seen.answers, seen.addresses, seen.mapping ?? 'unknown')
     this._mapping = seen.mapping
     this._pake = new PairingPake(this._code, keys.context)
     const card: Omit<Card, 'at'> = {
@@ -275,7 +286,17 @@ class Session {
     let met: MeetingResult
     try {
       const d = this._dht
-      met = await meet({ dht: node, keys, card, signal: stop.signal, onPublished: (slot, seq) => { d.published = { slot, seq } } })
+      met = await meet({
+        dht: node,
+        keys,
+        card,
+        signal: stop.signal,
+        onPublished: (slot, seq) => { d.published = { slot, seq } },
+        onRound: r => {
+          d.round = r
+          if (debugEnabled) debug('dht meeting %s: %s', this._nonce.slice(0, 4), describeRound(r))
+        }
+      })
     } catch (e) {
       const err = e as { code?: string, message: string }
       if (err.code === 'ERR_SAME_ROLE' || err.code === 'ERR_CODE_BURNED') this._fail(rendezvousError(err.code, err.message, err.code === 'ERR_SAME_ROLE' ? { side: this._o.side } : {}))
@@ -897,7 +918,11 @@ class Session {
     const ms = this._o.timeoutMs
     if (this._o.server === null) {
       if (this._phase === 'register') return rendezvousError('ERR_RENDEZVOUS_TIMEOUT', `could not join the DHT and publish within ${ms} ms`)
-      if (this._phase === 'wait-peer') return rendezvousError('ERR_RENDEZVOUS_TIMEOUT', `no peer appeared on the DHT under this code within ${ms} ms (the peer must use the same code, and be online now)`)
+      if (this._phase === 'wait-peer') {
+        const round = this._dht?.round
+        const saw = round === undefined ? '' : `; the meeting's last ${describeRound(round)}`
+        return rendezvousError('ERR_RENDEZVOUS_TIMEOUT', `no peer appeared on the DHT under this code within ${ms} ms (the peer must use the same code, and be online now)${saw}`)
+      }
     }
     switch (this._phase) {
       case 'register':

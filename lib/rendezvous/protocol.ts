@@ -43,8 +43,8 @@
 // 'connect' opens uTP to server:A and 'accept' takes it from server:B. A relay port forwards only between
 // the two learned addresses, under a byte-rate cap per allocation and a global byte budget; the allocation
 // lives only as long as its pairing.
-// Birthday probing (birthday.ts): when one peer's mapping is endpoint-independent and the other's is not,
-// the endpoint-dependent peer also probes from many extra ports and the other sprays probes (one nonce for
+// Birthday probing (birthday.ts): when one peer's mapping is endpoint-dependent and the other's is not (or
+// was not measured), the endpoint-dependent peer also probes from many extra ports and the other sprays probes (one nonce for
 // all) at random ports of its public IP; an authenticated ack to a sprayed probe, or a probe on an extra
 // port, is a path. After connecting, peers stay registered while their socket lives (keepalives); when a
 // paired peer's source address changes (its NAT rebound, proven by a cookie for the new address), the server
