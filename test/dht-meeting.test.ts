@@ -329,6 +329,10 @@ describe('meeting, scripted on an in-memory DHT', () => {
     expect(roundsA[0]).toMatchObject({ round: 1, slot: null, seen: ['empty', 'empty'], conflicts: 0, lookups: 2 })
     expect(roundsA[1]).toMatchObject({ round: 2, slot: null, seen: ['empty', 'empty'], conflicts: 1, lookups: 5 })
     expect(roundsA[2]).toEqual({ round: 3, slot: 0, seq: seqA, seen: [`ours seq ${seqA}`, 'empty'], conflicts: 1, lookups: 8 })
+    // As the debug log and the timeout's message say it
+    expect(meeting.describeRound(roundsA[0])).toBe('round 1 (no slot taken yet): slot 0 showed empty, slot 1 empty')
+    expect(meeting.describeRound(roundsA[2])).toBe(`round 3 (our card in slot 0, seq ${seqA}; 1 put refused as out of date): slot 0 showed ours seq ${seqA}, slot 1 empty`)
+    expect(meeting.describeRound({ ...roundsA[2], conflicts: 2 })).toContain('; 2 puts refused as out of date)')
     await meeting.withdraw(mem.dht, keys, 0, a, seqA)
     expect((await firstRounds(mem.dht, b, 1))[0].seen).toEqual([`left peer ${a.nonce.slice(0, 4)}… seq ${seqA + 1}`, 'empty'])
     // A fixed side reads only the other slot once published: its own shows as not read

@@ -3,13 +3,13 @@
 import * as dgram from 'dgram'
 import { randomBytes } from 'crypto'
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 
 import { startDhtLab, type DhtLab } from './helpers/dht-lab.mjs'
 import { cleanupNodes, makeNode, requireFromRoot } from './helpers/utp'
 
 const { bdecode, bencode } = requireFromRoot('./dist/lib/dht/bencode.js') as typeof import('../lib/dht/bencode')
-const { reflectAddress, reflectUntilKnown } = requireFromRoot('./dist/lib/dht/reflect.js') as typeof import('../lib/dht/reflect')
+const { bootstrapEndpoints, reflectAddress, reflectUntilKnown } = requireFromRoot('./dist/lib/dht/reflect.js') as typeof import('../lib/dht/reflect')
 
 cleanupNodes()
 
@@ -151,6 +151,25 @@ describe('reflectAddress', () => {
       expect(Date.now() - started).toBeLessThan(1000)
     } finally {
       for (const s of sockets) s.close()
+    }
+  })
+
+  it('bootstrapEndpoints: IPv4 entries as they are, names resolved, anything else left out, in bounded time', async () => {
+    const started = Date.now()
+    const got = await bootstrapEndpoints(['198.51.100.7:6881', 'localhost:25401', ':80', 'nocolon', '192.0.2.1:0', '192.0.2.1:65536', '192.0.2.1:x', '::1:6881', 'no-such-host.invalid:6881'], 500)
+    expect(got).toEqual([{ address: '198.51.100.7', port: 6881 }, { address: '127.0.0.1', port: 25401 }])
+    expect(Date.now() - started).toBeLessThan(1500)
+    // A resolver that never answers costs the timeout, not more
+    const dns = requireFromRoot('dns') as typeof import('dns')
+    const hang = vi.spyOn(dns.promises, 'lookup').mockImplementation(async () => await new Promise(() => {}))
+    try {
+      const t0 = Date.now()
+      expect(await bootstrapEndpoints(['slow.example:6881', '192.0.2.9:1'], 300)).toEqual([{ address: '192.0.2.9', port: 1 }])
+      expect(hang).toHaveBeenCalledWith('slow.example', { family: 4, all: true })
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(250)
+      expect(Date.now() - t0).toBeLessThan(1000)
+    } finally {
+      hang.mockRestore()
     }
   })
 

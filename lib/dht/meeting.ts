@@ -87,6 +87,13 @@ export interface MeetingRound {
   lookups: number
 }
 
+/** "round 12 (our card in slot 0, seq 40; 1 put refused as out of date): slot 0 showed ours seq 40, slot 1 empty" */
+export function describeRound (r: MeetingRound): string {
+  const where = r.slot === null ? 'no slot taken yet' : `our card in slot ${r.slot}, seq ${r.seq}`
+  const refused = r.conflicts === 0 ? '' : `; ${r.conflicts} put${r.conflicts === 1 ? '' : 's'} refused as out of date`
+  return `round ${r.round} (${where}${refused}): slot 0 showed ${r.seen[0]}, slot 1 ${r.seen[1]}`
+}
+
 /**
  * Sides with a slot of their own (the CLI's): the receiver accepts from slot 0, the sender connects from slot 1.
  * Other sides, or none, claim slots in arrival order

@@ -5,6 +5,8 @@
 // only birthday probing can meet it). The DHT node's own socket cannot tell us this: its mapping is another.
 
 import { randomBytes } from 'crypto'
+import { promises as dns } from 'dns'
+import { isIP } from 'net'
 
 import type { Transport } from '../transport'
 import type { RemoteInfo } from '../udp-facade'
@@ -20,6 +22,8 @@ export interface Reflection {
   /** Answers with an `ip` field, from how many distinct node addresses */
   answers: number
   addresses: number
+  /** Nodes pinged (reflectUntilKnown only) */
+  asked?: number
 }
 
 export interface ReflectOptions {
@@ -67,9 +71,9 @@ export async function reflectUntilKnown (node: Transport, nodes: () => Promise<E
       for (const t of targets) asked.add(`${t.address}:${t.port}`)
       seen.push(...await ping(node, targets, { ...opts, timeoutMs: Math.max(1, Math.min(timeoutMs, deadline - Date.now())) }))
       const r = summarize(seen)
-      if (r.mapping !== undefined) return r
+      if (r.mapping !== undefined) return { ...r, asked: asked.size }
     }
-    if (Date.now() + pollMs >= deadline) return summarize(seen)
+    if (Date.now() + pollMs >= deadline) return { ...summarize(seen), asked: asked.size }
     await new Promise(resolve => setTimeout(resolve, pollMs))
   }
 }
@@ -141,6 +145,30 @@ function summarize (seen: Seen[]): Reflection {
     r.mapping = 'independent'
   }
   return r
+}
+
+/**
+ * The IPv4 endpoints of DHT bootstrap entries ("host:port", names resolved; those that do not resolve within
+ * `timeoutMs` are left out): nodes at other addresses than a fresh routing table's, worth asking as well
+ */
+export async function bootstrapEndpoints (entries: readonly string[], timeoutMs = 2000): Promise<Endpoint[]> {
+  const lists = await Promise.all(entries.map(async (entry): Promise<Endpoint[]> => {
+    const i = entry.lastIndexOf(':')
+    const host = entry.slice(0, i)
+    const port = Number(entry.slice(i + 1))
+    if (i <= 0 || !Number.isInteger(port) || port <= 0 || port > 65535) return []
+    if (isIP(host) === 4) return [{ address: host, port }]
+    if (isIP(host) !== 0) return []
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<[]>(resolve => { timer = setTimeout(() => resolve([]), timeoutMs) })
+    try {
+      const found = dns.lookup(host, { family: 4, all: true }).then(all => all.map(a => ({ address: a.address, port })), () => [])
+      return await Promise.race([found, late])
+    } finally {
+      clearTimeout(timer)
+    }
+  }))
+  return lists.flat()
 }
 
 /** Up to `n` nodes, one per address first, then more of the same addresses */

@@ -15,8 +15,8 @@ import { createHash, randomBytes } from 'crypto'
 
 import { DEFAULT_DHT_BOOTSTRAP, DhtNode } from '../dht/node'
 import { debug, debugEnabled } from '../debug'
-import { deriveMeetingKeys, markUsed, meet, withdraw, type Card, type MeetingKeys, type MeetingResult, type MeetingRound } from '../dht/meeting'
-import { reflectUntilKnown } from '../dht/reflect'
+import { deriveMeetingKeys, describeRound, markUsed, meet, withdraw, type Card, type MeetingKeys, type MeetingResult, type MeetingRound } from '../dht/meeting'
+import { bootstrapEndpoints, reflectUntilKnown } from '../dht/reflect'
 import { asError, notRunning } from '../errors'
 import type { AddressInfo } from '../native'
 import { normalizeAddress } from '../options'
@@ -71,13 +71,6 @@ export async function rendezvous<N extends Transport> (node: N, opts: Rendezvous
 /** "5 s", "1.5 s", "300 ms" */
 function seconds (ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 100) / 10} s`
-}
-
-/** "round 12 (our card in slot 0, seq 40; 1 put refused): slot 0 showed ours seq 40, slot 1 empty" */
-function describeRound (r: MeetingRound): string {
-  const where = r.slot === null ? 'no slot taken yet' : `our card in slot ${r.slot}, seq ${r.seq}`
-  const refused = r.conflicts === 0 ? '' : `; ${r.conflicts} put${r.conflicts === 1 ? '' : 's'} refused as out of date`
-  return `round ${r.round} (${where}${refused}): slot 0 showed ${r.seen[0]}, slot 1 ${r.seen[1]}`
 }
 
 class Session {
@@ -260,15 +253,16 @@ class Session {
       this._closeDht()
       return
     }
-    const [joined, keys] = await Promise.all([node.bootstrapped(), deriveMeetingKeys(this._code)])
+    // The bootstrap nodes are asked where our socket is seen too: a node that has just joined knows few others
+    const [joined, keys, seeds] = await Promise.all([node.bootstrapped(), deriveMeetingKeys(this._code), o.node === undefined ? bootstrapEndpoints(bootstrap) : []])
     if (this._done) return
     if (!joined) {
       this._fail(rendezvousError('ERR_DHT_UNREACHABLE', `no DHT node answered (joined through ${o.node !== undefined ? 'the given DhtNode' : bootstrap.join(', ')}): unreachable, or UDP blocked on the way`))
       return
     }
-    const seen = await reflectUntilKnown(this._node, async () => await node.nodes())
+    const seen = await reflectUntilKnown(this._node, async () => [...await node.nodes(), ...seeds])
     if (this._done) return
-    if (debugEnabled) debug('dht reflect %s: %d answers from %d addresses: mapping %s', this._nonce.slice(0, 4), seen.answers, seen.addresses, seen.mapping ?? 'unknown')
+    if (debugEnabled) debug('dht reflect %s: %d nodes asked, %d answers from %d addresses: mapping %s', this._nonce.slice(0, 4), seen.asked, seen.answers, seen.addresses, seen.mapping ?? 'unknown')
     this._mapping = seen.mapping
     this._pake = new PairingPake(this._code, keys.context)
     const card: Omit<Card, 'at'> = {
