@@ -302,6 +302,22 @@ describe('reflectAddress against what the network may send (each found by Stryke
     await reflectUntilKnown(node, async () => [], { budgetMs: 1000, pollMs: 400 })
     expect(Date.now() - t0).toBeGreaterThanOrEqual(750)
     expect(Date.now() - t0).toBeLessThan(1500)
+    // Nothing new for quietMs: the network has no more addresses to offer, long before the budget
+    t0 = Date.now()
+    await reflectUntilKnown(node, async () => [], { budgetMs: 10_000, pollMs: 100, quietMs: 500 })
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(450)
+    expect(Date.now() - t0).toBeLessThan(2000)
+  })
+
+  it('reflectUntilKnown: each new node restarts the quiet time', async () => {
+    const { sockets: fakes, endpoints } = await fakeNodes(['127.0.0.2', '127.0.0.2', '127.0.0.3'])
+    sockets.push(...fakes)
+    const node = makeNode()
+    await node.bindAsync(0, '0.0.0.0')
+    // A node at 0, 300 and 600 ms: never 400 ms without one, until the third tells the mapping
+    const t0 = Date.now()
+    const r = await reflectUntilKnown(node, async () => endpoints.slice(0, 1 + Math.min(2, Math.floor((Date.now() - t0) / 300))), { pollMs: 50, quietMs: 400 })
+    expect(r).toMatchObject({ mapping: 'independent', answers: 3, asked: 3 })
   })
 
   it('reflectUntilKnown also asks more nodes of an address already heard from', async () => {

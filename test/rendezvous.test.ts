@@ -139,8 +139,8 @@ describe('rendezvous protocol', () => {
     expect(birthdayRole('dependent', 'dependent')).toBeNull() // both hard: the relay's job
     expect(birthdayRole('independent', 'independent')).toBeNull() // plain probing works
     // A mapping not measured, facing a dependent one, plays the easy side (and the dependent one, seeing the same
-    // pair, the hard side): found in the NAT lab, where a cone peer whose DHT answers came from one address only
-    // never met a symmetric one
+    // pair, the hard side): found in the NAT lab, where a peer whose DHT answers came from one address only
+    // learned no mapping, and a cone and a symmetric NAT then never punched through
     expect(birthdayRole(undefined, 'dependent')).toBe('easy')
     expect(birthdayRole('dependent', undefined)).toBe('hard')
     expect(birthdayRole(undefined, undefined)).toBeNull()

@@ -46,6 +46,11 @@ export interface ReflectUntilKnownOptions extends ReflectOptions {
   budgetMs?: number
   /** Between rounds, read the nodes again this often until new ones appear, ms. Default 250 */
   pollMs?: number
+  /**
+   * Give up sooner when no new node has appeared for this long, ms. Default 1,000: a network whose nodes all
+   * sit at one address (a test network on one host) cannot tell the mapping however long it is asked
+   */
+  quietMs?: number
 }
 
 /**
@@ -59,12 +64,15 @@ export async function reflectUntilKnown (node: Transport, nodes: () => Promise<E
   const maxNodes = opts.maxNodes ?? 8
   const timeoutMs = opts.timeoutMs ?? 1500
   const pollMs = opts.pollMs ?? 250
+  const quietMs = opts.quietMs ?? 1000
   const deadline = Date.now() + (opts.budgetMs ?? 3000)
   const asked = new Set<string>()
   const seen: Seen[] = []
+  let lastFresh = Date.now()
   for (;;) {
     const fresh = (await nodes()).filter(n => isIpv4(n) && !asked.has(`${n.address}:${n.port}`))
     if (fresh.length > 0) {
+      lastFresh = Date.now()
       // Addresses that have not answered yet first: a second address is what tells the mapping
       const answered = new Set(seen.map(s => s.from.address))
       const targets = pickDistinct([...fresh.filter(n => !answered.has(n.address)), ...fresh.filter(n => answered.has(n.address))], maxNodes)
@@ -73,7 +81,7 @@ export async function reflectUntilKnown (node: Transport, nodes: () => Promise<E
       const r = summarize(seen)
       if (r.mapping !== undefined) return { ...r, asked: asked.size }
     }
-    if (Date.now() + pollMs >= deadline) return { ...summarize(seen), asked: asked.size }
+    if (Date.now() + pollMs >= deadline || Date.now() - lastFresh >= quietMs) return { ...summarize(seen), asked: asked.size }
     await new Promise(resolve => setTimeout(resolve, pollMs))
   }
 }
