@@ -9,7 +9,8 @@ import { startDhtLab, type DhtLab } from './helpers/dht-lab.mjs'
 import { cleanupNodes, makeNode, requireFromRoot } from './helpers/utp'
 
 const { bdecode, bencode } = requireFromRoot('./dist/lib/dht/bencode.js') as typeof import('../lib/dht/bencode')
-const { bootstrapEndpoints, reflectAddress, reflectUntilKnown } = requireFromRoot('./dist/lib/dht/reflect.js') as typeof import('../lib/dht/reflect')
+const { reflectAddress, reflectUntilKnown } = requireFromRoot('./dist/lib/dht/reflect.js') as typeof import('../lib/dht/reflect')
+const { bootstrapEndpoints } = requireFromRoot('./dist/lib/rendezvous/local.js') as typeof import('../lib/rendezvous/local')
 
 cleanupNodes()
 

@@ -253,11 +253,11 @@ export async function meet (opts: MeetingOptions): Promise<MeetingResult> {
     // race for a slot, so no lookups spent settling one (a read of an empty slot waits out the lookup's
     // slowest node, seconds on a real DHT)
     const other = fixed === 0 ? 1 : 0
+    const seenFixed = (own: SlotState | null, theirs: SlotState): void => fixed === 0 ? seen(own, theirs) : seen(theirs, own)
     for (;;) {
       stopIfAborted()
       const [own, theirs] = await Promise.all([read(fixed), read(other)])
-      if (fixed === 0) seen(own, theirs)
-      else seen(theirs, own)
+      seenFixed(own, theirs)
       burned(own, theirs)
       if (live(own.card)) throw sameRole(opts.card.side as string)
       if (await publish(fixed, own.seq)) {
@@ -270,8 +270,7 @@ export async function meet (opts: MeetingOptions): Promise<MeetingResult> {
       await sleep(pollMs, signal)
       stopIfAborted()
       const [theirs] = await Promise.all([read(other), Date.now() - published > refreshMs ? publish(fixed, mySeq) : null])
-      if (fixed === 0) seen(null, theirs)
-      else seen(theirs, null)
+      seenFixed(null, theirs)
       burned(theirs)
       if (live(theirs.card)) return { peer: theirs.card, slot: fixed, seq: mySeq, lookups, invalidItems }
     }

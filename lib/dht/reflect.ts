@@ -5,8 +5,7 @@
 // only birthday probing can meet it). The DHT node's own socket cannot tell us this: its mapping is another.
 
 import { randomBytes } from 'crypto'
-import { promises as dns } from 'dns'
-import { isIP } from 'net'
+import { isIPv4 } from 'net'
 
 import type { Transport } from '../transport'
 import type { RemoteInfo } from '../udp-facade'
@@ -88,7 +87,7 @@ export async function reflectUntilKnown (node: Transport, nodes: () => Promise<E
 
 interface Seen { from: Endpoint, at: Endpoint }
 
-const isIpv4 = (n: Endpoint): boolean => /^\d+\.\d+\.\d+\.\d+$/.test(n.address)
+const isIpv4 = (n: Endpoint): boolean => isIPv4(n.address)
 
 /** KRPC pings to `targets`, sent at 0 and again after retryMs; what the answers said, until all answered or timeoutMs */
 async function ping (node: Transport, targets: Endpoint[], opts: ReflectOptions): Promise<Seen[]> {
@@ -153,30 +152,6 @@ function summarize (seen: Seen[]): Reflection {
     r.mapping = 'independent'
   }
   return r
-}
-
-/**
- * The IPv4 endpoints of DHT bootstrap entries ("host:port", names resolved; those that do not resolve within
- * `timeoutMs` are left out): nodes at other addresses than a fresh routing table's, worth asking as well
- */
-export async function bootstrapEndpoints (entries: readonly string[], timeoutMs = 2000): Promise<Endpoint[]> {
-  const lists = await Promise.all(entries.map(async (entry): Promise<Endpoint[]> => {
-    const i = entry.lastIndexOf(':')
-    const host = entry.slice(0, i)
-    const port = Number(entry.slice(i + 1))
-    if (i <= 0 || !Number.isInteger(port) || port <= 0 || port > 65535) return []
-    if (isIP(host) === 4) return [{ address: host, port }]
-    if (isIP(host) !== 0) return []
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise<[]>(resolve => { timer = setTimeout(() => resolve([]), timeoutMs) })
-    try {
-      const found = dns.lookup(host, { family: 4, all: true }).then(all => all.map(a => ({ address: a.address, port })), () => [])
-      return await Promise.race([found, late])
-    } finally {
-      clearTimeout(timer)
-    }
-  }))
-  return lists.flat()
 }
 
 /** Up to `n` nodes, one per address first, then more of the same addresses */
