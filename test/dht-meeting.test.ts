@@ -122,7 +122,8 @@ describe('meeting keys and cards', () => {
       { ...good, lan: ['10.0.0.1:5'] }, { ...good, lan: [{ address: 7, port: 5 }] }, { ...good, lan: [{ address: 'a'.repeat(65), port: 5 }] },
       { ...good, lan: [{ ...endpoint, port: 1.5 }] }, { ...good, lan: [{ ...endpoint, port: 0 }] }, { ...good, lan: [{ ...endpoint, port: 65536 }] }, { ...good, lan: [{ ...endpoint, port: '5' }] },
       { ...good, public: null }, { ...good, public: { ...endpoint, port: -1 } }, { ...good, side: 5 }, { ...good, side: 's'.repeat(33) }, { ...good, mapping: 'cone' }, { ...good, at: undefined },
-      { ...good, at: null }, { ...good, used: false }, { ...good, left: false }]) {
+      { ...good, at: null }, { ...good, used: false }, { ...good, left: false }, { ...good, pairedWith: '0123456789abcdef' },
+      { ...good, used: true, pairedWith: '0123456789ABCDEF' }, { ...good, used: true, pairedWith: 5 }, { ...good, used: true, pairedWith: '0123456789abcde' }]) {
       expect(opens(bad), JSON.stringify(bad)).toBeNull()
     }
     // Each limit itself is allowed, and fields a card does not have are dropped
@@ -130,7 +131,8 @@ describe('meeting keys and cards', () => {
     const full = { ...good, pake: 'p'.repeat(200), lan: Array(8).fill({ address: '10.0.0.1', port: 1 }), public: edge, side: 's'.repeat(32), mapping: 'dependent' }
     expect(opens({ ...full, extra: 1, public: { ...edge, extra: 2 }, lan: full.lan.map(e => ({ ...e, extra: 3 })) })).toEqual(full)
     expect(opens({ ...good, mapping: 'independent' })).toEqual({ ...good, mapping: 'independent' })
-    expect(Object.keys(opens({ ...good, public: undefined, mapping: undefined, side: undefined, used: undefined, left: undefined }) ?? {}).sort())
+    expect(opens({ ...good, used: true, pairedWith: 'fedcba9876543210' })).toEqual({ ...good, used: true, pairedWith: 'fedcba9876543210' })
+    expect(Object.keys(opens({ ...good, public: undefined, mapping: undefined, side: undefined, used: undefined, left: undefined, pairedWith: undefined }) ?? {}).sort())
       .toEqual(['at', 'lan', 'nonce', 'pake'])
   })
 
@@ -244,6 +246,31 @@ describe('meeting, scripted on an in-memory DHT', () => {
     expect(met.peer.nonce).toBe(peer.nonce)
     expect(rounds).toBe(2)
     expect(scripted.puts).toBe(1)
+  })
+
+  it('a peer that met us and marked its slot used before we read its card is still our peer; a used card naming another is burned', async () => {
+    // A sender that goes on to a relay at once (no direct path) marks its slot used within the same second it
+    // met the receiver: the receiver's next read finds only the used card, and must follow it, not give up
+    for (const side of ['receive', undefined]) {
+      const keys = await meeting.deriveMeetingKeys(code())
+      const mem = memoryDht()
+      const waiting = card(side)
+      const rounds: string[] = []
+      let published!: () => void
+      const isPublished = new Promise<void>(resolve => { published = resolve })
+      const first = meeting.meet({ dht: mem.dht, keys, card: waiting, pollMs: 20, signal: AbortSignal.timeout(3000), onPublished: () => published(), onRound: r => rounds.push(r.seen[1]) })
+      await isPublished
+      const second = card(side === undefined ? undefined : 'send')
+      const met = await meeting.meet({ dht: mem.dht, keys, card: second, pollMs: 20 })
+      expect(met.peer.nonce).toBe(waiting.nonce)
+      await meeting.markUsed(mem.dht, keys, met.slot, second, met.seq, waiting.nonce)
+      const got = await first
+      expect(got.peer).toMatchObject({ nonce: second.nonce, pake: second.pake, public: second.public, used: true, pairedWith: waiting.nonce })
+      expect(got.slot).toBe(0)
+      expect(rounds.at(-1), String(side)).toMatch(/^used \(paired with us\) peer [0-9a-f]{4}… seq \d+$/)
+      // A third peer with the code: that used card names someone else
+      await expect(meeting.meet({ dht: mem.dht, keys, card: card(side === undefined ? undefined : 'send'), pollMs: 20 })).rejects.toMatchObject({ code: 'ERR_CODE_BURNED' })
+    }
   })
 
   it('counts the items that do not open as cards, with those the DHT itself found forged', async () => {
@@ -534,7 +561,7 @@ describe('meeting on the DHT', () => {
     await new Promise(resolve => setTimeout(resolve, 2000))
     await meeting.meet({ dht: db, keys, card: card(), pollMs: 300 })
     const a = await first
-    await meeting.markUsed(da, keys, a.slot, ca, a.seq)
+    await meeting.markUsed(da, keys, a.slot, ca, a.seq, a.peer.nonce)
     await expect(meeting.meet({ dht: dc, keys, card: card(), pollMs: 300 })).rejects.toMatchObject({
       code: 'ERR_CODE_BURNED',
       message: 'this code was used by a pairing already: make a new one'

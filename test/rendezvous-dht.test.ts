@@ -34,7 +34,7 @@ function code (): string {
   return generateCode()
 }
 
-async function peer (opts: { code: string, side?: string, statuses?: RendezvousStatus[], timeoutMs?: number, bootstrap?: string[], relay?: string, allowHalfOpen?: boolean }): Promise<Result> {
+async function peer (opts: { code: string, side?: string, statuses?: RendezvousStatus[], onStatus?: (s: RendezvousStatus) => void, timeoutMs?: number, bootstrap?: string[], relay?: string, allowHalfOpen?: boolean }): Promise<Result> {
   const node = makeNode({ allowHalfOpen: opts.allowHalfOpen ?? false })
   await node.bindAsync(0, '127.0.0.1')
   return await rendezvous(node, {
@@ -43,7 +43,10 @@ async function peer (opts: { code: string, side?: string, statuses?: RendezvousS
     code: opts.code,
     ...(opts.side === undefined ? {} : { side: opts.side }),
     timeoutMs: opts.timeoutMs ?? 40_000,
-    onStatus: (s) => opts.statuses?.push(s)
+    onStatus: (s) => {
+      opts.statuses?.push(s)
+      opts.onStatus?.(s)
+    }
   })
 }
 
@@ -91,8 +94,15 @@ describe('rendezvous over the DHT', () => {
     try {
       const c = code()
       const statuses: RendezvousStatus[] = []
-      // forceRelay stands for "no direct path": punching gives up at once
-      const [a, b] = await Promise.all([peer({ code: c, side: 'receive', relay: `127.0.0.1:${port}`, statuses }), peer({ code: c, side: 'send', relay: `127.0.0.1:${port}` })])
+      // forceRelay stands for "no direct path": punching gives up at once. The receiver is there first, so the
+      // sender meets it on its first read and, going on to the relay, marks its slot used within milliseconds
+      // of publishing it: the receiver's next read finds the used card, not the live one, and must follow it
+      let published!: () => void
+      const receiverPublished = new Promise<void>(resolve => { published = resolve })
+      const receiving = peer({ code: c, side: 'receive', relay: `127.0.0.1:${port}`, statuses, onStatus: s => { if (s.state === 'published') published() } })
+      await Promise.race([receiverPublished, receiving])
+      await new Promise(resolve => setTimeout(resolve, 1500)) // its card lands in slot 0
+      const [a, b] = await Promise.all([receiving, peer({ code: c, side: 'send', relay: `127.0.0.1:${port}` })])
       expect([a.path, b.path]).toEqual(['relay', 'relay'])
       expect(a.encrypted && b.encrypted).toBe(true)
       expect(statuses.map(s => s.state)).toContain('relay')

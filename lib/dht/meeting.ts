@@ -35,6 +35,11 @@ export interface Card {
   at: number
   /** The pairing this card's peer was in is over: the code is used up */
   used?: boolean
+  /**
+   * With `used`: the nonce of the peer it paired with. That peer may not have read the live card before this
+   * one replaced it (a peer that went on to a relay marks its slot at once): for it, this is still its peer
+   */
+  pairedWith?: string
   /** Its peer gave up without pairing (cancelled, failed): the slot is free again, the code unspent */
   left?: boolean
 }
@@ -160,6 +165,7 @@ function checkCard (c: unknown): Card | null {
   if (o.side !== undefined && (typeof o.side !== 'string' || o.side.length > 32)) return null
   if (typeof o.at !== 'number' || !Number.isFinite(o.at)) return null
   if (o.used !== undefined && o.used !== true) return null
+  if (o.pairedWith !== undefined && (o.used !== true || typeof o.pairedWith !== 'string' || !/^[0-9a-f]{16}$/.test(o.pairedWith))) return null
   if (o.left !== undefined && o.left !== true) return null
   return {
     nonce: o.nonce,
@@ -170,6 +176,7 @@ function checkCard (c: unknown): Card | null {
     ...(o.mapping === undefined ? {} : { mapping: o.mapping }),
     ...(o.side === undefined ? {} : { side: o.side }),
     ...(o.used === true ? { used: true } : {}),
+    ...(o.pairedWith === undefined ? {} : { pairedWith: o.pairedWith }),
     ...(o.left === true ? { left: true } : {})
   }
 }
@@ -224,7 +231,10 @@ export async function meet (opts: MeetingOptions): Promise<MeetingResult> {
     opts.onPublished?.(slot, mySeq)
     return true
   }
-  const live = (c: Card | null): c is Card => c !== null && c.used !== true && c.left !== true && c.nonce !== opts.card.nonce && Date.now() - c.at < STALE_MS
+  // A card marked used by a peer that paired with us is still our peer's: it met us and went on (to punch, to
+  // a relay) before we read its live card, and we must follow it there, not take the code for burned
+  const ourPairing = (c: Card | null): boolean => c?.used === true && c.pairedWith === opts.card.nonce
+  const live = (c: Card | null): c is Card => c !== null && (c.used !== true || ourPairing(c)) && c.left !== true && c.nonce !== opts.card.nonce && Date.now() - c.at < STALE_MS
   const sameSide = (c: Card): boolean => opts.card.side !== undefined && c.side === opts.card.side
   const stopIfAborted = (): void => {
     if (signal?.aborted === true) throw createError('ABORT_ERR', 'the meeting was aborted')
@@ -235,7 +245,7 @@ export async function meet (opts: MeetingOptions): Promise<MeetingResult> {
     const c = st.card
     if (c === null) return `unreadable seq ${st.seq}`
     const who = c.nonce === opts.card.nonce ? 'ours' : `peer ${c.nonce.slice(0, 4)}…`
-    const how = c.used === true ? 'used ' : c.left === true ? 'left ' : Date.now() - c.at >= STALE_MS ? 'stale ' : ''
+    const how = ourPairing(c) ? 'used (paired with us) ' : c.used === true ? 'used ' : c.left === true ? 'left ' : Date.now() - c.at >= STALE_MS ? 'stale ' : ''
     return `${how}${who} seq ${st.seq}`
   }
   /** Report a round of reads (in the slot order given) before acting on it */
@@ -244,7 +254,7 @@ export async function meet (opts: MeetingOptions): Promise<MeetingResult> {
     opts.onRound?.({ round: rounds, slot: mine, seq: mySeq, seen: [describe(s0), describe(s1)], conflicts, lookups })
   }
   const burned = (...states: SlotState[]): void => {
-    if (states.some(st => st.card?.used === true)) throw createError('ERR_CODE_BURNED', 'this code was used by a pairing already: make a new one')
+    if (states.some(st => st.card?.used === true && !ourPairing(st.card))) throw createError('ERR_CODE_BURNED', 'this code was used by a pairing already: make a new one')
   }
 
   const fixed = opts.card.side === undefined ? undefined : FIXED_SLOTS[opts.card.side]
@@ -310,9 +320,12 @@ export async function meet (opts: MeetingOptions): Promise<MeetingResult> {
   }
 }
 
-/** Mark our slot used: the code cannot pair again (best effort; the item would expire anyway) */
-export async function markUsed (dht: DhtNode, keys: MeetingKeys, slot: 0 | 1, card: Omit<Card, 'at'>, seq: number): Promise<void> {
-  await dht.put(keys.seeds[slot], keys.salt, sealCard(keys, slot, { ...card, at: Date.now(), used: true }), { seq: seq + 1 })
+/**
+ * Mark our slot used: the code cannot pair again (best effort; the item would expire anyway). `peer` is the
+ * nonce of the peer we met: if it has not read our live card yet, it reads this one as ours and follows us
+ */
+export async function markUsed (dht: DhtNode, keys: MeetingKeys, slot: 0 | 1, card: Omit<Card, 'at'>, seq: number, peer: string): Promise<void> {
+  await dht.put(keys.seeds[slot], keys.salt, sealCard(keys, slot, { ...card, at: Date.now(), used: true, pairedWith: peer }), { seq: seq + 1 })
 }
 
 /**

@@ -375,7 +375,7 @@ class Session {
     d.stop.abort()
     const close = (): void => { if (d.own) d.node.close() }
     if (d.met !== undefined && d.keys !== undefined && d.card !== undefined) {
-      markUsed(d.node, d.keys, d.met.slot, d.card, d.met.seq).then(close, close)
+      markUsed(d.node, d.keys, d.met.slot, d.card, d.met.seq, d.met.peer.nonce).then(close, close)
     } else if (d.published !== undefined && d.keys !== undefined && d.card !== undefined) {
       withdraw(d.node, d.keys, d.published.slot, d.card, d.published.seq).then(close, close)
     } else {
