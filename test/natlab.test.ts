@@ -15,7 +15,7 @@ import * as path from 'path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import {
-  LAB_DIR, SERVER_IP, SERVER_IP2, type LabProcess, killAll, lab, labNamespaces, labSupport, lastJson, missingTools, nodeIn, runIn,
+  DHT_IPS, LAB_DIR, SERVER_IP, type LabProcess, killAll, lab, labNamespaces, labSupport, lastJson, missingTools, nodeIn, runIn,
   reapStaleLabs, sha256File, waitUdpListening
 } from './natlab/lab'
 
@@ -490,14 +490,14 @@ describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
     })
 
     /**
-     * Pairing through the Mainline DHT instead of a server: a DHT of 20 nodes of ours and 10 of bittorrent-dht on
-     * inet's two addresses (test/helpers/dht-lab.mjs), and two idle-peer.mjs that meet with rendezvous({ dht }),
+     * Pairing through the Mainline DHT instead of a server: a DHT of 20 nodes of ours and 10 of bittorrent-dht,
+     * each at an address of its own on inet as on the internet (test/helpers/dht-lab.mjs), and two idle-peer.mjs that meet with rendezvous({ dht }),
      * then move 8 MiB checksummed. No relay exists here, so symmetric <-> symmetric must fail, and say why.
      */
     describe.sequential('pairing through the DHT', () => {
       async function dhtPair (labArgs: string[], check: (ra: IdleResult, rb: IdleResult, ctx: string) => void, relay = false): Promise<void> {
         await withLab(labArgs, async () => {
-          const dht = nodeIn('inet', DHT_LAB, ['--host', `${SERVER_IP},${SERVER_IP2}`, '--ours', '20', '--theirs', '10'], 120_000)
+          const dht = nodeIn('inet', DHT_LAB, ['--host', DHT_IPS.slice(0, 30).join(','), '--ours', '20', '--theirs', '10'], 120_000)
           await dht.waitFor(/"bootstrap"/, 60_000)
           const bootstrap = (lastJson<{ bootstrap: string[] }>(dht.stdout)?.bootstrap ?? []).slice(0, 3).join(',')
           // A rendezvous server used only for its relay, on a port of its own

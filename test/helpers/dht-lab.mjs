@@ -35,7 +35,7 @@ export function ed25519Verify (signature, message, publicKey) {
 
 /**
  * Start a DHT of `ours` + `theirs` nodes on `host`, or spread over `hosts` in turn (so that a NAT's mapping toward
- * several addresses can be seen), plus the hostile ones when asked (on the first host). Resolves when every
+ * several addresses can be seen; ours first, then theirs), plus the hostile ones when asked (on the first host). Resolves when every
  * node is bound and the independent ones have joined; `bootstrap` lists every honest node, the first one
  * first; `hostile` lists the hostile ones (add them to a client's bootstrap to be sure it meets them)
  */
@@ -47,8 +47,9 @@ export async function startDhtLab ({ host = '127.0.0.1', hosts = [host], ours = 
   // ours must meet theirs by asking them, which is why each of ours joins through some of theirs as well
   const theirNodes = []
   for (let i = 0; i < theirs; i++) {
-    const peers = theirNodes.length > 0 ? [`${host}:${theirNodes[0].address().port}`] : []
-    const on = hosts[i % hosts.length]
+    const peers = theirNodes.length > 0 ? [`${theirNodes[0].address().address}:${theirNodes[0].address().port}`] : []
+    // After ours in the list of hosts: with as many hosts as nodes, every node has an address of its own
+    const on = hosts[(ours + i) % hosts.length]
     const dht = new BittorrentDht({ bootstrap: peers, host: on, verify: ed25519Verify })
     await new Promise((resolve, reject) => {
       dht.once('error', reject)

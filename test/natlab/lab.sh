@@ -4,6 +4,7 @@
 #
 #   hostA 10.0.1.2 --eth0/lan-- natA  wan 198.51.100.1 --wan/vA--+
 #                                                                  inet (router)  lo: 203.0.113.10, .11
+#                                                                                     and .100-.139 (DHT nodes)
 #   hostB 10.0.2.2 --eth0/lan-- natB  wan 198.51.100.2 --wan/vB--+
 #
 #   --same-nat: hostA 10.0.1.2 and hostB 10.0.1.3 share natA's LAN (a bridge "lan" in natA); no natB.
@@ -40,6 +41,10 @@ WAN_B=198.51.100.2
 GW_A=198.51.100.101 # inet's address on vA (next hop of natA)
 GW_B=198.51.100.102 # inet's address on vB
 SERVER_IPS=(203.0.113.10 203.0.113.11)
+# One address per DHT node, as on the internet: mainline keeps one node per address in a routing table or a
+# lookup unless the node IDs are BEP 42 ones for that address, so 30 nodes on two addresses look like two
+# or four nodes to a client, and two clients can end up storing at and reading from different ones
+DHT_IPS=($(seq -f '203.0.113.%g' 100 139))
 
 die() { echo "natlab: $*" >&2; exit 1; }
 nsname() { echo "$P-$1"; }
@@ -229,7 +234,7 @@ do_up() {
     ip -n "$nI" link set vB up
     ip -n "$nB" route add default via $GW_B dev wan onlink
   fi
-  for ipaddr in "${SERVER_IPS[@]}"; do ip -n "$nI" addr add "$ipaddr/32" dev lo; done
+  for ipaddr in "${SERVER_IPS[@]}" "${DHT_IPS[@]}"; do ip -n "$nI" addr add "$ipaddr/32" dev lo; done
   # Routes to the NATs prefer the server address as source: a server bound to 0.0.0.0 must answer from
   # 203.0.113.10, not from the link address, or the NAT (conntrack) drops the reply as unsolicited
   ip -n "$nI" route add $WAN_A/32 dev vA src "${SERVER_IPS[0]}"
