@@ -138,6 +138,66 @@ describe('DhtNode misuse', () => {
     await bad(DhtNode.open({ bootstrap: 'x' as unknown as string[] }), 'ERR_INVALID_ARG_TYPE')
   })
 
+  it('each argument check stops at its limit: messages and error types name what was wrong', async () => {
+    const a = await DhtNode.open({ bootstrap: [], host: '127.0.0.1' })
+    clients.push(a)
+    const refused = async (p: Promise<unknown>, code: string, message: string, type: ErrorConstructor = RangeError): Promise<void> => {
+      const err = await p.then(() => null, (e: unknown) => e)
+      expect(err, message).toBeInstanceOf(type)
+      expect(err).toMatchObject({ code, message })
+    }
+    const key = Buffer.alloc(32)
+    const none = Buffer.alloc(0)
+    await refused(a.put(Buffer.alloc(33), none, none, { seq: 1 }), 'ERR_INVALID_ARG_VALUE', 'seed must be 32 bytes, got 33')
+    await refused(a.put(key, Buffer.alloc(65), none, { seq: 1 }), 'ERR_INVALID_ARG_VALUE', 'salt must be 0..64 bytes, got 65')
+    await refused(a.put(key, none, Buffer.alloc(1001), { seq: 1 }), 'ERR_INVALID_ARG_VALUE', 'value must be 0..1000 bytes, got 1001')
+    await refused(a.put(key, none, 'v' as unknown as Buffer, { seq: 1 }), 'ERR_INVALID_ARG_TYPE', 'value must be a Buffer', TypeError)
+    await refused(a.put(key, new Uint8Array(4) as Buffer, none, { seq: 1 }), 'ERR_INVALID_ARG_TYPE', 'salt must be a Buffer', TypeError)
+    for (const seq of [-1, 1.5, Number.MAX_SAFE_INTEGER + 1, NaN, '1']) {
+      await refused(a.put(key, none, none, { seq: seq as number }), 'ERR_INVALID_ARG_VALUE', `seq must be a non-negative safe integer, got ${String(seq)}`)
+    }
+    await refused(a.put(key, none, none, { seq: 1, cas: -1 }), 'ERR_INVALID_ARG_VALUE', 'cas must be a non-negative safe integer, got -1')
+    await refused(a.get(Buffer.alloc(31), none), 'ERR_INVALID_ARG_VALUE', 'publicKey must be 32 bytes, got 31')
+    await refused(a.get(key, Buffer.alloc(65)), 'ERR_INVALID_ARG_VALUE', 'salt must be 0..64 bytes, got 65')
+    await refused(a.get(key, none, { moreRecentThan: -1 }), 'ERR_INVALID_ARG_VALUE', 'moreRecentThan must be a non-negative safe integer, got -1')
+    // At each limit the call goes through to the network: a node that knows nobody has nowhere to store
+    const alone = async (p: Promise<unknown>): Promise<void> => { await expect(p).rejects.toMatchObject({ code: 'ERR_DHT_NO_NODES' }) }
+    await alone(a.put(key, Buffer.alloc(64), Buffer.alloc(1000), { seq: 0 }))
+    await alone(a.put(key, none, none, { seq: Number.MAX_SAFE_INTEGER, cas: 0 }))
+    const nothing = await a.get(key, Buffer.alloc(64), { moreRecentThan: 0 })
+    expect(nothing).toEqual({ item: undefined, queried: 0, responded: 0, invalidValues: 0 })
+    expect(() => dhtPublicKey('k' as unknown as Buffer)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: 'seed must be a Buffer' }))
+    expect(dhtPublicKey(key)).toHaveLength(32)
+    for (const port of [-1, 65536, 1.5]) {
+      await refused(DhtNode.open({ bootstrap: [], port }), 'ERR_SOCKET_BAD_PORT', `DHT port must be an integer in 0..65535, got ${port}`)
+    }
+    for (const requestTimeoutMs of [0, -5, 2.5]) {
+      await refused(DhtNode.open({ bootstrap: [], requestTimeoutMs }), 'ERR_INVALID_ARG_VALUE', 'requestTimeoutMs must be a positive integer')
+    }
+    await refused(DhtNode.open({ bootstrap: [5] as unknown as string[] }), 'ERR_INVALID_ARG_TYPE', 'bootstrap must be an array of "host:port" strings', TypeError)
+    // The limits themselves open
+    for (const o of [{ port: 0, requestTimeoutMs: 1 }, { port: 65535 }]) {
+      const n = await DhtNode.open({ bootstrap: [], host: '127.0.0.1', ...o })
+      clients.push(n)
+      const port = (await n.info()).port
+      expect(o.port === 0 ? port > 0 : port === 65535, String(port)).toBe(true)
+      n.close()
+    }
+  })
+
+  it('lists its routing table as addresses and ports, and serves others only when asked to', async () => {
+    const a = await client()
+    const nodes = await a.nodes()
+    expect(nodes.length).toBeGreaterThan(3)
+    for (const n of nodes) expect(lab.bootstrap).toContain(`${n.address}:${n.port}`)
+    expect(nodes.every(n => n.address === '127.0.0.1' && Number.isInteger(n.port))).toBe(true)
+    expect((await a.info()).server).toBe(false)
+    const server = await DhtNode.open({ bootstrap: lab.bootstrap.slice(0, 2), host: '127.0.0.1', server: true })
+    clients.push(server)
+    expect((await server.info()).server).toBe(true)
+    expect(a.closed).toBe(false)
+  })
+
   it('a node alone cannot store, and a closed node says so', async () => {
     const alone = await DhtNode.open({ bootstrap: [], host: '127.0.0.1' })
     clients.push(alone)
