@@ -205,6 +205,6 @@ describe('DhtNode misuse', () => {
     alone.close()
     alone.close()
     expect(alone.closed).toBe(true)
-    await expect(alone.get(randomBytes(32), Buffer.alloc(0))).rejects.toMatchObject({ code: 'ERR_DHT_CLOSED' })
+    await expect(alone.get(randomBytes(32), Buffer.alloc(0))).rejects.toMatchObject({ code: 'ERR_DHT_CLOSED', message: 'the DHT node is closed' })
   })
 })

@@ -161,7 +161,8 @@ function checkBuffer (name: string, b: unknown, min: number, max: number): void 
 }
 
 function checkSeq (name: string, n: unknown): void {
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) {
+  // isSafeInteger is false for anything not a number
+  if (!Number.isSafeInteger(n) || (n as number) < 0) {
     throw createError(codes.ERR_INVALID_ARG_VALUE, `${name} must be a non-negative safe integer, got ${String(n)}`, RangeError)
   }
 }
