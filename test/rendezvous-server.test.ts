@@ -231,6 +231,23 @@ describe('RendezvousServer (protocol v2)', () => {
     expect(errorCode(await quiet.register('n:71', freshNonce()))).toBe('registered')
   })
 
+  it('a registered peer sending what only peers exchange gets ERR_UNEXPECTED naming it; listen twice and address() early say why', async () => {
+    const early = new RendezvousServer({ port: 0, host: '127.0.0.1' })
+    servers.push(early)
+    expect(() => early.address()).toThrow('RendezvousServer is not listening')
+    const { server, at } = await startServer({ mappingCheck: false })
+    await expect(server.listen()).rejects.toThrow('RendezvousServer is already listening')
+    const p = await peer(at)
+    const n = freshNonce()
+    expect(errorCode(await p.register('n:6100', n))).toBe('registered')
+    const errorsBefore = server.stats().errors
+    const reply = await p.request({ t: 'probe', pair: 'ab'.repeat(16), nonce: n, mac: 'ef'.repeat(16) }, m => m.t === 'error')
+    expect(reply).toEqual({ t: 'error', code: 'ERR_UNEXPECTED', message: 'a server does not take "probe" messages' })
+    expect(server.stats().errors).toBe(errorsBefore + 1)
+    expect(server.stats().refusals).toMatchObject({ ERR_UNEXPECTED: 1 })
+    expect(server.stats().activeRegistrations).toBe(1)
+  })
+
   it('a nonce registered under one key is refused under another (ERR_NONCE_IN_USE); its registration stays', async () => {
     const { server, at } = await startServer({ mappingCheck: false })
     const p = await peer(at)
