@@ -1,6 +1,7 @@
 // The rendezvous server on its own (protocol v2), driven by a bare test client on loopback: cookies, mapping
 // checks, pairing, key confirmation, moves, expiry, relays, HTTP. Attacks are in attack-server*.test.ts.
 import * as dgram from 'dgram'
+import * as net from 'net'
 import { afterEach, describe, expect, it } from 'vitest'
 
 import type * as ServerModule from '../lib/server/server'
@@ -246,6 +247,38 @@ describe('RendezvousServer (protocol v2)', () => {
     expect(server.stats().errors).toBe(errorsBefore + 1)
     expect(server.stats().refusals).toMatchObject({ ERR_UNEXPECTED: 1 })
     expect(server.stats().activeRegistrations).toBe(1)
+  })
+
+  it('listen() says when it is listening; close() frees its ports and timers, and it can listen again', async () => {
+    const timers = (): number => process.getActiveResourcesInfo().filter(r => r === 'Timeout').length
+    const before = timers()
+    const server = new RendezvousServer({ port: 0, host: '127.0.0.1' })
+    servers.push(server)
+    const heard = new Promise(resolve => server.once('listening', resolve))
+    const a = await server.listen()
+    expect(await heard).toEqual(a)
+    expect(server.stats().uptimeSeconds).toBe(0)
+    expect(timers()).toBeGreaterThan(before) // the sweeper
+    await server.close()
+    expect(timers()).toBe(before)
+    expect(() => server.address()).toThrow('RendezvousServer is not listening')
+    // Its UDP and TCP ports are free again
+    const udp = dgram.createSocket('udp4')
+    await new Promise<void>((resolve, reject) => { udp.once('error', reject); udp.bind(a.port, '127.0.0.1', resolve) })
+    udp.close()
+    const tcp = net.createServer()
+    await new Promise<void>((resolve, reject) => { tcp.once('error', reject); tcp.listen(a.port, '127.0.0.1', resolve) })
+    // With its TCP port taken, listening on that port fails with the bind's error instead of waiting for ever
+    const again = new RendezvousServer({ port: a.port, host: '127.0.0.1', httpHost: '127.0.0.1' })
+    servers.push(again)
+    await expect(again.listen()).rejects.toMatchObject({ code: 'EADDRINUSE' })
+    // ... and listens with HTTP off, binding no TCP port
+    const noHttp = new RendezvousServer({ port: a.port, host: '127.0.0.1', http: false })
+    servers.push(noHttp)
+    expect(await noHttp.listen()).toEqual(a)
+    await new Promise<void>(resolve => tcp.close(() => resolve()))
+    // The closed server listens again
+    expect((await server.listen()).port).toBeGreaterThan(0)
   })
 
   it('a nonce registered under one key is refused under another (ERR_NONCE_IN_USE); its registration stays', async () => {
