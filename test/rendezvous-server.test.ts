@@ -281,6 +281,37 @@ describe('RendezvousServer (protocol v2)', () => {
     expect((await server.listen()).port).toBeGreaterThan(0)
   })
 
+  it('to an unverified source a reply goes out only when no larger than the request; junk gets none; maxMessageSize is the limit', async () => {
+    const { server, at } = await startServer({ mappingCheck: false })
+    const p = await peer(at)
+    const retrySize = protocol.encode({ t: 'retry', cookie: '0'.repeat(32) } as Msg).length
+    /** `body` padded (an extra field) to exactly `size` bytes on the wire */
+    const padded = (body: Record<string, unknown>, size: number): Buffer => datagram({ ...body, pad: 'x'.repeat(size - datagram({ ...body, pad: '' }).length) })
+    const keepalive = (size: number): Buffer => padded({ t: 'keepalive', nonce: freshNonce() }, size)
+    expect(keepalive(retrySize)).toHaveLength(retrySize)
+    // One byte short of its retry: nothing goes back, and it counts as an error, not a retry
+    p.raw(keepalive(retrySize - 1))
+    await sleep(150)
+    expect(p.bytesIn).toBe(0)
+    expect(server.stats()).toMatchObject({ retries: 0, errors: 1 })
+    // Exactly its size: the retry goes out
+    p.raw(keepalive(retrySize))
+    expect(await p.wait(m => m.t === 'retry', 1000)).not.toBeNull()
+    expect(p.bytesIn).toBe(retrySize)
+    expect(server.stats()).toMatchObject({ retries: 1, errors: 1 })
+    // Not our protocol: no reply however large (an error reply would fit in 600 bytes)
+    p.raw(Buffer.alloc(600, 0x78))
+    await sleep(150)
+    expect(p.inbox).toHaveLength(1)
+    expect(server.stats()).toMatchObject({ errors: 2, refusals: {} })
+    // A message of exactly maxMessageSize is read (a retry); one byte more is refused as too large
+    p.raw(padded(registerBody('n:7', freshNonce()), 1200))
+    expect(await p.wait(m => m.t === 'retry', 1000, 1)).not.toBeNull()
+    p.raw(padded(registerBody('n:7', freshNonce()), 1201))
+    expect(await p.wait(m => m.t === 'error', 1000)).toEqual({ t: 'error', code: 'ERR_TOO_LARGE', message: 'message of 1201 bytes exceeds 1200' })
+    expect(server.stats()).toMatchObject({ retries: 2, errors: 3, refusals: { ERR_TOO_LARGE: 1 } })
+  })
+
   it('a nonce registered under one key is refused under another (ERR_NONCE_IN_USE); its registration stays', async () => {
     const { server, at } = await startServer({ mappingCheck: false })
     const p = await peer(at)
