@@ -312,6 +312,19 @@ describe('RendezvousServer (protocol v2)', () => {
     expect(server.stats()).toMatchObject({ retries: 2, errors: 3, refusals: { ERR_TOO_LARGE: 1 } })
   })
 
+  it('unverified sources share one budget (unverifiedRate): past it, malformed and cookie-less requests go unanswered and are counted', async () => {
+    const { server, at } = await startServer({ mappingCheck: false, unverifiedRate: { perSecond: 1, burst: 2 } })
+    const p = await peer(at)
+    const malformed = Buffer.from('UTPRV\x02{not json at all, but long enough to carry an error reply back to its sender......}', 'latin1')
+    p.raw(malformed)
+    p.raw(datagram(registerBody('n:8', freshNonce())))
+    p.raw(malformed)
+    p.raw(datagram(registerBody('n:8', freshNonce())))
+    await sleep(200)
+    expect(p.inbox.map(m => m.t)).toEqual(['error', 'retry'])
+    expect(server.stats()).toMatchObject({ unverifiedDropped: 2, retries: 1 })
+  })
+
   it('a nonce registered under one key is refused under another (ERR_NONCE_IN_USE); its registration stays', async () => {
     const { server, at } = await startServer({ mappingCheck: false })
     const p = await peer(at)
