@@ -410,6 +410,30 @@ describe('RendezvousServer (protocol v2)', () => {
     expect(got).toHaveLength(1)
   })
 
+  it('a relay request is refused with its reason: not paired yet, relaying off, a peer opted out, no capacity left', async () => {
+    const refusal = async (p: RendezvousPeer, nonce: string): Promise<Msg | null> => await p.request({ t: 'relay-request', nonce }, m => m.t === 'error')
+    const lone = await startServer({ mappingCheck: false })
+    const l = await peer(lone.at)
+    const nl = freshNonce()
+    expect(errorCode(await l.register('n:700', nl))).toBe('registered')
+    expect(await refusal(l, nl)).toEqual({ t: 'error', code: 'ERR_NOT_PAIRED', message: 'no peer yet: a relay needs a pairing', nonce: nl })
+    expect(lone.server.stats().refusals).toEqual({ ERR_NOT_PAIRED: 1 })
+    const off = await startServer({ mappingCheck: false, relay: false })
+    const o = await paired(off.at, 'n:701')
+    expect(await refusal(o.a, o.na)).toEqual({ t: 'error', code: 'ERR_RELAY_UNAVAILABLE', message: 'this server does not relay', nonce: o.na })
+    const optOut = await startServer({ mappingCheck: false })
+    const [x, y] = [await peer(optOut.at), await peer(optOut.at)]
+    const [nx, ny] = [freshNonce(), freshNonce()]
+    expect(errorCode(await x.register('n:702', nx, { relay: false }))).toBe('registered')
+    expect(errorCode(await y.register('n:702', ny))).toBe('registered')
+    expect(await y.wait(m => m.t === 'peer', 3000)).not.toBeNull()
+    expect(await refusal(y, ny)).toEqual({ t: 'error', code: 'ERR_RELAY_UNAVAILABLE', message: 'a peer opted out of relaying', nonce: ny })
+    const full = await startServer({ mappingCheck: false, maxRelays: 0 })
+    const f = await paired(full.at, 'n:703')
+    expect(await refusal(f.b, f.nb)).toEqual({ t: 'error', code: 'ERR_RELAY_FULL', message: 'no relay capacity left, try again later', nonce: f.nb })
+    expect(full.server.stats()).toMatchObject({ activeRelays: 0, refusals: { ERR_RELAY_FULL: 1 } })
+  })
+
   it('binds one socket per local address for a wildcard host and answers from the address asked', async () => {
     const { server } = await startServer({ host: '0.0.0.0', mappingCheck: false })
     const { port } = server.address()
