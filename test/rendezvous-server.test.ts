@@ -325,6 +325,21 @@ describe('RendezvousServer (protocol v2)', () => {
     expect(server.stats()).toMatchObject({ unverifiedDropped: 2, retries: 1 })
   })
 
+  it('a registration\'s address is its IP and port: the same port on another IP cannot end it', async () => {
+    const { server, at } = await startServer({ mappingCheck: false })
+    const p = await peer(at)
+    const n = freshNonce()
+    expect(errorCode(await p.register('n:6103', n))).toBe('registered')
+    const twin = await RendezvousPeer.open(at, '127.0.0.2', p.address.port)
+    peers.push(twin)
+    twin.raw(datagram({ t: 'bye', nonce: n }))
+    await sleep(150)
+    expect(server.stats().activeRegistrations).toBe(1)
+    p.raw(datagram({ t: 'bye', nonce: n }))
+    await sleep(150)
+    expect(server.stats().activeRegistrations).toBe(0)
+  })
+
   it('a nonce registered under one key is refused under another (ERR_NONCE_IN_USE); its registration stays', async () => {
     const { server, at } = await startServer({ mappingCheck: false })
     const p = await peer(at)
