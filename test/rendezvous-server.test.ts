@@ -74,6 +74,8 @@ describe('RendezvousServer (protocol v2)', () => {
     await sleep(200)
     const codes = p.inbox.map(m => errorCode(m)).sort()
     expect(codes).toEqual(['ERR_MALFORMED', 'ERR_TOO_LARGE', 'ERR_UNEXPECTED', 'ERR_VERSION'])
+    expect(p.inbox.find(m => errorCode(m) === 'ERR_UNEXPECTED')).toEqual({ t: 'error', code: 'ERR_UNEXPECTED', message: 'a server does not take "probe" messages' })
+    expect(server.stats().refusals).toEqual({ ERR_MALFORMED: 1, ERR_TOO_LARGE: 1, ERR_UNEXPECTED: 1, ERR_VERSION: 1 })
     expect(p.bytesIn).toBeLessThanOrEqual(bad.slice(1).reduce((n, b) => n + b.length, 0))
     expect(server.stats().errors).toBe(6)
   })
@@ -181,7 +183,9 @@ describe('RendezvousServer (protocol v2)', () => {
     const replies = flooder.inbox.length - before
     expect(replies).toBeGreaterThanOrEqual(15)
     expect(replies).toBeLessThan(40) // the burst plus a few refills, not 500
-    expect(server.stats().rateLimited).toBeGreaterThan(300)
+    const { rateLimited, errors } = server.stats()
+    expect(rateLimited).toBeGreaterThan(300)
+    expect(errors).toBe(rateLimited) // each dropped datagram is an error too, and nothing else went wrong
     await paired(at, 'n:10')
   })
 
@@ -372,7 +376,7 @@ describe('RendezvousServer (protocol v2)', () => {
     expect(await p.wait(m => m.t === 'peer', 2000)).toMatchObject({ t: 'peer', nonce: after })
     expect(p.all('peer').map(m => m.nonce)).toEqual([after])
     // The old registration is gone: its nonce is no longer known
-    expect(await p.request({ t: 'keepalive', nonce: before }, m => m.t === 'error')).toMatchObject({ code: 'ERR_NOT_REGISTERED', nonce: before })
+    expect(await p.request({ t: 'keepalive', nonce: before }, m => m.t === 'error')).toEqual({ t: 'error', code: 'ERR_NOT_REGISTERED', message: 'no such registration (expired?): register again', nonce: before })
   })
 
   it('refuses registrations beyond maxRegistrations and beyond the per-prefix quota', async () => {
