@@ -344,6 +344,29 @@ describe('RendezvousServer (protocol v2)', () => {
     expect(server.stats().activeRegistrations).toBe(0)
   })
 
+  it('repeats peer until each side acks (6 more at most), and starts both after twice the larger RTT that keepalive or register gave', async () => {
+    const { at } = await startServer({ mappingCheck: false })
+    const [a, b] = [await peer(at), await peer(at)]
+    const [na, nb] = [freshNonce(), freshNonce()]
+    expect(errorCode(await a.register('n:6104', na))).toBe('registered')
+    // a's RTT comes from a keepalive, and one without rtt keeps it; b's comes with its register
+    expect(await a.request({ t: 'keepalive', nonce: na, rtt: 400 }, m => m.t === 'keepalive-ack')).not.toBeNull()
+    expect(await a.request({ t: 'keepalive', nonce: na }, m => m.t === 'keepalive-ack', 1000, undefined)).not.toBeNull()
+    expect(errorCode(await b.register('n:6104', nb, { rtt: 200 }))).toBe('registered')
+    const [pa, pb] = await Promise.all([a.wait(m => m.t === 'peer', 2000), b.wait(m => m.t === 'peer', 2000)]) as Array<Extract<Msg, { t: 'peer' }>>
+    a.send({ t: 'peer-ack', nonce: na })
+    // startAt is 2 * 400 ms away (more than startDelayMs, 300); each hears it less half its own RTT
+    expect(pa.startInMs).toBeGreaterThan(500)
+    expect(pa.startInMs).toBeLessThanOrEqual(600)
+    expect(pb.startInMs).toBeGreaterThan(600)
+    expect(pb.startInMs).toBeLessThanOrEqual(700)
+    // Every 500 ms: wait for the seventh, then for a repeat that must not come
+    for (let waited = 0; b.all('peer').length < 7 && waited < 8000; waited += 100) await sleep(100)
+    await sleep(1200)
+    expect(a.all('peer')).toHaveLength(1)
+    expect(b.all('peer')).toHaveLength(7)
+  }, 15_000)
+
   it('a nonce registered under one key is refused under another (ERR_NONCE_IN_USE); its registration stays', async () => {
     const { server, at } = await startServer({ mappingCheck: false })
     const p = await peer(at)
