@@ -154,6 +154,10 @@ describe('RendezvousServer (protocol v2)', () => {
     expect(moved).toEqual({ t: 'peer-moved', nonce: nb, public: aMoved.address, seq: 1 })
     await sleep(400)
     expect(b.all('peer-moved').length).toBeGreaterThanOrEqual(2) // repeated: no ack yet
+    b.send({ t: 'peer-moved-ack', nonce: nb, seq: 0 }) // an ack of another move does not stop it
+    const before = b.all('peer-moved').length
+    await sleep(700)
+    expect(b.all('peer-moved').length).toBeGreaterThan(before)
     b.send({ t: 'peer-moved-ack', nonce: nb, seq: 1 })
     await sleep(100)
     const count = b.all('peer-moved').length
@@ -167,6 +171,32 @@ describe('RendezvousServer (protocol v2)', () => {
     aMoved.send({ t: 'bye', nonce: na })
     await sleep(50)
     expect(server.stats().activeRegistrations).toBe(1)
+  })
+
+  it('a move before pairing tells nobody; the second peer\'s move reaches the first; once the other left, a move tells nobody', async () => {
+    const { server, at } = await startServer({ mappingCheck: false })
+    const moveTo = async (p: RendezvousPeer, nonce: string): Promise<RendezvousPeer> => {
+      const moved = await peer(at)
+      moved.cookie = p.cookie
+      expect(await moved.request({ t: 'keepalive', nonce }, m => m.t === 'keepalive-ack', 1000)).toMatchObject({ nonce, observed: moved.address })
+      return moved
+    }
+    const lone = await peer(at)
+    const nl = freshNonce()
+    expect(errorCode(await lone.register('n:18412', nl))).toBe('registered')
+    await moveTo(lone, nl)
+    expect(server.stats()).toMatchObject({ moves: 0, errors: 0 })
+    const { a, b, na, nb } = await paired(at, 'n:18413')
+    const bMoved = await moveTo(b, nb)
+    expect(await a.wait(m => m.t === 'peer-moved')).toEqual({ t: 'peer-moved', nonce: na, public: bMoved.address, seq: 1 })
+    expect(server.stats()).toMatchObject({ moves: 1, errors: 0 })
+    a.send({ t: 'bye', nonce: na })
+    await sleep(100)
+    const heard = bMoved.inbox.length
+    await moveTo(bMoved, nb)
+    await sleep(200)
+    expect(server.stats()).toMatchObject({ moves: 1, errors: 0 })
+    expect(bMoved.inbox.length).toBe(heard)
   })
 
   it('rate-limits a flooding verified source without disturbing a pairing from elsewhere', async () => {
