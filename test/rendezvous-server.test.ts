@@ -187,9 +187,16 @@ describe('RendezvousServer (protocol v2)', () => {
     await moveTo(lone, nl)
     expect(server.stats()).toMatchObject({ moves: 0, errors: 0 })
     const { a, b, na, nb } = await paired(at, 'n:18413')
+    const events: unknown[] = []
+    server.on('moved', e => events.push(e))
     const bMoved = await moveTo(b, nb)
     expect(await a.wait(m => m.t === 'peer-moved')).toEqual({ t: 'peer-moved', nonce: na, public: bMoved.address, seq: 1 })
     expect(server.stats()).toMatchObject({ moves: 1, errors: 0 })
+    expect(events).toEqual([{ key: 'n:18413', from: nb, to: bMoved.address }])
+    // Unacknowledged, it is repeated every 300 ms, 10 more times at most
+    for (let waited = 0; a.all('peer-moved').length < 11 && waited < 8000; waited += 100) await sleep(100)
+    await sleep(700)
+    expect(a.all('peer-moved')).toHaveLength(11)
     a.send({ t: 'bye', nonce: na })
     await sleep(100)
     const heard = bMoved.inbox.length
@@ -197,7 +204,7 @@ describe('RendezvousServer (protocol v2)', () => {
     await sleep(200)
     expect(server.stats()).toMatchObject({ moves: 1, errors: 0 })
     expect(bMoved.inbox.length).toBe(heard)
-  })
+  }, 15_000)
 
   it('rate-limits a flooding verified source without disturbing a pairing from elsewhere', async () => {
     const { server, at } = await startServer({ rateLimit: { perSecond: 10, burst: 20 }, mappingCheck: false })
