@@ -491,8 +491,8 @@ describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
 
     /**
      * Pairing through the Mainline DHT instead of a server: a DHT of 20 nodes of ours and 10 of bittorrent-dht,
-     * each at an address of its own on inet as on the internet (test/helpers/dht-lab.mjs), and two idle-peer.mjs that meet with rendezvous({ dht }),
-     * then move 8 MiB checksummed. No relay exists here, so symmetric <-> symmetric must fail, and say why.
+     * each at an address of its own on inet as on the internet (test/helpers/dht-lab.mjs), and two idle-peer.mjs
+     * that meet with rendezvous({ dht }), then move 8 MiB checksummed. No relay exists here, so symmetric <-> symmetric must fail, and say why.
      */
     describe.sequential('pairing through the DHT', () => {
       async function dhtPair (labArgs: string[], check: (ra: IdleResult, rb: IdleResult, ctx: string) => void, relay = false): Promise<void> {

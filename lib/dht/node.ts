@@ -1,6 +1,6 @@
 // DhtNode: one node of the BitTorrent Mainline DHT (BEP 5) that stores and fetches BEP 44 mutable items.
-// rendezvous({ dht }) (lib/rendezvous/client.ts, lib/dht/meeting.ts) uses it to meet a peer without a server of ours; tests and
-// private networks run their own nodes with it (`server: true`, bootstrapped from one another).
+// rendezvous({ dht }) (lib/rendezvous/client.ts, lib/dht/meeting.ts) uses it to meet a peer without a server
+// of ours; tests and private networks run their own nodes with it (`server: true`, bootstrapped from one another).
 //
 // It has a UDP socket of its own, separate from the uTP Node's: the DHT is only the meeting point.
 

@@ -6,7 +6,7 @@
 //   - liar: a well-behaved node for routing (it answers ping and find_node), that answers every `get` with a
 //     forged item: a value and a signature that no key of the target signed
 // Importable (startDhtLab), or run as a program inside a network namespace:
-//   node test/helpers/dht-lab.mjs --host 203.0.113.10,203.0.113.11 --ours 20 --theirs 10 [--hostile]
+//   node test/helpers/dht-lab.mjs --host 203.0.113.100,203.0.113.101,... --ours 20 --theirs 10 [--hostile]
 // which prints one JSON line ({ bootstrap: [...] }) once the network is up and runs until killed.
 import { createHash, createPublicKey, randomBytes, verify as edVerify } from 'crypto'
 import * as dgram from 'dgram'
@@ -35,8 +35,8 @@ export function ed25519Verify (signature, message, publicKey) {
 
 /**
  * Start a DHT of `ours` + `theirs` nodes on `host`, or spread over `hosts` in turn (so that a NAT's mapping toward
- * several addresses can be seen; ours first, then theirs), plus the hostile ones when asked (on the first host). Resolves when every
- * node is bound and the independent ones have joined; `bootstrap` lists every honest node, the first one
+ * several addresses can be seen; ours first, then theirs: with a host per node, each has an address of its own,
+ * as on the internet), plus the hostile ones when asked (on the first host). Resolves when every node is bound and the independent ones have joined; `bootstrap` lists every honest node, the first one
  * first; `hostile` lists the hostile ones (add them to a client's bootstrap to be sure it meets them)
  */
 export async function startDhtLab ({ host = '127.0.0.1', hosts = [host], ours = 20, theirs = 10, hostile = false } = {}) {

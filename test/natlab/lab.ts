@@ -16,7 +16,6 @@ export const PREFIX = process.env.NATLAB_PREFIX ?? `upr-t${process.pid}`
 const env = { ...process.env, NATLAB_PREFIX: PREFIX }
 const NODES = ['hostA', 'hostB', 'inet', 'natA', 'natB']
 export const SERVER_IP = '203.0.113.10'
-export const SERVER_IP2 = '203.0.113.11'
 /** Addresses of inet for the lab's DHT, one per node (lab.sh says why) */
 export const DHT_IPS = Array.from({ length: 40 }, (_, i) => `203.0.113.${100 + i}`)
 export type LabNode = 'hostA' | 'hostB' | 'inet' | 'natA' | 'natB'
