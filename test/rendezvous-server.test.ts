@@ -40,6 +40,9 @@ async function paired (at: { address: string, port: number }, key: string): Prom
 
 const errorCode = (m: Msg | null): string | undefined => m === null ? 'timeout' : m.t === 'error' ? m.code : m.t
 
+/** `body` padded (an extra field) to exactly `size` bytes on the wire */
+const padded = (body: Record<string, unknown>, size: number): Buffer => datagram({ ...body, pad: 'x'.repeat(size - datagram({ ...body, pad: '' }).length) })
+
 describe('RendezvousServer (protocol v2)', () => {
   it('answers a request without a cookie with a retry no larger than it, and registers only with the cookie', async () => {
     const { server, at } = await startServer()
@@ -132,6 +135,48 @@ describe('RendezvousServer (protocol v2)', () => {
     // A check naming someone else's registration from another IP gets an error, not an ack
     const stranger = await peer(at, '127.0.0.2')
     expect(errorCode(await stranger.request({ t: 'check', nonce: na, pad: 'x'.repeat(40) }, m => m.t === 'error' || m.t === 'check-ack', 500, checkPort))).toBe('ERR_NOT_REGISTERED')
+  })
+
+  it('the check port takes only checks: anything else, junk or oversized, is dropped and counted; a check needs a cookie there', async () => {
+    const { server, at } = await startServer({ maxMessageSize: 300, unverifiedRate: { perSecond: 0.01, burst: 2 } })
+    const a = await peer(at)
+    const na = freshNonce()
+    const checkPort = (await a.register('n:31337', na) as { checkPort: number }).checkPort // spends an unverified token
+    const cookie = a.cookie as string
+    const errors = server.stats().errors
+    const heard = a.inbox.length
+    a.raw(Buffer.from('not our protocol at all'), checkPort)
+    a.raw(Buffer.from('UTPRV\x02{not json}', 'latin1'), checkPort)
+    a.raw(datagram({ t: 'keepalive', nonce: na, cookie }), checkPort)
+    a.raw(padded({ t: 'check', nonce: na, cookie }, 301), checkPort)
+    await sleep(150)
+    expect(a.inbox.length).toBe(heard)
+    expect(server.stats().errors).toBe(errors + 4)
+    // A check of exactly maxMessageSize is read
+    a.raw(padded({ t: 'check', nonce: na, cookie }, 300), checkPort)
+    expect(await a.wait(m => m.t === 'check-ack', 500, heard)).toEqual({ t: 'check-ack', nonce: na, observed: a.address })
+    // Another port of the same IP, without a cookie: a retry (the last unverified token), never an ack
+    const other = await peer(at)
+    other.raw(padded({ t: 'check', nonce: na }, 120), checkPort)
+    expect(await other.wait(m => m.t !== 'retry', 200)).toBeNull()
+    expect(other.all('retry')).toHaveLength(1)
+    // With the unverified budget spent, a cookie-less check gets nothing at all
+    const third = await peer(at)
+    third.raw(padded({ t: 'check', nonce: na }, 120), checkPort)
+    await sleep(150)
+    expect(third.inbox).toHaveLength(0)
+    expect(server.stats()).toMatchObject({ unverifiedDropped: 1, retries: 2 })
+  })
+
+  it('checks count against their IP\'s rate limit like any verified request', async () => {
+    const { server, at } = await startServer({ rateLimit: { perSecond: 0.01, burst: 3 } })
+    const a = await peer(at)
+    const na = freshNonce()
+    const checkPort = (await a.register('n:31338', na) as { checkPort: number }).checkPort // one token
+    for (let i = 0; i < 3; i++) a.send({ t: 'check', nonce: na }, checkPort)
+    await sleep(150)
+    expect(a.all('check-ack')).toHaveLength(2)
+    expect(server.stats()).toMatchObject({ rateLimited: 1, errors: 1 })
   })
 
   it('announces a pairing without mappings when the checks never come (mappingWaitMs)', async () => {
@@ -328,8 +373,6 @@ describe('RendezvousServer (protocol v2)', () => {
     const { server, at } = await startServer({ mappingCheck: false })
     const p = await peer(at)
     const retrySize = protocol.encode({ t: 'retry', cookie: '0'.repeat(32) } as Msg).length
-    /** `body` padded (an extra field) to exactly `size` bytes on the wire */
-    const padded = (body: Record<string, unknown>, size: number): Buffer => datagram({ ...body, pad: 'x'.repeat(size - datagram({ ...body, pad: '' }).length) })
     const keepalive = (size: number): Buffer => padded({ t: 'keepalive', nonce: freshNonce() }, size)
     expect(keepalive(retrySize)).toHaveLength(retrySize)
     // One byte short of its retry: nothing goes back, and it counts as an error, not a retry
