@@ -4,11 +4,14 @@ import * as dgram from 'dgram'
 import * as net from 'net'
 import { afterEach, describe, expect, it } from 'vitest'
 
+import type * as RelayModule from '../lib/server/relay'
 import type * as ServerModule from '../lib/server/server'
 import { CONFIRM_MAC, datagram, PAKE, freshNonce, pairUp, protocol, RendezvousPeer, registerBody, type Msg } from './helpers/rendezvous-peer'
 import { requireFromRoot, sleep } from './helpers/utp'
 
 const { RendezvousServer } = requireFromRoot('./dist/lib/server/server.js') as typeof ServerModule
+const { RelayAllocation } = requireFromRoot('./dist/lib/server/relay.js') as typeof RelayModule
+type RelayAllocationT = RelayModule.RelayAllocation
 type Server = ServerModule.RendezvousServer
 
 const servers: Server[] = []
@@ -155,6 +158,10 @@ describe('RendezvousServer (protocol v2)', () => {
     // A check of exactly maxMessageSize is read
     a.raw(padded({ t: 'check', nonce: na, cookie }, 300), checkPort)
     expect(await a.wait(m => m.t === 'check-ack', 500, heard)).toEqual({ t: 'check-ack', nonce: na, observed: a.address })
+    // A check naming no registration gets an error that says so
+    const unknown = freshNonce()
+    a.raw(datagram({ t: 'check', nonce: unknown, cookie }), checkPort)
+    expect(await a.wait(m => m.t === 'error', 500, heard)).toEqual({ t: 'error', code: 'ERR_NOT_REGISTERED', message: 'no such registration (expired?): register again', nonce: unknown })
     // Another port of the same IP, without a cookie: a retry (the last unverified token), never an ack
     const other = await peer(at)
     other.raw(padded({ t: 'check', nonce: na }, 120), checkPort)
@@ -298,7 +305,13 @@ describe('RendezvousServer (protocol v2)', () => {
     const c = await peer(at)
     expect(errorCode(await c.register('n:31337', freshNonce()))).toBe('ERR_CODE_BURNED')
     await sleep(450)
-    expect(errorCode(await c.register('n:31337', freshNonce()))).toBe('registered')
+    const nc = freshNonce()
+    expect(errorCode(await c.register('n:31337', nc))).toBe('registered')
+    // Reported by a registrant still waiting for its peer, it burns the key and drops that registration
+    c.send({ t: 'pake-failed', nonce: nc })
+    await sleep(50)
+    expect(server.stats()).toMatchObject({ activeRegistrations: 0, pakeFailures: 2, burnedKeys: 1 })
+    expect(burned).toHaveLength(2)
   })
 
   it('expires registrations without keepalives and keeps those with', async () => {
@@ -484,6 +497,25 @@ describe('RendezvousServer (protocol v2)', () => {
     expect(await p.request({ t: 'keepalive', nonce: before }, m => m.t === 'error')).toEqual({ t: 'error', code: 'ERR_NOT_REGISTERED', message: 'no such registration (expired?): register again', nonce: before })
   })
 
+  it('a register repeated from a new address (with its cookie) moves the registration there; repeated from the same one it moves nothing', async () => {
+    const { server, at } = await startServer({ mappingCheck: false })
+    const a = await peer(at)
+    const na = freshNonce()
+    expect(errorCode(await a.register('n:6202', na))).toBe('registered')
+    // The client's NAT rebound before its reply came: the repeat arrives from another port
+    const rebound = await peer(at)
+    expect(await rebound.register('n:6202', na)).toMatchObject({ t: 'registered', observed: rebound.address })
+    expect(a.all('registered')).toHaveLength(1)
+    const b = await peer(at)
+    expect(errorCode(await b.register('n:6202', freshNonce()))).toBe('registered')
+    expect(await b.wait(m => m.t === 'peer', 2000)).toMatchObject({ public: rebound.address })
+    // A repeat from where it already is (its reply was lost) is no move: the peer hears nothing
+    expect(errorCode(await rebound.register('n:6202', na))).toBe('registered')
+    await sleep(100)
+    expect(b.all('peer-moved')).toHaveLength(0)
+    expect(server.stats().moves).toBe(0)
+  })
+
   it('refuses registrations beyond maxRegistrations and beyond the per-prefix quota', async () => {
     const { at } = await startServer({ maxRegistrations: 2 })
     const s = await peer(at)
@@ -556,6 +588,56 @@ describe('RendezvousServer (protocol v2)', () => {
     const f = await paired(full.at, 'n:703')
     expect(await refusal(f.b, f.nb)).toEqual({ t: 'error', code: 'ERR_RELAY_FULL', message: 'no relay capacity left, try again later', nonce: f.nb })
     expect(full.server.stats()).toMatchObject({ activeRelays: 0, refusals: { ERR_RELAY_FULL: 1 } })
+  })
+
+  it('a relay that cannot be allocated is refused and can be asked again; one ready after its pairing or server ended is closed unannounced', async () => {
+    const realOpen = RelayAllocation.open
+    try {
+      const { server, at } = await startServer({ mappingCheck: false, relaysPerPrefix: 1, maxRelays: 1 })
+      const { a, b, na } = await paired(at, 'n:704')
+      RelayAllocation.open = async () => { throw new Error('no ports') }
+      expect(await a.request({ t: 'relay-request', nonce: na }, m => m.t === 'error' || m.t === 'relay-allocated')).toEqual({ t: 'error', code: 'ERR_RELAY_UNAVAILABLE', message: 'could not allocate relay ports', nonce: na })
+      expect(server.stats()).toMatchObject({ relays: 0, activeRelays: 0 })
+      // The failure held nothing: asked again, as the one relay of its prefix and of the server, it is allocated
+      RelayAllocation.open = realOpen
+      expect(await a.request({ t: 'relay-request', nonce: na }, m => m.t === 'error' || m.t === 'relay-allocated')).toMatchObject({ t: 'relay-allocated' })
+      expect(await b.wait(m => m.t === 'relay-allocated')).not.toBeNull()
+      // Allocations that complete too late: the pairing ended (bye) or the server closed meanwhile
+      const late: RelayAllocationT[] = []
+      let release = (): void => {}
+      RelayAllocation.open = async (o) => {
+        await new Promise<void>(resolve => { release = resolve })
+        const r = await realOpen(o)
+        late.push(r)
+        return r
+      }
+      const lateRelay = await startServer({ mappingCheck: false, relaysPerPrefix: 1 })
+      const events: unknown[] = []
+      lateRelay.server.on('relay', e => events.push(e))
+      const q = await paired(lateRelay.at, 'n:705')
+      q.a.send({ t: 'relay-request', nonce: q.na })
+      await sleep(100)
+      q.a.send({ t: 'bye', nonce: q.na })
+      await sleep(100)
+      release()
+      await sleep(100)
+      expect(late).toHaveLength(1)
+      expect(late[0].closed).toBe(true)
+      expect([...q.a.inbox, ...q.b.inbox].filter(m => m.t === 'relay-allocated' || m.t === 'error')).toEqual([])
+      expect(lateRelay.server.stats()).toMatchObject({ relays: 0, activeRelays: 0 })
+      expect(events).toEqual([])
+      const closing = await startServer({ mappingCheck: false })
+      const c = await paired(closing.at, 'n:706')
+      c.a.send({ t: 'relay-request', nonce: c.na })
+      await sleep(100)
+      await closing.server.close()
+      release()
+      await sleep(100)
+      expect(late).toHaveLength(2)
+      expect(late[1].closed).toBe(true)
+    } finally {
+      RelayAllocation.open = realOpen
+    }
   })
 
   it('binds one socket per local address for a wildcard host and answers from the address asked', async () => {

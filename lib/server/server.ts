@@ -597,7 +597,8 @@ export class RendezvousServer extends EventEmitter {
     p.relay = allocating
     void allocating.then((relay) => {
       this._relaysPending--
-      if (relay === null || this._main.length === 0 || p.ended) {
+      // close() ends every pairing, so a server closed meanwhile is seen here as p.ended
+      if (relay === null || p.ended) {
         relay?.close()
         this._relaysPerPrefix.remove(reg.prefix)
         p.relay = null
