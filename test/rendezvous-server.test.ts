@@ -284,7 +284,8 @@ describe('RendezvousServer (protocol v2)', () => {
     const { server, at } = await startServer({ mappingCheck: false })
     const { a, na } = await paired(at, 'n:50500')
     const c = await peer(at)
-    expect(errorCode(await c.register('n:50500', freshNonce()))).toBe('ERR_CODE_BURNED')
+    const nc = freshNonce()
+    expect(await c.register('n:50500', nc)).toEqual({ t: 'error', code: 'ERR_CODE_BURNED', message: 'this code was already used: make a new one', nonce: nc })
     a.send({ t: 'bye', nonce: na })
     await sleep(50)
     expect(server.stats()).toMatchObject({ activePairings: 0, burnedKeys: 1 })
@@ -468,7 +469,7 @@ describe('RendezvousServer (protocol v2)', () => {
     const n = freshNonce()
     expect(errorCode(await p.register('n:6101', n))).toBe('registered')
     // Before (the check disabled): 'registered', the reply for the registration under n:6101
-    expect(await p.register('n:6102', n)).toMatchObject({ t: 'error', code: 'ERR_NONCE_IN_USE', nonce: n })
+    expect(await p.register('n:6102', n)).toEqual({ t: 'error', code: 'ERR_NONCE_IN_USE', message: 'nonce already registered under another key', nonce: n })
     expect(server.stats()).toMatchObject({ activeRegistrations: 1, activePairings: 0 })
     // The nonce still waits under its first key: a peer there pairs with it, nobody waits under the second
     const q = await peer(at)
@@ -519,14 +520,17 @@ describe('RendezvousServer (protocol v2)', () => {
   it('refuses registrations beyond maxRegistrations and beyond the per-prefix quota', async () => {
     const { at } = await startServer({ maxRegistrations: 2 })
     const s = await peer(at)
-    const codes = [await s.register('n:1', freshNonce()), await s.register('n:2', freshNonce()), await s.register('n:3', freshNonce())].map(errorCode)
-    expect(codes).toEqual(['registered', 'registered', 'ERR_FULL'])
+    const codes = [await s.register('n:1', freshNonce()), await s.register('n:2', freshNonce())].map(errorCode)
+    expect(codes).toEqual(['registered', 'registered'])
+    const n3 = freshNonce()
+    expect(await s.register('n:3', n3)).toEqual({ t: 'error', code: 'ERR_FULL', message: 'too many registrations, try again later', nonce: n3 })
     const q = await startServer({ registrationsPerPrefix: 2 })
     const t = await peer(q.at, '127.0.0.3')
     const u = await peer(q.at, '127.0.0.4') // the same /24
     const v = await peer(q.at, '127.0.1.4') // another /24
     expect([await t.register('n:1', freshNonce()), await u.register('n:2', freshNonce()), await u.register('n:3', freshNonce()), await v.register('n:4', freshNonce())].map(errorCode))
       .toEqual(['registered', 'registered', 'ERR_RATE_LIMITED', 'registered'])
+    expect(q.server.stats()).toMatchObject({ quotaRefused: 1, refusals: { ERR_RATE_LIMITED: 1 } })
   })
 
   it('serves /healthz and /stats over HTTP on the same port number, on loopback', async () => {
