@@ -531,6 +531,7 @@ describe('RendezvousServer (protocol v2)', () => {
     expect([await t.register('n:1', freshNonce()), await u.register('n:2', freshNonce()), await u.register('n:3', freshNonce()), await v.register('n:4', freshNonce())].map(errorCode))
       .toEqual(['registered', 'registered', 'ERR_RATE_LIMITED', 'registered'])
     expect(q.server.stats()).toMatchObject({ quotaRefused: 1, refusals: { ERR_RATE_LIMITED: 1 } })
+    expect(u.all('error')).toMatchObject([{ code: 'ERR_RATE_LIMITED', message: 'too many registrations from this network or in total, try again later' }])
   })
 
   it('serves /healthz and /stats over HTTP on the same port number, on loopback', async () => {
