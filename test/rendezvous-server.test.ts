@@ -517,6 +517,22 @@ describe('RendezvousServer (protocol v2)', () => {
     expect(server.stats().moves).toBe(0)
   })
 
+  it('a second registrant declaring the waiting one\'s side is refused (ERR_SAME_ROLE); the same client restarted replaces it', async () => {
+    const { server, at } = await startServer({ mappingCheck: false })
+    const a = await peer(at)
+    expect(errorCode(await a.register('n:6203', freshNonce(), { side: 'send' }))).toBe('registered')
+    const b = await peer(at)
+    const nb = freshNonce()
+    expect(await b.register('n:6203', nb, { side: 'send' })).toEqual({ t: 'error', code: 'ERR_SAME_ROLE', message: 'the peer waiting under this code is also a "send" side', nonce: nb })
+    // From the waiting one's own address and port it is that client restarted, not a second sender
+    const restarted = freshNonce()
+    expect(errorCode(await a.register('n:6203', restarted, { side: 'send' }))).toBe('registered')
+    expect(server.stats()).toMatchObject({ activeRegistrations: 1, refusals: { ERR_SAME_ROLE: 1 } })
+    const c = await peer(at)
+    expect(errorCode(await c.register('n:6203', freshNonce(), { side: 'receive' }))).toBe('registered')
+    expect(await a.wait(m => m.t === 'peer', 2000)).toMatchObject({ nonce: restarted })
+  })
+
   it('refuses registrations beyond maxRegistrations and beyond the per-prefix quota', async () => {
     const { at } = await startServer({ maxRegistrations: 2 })
     const s = await peer(at)
