@@ -112,6 +112,16 @@ describe('RendezvousServer (protocol v2)', () => {
     expect(b.all('peer-confirm').every(m => m.mac === CONFIRM_MAC)).toBe(true)
   })
 
+  it('peer tells each side the NAT type the other declared, and nothing when it declared none', async () => {
+    const { at } = await startServer({ mappingCheck: false })
+    const a = await peer(at)
+    const b = await peer(at)
+    expect(errorCode(await a.register('n:78', freshNonce(), { nat: 'port-restricted' }))).toBe('registered')
+    expect(errorCode(await b.register('n:78', freshNonce()))).toBe('registered')
+    expect(await b.wait(m => m.t === 'peer')).toMatchObject({ peerNat: 'port-restricted' })
+    expect(await a.wait(m => m.t === 'peer')).not.toHaveProperty('peerNat')
+  })
+
   it('measures each peer\'s NAT mapping on a second port (with a cookie), waits for both, and tells each', async () => {
     const { at } = await startServer({ mappingWaitMs: 3000 })
     const a = await peer(at)

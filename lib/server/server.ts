@@ -495,8 +495,10 @@ export class RendezvousServer extends EventEmitter {
   private _onPaired (p: Pairing): void {
     this._counters.pairings++
     this.emit('paired', { key: p.key, connect: p.peers[0].observed, accept: p.peers[1].observed } satisfies PairedInfo)
-    // Peers choose their strategy by both mappings: give the checks (sent right after `registered`) a moment
-    if (this._checks.length === 0 || p.peers.every(r => r.mapping !== undefined)) this._announce(p)
+    // Peers choose their strategy by both mappings: give the checks (sent right after `registered`) a moment.
+    // The peer that just registered cannot have been checked yet (a check names a registration), so with
+    // checks on there is always something to wait for; _onCheck announces as soon as both are in.
+    if (this._checks.length === 0) this._announce(p)
     else p.announceTimer = setTimeout(() => this._announce(p), this._o.mappingWaitMs)
   }
 
