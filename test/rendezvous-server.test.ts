@@ -112,6 +112,24 @@ describe('RendezvousServer (protocol v2)', () => {
     expect(b.all('peer-confirm').every(m => m.mac === CONFIRM_MAC)).toBe(true)
   })
 
+  it('peer-confirm repeats until acked, ten more times at most; a second confirm neither doubles nor restarts it', async () => {
+    const { at } = await startServer({ mappingCheck: false })
+    const { a, b, na, nb } = await paired(at, 'n:79')
+    a.send({ t: 'confirm', nonce: na, mac: CONFIRM_MAC })
+    a.send({ t: 'confirm', nonce: na, mac: CONFIRM_MAC })
+    await sleep(100)
+    expect(b.all('peer-confirm')).toHaveLength(1)
+    for (let waited = 0; b.all('peer-confirm').length < 11 && waited < 8000; waited += 100) await sleep(100)
+    await sleep(700)
+    expect(b.all('peer-confirm')).toHaveLength(11)
+    // Acked, a later confirm from A is not sent on
+    b.send({ t: 'peer-confirm-ack', nonce: nb })
+    await sleep(100)
+    a.send({ t: 'confirm', nonce: na, mac: CONFIRM_MAC })
+    await sleep(200)
+    expect(b.all('peer-confirm')).toHaveLength(11)
+  }, 15_000)
+
   it('peer tells each side the NAT type the other declared, and nothing when it declared none', async () => {
     const { at } = await startServer({ mappingCheck: false })
     const a = await peer(at)
