@@ -107,5 +107,6 @@ describe('attacks on the rendezvous relays', () => {
     measure('1000-byte datagrams relayed of 30 under a 10,000-byte budget, and the next relay request', { received, next: next.result, relayedBytes: server.stats().relayedBytes })
     expect(received).toBe(10)
     expect(next.result).toBe('ERR_RELAY_BUDGET')
+    expect(next.a.all('error')).toMatchObject([{ code: 'ERR_RELAY_BUDGET', message: 'the server\'s relay budget is spent, try again later' }])
   })
 })

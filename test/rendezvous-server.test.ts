@@ -689,6 +689,67 @@ describe('RendezvousServer (protocol v2)', () => {
     }
   })
 
+  it('relay requests: a repeat gets the same relay, one after it idled out a new one, one while allocating waits for it', async () => {
+    const realOpen = RelayAllocation.open
+    try {
+      const { server, at } = await startServer({ mappingCheck: false, relayIdleMs: 300 })
+      const { a, b, na, nb } = await paired(at, 'n:707')
+      const allocated = async (p: RendezvousPeer, nonce: string): Promise<Msg | null> => await p.request({ t: 'relay-request', nonce }, m => m.t === 'error' || m.t === 'relay-allocated')
+      const first = await allocated(a, na) as Extract<Msg, { t: 'relay-allocated' }>
+      expect(first).toMatchObject({ t: 'relay-allocated', nonce: na })
+      expect(await allocated(b, nb)).toMatchObject({ t: 'relay-allocated', nonce: nb })
+      expect(await allocated(a, na)).toEqual(first)
+      expect(server.stats()).toMatchObject({ relays: 1, activeRelays: 1 })
+      // The relay is bound to the address the peers reached the server at, and no other
+      const elsewhere = await peer(at)
+      elsewhere.raw(datagram({ t: 'relay-hello', token: first.token }), first.port, '127.0.0.2')
+      await sleep(100)
+      expect(elsewhere.inbox).toEqual([])
+      // Nobody said hello: it idles out, and a new request gets a new relay
+      await sleep(600)
+      expect(server.stats().activeRelays).toBe(0)
+      const second = await allocated(a, na)
+      expect(second).toMatchObject({ t: 'relay-allocated' })
+      expect((second as typeof first).token).not.toBe(first.token)
+      expect(server.stats()).toMatchObject({ relays: 2, activeRelays: 1 })
+      // While a relay is being allocated, a repeated request starts no second one, and the allocation being
+      // bound counts against maxRelays
+      let opened = 0
+      let release = (): void => {}
+      RelayAllocation.open = async (o) => {
+        opened++
+        await new Promise<void>(resolve => { release = resolve })
+        return await realOpen(o)
+      }
+      const slow = await startServer({ mappingCheck: false, maxRelays: 1 })
+      const q = await paired(slow.at, 'n:708')
+      q.a.send({ t: 'relay-request', nonce: q.na })
+      await sleep(50)
+      q.b.send({ t: 'relay-request', nonce: q.nb })
+      const r = await paired(slow.at, 'n:709')
+      expect(await allocated(r.a, r.na)).toEqual({ t: 'error', code: 'ERR_RELAY_FULL', message: 'no relay capacity left, try again later', nonce: r.na })
+      expect(opened).toBe(1)
+      release()
+      expect(await q.a.wait(m => m.t === 'relay-allocated', 1000)).not.toBeNull()
+      expect(await q.b.wait(m => m.t === 'relay-allocated', 1000)).not.toBeNull()
+      await sleep(100)
+      expect(q.a.all('relay-allocated')).toHaveLength(1)
+      expect([...q.a.inbox, ...q.b.inbox].filter(m => m.t === 'error')).toEqual([])
+      expect(opened).toBe(1)
+    } finally {
+      RelayAllocation.open = realOpen
+    }
+  })
+
+  it('relays per address prefix are limited (ERR_RATE_LIMITED, counted as a quota refusal)', async () => {
+    const { server, at } = await startServer({ mappingCheck: false, relaysPerPrefix: 1 })
+    const p = await paired(at, 'n:710')
+    expect(await p.a.request({ t: 'relay-request', nonce: p.na }, m => m.t === 'relay-allocated')).not.toBeNull()
+    const q = await paired(at, 'n:711')
+    expect(await q.a.request({ t: 'relay-request', nonce: q.na }, m => m.t === 'error')).toEqual({ t: 'error', code: 'ERR_RATE_LIMITED', message: 'too many relays for this network, try again later', nonce: q.na })
+    expect(server.stats()).toMatchObject({ quotaRefused: 1, relays: 1 })
+  })
+
   it('binds one socket per local address for a wildcard host and answers from the address asked', async () => {
     const { server } = await startServer({ host: '0.0.0.0', mappingCheck: false })
     const { port } = server.address()
