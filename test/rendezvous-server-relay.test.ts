@@ -15,11 +15,14 @@ const { startServer, peer, paired } = serverHarness()
 describe('RendezvousServer relays', () => {
   it('relays between the two learned addresses once both said hello, and frees the relay when the pairing ends', async () => {
     const { server, at } = await startServer({ mappingCheck: false })
+    const events: unknown[] = []
+    server.on('relay', e => events.push(e))
     const { a, b, na, nb } = await paired(at, 'n:600')
     const alloc = await a.request({ t: 'relay-request', nonce: na }, m => m.t === 'relay-allocated') as Extract<Msg, { t: 'relay-allocated' }>
     const allocB = await b.wait(m => m.t === 'relay-allocated') as Extract<Msg, { t: 'relay-allocated' }>
     expect(alloc).not.toBeNull()
     expect(allocB).not.toBeNull()
+    expect(events).toEqual([{ key: 'n:600', ports: [alloc.port, allocB.port] }])
     a.raw(protocol.encode({ t: 'relay-hello', token: alloc.token }), alloc.port)
     b.raw(protocol.encode({ t: 'relay-hello', token: allocB.token }), allocB.port)
     expect(await a.wait(m => m.t === 'relay-hello-ack' && m.ready)).not.toBeNull()

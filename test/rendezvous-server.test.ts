@@ -110,6 +110,34 @@ describe('RendezvousServer (protocol v2)', () => {
     expect(await a.wait(m => m.t === 'peer')).not.toHaveProperty('peerNat')
   })
 
+  it('from an unverified source, a client\'s messages that need no cookie are ignored without a word; a server\'s get ERR_UNEXPECTED', async () => {
+    const { server, at } = await startServer({ mappingCheck: false })
+    const p = await peer(at)
+    const nonce = freshNonce()
+    const pad = 'x'.repeat(200) // room for an error reply: an unverified source gets none larger than its request
+    const quiet = [
+      { t: 'peer-ack', nonce },
+      { t: 'confirm', nonce, mac: CONFIRM_MAC },
+      { t: 'peer-confirm-ack', nonce },
+      { t: 'pake-failed', nonce },
+      { t: 'bye', nonce },
+      { t: 'check', nonce },
+      { t: 'peer-moved-ack', nonce, seq: 1 }
+    ]
+    for (const m of quiet) p.raw(datagram({ ...m, pad }))
+    await sleep(150)
+    expect(p.inbox).toEqual([])
+    expect(server.stats()).toMatchObject({ errors: quiet.length, refusals: {} })
+    // Those that need a cookie get a retry; what only a server sends is refused, naming it
+    for (const t of ['register', 'keepalive', 'relay-request']) {
+      p.raw(datagram({ ...(t === 'register' ? registerBody('n:80', nonce) : { t, nonce }), pad }))
+    }
+    p.raw(datagram({ t: 'keepalive-ack', nonce, observed: p.address, pad }))
+    await sleep(150)
+    expect(p.inbox.map(m => m.t)).toEqual(['retry', 'retry', 'retry', 'error'])
+    expect(p.inbox[3]).toEqual({ t: 'error', code: 'ERR_UNEXPECTED', message: 'a server does not take "keepalive-ack" messages' })
+  })
+
   it('measures each peer\'s NAT mapping on a second port (with a cookie), waits for both, and tells each', async () => {
     const { at } = await startServer({ mappingWaitMs: 3000 })
     const a = await peer(at)
