@@ -1,7 +1,7 @@
 // The rendezvous server's relays, driven by bare test clients on loopback: allocation and its refusals, repeats,
 // idle expiry, failures and late completions, what a relay is bound to. One allocation on its own is in
 // server-relay.test.ts; attacks on relays in attack-server-relay.test.ts.
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 
 import type * as RelayModule from '../lib/server/relay'
 import { datagram, freshNonce, protocol, type Msg, type RendezvousPeer } from './helpers/rendezvous-peer'
@@ -173,5 +173,21 @@ describe('RendezvousServer relays', () => {
     const q = await paired(at, 'n:711')
     expect(await q.a.request({ t: 'relay-request', nonce: q.na }, m => m.t === 'error')).toEqual({ t: 'error', code: 'ERR_RATE_LIMITED', message: 'too many relays for this network, try again later', nonce: q.na })
     expect(server.stats()).toMatchObject({ quotaRefused: 1, relays: 1 })
+  })
+
+  it('a relay idle for exactly relayIdleMs is kept; one millisecond more and the sweep frees it', async () => {
+    // A fake clock for Date and the sweeper's interval; the sockets and the test's own waits stay real
+    vi.useFakeTimers({ toFake: ['Date', 'setInterval', 'clearInterval'] })
+    try {
+      const { server, at } = await startServer({ mappingCheck: false, relayIdleMs: 400 }) // sweeps every 100 ms
+      const { a, na } = await paired(at, 'n:712')
+      expect(await a.request({ t: 'relay-request', nonce: na }, m => m.t === 'relay-allocated')).not.toBeNull()
+      vi.advanceTimersByTime(400)
+      expect(server.stats().activeRelays).toBe(1)
+      vi.advanceTimersByTime(100)
+      expect(server.stats().activeRelays).toBe(0)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 })
