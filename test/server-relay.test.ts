@@ -211,6 +211,26 @@ describe('RelayAllocation', () => {
     expect(d.raw).toHaveLength(2)
   })
 
+  it('a fast relay\'s burst is half a second of its rate, not more', async () => {
+    // 300,000 B/s: a burst of 150,000 bytes (more than the 128 KiB floor). 320 KB sent at once, in a few batches so
+    // no socket buffer drops any, must lose some to the cap; the sending takes far less than the second that
+    // refilling the other 170 KB would need
+    const { relay, forwarded } = await open({ rate: 300_000 })
+    const a = await udp()
+    const b = await udp()
+    hello(a, relay, 0)
+    hello(b, relay, 1)
+    await sleep(100)
+    const chunk = Buffer.alloc(8000, 2)
+    for (let i = 0; i < 40; i += 5) {
+      for (let j = 0; j < 5; j++) send(a, relay, 0, chunk)
+      await sleep(5)
+    }
+    await sleep(100)
+    expect(relay.dropped).toBeGreaterThan(0)
+    expect(forwarded.length + relay.dropped).toBe(40)
+  })
+
   it('counts idle time from the last hello or datagram it forwarded', async () => {
     const { relay } = await open()
     const a = await udp()
