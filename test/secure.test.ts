@@ -43,6 +43,30 @@ describe('Pake and deriveKey', () => {
     expect(codeOf(() => Pake.start(42 as unknown as string, 'ctx'))).toBe('ERR_INVALID_ARG_TYPE')
   })
 
+  it('each argument error names the argument and why, with its code and type', () => {
+    const errorOf = (fn: () => unknown): { name: string, code: string, message: string } => {
+      try {
+        fn()
+      } catch (e) {
+        const err = e as Error & { code: string }
+        return { name: err.constructor.name, code: err.code, message: err.message }
+      }
+      throw new Error('did not throw')
+    }
+    const typeError = (message: string): object => ({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message })
+    const rangeError = (message: string): object => ({ name: 'RangeError', code: 'ERR_INVALID_ARG_VALUE', message })
+    expect(errorOf(() => Pake.start(42 as unknown as string, 'ctx'))).toEqual(typeError('password must be a string or a Buffer'))
+    expect(errorOf(() => Pake.start('', 'ctx'))).toEqual(rangeError('password must not be empty'))
+    expect(errorOf(() => Pake.start(Buffer.alloc(0), 'ctx'))).toEqual(rangeError('password must not be empty'))
+    expect(errorOf(() => Pake.start('pw', 42 as unknown as string))).toEqual(typeError('context must be a string'))
+    expect(errorOf(() => Pake.start('pw', 'ctx').finish('x'.repeat(33) as unknown as Buffer))).toEqual(typeError('peerMessage must be a Buffer'))
+    expect(errorOf(() => deriveKey('x' as unknown as Buffer, 'a'))).toEqual(typeError('secret must be a Buffer'))
+    expect(errorOf(() => deriveKey(Buffer.alloc(32), 7 as unknown as string))).toEqual(typeError('label must be a string'))
+    expect(errorOf(() => deriveKey(Buffer.alloc(0), 'a'))).toEqual(rangeError('secret must not be empty'))
+    // A one-byte secret and an empty label are allowed
+    expect(deriveKey(Buffer.alloc(1), '')).toHaveLength(32)
+  })
+
   it('deriveKey is HKDF-SHA256 (RFC 5869 A.3) with distinct labels giving distinct keys', () => {
     // RFC 5869 test case 3: IKM = 22 x 0x0b, empty salt and info; OKM begins 8da4e775a563c18f
     expect(deriveKey(Buffer.alloc(22, 0x0b), '').subarray(0, 8).toString('hex')).toBe('8da4e775a563c18f')
