@@ -1,0 +1,96 @@
+// The rendezvous server's HTTP side on its own (lib/server/http.ts): what each path answers, with which
+// headers, and how long each kind of slow or idle connection is kept. The server's use of it (loopback by
+// default, same port number) is in attack-server-http.test.ts and server-production.test.ts.
+import type * as http from 'http'
+import * as net from 'net'
+import { afterEach, describe, expect, it } from 'vitest'
+
+import type * as HttpModule from '../lib/server/http'
+import type * as MetricsModule from '../lib/server/metrics'
+import type * as ServerModule from '../lib/server/server'
+import { requireFromRoot } from './helpers/utp'
+
+const { createHttpServer } = requireFromRoot('./dist/lib/server/http.js') as typeof HttpModule
+const { METRICS_CONTENT_TYPE, prometheusText } = requireFromRoot('./dist/lib/server/metrics.js') as typeof MetricsModule
+
+const stats = {
+  registrations: 3, pairings: 1, relays: 0, relayedBytes: 0, expired: 0, errors: 2, rateLimited: 0, unverifiedDropped: 0,
+  retries: 4, quotaRefused: 0, pakeFailures: 0, moves: 0, activeRelays: 0, activeRegistrations: 1, activePairings: 0,
+  burnedKeys: 0, refusals: { ERR_FULL: 1 }, uptimeSeconds: 9
+} as unknown as ServerModule.RendezvousStats
+
+const servers: http.Server[] = []
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map(async s => await new Promise<void>(resolve => { s.close(() => resolve()); s.closeAllConnections() })))
+})
+
+async function serve (timeoutMs: number): Promise<number> {
+  const server = createHttpServer(() => stats, timeoutMs)
+  servers.push(server)
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  return (server.address() as net.AddressInfo).port
+}
+
+/** ms until the server closes a connection that does `act` (given the socket), or `limitMs` */
+async function closedAfter (port: number, act: (c: net.Socket) => void, limitMs: number): Promise<number> {
+  const t0 = Date.now()
+  return await new Promise(resolve => {
+    const c = net.connect(port, '127.0.0.1', () => act(c))
+    const done = (): void => { clearTimeout(timer); c.destroy(); resolve(Date.now() - t0) }
+    const timer = setTimeout(done, limitMs)
+    c.on('data', () => {})
+    c.on('close', done)
+    c.on('error', () => {})
+  })
+}
+
+describe('the rendezvous server\'s HTTP endpoint', () => {
+  it('answers /healthz, /stats and /metrics with their types, uncached; other paths 404, other methods 405', async () => {
+    const port = await serve(5000)
+    const get = async (path: string, init?: RequestInit): Promise<{ status: number, type: string | null, cache: string | null, allow: string | null, body: string }> => {
+      const r = await fetch(`http://127.0.0.1:${port}${path}`, init)
+      return { status: r.status, type: r.headers.get('content-type'), cache: r.headers.get('cache-control'), allow: r.headers.get('allow'), body: await r.text() }
+    }
+    expect(await get('/healthz')).toEqual({ status: 200, type: 'text/plain', cache: 'no-store', allow: null, body: 'ok' })
+    expect(await get('/stats?pretty=1')).toEqual({ status: 200, type: 'application/json', cache: 'no-store', allow: null, body: JSON.stringify(stats) + '\n' })
+    expect(await get('/metrics')).toEqual({ status: 200, type: METRICS_CONTENT_TYPE, cache: 'no-store', allow: null, body: prometheusText(stats) })
+    expect(await get('/healthz', { method: 'HEAD' })).toMatchObject({ status: 200, body: '' })
+    expect(await get('/stats', { method: 'POST', body: 'x' })).toEqual({ status: 405, type: 'text/plain', cache: null, allow: 'GET, HEAD', body: 'method not allowed\n' })
+    expect(await get('/')).toEqual({ status: 404, type: 'text/plain', cache: null, allow: null, body: 'not found\n' })
+    expect(await get('/metricsx')).toMatchObject({ status: 404 })
+  })
+
+  it('closes a connection that sends nothing, or trickles a header or a body, within about the timeout', async () => {
+    const port = await serve(400)
+    const silent = await closedAfter(port, () => {}, 3000)
+    // One header byte every 100 ms: never idle long enough for the socket timeout, so only the header
+    // timeout (checked every 100 ms for a 400 ms timeout) can end it
+    const header = 'GET /stats HTTP/1.1\r\nX-Slow: ' + 'a'.repeat(100)
+    const trickled = await closedAfter(port, (c) => {
+      let i = 0
+      const t = setInterval(() => { if (c.destroyed || i >= header.length) clearInterval(t); else c.write(header[i++]) }, 100)
+    }, 3000)
+    // Whole headers, then a body trickled the same way: only the request timeout ends it
+    const body = 'x'.repeat(100)
+    const slowBody = await closedAfter(port, (c) => {
+      c.write(`POST /stats HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`)
+      let i = 0
+      const t = setInterval(() => { if (c.destroyed || i >= body.length) clearInterval(t); else c.write(body[i++]) }, 100)
+    }, 3000)
+    console.log(`MEASURE ms a silent / trickled-header / trickled-body connection is kept with a 400 ms timeout: ${JSON.stringify({ silent, trickled, slowBody })}`)
+    expect(silent).toBeLessThan(900)
+    expect(trickled).toBeLessThan(900)
+    expect(trickled).toBeGreaterThanOrEqual(350)
+    expect(slowBody).toBeLessThan(900)
+    expect(slowBody).toBeGreaterThanOrEqual(350)
+  })
+
+  it('keeps an idle keep-alive connection about 2 s, not the whole of a longer timeout', async () => {
+    const port = await serve(4500)
+    const kept = await closedAfter(port, (c) => { c.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n') }, 7000)
+    // keepAliveTimeout is 2 s; Node 20 closes the socket up to a second after it. With the timeout's 4.5 s
+    // it would be 4.5 s (the socket timeout)
+    expect(kept).toBeGreaterThanOrEqual(1800)
+    expect(kept).toBeLessThan(3800)
+  })
+})
