@@ -72,6 +72,9 @@ describe('resolveServerOptions', () => {
         expect(fails({ [name]: v }), `${name} ${String(v)}`).toEqual(['RangeError', `${name} must be a number >= ${min}, got ${String(v)}`])
       }
     }
+    // A number in a string (as from an environment variable) is not taken for the number
+    expect(fails({ relayRate: '1000' })).toEqual(['RangeError', 'relayRate must be a number >= 1, got 1000'])
+    expect(fails({ maxRelays: null })).toEqual(['RangeError', 'maxRelays must be a number >= 0, got null'])
     expect(fails({ relayBudget: { bytes: -1 } })).toEqual(['RangeError', 'relayBudget.bytes must be a number >= 0, got -1'])
     expect(fails({ relayBudget: { windowMs: 0 } })).toEqual(['RangeError', 'relayBudget.windowMs must be a number >= 1, got 0'])
     expect(fails({ rateLimit: { perSecond: -1, burst: 1 } })).toEqual(['RangeError', 'rateLimit.perSecond must be a number >= 0, got -1'])

@@ -126,7 +126,8 @@ export function resolveServerOptions (options: RendezvousServerOptions): Resolve
 
 function number (name: string, v: number | undefined, dflt: number, min = 1): number {
   if (v === undefined) return dflt
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw new RangeError(`${name} must be a number >= ${min}, got ${String(v)}`)
+  // Number.isFinite is false for anything that is not a number (no coercion), so it checks the type too
+  if (!Number.isFinite(v) || v < min) throw new RangeError(`${name} must be a number >= ${min}, got ${String(v)}`)
   return v
 }
 
