@@ -6,7 +6,7 @@ import * as dgram from 'dgram'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 
 import { skipCoturn, startCoturn, type Coturn } from './helpers/coturn'
-import { cleanupNodes, closed, drainHash, listeningNode, makeNode, requireFromRoot, sleep, writeRandom, type Node, type Socket } from './helpers/utp'
+import { cleanupNodes, closed, drainHash, errorOf, listeningNode, makeNode, requireFromRoot, sleep, writeRandom, type Node, type Socket } from './helpers/utp'
 
 const stun = requireFromRoot('./dist/lib/stun.js') as typeof import('../lib/stun')
 const codec = requireFromRoot('./dist/lib/stun/codec.js') as typeof import('../lib/stun/codec')
@@ -203,6 +203,17 @@ describe('STUN codec', () => {
       expect(() => stun.parseServer(bad), bad).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }))
     }
     expect(stun.formatServer({ address: '::1', port: 5 })).toBe('[::1]:5')
+  })
+
+  it('takes a server string only whole, ports 1 to 65535, and says what is wrong', () => {
+    expect(stun.parseServer('h:1')).toEqual({ host: 'h', port: 1 })
+    expect(stun.parseServer('h:65535')).toEqual({ host: 'h', port: 65535 })
+    expect(stun.parseServer('[::1]:65535')).toEqual({ host: '::1', port: 65535 })
+    // Text before or after an otherwise good server string is not ignored
+    for (const bad of ['x[::1]:3478', '[::1]:3478x', 'host:3478x', 'host:3478 ', ' host:3478']) {
+      expect(errorOf(() => stun.parseServer(bad)), bad).toEqual(['RangeError', `The argument 'server' must be 'host:port' or '[IPv6]:port'. Received '${bad}'`])
+    }
+    expect(errorOf(() => stun.parseServer(42 as unknown as string))).toEqual(['TypeError', 'The "server" argument must be of type string. Received type number (42)'])
   })
 })
 
