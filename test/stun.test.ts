@@ -434,6 +434,29 @@ describe('STUN transactions', () => {
     expect(err.message).toContain('420 Unknown Attribute')
   })
 
+  it('says which option is out of range, up to each bound; an aborted signal fails at once with its reason', async () => {
+    const n = makeNode()
+    const stop = new AbortController()
+    setTimeout(() => stop.abort(), 300) // ends a binding wrongly accepted, rather than waiting out its timeout
+    const silent = await udp()
+    const server = `127.0.0.1:${silent.address().port}`
+    const message = async (opts: object): Promise<string> => (await rejection(stun.stunBinding(n, server, { signal: stop.signal, ...opts }))).message
+    expect(await message({ timeoutMs: 2 ** 31 })).toBe("The argument 'timeoutMs' must be an integer >= 1 and <= 2147483647. Received 2147483648")
+    expect(await message({ retransmits: 101 })).toBe("The argument 'retransmits' must be an integer >= 0 and <= 100. Received 101")
+    expect(await message({ retransmits: -1 })).toBe("The argument 'retransmits' must be an integer >= 0 and <= 100. Received -1")
+    const ac = new AbortController()
+    const reason = new Error('no longer needed')
+    ac.abort(reason)
+    const t0 = Date.now()
+    const aborted = await rejection(stun.stunBinding(n, server, { signal: ac.signal }))
+    expect(Date.now() - t0).toBeLessThan(50)
+    expect(aborted).toMatchObject({ code: 'ABORT_ERR', name: 'AbortError', message: 'The operation was aborted' })
+    expect((aborted as Error & { cause?: unknown }).cause).toBe(reason)
+    // A live signal does not fail the binding: it runs to its own timeout
+    const timedOut = await rejection(stun.stunBinding(n, server, { signal: new AbortController().signal, timeoutMs: 200 }))
+    expect(timedOut.code).toBe('ERR_STUN_TIMEOUT')
+  })
+
   it('rejects bad arguments, aborts, and a node closing under it', async () => {
     const n = makeNode()
     for (const bad of ['nohost', '[::1]', 'x:99999']) {
