@@ -1,5 +1,6 @@
 // The rendezvous server's HTTP side on its own (lib/server/http.ts): what each path answers, with which
-// headers, and how long each kind of slow or idle connection is kept. The server's use of it (loopback by
+// headers, and how long each kind of slow or idle connection is kept; and what /metrics says
+// (lib/server/metrics.ts). The server's use of it (loopback by
 // default, same port number) is in attack-server-http.test.ts and server-production.test.ts.
 import type * as http from 'http'
 import * as net from 'net'
@@ -13,10 +14,11 @@ import { requireFromRoot } from './helpers/utp'
 const { createHttpServer } = requireFromRoot('./dist/lib/server/http.js') as typeof HttpModule
 const { METRICS_CONTENT_TYPE, prometheusText } = requireFromRoot('./dist/lib/server/metrics.js') as typeof MetricsModule
 
+// Every counter a value of its own, so each metric is seen to read its own field
 const stats = {
-  registrations: 3, pairings: 1, relays: 0, relayedBytes: 0, expired: 0, errors: 2, rateLimited: 0, unverifiedDropped: 0,
-  retries: 4, quotaRefused: 0, pakeFailures: 0, moves: 0, activeRelays: 0, activeRegistrations: 1, activePairings: 0,
-  burnedKeys: 0, refusals: { ERR_FULL: 1 }, uptimeSeconds: 9
+  registrations: 3, pairings: 1, relays: 2, relayedBytes: 1000, rateLimited: 4, unverifiedDropped: 5, quotaRefused: 6,
+  retries: 7, errors: 8, pakeFailures: 9, expired: 10, moves: 11, activeRegistrations: 12, activePairings: 13,
+  activeRelays: 14, burnedKeys: 15, uptimeSeconds: 16, refusals: { ERR_FULL: 2, 'A"B\\C\nD': 1 }
 } as unknown as ServerModule.RendezvousStats
 
 const servers: http.Server[] = []
@@ -88,9 +90,53 @@ describe('the rendezvous server\'s HTTP endpoint', () => {
   it('keeps an idle keep-alive connection about 2 s, not the whole of a longer timeout', async () => {
     const port = await serve(4500)
     const kept = await closedAfter(port, (c) => { c.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n') }, 7000)
-    // keepAliveTimeout is 2 s; Node 20 closes the socket up to a second after it. With the timeout's 4.5 s
+    // keepAliveTimeout is 2 s; Node 20 was seen to close the socket a second after it (3.0 s). With the timeout's 4.5 s
     // it would be 4.5 s (the socket timeout)
     expect(kept).toBeGreaterThanOrEqual(1800)
     expect(kept).toBeLessThan(3800)
+  })
+})
+
+describe('/metrics', () => {
+  it('gives HELP, TYPE and a sample for each metric, and the refusals by code, sorted, with label values escaped', () => {
+    const text = prometheusText(stats)
+    expect(text.endsWith('\n')).toBe(true)
+    const lines = text.trimEnd().split('\n')
+    expect(lines.slice(0, 3)).toEqual([
+      '# HELP utp_punch_rendezvous_registrations_total Registrations accepted since start',
+      '# TYPE utp_punch_rendezvous_registrations_total counter',
+      'utp_punch_rendezvous_registrations_total 3'
+    ])
+    const samples = Object.fromEntries(lines.filter(l => !l.startsWith('#')).map(l => [l.slice(0, l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1))]))
+    expect(samples).toEqual({
+      utp_punch_rendezvous_registrations_total: 3,
+      utp_punch_rendezvous_pairings_total: 1,
+      utp_punch_rendezvous_relays_total: 2,
+      utp_punch_rendezvous_relayed_bytes_total: 1000,
+      utp_punch_rendezvous_rate_limited_datagrams_total: 4,
+      utp_punch_rendezvous_unverified_dropped_datagrams_total: 5,
+      utp_punch_rendezvous_quota_refusals_total: 6,
+      utp_punch_rendezvous_retries_total: 7,
+      utp_punch_rendezvous_errors_total: 8,
+      utp_punch_rendezvous_pake_failures_total: 9,
+      utp_punch_rendezvous_expired_registrations_total: 10,
+      utp_punch_rendezvous_moves_total: 11,
+      utp_punch_rendezvous_registrations: 12,
+      utp_punch_rendezvous_pairings: 13,
+      utp_punch_rendezvous_relays: 14,
+      utp_punch_rendezvous_burned_keys: 15,
+      utp_punch_rendezvous_uptime_seconds: 16,
+      'utp_punch_rendezvous_refusals_total{code="A_B_C_D"}': 1,
+      'utp_punch_rendezvous_refusals_total{code="ERR_FULL"}': 2
+    })
+    expect(lines.slice(-4)).toEqual([
+      '# HELP utp_punch_rendezvous_refusals_total Error replies sent, by error code',
+      '# TYPE utp_punch_rendezvous_refusals_total counter',
+      'utp_punch_rendezvous_refusals_total{code="A_B_C_D"} 1',
+      'utp_punch_rendezvous_refusals_total{code="ERR_FULL"} 2'
+    ])
+    // Every metric has its HELP and TYPE, gauges for what is alive now
+    expect(lines.filter(l => l.startsWith('# TYPE') && l.endsWith(' gauge')).length).toBe(5)
+    expect(lines.filter(l => l.startsWith('# HELP')).length).toBe(18)
   })
 })

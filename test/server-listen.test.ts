@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 
 import type * as ServerModule from '../lib/server/server'
 import type * as SocketsModule from '../lib/server/sockets'
-import { requireFromRoot } from './helpers/utp'
+import { requireFromRoot, udpPortFree } from './helpers/utp'
 
 const { RendezvousServer } = requireFromRoot('./dist/lib/server/server.js') as typeof ServerModule
 const sockets = requireFromRoot('./dist/lib/server/sockets.js') as { -readonly [K in keyof typeof SocketsModule]: typeof SocketsModule[K] }
@@ -29,14 +29,6 @@ async function holdTcp (port: number): Promise<void> {
   const h = net.createServer()
   await new Promise<void>((resolve, reject) => { h.once('error', reject); h.listen(port, '127.0.0.1', resolve) })
   holders.push(h)
-}
-
-async function udpPortFree (port: number): Promise<boolean> {
-  const s = dgram.createSocket('udp4')
-  return await new Promise(resolve => {
-    s.once('error', () => { s.close(); resolve(false) })
-    s.bind(port, '127.0.0.1', () => { s.close(); resolve(true) })
-  })
 }
 
 /** Wrap bindAll: record each port it bound, and for the first `failing` calls take that port's TCP number */

@@ -9,7 +9,7 @@ import type * as LimitsModule from '../lib/server/limits'
 import type * as RelayModule from '../lib/server/relay'
 import type * as SocketsModule from '../lib/server/sockets'
 import { datagram, protocol, type Msg } from './helpers/rendezvous-peer'
-import { requireFromRoot, sleep } from './helpers/utp'
+import { requireFromRoot, sleep, udpPortFree } from './helpers/utp'
 
 const { RelayAllocation } = requireFromRoot('./dist/lib/server/relay.js') as typeof RelayModule
 const { ByteBudget } = requireFromRoot('./dist/lib/server/limits.js') as typeof LimitsModule
@@ -59,13 +59,23 @@ const hello = (from: Udp, relay: Relay, i: 0 | 1, token = relay.side(i).token): 
 }
 const send = (from: Udp, relay: Relay, i: 0 | 1, buf: Buffer): void => { from.socket.send(buf, relay.side(i).port, '127.0.0.1') }
 
-/** Whether each UDP port of 127.0.0.1 can be bound (so nothing holds it) */
-async function portsFree (ports: number[]): Promise<boolean[]> {
-  return await Promise.all(ports.map(async port => await new Promise<boolean>(resolve => {
-    const s = dgram.createSocket('udp4')
-    s.once('error', () => { s.close(); resolve(false) })
-    s.bind(port, '127.0.0.1', () => { s.close(); resolve(true) })
-  })))
+/** A relay both of whose sides said hello from a socket of their own (on 127.0.0.1) */
+async function readyRelay (options: Partial<RelayModule.RelayOptions> = {}): Promise<{ relay: Relay, forwarded: number[], a: Udp, b: Udp }> {
+  const { relay, forwarded } = await open(options)
+  const a = await udp()
+  const b = await udp()
+  hello(a, relay, 0)
+  hello(b, relay, 1)
+  await sleep(100)
+  return { relay, forwarded, a, b }
+}
+
+/** `count` copies of `chunk` from A, in batches of `batch` with a pause between, so no socket buffer overflows */
+async function sendInBatches (a: Udp, relay: Relay, chunk: Buffer, count: number, batch: number, pauseMs: number): Promise<void> {
+  for (let i = 0; i < count; i += batch) {
+    for (let j = 0; j < batch; j++) send(a, relay, 0, chunk)
+    await sleep(pauseMs)
+  }
 }
 
 describe('RelayAllocation', () => {
@@ -113,12 +123,7 @@ describe('RelayAllocation', () => {
   })
 
   it('forwards raw datagrams both ways between the learned addresses, and follows a NAT rebinding on the same IP', async () => {
-    const { relay, forwarded } = await open()
-    const a = await udp()
-    const b = await udp()
-    hello(a, relay, 0)
-    hello(b, relay, 1)
-    await sleep(100)
+    const { relay, forwarded, a, b } = await readyRelay()
     send(a, relay, 0, Buffer.from('from a'))
     send(b, relay, 1, Buffer.from('from b!'))
     await sleep(100)
@@ -147,12 +152,7 @@ describe('RelayAllocation', () => {
   })
 
   it('on a dual-stack port (the server\'s \'::\' fallback) an IPv4 peer is known by its plain IPv4 address', async () => {
-    const { relay } = await open({ hosts: ['::', '::'], peerIps: ['::ffff:127.0.0.1', '127.0.0.1'] })
-    const a = await udp()
-    const b = await udp()
-    hello(a, relay, 0)
-    hello(b, relay, 1)
-    await sleep(100)
+    const { relay, a, b } = await readyRelay({ hosts: ['::', '::'], peerIps: ['::ffff:127.0.0.1', '127.0.0.1'] })
     expect(relay.refused).toBe(0)
     expect(relay.ready).toBe(true)
     expect(relay.describe()).toBe(`127.0.0.1:${a.port} <-> 127.0.0.1:${b.port}`)
@@ -179,18 +179,9 @@ describe('RelayAllocation', () => {
 
   it('drops what exceeds its byte rate or the shared budget, counting each drop', async () => {
     // The burst is max(rate / 2, 128 KiB): 128 KiB here
-    const { relay, forwarded } = await open({ rate: 1000 })
-    const a = await udp()
-    const b = await udp()
-    hello(a, relay, 0)
-    hello(b, relay, 1)
-    await sleep(100)
+    const { relay, forwarded, a } = await readyRelay({ rate: 1000 })
     const chunk = Buffer.alloc(1024, 1)
-    // In batches, so no socket buffer on the way overflows: only the cap drops
-    for (let i = 0; i < 140; i += 10) {
-      for (let j = 0; j < 10; j++) send(a, relay, 0, chunk)
-      await sleep(15)
-    }
+    await sendInBatches(a, relay, chunk, 140, 10, 15) // only the cap drops
     await sleep(100)
     expect(forwarded).toHaveLength(128)
     expect(relay.dropped).toBe(12)
@@ -215,17 +206,8 @@ describe('RelayAllocation', () => {
     // 300,000 B/s: a burst of 150,000 bytes (more than the 128 KiB floor). 320 KB sent at once, in a few batches so
     // no socket buffer drops any, must lose some to the cap; the sending takes far less than the second that
     // refilling the other 170 KB would need
-    const { relay, forwarded } = await open({ rate: 300_000 })
-    const a = await udp()
-    const b = await udp()
-    hello(a, relay, 0)
-    hello(b, relay, 1)
-    await sleep(100)
-    const chunk = Buffer.alloc(8000, 2)
-    for (let i = 0; i < 40; i += 5) {
-      for (let j = 0; j < 5; j++) send(a, relay, 0, chunk)
-      await sleep(5)
-    }
+    const { relay, forwarded, a } = await readyRelay({ rate: 300_000 })
+    await sendInBatches(a, relay, Buffer.alloc(8000, 2), 40, 5, 5)
     await sleep(100)
     expect(relay.dropped).toBeGreaterThan(0)
     expect(forwarded.length + relay.dropped).toBe(40)
@@ -253,12 +235,12 @@ describe('RelayAllocation', () => {
   it('close() frees both ports once, and a failed bind of either side frees the other', async () => {
     const { relay } = await open()
     const ports = [relay.side(0).port, relay.side(1).port]
-    expect(await portsFree(ports)).toEqual([false, false])
+    expect([await udpPortFree(ports[0]), await udpPortFree(ports[1])]).toEqual([false, false])
     expect(relay.closed).toBe(false)
     relay.close()
     relay.close()
     expect(relay.closed).toBe(true)
-    expect(await portsFree(ports)).toEqual([true, true])
+    expect([await udpPortFree(ports[0]), await udpPortFree(ports[1])]).toEqual([true, true])
     // 192.0.2.1 is no address of this host: that side cannot bind. The side that did is closed again
     const bound: dgram.Socket[] = []
     const realBindUdp = socketsModule.bindUdp

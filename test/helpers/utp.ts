@@ -143,6 +143,15 @@ export async function writeRandom (stream: NodeJS.WritableStream, total: number,
   return hash.digest('hex')
 }
 
+/** Whether UDP `port` of `host` can be bound now, i.e. nothing holds it */
+export async function udpPortFree (port: number, host = '127.0.0.1'): Promise<boolean> {
+  const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4')
+  return await new Promise(resolve => {
+    s.once('error', () => { s.close(); resolve(false) })
+    s.bind(port, host, () => { s.close(); resolve(true) })
+  })
+}
+
 export function sleep (ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
