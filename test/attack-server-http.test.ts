@@ -1,9 +1,9 @@
 // Attacks on the rendezvous server's HTTP side: /stats read from another interface, and connections held
 // open by sending nothing (or half a header). Each test logs its measure and failed on the server of main.
-import * as net from 'net'
 import { afterEach, describe, expect, it } from 'vitest'
 
 import type * as ServerModule from '../lib/server/server'
+import { closedAfter } from './helpers/server-harness'
 import { requireFromRoot } from './helpers/utp'
 
 const { RendezvousServer } = requireFromRoot('./dist/lib/server/server.js') as typeof ServerModule
@@ -16,19 +16,6 @@ async function start (options: ServerModule.RendezvousServerOptions = {}): Promi
   const server = new RendezvousServer({ port: 0, mappingCheck: false, ...options })
   servers.push(server)
   return (await server.listen()).port
-}
-
-/** How long the server keeps a TCP connection that sends `first` and then nothing; `limitMs` if longer */
-async function heldFor (port: number, first: string, limitMs: number): Promise<number> {
-  const t0 = Date.now()
-  return await new Promise(resolve => {
-    const c = net.connect(port, '127.0.0.1', () => { if (first !== '') c.write(first) })
-    const done = (): void => { clearTimeout(timer); c.destroy(); resolve(Date.now() - t0) }
-    const timer = setTimeout(done, limitMs)
-    c.on('data', () => {})
-    c.on('close', done)
-    c.on('error', () => {})
-  })
 }
 
 const measure = (what: string, value: unknown): void => console.log(`MEASURE ${what}: ${JSON.stringify(value)}`)
@@ -49,7 +36,7 @@ describe('attacks on the rendezvous server\'s HTTP side', () => {
 
   it('closes idle and half-sent HTTP connections within the timeout (5 s by default)', async () => {
     const port = await start({ host: '127.0.0.1' })
-    const [idle, partial] = await Promise.all([heldFor(port, '', 9000), heldFor(port, 'GET /stats HTTP/1.1\r\nHost: x\r\n', 9000)])
+    const [idle, partial] = await Promise.all([closedAfter(port, () => {}, 9000), closedAfter(port, c => c.write('GET /stats HTTP/1.1\r\nHost: x\r\n'), 9000)])
     measure('ms an idle / half-sent HTTP connection is held', { idle, partial })
     expect(idle).toBeLessThan(7000)
     expect(partial).toBeLessThan(7000)

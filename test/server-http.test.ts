@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type * as HttpModule from '../lib/server/http'
 import type * as MetricsModule from '../lib/server/metrics'
 import type * as ServerModule from '../lib/server/server'
+import { closedAfter } from './helpers/server-harness'
 import { requireFromRoot } from './helpers/utp'
 
 const { createHttpServer } = requireFromRoot('./dist/lib/server/http.js') as typeof HttpModule
@@ -31,19 +32,6 @@ async function serve (timeoutMs: number): Promise<number> {
   servers.push(server)
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   return (server.address() as net.AddressInfo).port
-}
-
-/** ms until the server closes a connection that does `act` (given the socket), or `limitMs` */
-async function closedAfter (port: number, act: (c: net.Socket) => void, limitMs: number): Promise<number> {
-  const t0 = Date.now()
-  return await new Promise(resolve => {
-    const c = net.connect(port, '127.0.0.1', () => act(c))
-    const done = (): void => { clearTimeout(timer); c.destroy(); resolve(Date.now() - t0) }
-    const timer = setTimeout(done, limitMs)
-    c.on('data', () => {})
-    c.on('close', done)
-    c.on('error', () => {})
-  })
 }
 
 describe('the rendezvous server\'s HTTP endpoint', () => {

@@ -1,5 +1,6 @@
 // Rendezvous servers and bare test clients for one test file, closed after each test: the harness of the
-// rendezvous-server*.test.ts files.
+// rendezvous-server*.test.ts files; and the time a server's TCP side keeps a slow connection.
+import * as net from 'net'
 import { afterEach } from 'vitest'
 
 import type * as ServerModule from '../../lib/server/server'
@@ -51,3 +52,16 @@ export function serverHarness (): ServerHarness {
 
 /** The code of an error reply, else the reply's type, or 'timeout' for none */
 export const errorCode = (m: Msg | null): string | undefined => m === null ? 'timeout' : m.t === 'error' ? m.code : m.t
+
+/** ms until the server closes a connection that does `act` (given the socket), or `limitMs` */
+export async function closedAfter (port: number, act: (c: net.Socket) => void, limitMs: number): Promise<number> {
+  const t0 = Date.now()
+  return await new Promise(resolve => {
+    const c = net.connect(port, '127.0.0.1', () => act(c))
+    const done = (): void => { clearTimeout(timer); c.destroy(); resolve(Date.now() - t0) }
+    const timer = setTimeout(done, limitMs)
+    c.on('data', () => {})
+    c.on('close', done)
+    c.on('error', () => {})
+  })
+}
