@@ -294,7 +294,24 @@ const CODE = 'secret-pairing-code'
   const opts = { server: '127.0.0.1:' + addr.port, code: CODE, followMoves: false }
   const [ra, rb] = await Promise.all([a.rendezvous(opts), b.rendezvous(opts)])
   ra.socket.destroy(); rb.socket.destroy()
-  await Promise.all([client.closeAsync(), server.closeAsync(), a.closeAsync(), b.closeAsync(), rv.close()])
+  // node.stun() and node.natType(), answered by a plain STUN server (no OTHER-ADDRESS) and by silence
+  const dgram = require('dgram')
+  const { encodeStunMessage, encodeAddressAttribute, StunType, StunAttr } = require('./dist/lib/stun.js')
+  const [plain, silent] = [dgram.createSocket('udp4'), dgram.createSocket('udp4')]
+  await Promise.all([plain, silent].map((u) => new Promise((resolve) => u.bind(0, '127.0.0.1', resolve))))
+  plain.on('message', (msg, r) => {
+    const id = msg.subarray(8, 20)
+    plain.send(encodeStunMessage(StunType.BINDING_SUCCESS, id, [encodeAddressAttribute(StunAttr.XOR_MAPPED_ADDRESS, r, id)]), r.port, r.address)
+  })
+  const s = new Node()
+  const own = (await s.bindAsync(0, '127.0.0.1')).port
+  const [at, nowhere] = [plain, silent].map((u) => '127.0.0.1:' + u.address().port)
+  const mapped = await s.stun(at)
+  const nat = await s.natType(at)
+  const failed = await Promise.all([s.stun(nowhere, { timeoutMs: 200 }), s.natType(nowhere, { timeoutMs: 200 })].map((p) => p.catch((e) => e.code)))
+  console.log('stun', mapped.address, mapped.port === own, nat.mapping, nat.natted, failed.join(' '))
+  plain.close(); silent.close()
+  await Promise.all([client.closeAsync(), server.closeAsync(), a.closeAsync(), b.closeAsync(), s.closeAsync(), rv.close()])
   console.log('done')
 })().catch((e) => { console.error(e); process.exit(1) })
 `
@@ -310,8 +327,9 @@ describe('NODE_DEBUG=utp-punch-rs', () => {
       runDebugScript({ ...quiet, NODE_DEBUG: 'utp-punch-rs' }),
       runDebugScript(quiet)
     ])
-    expect([on.code, on.stdout]).toEqual([0, 'done\n'])
-    expect([off.code, off.stdout, off.stderr]).toEqual([0, 'done\n', ''])
+    const stdout = 'stun 127.0.0.1 true unknown false ERR_STUN_TIMEOUT ERR_STUN_TIMEOUT\ndone\n'
+    expect([on.code, on.stdout]).toEqual([0, stdout])
+    expect([off.code, off.stdout, off.stderr]).toEqual([0, stdout, ''])
     const lines = on.stderr.trim().split('\n')
     for (const line of lines) expect(line).toMatch(/^UTP-PUNCH-RS \d+: node \d+ /)
     const text = lines.map(l => l.replace(/^UTP-PUNCH-RS \d+: /, '')).join('\n')
@@ -332,6 +350,12 @@ describe('NODE_DEBUG=utp-punch-rs', () => {
     expect(text).toMatch(/^node \d+ bind 127\.0\.0\.1:\d+ failed: EADDRINUSE$/m)
     expect(text).toMatch(/^node 1 closing: 0 connections to end$/m)
     expect(text).toMatch(/^node 1 closed$/m)
+    expect(text).toMatch(/^node \d+ stun 127\.0\.0\.1:\d+$/m)
+    expect(text).toMatch(/^node \d+ stun 127\.0\.0\.1:\d+: public address 127\.0\.0\.1:\d+, rtt \d+\.\d ms$/m)
+    expect(text).toMatch(/^node \d+ stun 127\.0\.0\.1:\d+ failed: ERR_STUN_TIMEOUT: STUN Binding to 127\.0\.0\.1:\d+ timed out after 200 ms$/m)
+    expect(text).toMatch(/^node \d+ NAT discovery via 127\.0\.0\.1:\d+$/m)
+    expect(text).toMatch(/^node \d+ NAT discovery via 127\.0\.0\.1:(\d+): public address 127\.0\.0\.1:\d+ \(our own: no NAT\); mapping and filtering unknown: 127\.0\.0\.1:\1 gives no OTHER-ADDRESS \(no RFC 5780 support\)$/m)
+    expect(text).toMatch(/^node \d+ NAT discovery via 127\.0\.0\.1:\d+ failed: ERR_STUN_TIMEOUT: STUN Binding to 127\.0\.0\.1:\d+ timed out after 200 ms$/m)
     expect(text).not.toContain('secret-pairing-code')
   })
 })
