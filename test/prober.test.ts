@@ -2,13 +2,13 @@
 // when (the low-TTL first probe, the interval), which answers it trusts, how the connect side picks a path
 // (at once, or after the LAN grace), what the accept side takes from `select`, peer-reflexive and
 // birthday candidates and their bounds. The end-to-end runs are in rendezvous.test.ts and the NAT lab.
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 
 import type * as CandidatesModule from '../lib/rendezvous/candidates'
 import type * as ProberModule from '../lib/rendezvous/prober'
 import type * as ProtocolModule from '../lib/rendezvous/protocol'
 import { ourAuth, peer, stranger } from './helpers/peer-auth'
-import { requireFromRoot } from './helpers/utp'
+import { fakeClockFromZero, requireFromRoot } from './helpers/utp'
 
 const { Prober, pathOf } = requireFromRoot('./dist/lib/rendezvous/prober.js') as typeof ProberModule
 type Candidate = CandidatesModule.Candidate
@@ -53,11 +53,7 @@ const PUBLIC = candidate('203.0.113.5', 40000, 'public')
 const fresh = (...cs: Candidate[]): Candidate[] => cs.map(c => ({ ...c }))
 const probes = (sent: Sent[]): string[] => sent.filter(s => s.m.t === 'probe').map(s => `${s.at} ${s.to}${s.ttl === undefined ? '' : ` ttl ${s.ttl}`}`)
 
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] })
-  vi.setSystemTime(0)
-})
-afterEach(() => { vi.useRealTimers() })
+fakeClockFromZero()
 
 describe('Prober: probing', () => {
   it('probes every candidate at once and every interval; the first probe to a public address only with the low TTL', () => {

@@ -5,9 +5,9 @@
 // against real sockets, a simulated NAT and coturn.
 import * as dns from 'dns'
 import { EventEmitter, getEventListeners } from 'events'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 
-import { requireFromRoot } from './helpers/utp'
+import { fakeClockFromZero, requireFromRoot } from './helpers/utp'
 
 const stun = requireFromRoot('./dist/lib/stun.js') as typeof import('../lib/stun')
 type StunNode = import('../lib/stun').StunNode
@@ -76,14 +76,8 @@ async function outcome<T> (p: Promise<T>): Promise<{ value?: T, error?: StunErro
   return result
 }
 
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
-  vi.setSystemTime(0)
-})
-afterEach(() => {
-  vi.useRealTimers()
-  vi.restoreAllMocks()
-})
+fakeClockFromZero()
+afterEach(() => { vi.restoreAllMocks() })
 
 const SERVER = '192.0.2.1:3478'
 

@@ -3,12 +3,12 @@
 // acknowledged, validated and followed, path validation's probes and its end, retries, and close(). The
 // NAT lab's rebinding tests run the same code between real NATs.
 import { EventEmitter } from 'events'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 
 import type * as ProtocolModule from '../lib/rendezvous/protocol'
 import type * as WatchModule from '../lib/rendezvous/watch'
 import { ourAuth, peer, stranger } from './helpers/peer-auth'
-import { requireFromRoot } from './helpers/utp'
+import { fakeClockFromZero, requireFromRoot } from './helpers/utp'
 
 const { ConnectionWatch, SEQ_WINDOW } = requireFromRoot('./dist/lib/rendezvous/watch.js') as typeof WatchModule
 type Message = ProtocolModule.Message
@@ -80,11 +80,7 @@ function watch (o: Partial<WatchModule.WatchOptions> = {}): {
 const moved = (seq: number, to: Endpoint = MOVED, nonce = NONCE): Message => ({ t: 'peer-moved', nonce, public: to, seq })
 const ofType = (out: Out[], t: string): Out[] => out.filter(x => x.m.t === t)
 
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] })
-  vi.setSystemTime(0)
-})
-afterEach(() => { vi.useRealTimers() })
+fakeClockFromZero()
 
 describe('ConnectionWatch: keepalives and quiet connections', () => {
   it('sends a keepalive every keepaliveMs, with the cookie once there is one', () => {

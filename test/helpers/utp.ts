@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'crypto'
 import * as dgram from 'dgram'
 import { createRequire } from 'module'
 import * as path from 'path'
-import { afterEach } from 'vitest'
+import { afterEach, beforeEach, vi } from 'vitest'
 
 export const root = path.join(__dirname, '..', '..')
 export const requireFromRoot = createRequire(path.join(root, 'package.json'))
@@ -46,6 +46,15 @@ export function makeNode (options?: NodeOptions | ((s: Socket) => void), onconne
   const n = new Node(options, onconnection)
   live.add(n)
   return n
+}
+
+/** Every test of the file on vitest's fake clock (timers and Date), starting at 0; call once per file */
+export function fakeClockFromZero (): void {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] })
+    vi.setSystemTime(0)
+  })
+  afterEach(() => { vi.useRealTimers() })
 }
 
 /** Close every node made with makeNode(); call once per test file */
