@@ -35,12 +35,18 @@ function optionalAddress (a: unknown): string | undefined {
   return a === undefined || a === null ? undefined : String(a)
 }
 
-function toBuffer (msg: unknown, name = 'buffer'): Buffer {
+const MESSAGE_TYPES = 'of type string or an instance of Buffer, TypedArray, or DataView'
+
+function toBuffer (msg: unknown): Buffer {
   if (typeof msg === 'string') return Buffer.from(msg)
   if (Buffer.isBuffer(msg)) return msg
   if (ArrayBuffer.isView(msg)) return Buffer.from(msg.buffer, msg.byteOffset, msg.byteLength)
-  if (Array.isArray(msg)) return Buffer.concat(msg.map((m: unknown) => toBuffer(m, name)))
-  throw invalidType(name, 'of type string or an instance of Buffer, TypedArray, or DataView', msg)
+  if (Array.isArray(msg)) {
+    // As dgram: a list holds strings and views only, and an error names the whole list
+    if (!msg.every((m: unknown) => typeof m === 'string' || ArrayBuffer.isView(m))) throw invalidType('buffer list arguments', MESSAGE_TYPES, msg)
+    return Buffer.concat(msg.map(toBuffer))
+  }
+  throw invalidType('buffer', MESSAGE_TYPES, msg)
 }
 
 export class UdpSocketFacade extends EventEmitter {
