@@ -223,7 +223,6 @@ export function nativePlatform (): string {
   return `${platform}-${arch}`
 }
 
-/** The directory holding binding.js: the package root, found upward from this file (dist/lib or lib) */
 /** The generated loader, binding.js at the package root (upward from dist/lib or lib) */
 export function bindingPath (): string {
   let dir = __dirname
