@@ -73,6 +73,11 @@ describe('Prober: probing', () => {
     p.stopProbing()
     vi.advanceTimersByTime(5 * INTERVAL)
     expect(sent).toHaveLength(6)
+    // Stopped: an address learned now is answered, not probed; start() probes again, the new one too
+    p.handle(peer.probe('theirs'), { address: '203.0.113.5', port: 40001 })
+    expect(sent.slice(6).map(s => s.m.t)).toEqual(['probe-ack'])
+    p.start()
+    expect(probes(sent).slice(6)).toEqual(['1400 192.168.1.20:4000', '1400 203.0.113.5:40000', '1400 203.0.113.5:40001'])
   })
 
   it('sends the first public probe with the normal TTL when lowTtl is 0, and copies its candidate list', () => {
@@ -121,6 +126,7 @@ describe('Prober: answering and learning', () => {
     const { p, sent } = prober({ candidates: fresh(PUBLIC), learnedKind: 'birthday' })
     for (let i = 1; i <= 10; i++) p.handle(peer.probe(`n${i}`), { address: '203.0.113.5', port: 50000 + i })
     expect(p.candidates.map(c => c.kind)).toEqual(['public', ...Array(8).fill('birthday')])
+    expect(p.birthdayFound).toBe(false) // learned, not acked
     expect(p.candidates.every(c => c.sent === 0)).toBe(true) // not started: acks only
     expect(sent.every(s => s.m.t === 'probe-ack')).toBe(true)
     expect(sent).toHaveLength(10)
@@ -155,12 +161,22 @@ describe('Prober: the connect side picks a path', () => {
     expect(sent.filter(s => s.m.t === 'probe')).toHaveLength(2)
   })
 
+  it('takes a LAN ack at once even while another LAN candidate has not answered', () => {
+    const second = candidate('192.168.1.30', 4000, 'lan', 'second-lan')
+    const { p, winners } = prober({ candidates: fresh(LAN, second, PUBLIC) })
+    p.start()
+    p.handle(peer.ack(second.nonce), second)
+    expect(winners.map(key)).toEqual(['192.168.1.30:4000'])
+  })
+
   it('after a public ack waits the grace for a LAN one; a LAN ack in the grace wins', () => {
     const { p, winners } = prober({ candidates: fresh(LAN, PUBLIC) })
     p.start()
+    p.handle(peer.probe('theirs'), PUBLIC)
     p.handle(peer.ack(PUBLIC.nonce), PUBLIC)
-    expect(p.beenHeard).toBe(true)
+    expect([p.heardPeer, p.beenHeard, p.punchedAt]).toEqual([true, true, null]) // nothing chosen yet
     vi.advanceTimersByTime(GRACE - 1)
+    expect(p.candidates.map(c => c.sent)).toEqual([2, 2]) // the LAN candidate may still answer: probing goes on
     expect(winners).toHaveLength(0)
     p.handle(peer.ack(LAN.nonce), LAN)
     expect(winners).toHaveLength(0) // the grace timer decides
@@ -183,7 +199,8 @@ describe('Prober: the connect side picks a path', () => {
   it.each([
     ['LAN not preferred', { preferLan: false }, fresh(LAN, PUBLIC)],
     ['no grace', { graceMs: 0 }, fresh(LAN, PUBLIC)],
-    ['no LAN candidate', {}, fresh(PUBLIC)]
+    ['no LAN candidate', {}, fresh(PUBLIC)],
+    ['no LAN candidate, a peer-reflexive one unanswered', {}, fresh(PUBLIC, candidate('203.0.113.5', 40001, 'peer'))]
   ] as const)('takes a public ack at once when there is nothing to wait for: %s', (_what, o, candidates) => {
     const { p, winners } = prober({ candidates: candidates.map(c => ({ ...c })), ...o })
     p.start()
@@ -193,7 +210,7 @@ describe('Prober: the connect side picks a path', () => {
 
   it('prefers an acked LAN path over a better-ranked public one only when preferLan is set', () => {
     for (const preferLan of [true, false]) {
-      const { p, winners } = prober({ candidates: fresh(PUBLIC, LAN, candidate('192.168.1.30', 4000, 'lan')), preferLan })
+      const { p, winners } = prober({ candidates: fresh(PUBLIC, LAN, candidate('192.168.1.30', 4000, 'lan', 'second-lan')), preferLan })
       p.start()
       p.handle(peer.ack(PUBLIC.nonce), PUBLIC) // with preferLan: the grace starts
       p.handle(peer.ack(LAN.nonce), LAN)
@@ -207,6 +224,7 @@ describe('Prober: the connect side picks a path', () => {
     p.start()
     p.handle(peer.ack(PUBLIC.nonce), PUBLIC)
     p.close()
+    expect(vi.getTimerCount()).toBe(0) // the grace timer too
     vi.advanceTimersByTime(10 * GRACE)
     expect(winners).toHaveLength(0)
     const before = sent.length
@@ -290,6 +308,14 @@ describe('Prober: birthday probing', () => {
     p.handle(peer.ack(p.sprayNonce()), at)
     expect(p.candidates.map(c => [c.kind, c.acked])).toEqual([['public', false], ['birthday', true]])
     expect(winners).toHaveLength(1)
+  })
+
+  it('a spray ack from a known candidate that is not peer-reflexive keeps its kind', () => {
+    const { p, winners } = prober({ candidates: fresh(PUBLIC), preferLan: false })
+    p.handle(peer.ack(p.sprayNonce()), PUBLIC)
+    expect(p.candidates.map(c => [c.kind, c.acked])).toEqual([['public', true]])
+    expect(p.birthdayFound).toBe(false)
+    expect(winners.map(c => c.kind)).toEqual(['public'])
   })
 
   it('keeps at most 8 birthday candidates', () => {

@@ -124,6 +124,14 @@ describe('ConnectionWatch: keepalives and quiet connections', () => {
     w.close()
   })
 
+  it('counts quiet from the first sample, whatever the socket had received before', () => {
+    const { w, socket, wire } = watch({ keepaliveMs: 60_000 })
+    socket.packetsReceived = 1
+    vi.advanceTimersByTime(QUIET + 250)
+    expect(ofType(wire, 'keepalive').map(x => x.at)).toEqual([1750])
+    w.close()
+  })
+
   it('on the relay path a nudge also says relay-hello to the relay port; a socket without stats is never quiet', () => {
     const { w, wire } = watch({ keepaliveMs: 60_000, relay: { port: 3500, token: 'tok' } })
     vi.advanceTimersByTime(QUIET + 250)
@@ -231,6 +239,39 @@ describe('ConnectionWatch: peer-moved', () => {
     expect(many.fromNode.map(x => x.to)).toEqual([1, 2, 3, 4].map(i => `203.0.113.5:${41000 + i}`))
     many.w.close()
     expect(many.w.rejectedMoves).toBe(4)
+    w.close()
+  })
+
+  it('follows only a move newer than the last one followed, whichever validates first', () => {
+    const { w, socket, fromNode } = watch()
+    const other = { address: '203.0.113.5', port: 40456 }
+    const nonceTo = (to: Endpoint): string => (fromNode.find(x => x.to === key(to))?.m as { nonce: string }).nonce
+    w.handle(moved(2), SERVER)
+    w.handle(moved(3, other), SERVER)
+    w.handle(peer.ack(nonceTo(other)), other)
+    w.handle(peer.ack(nonceTo(MOVED)), MOVED) // validated, but older than the move followed
+    expect(socket.migrated).toEqual([other])
+    // The same seq at two addresses (one forged): the first to validate wins
+    const twice = watch()
+    twice.w.handle(moved(2), SERVER)
+    twice.w.handle(moved(2, other), SERVER)
+    const nonce = (to: Endpoint): string => (twice.fromNode.find(x => x.to === key(to))?.m as { nonce: string }).nonce
+    twice.w.handle(peer.ack(nonce(MOVED)), MOVED)
+    twice.w.handle(peer.ack(nonce(other)), other)
+    expect(twice.socket.migrated).toEqual([MOVED])
+    w.close()
+    twice.w.close()
+  })
+
+  it('announces no migration when the connection got to the validated address by itself', () => {
+    const { w, socket, fromNode } = watch()
+    const migrations: unknown[] = []
+    socket.on('migrate', e => migrations.push(e))
+    w.handle(moved(1), SERVER)
+    socket.remoteAddress = MOVED.address
+    socket.remotePort = MOVED.port
+    w.handle(peer.ack((fromNode[0].m as { nonce: string }).nonce), MOVED)
+    expect([socket.migrated, migrations]).toEqual([[], []])
     w.close()
   })
 
