@@ -12,7 +12,23 @@ const { UdpSocketFacade } = requireFromRoot('./dist/lib/udp-facade.js') as typeo
 
 interface Sent { data: string, port: number, host: string | undefined, ttl: number | undefined }
 
-function facade (result: Error | null = null): { u: InstanceType<typeof UdpSocketFacade>, sent: Sent[], calls: string[], closeCallbacks: unknown[] } {
+/** A bound node's native socket options: each call recorded, each answer `answer` (a negative errno fails) */
+function nativeTarget (answer = 0): { target: FacadeModule.FacadeHost['_optionTarget'], calls: unknown[][] } {
+  const calls: unknown[][] = []
+  const record = (name: string) => (...args: unknown[]): number => { calls.push([name, ...args]); return answer }
+  const native = {
+    setBroadcast: record('setBroadcast'),
+    setMulticastTTL: record('setMulticastTTL'),
+    setMulticastLoopback: record('setMulticastLoopback'),
+    setMulticastInterface: record('setMulticastInterface'),
+    setMembership: record('setMembership'),
+    setSourceMembership: record('setSourceMembership'),
+    bufferSize: record('bufferSize')
+  }
+  return { target: () => native as unknown as ReturnType<FacadeModule.FacadeHost['_optionTarget']>, calls }
+}
+
+function facade (result: Error | null = null, target: FacadeModule.FacadeHost['_optionTarget'] = () => null): { u: InstanceType<typeof UdpSocketFacade>, sent: Sent[], calls: string[], closeCallbacks: unknown[] } {
   const sent: Sent[] = []
   const calls: string[] = []
   const closeCallbacks: unknown[] = []
@@ -22,7 +38,7 @@ function facade (result: Error | null = null): { u: InstanceType<typeof UdpSocke
       cb(result)
     },
     address: () => ({ address: '127.0.0.1', family: 'IPv4', port: 4000 }),
-    _optionTarget: () => null,
+    _optionTarget: target,
     ref: () => calls.push('ref'),
     unref: () => calls.push('unref'),
     close: (cb) => { calls.push('close'); closeCallbacks.push(cb) }
@@ -143,6 +159,33 @@ describe('the UDP facade: send()', () => {
 })
 
 describe('the UDP facade: what it hands to its node', () => {
+  it('socket options reach the native socket as dgram\'s binding takes them; a negative answer is thrown as the OS error', () => {
+    const { target, calls } = nativeTarget()
+    const { u } = facade(null, target)
+    u.setBroadcast(1 as unknown as boolean)
+    expect(u.setMulticastTTL(7.9)).toBe(7.9)
+    expect(u.setMulticastLoopback(0 as unknown as boolean)).toBe(0)
+    u.setMulticastInterface('10.0.0.2')
+    u.addMembership('239.1.1.1')
+    u.addMembership('239.1.1.2', null as unknown as string)
+    u.dropMembership('239.1.1.3', '10.0.0.2')
+    u.addSourceSpecificMembership('10.0.0.9', '232.1.1.1')
+    u.dropSourceSpecificMembership('10.0.0.9', '232.1.1.1', '10.0.0.2')
+    u.setRecvBufferSize(1000)
+    u.getSendBufferSize()
+    expect(calls).toEqual([
+      ['setBroadcast', true], ['setMulticastTTL', 7], ['setMulticastLoopback', false], ['setMulticastInterface', '10.0.0.2'],
+      ['setMembership', '239.1.1.1', undefined, true], ['setMembership', '239.1.1.2', undefined, true], ['setMembership', '239.1.1.3', '10.0.0.2', false],
+      ['setSourceMembership', '10.0.0.9', '232.1.1.1', undefined, true], ['setSourceMembership', '10.0.0.9', '232.1.1.1', '10.0.0.2', false],
+      ['bufferSize', 1000, true], ['bufferSize', 0, false]
+    ])
+    const refusing = facade(null, nativeTarget(-22).target).u // EINVAL
+    expect(thrown(() => refusing.setBroadcast(true))).toEqual(['EINVAL', 'Error', 'setBroadcast EINVAL'])
+    expect(thrown(() => refusing.addMembership('239.1.1.1'))).toEqual(['EINVAL', 'Error', 'addMembership EINVAL'])
+    expect(thrown(() => refusing.getRecvBufferSize())).toEqual(['ERR_SOCKET_BUFFER_SIZE', 'Error', 'Could not get or set buffer size: uv_recv_buffer_size returned EINVAL (invalid argument)'])
+    expect(facade(null, nativeTarget(212992).target).u.getRecvBufferSize()).toBe(212992)
+  })
+
   it('ref(), unref() and close(callback) are the node\'s, and return the facade', () => {
     const { u, calls, closeCallbacks } = facade()
     const done = (): void => {}
