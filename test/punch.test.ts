@@ -168,6 +168,31 @@ describe('Puncher: answering probes', () => {
 })
 
 describe('AnswerLimiter', () => {
+  it('refills each bucket at its rate, a token every 1000 / rate ms', () => {
+    let now = 0
+    const limiter = new AnswerLimiter(8, 1000, () => now)
+    const answered = (n: number): number => Array.from({ length: n }, () => limiter.allow('192.0.2.1')).filter(Boolean).length
+    expect(answered(20)).toBe(8)
+    now += 124
+    expect(answered(1)).toBe(0)
+    now += 1
+    expect(answered(2)).toBe(1)
+  })
+
+  it('bounds the answers to all addresses together', () => {
+    const limiter = new AnswerLimiter(8, 10, () => 0)
+    const answered = Array.from({ length: 20 }, (_, i) => limiter.allow(`192.0.2.${i + 1}`)).filter(Boolean).length
+    expect([answered, limiter.dropped]).toEqual([10, 10])
+  })
+
+  it('a puncher made without a limiter answers 8 probes at once from one address', () => {
+    const { t, sent } = transport()
+    const p = new Puncher(t)
+    for (let i = 0; i < 20; i++) p.onMessage(encodePunch(PROBE, Buffer.alloc(8, i)), '192.0.2.9', 5000)
+    expect(sent).toHaveLength(8)
+    expect(p.answers.dropped).toBe(12)
+  })
+
   it('counts what it drops', () => {
     const limiter = new AnswerLimiter(2, 100, () => 0)
     expect([1, 2, 3, 4].map(() => limiter.allow('192.0.2.1'))).toEqual([true, true, false, false])

@@ -75,11 +75,13 @@ describe('the UDP facade: send()', () => {
     u.send(new DataView(Buffer.from('__eleven__').buffer, Buffer.from('__eleven__').byteOffset + 2, 6), 5011)
     u.send('twelve', '5012' as unknown as number, null as unknown as string)
     u.send('thirteen', 0, 8, 5013, null as unknown as string)
+    u.send('fourteen', 5014, '192.0.2.14', null as unknown as () => void) // a null callback is no callback
+    u.send('xfifteenx', 1, 7, 5015, '192.0.2.15', null as unknown as () => void)
     expect(sent.map(s => [s.data, s.port, s.host])).toEqual([
       ['one', 5001, undefined], ['two', 5002, '192.0.2.2'], ['three', 5003, undefined], ['four', 5004, '192.0.2.4'],
       ['five', 5005, undefined], ['six', 5006, '192.0.2.6'], ['seven', 5007, undefined], ['eight', 5008, '192.0.2.8'],
       ['nine', 5009, undefined], ['ten', 5010, undefined], ['eleven', 5011, undefined], ['twelve', 5012, undefined],
-      ['thirteen', 5013, undefined]
+      ['thirteen', 5013, undefined], ['fourteen', 5014, '192.0.2.14'], ['fifteen', 5015, '192.0.2.15']
     ])
   })
 
@@ -129,7 +131,8 @@ describe('the UDP facade: send()', () => {
         ['port 0', ['x', 0]],
         ['port 65536', ['x', 65536]],
         ['a port that is not a number', ['x', '1234x']],
-        ['no port', ['x']]
+        ['no port', ['x']],
+        ['the offset form without a port', ['xy', 0, 1, undefined, '127.0.0.1']]
       ]
       for (const [what, args] of cases) {
         const ours = thrown(() => (u.send as (...a: unknown[]) => void)(...args))
@@ -173,15 +176,21 @@ describe('the UDP facade: what it hands to its node', () => {
     u.dropSourceSpecificMembership('10.0.0.9', '232.1.1.1', '10.0.0.2')
     u.setRecvBufferSize(1000)
     u.getSendBufferSize()
+    u.setSendBufferSize(2000)
     expect(calls).toEqual([
       ['setBroadcast', true], ['setMulticastTTL', 7], ['setMulticastLoopback', false], ['setMulticastInterface', '10.0.0.2'],
       ['setMembership', '239.1.1.1', undefined, true], ['setMembership', '239.1.1.2', undefined, true], ['setMembership', '239.1.1.3', '10.0.0.2', false],
       ['setSourceMembership', '10.0.0.9', '232.1.1.1', undefined, true], ['setSourceMembership', '10.0.0.9', '232.1.1.1', '10.0.0.2', false],
-      ['bufferSize', 1000, true], ['bufferSize', 0, false]
+      ['bufferSize', 1000, true], ['bufferSize', 0, false], ['bufferSize', 2000, false]
     ])
     const refusing = facade(null, nativeTarget(-22).target).u // EINVAL
     expect(thrown(() => refusing.setBroadcast(true))).toEqual(['EINVAL', 'Error', 'setBroadcast EINVAL'])
-    expect(thrown(() => refusing.addMembership('239.1.1.1'))).toEqual(['EINVAL', 'Error', 'addMembership EINVAL'])
+    for (const call of ['addMembership', 'dropMembership'] as const) {
+      expect(thrown(() => refusing[call]('239.1.1.1'))).toEqual(['EINVAL', 'Error', `${call} EINVAL`])
+    }
+    for (const call of ['addSourceSpecificMembership', 'dropSourceSpecificMembership'] as const) {
+      expect(thrown(() => refusing[call]('10.0.0.9', '232.1.1.1'))).toEqual(['EINVAL', 'Error', `${call} EINVAL`])
+    }
     expect(thrown(() => refusing.getRecvBufferSize())).toEqual(['ERR_SOCKET_BUFFER_SIZE', 'Error', 'Could not get or set buffer size: uv_recv_buffer_size returned EINVAL (invalid argument)'])
     expect(facade(null, nativeTarget(212992).target).u.getRecvBufferSize()).toBe(212992)
   })
@@ -217,6 +226,8 @@ describe('the UDP facade: what it hands to its node', () => {
       ['setMulticastInterface', s => s.setMulticastInterface('127.0.0.1')],
       ['setMulticastInterface with a number', s => s.setMulticastInterface(5 as unknown as string)],
       ['dropMembership without a group', s => (s.dropMembership as (g?: string) => void)()],
+      ...[null, '', 0, false].map((group): [string, (s: dgram.Socket) => unknown] =>
+        [`dropMembership with the group ${String(group)}`, s => s.dropMembership(group as unknown as string)]),
       ['addSourceSpecificMembership with a number as the source', s => s.addSourceSpecificMembership(5 as unknown as string, '232.1.1.1')],
       ['addSourceSpecificMembership with a number as the group', s => s.addSourceSpecificMembership('10.0.0.1', 5 as unknown as string)],
       ['setRecvBufferSize', s => s.setRecvBufferSize(1000)],
