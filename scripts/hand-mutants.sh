@@ -1,0 +1,24 @@
+#!/bin/bash
+# Apply mutants by hand, one at a time, and see whether tests catch each (docs/mutation.md): for every line
+# of LIST (tab-separated: FILE, LINE, a perl substitution for that line, a label) the file is changed, the
+# package rebuilt and the given vitest files run; the file is restored before the next. Prints KILLED or
+# SURVIVED per mutant. HAND_MUTANTS_NOCHECK=1 compiles mutants that do not type-check (// @ts-nocheck).
+#   scripts/hand-mutants.sh mutants.tsv test/punch.test.ts
+set -u
+cd "$(dirname "$0")/.."
+LIST=$1; shift
+while IFS=$'\t' read -r F L S LABEL; do
+  case "$F" in ''|\#*) continue;; esac
+  cp "$F" /tmp/hand-mutant.bak
+  perl -i -pe "if (\$. == $L) { $S }" "$F"
+  if cmp -s "$F" /tmp/hand-mutant.bak; then echo "NOCHANGE $LABEL ($F:$L)"; continue; fi
+  if [ "${HAND_MUTANTS_NOCHECK:-}" = 1 ]; then sed -i '1i // @ts-nocheck' "$F"; fi
+  if npx tsc -p tsconfig.json > /tmp/hand-mutant.tsc 2>&1; then
+    out=$(timeout 600 npx vitest run "$@" 2>&1 | sed 's/\x1b\[[0-9;]*m//g')
+    if echo "$out" | grep -qE "Tests .*failed"; then echo "KILLED   $LABEL ($F:$L) $(echo "$out" | grep -m1 '×' | cut -c1-90)"
+    elif echo "$out" | grep -qE "Tests .*passed"; then echo "SURVIVED $LABEL ($F:$L)"
+    else echo "ERROR    $LABEL ($F:$L) $(echo "$out" | tail -3 | tr '\n' ' ')"; fi
+  else echo "TSCERR   $LABEL ($F:$L) $(head -1 /tmp/hand-mutant.tsc)"; fi
+  cp /tmp/hand-mutant.bak "$F"
+done < "$LIST"
+npx tsc -p tsconfig.json > /dev/null 2>&1
