@@ -70,8 +70,9 @@ export async function freeSpace (dir: string): Promise<number | null> {
 
 /** "name (n).ext" ("archive.tar (1).gz": only the last extension stays at the end) */
 export function numberedName (name: string, n: number): string {
+  // extname() never takes a whole name (".bashrc" has none), so the stem is never empty
   const ext = path.extname(name)
-  const stem = ext === '' || ext === name ? name : name.slice(0, -ext.length)
-  return `${stem} (${n})${ext === name ? '' : ext}`
+  const stem = ext === '' ? name : name.slice(0, -ext.length)
+  return `${stem} (${n})${ext}`
 }
 
