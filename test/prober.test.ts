@@ -235,7 +235,7 @@ describe('Prober: the connect side picks a path', () => {
     expect(vi.getTimerCount()).toBe(0)
   })
 
-  it('ignores select, and never sends one, on the connect side', () => {
+  it('ignores select on the connect side', () => {
     const { p } = prober({ candidates: fresh(PUBLIC) })
     p.start()
     p.handle(peer.select('direct'), PUBLIC)

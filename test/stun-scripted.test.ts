@@ -150,7 +150,7 @@ describe('stunBinding through a scripted socket', () => {
     expect(r).toMatchObject({ value: { mapped: { address: '198.51.100.2', port: 2 } } })
   })
 
-  it('sends nothing when aborted before the first request, even by an abort during the lookup of the socket', async () => {
+  it('sends nothing when aborted before the first request, even by an abort just before it', async () => {
     const n = new ScriptedNode()
     const user = new AbortController()
     const getUdpSocket = n.getUdpSocket.bind(n)
