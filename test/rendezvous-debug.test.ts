@@ -5,6 +5,7 @@
 // log of a real rendezvous is in dx.test.ts.
 import { describe, expect, it } from 'vitest'
 
+import { finish, type Run } from './helpers/cli'
 import { spawnScript } from './helpers/script'
 
 const SCRIPT = `
@@ -66,17 +67,7 @@ const run = async (p) => { plan = p; try { return await rendezvous.call(node, p.
 })()
 `
 
-interface Run { code: number | null, stdout: string, stderr: string }
-
-async function runScript (env: NodeJS.ProcessEnv): Promise<Run> {
-  const child = spawnScript(SCRIPT, env)
-  let stdout = ''
-  let stderr = ''
-  child.stdout?.on('data', (d: Buffer) => { stdout += d.toString() })
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-  const code = await new Promise<number | null>(resolve => child.on('close', resolve))
-  return { code, stdout, stderr }
-}
+const runScript = async (env: NodeJS.ProcessEnv): Promise<Run> => await finish(spawnScript(SCRIPT, env))
 
 describe('node.rendezvous() with NODE_DEBUG=utp-punch-rs', () => {
   it('logs the start, each status, the path found with its timings and NAT mappings, each move, and failures on one line', async () => {

@@ -48,7 +48,7 @@ export function makeNode (options?: NodeOptions | ((s: Socket) => void), onconne
   return n
 }
 
-/** Every test of the file on vitest's fake clock (timers and Date), starting at 0; call once per file */
+/** The tests of the file (or of the describe block it is called in) on vitest's fake clock, timers and Date, from 0 */
 export function fakeClockFromZero (): void {
   beforeEach(() => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] })
