@@ -27,6 +27,16 @@ const WINDOWS_INVALID = /[<>:"|?*]/g
 /** Device names Windows reserves, whatever the extension ("nul.txt" too) */
 const WINDOWS_DEVICE = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$|clock\$)$/i
 
+/**
+ * A name receivedName() refuses. `why` is the reason alone, for messages that name the item another way (the
+ * whole path it is part of, or the local file it came from): the shown name may itself contain quotes
+ */
+export class UnsafeNameError extends CliError {
+  constructor (readonly shown: string, readonly why: string) {
+    super('ERR_UNSAFE_NAME', `refused the name "${shown}": ${why}`)
+  }
+}
+
 /** `text` with every disguising character (see DISGUISING) replaced by '_' */
 export function neutralise (text: string): string {
   return text.replace(DISGUISING, '_')
@@ -40,13 +50,12 @@ export function peerText (text: unknown, max = 200): string {
 
 /**
  * The name a received file gets: `name` NFC-normalised, disguising characters replaced with '_', Windows-invalid
- * ones too, surrounding spaces trimmed. Throws CliError ERR_UNSAFE_NAME when the name is empty, contains a path
+ * ones too, surrounding spaces trimmed. Throws UnsafeNameError (ERR_UNSAFE_NAME) when the name is empty, contains a path
  * separator or "..", starts or ends with a dot, is a Windows device name or is longer than MAX_NAME_BYTES
  */
 export function receivedName (name: string): string {
-  const shown = peerText(name, 80)
   const refuse = (why: string): never => {
-    throw new CliError('ERR_UNSAFE_NAME', `refused the name "${shown}": ${why}`)
+    throw new UnsafeNameError(peerText(name, 80), why)
   }
   const clean = neutralise(name.normalize('NFC')).replace(WINDOWS_INVALID, '_').trim()
   if (clean === '') refuse('it is empty')

@@ -26,7 +26,6 @@ export interface ByteSink {
 export class FileWriter implements ByteSink {
   private _pending: Buffer[] = []
   private _pendingBytes = 0
-  private _closed = false
 
   constructor (private readonly _fh: fs.promises.FileHandle, private _pos: number) {}
 
@@ -48,18 +47,13 @@ export class FileWriter implements ByteSink {
   async finish (): Promise<void> {
     await this._flush()
     await this._fh.sync()
-    await this._close()
+    await this._fh.close()
   }
 
+  /** Closing twice is harmless: a FileHandle's close() after the first resolves and does nothing */
   async abandon (): Promise<void> {
     await this._flush().catch(() => {})
-    await this._close().catch(() => {})
-  }
-
-  private async _close (): Promise<void> {
-    if (this._closed) return
-    this._closed = true
-    await this._fh.close()
+    await this._fh.close().catch(() => {})
   }
 }
 
@@ -99,7 +93,7 @@ export class Landing {
     for (const e of manifest.entries) {
       const top = topOf(e.path)
       const inTree = e.path.includes('/')
-      const rel = inTree ? e.path.slice(top.length + 1) : ''
+      const rel = e.path.slice(top.length + 1) // '' for a top-level item
       const shown = inTree ? `${top}.part/${rel}` : `${e.path}.part`
       const file = inTree ? path.join(dir, `${top}.part`, ...rel.split('/')) : path.join(dir, shown)
       const kept = !inTree || dirsKept.has(top)
@@ -123,13 +117,14 @@ export class Landing {
       if (e.kind !== 'dir') continue
       const top = topOf(e.path)
       const inTree = e.path.includes('/')
-      const where = inTree ? path.join(this._dir, `${top}.part`, ...e.path.slice(top.length + 1).split('/')) : path.join(this._dir, `${top}.part`)
+      const rel = e.path.slice(top.length + 1)
+      const where = path.join(this._dir, `${top}.part`, ...(inTree ? rel.split('/') : []))
       try {
         await fs.promises.mkdir(where, { mode: inTree ? 0o777 : 0o700 })
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
         // inspect() found it a real directory of ours; one that appeared since is checked the same way
-        await inspectKeptDir(where, `${top}.part`, !inTree)
+        await inspectKeptDir(where, inTree ? `${top}.part/${rel}` : `${top}.part`, !inTree)
       }
     }
   }

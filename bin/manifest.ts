@@ -7,7 +7,7 @@ import * as fs from 'fs'
 import * as path from 'path'
 
 import { CliError } from './args'
-import { peerText, receivedName } from './filename'
+import { peerText, receivedName, UnsafeNameError } from './filename'
 import { humanBytes } from './incoming'
 
 /** A file to send or receive: `size` null for a stream of unknown length (stdin) */
@@ -58,8 +58,8 @@ export function sendableName (file: string): string {
   try {
     return receivedName(path.basename(path.resolve(file)))
   } catch (e) {
-    const why = e instanceof Error ? e.message.replace(/^refused the name/, 'receivers refuse the name') : String(e)
-    throw new CliError('ERR_UNSAFE_NAME', `cannot send ${file}: ${why}; copy it to a name without that first`)
+    if (!(e instanceof UnsafeNameError)) throw e
+    throw new CliError('ERR_UNSAFE_NAME', `cannot send ${file}: receivers refuse the name "${e.shown}": ${e.why}; copy it to a name without that first`)
   }
 }
 
@@ -88,7 +88,8 @@ export async function walk (paths: readonly string[], warn: (line: string) => vo
       try {
         clean = receivedName(name)
       } catch (e) {
-        warn(`skipped ${child}: ${e instanceof Error ? e.message.replace(/^refused the name "[^"]*"/, 'receivers refuse its name') : String(e)}`)
+        if (!(e instanceof UnsafeNameError)) throw e
+        warn(`skipped ${child}: receivers refuse its name: ${e.why}`)
         continue
       }
       const childRel = `${rel}/${clean}`
@@ -194,18 +195,19 @@ function componentName (part: string, whole: string): string {
   try {
     return receivedName(part)
   } catch (e) {
-    if (!(e instanceof CliError) || !whole.includes('/')) throw e
-    throw new CliError('ERR_UNSAFE_NAME', `refused the name "${peerText(whole, 80)}": ${e.message.replace(/^refused the name "[^"]*": /, '')}`)
+    if (!(e instanceof UnsafeNameError)) throw e
+    throw new UnsafeNameError(peerText(whole, 80), e.why)
   }
 }
 
-function receivedNameError (name: string, why: string): CliError {
+/** The usual refusal when the usual rules already refuse `name`, else `why`; the name shown made safe to print */
+function receivedNameError (name: string, why: string): UnsafeNameError {
   try {
-    receivedName(name) // the usual wording when the usual rules already refuse it
+    receivedName(name)
   } catch (e) {
-    if (e instanceof CliError) return e
+    if (e instanceof UnsafeNameError) return e
   }
-  return new CliError('ERR_UNSAFE_NAME', `refused the name "${name}": ${why}`)
+  return new UnsafeNameError(peerText(name, 80), why)
 }
 
 /** The top-level names of the offer, in order */
