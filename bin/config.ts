@@ -117,7 +117,10 @@ function readConfig (file: string, required: boolean): Config | undefined {
 export function checkServer (value: string, what: string): string {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(value) ?? /^([^:[\]\s]+):(\d+)$/.exec(value)
   if (m === null) {
-    const hint = !value.includes(':') ? ' (the port is missing)' : value.startsWith(':') ? ' (the host is missing)' : value.split(':').length > 2 && !value.startsWith('[') ? ' (write an IPv6 address in brackets: [::1]:7000)' : ''
+    // "::1:7000" is an IPv6 address without brackets, not a missing host
+    const hint = !value.includes(':')
+      ? ' (the port is missing)'
+      : value.split(':').length > 2 && !value.startsWith('[') ? ' (write an IPv6 address in brackets: [::1]:7000)' : value.startsWith(':') ? ' (the host is missing)' : ''
     throw new UsageError(`${what} must be HOST:PORT, got ${JSON.stringify(value)}${hint}`)
   }
   const port = Number(m[2])

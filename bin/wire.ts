@@ -66,10 +66,11 @@ export class Reader {
     return this._buf[0]
   }
 
-  /** The next line, parsed as JSON; at most `max` bytes long */
+  /** The next line, parsed as JSON; at most `max` bytes long (without its newline), whether it came whole or in pieces */
   async line (what: string, max = MAX_LINE): Promise<unknown> {
     for (;;) {
       const nl = this._buf.indexOf(10)
+      if ((nl < 0 ? this._buf.length : nl) > max) throw new CliError('ERR_TRANSFER_PROTOCOL', `the peer's ${what} is too long`)
       if (nl >= 0) {
         const text = this._buf.toString('utf8', 0, nl)
         this._buf = this._buf.subarray(nl + 1)
@@ -79,7 +80,6 @@ export class Reader {
           throw new CliError('ERR_TRANSFER_PROTOCOL', `the peer sent an invalid ${what}`)
         }
       }
-      if (this._buf.length > max) throw new CliError('ERR_TRANSFER_PROTOCOL', `the peer's ${what} is too long`)
       await this._more(what)
     }
   }
