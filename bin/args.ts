@@ -41,7 +41,7 @@ export function parseArgs (argv: readonly string[], spec: Spec): Parsed {
       options.yes = true
       continue
     }
-    if (!arg.startsWith('--') || arg === '--') {
+    if (!arg.startsWith('--')) {
       if (arg.startsWith('-') && arg !== '-') throw new UsageError(`unknown option ${arg}`)
       positionals.push(arg)
       continue

@@ -107,7 +107,7 @@ function readConfig (file: string, required: boolean): Config | undefined {
   if (dhtBootstrap !== undefined && !(Array.isArray(dhtBootstrap) && dhtBootstrap.every(n => typeof n === 'string'))) {
     throw new UsageError(`the config file ${file}: "dhtBootstrap" must be an array of "HOST:PORT" strings, got ${JSON.stringify(dhtBootstrap)}`)
   }
-  return { ...(rendezvous === undefined ? {} : { rendezvous }), ...(dhtBootstrap === undefined ? {} : { dhtBootstrap: dhtBootstrap as string[] }) }
+  return { rendezvous, dhtBootstrap: dhtBootstrap as string[] | undefined }
 }
 
 /**

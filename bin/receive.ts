@@ -83,7 +83,7 @@ export async function receiveFiles (socket: Duplex, dir: string, o: ReceiveOptio
     for (const [i, f] of files.entries()) {
       const start = starts[i]
       const hash = start > 0 ? (landing?.slots[i].kept?.hash as Hash) : createHash('sha256')
-      const target = o.stdout === undefined ? await (landing as Landing).open(i, start) : stdoutSink(o.stdout)
+      const target = o.stdout === undefined ? await (landing as Landing).open(i, start) : stdoutSink(o.stdout, guard)
       sink = target
       const sha256 = await receiveOne(reader, guard, f, start, hash, async (chunk) => {
         hash.update(chunk)
@@ -210,11 +210,14 @@ async function receiveText (socket: Duplex, text: unknown, t0: number): Promise<
   return { name: 'text', bytes: Buffer.byteLength(text), resumedFrom: 0, files: 0, directories: 0, seconds: (Date.now() - t0) / 1000, sha256, text }
 }
 
-/** Writes to stdout (receive --out -), honouring its backpressure */
-function stdoutSink (out: NodeJS.WritableStream): ByteSink {
+/**
+ * Writes to stdout (receive --out -), honouring its backpressure. A slow reader of our stdout (a pager) is not the
+ * sender going quiet, and a cancel must not wait for it: the wait runs through the guard with the idle clock stopped
+ */
+function stdoutSink (out: NodeJS.WritableStream, guard: TransferGuard): ByteSink {
   return {
     write: async (chunk) => {
-      if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', resolve))
+      if (!out.write(chunk)) await guard.whilePaused(new Promise<void>((resolve) => out.once('drain', resolve)))
     },
     finish: async () => {},
     abandon: async () => {}

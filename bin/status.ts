@@ -43,10 +43,8 @@ export class StatusLines {
 
   /** A step of the library's rendezvous (RendezvousOptions.onStatus) */
   rendezvous (s: RendezvousStatus): void {
+    // 'registering' and 'joining-dht' were said by contacting() or joiningDht(), before the name was looked up
     switch (s.state) {
-      case 'registering':
-      case 'joining-dht':
-        return // said by contacting() or joiningDht(), before the name was looked up
       case 'published':
         this.report('registered', 'published on the DHT, waiting for the peer', { observed: s.observed ?? null, mapping: s.mapping ?? null })
         return

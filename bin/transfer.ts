@@ -262,8 +262,14 @@ async function sendOne (socket: Duplex, guard: TransferGuard, f: FileEntry, star
   const source = f.source as string
   const input = source === '-' ? stdin : fs.createReadStream(source, { start, highWaterMark: 64 * 1024 })
   let pos = start
+  const chunks = input[Symbol.asyncIterator]()
   try {
-    for await (const chunk of input) {
+    for (;;) {
+      // Waiting for our own input (a slow pipe into stdin) is not the receiver going quiet, and a cancel must not
+      // wait for the next chunk: the wait runs through the guard with the idle clock stopped
+      const next = await guard.whilePaused(chunks.next())
+      if (next.done === true) break
+      const chunk: unknown = next.value
       const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk as Buffer
       if (f.size !== null && pos + buf.length > f.size) throw new CliError('ERR_FILE_CHANGED', `${source} grew while being sent`)
       hash.update(buf)
@@ -276,6 +282,9 @@ async function sendOne (socket: Duplex, guard: TransferGuard, f: FileEntry, star
       moved(buf.length)
     }
   } finally {
+    // Leaving early ends the read as for-await would (return()), without waiting for a read still pending when a
+    // cancel ended the wait; a file's stream is destroyed at once
+    void chunks.return?.().catch(() => {})
     if (source !== '-') (input as fs.ReadStream).destroy()
   }
   if (f.size !== null && pos !== f.size) throw new CliError('ERR_FILE_CHANGED', `${source} shrank while being sent`)

@@ -36,8 +36,9 @@ describe('parseArgs', () => {
       .toEqual({ positionals: ['a', 'b', 'c'], options: { out: 'dir', port: '0', json: true, yes: false } })
     expect(parseArgs(['-h', '-y', '-', '--out=a=b', '--out', '--json'], spec)).toEqual({ positionals: ['-'], options: { help: true, yes: true, out: '--json' } })
     expect(parseArgs(['--out='], spec)).toEqual({ positionals: [], options: { out: '' } })
-    // An option named no-… is itself, not a negation
+    // An option named no-… is itself, not a negation, even beside the option it would negate
     expect(parseArgs(['--no-color'], spec)).toEqual({ positionals: [], options: { 'no-color': true } })
+    expect(parseArgs(['--no-color'], { ...spec, color: 'boolean' })).toEqual({ positionals: [], options: { 'no-color': true } })
     // After --, everything is positional
     expect(parseArgs(['x', '--', '--json', '-h', '--'], spec)).toEqual({ positionals: ['x', '--json', '-h', '--'], options: {} })
     expect(parseArgs([], spec)).toEqual({ positionals: [], options: {} })
@@ -48,6 +49,8 @@ describe('parseArgs', () => {
     expect(outcome(() => parseArgs(['--bogus=1'], spec))).toEqual(usage('unknown option --bogus'))
     expect(outcome(() => parseArgs(['--no-out'], spec))).toEqual(usage('unknown option --no-out'))
     expect(outcome(() => parseArgs(['--no-bogus'], spec))).toEqual(usage('unknown option --no-bogus'))
+    // Only a "no-" prefix negates
+    expect(outcome(() => parseArgs(['--xx-json'], spec))).toEqual(usage('unknown option --xx-json'))
     expect(outcome(() => parseArgs(['-x'], spec))).toEqual(usage('unknown option -x'))
     expect(outcome(() => parseArgs(['-y'], { json: 'boolean' }))).toEqual(usage('unknown option -y'))
     expect(outcome(() => parseArgs(['-y'], { yes: 'string' }))).toEqual(usage('unknown option -y'))
@@ -127,7 +130,7 @@ describe('the question before receiving', () => {
   })
 
   it('asks on stderr; yes is "y" or "yes" in any case with spaces around; anything else, or no answer, is no', async () => {
-    for (const [typed, yes] of [['y\n', true], ['YES\n', true], ['  Yes \n', true], ['y', true], ['n\n', false], ['\n', false], ['yes please\n', false], ['ye\n', false], ['yess\n', false], ['no\ny\n', false]] as const) {
+    for (const [typed, yes] of [['y\n', true], ['YES\n', true], ['  Yes \n', true], ['y', true], ['n\n', false], ['\n', false], ['yes please\n', false], ['why\n', false], ['oh yes\n', false], ['ye\n', false], ['yess\n', false], ['no\ny\n', false]] as const) {
       const t = terminal(true, true)
       t.stdin.write(typed)
       if (!typed.endsWith('\n')) t.stdin.end()

@@ -68,6 +68,8 @@ describe('chooseMeeting', () => {
     expect(chooseMeeting({ dht: true }, all)).toEqual({ dht: { bootstrap: ['e1:1', 'e2:2'] }, source: '$UTP_PUNCH_DHT_BOOTSTRAP' })
     expect(chooseMeeting({ dht: true }, { ...all, UTP_PUNCH_DHT_BOOTSTRAP: '' })).toEqual({ dht: { bootstrap: ['f1:1', 'f2:2'] }, source: file })
     expect(chooseMeeting({}, bare)).toEqual({ dht: { bootstrap: undefined }, source: 'the public bootstrap nodes' })
+    // An empty $UTP_PUNCH_CONFIG is unset: the default location, which need not exist
+    expect(chooseMeeting({}, { ...bare, UTP_PUNCH_CONFIG: '' })).toEqual({ dht: { bootstrap: undefined }, source: 'the public bootstrap nodes' })
     expect(chooseMeeting({ dhtBootstrap: 'n:1' }, bare)).toEqual({ dht: { bootstrap: ['n:1'] }, source: '--dht-bootstrap' })
     expect(chooseMeeting({ dht: false }, { ...bare, UTP_PUNCH_RENDEZVOUS: 'env.example:2' })).toEqual({ server: 'env.example:2', source: '$UTP_PUNCH_RENDEZVOUS' })
   })
@@ -148,7 +150,9 @@ describe('checkServer', () => {
       ['[]:1', ''],
       ['host:-1', ''],
       ['host:1 ', ''],
-      [' host:1', '']
+      [' host:1', ''],
+      ['x[::1]:80', ' (write an IPv6 address in brackets: [::1]:7000)'],
+      ['[::1]:80x', '']
     ]
     for (const [value, hint] of cases) expect([value, outcome(() => checkServer(value, '--rendezvous'))]).toEqual([value, usage(`--rendezvous must be HOST:PORT, got ${JSON.stringify(value)}${hint}`)])
     for (const value of ['host:0', 'host:65536', '[::1]:99999']) {
