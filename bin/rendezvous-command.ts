@@ -136,8 +136,7 @@ function countOption (value: string | boolean | undefined, name: string, min = 0
 /** "1MB/s", "500kB/s", "1000000" (bytes per second) */
 function bytesPerSecondOption (value: string | boolean | undefined, name: string): number | undefined {
   if (value === undefined) return undefined
-  const s = typeof value === 'string' ? value.replace(/\/s$/, '') : value
-  const n = sizeOption(s, name)
+  const n = typeof value === 'string' ? sizeOrUndefined(value.replace(/\/s$/, ''), name) : undefined
   if (n === undefined || n < 1) throw new UsageError(`--${name} must be a positive rate such as 1MB/s, got ${String(value)}`)
   return n
 }
@@ -146,11 +145,20 @@ function bytesPerSecondOption (value: string | boolean | undefined, name: string
 function budgetOption (value: string | boolean | undefined, name: string): { bytes: number, windowMs: number } | undefined {
   if (value === undefined) return undefined
   const m = typeof value === 'string' ? /^([^/]+)\/(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value) : null
-  if (m === null) throw new UsageError(`--${name} must be SIZE/DURATION such as 36GB/1h, got ${String(value)}`)
-  const bytes = sizeOption(m[1], name) ?? 0
+  const bytes = m === null ? undefined : sizeOrUndefined(m[1], name)
+  if (m === null || bytes === undefined) throw new UsageError(`--${name} must be SIZE/DURATION such as 36GB/1h, got ${String(value)}`)
   const windowMs = m[3] === 'h' ? Number(m[2]) * 3_600_000 : durationOption(`${m[2]}${m[3] ?? ''}`, name, 0)
   if (windowMs < 1) throw new UsageError(`--${name}: the window must be at least 1 ms`)
   return { bytes, windowMs }
+}
+
+/** A size, or undefined when `text` is not one: the caller names the whole value in its own message */
+function sizeOrUndefined (text: string, name: string): number | undefined {
+  try {
+    return sizeOption(text, name)
+  } catch {
+    return undefined
+  }
 }
 
 /** "20/s", "20/s:40", "20" (per second; the burst defaults to twice the rate) */
