@@ -1,0 +1,234 @@
+// The CLI's entry, main(), in-process (bin/cli.ts): help, version and every usage error with its exit status and
+// where it is written (text or --json); then send and receive meeting through a rendezvous server on loopback in
+// this process, with their status, code, summary and JSON lines, a text message, --out -, the same-role refusal,
+// a server that does not answer, and a cancel. The same as users run it, in child processes, is in cli.test.ts,
+// cli-status.test.ts and cli-cancel.test.ts.
+import { createHash } from 'crypto'
+import * as fs from 'fs'
+import * as os from 'os'
+import * as path from 'path'
+import { PassThrough } from 'stream'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import type * as CliModule from '../bin/cli'
+import type * as ServerModule from '../lib/server/server'
+import { requireFromRoot, root } from './helpers/utp'
+
+const { main } = requireFromRoot('./dist/bin/cli.js') as typeof CliModule
+const { RendezvousServer } = requireFromRoot('./dist/lib/server/server.js') as typeof ServerModule
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'utp-main-'))
+const version = (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version
+const sha = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex')
+
+interface Ran { status: number, out: string, err: string }
+/** main(argv) with in-memory stdout and stderr (and stdin when given), its output readable while it runs */
+function start (argv: string[], stdin?: PassThrough): { done: Promise<Ran>, out: () => string, err: () => string } {
+  const stdout = new PassThrough()
+  const stderr = new PassThrough()
+  let out = ''
+  let err = ''
+  stdout.on('data', (d: Buffer) => { out += d.toString() })
+  stderr.on('data', (d: Buffer) => { err += d.toString() })
+  const done = main(argv, { stdout, stderr: stderr as unknown as NodeJS.WriteStream, ...(stdin === undefined ? {} : { stdin }) }).then(async (status) => {
+    await new Promise(resolve => setImmediate(resolve))
+    return { status, out, err }
+  })
+  return { done, out: () => out, err: () => err }
+}
+const run = async (argv: string[], stdin?: PassThrough): Promise<Ran> => await start(argv, stdin).done
+/** Waits until `text()` matches `re`; its first group */
+async function seen (text: () => string, re: RegExp): Promise<string> {
+  for (let i = 0; i < 1000; i++) {
+    const m = re.exec(text())
+    if (m !== null) return m[1]
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+  throw new Error(`never saw ${String(re)} in ${JSON.stringify(text())}`)
+}
+
+let usageText = ''
+let sendHelp = ''
+beforeAll(async () => {
+  usageText = (await run(['--help'])).out
+  sendHelp = (await run(['help', 'send'])).out
+})
+
+describe('main: help, version and usage errors', () => {
+  it('help and version go to stdout', async () => {
+    expect(usageText).toMatch(/^usage: utp-punch-rs /)
+    expect(sendHelp).toMatch(/^usage: utp-punch-rs send /)
+    expect(await run([])).toEqual({ status: 2, out: usageText, err: '' })
+    for (const h of ['--help', '-h', 'help']) expect([h, await run([h])]).toEqual([h, { status: 0, out: usageText, err: '' }])
+    for (const v of ['--version', '-v']) expect(await run([v])).toEqual({ status: 0, out: `${version}\n`, err: '' })
+    expect(await run(['send', '--help'])).toEqual({ status: 0, out: sendHelp, err: '' })
+    const receiveHelp = (await run(['help', 'receive'])).out
+    expect(receiveHelp).toMatch(/^usage: utp-punch-rs receive /)
+    expect(await run(['receive', '-h'])).toEqual({ status: 0, out: receiveHelp, err: '' })
+    const natHelp = (await run(['help', 'nat-check'])).out
+    expect(natHelp).toMatch(/^usage: utp-punch-rs nat-check /)
+    expect(await run(['nat-check', '--help'])).toEqual({ status: 0, out: natHelp, err: '' })
+    expect((await run(['rendezvous', '--help'])).out).toMatch(/^usage: utp-punch-rs rendezvous /)
+  })
+
+  it('a usage error: the reason and where to read more on stderr, status 2; with --json one line on stdout', async () => {
+    expect(await run(['frobnicate'])).toEqual({ status: 2, out: '', err: `utp-punch-rs: unknown command "frobnicate"\n${usageText}\n` })
+    expect(await run(['help', 'frobnicate'])).toEqual({ status: 2, out: '', err: `utp-punch-rs: no help for "frobnicate": not a command\n${usageText}\n` })
+    expect(await run(['send'])).toEqual({ status: 2, out: '', err: 'utp-punch-rs: send needs a PATH (files, directories, or - for stdin) or --text MESSAGE\nRun `utp-punch-rs send --help` for usage.\n' })
+    expect(await run(['send', '--json'])).toEqual({ status: 2, out: '{"ok":false,"code":"ERR_USAGE","message":"send needs a PATH (files, directories, or - for stdin) or --text MESSAGE"}\n', err: '' })
+    // --json after "--" is a path, not the option
+    expect((await run(['send', '--bogus', '--', '--json'])).err).toBe('utp-punch-rs: unknown option --bogus\nRun `utp-punch-rs send --help` for usage.\n')
+  })
+
+  it('each option in the wrong place or form', async () => {
+    const usage = async (argv: string[]): Promise<string> => {
+      const r = await run(argv)
+      expect([argv, r.status, r.out]).toEqual([argv, 2, ''])
+      return r.err.split('\n')[0]
+    }
+    const file = path.join(tmp, 'f.txt')
+    fs.writeFileSync(file, 'x')
+    for (const only of ['--yes', '--max-size=1', `--out=${tmp}`]) {
+      expect(await usage(['send', file, only])).toBe(`utp-punch-rs: ${only.replace(/=.*/, '')} is an option of receive, not send`)
+    }
+    expect(await usage(['send', file, '--text', 'hi'])).toBe('utp-punch-rs: send --text takes no PATH: the text is the message')
+    expect(await usage(['send', '--text', 'x'.repeat(64 * 1024 + 1)])).toBe('utp-punch-rs: --text is longer than 65536 bytes: send it as a file')
+    expect(await usage(['send', '-', file])).toBe('utp-punch-rs: send - (stdin) sends stdin alone, not with other paths')
+    expect(await usage(['send', file, '--name', 'x'])).toBe('utp-punch-rs: --name names what send - reads from stdin')
+    expect(await usage(['receive', 'extra'])).toBe('utp-punch-rs: unexpected argument extra')
+    expect(await usage(['receive', '--text', 'x'])).toBe('utp-punch-rs: --text is an option of send, not receive')
+    expect(await usage(['receive', '--name', 'x'])).toBe('utp-punch-rs: --name is an option of send, not receive')
+    expect(await run(['receive', '--out', '-', '--json', '--code', 'c'])).toEqual({ status: 2, out: '{"ok":false,"code":"ERR_USAGE","message":"--out - writes the data to stdout, where --json would write too: use one of them"}\n', err: '' })
+    expect(await usage(['receive', `--out=${tmp}`, '--rendezvous', '127.0.0.1:9'])).toBe('utp-punch-rs: --code CODE is required (the code `send` printed)')
+    expect(await usage(['receive', `--out=${tmp}`, '--rendezvous', '127.0.0.1:9', '--code', 'c'])).toMatch(/^utp-punch-rs: receive asks before it writes a file, and nobody can answer here/)
+    const noYes = await run(['receive', `--out=${tmp}`, '--rendezvous', '127.0.0.1:9', '--code', 'c', '--json'])
+    expect([noYes.status, (JSON.parse(noYes.out) as { message: string }).message]).toEqual([2, expect.stringMatching(/^receive asks before it writes a file, and nobody can answer here \(stdin or stderr is not a terminal, or --json\): pass --yes/)])
+    expect(await usage(['send', file, '--rendezvous', 'nohost'])).toBe('utp-punch-rs: --rendezvous must be HOST:PORT, got "nohost" (the port is missing)')
+    expect(await usage(['send', file, '--rendezvous', '127.0.0.1:9', '--congestion', 'reno'])).toBe('utp-punch-rs: --congestion must be ledbat or cubic, got reno')
+    expect(await usage(['send', file, '--rendezvous', '127.0.0.1:9', '--port', 'x'])).toBe('utp-punch-rs: --port must be a port number 0..65535, got x')
+    expect(await usage(['nat-check'])).toBe('utp-punch-rs: nat-check needs --stun HOST:PORT')
+    // Not a usage error: the directory does not exist (status 1)
+    const missing = path.join(tmp, 'nope')
+    expect(await run(['receive', `--out=${missing}`])).toEqual({ status: 1, out: '', err: `utp-punch-rs: --out ${missing} does not exist: create it first, or choose another directory\n` })
+    expect(await run(['receive', `--out=${missing}`, '--json'])).toEqual({ status: 1, out: `{"ok":false,"code":"ENOENT","message":"--out ${missing} does not exist: create it first, or choose another directory"}\n`, err: '' })
+    expect(await run(['send', path.join(tmp, 'none')])).toEqual({ status: 1, out: '', err: `utp-punch-rs: ${path.join(tmp, 'none')}: no such file or directory\n` })
+  })
+})
+
+describe('main: send and receive through a rendezvous server in this process', () => {
+  let server: ServerModule.RendezvousServer
+  let addr = ''
+  beforeAll(async () => {
+    server = new RendezvousServer({ host: '127.0.0.1', port: 0, http: false, mappingCheck: false, startDelayMs: 20 })
+    const a = await server.listen()
+    addr = `${a.address}:${a.port}`
+  })
+  afterAll(async () => {
+    await server.close()
+    fs.rmSync(tmp, { recursive: true, force: true })
+  })
+  let codes = 0
+  const newCode = (): string => `${9000 + ++codes}-test-code`
+  const outDir = (): string => fs.mkdtempSync(path.join(tmp, 'out-'))
+
+  it('a file: the code, status lines and summaries in text', async () => {
+    const file = path.join(tmp, 'hello.txt')
+    fs.writeFileSync(file, 'hello')
+    const dir = outDir()
+    const code = newCode()
+    const [s, r] = await Promise.all([
+      run(['send', file, '--rendezvous', addr, '--code', code]),
+      run(['receive', '--rendezvous', addr, '--code', code, '--yes', '--out', dir, '--no-progress'])
+    ])
+    expect([s.status, r.status]).toEqual([0, 0])
+    expect(fs.readFileSync(path.join(dir, 'hello.txt'), 'utf8')).toBe('hello')
+    // On loopback the LAN candidate (an address of this machine) or the direct one wins
+    const summary = (verb: string): RegExp => new RegExp(`^${verb}: 5 bytes in \\d+\\.\\d\\d s \\(\\d+\\.\\d\\d MB/s\\) via (lan|direct) path to [0-9.]+:\\d+, encrypted, sha256 ${sha('hello')}\\n$`)
+    expect(s.out).toMatch(summary('sent hello\\.txt'))
+    expect(r.out).toMatch(summary(`received hello\\.txt -> ${path.join(dir, 'hello.txt').replace(/[.\\/]/g, '\\$&')}`))
+    const steps = (err: string): string[] => err.split('\n').filter(l => l !== '').map(l => l.replace(/\d+\.\d+\.\d+\.\d+:\d+/g, 'ADDR').replace(/via (lan|direct) path/, 'via PATH path'))
+    expect(steps(s.err)).toEqual([
+      'contacting the rendezvous server ADDR (from --rendezvous)',
+      'registered, waiting for the peer',
+      'peer found, checking that it holds the same code',
+      // This machine's LAN addresses (v4 and v6) and the address the server saw
+      expect.stringMatching(/^code confirmed, trying paths: ADDR \(lan\)(, \S+ \(lan\))*, ADDR \(public\)$/),
+      'connected via PATH path to ADDR, encrypted',
+      'waiting for the receiver to accept',
+      'sending hello.txt (5 bytes)',
+      'done'
+    ])
+    expect(steps(r.err)).toContain('receiving hello.txt (5 bytes)')
+  })
+
+  it('a generated code, printed with the command the receiver runs; --json lines on both sides', async () => {
+    const file = path.join(tmp, 'data.bin')
+    fs.writeFileSync(file, Buffer.alloc(100_000, 3))
+    const dir = outDir()
+    const sender = start(['send', file, '--rendezvous', addr, '--json'])
+    // The sender's first line on stdout is its code
+    const code = await seen(sender.out, /"code":"([^"]+)"/)
+    const r = await run(['receive', '--rendezvous', addr, '--code', code, '--yes', '--out', dir, '--json'])
+    const s = await sender.done
+    const lines = (out: string): Array<Record<string, unknown>> => out.trim().split('\n').map(l => JSON.parse(l) as Record<string, unknown>)
+    const sent = lines(s.out)
+    expect(sent[0]).toEqual({ event: 'code', code: code, command: `utp-punch-rs receive --rendezvous ${addr} --code ${code}` })
+    // Progress lines come with time, so they are left out here (cli-progress.test.ts has them)
+    expect(sent.filter(l => l.event !== 'progress').map(l => l.event === 'status' ? `status:${String(l.state)}` : l.event)).toEqual([
+      'code', 'status:contacting', 'waiting', 'status:registered', 'status:paired', 'status:punching', 'status:connected', 'connected',
+      'status:offering', 'status:transferring', 'status:done', 'sent'
+    ])
+    expect(sent[2]).toEqual({ event: 'waiting', server: addr, port: expect.any(Number) })
+    const final = lines(r.out).at(-1) as Record<string, unknown>
+    expect(final).toMatchObject({ ok: true, event: 'received', name: 'data.bin', file: path.join(dir, 'data.bin'), saved: [path.join(dir, 'data.bin')], files: 1, directories: 0, bytes: 100_000, resumedFrom: 0, path: expect.stringMatching(/^(lan|direct)$/), encrypted: true, sha256: sha(Buffer.alloc(100_000, 3)) })
+    expect([s.status, r.status, s.err, r.err]).toEqual([0, 0, '', ''])
+  })
+
+  it('a text message is printed by the receiver; --out - writes the data alone to stdout; stdin is sent under --name', async () => {
+    const code = newCode()
+    const [s, r] = await Promise.all([
+      run(['send', '--text', 'hi there', '--rendezvous', addr, '--code', code, '--quiet']),
+      run(['receive', '--rendezvous', addr, '--code', code, '--yes', '--quiet'])
+    ])
+    expect([s.status, s.out, s.err, r.status, r.out, r.err]).toEqual([0, expect.stringMatching(/^sent a text message \(8 bytes\) via (lan|direct) path to [0-9.]+:\d+, encrypted\n$/), '', 0, 'hi there\n', ''])
+    const code2 = newCode()
+    const stdin = new PassThrough()
+    stdin.end('from a pipe')
+    const [s2, r2] = await Promise.all([
+      run(['send', '-', '--name', 'notes.txt', '--rendezvous', addr, '--code', code2, '--quiet'], stdin),
+      run(['receive', '--rendezvous', addr, '--code', code2, '--yes', '--out', '-', '--quiet'])
+    ])
+    expect([s2.status, r2.status, r2.out]).toEqual([0, 0, 'from a pipe'])
+    expect(s2.out).toMatch(/^sent notes\.txt: 11 bytes in /)
+    expect(r2.err).toMatch(/^received notes\.txt -> -: 11 bytes in /)
+  })
+
+  it('a second sender on a waiting code is refused at the rendezvous; the first one\'s cancel ends it with status 130', async () => {
+    const code = newCode()
+    const before = process.listeners('SIGINT')
+    const first = start(['send', '--text', 'x', '--rendezvous', addr, '--code', code])
+    await seen(first.err, /(registered), waiting for the peer/)
+    const second = await run(['send', '--text', 'y', '--rendezvous', addr, '--code', code])
+    expect([second.status, second.out, second.err.split('\n').at(-2)]).toEqual([1, '', 'utp-punch-rs: rendezvous failed (ERR_SAME_ROLE): another sender is already waiting with this code: the other side must run receive (that sender keeps waiting)'])
+    const added = process.listeners('SIGINT').filter(l => !before.includes(l))
+    expect(added).toHaveLength(1)
+    ;(added[0] as () => void)()
+    const cancelled = await first.done
+    expect([cancelled.status, cancelled.err.split('\n').at(-2)]).toEqual([130, 'utp-punch-rs: cancelled while waiting for the peer'])
+    expect(process.listeners('SIGINT').filter(l => !before.includes(l))).toEqual([])
+  })
+
+  it('a code word not in the list is warned about; a server that does not answer fails in the rendezvous stage', async () => {
+    const quiet = new RendezvousServer({ host: '127.0.0.1', port: 0, http: false, mappingCheck: false })
+    const a = await quiet.listen()
+    await quiet.close() // its port now answers nothing
+    const r = await run(['send', '--text', 'x', '--rendezvous', `127.0.0.1:${a.port}`, '--code', '7-daisy-zipper-zzzq', '--timeout', '300ms', '--json'])
+    expect(r.status).toBe(1)
+    const last = JSON.parse(r.out.trim().split('\n').at(-1) as string) as Record<string, unknown>
+    expect([last.ok, last.stage, typeof last.code, typeof last.message]).toEqual([false, 'rendezvous', 'string', 'string'])
+    const text = await run(['send', '--text', 'x', '--rendezvous', `127.0.0.1:${a.port}`, '--code', '7-daisy-zipper-zzzq', '--timeout', '300ms'])
+    expect(text.err.split('\n')[0]).toBe('utp-punch-rs: warning: "zzzq" not in the code word list: check the code for a typo')
+    expect(text.err.split('\n').at(-2)).toBe(`utp-punch-rs: rendezvous failed (${String(last.code)}): ${String(last.message)}`)
+  })
+})
+
