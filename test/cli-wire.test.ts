@@ -2,7 +2,7 @@
 // and byte runs read in order across chunk boundaries, each way the connection can end while waiting, the
 // read backlog's bound, writes that wait for drain, records, the peer's refusal and cancel messages.
 import { EventEmitter } from 'events'
-import { PassThrough, type Duplex } from 'stream'
+import { Duplex, PassThrough } from 'stream'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 
 import type * as ArgsModule from '../bin/args'
@@ -79,6 +79,10 @@ describe('Reader', () => {
     const s4 = new PassThrough()
     s4.write('{not json}\n')
     expect(await failure(new Reader(s4).line('offer'))).toEqual(['ERR_TRANSFER_PROTOCOL', 'the peer sent an invalid offer'])
+    // An empty line is a line (not JSON), whatever follows it
+    const s5 = new PassThrough()
+    s5.write(`\n${'x'.repeat(MAX_LINE + 10)}`)
+    expect(await failure(new Reader(s5).line('offer'))).toEqual(['ERR_TRANSFER_PROTOCOL', 'the peer sent an invalid offer'])
   })
 
   it('says what it was waiting for when the connection ends, closes or fails', async () => {
@@ -95,6 +99,16 @@ describe('Reader', () => {
     await tick()
     closed.destroy()
     expect(await partial).toEqual(['ERR_TRANSFER_CLOSED', 'the connection closed while waiting for data (3 of 10 bytes arrived)'])
+    // The peer ending its side while ours stays open for writing (no 'close' yet) ends the wait too
+    const toUs = new PassThrough()
+    const halfOpen = Duplex.from({ readable: toUs, writable: new PassThrough() })
+    const r4 = new Reader(halfOpen)
+    let closeSeen = false
+    halfOpen.once('close', () => { closeSeen = true })
+    const waiting = failure(r4.line('verdict'))
+    toUs.end()
+    expect(await waiting).toEqual(['ERR_TRANSFER_CLOSED', 'the connection closed while waiting for verdict'])
+    expect(closeSeen).toBe(false)
     const failed = new PassThrough()
     const r3 = new Reader(failed)
     const broken = failure(r3.line('answer'))

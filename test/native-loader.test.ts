@@ -35,7 +35,8 @@ function packageWith (binding: string | undefined, o: { version?: string | null,
 const failing = (...causes: string[]): string => `
   let cause
   for (const m of ${JSON.stringify(causes)}.reverse()) cause = new Error(m, cause === undefined ? undefined : { cause })
-  throw new Error('Cannot find native binding', { cause })
+  throw new Error('Cannot find native binding. npm has a bug related to optional dependencies (https://github.com/npm/cli/issues/4828). ' +
+    'Please try \`npm i\` again after removing both package-lock.json and node_modules directory.', { cause })
 `
 
 const loadError = (native: typeof NativeModule): Error & { code?: string, platform?: string, packageName?: string } => {
@@ -63,6 +64,8 @@ describe('loadNative', () => {
     const { dir, native } = packageWith('let n = 0; module.exports = { NativeNode: class NativeNode { static loads = ++n } }')
     const first = native.loadNative()
     expect([first.name, (first as unknown as { loads: number }).loads]).toEqual(['NativeNode', 1])
+    // Even were binding.js required again, the loader does not ask
+    delete require.cache[path.join(dir, 'binding.js')]
     fs.writeFileSync(path.join(dir, 'binding.js'), 'throw new Error("read again")')
     expect(native.loadNative()).toBe(first)
   })
@@ -78,7 +81,7 @@ describe('loadNative', () => {
     platformIs('darwin', 'arm64')
     const { dir, native } = packageWith(failing('Cannot find module \'./utp-punch-rs.darwin-arm64.node\'', 'Cannot find module \'utp-punch-rs-darwin-arm64\''), { version: '1.2.3', cargo: true })
     const e = loadError(native)
-    expect([e.code, e.platform, e.packageName, (e.cause as Error).message]).toEqual(['ERR_UTP_NATIVE_MISSING', 'darwin-arm64', 'utp-punch-rs-darwin-arm64', 'Cannot find native binding'])
+    expect([e.code, e.platform, e.packageName, (e.cause as Error).message]).toEqual(['ERR_UTP_NATIVE_MISSING', 'darwin-arm64', 'utp-punch-rs-darwin-arm64', expect.stringMatching(/^Cannot find native binding\. npm has a bug/)])
     expect(e.message).toBe(
       `utp-punch-rs: no native addon for darwin-arm64 (darwin arm64). Looked for ${path.join(dir, 'utp-punch-rs.darwin-arm64.node')} and for the package utp-punch-rs-darwin-arm64; neither is installed.\n` +
       'Install the prebuilt binary: `npm install utp-punch-rs-darwin-arm64@1.2.3`. npm leaves it out when optional dependencies are omitted (--omit=optional, --no-optional) ' +
@@ -115,6 +118,15 @@ describe('loadNative', () => {
     expect(loadError(packageWith(failing('Cannot find module \'a\'')).native).message).toContain('`npm install utp-punch-rs-darwin-x64`. npm leaves')
   })
 
+  it('musl on Linux is named in the message; a cause of null ends the chain', () => {
+    platformIs('linux', 'arm64')
+    vi.spyOn(process.report, 'getReport').mockReturnValue({ header: {} } as never)
+    vi.spyOn(requireFromRoot('fs') as typeof fs, 'readFileSync').mockImplementation(((file: string, ...rest: unknown[]) =>
+      file === '/usr/bin/ldd' ? 'musl libc (aarch64)' : (fs.readFileSync as (...a: unknown[]) => unknown)(file, ...rest)) as never)
+    const { native } = packageWith(`throw Object.assign(new Error('Cannot find module \\'./utp-punch-rs.linux-arm64-musl.node\\''), { cause: null })`)
+    expect(loadError(native).message).toMatch(/^utp-punch-rs: no native addon for linux-arm64-musl \(linux arm64, musl\)\. Looked for /)
+  })
+
   it('a cause chain that loops ends; only not-found messages means not found', () => {
     platformIs('darwin', 'x64')
     const { native } = packageWith(`
@@ -133,10 +145,12 @@ describe('the platform id', () => {
   it('glibc or musl on Linux, msvc on Windows, platform-arch elsewhere', () => {
     platformIs('linux', 'arm64')
     const report = vi.spyOn(process.report, 'getReport').mockReturnValue({ header: { glibcVersionRuntime: '2.31' } } as never)
+    const ldd = vi.spyOn(fsModule, 'readFileSync').mockReturnValue('musl libc (x86_64)\nVersion 1.2.4' as never)
+    // The report naming glibc is enough: ldd is not read
     expect(nativePlatform()).toBe('linux-arm64-gnu')
+    expect(ldd).not.toHaveBeenCalled()
     // No glibc in the report: ldd says which
     report.mockReturnValue({ header: {} } as never)
-    const ldd = vi.spyOn(fsModule, 'readFileSync').mockReturnValue('musl libc (x86_64)\nVersion 1.2.4' as never)
     expect(nativePlatform()).toBe('linux-arm64-musl')
     expect(ldd).toHaveBeenCalledWith('/usr/bin/ldd', 'utf8')
     ldd.mockReturnValue('ldd (GNU libc) 2.36' as never)
