@@ -43,7 +43,7 @@ export async function receiveFiles (socket: Duplex, dir: string, o: ReceiveOptio
   try {
     await hello(socket, reader, guard, 'receive')
     const header = await guard.run(reader.line('offer', MAX_OFFER_LINE)) as { entries?: unknown, total?: unknown, text?: unknown }
-    const early = peerCancelled(header, 'sender', 0, undefined)
+    const early = peerCancelled(header, 'sender', null)
     if (early !== null) throw early
     if (header.text !== undefined) return await receiveText(socket, header.text, t0)
     let offered: Manifest
@@ -92,7 +92,7 @@ export async function receiveFiles (socket: Duplex, dir: string, o: ReceiveOptio
         progress.update(done)
         if (o.maxSize !== undefined && done > o.maxSize) throw new CliError('ERR_TOO_LARGE', `refused a stream of more than ${humanBytes(o.maxSize)}: larger than --max-size`)
         await target.write(chunk)
-      }, o.stdout === undefined ? dir : null)
+      }, o.stdout === undefined ? dir : null, () => ({ at: done, size: (m as Manifest).total }))
       if (sha256.theirs !== sha256.ours) {
         verdictSent = true
         await writeLine(socket, { ok: false, sha256: sha256.ours, code: 'ERR_SHA256_MISMATCH', message: `sha256 mismatch for ${f.path}` })
@@ -144,7 +144,7 @@ function readStarts (raw: unknown, files: FileEntry[], landing: Landing | undefi
   const starts = (raw as { start?: unknown } | null)?.start
   const bad = new CliError('ERR_TRANSFER_PROTOCOL', 'the sender sent invalid start offsets')
   if (!Array.isArray(starts) || starts.length !== files.length) {
-    throw peerCancelled(raw, 'sender', 0, undefined) ?? bad
+    throw peerCancelled(raw, 'sender', null) ?? bad
   }
   return starts.map((s: unknown, i) => {
     if (s === 0) return 0
@@ -154,11 +154,14 @@ function readStarts (raw: unknown, files: FileEntry[], landing: Landing | undefi
   })
 }
 
+/** How far the whole transfer has come, for a cancel's message */
+type Where = () => { at: number, size: number | null }
+
 /**
  * Receives one file's records into `sink` (never more than its size) and its trailer; returns the sha256 the
  * sender claims and ours. `spaceDir`: where free space is checked again while a stream of unknown size arrives
  */
-async function receiveOne (reader: Reader, guard: TransferGuard, f: FileEntry, start: number, hash: Hash, sink: (chunk: Buffer) => Promise<void>, spaceDir: string | null): Promise<{ theirs: unknown, ours: string }> {
+async function receiveOne (reader: Reader, guard: TransferGuard, f: FileEntry, start: number, hash: Hash, sink: (chunk: Buffer) => Promise<void>, spaceDir: string | null, where: Where): Promise<{ theirs: unknown, ours: string }> {
   const size = f.size
   let got = start
   let nextSpaceCheck = SPACE_CHECK_EVERY
@@ -166,7 +169,7 @@ async function receiveOne (reader: Reader, guard: TransferGuard, f: FileEntry, s
     if (size !== null && got >= size) break
     const type = await guard.run(reader.peek('the file'))
     if (type === LINE_START && size === null) break
-    if (type !== RECORD_DATA) throw await senderCancel(reader, guard, type, got, size)
+    if (type !== RECORD_DATA) throw await senderCancel(reader, guard, type, where)
     const len = (await guard.run(reader.take(5, 'the file'))).readUInt32BE(1)
     if (size !== null && len > size - got) throw new CliError('ERR_TRANSFER_PROTOCOL', `the sender sent more than the ${size} bytes it announced`)
     if (len === 0 || len > MAX_RECORD) throw new CliError('ERR_TRANSFER_PROTOCOL', 'the sender sent an invalid record')
@@ -180,21 +183,21 @@ async function receiveOne (reader: Reader, guard: TransferGuard, f: FileEntry, s
   }
   const next = await guard.run(reader.peek('checksum'))
   if (next === RECORD_DATA) throw new CliError('ERR_TRANSFER_PROTOCOL', `the sender sent more than the ${size ?? got} bytes it announced`)
-  if (next !== LINE_START) throw await senderCancel(reader, guard, next, got, size ?? undefined)
+  if (next !== LINE_START) throw await senderCancel(reader, guard, next, where)
   const ours = hash.digest('hex')
   const trailer = await guard.run(reader.line('checksum')) as { sha256?: unknown, size?: unknown, cancel?: unknown }
-  const late = peerCancelled(trailer, 'sender', got, size ?? undefined)
+  const late = peerCancelled(trailer, 'sender', where())
   if (late !== null) throw late
   if (size === null && trailer.size !== got) throw new CliError('ERR_TRANSFER_PROTOCOL', `the sender's stream ended at ${String(trailer.size)} bytes, ${got} arrived`)
   return { theirs: trailer.sha256, ours }
 }
 
 /** The sender's cancel (after a cancel record 'X', or a bare line before the data) or a protocol error */
-async function senderCancel (reader: Reader, guard: TransferGuard, type: number, got: number, size: number | null | undefined): Promise<CliError> {
+async function senderCancel (reader: Reader, guard: TransferGuard, type: number, where: Where): Promise<CliError> {
   if (type === RECORD_CANCEL) await guard.run(reader.take(1, 'cancel'))
   else if (type !== LINE_START) return new CliError('ERR_TRANSFER_PROTOCOL', 'the sender sent an invalid record')
   const line = await guard.run(reader.line('cancel'))
-  return peerCancelled(line, 'sender', got, size ?? undefined) ?? new CliError('ERR_TRANSFER_PROTOCOL', 'the sender sent a line where file data belongs')
+  return peerCancelled(line, 'sender', where()) ?? new CliError('ERR_TRANSFER_PROTOCOL', 'the sender sent a line where file data belongs')
 }
 
 /** A text message: not written anywhere, handed back to be printed */

@@ -111,7 +111,7 @@ export type Verdict = { ok?: unknown, sha256?: unknown, code?: unknown, message?
 export async function hello (socket: Duplex, reader: Reader, guard: TransferGuard, role: 'send' | 'receive'): Promise<void> {
   await guard.run(writeLine(socket, { v: TRANSFER_VERSION, role }))
   const peer = await guard.run(reader.line('hello')) as { v?: unknown, role?: unknown, cancel?: unknown }
-  const cancel = peerCancelled(peer, role === 'send' ? 'receiver' : 'sender', 0, undefined)
+  const cancel = peerCancelled(peer, role === 'send' ? 'receiver' : 'sender', null)
   if (cancel !== null) throw cancel
   if (peer.v === undefined) {
     throw new CliError('ERR_VERSION', `the other side runs an older utp-punch-rs (transfer format 1, this one speaks ${TRANSFER_VERSION}): run the same version on both sides`)
@@ -195,7 +195,8 @@ export async function sendFiles (socket: Duplex, m: Manifest, o: SendOptions = {
     await guard.run(write(socket, Buffer.from(offer + '\n')))
     // The receiver's user may take their time: that is not the peer going quiet
     const answer = await guard.whilePaused(reader.line('answer to the offer', MAX_OFFER_LINE)) as Verdict & { accept?: unknown, resume?: unknown }
-    const early = peerCancelled(answer, 'receiver', 0, total ?? undefined)
+    // A cancel in place of the answer: the receiver's user said no to the question by cancelling
+    const early = peerCancelled(answer, 'receiver', null)
     if (early !== null) throw early
     if (answer.accept !== true) throw refusal(answer, `the receiver refused ${name}`)
     const points = readResumePoints(answer.resume, files.map(f => f.size))
@@ -219,7 +220,7 @@ export async function sendFiles (socket: Duplex, m: Manifest, o: SendOptions = {
     const verdict = reader.line('confirmation') as Promise<Verdict>
     verdict.then((v) => {
       if (phase === 'verdict') return
-      guard.fail(peerCancelled(v, 'receiver', done, total ?? undefined) ?? verdictError(v, name))
+      guard.fail(peerCancelled(v, 'receiver', { at: done, size: total }) ?? verdictError(v, name))
     }, (e: Error) => guard.fail(e))
     const digests: string[] = []
     for (const [i, f] of files.entries()) {
@@ -234,7 +235,7 @@ export async function sendFiles (socket: Duplex, m: Manifest, o: SendOptions = {
     phase = 'verdict'
     progress.update(done, true)
     const reply = await guard.run(verdict)
-    const late = peerCancelled(reply, 'receiver', done, total ?? undefined)
+    const late = peerCancelled(reply, 'receiver', { at: done, size: total })
     if (late !== null) throw late
     if (reply.ok !== true) throw verdictError(reply, name)
     if (reply.sha256 !== sha256) throw new CliError('ERR_SHA256_MISMATCH', 'the receiver\'s sha256 does not match: the file was corrupted on the way')

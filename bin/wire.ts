@@ -161,10 +161,13 @@ export async function refuse (socket: Duplex, e: unknown): Promise<void> {
   socket.end()
 }
 
-/** A cancel line from the peer as the error this side reports, or null when `msg` is not a cancel */
-export function peerCancelled (msg: unknown, who: 'sender' | 'receiver', at: number, size: number | undefined): CliError | null {
+/**
+ * A cancel line from the peer as the error this side reports, or null when `msg` is not a cancel. `progress`: how
+ * far the data had come (null: it had not started; a size of null: a stream of unknown size)
+ */
+export function peerCancelled (msg: unknown, who: 'sender' | 'receiver', progress: { at: number, size: number | null } | null): CliError | null {
   if ((msg as { cancel?: unknown } | null)?.cancel !== true) return null
-  const where = size === undefined ? 'before the transfer started' : `at ${mb(at)} of ${mb(size)} MB`
+  const where = progress === null ? 'before the transfer started' : `at ${mb(progress.at)}${progress.size === null ? '' : ` of ${mb(progress.size)}`} MB`
   return new CliError('ERR_PEER_CANCELLED', `cancelled by the ${who} ${where}`)
 }
 

@@ -369,7 +369,8 @@ describe('the sender against a scripted receiver', () => {
       return await result
     }
     expect(await answer({ ok: false, code: 'ERR_TOO_LARGE', message: 'too big' })).toEqual(['ERR_REFUSED', 'the receiver refused src-5: too big (ERR_TOO_LARGE)'])
-    expect(await answer({ cancel: true })).toEqual(['ERR_PEER_CANCELLED', 'cancelled by the receiver at 0.00 of 0.00 MB'])
+    // A cancel in place of the answer comes before any data
+    expect(await answer({ cancel: true })).toEqual(['ERR_PEER_CANCELLED', 'cancelled by the receiver before the transfer started'])
     expect(await answer({ accept: true, resume: [null, null] })).toEqual(['ERR_TRANSFER_PROTOCOL', 'the receiver sent invalid resume points'])
     expect(await answer({ accept: 'yes' })).toEqual(['ERR_REFUSED', 'the receiver refused src-5'])
     const verdict = async (reply: unknown): Promise<unknown> => {
@@ -577,5 +578,495 @@ describe('names and numbers both sides print', () => {
     const tree = readManifest([{ path: 'd', dir: true }, { path: 'd/x', size: 1 }, { path: 'y', size: 2 }], 3)
     expect(overallSha256(tree, ['h1', 'h2'])).toBe(sha('d/\nh1 d/x\nh2 y\n'))
     expect(overallSha256(m(['only']), ['h'])).toBe('h')
+  })
+})
+
+describe('the receiver: each step\'s details', () => {
+  const fsModule = requireFromRoot('fs') as typeof fs
+  afterEach(() => { vi.restoreAllMocks(); vi.useRealTimers() })
+  /** A progress sink that records its calls, and the factory's arguments */
+  const recorder = (): { calls: unknown[], make: TransferModule.ProgressFactory } => {
+    const calls: unknown[] = []
+    return {
+      calls,
+      make: (label, name, total, initial) => {
+        calls.push(['make', label, name, total, initial])
+        return { update: (n: number, force?: boolean) => { calls.push(force === undefined ? n : [n, force]) }, end: () => { calls.push('end') } }
+      }
+    }
+  }
+  const begin = async (o: Partial<TransferModule.ReceiveOptions> = {}): Promise<{ peer: Peer, result: Promise<unknown> }> => {
+    const [ours, theirs] = connection()
+    const peer = new Peer(theirs)
+    const result = failure(receiveFiles(ours, dir, { accept, ...o }))
+    peer.send({ v: 3, role: 'send' })
+    await peer.line()
+    return { peer, result }
+  }
+  const offerTo = async (peer: Peer, entries: unknown[] = [{ path: 'a.bin', size: 5 }], total: unknown = 5): Promise<Record<string, unknown>> => {
+    peer.send({ entries, total })
+    return await peer.line()
+  }
+
+  it('progress from the kept bytes, a final update, the result\'s fields; nothing more said after the verdict', async () => {
+    fs.writeFileSync(path.join(dir, 'a.bin.part'), 'abc')
+    const p = recorder()
+    const summaries: string[] = []
+    const { peer, result } = await begin({ makeProgress: p.make, accept: async (o) => { summaries.push(o.summary); return true } })
+    expect(await offerTo(peer)).toEqual({ accept: true, resume: [{ at: 3, sha256: sha('abc') }] })
+    expect(summaries).toEqual(['"a.bin" (5 bytes, 3 bytes kept from before)'])
+    peer.send({ start: [3] })
+    peer.record('de')
+    peer.send({ sha256: sha('abcde') })
+    expect(await peer.line()).toEqual({ ok: true, sha256: sha('abcde') })
+    expect(await result).toBe('no error')
+    expect(p.calls).toEqual([['make', 'receiving', 'a.bin', 5, 3], 3, 5, [5, true], 'end'])
+    await new Promise(resolve => setImmediate(resolve))
+    expect([peer.unread(), peer.ended]).toEqual(['', true])
+  })
+
+  it('the result: bytes moved, what was kept, counts, a time, where it went', async () => {
+    const [ours, theirs] = connection()
+    const peer = new Peer(theirs)
+    const out = new PassThrough()
+    const result = receiveFiles(ours, dir, { accept, stdout: out })
+    peer.send({ v: 3, role: 'send' })
+    await peer.line()
+    peer.send({ entries: [{ path: 'a', size: 2 }], total: 2 })
+    await peer.line()
+    peer.send({ start: [0] })
+    peer.record('hi')
+    peer.send({ sha256: sha('hi') })
+    const r = await result
+    expect({ ...r, seconds: r.seconds >= 0 && r.seconds < 30 }).toEqual({ name: 'a', bytes: 2, resumedFrom: 0, files: 1, directories: 0, seconds: true, sha256: sha('hi'), saved: ['-'] })
+    const [ours2, theirs2] = connection()
+    const peer2 = new Peer(theirs2)
+    const text = receiveFiles(ours2, dir, { accept })
+    peer2.send({ v: 3, role: 'send' })
+    await peer2.line()
+    peer2.send({ text: 'yo' })
+    const t = await text
+    expect({ ...t, seconds: t.seconds >= 0 && t.seconds < 30 }).toEqual({ name: 'text', bytes: 2, resumedFrom: 0, files: 0, directories: 0, seconds: true, sha256: sha('yo'), text: 'yo' })
+  })
+
+  it('room: --max-size counts the whole offer in words, free space only what is still to come, nothing for stdout', async () => {
+    const two = [{ path: 'a', size: 5 }, { path: 'b', size: 5 }]
+    const big = await begin({ maxSize: 9 })
+    expect(await offerTo(big.peer, two, 10)).toEqual({ ok: false, code: 'ERR_TOO_LARGE', message: 'refused 2 files of 10 bytes: larger than --max-size 9 bytes' })
+    expect(await big.result).toEqual(['ERR_TOO_LARGE', 'refused 2 files of 10 bytes: larger than --max-size 9 bytes'])
+    // 3 of 5 bytes kept, 2 bytes free: enough
+    fs.writeFileSync(path.join(dir, 'a.bin.part'), 'abc')
+    const statfs = vi.spyOn(fsModule.promises, 'statfs').mockResolvedValue({ bavail: 2, bsize: 1 } as never)
+    const resumed = await begin()
+    expect(await offerTo(resumed.peer)).toEqual({ accept: true, resume: [{ at: 3, sha256: sha('abc') }] })
+    expect(statfs.mock.calls[0][0]).toBe(dir)
+    resumed.peer.socket.end()
+    await resumed.result
+    fs.rmSync(path.join(dir, 'a.bin.part'))
+    const short = await begin()
+    expect(await offerTo(short.peer)).toEqual({ ok: false, code: 'ERR_NO_SPACE', message: 'refused a file of 5 bytes: not enough free space' })
+    expect(await short.result).toEqual(['ERR_NO_SPACE', `refused a file of 5 bytes: only 2 bytes free in ${dir}`])
+    // To stdout nothing is written here
+    statfs.mockResolvedValue({ bavail: 0, bsize: 1 } as never)
+    const piped = await begin({ stdout: new PassThrough() })
+    expect(await offerTo(piped.peer)).toEqual({ accept: true, resume: [null] })
+    piped.peer.socket.end()
+    await piped.result
+    // --out - takes one file: not a lone directory either
+    const lone = await begin({ stdout: new PassThrough() })
+    expect((await offerTo(lone.peer, [{ path: 'd', dir: true }], 0)).code).toBe('ERR_NOT_A_FILE')
+  })
+
+  it('what is kept from before and declined stays as it was, without a word about it', async () => {
+    fs.writeFileSync(path.join(dir, 'a.bin.part'), 'abc')
+    const d = await begin({ accept: async () => false })
+    await offerTo(d.peer)
+    expect(await d.result).toEqual(['ERR_DECLINED', 'declined a.bin'])
+    expect(fs.readFileSync(path.join(dir, 'a.bin.part'), 'utf8')).toBe('abc')
+  })
+
+  it('our cancel while the user decides: the sender gets a cancel, not a refusal', async () => {
+    const ac = new AbortController()
+    const c = await begin({ signal: ac.signal, accept: async () => { ac.abort(); return await new Promise<boolean>(() => {}) } })
+    c.peer.send({ entries: [{ path: 'a.bin', size: 5 }], total: 5 })
+    expect(await c.peer.line()).toEqual({ cancel: true, at: 0 })
+    // Nothing was accepted yet: the transfer had not started
+    expect(await c.result).toEqual(['ERR_CANCELLED', 'cancelled before the transfer started; the sender was told'])
+    const ac2 = new AbortController()
+    const early = await begin({ signal: ac2.signal })
+    ac2.abort()
+    expect(await early.peer.line()).toEqual({ cancel: true, at: 0 })
+    expect(await early.result).toEqual(['ERR_CANCELLED', 'cancelled before the transfer started; the sender was told'])
+  })
+
+  it('the sender\'s cancel or silence at each point, and what the user is told', async () => {
+    const c = await begin()
+    c.peer.send({ cancel: true })
+    expect(await c.result).toEqual(['ERR_PEER_CANCELLED', 'cancelled by the sender before the transfer started'])
+    const [ours, theirs] = connection()
+    const hello = failure(receiveFiles(ours, dir, { accept }))
+    new Peer(theirs).send({ cancel: true })
+    expect(await hello).toEqual(['ERR_PEER_CANCELLED', 'cancelled by the sender before the transfer started'])
+    const gone = await begin()
+    gone.peer.socket.end()
+    expect(await gone.result).toEqual(['ERR_TRANSFER_CLOSED', 'the sender closed the connection before the transfer started'])
+    // A cancel after the last record, in place of the trailer
+    const late = await begin()
+    await offerTo(late.peer)
+    late.peer.send({ start: [0] })
+    late.peer.record('abcde')
+    late.peer.socket.write(Buffer.from([0x58]))
+    late.peer.send({ cancel: true, at: 5 })
+    expect(await late.result).toEqual(['ERR_PEER_CANCELLED', 'cancelled by the sender at 0.00 of 0.00 MB; kept the partial a.bin.part (0.00 of 0.00 MB): run the same receive again to resume'])
+    fs.rmSync(path.join(dir, 'a.bin.part'))
+    const trailer = await begin()
+    await offerTo(trailer.peer)
+    trailer.peer.send({ start: [0] })
+    trailer.peer.record('abcde')
+    trailer.peer.send({ cancel: true, at: 5 })
+    expect(await trailer.result).toEqual(['ERR_PEER_CANCELLED', 'cancelled by the sender at 0.00 of 0.00 MB; kept the partial a.bin.part (0.00 of 0.00 MB): run the same receive again to resume'])
+    fs.rmSync(path.join(dir, 'a.bin.part'))
+    const badCancel = await begin()
+    await offerTo(badCancel.peer)
+    badCancel.peer.send({ start: [0] })
+    badCancel.peer.socket.write(Buffer.from([0x58]))
+    badCancel.peer.socket.write('{oops\n')
+    expect(await badCancel.result).toEqual(['ERR_TRANSFER_PROTOCOL', 'the peer sent an invalid cancel; removed the partial a.bin.part'])
+  })
+
+  it('a cancel in the second file says how far the whole transfer came', async () => {
+    const c = await begin()
+    await offerTo(c.peer, [{ path: 'a', size: 1.5e6 }, { path: 'b', size: 1.5e6 }], 3e6)
+    c.peer.send({ start: [0, 0] })
+    const a = Buffer.alloc(1.5e6, 1)
+    c.peer.record(a.subarray(0, 1 << 20))
+    c.peer.record(a.subarray(1 << 20))
+    c.peer.send({ sha256: sha(a) })
+    c.peer.record(Buffer.alloc(0.5e6, 2))
+    c.peer.socket.write(Buffer.from([0x58]))
+    c.peer.send({ cancel: true, at: 2e6 })
+    expect(await c.result).toEqual(['ERR_PEER_CANCELLED', 'cancelled by the sender at 2.00 of 3.00 MB; kept the partial a.part, b.part (2.00 of 3.00 MB): run the same receive again to resume'])
+  })
+
+  it('silence: before the offer and during the data, on a fake clock; data arriving in pieces is not silence', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] })
+    const quiet = await begin({ idleMs: 1000 })
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(await quiet.result).toEqual(['ERR_PEER_IDLE', 'the sender stopped responding before the transfer started (nothing for 1 s)'])
+    const slow = await begin({ idleMs: 1000 })
+    await offerTo(slow.peer, [{ path: 'a.bin', size: 6 }], 6)
+    slow.peer.send({ start: [0] })
+    for (const piece of ['ab', 'cd', 'ef']) {
+      slow.peer.record(piece)
+      await vi.advanceTimersByTimeAsync(700)
+    }
+    slow.peer.send({ sha256: sha('abcdef') })
+    expect(await slow.peer.line()).toEqual({ ok: true, sha256: sha('abcdef') })
+    expect(await slow.result).toBe('no error')
+    const stalled = await begin({ idleMs: 1000 })
+    await offerTo(stalled.peer)
+    stalled.peer.send({ start: [0] })
+    stalled.peer.record('ab')
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(await stalled.result).toEqual(['ERR_PEER_IDLE', 'the sender stopped responding after 0.00 of 0.00 MB (nothing for 1 s); kept the partial a.bin.part (0.00 of 0.00 MB): run the same receive again to resume'])
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
+  it('start offsets that name no kept copy, and record sizes at the bounds', async () => {
+    for (const start of [null, [1]]) {
+      const s = await begin()
+      await offerTo(s.peer)
+      s.peer.socket.write(JSON.stringify(start === null ? null : { start }) + '\n')
+      expect([start, await s.result]).toEqual([start, ['ERR_TRANSFER_PROTOCOL', 'the sender sent invalid start offsets']])
+    }
+    const piped = await begin({ stdout: new PassThrough() })
+    await offerTo(piped.peer)
+    piped.peer.send({ start: [3] })
+    expect(await piped.result).toEqual(['ERR_TRANSFER_PROTOCOL', 'the sender sent invalid start offsets'])
+    // A stream's record of exactly 1 MiB is taken, one byte more is not; --max-size lets a stream reach it exactly
+    const mib = Buffer.alloc(1 << 20, 1)
+    const ok = await begin({ maxSize: (1 << 20) + 4, stdout: new PassThrough().resume() })
+    await offerTo(ok.peer, [{ path: 's', size: null }], null)
+    ok.peer.send({ start: [0] })
+    ok.peer.record(mib)
+    ok.peer.record('abcd')
+    ok.peer.send({ size: (1 << 20) + 4, sha256: sha(Buffer.concat([mib, Buffer.from('abcd')])) })
+    expect(await ok.result).toBe('no error')
+    const over = await begin({ stdout: new PassThrough().resume() })
+    await offerTo(over.peer, [{ path: 's', size: null }], null)
+    over.peer.send({ start: [0] })
+    over.peer.record(Buffer.alloc((1 << 20) + 1))
+    expect(await over.result).toEqual(['ERR_TRANSFER_PROTOCOL', 'the sender sent an invalid record'])
+  })
+
+  it('a stream\'s free space is checked again after each 64 MiB (not for stdout)', async () => {
+    const statfs = vi.spyOn(fsModule.promises, 'statfs').mockResolvedValue({ bavail: 1e12, bsize: 1 } as never)
+    const s = await begin()
+    await offerTo(s.peer, [{ path: 's', size: null }], null)
+    const checks = (): number => statfs.mock.calls.length
+    const before = checks()
+    s.peer.send({ start: [0] })
+    const mib = Buffer.alloc(1 << 20)
+    for (let i = 0; i < 63; i++) s.peer.record(mib)
+    s.peer.record(Buffer.alloc((1 << 20) - 1))
+    while (fs.existsSync(path.join(dir, 's.part')) && fs.statSync(path.join(dir, 's.part')).size < (63 << 20)) await new Promise(resolve => setTimeout(resolve, 5))
+    await new Promise(resolve => setTimeout(resolve, 20))
+    expect(checks()).toBe(before)
+    statfs.mockResolvedValue({ bavail: 1e6, bsize: 1 } as never)
+    s.peer.record('x')
+    expect(await s.peer.line()).toEqual({ ok: false, code: 'ERR_NO_SPACE', message: 'stopped a stream after 67.11 MB: not enough free space' })
+    expect(await s.result).toEqual(['ERR_NO_SPACE', `stopped a stream after 67.11 MB: only 1.00 MB free in ${dir}; removed the partial s.part`])
+    expect(statfs.mock.calls.slice(before).map(c => c[0])).toEqual([dir])
+    // Plenty of room: checked again 64 MiB later, not before
+    statfs.mockClear()
+    statfs.mockResolvedValue({ bavail: 1e12, bsize: 1 } as never)
+    const piped = await begin({ stdout: new PassThrough().resume() })
+    await offerTo(piped.peer, [{ path: 's', size: null }], null)
+    piped.peer.send({ start: [0] })
+    for (let i = 0; i < 65; i++) piped.peer.record(mib)
+    piped.peer.send({ size: 65 << 20, sha256: 'x' })
+    await piped.peer.line()
+    expect(statfs).not.toHaveBeenCalled()
+  })
+
+  it('a damaged file in a tree names it; the save failing tells the sender and keeps the files', async () => {
+    const tree = [{ path: 'd', dir: true }, { path: 'd/x', size: 1 }, { path: 'd/y', size: 1 }]
+    const m = await begin()
+    await offerTo(m.peer, tree, 2)
+    m.peer.send({ start: [0, 0] })
+    m.peer.record('x')
+    m.peer.send({ sha256: sha('x') })
+    m.peer.record('y')
+    m.peer.send({ sha256: sha('Y') })
+    expect(await m.peer.line()).toEqual({ ok: false, sha256: sha('y'), code: 'ERR_SHA256_MISMATCH', message: 'sha256 mismatch for d/y' })
+    expect(await m.result).toEqual(['ERR_SHA256_MISMATCH', 'sha256 mismatch in d/y: the file was corrupted on the way; removed the partial d.part'])
+    await new Promise(resolve => setImmediate(resolve))
+    expect(m.peer.unread()).toBe('')
+    const landing = requireFromRoot('./dist/bin/landing.js') as typeof import('../bin/landing')
+    vi.spyOn(landing.Landing.prototype, 'publish').mockRejectedValue(Object.assign(new Error('EACCES: permission denied, link'), { code: 'EACCES' }))
+    const s = await begin()
+    await offerTo(s.peer)
+    s.peer.send({ start: [0] })
+    s.peer.record('abcde')
+    s.peer.send({ sha256: sha('abcde') })
+    expect(await s.peer.line()).toEqual({ ok: false, sha256: sha('abcde'), code: 'ERR_SAVE', message: 'the receiver could not save the files' })
+    expect(await s.result).toEqual(['EACCES', 'EACCES: permission denied, link; kept the partial a.bin.part (0.00 of 0.00 MB): run the same receive again to resume'])
+    await new Promise(resolve => setImmediate(resolve))
+    expect(s.peer.unread()).toBe('')
+  })
+
+  it('a failure without a code while writing: ERR_FAILED, the partial file kept', async () => {
+    const landing = requireFromRoot('./dist/bin/landing.js') as typeof import('../bin/landing')
+    vi.spyOn(landing.FileWriter.prototype, 'write').mockRejectedValue(new Error('disk on fire'))
+    const s = await begin()
+    await offerTo(s.peer)
+    s.peer.send({ start: [0] })
+    s.peer.record('ab')
+    expect(await s.peer.line()).toEqual({ ok: false, code: 'ERR_FAILED', message: 'the receiver could not create the file' })
+    expect(await s.result).toEqual(['ERR_FAILED', 'disk on fire; kept the partial a.bin.part (0.00 of 0.00 MB): run the same receive again to resume'])
+  })
+})
+
+describe('the sender: each step\'s details', () => {
+  afterEach(() => { vi.restoreAllMocks(); vi.useRealTimers() })
+  const src = (text: string | Buffer, name = 'a.bin'): string => {
+    const p = path.join(dir, name)
+    fs.writeFileSync(p, text)
+    return p
+  }
+  /** sendFiles for `m`; the peer says hello and takes the offer */
+  const begin = async (m: ManifestModule.Manifest, o: TransferModule.SendOptions = {}): Promise<{ peer: Peer, result: Promise<unknown> }> => {
+    const [ours, theirs] = connection()
+    const peer = new Peer(theirs)
+    const result = failure(sendFiles(ours, m, o))
+    await peer.line()
+    peer.send({ v: 3, role: 'receive' })
+    await peer.line()
+    return { peer, result }
+  }
+
+  it('progress from the resumed byte with a final update, notes only when there is news, the result\'s fields', async () => {
+    const m = await walk([src('abcde')], () => {})
+    const calls: unknown[] = []
+    const notes: string[] = []
+    const [ours, theirs] = connection()
+    const peer = new Peer(theirs)
+    const sending = sendFiles(ours, m, { note: l => notes.push(l), makeProgress: (label, name, total, initial) => { calls.push(['make', label, name, total, initial]); return { update: (n: number, f?: boolean) => { calls.push(f === undefined ? n : [n, f]) }, end: () => { calls.push('end') } } } })
+    await peer.line()
+    peer.send({ v: 3, role: 'receive' })
+    await peer.line()
+    peer.send({ accept: true, resume: [{ at: 2, sha256: sha('ab') }] })
+    await peer.line()
+    expect((await peer.records()).data.toString()).toBe('cde')
+    await peer.line()
+    peer.send({ ok: true, sha256: sha('abcde') })
+    const r = await sending
+    expect({ ...r, seconds: r.seconds >= 0 && r.seconds < 30 }).toEqual({ name: 'a.bin', bytes: 3, resumedFrom: 2, files: 1, directories: 0, seconds: true, sha256: sha('abcde') })
+    expect(calls).toEqual([['make', 'sending', 'a.bin', 5, 2], 2, 5, [5, true], 'end'])
+    expect(notes).toEqual(['a.bin: the receiver has 0.00 of 0.00 MB; continuing from there'])
+    // Without a note function, and with nothing to resume: no note, no failure
+    for (const resume of [[{ at: 2, sha256: sha('ab') }], [{ at: 2, sha256: sha('XX') }], [null]]) {
+      const quiet: string[] = []
+      const b = await begin(m, resume[0] === null ? { note: l => quiet.push(l) } : {})
+      b.peer.send({ accept: true, resume })
+      await b.peer.line()
+      await b.peer.records()
+      await b.peer.line()
+      b.peer.send({ ok: true, sha256: sha('abcde') })
+      expect([resume, await b.result, quiet]).toEqual([resume, 'no error', []])
+    }
+  })
+
+  it('a resume point past the file, an answer that is not one: refused; after a refusal nothing more is sent', async () => {
+    const m = await walk([src('abcde')], () => {})
+    const past = await begin(m)
+    past.peer.send({ accept: true, resume: [{ at: 6, sha256: sha('abcdef') }] })
+    expect(await past.result).toEqual(['ERR_TRANSFER_PROTOCOL', 'the receiver sent invalid resume points'])
+    const refused = await begin(m)
+    refused.peer.send({ ok: false, message: 'no' })
+    expect(await refused.result).toEqual(['ERR_REFUSED', 'the receiver refused a.bin: no'])
+    await new Promise(resolve => setImmediate(resolve))
+    expect([refused.peer.unread(), refused.peer.ended]).toEqual(['', false])
+  })
+
+  it('the receiver\'s verdict, cancel or close in the middle of the data ends the send at once', async () => {
+    for (const [what, act, expected] of [
+      ['a damaged file', (p: Peer) => { p.send({ ok: false, sha256: 'x', code: 'ERR_SHA256_MISMATCH', message: 'sha256 mismatch for stdin' }) }, ['ERR_SHA256_MISMATCH', 'the receiver\'s sha256 does not match: the file was corrupted on the way']],
+      ['a cancel', (p: Peer) => { p.send({ cancel: true, at: 3 }) }, ['ERR_PEER_CANCELLED', 'cancelled by the receiver at 0.00 MB']],
+      ['a close', (p: Peer) => { p.socket.end() }, ['ERR_TRANSFER_CLOSED', 'the receiver closed the connection after 0.00 MB']],
+      ['a reset', (p: Peer) => { p.socket.destroy(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })) }, ['ECONNRESET', 'the receiver closed the connection after 0.00 MB']]
+    ] as const) {
+      const stdin = new PassThrough()
+      const b = await begin(await walk(['-'], () => {}), { stdin })
+      b.peer.send({ accept: true })
+      await b.peer.line()
+      stdin.write('abc')
+      await b.peer.take(8)
+      act(b.peer)
+      expect([what, await b.result]).toEqual([what, expected])
+      // Stdin is left to its owner
+      expect([what, stdin.destroyed]).toEqual([what, false])
+    }
+  })
+
+  it('our cancel while the receiver confirms: said as such, and nothing sent after the data', async () => {
+    const ac = new AbortController()
+    const b = await begin(await walk([src('abcde')], () => {}), { signal: ac.signal })
+    b.peer.send({ accept: true })
+    await b.peer.line()
+    await b.peer.records()
+    await b.peer.line()
+    ac.abort()
+    expect(await b.result).toEqual(['ERR_CANCELLED', 'cancelled while waiting for the receiver\'s confirmation (all 0.00 of 0.00 MB sent)'])
+    await new Promise(resolve => setImmediate(resolve))
+    expect(b.peer.unread()).toBe('')
+  })
+
+  it('silence before the transfer, on a fake clock; the receiver\'s answer arriving in pieces is not silence', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] })
+    const m = await walk([src('abcde')], () => {})
+    const [ours, theirs] = connection()
+    const quiet = failure(sendFiles(ours, m, { idleMs: 1000 }))
+    await new Peer(theirs).line()
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(await quiet).toEqual(['ERR_PEER_IDLE', 'the receiver stopped responding before the transfer started (nothing for 1 s)'])
+    const b = await begin(m, { idleMs: 1000 })
+    b.peer.send({ accept: true })
+    await b.peer.line()
+    await b.peer.records()
+    await b.peer.line()
+    const verdict = JSON.stringify({ ok: true, sha256: sha('abcde') }) + '\n'
+    for (const piece of [verdict.slice(0, 10), verdict.slice(10, 20)]) {
+      b.peer.socket.write(piece)
+      await vi.advanceTimersByTimeAsync(700)
+    }
+    b.peer.socket.write(verdict.slice(20))
+    expect(await b.result).toBe('no error')
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
+  it('stdin as text, chunks of exactly 1 MiB, and a file\'s read stream closed when the send fails', async () => {
+    const stdin = new PassThrough()
+    stdin.setEncoding('utf8')
+    const b = await begin(await walk(['-'], () => {}), { stdin })
+    b.peer.send({ accept: true })
+    await b.peer.line()
+    stdin.end('héllo')
+    expect((await b.peer.records()).data.toString()).toBe('héllo')
+    expect(await b.peer.line()).toEqual({ size: 6, sha256: sha('héllo') })
+    b.peer.send({ ok: true, sha256: sha('héllo') })
+    expect(await b.result).toBe('no error')
+    const exact = new PassThrough({ highWaterMark: 4 << 20 })
+    const e = await begin(await walk(['-'], () => {}), { stdin: exact })
+    e.peer.send({ accept: true })
+    await e.peer.line()
+    exact.end(Buffer.alloc(1 << 20, 9))
+    expect((await e.peer.records()).sizes).toEqual([1 << 20])
+    // A file that grew: its stream is destroyed, not left open
+    const fsModule = requireFromRoot('fs') as typeof fs
+    const streams: fs.ReadStream[] = []
+    const create = fsModule.createReadStream
+    vi.spyOn(fsModule, 'createReadStream').mockImplementation(((...args: Parameters<typeof create>) => { const s = create(...args); streams.push(s); return s }) as never)
+    const p = src('abcdef')
+    const grown = await begin({ entries: [{ kind: 'file', path: 'g', size: 3, exec: false, source: p }], total: 3 } as ManifestModule.Manifest)
+    grown.peer.send({ accept: true })
+    expect(await grown.result).toEqual(['ERR_FILE_CHANGED', `${p} grew while being sent`])
+    expect(streams.map(s => s.destroyed)).toEqual([true])
+  })
+
+  it('an offer line of 16 MiB or more is refused before it is sent', async () => {
+    const entries = (n: number, pad: number): ManifestModule.Manifest => ({
+      entries: Array.from({ length: n }, (_, i) => ({ kind: 'file' as const, path: `${i === 0 ? 'p'.repeat(pad) : 'f'}${i}`, size: 0, exec: false, source: '/dev/null' })),
+      total: 0
+    })
+    const offerLength = (m: ManifestModule.Manifest): number => Buffer.byteLength(JSON.stringify({ entries: m.entries.map(e => ({ path: e.path, size: 0 })), total: 0 }))
+    const n = 90_000
+    const pad = (16 << 20) - offerLength(entries(n, 0))
+    const atLimit = entries(n, pad)
+    expect(offerLength(atLimit)).toBe(16 << 20)
+    const [ours, theirs] = connection()
+    const peer = new Peer(theirs)
+    const result = failure(sendFiles(ours, atLimit))
+    await peer.line()
+    peer.send({ v: 3, role: 'receive' })
+    expect(await result).toEqual(['ERR_TOO_MANY', 'the list of files is longer than 16777216 bytes: send them as an archive'])
+    await new Promise(resolve => setImmediate(resolve))
+    expect(peer.unread()).toBe('')
+    const under = entries(n, pad - 1)
+    const [ours2, theirs2] = connection()
+    const peer2 = new Peer(theirs2)
+    const sending = failure(sendFiles(ours2, under))
+    await peer2.line()
+    peer2.send({ v: 3, role: 'receive' })
+    expect(Buffer.byteLength(JSON.stringify(await peer2.line()))).toBe((16 << 20) - 1)
+    peer2.send({ ok: false })
+    await sending
+  })
+
+  it('texts: the size bound, a cancel, the result', async () => {
+    const [a, b] = connection()
+    const peer = new Peer(b)
+    const exact = sendText(a, 'x'.repeat(64 * 1024))
+    await peer.line()
+    peer.send({ v: 3, role: 'receive' })
+    expect((await peer.line()).text).toHaveLength(64 * 1024)
+    peer.send({ ok: true })
+    const r = await exact
+    expect({ ...r, text: r.text?.length, seconds: r.seconds >= 0 && r.seconds < 30 }).toEqual({ name: 'text', bytes: 65536, resumedFrom: 0, files: 0, directories: 0, seconds: true, sha256: sha('x'.repeat(65536)), text: 65536 })
+    const ac = new AbortController()
+    const [c, d] = connection()
+    const cancelled = failure(sendText(c, 'hi', { signal: ac.signal, idleMs: 60_000 }))
+    await new Peer(d).line()
+    ac.abort()
+    expect(await cancelled).toEqual(['ERR_CANCELLED', 'cancelled before the text was delivered'])
+  })
+
+  it('the receiver\'s hello as a cancel names the receiver; the sender\'s names the sender', async () => {
+    const [a, b] = connection()
+    const s = failure(sendFiles(a, await walk([src('x')], () => {})))
+    const p = new Peer(b)
+    await p.line()
+    p.send({ cancel: true })
+    expect(await s).toEqual(['ERR_PEER_CANCELLED', 'cancelled by the receiver before the transfer started'])
   })
 })

@@ -255,14 +255,15 @@ describe('the peer\'s answers', () => {
     expect(await told(new CliError('ERR_DECLINED', 'declined'), true)).toEqual([[], true])
   })
 
-  it('peerCancelled: a cancel line as this side\'s error, saying where', () => {
-    const c = (msg: unknown, at = 0, size?: number): unknown => {
-      const e = peerCancelled(msg, 'sender', at, size)
+  it('peerCancelled: a cancel line as this side\'s error, saying where: before the data, of a known size, of a stream', () => {
+    const c = (msg: unknown, progress: { at: number, size: number | null } | null = null): unknown => {
+      const e = peerCancelled(msg, 'sender', progress)
       return e === null ? null : [e.code, e.message]
     }
     expect(c({ cancel: true })).toEqual(['ERR_PEER_CANCELLED', 'cancelled by the sender before the transfer started'])
-    expect(c({ cancel: true, at: 9 }, 1.5e6, 3e6)).toEqual(['ERR_PEER_CANCELLED', 'cancelled by the sender at 1.50 of 3.00 MB'])
-    expect(peerCancelled({ cancel: true }, 'receiver', 0, 0)?.message).toBe('cancelled by the receiver at 0.00 of 0.00 MB')
+    expect(c({ cancel: true, at: 9 }, { at: 1.5e6, size: 3e6 })).toEqual(['ERR_PEER_CANCELLED', 'cancelled by the sender at 1.50 of 3.00 MB'])
+    expect(c({ cancel: true }, { at: 2.5e6, size: null })).toEqual(['ERR_PEER_CANCELLED', 'cancelled by the sender at 2.50 MB'])
+    expect(peerCancelled({ cancel: true }, 'receiver', { at: 0, size: 0 })?.message).toBe('cancelled by the receiver at 0.00 of 0.00 MB')
     for (const msg of [null, undefined, {}, { cancel: 'true' }, { cancel: 1 }, 'cancel']) expect(c(msg)).toBeNull()
   })
 
