@@ -42,6 +42,8 @@ class Peer {
   constructor (readonly socket: Duplex) {
     socket.on('data', (d: Buffer) => { this._buf = Buffer.concat([this._buf, d]); this._wake?.() })
     socket.on('end', () => { this.ended = true; this._wake?.() })
+    // A test that resets the connection from this side sees the error on the side under test
+    socket.on('error', () => {})
   }
 
   private async _need (test: () => boolean): Promise<void> {
