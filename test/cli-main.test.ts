@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import type * as CliModule from '../bin/cli'
 import type * as ServerModule from '../lib/server/server'
+import { skipCoturn, startCoturn, type Coturn } from './helpers/coturn'
 import { requireFromRoot, root } from './helpers/utp'
 
 const { main } = requireFromRoot('./dist/bin/cli.js') as typeof CliModule
@@ -23,9 +24,10 @@ const sha = (data: string | Buffer): string => createHash('sha256').update(data)
 
 interface Ran { status: number, out: string, err: string }
 /** main(argv) with in-memory stdout and stderr (and stdin when given), its output readable while it runs */
-function start (argv: string[], stdin?: PassThrough): { done: Promise<Ran>, out: () => string, err: () => string } {
+function start (argv: string[], stdin?: PassThrough, terminal = false): { done: Promise<Ran>, out: () => string, err: () => string } {
   const stdout = new PassThrough()
-  const stderr = new PassThrough()
+  // A terminal: the receiver may ask its question there
+  const stderr = Object.assign(new PassThrough(), terminal ? { isTTY: true } : {})
   let out = ''
   let err = ''
   stdout.on('data', (d: Buffer) => { out += d.toString() })
@@ -218,6 +220,81 @@ describe('main: send and receive through a rendezvous server in this process', (
     expect(process.listeners('SIGINT').filter(l => !before.includes(l))).toEqual([])
   })
 
+  it('a refusal in the transfer: each side in its own words and status 1, the stage in --json', async () => {
+    const file = path.join(tmp, 'five.txt')
+    fs.writeFileSync(file, 'hello')
+    const code = newCode()
+    const [s, r] = await Promise.all([
+      run(['send', file, '--rendezvous', addr, '--code', code, '--quiet']),
+      run(['receive', '--rendezvous', addr, '--code', code, '--yes', '--out', outDir(), '--max-size', '4', '--json'])
+    ])
+    expect([s.status, s.out, s.err]).toEqual([1, '', 'utp-punch-rs: the receiver refused five.txt: refused a file of 5 bytes: larger than --max-size 4 bytes (ERR_TOO_LARGE)\n'])
+    expect([r.status, JSON.parse(r.out.trim().split('\n').at(-1) as string)]).toEqual([1, { ok: false, code: 'ERR_TOO_LARGE', message: 'refused a file of 5 bytes: larger than --max-size 4 bytes', stage: 'transfer' }])
+  })
+
+  it('the question on a terminal, answered no; a skipped file warned about, not with --json', async () => {
+    const tree = path.join(tmp, 'tree')
+    fs.mkdirSync(path.join(tree, '.git'), { recursive: true })
+    fs.writeFileSync(path.join(tree, 'a.txt'), 'aaa')
+    const dir = outDir()
+    const code = newCode()
+    const stdin = Object.assign(new PassThrough(), { isTTY: true })
+    const receiver = start(['receive', '--rendezvous', addr, '--code', code, '--out', dir, '--no-progress', '--quiet'], stdin, true)
+    const sender = start(['send', tree, '--rendezvous', addr, '--code', code, '--quiet'])
+    await seen(receiver.err, /(\? \[y\/N\] )$/)
+    expect(receiver.err()).toMatch(new RegExp(`^receive "tree" \\(1 file in 1 directory, 3 bytes\\) from [0-9.]+:\\d+ \\(encrypted\\) into ${dir.replace(/[.\\/]/g, '\\$&')}\\? \\[y/N\\] $`))
+    stdin.write('n\n')
+    const [s, r] = [await sender.done, await receiver.done]
+    expect(r.status).toBe(1)
+    expect(r.err.endsWith('utp-punch-rs: declined tree\n')).toBe(true)
+    expect([s.status, s.err]).toEqual([1, `utp-punch-rs: warning: skipped ${path.join(tree, '.git')}: receivers refuse its name: it starts with a dot (a hidden or configuration file)\nutp-punch-rs: the receiver refused tree: declined tree (ERR_DECLINED)\n`])
+    // --json: no warning line, the error as JSON
+    const quiet = await run(['send', tree, '--rendezvous', '127.0.0.1:9', '--code', newCode(), '--json', '--timeout', '200ms'])
+    expect(quiet.err).toBe('')
+  })
+
+  it('a resumed tree: the notes, the summaries with counts and what was resumed', async () => {
+    const tree = path.join(tmp, 'photos')
+    fs.mkdirSync(tree, { recursive: true })
+    fs.writeFileSync(path.join(tree, 'a.jpg'), 'abcdef')
+    fs.writeFileSync(path.join(tree, 'b.jpg'), 'xyz')
+    const dir = outDir()
+    fs.mkdirSync(path.join(dir, 'photos.part'), { mode: 0o700 })
+    fs.writeFileSync(path.join(dir, 'photos.part', 'a.jpg'), 'abc')
+    fs.writeFileSync(path.join(dir, 'photos.part', 'b.jpg'), 'XY')
+    const code = newCode()
+    const [s, r] = await Promise.all([
+      run(['send', tree, '--rendezvous', addr, '--code', code, '--quiet']),
+      run(['receive', '--rendezvous', addr, '--code', code, '--yes', '--out', dir, '--quiet'])
+    ])
+    expect([s.status, r.status]).toEqual([0, 0])
+    expect(s.err).toBe('utp-punch-rs: photos/a.jpg: the receiver has 0.00 of 0.00 MB; continuing from there\n' +
+      'utp-punch-rs: photos/b.jpg: the receiver\'s partial copy differs from this file; sending it from the start\n')
+    expect(r.err).toBe('utp-punch-rs: photos.part/b.jpg: the partial copy differs from the sender\'s file; receiving it from the start\n')
+    expect(s.out).toMatch(/^sent photos \(2 files in 1 directory\): 6 bytes in \d+\.\d\d s \([\d.]+ MB\/s\), resumed after 3 bytes via /)
+    expect(r.out).toMatch(new RegExp(`^received photos \\(2 files in 1 directory\\) -> ${path.join(dir, 'photos').replace(/[.\\/]/g, '\\$&')}: 6 bytes in .*, resumed after 3 bytes via `))
+    expect([fs.readFileSync(path.join(dir, 'photos', 'a.jpg'), 'utf8'), fs.readFileSync(path.join(dir, 'photos', 'b.jpg'), 'utf8')]).toEqual(['abcdef', 'xyz'])
+  })
+
+  it('cubic on request, in the stats; a text on a terminal made safe to print', async () => {
+    const code = newCode()
+    const [s, r] = await Promise.all([
+      run(['send', '--text', 'bell\u0007 and\nnext line', '--rendezvous', addr, '--code', code, '--json', '--congestion', 'cubic']),
+      start(['receive', '--rendezvous', addr, '--code', code, '--yes', '--quiet'], undefined, false).done
+    ])
+    const last = JSON.parse(s.out.trim().split('\n').at(-1) as string) as { stats: { congestion: string }, text: string }
+    expect([s.status, last.text, last.stats.congestion]).toEqual([0, 'bell\u0007 and\nnext line', 'cubic'])
+    expect(r.out).toBe('bell\u0007 and\nnext line\n')
+  })
+
+  it('the DHT: the code\'s command names the bootstrap nodes; a DHT that does not answer fails in the rendezvous stage', async () => {
+    const r = await run(['send', '--text', 'x', '--dht-bootstrap', '127.0.0.1:9', '--timeout', '300ms', '--quiet'])
+    const lines = r.err.split('\n')
+    expect(lines[0]).toMatch(/^code: \S+$/)
+    expect(lines.slice(1, 3)).toEqual(['on the receiving side, run:', `  utp-punch-rs receive --dht-bootstrap 127.0.0.1:9 --code ${lines[0].slice(6)}`])
+    expect([r.status, lines.at(-2)]).toEqual([1, expect.stringMatching(/^utp-punch-rs: rendezvous failed \(\w+\): /)])
+  })
+
   it('a code word not in the list is warned about; a server that does not answer fails in the rendezvous stage', async () => {
     const quiet = new RendezvousServer({ host: '127.0.0.1', port: 0, http: false, mappingCheck: false })
     const a = await quiet.listen()
@@ -232,3 +309,22 @@ describe('main: send and receive through a rendezvous server in this process', (
   })
 })
 
+describe.skipIf(skipCoturn)('main: nat-check against a real STUN server', () => {
+  let coturn: Coturn | undefined
+  afterAll(async () => { await coturn?.stop() })
+
+  it('the public address and RFC 5780 behaviour, in text and JSON', async () => {
+    coturn = await startCoturn()
+    const text = await run(['nat-check', '--stun', coturn.server])
+    expect(text.status).toBe(0)
+    const lines = text.out.split('\n')
+    expect(lines[0]).toMatch(/^public address: 127\.0\.0\.1:\d+$/)
+    expect(lines.slice(1, 3)).toEqual([expect.stringMatching(/^mapping: \S+$/), expect.stringMatching(/^filtering: \S+$/)])
+    const json = await run(['nat-check', '--stun', coturn.server, '--json', '--port', '0'])
+    const r = JSON.parse(json.out) as { ok: boolean, publicAddress: { address: string }, mapping: string, filtering: string, natted: boolean, summary: string }
+    // Each run binds its own port, which the summary names
+    const noPort = (t: string): string => t.replace(/127\.0\.0\.1:\d+/, 'ADDR')
+    expect([r.ok, r.publicAddress.address, r.natted, `mapping: ${r.mapping}`, `filtering: ${r.filtering}`, noPort(r.summary)]).toEqual([true, '127.0.0.1', false, lines[1], lines[2], noPort(lines[3])])
+    expect(lines[3]).toMatch(/^public address 127\.0\.0\.1:\d+ \(our own: no NAT\); mapping endpoint-independent, filtering endpoint-independent$/)
+  })
+})
