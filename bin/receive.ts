@@ -149,7 +149,7 @@ function readStarts (raw: unknown, files: FileEntry[], landing: Landing | undefi
   return starts.map((s: unknown, i) => {
     if (s === 0) return 0
     const kept = landing?.slots[i].kept
-    if (kept == null || s !== kept.at || s === 0) throw bad
+    if (kept == null || s !== kept.at) throw bad
     return s
   })
 }
@@ -220,7 +220,13 @@ async function receiveText (socket: Duplex, text: unknown, t0: number): Promise<
 function stdoutSink (out: NodeJS.WritableStream, guard: TransferGuard): ByteSink {
   return {
     write: async (chunk) => {
-      if (!out.write(chunk)) await guard.whilePaused(new Promise<void>((resolve) => out.once('drain', resolve)))
+      if (out.write(chunk)) return
+      let onDrain = (): void => {}
+      try {
+        await guard.whilePaused(new Promise<void>((resolve) => { onDrain = resolve; out.once('drain', onDrain) }))
+      } finally {
+        out.removeListener('drain', onDrain) // a cancel ended the wait: no listener left behind on stdout
+      }
     },
     finish: async () => {},
     abandon: async () => {}

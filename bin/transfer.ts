@@ -35,7 +35,7 @@
 
 import { createHash, type Hash } from 'crypto'
 import * as fs from 'fs'
-import type { Duplex } from 'stream'
+import type { Duplex, Readable } from 'stream'
 
 import { CliError } from './args'
 import { peerText } from './filename'
@@ -283,10 +283,9 @@ async function sendOne (socket: Duplex, guard: TransferGuard, f: FileEntry, star
       moved(buf.length)
     }
   } finally {
-    // Leaving early ends the read as for-await would (return()), without waiting for a read still pending when a
-    // cancel ended the wait; a file's stream is destroyed at once
-    void chunks.return?.().catch(() => {})
-    if (source !== '-') (input as fs.ReadStream).destroy()
+    // Ends the read at once, stdin too: for-await's return() would wait for a read still pending when a cancel
+    // ended the wait, holding stdin open until its producer wrote again
+    (input as Readable).destroy()
   }
   if (f.size !== null && pos !== f.size) throw new CliError('ERR_FILE_CHANGED', `${source} shrank while being sent`)
   const sha256 = hash.digest('hex')

@@ -5,7 +5,7 @@ import * as fs from 'fs'
 import * as os from 'os'
 import * as path from 'path'
 import { PassThrough } from 'stream'
-import { afterAll, describe, expect, it, vi } from 'vitest'
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 
 import type * as ArgsModule from '../bin/args'
 import type * as OutDirModule from '../bin/out-dir'
@@ -17,6 +17,7 @@ const { checkOutDir } = requireFromRoot('./dist/bin/out-dir.js') as typeof OutDi
 const { canAsk, askYesNo } = requireFromRoot('./dist/bin/prompt.js') as typeof PromptModule
 // The module object the CLI calls, so that a spy on it is seen there
 const fsModule = requireFromRoot('fs') as typeof fs
+afterEach(() => { vi.restoreAllMocks() })
 
 /** [class, code, message] of what `fn` throws, or what it returns */
 const outcome = (fn: () => unknown): unknown => {
@@ -114,7 +115,6 @@ describe('receive --out', () => {
     const access = vi.spyOn(fsModule, 'accessSync').mockImplementation(() => { throw Object.assign(new Error('EACCES'), { code: 'EACCES' }) })
     expect(outcome(() => checkOutDir(tmp))).toEqual(['CliError', 'EACCES', `--out ${tmp} is not writable (permission denied)`])
     expect(access.mock.calls).toEqual([[tmp, fs.constants.W_OK | fs.constants.X_OK]])
-    vi.restoreAllMocks()
   })
 })
 

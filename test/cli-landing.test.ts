@@ -411,9 +411,12 @@ describe('resume: what was kept, and the points both ends exchange', () => {
     const fifo = path.join(dir, 'fifo')
     execFileSync('mkfifo', [fifo])
     const reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
-    const fst = fs.statSync(fifo)
-    expect(await failure(async () => await openForWriting(fifo, { ...kept, ino: fst.ino, dev: fst.dev }, false, 'fifo.part'))).toEqual(inTheWay('fifo.part', 'it was replaced after the offer was checked'))
-    fs.closeSync(reader)
+    try {
+      const fst = fs.statSync(fifo)
+      expect(await failure(async () => await openForWriting(fifo, { ...kept, ino: fst.ino, dev: fst.dev }, false, 'fifo.part'))).toEqual(inTheWay('fifo.part', 'it was replaced after the offer was checked'))
+    } finally {
+      fs.closeSync(reader)
+    }
     fs.rmSync(k)
     fs.symlinkSync(path.join(dir, 'target2'), k)
     expect((await failure(async () => await openForWriting(k, kept, false, 'k.part')) as string[])[0]).toBe('ELOOP')

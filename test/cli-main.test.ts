@@ -19,15 +19,16 @@ const { main } = requireFromRoot('./dist/bin/cli.js') as typeof CliModule
 const { RendezvousServer } = requireFromRoot('./dist/lib/server/server.js') as typeof ServerModule
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'utp-main-'))
+afterAll(() => { fs.rmSync(tmp, { recursive: true, force: true }) })
 const version = (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version
 const sha = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex')
 
 interface Ran { status: number, out: string, err: string }
 /** main(argv) with in-memory stdout and stderr (and stdin when given), its output readable while it runs */
-function start (argv: string[], stdin?: PassThrough, terminal = false): { done: Promise<Ran>, out: () => string, err: () => string } {
-  const stdout = new PassThrough()
-  // A terminal: the receiver may ask its question there
-  const stderr = Object.assign(new PassThrough(), terminal ? { isTTY: true } : {})
+function start (argv: string[], stdin?: PassThrough, terminal: 'stderr' | 'stdout' | 'none' = 'none'): { done: Promise<Ran>, out: () => string, err: () => string } {
+  // A terminal on stderr: the receiver may ask its question there; on stdout: a text is shown made safe
+  const stdout = Object.assign(new PassThrough(), terminal === 'stdout' ? { isTTY: true } : {})
+  const stderr = Object.assign(new PassThrough(), terminal === 'stderr' ? { isTTY: true } : {})
   let out = ''
   let err = ''
   stdout.on('data', (d: Buffer) => { out += d.toString() })
@@ -125,10 +126,7 @@ describe('main: send and receive through a rendezvous server in this process', (
     const a = await server.listen()
     addr = `${a.address}:${a.port}`
   })
-  afterAll(async () => {
-    await server.close()
-    fs.rmSync(tmp, { recursive: true, force: true })
-  })
+  afterAll(async () => { await server.close() })
   let codes = 0
   const newCode = (): string => `${9000 + ++codes}-test-code`
   const outDir = (): string => fs.mkdtempSync(path.join(tmp, 'out-'))
@@ -239,7 +237,7 @@ describe('main: send and receive through a rendezvous server in this process', (
     const dir = outDir()
     const code = newCode()
     const stdin = Object.assign(new PassThrough(), { isTTY: true })
-    const receiver = start(['receive', '--rendezvous', addr, '--code', code, '--out', dir, '--no-progress', '--quiet'], stdin, true)
+    const receiver = start(['receive', '--rendezvous', addr, '--code', code, '--out', dir, '--no-progress', '--quiet'], stdin, 'stderr')
     const sender = start(['send', tree, '--rendezvous', addr, '--code', code, '--quiet'])
     await seen(receiver.err, /(\? \[y\/N\] )$/)
     expect(receiver.err()).toMatch(new RegExp(`^receive "tree" \\(1 file in 1 directory, 3 bytes\\) from [0-9.]+:\\d+ \\(encrypted\\) into ${dir.replace(/[.\\/]/g, '\\$&')}\\? \\[y/N\\] $`))
@@ -276,15 +274,17 @@ describe('main: send and receive through a rendezvous server in this process', (
     expect([fs.readFileSync(path.join(dir, 'photos', 'a.jpg'), 'utf8'), fs.readFileSync(path.join(dir, 'photos', 'b.jpg'), 'utf8')]).toEqual(['abcdef', 'xyz'])
   })
 
-  it('cubic on request, in the stats; a text on a terminal made safe to print', async () => {
-    const code = newCode()
-    const [s, r] = await Promise.all([
-      run(['send', '--text', 'bell\u0007 and\nnext line', '--rendezvous', addr, '--code', code, '--json', '--congestion', 'cubic']),
-      start(['receive', '--rendezvous', addr, '--code', code, '--yes', '--quiet'], undefined, false).done
-    ])
-    const last = JSON.parse(s.out.trim().split('\n').at(-1) as string) as { stats: { congestion: string }, text: string }
-    expect([s.status, last.text, last.stats.congestion]).toEqual([0, 'bell\u0007 and\nnext line', 'cubic'])
-    expect(r.out).toBe('bell\u0007 and\nnext line\n')
+  it('cubic on request, in the stats; a text as sent into a pipe, made safe to print on a terminal', async () => {
+    for (const terminal of ['none', 'stdout'] as const) {
+      const code = newCode()
+      const [s, r] = await Promise.all([
+        run(['send', '--text', 'bell\u0007 and\nnext\u202eline', '--rendezvous', addr, '--code', code, '--json', '--congestion', 'cubic']),
+        start(['receive', '--rendezvous', addr, '--code', code, '--yes', '--quiet'], undefined, terminal).done
+      ])
+      const last = JSON.parse(s.out.trim().split('\n').at(-1) as string) as { stats: { congestion: string }, text: string }
+      expect([s.status, last.text, last.stats.congestion]).toEqual([0, 'bell\u0007 and\nnext\u202eline', 'cubic'])
+      expect([terminal, r.out]).toEqual([terminal, terminal === 'stdout' ? 'bell_ and\nnext_line\n' : 'bell\u0007 and\nnext\u202eline\n'])
+    }
   })
 
   it('the DHT: the code\'s command names the bootstrap nodes; a DHT that does not answer fails in the rendezvous stage', async () => {

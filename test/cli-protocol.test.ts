@@ -479,6 +479,9 @@ describe('the sender against a scripted receiver', () => {
     await peer.line()
     peer.send({ v: 3, role: 'receive' })
     expect(await result).toEqual(['ERR_SAME_ROLE', 'the other side is also receiving: one side must run send'])
+    // Nothing to refuse yet: no answer goes out
+    await new Promise(resolve => setImmediate(resolve))
+    expect(peer.unread()).toBe('')
   })
 
   it('texts: too long before anything is sent; refused; confirmed', async () => {
@@ -627,6 +630,38 @@ describe('the receiver: each step\'s details', () => {
     expect([peer.unread(), peer.ended]).toEqual(['', true])
   })
 
+  it('notes only when a kept copy is thrown away; a name with brackets in the summary; a start line that is not JSON', async () => {
+    const notes: string[] = []
+    const note = (l: string): void => { notes.push(l) }
+    fs.writeFileSync(path.join(dir, 'a (1).bin.part'), 'abc')
+    fs.writeFileSync(path.join(dir, 'b.part'), '')
+    const summaries: string[] = []
+    const k = await begin({ note, accept: async (o) => { summaries.push(o.summary); return true } })
+    expect(await offerTo(k.peer, [{ path: 'a (1).bin', size: 5 }, { path: 'b', size: 1 }], 6)).toEqual({ accept: true, resume: [{ at: 3, sha256: sha('abc') }, null] })
+    expect(summaries).toEqual(['"a (1).bin", "b" (2 files, 6 bytes, 3 bytes kept from before)'])
+    // The kept copy continued, the empty one started over: neither is news
+    k.peer.send({ start: [3, 0] })
+    k.peer.record('de')
+    k.peer.send({ sha256: sha('abcde') })
+    k.peer.record('z')
+    k.peer.send({ sha256: sha('z') })
+    expect((await k.peer.line()).ok).toBe(true)
+    expect([await k.result, notes]).toEqual(['no error', []])
+    // Thrown away without a note function: no failure
+    fs.writeFileSync(path.join(dir, 'c.part'), 'XY')
+    const c = await begin()
+    await offerTo(c.peer, [{ path: 'c', size: 2 }], 2)
+    c.peer.send({ start: [0] })
+    c.peer.record('cc')
+    c.peer.send({ sha256: sha('cc') })
+    expect((await c.peer.line()).ok).toBe(true)
+    expect(await c.result).toBe('no error')
+    const bad = await begin()
+    await offerTo(bad.peer)
+    bad.peer.socket.write('{start\n')
+    expect(await bad.result).toEqual(['ERR_TRANSFER_PROTOCOL', 'the peer sent an invalid start'])
+  })
+
   it('the result: bytes moved, what was kept, counts, a time, where it went', async () => {
     const [ours, theirs] = connection()
     const peer = new Peer(theirs)
@@ -684,6 +719,9 @@ describe('the receiver: each step\'s details', () => {
     const d = await begin({ accept: async () => false })
     await offerTo(d.peer)
     expect(await d.result).toEqual(['ERR_DECLINED', 'declined a.bin'])
+    // The refusal is said once
+    await new Promise(resolve => setImmediate(resolve))
+    expect(d.peer.unread()).toBe('')
     expect(fs.readFileSync(path.join(dir, 'a.bin.part'), 'utf8')).toBe('abc')
   })
 
@@ -811,7 +849,8 @@ describe('the receiver: each step\'s details', () => {
     const mib = Buffer.alloc(1 << 20)
     for (let i = 0; i < 63; i++) s.peer.record(mib)
     s.peer.record(Buffer.alloc((1 << 20) - 1))
-    while (fs.existsSync(path.join(dir, 's.part')) && fs.statSync(path.join(dir, 's.part')).size < (63 << 20)) await new Promise(resolve => setTimeout(resolve, 5))
+    // Wait until nearly all of it is on disk (the writer flushes every 256 KiB)
+    while (!fs.existsSync(path.join(dir, 's.part')) || fs.statSync(path.join(dir, 's.part')).size < (63 << 20)) await new Promise(resolve => setTimeout(resolve, 5))
     await new Promise(resolve => setTimeout(resolve, 20))
     expect(checks()).toBe(before)
     statfs.mockResolvedValue({ bavail: 1e6, bsize: 1 } as never)
@@ -819,8 +858,23 @@ describe('the receiver: each step\'s details', () => {
     expect(await s.peer.line()).toEqual({ ok: false, code: 'ERR_NO_SPACE', message: 'stopped a stream after 67.11 MB: not enough free space' })
     expect(await s.result).toEqual(['ERR_NO_SPACE', `stopped a stream after 67.11 MB: only 1.00 MB free in ${dir}; removed the partial s.part`])
     expect(statfs.mock.calls.slice(before).map(c => c[0])).toEqual([dir])
-    // Plenty of room: checked again 64 MiB later, not before
-    statfs.mockClear()
+    // Exactly 64 MiB free is enough, and a file system that cannot tell does not stop it; the next check is
+    // 64 MiB later, not at every record after the first
+    for (const answer of [{ bavail: 64 << 20, bsize: 1 }, 'fails'] as const) {
+      statfs.mockReset()
+      if (answer === 'fails') statfs.mockRejectedValue(Object.assign(new Error('ENOSYS'), { code: 'ENOSYS' }))
+      else statfs.mockResolvedValue(answer as never)
+      const roomy = await begin()
+      await offerTo(roomy.peer, [{ path: 's', size: null }], null)
+      roomy.peer.send({ start: [0] })
+      for (let i = 0; i < 66; i++) roomy.peer.record(mib)
+      roomy.peer.send({ size: 66 << 20, sha256: 'x' })
+      expect([answer, (await roomy.peer.line()).code]).toEqual([answer, 'ERR_SHA256_MISMATCH'])
+      expect((await roomy.result as string[])[0]).toBe('ERR_SHA256_MISMATCH')
+      expect([answer, statfs.mock.calls.length]).toEqual([answer, 1])
+    }
+    // To stdout, and for files of a known size, nothing is checked while the data comes
+    statfs.mockReset()
     statfs.mockResolvedValue({ bavail: 1e12, bsize: 1 } as never)
     const piped = await begin({ stdout: new PassThrough().resume() })
     await offerTo(piped.peer, [{ path: 's', size: null }], null)
@@ -829,6 +883,14 @@ describe('the receiver: each step\'s details', () => {
     piped.peer.send({ size: 65 << 20, sha256: 'x' })
     await piped.peer.line()
     expect(statfs).not.toHaveBeenCalled()
+    const sized = await begin()
+    await offerTo(sized.peer, [{ path: 'f', size: 65 << 20 }], 65 << 20)
+    expect(statfs).toHaveBeenCalledTimes(1)
+    sized.peer.send({ start: [0] })
+    for (let i = 0; i < 65; i++) sized.peer.record(mib)
+    sized.peer.send({ sha256: 'x' })
+    await sized.peer.line()
+    expect(statfs).toHaveBeenCalledTimes(1)
   })
 
   it('a damaged file in a tree names it; the save failing tells the sender and keeps the files', async () => {
@@ -946,8 +1008,8 @@ describe('the sender: each step\'s details', () => {
       await b.peer.take(8)
       act(b.peer)
       expect([what, await b.result]).toEqual([what, expected])
-      // Stdin is left to its owner
-      expect([what, stdin.destroyed]).toEqual([what, false])
+      // Stdin is let go at once, not held open until its producer writes again
+      expect([what, stdin.destroyed]).toEqual([what, true])
     }
   })
 

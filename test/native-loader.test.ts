@@ -121,8 +121,10 @@ describe('loadNative', () => {
   it('musl on Linux is named in the message; a cause of null ends the chain', () => {
     platformIs('linux', 'arm64')
     vi.spyOn(process.report, 'getReport').mockReturnValue({ header: {} } as never)
-    vi.spyOn(requireFromRoot('fs') as typeof fs, 'readFileSync').mockImplementation(((file: string, ...rest: unknown[]) =>
-      file === '/usr/bin/ldd' ? 'musl libc (aarch64)' : (fs.readFileSync as (...a: unknown[]) => unknown)(file, ...rest)) as never)
+    const fsCjs = requireFromRoot('fs') as typeof fs
+    const readFileSync = fsCjs.readFileSync as (...a: unknown[]) => unknown
+    vi.spyOn(fsCjs, 'readFileSync').mockImplementation(((file: string, ...rest: unknown[]) =>
+      file === '/usr/bin/ldd' ? 'musl libc (aarch64)' : readFileSync(file, ...rest)) as never)
     const { native } = packageWith(`throw Object.assign(new Error('Cannot find module \\'./utp-punch-rs.linux-arm64-musl.node\\''), { cause: null })`)
     expect(loadError(native).message).toMatch(/^utp-punch-rs: no native addon for linux-arm64-musl \(linux arm64, musl\)\. Looked for /)
   })
