@@ -8,7 +8,7 @@ import * as fs from 'fs'
 import * as os from 'os'
 import * as path from 'path'
 import { PassThrough } from 'stream'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 
 import type * as CliModule from '../bin/cli'
 import type * as ServerModule from '../lib/server/server'
@@ -110,6 +110,21 @@ describe('main: help, version and usage errors', () => {
     expect(await usage(['send', file, '--rendezvous', '127.0.0.1:9', '--congestion', 'reno'])).toBe('utp-punch-rs: --congestion must be ledbat or cubic, got reno')
     expect(await usage(['send', file, '--rendezvous', '127.0.0.1:9', '--port', 'x'])).toBe('utp-punch-rs: --port must be a port number 0..65535, got x')
     expect(await usage(['nat-check'])).toBe('utp-punch-rs: nat-check needs --stun HOST:PORT')
+    // Each option reaches its own reader, named in its message
+    const rv = ['--rendezvous', '127.0.0.1:9']
+    expect(await usage(['send', '--text='])).toBe('utp-punch-rs: --text needs a value')
+    expect(await usage(['send', '-', '--name='])).toBe('utp-punch-rs: --name needs a value')
+    expect(await usage(['receive', '--out='])).toBe('utp-punch-rs: --out needs a value')
+    expect(await usage(['receive', `--out=${tmp}`, '--max-size', 'lots'])).toBe('utp-punch-rs: --max-size must be a size such as 500M, 10G or 2GiB, got lots')
+    expect(await usage(['send', file, '--rendezvous='])).toBe('utp-punch-rs: --rendezvous needs a value')
+    expect(await usage(['send', file, '--dht-bootstrap='])).toBe('utp-punch-rs: --dht-bootstrap needs a value')
+    expect(await usage(['send', file, ...rv, '--code='])).toBe('utp-punch-rs: --code needs a value')
+    expect(await usage(['send', file, ...rv, '--timeout', 'soon'])).toBe('utp-punch-rs: --timeout must be a duration such as 30, 30s, 500ms or 2m, got soon')
+    expect(await usage(['send', file, ...rv, '--idle-timeout', 'soon'])).toBe('utp-punch-rs: --idle-timeout must be a duration such as 30, 30s, 500ms or 2m, got soon')
+    // rendezvous parses its own options
+    expect(await usage(['rendezvous', '--max-relays', 'x'])).toBe('utp-punch-rs: --max-relays must be a whole number >= 0, got x')
+    expect(await usage(['nat-check', '--stun'])).toBe('utp-punch-rs: option --stun needs a value')
+    expect(await usage(['nat-check', '--stun', '127.0.0.1:9', '--port', 'x'])).toBe('utp-punch-rs: --port must be a port number 0..65535, got x')
     // Not a usage error: the directory does not exist (status 1)
     const missing = path.join(tmp, 'nope')
     expect(await run(['receive', `--out=${missing}`])).toEqual({ status: 1, out: '', err: `utp-punch-rs: --out ${missing} does not exist: create it first, or choose another directory\n` })
@@ -158,7 +173,15 @@ describe('main: send and receive through a rendezvous server in this process', (
       'sending hello.txt (5 bytes)',
       'done'
     ])
-    expect(steps(r.err)).toContain('receiving hello.txt (5 bytes)')
+    expect(steps(r.err)).toEqual([
+      'contacting the rendezvous server ADDR (from --rendezvous)',
+      'registered, waiting for the peer',
+      'peer found, checking that it holds the same code',
+      expect.stringMatching(/^code confirmed, trying paths: /),
+      'connected via PATH path to ADDR, encrypted',
+      'receiving hello.txt (5 bytes)',
+      'done'
+    ])
   })
 
   it('a generated code, printed with the command the receiver runs; --json lines on both sides', async () => {
@@ -212,10 +235,21 @@ describe('main: send and receive through a rendezvous server in this process', (
     expect([second.status, second.out, second.err.split('\n').at(-2)]).toEqual([1, '', 'utp-punch-rs: rendezvous failed (ERR_SAME_ROLE): another sender is already waiting with this code: the other side must run receive (that sender keeps waiting)'])
     const added = process.listeners('SIGINT').filter(l => !before.includes(l))
     expect(added).toHaveLength(1)
+    expect(process.listeners('SIGTERM')).toContain(added[0])
     ;(added[0] as () => void)()
     const cancelled = await first.done
     expect([cancelled.status, cancelled.err.split('\n').at(-2)]).toEqual([130, 'utp-punch-rs: cancelled while waiting for the peer'])
     expect(process.listeners('SIGINT').filter(l => !before.includes(l))).toEqual([])
+    expect(process.listeners('SIGTERM')).not.toContain(added[0])
+    // Two receivers
+    const code2 = newCode()
+    const r1 = start(['receive', '--rendezvous', addr, '--code', code2, '--yes', '--out', outDir()])
+    await seen(r1.err, /(registered), waiting for the peer/)
+    const r2 = await run(['receive', '--rendezvous', addr, '--code', code2, '--yes', '--out', outDir()])
+    expect(r2.err.split('\n').at(-2)).toBe('utp-punch-rs: rendezvous failed (ERR_SAME_ROLE): another receiver is already waiting with this code: the other side must run send (that receiver keeps waiting)')
+    const mine = process.listeners('SIGINT').filter(l => !before.includes(l))
+    ;(mine[0] as () => void)()
+    expect((await r1.done).status).toBe(130)
   })
 
   it('a refusal in the transfer: each side in its own words and status 1, the stage in --json', async () => {
@@ -295,6 +329,97 @@ describe('main: send and receive through a rendezvous server in this process', (
     expect([r.status, lines.at(-2)]).toEqual([1, expect.stringMatching(/^utp-punch-rs: rendezvous failed \(\w+\): /)])
   })
 
+  it('--json fields: the rate from bytes and time, the mapping, what was saved; two items; the relay on request', async () => {
+    const a = path.join(tmp, 'two-a.bin')
+    const b = path.join(tmp, 'two-b.bin')
+    fs.writeFileSync(a, Buffer.alloc(300_000, 1))
+    fs.writeFileSync(b, 'b')
+    const dir = outDir()
+    const code = newCode()
+    const [s, r] = await Promise.all([
+      run(['send', a, b, '--rendezvous', addr, '--code', code, '--json', '--force-relay']),
+      run(['receive', '--rendezvous', addr, '--code', code, '--yes', '--out', dir, '--json', '--force-relay'])
+    ])
+    const last = (out: string): Record<string, unknown> => JSON.parse(out.trim().split('\n').at(-1) as string) as Record<string, unknown>
+    const sent = last(s.out)
+    const got = last(r.out)
+    const connected = JSON.parse(s.out.split('\n').find(l => l.includes('"event":"connected"')) as string) as Record<string, unknown>
+    expect([connected.path, connected.mapping, connected.encrypted]).toEqual(['relay', null, true])
+    for (const x of [sent, got]) {
+      const rate = (x.bytes as number) / Math.max(x.seconds as number, 0.001) / 1e6
+      expect(Math.abs((x.megabytesPerSecond as number) - rate)).toBeLessThan(rate * 0.5 + 0.01)
+      expect([x.path, x.files, x.directories, x.bytes]).toEqual(['relay', 2, 0, 300_001])
+    }
+    expect(['file' in sent, 'saved' in sent, 'text' in sent, 'file' in got, got.saved]).toEqual([false, false, false, false, [path.join(dir, 'two-a.bin'), path.join(dir, 'two-b.bin')]])
+    // In text: both names in the summary
+    const code2 = newCode()
+    const dir2 = outDir()
+    const [, r2] = await Promise.all([
+      run(['send', a, b, '--rendezvous', addr, '--code', code2, '--quiet']),
+      run(['receive', '--rendezvous', addr, '--code', code2, '--yes', '--out', dir2, '--quiet'])
+    ])
+    expect(r2.out).toMatch(new RegExp(`^received two-a\\.bin, two-b\\.bin \\(2 files\\) -> ${path.join(dir2, 'two-a.bin').replace(/[.\\/]/g, '\\$&')}, ${path.join(dir2, 'two-b.bin').replace(/[.\\/]/g, '\\$&')}: 300001 bytes in `))
+  })
+
+  it('a text ending in a newline is printed as it is; a text to receive --out - goes to stdout; JSON has the text', async () => {
+    const code = newCode()
+    const [s, r] = await Promise.all([
+      run(['send', '--text', 'line\n', '--rendezvous', addr, '--code', code, '--json']),
+      run(['receive', '--rendezvous', addr, '--code', code, '--yes', '--out', '-', '--quiet'])
+    ])
+    expect([r.status, r.out, r.err]).toEqual([0, 'line\n', ''])
+    expect(JSON.parse(s.out.trim().split('\n').at(-1) as string)).toMatchObject({ ok: true, event: 'sent', name: 'text', text: 'line\n', bytes: 5 })
+  })
+
+  it('a text of exactly the limit is not a usage error; receive writes into the current directory by default', async () => {
+    const atLimit = await run(['send', '--text', 'x'.repeat(64 * 1024), '--rendezvous', '127.0.0.1:9', '--code', newCode(), '--timeout', '200ms', '--quiet'])
+    expect([atLimit.status, atLimit.err]).toEqual([1, 'utp-punch-rs: rendezvous failed (ERR_RENDEZVOUS_TIMEOUT): no answer from the rendezvous server 127.0.0.1:9 within 200 ms\n'])
+    const here = await run(['receive', '--rendezvous', '127.0.0.1:9', '--code', newCode(), '--yes', '--timeout', '200ms', '--quiet'])
+    expect([here.status, here.err]).toEqual([1, 'utp-punch-rs: rendezvous failed (ERR_RENDEZVOUS_TIMEOUT): no answer from the rendezvous server 127.0.0.1:9 within 200 ms\n'])
+  })
+
+  it('--dht wins over a server in the environment; the DHT\'s status and waiting lines', async () => {
+    const saved = process.env.UTP_PUNCH_RENDEZVOUS
+    process.env.UTP_PUNCH_RENDEZVOUS = '127.0.0.1:9'
+    try {
+      const r = await run(['send', '--text', 'x', '--dht', '--dht-bootstrap', '127.0.0.1:9', '--timeout', '300ms', '--json'])
+      const lines = r.out.trim().split('\n').map(l => JSON.parse(l) as Record<string, unknown>)
+      expect(lines.map(({ code: _, port: __, ...rest }) => rest)).toEqual([
+        { event: 'code', command: expect.stringMatching(/^utp-punch-rs receive --dht-bootstrap 127\.0\.0\.1:9 --code \S+$/) },
+        { event: 'status', state: 'contacting', dht: true, bootstrap: ['127.0.0.1:9'], source: '--dht-bootstrap', message: 'joining the BitTorrent DHT through 127.0.0.1:9 (from --dht-bootstrap)' },
+        { event: 'waiting', dht: '--dht-bootstrap' },
+        { ok: false, message: 'could not join the DHT and publish within 300 ms', stage: 'rendezvous' }
+      ])
+      expect([lines[3].code, typeof lines[2].port]).toEqual(['ERR_RENDEZVOUS_TIMEOUT', 'number'])
+    } finally {
+      if (saved === undefined) delete process.env.UTP_PUNCH_RENDEZVOUS
+      else process.env.UTP_PUNCH_RENDEZVOUS = saved
+    }
+  })
+
+  it('a failure with newlines is one line; one without a code is ERR_FAILED', async () => {
+    const node = requireFromRoot('./dist/lib/node.js') as typeof import('../lib/node')
+    vi.spyOn(node.Node.prototype, 'bindAsync').mockRejectedValue(new Error('first line\n  second line'))
+    const r = await run(['send', '--text', 'x', '--rendezvous', '127.0.0.1:9', '--code', newCode()])
+    expect([r.status, r.err]).toEqual([1, 'utp-punch-rs: first line second line\n'])
+    const j = await run(['send', '--text', 'x', '--rendezvous', '127.0.0.1:9', '--code', newCode(), '--json'])
+    expect([j.status, j.out]).toEqual([1, '{"ok":false,"code":"ERR_FAILED","message":"first line second line"}\n'])
+    vi.restoreAllMocks()
+  })
+
+  it('a name that does not resolve, said in the user\'s terms', async () => {
+    const dns = requireFromRoot('dns') as typeof import('dns')
+    const lookup = dns.lookup
+    vi.spyOn(dns, 'lookup').mockImplementation(((host: string, ...rest: unknown[]) => {
+      const cb = rest.at(-1) as (e: Error | null) => void
+      if (host === 'rv.invalid') { cb(Object.assign(new Error('getaddrinfo ENOTFOUND rv.invalid'), { code: 'ENOTFOUND' })); return }
+      return (lookup as (...a: unknown[]) => unknown)(host, ...rest)
+    }) as never)
+    const r = await run(['send', '--text', 'x', '--rendezvous', 'rv.invalid:7000', '--code', newCode(), '--quiet'])
+    vi.restoreAllMocks()
+    expect([r.status, r.err]).toEqual([1, 'utp-punch-rs: rendezvous failed (ENOTFOUND): cannot find the rendezvous server rv.invalid: the name does not resolve\n'])
+  })
+
   it('a code word not in the list is warned about; a server that does not answer fails in the rendezvous stage', async () => {
     const quiet = new RendezvousServer({ host: '127.0.0.1', port: 0, http: false, mappingCheck: false })
     const a = await quiet.listen()
@@ -302,9 +427,9 @@ describe('main: send and receive through a rendezvous server in this process', (
     const r = await run(['send', '--text', 'x', '--rendezvous', `127.0.0.1:${a.port}`, '--code', '7-daisy-zipper-zzzq', '--timeout', '300ms', '--json'])
     expect(r.status).toBe(1)
     const last = JSON.parse(r.out.trim().split('\n').at(-1) as string) as Record<string, unknown>
-    expect([last.ok, last.stage, typeof last.code, typeof last.message]).toEqual([false, 'rendezvous', 'string', 'string'])
-    const text = await run(['send', '--text', 'x', '--rendezvous', `127.0.0.1:${a.port}`, '--code', '7-daisy-zipper-zzzq', '--timeout', '300ms'])
-    expect(text.err.split('\n')[0]).toBe('utp-punch-rs: warning: "zzzq" not in the code word list: check the code for a typo')
+    expect(last).toEqual({ ok: false, code: 'ERR_RENDEZVOUS_TIMEOUT', message: `no answer from the rendezvous server 127.0.0.1:${a.port} within 300 ms`, stage: 'rendezvous' })
+    const text = await run(['send', '--text', 'x', '--rendezvous', `127.0.0.1:${a.port}`, '--code', '7-daisy-zzzq-zzzr', '--timeout', '300ms'])
+    expect(text.err.split('\n')[0]).toBe('utp-punch-rs: warning: "zzzq", "zzzr" not in the code word list: check the code for a typo')
     expect(text.err.split('\n').at(-2)).toBe(`utp-punch-rs: rendezvous failed (${String(last.code)}): ${String(last.message)}`)
   })
 })
