@@ -27,7 +27,8 @@ const opts = (line: string): unknown => outcome(() => rendezvousOptions(line ===
 
 describe('rendezvous command options', () => {
   it('the defaults: only what the command decides, the rest left to the library', () => {
-    expect(opts('')).toEqual({ port: 7000, host: '0.0.0.0', http: true, relay: true, mappingCheck: true, checkPort: 0 })
+    // Strictly: an option not given is absent, not undefined
+    expect(opts('')).toStrictEqual({ port: 7000, host: '0.0.0.0', http: true, relay: true, mappingCheck: true, checkPort: 0 })
   })
 
   it('every flag reaches its option', () => {
@@ -74,6 +75,9 @@ describe('rendezvous command options', () => {
     expect(pick('--relay-budget 5MB/10', 'relayBudget')).toEqual({ bytes: 5e6, windowMs: 10_000 })
     expect(pick('--relay-budget 5MB/500ms', 'relayBudget')).toEqual({ bytes: 5e6, windowMs: 500 })
     expect(pick('--max-relays 0', 'maxRelays')).toBe(0)
+    expect(pick('--relay-rate 1', 'relayRate')).toBe(1)
+    expect(pick('--relay-budget 1GB/1ms', 'relayBudget')).toEqual({ bytes: 1e9, windowMs: 1 })
+    expect(pick('--rate-limit 1.25/s', 'rateLimit')).toEqual({ perSecond: 1.25, burst: 3 })
   })
 
   it('refuses bad values, naming the flag', () => {
@@ -83,8 +87,14 @@ describe('rendezvous command options', () => {
     expect(opts('--host=')).toEqual(usage('--host needs a value'))
     for (const bad of ['x', '-1', '1.5', '']) expect([bad, outcome(() => rendezvousOptions(['--max-relays', bad]))]).toEqual([bad, usage(`--max-relays must be a whole number >= 0, got ${bad}`)])
     expect(opts('--max-message-size 63')).toEqual(usage('--max-message-size must be a whole number >= 64, got 63'))
-    for (const bad of ['0/s', 'fast', '-1MB/s']) expect([bad, opts(`--relay-rate ${bad}`)]).toEqual([bad, usage(`--relay-rate must be a positive rate such as 1MB/s, got ${bad}`)])
-    for (const bad of ['36GB', '36GB/1d', '/1h', '36GB/', 'lots/1h']) expect([bad, opts(`--relay-budget ${bad}`)]).toEqual([bad, usage(`--relay-budget must be SIZE/DURATION such as 36GB/1h, got ${bad}`)])
+    for (const name of ['registration-rate', 'registration-rate-global', 'rate-limit', 'unverified-rate']) {
+      expect(opts(`--${name} x`)).toEqual(usage(`--${name} must be a rate such as 20/s or 20/s:40 (per second, with a burst), got x`))
+    }
+    for (const name of ['max-relays', 'relays-per-prefix', 'max-registrations', 'registrations-per-prefix']) {
+      expect(opts(`--${name} x`)).toEqual(usage(`--${name} must be a whole number >= 0, got x`))
+    }
+    for (const bad of ['0/s', 'fast', '-1MB/s', '/s1MB']) expect([bad, opts(`--relay-rate ${bad}`)]).toEqual([bad, usage(`--relay-rate must be a positive rate such as 1MB/s, got ${bad}`)])
+    for (const bad of ['36GB', '36GB/1d', '/1h', '36GB/', 'lots/1h', '/1GB/1h']) expect([bad, opts(`--relay-budget ${bad}`)]).toEqual([bad, usage(`--relay-budget must be SIZE/DURATION such as 36GB/1h, got ${bad}`)])
     expect(opts('--relay-budget 1GB/0.0000001h')).toEqual(usage('--relay-budget: the window must be at least 1 ms'))
     expect(opts('--relay-budget 1GB/0')).toEqual(usage('--relay-budget must be at least 1 ms'))
     for (const bad of ['x', '20/m', '20/s:', '20/s:x', '-1']) {
@@ -112,6 +122,8 @@ describe('rendezvous command run', () => {
     const server = made() as ServerModule.RendezvousServer
     const added = process.listeners('SIGTERM').filter(l => !before.includes(l))
     expect(added).toHaveLength(1)
+    // The same stop on SIGINT
+    expect(process.listeners('SIGINT')).toContain(added[0])
     return { out: () => text, server, stop: () => { (added[0] as () => void)() }, status, listenersBefore }
   }
   const events = (s: ServerModule.RendezvousServer): void => {
