@@ -1052,14 +1052,15 @@ describe('the sender: each step\'s details', () => {
   it('stdin as text, chunks of exactly 1 MiB, and a file\'s read stream closed when the send fails', async () => {
     const stdin = new PassThrough()
     stdin.setEncoding('utf8')
-    const b = await begin(await walk(['-'], () => {}), { stdin })
+    const notes: string[] = []
+    const b = await begin(await walk(['-'], () => {}), { stdin, note: l => notes.push(l) })
     b.peer.send({ accept: true })
     await b.peer.line()
     stdin.end('héllo')
     expect((await b.peer.records()).data.toString()).toBe('héllo')
     expect(await b.peer.line()).toEqual({ size: 6, sha256: sha('héllo') })
     b.peer.send({ ok: true, sha256: sha('héllo') })
-    expect(await b.result).toBe('no error')
+    expect([await b.result, notes]).toEqual(['no error', []])
     const exact = new PassThrough({ highWaterMark: 4 << 20 })
     const e = await begin(await walk(['-'], () => {}), { stdin: exact })
     e.peer.send({ accept: true })
@@ -1123,6 +1124,38 @@ describe('the sender: each step\'s details', () => {
     await new Peer(d).line()
     ac.abort()
     expect(await cancelled).toEqual(['ERR_CANCELLED', 'cancelled before the text was delivered'])
+  })
+
+  it('the receiver closing before the data: said as before the transfer started', async () => {
+    for (const when of ['after hello', 'after the offer']) {
+      const [ours, theirs] = connection()
+      const peer = new Peer(theirs)
+      const result = failure(sendFiles(ours, await walk([src('abc')], () => {})))
+      await peer.line()
+      if (when === 'after the offer') {
+        peer.send({ v: 3, role: 'receive' })
+        await peer.line()
+      }
+      peer.socket.end()
+      expect([when, await result]).toEqual([when, ['ERR_TRANSFER_CLOSED', 'the receiver closed the connection before the transfer started']])
+    }
+  })
+
+  it('a text\'s answer in pieces is not silence; the guard\'s clock is stopped afterwards', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] })
+    const [a, b] = connection()
+    const peer = new Peer(b)
+    const sending = failure(sendText(a, 'hi', { idleMs: 1000 }))
+    await peer.line()
+    peer.send({ v: 3, role: 'receive' })
+    await peer.line()
+    for (const piece of ['{"o', 'k":tr']) {
+      peer.socket.write(piece)
+      await vi.advanceTimersByTimeAsync(700)
+    }
+    peer.socket.write('ue}\n')
+    expect(await sending).toBe('no error')
+    expect(vi.getTimerCount()).toBe(0)
   })
 
   it('the receiver\'s hello as a cancel names the receiver; the sender\'s names the sender', async () => {
