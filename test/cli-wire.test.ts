@@ -233,7 +233,8 @@ describe('the peer\'s answers', () => {
     expect(r({ code: 'ERR_TOO_LARGE', message: 'too big' })).toEqual(['ERR_REFUSED', 'the receiver refused a.bin: too big (ERR_TOO_LARGE)', true])
     expect(r({ code: 'ENOSPC' })).toEqual(['ERR_REFUSED', 'the receiver refused a.bin (ENOSPC)', true])
     expect(r({ code: `E${'A'.repeat(40)}` })).toEqual(['ERR_REFUSED', `the receiver refused a.bin (E${'A'.repeat(40)})`, true])
-    for (const code of [`E${'A'.repeat(41)}`, 'E', 'err_x', 'XERR', 'E-X', 'ERR_X\n', ' ERR_X', 5]) {
+    // Only a string: an array whose text looks like a code is not one
+    for (const code of [`E${'A'.repeat(41)}`, 'E', 'err_x', 'XERR', 'E-X', 'ERR_X\n', ' ERR_X', 5, ['ENOSPC']]) {
       expect([code, r({ code, message: 'no' })]).toEqual([code, ['ERR_REFUSED', 'the receiver refused a.bin: no', true]])
     }
     expect(r({ message: 'bad\u001b[2Jname' })).toEqual(['ERR_REFUSED', 'the receiver refused a.bin: bad_[2Jname', true])
