@@ -64,6 +64,8 @@ describe('main: help, version and usage errors', () => {
     expect(await run([])).toEqual({ status: 2, out: usageText, err: '' })
     for (const h of ['--help', '-h', 'help']) expect([h, await run([h])]).toEqual([h, { status: 0, out: usageText, err: '' }])
     for (const v of ['--version', '-v']) expect(await run([v])).toEqual({ status: 0, out: `${version}\n`, err: '' })
+    // Only "help" takes a topic
+    expect(await run(['--help', 'send'])).toEqual({ status: 0, out: usageText, err: '' })
     expect(await run(['send', '--help'])).toEqual({ status: 0, out: sendHelp, err: '' })
     const receiveHelp = (await run(['help', 'receive'])).out
     expect(receiveHelp).toMatch(/^usage: utp-punch-rs receive /)
@@ -124,6 +126,7 @@ describe('main: help, version and usage errors', () => {
     // rendezvous parses its own options
     expect(await usage(['rendezvous', '--max-relays', 'x'])).toBe('utp-punch-rs: --max-relays must be a whole number >= 0, got x')
     expect(await usage(['nat-check', '--stun'])).toBe('utp-punch-rs: option --stun needs a value')
+    expect(await usage(['nat-check', '--stun='])).toBe('utp-punch-rs: --stun needs a value')
     expect(await usage(['nat-check', '--stun', '127.0.0.1:9', '--port', 'x'])).toBe('utp-punch-rs: --port must be a port number 0..65535, got x')
     // Not a usage error: the directory does not exist (status 1)
     const missing = path.join(tmp, 'nope')
@@ -306,6 +309,23 @@ describe('main: send and receive through a rendezvous server in this process', (
     expect(s.out).toMatch(/^sent photos \(2 files in 1 directory\): 6 bytes in \d+\.\d\d s \([\d.]+ MB\/s\), resumed after 3 bytes via /)
     expect(r.out).toMatch(new RegExp(`^received photos \\(2 files in 1 directory\\) -> ${path.join(dir, 'photos').replace(/[.\\/]/g, '\\$&')}: 6 bytes in .*, resumed after 3 bytes via `))
     expect([fs.readFileSync(path.join(dir, 'photos', 'a.jpg'), 'utf8'), fs.readFileSync(path.join(dir, 'photos', 'b.jpg'), 'utf8')]).toEqual(['abcdef', 'xyz'])
+    // With --json the notes are not written; a tree of one file still says what it holds
+    const dir2 = outDir()
+    fs.mkdirSync(path.join(dir2, 'photos.part'), { mode: 0o700 })
+    fs.writeFileSync(path.join(dir2, 'photos.part', 'a.jpg'), 'abc')
+    const one = path.join(tmp, 'one-tree')
+    fs.mkdirSync(one)
+    fs.writeFileSync(path.join(one, 'x'), 'x')
+    const code2 = newCode()
+    const code3 = newCode()
+    const [s2, r2, s3] = await Promise.all([
+      run(['send', tree, '--rendezvous', addr, '--code', code2, '--json']),
+      run(['receive', '--rendezvous', addr, '--code', code2, '--yes', '--out', dir2, '--json']),
+      run(['send', one, '--rendezvous', addr, '--code', code3, '--quiet']),
+      run(['receive', '--rendezvous', addr, '--code', code3, '--yes', '--out', outDir(), '--quiet'])
+    ])
+    expect([s2.status, s2.err, r2.status, r2.err]).toEqual([0, '', 0, ''])
+    expect(s3.out).toMatch(/^sent one-tree \(1 file in 1 directory\): 1 bytes in /)
   })
 
   it('cubic on request, in the stats; a text as sent into a pipe, made safe to print on a terminal', async () => {
