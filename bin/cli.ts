@@ -98,7 +98,7 @@ line {"event":"code","code","command"}). Exits 0 only when the receiver accepted
   --force-relay           skip hole punching, use the relay
   --timeout DURATION      give up if no connection within this time (default 60s; 500ms, 30s, 2m)
   --idle-timeout DURATION give up when the transfer makes no progress for this long (default 30s; not
-                          while the receiver's user decides)
+                          while the receiver's user decides or a pipe on this side is slow)
   --congestion MODE       ledbat (default): a background transfer that yields to other traffic;
                           cubic: a foreground one that competes for its share as TCP does
   --no-progress           no progress output
@@ -142,7 +142,7 @@ mismatch, protocol error) and streams are removed instead.
   --force-relay           skip hole punching, use the relay
   --timeout DURATION      give up if no connection within this time (default 60s; 500ms, 30s, 2m)
   --idle-timeout DURATION give up when the transfer makes no progress for this long (default 30s; not
-                          while the receiver's user decides)
+                          while the receiver's user decides or a pipe on this side is slow)
   --congestion MODE       ledbat (default): a background transfer that yields to other traffic;
                           cubic: a foreground one that competes for its share as TCP does
   --no-progress           no progress output

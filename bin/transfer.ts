@@ -98,7 +98,7 @@ export interface SendOptions {
   makeProgress?: ProgressFactory
   /** Aborted when the user cancels (SIGINT, SIGTERM): the peer is told, the transfer fails with ERR_CANCELLED */
   signal?: AbortSignal
-  /** Fail with ERR_PEER_IDLE when nothing moves for this long, ms (not while the receiver's user decides) */
+  /** Fail with ERR_PEER_IDLE when nothing moves for this long, ms (not while the receiver's user decides, nor while stdin is slow) */
   idleMs?: number
   note?: (line: string) => void
   /** Where an entry with source '-' reads from (default: process.stdin) */
