@@ -3,7 +3,7 @@
 // and publishes. On failure the .part files are kept to be continued, unless their data was proven bad.
 
 import { createHash, type Hash } from 'crypto'
-import type { Duplex } from 'stream'
+import type { Duplex, Writable } from 'stream'
 
 import { CliError } from './args'
 import { checkRoom, freeSpace, humanBytes } from './incoming'
@@ -14,7 +14,7 @@ import { noProgress } from './progress'
 import { resumePoint } from './resume'
 import { TransferGuard } from './transfer-guard'
 import { counts, hello, MAX_TEXT, overallSha256, progressText, shortName, type ReceiveOptions, type TransferResult } from './transfer'
-import { cancelLine, isCode, LINE_START, MAX_RECORD, peerCancelled, Reader, RECORD_CANCEL, RECORD_DATA, refuse, sendCancel, writeLine } from './wire'
+import { cancelLine, isCode, LINE_START, MAX_RECORD, peerCancelled, Reader, RECORD_CANCEL, RECORD_DATA, refuse, sendCancel, write, writeLine } from './wire'
 
 /** While a stream of unknown size arrives, free space is checked again after this many bytes */
 const SPACE_CHECK_EVERY = 64 << 20
@@ -214,18 +214,19 @@ async function receiveText (socket: Duplex, text: unknown, t0: number): Promise<
 }
 
 /**
- * Writes to stdout (receive --out -), honouring its backpressure. A slow reader of our stdout (a pager) is not the
- * sender going quiet, and a cancel must not wait for it: the wait runs through the guard with the idle clock stopped
+ * Writes to stdout (receive --out -) as to the connection (`write()`: backpressure, and a reader that went away
+ * fails the transfer instead of leaving it waiting for a drain). A slow reader (a pager) is not the sender going
+ * quiet, and a cancel must not wait for it: the wait runs through the guard with the idle clock stopped
  */
 function stdoutSink (out: NodeJS.WritableStream, guard: TransferGuard): ByteSink {
   return {
     write: async (chunk) => {
-      if (out.write(chunk)) return
-      let onDrain = (): void => {}
       try {
-        await guard.whilePaused(new Promise<void>((resolve) => { onDrain = resolve; out.once('drain', onDrain) }))
-      } finally {
-        out.removeListener('drain', onDrain) // a cancel ended the wait: no listener left behind on stdout
+        await guard.whilePaused(write(out as Writable, chunk))
+      } catch (e) {
+        if (e === guard.error) throw e // a cancel or the peer's silence, as such
+        // Said as ours: lostPeer() would take EPIPE or a close for the sender going away
+        throw new CliError('ERR_STDOUT_CLOSED', `stdout was closed by its reader (${(e as { code?: string }).code ?? 'closed'})`, undefined, 'the receiver\'s output was closed')
       }
     },
     finish: async () => {},

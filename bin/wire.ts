@@ -2,7 +2,7 @@
 // ('D', a 4-byte big-endian length, the bytes) and cancel records ('X' and a cancel line), read off and written to
 // the connection with backpressure, and the cancel and refusal messages both sides exchange.
 
-import type { Duplex } from 'stream'
+import type { Duplex, Writable } from 'stream'
 
 import { CliError } from './args'
 import { peerText } from './filename'
@@ -112,8 +112,8 @@ export function writeLine (socket: Duplex, obj: object): Promise<void> {
   return write(socket, Buffer.from(JSON.stringify(obj) + '\n'))
 }
 
-/** Write honouring backpressure; rejects if the socket fails or closes first */
-export function write (socket: Duplex, chunk: Buffer): Promise<void> {
+/** Write honouring backpressure; rejects if the socket (or another stream: stdout) fails or closes first */
+export function write (socket: Writable, chunk: Buffer): Promise<void> {
   if (socket.destroyed) return Promise.reject(new CliError('ERR_TRANSFER_CLOSED', 'the connection closed'))
   if (socket.write(chunk)) return Promise.resolve()
   return new Promise((resolve, reject) => {

@@ -96,6 +96,32 @@ class Peer {
 
 const accept = async (): Promise<boolean> => true
 
+/** receiveFiles against a scripted sender, past both hellos */
+async function receiving (o: Partial<TransferModule.ReceiveOptions> = {}): Promise<{ peer: Peer, result: Promise<unknown> }> {
+  const [ours, theirs] = connection()
+  const peer = new Peer(theirs)
+  const result = failure(receiveFiles(ours, dir, { accept, ...o }))
+  peer.send({ v: 3, role: 'send' })
+  expect(await peer.line()).toEqual({ v: 3, role: 'receive' })
+  return { peer, result }
+}
+
+/** The scripted sender offers `entries` (one file "a.bin" of 5 bytes by default); the receiver's answer */
+async function offerTo (peer: Peer, entries: unknown[] = [{ path: 'a.bin', size: 5 }], total: unknown = 5): Promise<Record<string, unknown>> {
+  peer.send({ entries, total })
+  return await peer.line()
+}
+
+/** sendFiles for `m` against a scripted receiver, past both hellos; the offer it sent */
+async function sending (m: ManifestModule.Manifest, o: TransferModule.SendOptions = {}): Promise<{ peer: Peer, result: Promise<unknown>, offer: Record<string, unknown> }> {
+  const [ours, theirs] = connection()
+  const peer = new Peer(theirs)
+  const result = failure(sendFiles(ours, m, o))
+  expect(await peer.line()).toEqual({ v: 3, role: 'send' })
+  peer.send({ v: 3, role: 'receive' })
+  return { peer, result, offer: await peer.line() }
+}
+
 describe('both sides together, in-process', () => {
   it('a file and a tree arrive whole under their names; a second run resumes what a failed one kept', async () => {
     const src = path.join(base, `src-${dirs}`)
@@ -139,15 +165,9 @@ describe('both sides together, in-process', () => {
 
 describe('the receiver against a scripted sender', () => {
   /** Starts receiveFiles; the peer says hello and offers `entries` (one file "a.bin" of 5 bytes by default) */
-  const offered = async (o: Partial<TransferModule.ReceiveOptions> = {}, entries: unknown[] = [{ path: 'a.bin', size: 5 }], total: unknown = 5): Promise<{ peer: Peer, result: Promise<unknown>, accepted: Record<string, unknown> }> => {
-    const [ours, theirs] = connection()
-    const peer = new Peer(theirs)
-    const result = failure(receiveFiles(ours, dir, { accept, ...o }))
-    peer.send({ v: 3, role: 'send' })
-    expect(await peer.line()).toEqual({ v: 3, role: 'receive' })
-    peer.send({ entries, total })
-    const accepted = await peer.line()
-    return { peer, result, accepted }
+  const offered = async (o: Partial<TransferModule.ReceiveOptions> = {}, entries?: unknown[], total?: unknown): Promise<{ peer: Peer, result: Promise<unknown>, accepted: Record<string, unknown> }> => {
+    const { peer, result } = await receiving(o)
+    return { peer, result, accepted: await offerTo(peer, entries, total) }
   }
   const part = (): string | null => fs.existsSync(path.join(dir, 'a.bin.part')) ? fs.readFileSync(path.join(dir, 'a.bin.part'), 'utf8') : null
 
@@ -340,20 +360,11 @@ describe('the sender against a scripted receiver', () => {
     fs.writeFileSync(p, text)
     return p
   }
-  /** Starts sendFiles for `m`; the peer says hello and reads the offer */
-  const offering = async (m: ManifestModule.Manifest, o: TransferModule.SendOptions = {}): Promise<{ peer: Peer, result: Promise<unknown>, offer: Record<string, unknown> }> => {
-    const [ours, theirs] = connection()
-    const peer = new Peer(theirs)
-    const result = failure(sendFiles(ours, m, o))
-    expect(await peer.line()).toEqual({ v: 3, role: 'send' })
-    peer.send({ v: 3, role: 'receive' })
-    return { peer, result, offer: await peer.line() }
-  }
   const one = async (text = 'abcde'): Promise<ManifestModule.Manifest> => await walk([fileOf(text)], () => {})
 
   it('offers, sends from the start, and checks the receiver\'s confirmation', async () => {
     const m = await one()
-    const { peer, result, offer } = await offering(m)
+    const { peer, result, offer } = await sending(m)
     expect(offer).toEqual({ entries: [{ path: 'src-5', size: 5 }], total: 5 })
     peer.send({ accept: true, resume: [null] })
     expect(await peer.line()).toEqual({ start: [0] })
@@ -366,7 +377,7 @@ describe('the sender against a scripted receiver', () => {
   it('the receiver\'s answers, each as the sender\'s user hears it', async () => {
     const m = await one()
     const answer = async (reply: unknown): Promise<unknown> => {
-      const { peer, result } = await offering(m)
+      const { peer, result } = await sending(m)
       peer.send(reply)
       return await result
     }
@@ -376,7 +387,7 @@ describe('the sender against a scripted receiver', () => {
     expect(await answer({ accept: true, resume: [null, null] })).toEqual(['ERR_TRANSFER_PROTOCOL', 'the receiver sent invalid resume points'])
     expect(await answer({ accept: 'yes' })).toEqual(['ERR_REFUSED', 'the receiver refused src-5'])
     const verdict = async (reply: unknown): Promise<unknown> => {
-      const { peer, result } = await offering(m)
+      const { peer, result } = await sending(m)
       peer.send({ accept: true })
       await peer.line()
       await peer.records()
@@ -397,7 +408,7 @@ describe('the sender against a scripted receiver', () => {
       [{ at: 3, sha256: sha('abX') }, 0, 'abcde', 'src-5: the receiver\'s partial copy differs from this file; sending it from the start']
     ] as const) {
       const notes: string[] = []
-      const { peer, result } = await offering(m, { note: l => notes.push(l) })
+      const { peer, result } = await sending(m, { note: l => notes.push(l) })
       peer.send({ accept: true, resume: [point] })
       expect(await peer.line()).toEqual({ start: [start] })
       expect((await peer.records()).data.toString()).toBe(sent)
@@ -411,11 +422,11 @@ describe('the sender against a scripted receiver', () => {
   it('a file that changes while it is sent fails the transfer', async () => {
     const p = fileOf('abcde')
     const grown = { entries: [{ kind: 'file', path: 'a', size: 3, exec: false, source: p }], total: 3 } as ManifestModule.Manifest
-    const g = await offering(grown)
+    const g = await sending(grown)
     g.peer.send({ accept: true })
     expect(await g.result).toEqual(['ERR_FILE_CHANGED', `${p} grew while being sent`])
     const shrunk = { entries: [{ kind: 'file', path: 'a', size: 9, exec: false, source: p }], total: 9 } as ManifestModule.Manifest
-    const s = await offering(shrunk)
+    const s = await sending(shrunk)
     s.peer.send({ accept: true })
     expect(await s.result).toEqual(['ERR_FILE_CHANGED', `${p} shrank while being sent`])
   })
@@ -423,7 +434,7 @@ describe('the sender against a scripted receiver', () => {
   it('stdin: records in pieces of at most 1 MiB, a trailer with the size', async () => {
     const stdin = new PassThrough()
     const m = await walk(['-'], () => {}, 'notes.txt')
-    const { peer, result, offer } = await offering(m, { stdin })
+    const { peer, result, offer } = await sending(m, { stdin })
     expect(offer).toEqual({ entries: [{ path: 'notes.txt', size: null }], total: null })
     peer.send({ accept: true, resume: [null] })
     expect(await peer.line()).toEqual({ start: [0] })
@@ -440,13 +451,13 @@ describe('the sender against a scripted receiver', () => {
   it('our own cancel: before the data a cancel line, during it a cancel record; the message says where', async () => {
     const m = await one()
     const early = new AbortController()
-    const e = await offering(m, { signal: early.signal })
+    const e = await sending(m, { signal: early.signal })
     early.abort()
     expect(await e.peer.line()).toEqual({ cancel: true, at: 0 })
     expect(await e.result).toEqual(['ERR_CANCELLED', 'cancelled before sending src-5; the receiver was told'])
     const late = new AbortController()
     const stdin = new PassThrough()
-    const l = await offering(await walk(['-'], () => {}), { signal: late.signal, stdin })
+    const l = await sending(await walk(['-'], () => {}), { signal: late.signal, stdin })
     l.peer.send({ accept: true })
     await l.peer.line()
     stdin.write('abc')
@@ -539,6 +550,17 @@ describe('waiting on our own side is neither the peer\'s silence nor deaf to a c
     expect(await silent).toEqual(['ERR_PEER_IDLE', 'the receiver stopped responding after 0.00 MB (nothing for 1 s)'])
   })
 
+  it('the receiver: a reader of stdout that goes away fails the transfer in our words, instead of a wait for ever', async () => {
+    const stdout = new Writable({ highWaterMark: 1, write (_chunk: Buffer, _enc, cb) { setImmediate(() => { cb(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' })) }) } })
+    stdout.on('error', () => {})
+    const { peer, result } = await receiving({ stdout })
+    await offerTo(peer)
+    peer.send({ start: [0] })
+    peer.record('ab')
+    expect(await peer.line()).toEqual({ ok: false, code: 'ERR_STDOUT_CLOSED', message: 'the receiver\'s output was closed' })
+    expect(await result).toEqual(['ERR_STDOUT_CLOSED', 'stdout was closed by its reader (EPIPE)'])
+  })
+
   it('the receiver: a slow reader of stdout; a cancel while it waits ends at once', async () => {
     fakeClock()
     for (const cancel of [false, true]) {
@@ -600,24 +622,12 @@ describe('the receiver: each step\'s details', () => {
       }
     }
   }
-  const begin = async (o: Partial<TransferModule.ReceiveOptions> = {}): Promise<{ peer: Peer, result: Promise<unknown> }> => {
-    const [ours, theirs] = connection()
-    const peer = new Peer(theirs)
-    const result = failure(receiveFiles(ours, dir, { accept, ...o }))
-    peer.send({ v: 3, role: 'send' })
-    await peer.line()
-    return { peer, result }
-  }
-  const offerTo = async (peer: Peer, entries: unknown[] = [{ path: 'a.bin', size: 5 }], total: unknown = 5): Promise<Record<string, unknown>> => {
-    peer.send({ entries, total })
-    return await peer.line()
-  }
 
   it('progress from the kept bytes, a final update, the result\'s fields; nothing more said after the verdict', async () => {
     fs.writeFileSync(path.join(dir, 'a.bin.part'), 'abc')
     const p = recorder()
     const summaries: string[] = []
-    const { peer, result } = await begin({ makeProgress: p.make, accept: async (o) => { summaries.push(o.summary); return true } })
+    const { peer, result } = await receiving({ makeProgress: p.make, accept: async (o) => { summaries.push(o.summary); return true } })
     expect(await offerTo(peer)).toEqual({ accept: true, resume: [{ at: 3, sha256: sha('abc') }] })
     expect(summaries).toEqual(['"a.bin" (5 bytes, 3 bytes kept from before)'])
     peer.send({ start: [3] })
@@ -636,7 +646,7 @@ describe('the receiver: each step\'s details', () => {
     fs.writeFileSync(path.join(dir, 'a (1).bin.part'), 'abc')
     fs.writeFileSync(path.join(dir, 'b.part'), '')
     const summaries: string[] = []
-    const k = await begin({ note, accept: async (o) => { summaries.push(o.summary); return true } })
+    const k = await receiving({ note, accept: async (o) => { summaries.push(o.summary); return true } })
     expect(await offerTo(k.peer, [{ path: 'a (1).bin', size: 5 }, { path: 'b', size: 1 }], 6)).toEqual({ accept: true, resume: [{ at: 3, sha256: sha('abc') }, null] })
     expect(summaries).toEqual(['"a (1).bin", "b" (2 files, 6 bytes, 3 bytes kept from before)'])
     // The kept copy continued, the empty one started over: neither is news
@@ -649,14 +659,14 @@ describe('the receiver: each step\'s details', () => {
     expect([await k.result, notes]).toEqual(['no error', []])
     // Thrown away without a note function: no failure
     fs.writeFileSync(path.join(dir, 'c.part'), 'XY')
-    const c = await begin()
+    const c = await receiving()
     await offerTo(c.peer, [{ path: 'c', size: 2 }], 2)
     c.peer.send({ start: [0] })
     c.peer.record('cc')
     c.peer.send({ sha256: sha('cc') })
     expect((await c.peer.line()).ok).toBe(true)
     expect(await c.result).toBe('no error')
-    const bad = await begin()
+    const bad = await receiving()
     await offerTo(bad.peer)
     bad.peer.socket.write('{start\n')
     expect(await bad.result).toEqual(['ERR_TRANSFER_PROTOCOL', 'the peer sent an invalid start'])
@@ -689,35 +699,35 @@ describe('the receiver: each step\'s details', () => {
 
   it('room: --max-size counts the whole offer in words, free space only what is still to come, nothing for stdout', async () => {
     const two = [{ path: 'a', size: 5 }, { path: 'b', size: 5 }]
-    const big = await begin({ maxSize: 9 })
+    const big = await receiving({ maxSize: 9 })
     expect(await offerTo(big.peer, two, 10)).toEqual({ ok: false, code: 'ERR_TOO_LARGE', message: 'refused 2 files of 10 bytes: larger than --max-size 9 bytes' })
     expect(await big.result).toEqual(['ERR_TOO_LARGE', 'refused 2 files of 10 bytes: larger than --max-size 9 bytes'])
     // 3 of 5 bytes kept, 2 bytes free: enough
     fs.writeFileSync(path.join(dir, 'a.bin.part'), 'abc')
     const statfs = vi.spyOn(fsModule.promises, 'statfs').mockResolvedValue({ bavail: 2, bsize: 1 } as never)
-    const resumed = await begin()
+    const resumed = await receiving()
     expect(await offerTo(resumed.peer)).toEqual({ accept: true, resume: [{ at: 3, sha256: sha('abc') }] })
     expect(statfs.mock.calls[0][0]).toBe(dir)
     resumed.peer.socket.end()
     await resumed.result
     fs.rmSync(path.join(dir, 'a.bin.part'))
-    const short = await begin()
+    const short = await receiving()
     expect(await offerTo(short.peer)).toEqual({ ok: false, code: 'ERR_NO_SPACE', message: 'refused a file of 5 bytes: not enough free space' })
     expect(await short.result).toEqual(['ERR_NO_SPACE', `refused a file of 5 bytes: only 2 bytes free in ${dir}`])
     // To stdout nothing is written here
     statfs.mockResolvedValue({ bavail: 0, bsize: 1 } as never)
-    const piped = await begin({ stdout: new PassThrough() })
+    const piped = await receiving({ stdout: new PassThrough() })
     expect(await offerTo(piped.peer)).toEqual({ accept: true, resume: [null] })
     piped.peer.socket.end()
     await piped.result
     // --out - takes one file: not a lone directory either
-    const lone = await begin({ stdout: new PassThrough() })
+    const lone = await receiving({ stdout: new PassThrough() })
     expect((await offerTo(lone.peer, [{ path: 'd', dir: true }], 0)).code).toBe('ERR_NOT_A_FILE')
   })
 
   it('what is kept from before and declined stays as it was, without a word about it', async () => {
     fs.writeFileSync(path.join(dir, 'a.bin.part'), 'abc')
-    const d = await begin({ accept: async () => false })
+    const d = await receiving({ accept: async () => false })
     await offerTo(d.peer)
     expect(await d.result).toEqual(['ERR_DECLINED', 'declined a.bin'])
     // The refusal is said once
@@ -728,31 +738,31 @@ describe('the receiver: each step\'s details', () => {
 
   it('our cancel while the user decides: the sender gets a cancel, not a refusal', async () => {
     const ac = new AbortController()
-    const c = await begin({ signal: ac.signal, accept: async () => { ac.abort(); return await new Promise<boolean>(() => {}) } })
+    const c = await receiving({ signal: ac.signal, accept: async () => { ac.abort(); return await new Promise<boolean>(() => {}) } })
     c.peer.send({ entries: [{ path: 'a.bin', size: 5 }], total: 5 })
     expect(await c.peer.line()).toEqual({ cancel: true, at: 0 })
     // Nothing was accepted yet: the transfer had not started
     expect(await c.result).toEqual(['ERR_CANCELLED', 'cancelled before the transfer started; the sender was told'])
     const ac2 = new AbortController()
-    const early = await begin({ signal: ac2.signal })
+    const early = await receiving({ signal: ac2.signal })
     ac2.abort()
     expect(await early.peer.line()).toEqual({ cancel: true, at: 0 })
     expect(await early.result).toEqual(['ERR_CANCELLED', 'cancelled before the transfer started; the sender was told'])
   })
 
   it('the sender\'s cancel or silence at each point, and what the user is told', async () => {
-    const c = await begin()
+    const c = await receiving()
     c.peer.send({ cancel: true })
     expect(await c.result).toEqual(['ERR_PEER_CANCELLED', 'cancelled by the sender before the transfer started'])
     const [ours, theirs] = connection()
     const hello = failure(receiveFiles(ours, dir, { accept }))
     new Peer(theirs).send({ cancel: true })
     expect(await hello).toEqual(['ERR_PEER_CANCELLED', 'cancelled by the sender before the transfer started'])
-    const gone = await begin()
+    const gone = await receiving()
     gone.peer.socket.end()
     expect(await gone.result).toEqual(['ERR_TRANSFER_CLOSED', 'the sender closed the connection before the transfer started'])
     // A cancel after the last record, in place of the trailer
-    const late = await begin()
+    const late = await receiving()
     await offerTo(late.peer)
     late.peer.send({ start: [0] })
     late.peer.record('abcde')
@@ -760,14 +770,14 @@ describe('the receiver: each step\'s details', () => {
     late.peer.send({ cancel: true, at: 5 })
     expect(await late.result).toEqual(['ERR_PEER_CANCELLED', 'cancelled by the sender at 0.00 of 0.00 MB; kept the partial a.bin.part (0.00 of 0.00 MB): run the same receive again to resume'])
     fs.rmSync(path.join(dir, 'a.bin.part'))
-    const trailer = await begin()
+    const trailer = await receiving()
     await offerTo(trailer.peer)
     trailer.peer.send({ start: [0] })
     trailer.peer.record('abcde')
     trailer.peer.send({ cancel: true, at: 5 })
     expect(await trailer.result).toEqual(['ERR_PEER_CANCELLED', 'cancelled by the sender at 0.00 of 0.00 MB; kept the partial a.bin.part (0.00 of 0.00 MB): run the same receive again to resume'])
     fs.rmSync(path.join(dir, 'a.bin.part'))
-    const badCancel = await begin()
+    const badCancel = await receiving()
     await offerTo(badCancel.peer)
     badCancel.peer.send({ start: [0] })
     badCancel.peer.socket.write(Buffer.from([0x58]))
@@ -776,7 +786,7 @@ describe('the receiver: each step\'s details', () => {
   })
 
   it('a cancel in the second file says how far the whole transfer came', async () => {
-    const c = await begin()
+    const c = await receiving()
     await offerTo(c.peer, [{ path: 'a', size: 1.5e6 }, { path: 'b', size: 1.5e6 }], 3e6)
     c.peer.send({ start: [0, 0] })
     const a = Buffer.alloc(1.5e6, 1)
@@ -791,10 +801,10 @@ describe('the receiver: each step\'s details', () => {
 
   it('silence: before the offer and during the data, on a fake clock; data arriving in pieces is not silence', async () => {
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] })
-    const quiet = await begin({ idleMs: 1000 })
+    const quiet = await receiving({ idleMs: 1000 })
     await vi.advanceTimersByTimeAsync(1000)
     expect(await quiet.result).toEqual(['ERR_PEER_IDLE', 'the sender stopped responding before the transfer started (nothing for 1 s)'])
-    const slow = await begin({ idleMs: 1000 })
+    const slow = await receiving({ idleMs: 1000 })
     await offerTo(slow.peer, [{ path: 'a.bin', size: 6 }], 6)
     slow.peer.send({ start: [0] })
     for (const piece of ['ab', 'cd', 'ef']) {
@@ -804,7 +814,7 @@ describe('the receiver: each step\'s details', () => {
     slow.peer.send({ sha256: sha('abcdef') })
     expect(await slow.peer.line()).toEqual({ ok: true, sha256: sha('abcdef') })
     expect(await slow.result).toBe('no error')
-    const stalled = await begin({ idleMs: 1000 })
+    const stalled = await receiving({ idleMs: 1000 })
     await offerTo(stalled.peer)
     stalled.peer.send({ start: [0] })
     stalled.peer.record('ab')
@@ -815,25 +825,25 @@ describe('the receiver: each step\'s details', () => {
 
   it('start offsets that name no kept copy, and record sizes at the bounds', async () => {
     for (const start of [null, [1]]) {
-      const s = await begin()
+      const s = await receiving()
       await offerTo(s.peer)
       s.peer.socket.write(JSON.stringify(start === null ? null : { start }) + '\n')
       expect([start, await s.result]).toEqual([start, ['ERR_TRANSFER_PROTOCOL', 'the sender sent invalid start offsets']])
     }
-    const piped = await begin({ stdout: new PassThrough() })
+    const piped = await receiving({ stdout: new PassThrough() })
     await offerTo(piped.peer)
     piped.peer.send({ start: [3] })
     expect(await piped.result).toEqual(['ERR_TRANSFER_PROTOCOL', 'the sender sent invalid start offsets'])
     // A stream's record of exactly 1 MiB is taken, one byte more is not; --max-size lets a stream reach it exactly
     const mib = Buffer.alloc(1 << 20, 1)
-    const ok = await begin({ maxSize: (1 << 20) + 4, stdout: new PassThrough().resume() })
+    const ok = await receiving({ maxSize: (1 << 20) + 4, stdout: new PassThrough().resume() })
     await offerTo(ok.peer, [{ path: 's', size: null }], null)
     ok.peer.send({ start: [0] })
     ok.peer.record(mib)
     ok.peer.record('abcd')
     ok.peer.send({ size: (1 << 20) + 4, sha256: sha(Buffer.concat([mib, Buffer.from('abcd')])) })
     expect(await ok.result).toBe('no error')
-    const over = await begin({ stdout: new PassThrough().resume() })
+    const over = await receiving({ stdout: new PassThrough().resume() })
     await offerTo(over.peer, [{ path: 's', size: null }], null)
     over.peer.send({ start: [0] })
     over.peer.record(Buffer.alloc((1 << 20) + 1))
@@ -842,7 +852,7 @@ describe('the receiver: each step\'s details', () => {
 
   it('a stream\'s free space is checked again after each 64 MiB (not for stdout)', async () => {
     const statfs = vi.spyOn(fsModule.promises, 'statfs').mockResolvedValue({ bavail: 1e12, bsize: 1 } as never)
-    const s = await begin()
+    const s = await receiving()
     await offerTo(s.peer, [{ path: 's', size: null }], null)
     const checks = (): number => statfs.mock.calls.length
     const before = checks()
@@ -865,7 +875,7 @@ describe('the receiver: each step\'s details', () => {
       statfs.mockReset()
       if (answer === 'fails') statfs.mockRejectedValue(Object.assign(new Error('ENOSYS'), { code: 'ENOSYS' }))
       else statfs.mockResolvedValue(answer as never)
-      const roomy = await begin()
+      const roomy = await receiving()
       await offerTo(roomy.peer, [{ path: 's', size: null }], null)
       roomy.peer.send({ start: [0] })
       for (let i = 0; i < 66; i++) roomy.peer.record(mib)
@@ -877,14 +887,14 @@ describe('the receiver: each step\'s details', () => {
     // To stdout, and for files of a known size, nothing is checked while the data comes
     statfs.mockReset()
     statfs.mockResolvedValue({ bavail: 1e12, bsize: 1 } as never)
-    const piped = await begin({ stdout: new PassThrough().resume() })
+    const piped = await receiving({ stdout: new PassThrough().resume() })
     await offerTo(piped.peer, [{ path: 's', size: null }], null)
     piped.peer.send({ start: [0] })
     for (let i = 0; i < 65; i++) piped.peer.record(mib)
     piped.peer.send({ size: 65 << 20, sha256: 'x' })
     await piped.peer.line()
     expect(statfs).not.toHaveBeenCalled()
-    const sized = await begin()
+    const sized = await receiving()
     await offerTo(sized.peer, [{ path: 'f', size: 65 << 20 }], 65 << 20)
     expect(statfs).toHaveBeenCalledTimes(1)
     sized.peer.send({ start: [0] })
@@ -896,7 +906,7 @@ describe('the receiver: each step\'s details', () => {
 
   it('a damaged file in a tree names it; the save failing tells the sender and keeps the files', async () => {
     const tree = [{ path: 'd', dir: true }, { path: 'd/x', size: 1 }, { path: 'd/y', size: 1 }]
-    const m = await begin()
+    const m = await receiving()
     await offerTo(m.peer, tree, 2)
     m.peer.send({ start: [0, 0] })
     m.peer.record('x')
@@ -909,7 +919,7 @@ describe('the receiver: each step\'s details', () => {
     expect(m.peer.unread()).toBe('')
     const landing = requireFromRoot('./dist/bin/landing.js') as typeof import('../bin/landing')
     vi.spyOn(landing.Landing.prototype, 'publish').mockRejectedValue(Object.assign(new Error('EACCES: permission denied, link'), { code: 'EACCES' }))
-    const s = await begin()
+    const s = await receiving()
     await offerTo(s.peer)
     s.peer.send({ start: [0] })
     s.peer.record('abcde')
@@ -923,7 +933,7 @@ describe('the receiver: each step\'s details', () => {
   it('a failure without a code while writing: ERR_FAILED, the partial file kept', async () => {
     const landing = requireFromRoot('./dist/bin/landing.js') as typeof import('../bin/landing')
     vi.spyOn(landing.FileWriter.prototype, 'write').mockRejectedValue(new Error('disk on fire'))
-    const s = await begin()
+    const s = await receiving()
     await offerTo(s.peer)
     s.peer.send({ start: [0] })
     s.peer.record('ab')
@@ -939,16 +949,6 @@ describe('the sender: each step\'s details', () => {
     fs.writeFileSync(p, text)
     return p
   }
-  /** sendFiles for `m`; the peer says hello and takes the offer */
-  const begin = async (m: ManifestModule.Manifest, o: TransferModule.SendOptions = {}): Promise<{ peer: Peer, result: Promise<unknown> }> => {
-    const [ours, theirs] = connection()
-    const peer = new Peer(theirs)
-    const result = failure(sendFiles(ours, m, o))
-    await peer.line()
-    peer.send({ v: 3, role: 'receive' })
-    await peer.line()
-    return { peer, result }
-  }
 
   it('progress from the resumed byte with a final update, notes only when there is news, the result\'s fields', async () => {
     const m = await walk([src('abcde')], () => {})
@@ -956,7 +956,7 @@ describe('the sender: each step\'s details', () => {
     const notes: string[] = []
     const [ours, theirs] = connection()
     const peer = new Peer(theirs)
-    const sending = sendFiles(ours, m, { note: l => notes.push(l), makeProgress: (label, name, total, initial) => { calls.push(['make', label, name, total, initial]); return { update: (n: number, f?: boolean) => { calls.push(f === undefined ? n : [n, f]) }, end: () => { calls.push('end') } } } })
+    const transfer = sendFiles(ours, m, { note: l => notes.push(l), makeProgress: (label, name, total, initial) => { calls.push(['make', label, name, total, initial]); return { update: (n: number, f?: boolean) => { calls.push(f === undefined ? n : [n, f]) }, end: () => { calls.push('end') } } } })
     await peer.line()
     peer.send({ v: 3, role: 'receive' })
     await peer.line()
@@ -965,14 +965,14 @@ describe('the sender: each step\'s details', () => {
     expect((await peer.records()).data.toString()).toBe('cde')
     await peer.line()
     peer.send({ ok: true, sha256: sha('abcde') })
-    const r = await sending
+    const r = await transfer
     expect({ ...r, seconds: r.seconds >= 0 && r.seconds < 30 }).toEqual({ name: 'a.bin', bytes: 3, resumedFrom: 2, files: 1, directories: 0, seconds: true, sha256: sha('abcde') })
     expect(calls).toEqual([['make', 'sending', 'a.bin', 5, 2], 2, 5, [5, true], 'end'])
     expect(notes).toEqual(['a.bin: the receiver has 0.00 of 0.00 MB; continuing from there'])
     // Without a note function, and with nothing to resume: no note, no failure
     for (const resume of [[{ at: 2, sha256: sha('ab') }], [{ at: 2, sha256: sha('XX') }], [null]]) {
       const quiet: string[] = []
-      const b = await begin(m, resume[0] === null ? { note: l => quiet.push(l) } : {})
+      const b = await sending(m, resume[0] === null ? { note: l => quiet.push(l) } : {})
       b.peer.send({ accept: true, resume })
       await b.peer.line()
       await b.peer.records()
@@ -984,10 +984,10 @@ describe('the sender: each step\'s details', () => {
 
   it('a resume point past the file, an answer that is not one: refused; after a refusal nothing more is sent', async () => {
     const m = await walk([src('abcde')], () => {})
-    const past = await begin(m)
+    const past = await sending(m)
     past.peer.send({ accept: true, resume: [{ at: 6, sha256: sha('abcdef') }] })
     expect(await past.result).toEqual(['ERR_TRANSFER_PROTOCOL', 'the receiver sent invalid resume points'])
-    const refused = await begin(m)
+    const refused = await sending(m)
     refused.peer.send({ ok: false, message: 'no' })
     expect(await refused.result).toEqual(['ERR_REFUSED', 'the receiver refused a.bin: no'])
     await new Promise(resolve => setImmediate(resolve))
@@ -1002,7 +1002,7 @@ describe('the sender: each step\'s details', () => {
       ['a reset', (p: Peer) => { p.socket.destroy(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })) }, ['ECONNRESET', 'the receiver closed the connection after 0.00 MB']]
     ] as const) {
       const stdin = new PassThrough()
-      const b = await begin(await walk(['-'], () => {}), { stdin })
+      const b = await sending(await walk(['-'], () => {}), { stdin })
       b.peer.send({ accept: true })
       await b.peer.line()
       stdin.write('abc')
@@ -1016,7 +1016,7 @@ describe('the sender: each step\'s details', () => {
 
   it('our cancel while the receiver confirms: said as such, and nothing sent after the data', async () => {
     const ac = new AbortController()
-    const b = await begin(await walk([src('abcde')], () => {}), { signal: ac.signal })
+    const b = await sending(await walk([src('abcde')], () => {}), { signal: ac.signal })
     b.peer.send({ accept: true })
     await b.peer.line()
     await b.peer.records()
@@ -1035,7 +1035,7 @@ describe('the sender: each step\'s details', () => {
     await new Peer(theirs).line()
     await vi.advanceTimersByTimeAsync(1000)
     expect(await quiet).toEqual(['ERR_PEER_IDLE', 'the receiver stopped responding before the transfer started (nothing for 1 s)'])
-    const b = await begin(m, { idleMs: 1000 })
+    const b = await sending(m, { idleMs: 1000 })
     b.peer.send({ accept: true })
     await b.peer.line()
     await b.peer.records()
@@ -1054,7 +1054,7 @@ describe('the sender: each step\'s details', () => {
     const stdin = new PassThrough()
     stdin.setEncoding('utf8')
     const notes: string[] = []
-    const b = await begin(await walk(['-'], () => {}), { stdin, note: l => notes.push(l) })
+    const b = await sending(await walk(['-'], () => {}), { stdin, note: l => notes.push(l) })
     b.peer.send({ accept: true })
     await b.peer.line()
     stdin.end('héllo')
@@ -1063,7 +1063,7 @@ describe('the sender: each step\'s details', () => {
     b.peer.send({ ok: true, sha256: sha('héllo') })
     expect([await b.result, notes]).toEqual(['no error', []])
     const exact = new PassThrough({ highWaterMark: 4 << 20 })
-    const e = await begin(await walk(['-'], () => {}), { stdin: exact })
+    const e = await sending(await walk(['-'], () => {}), { stdin: exact })
     e.peer.send({ accept: true })
     await e.peer.line()
     exact.end(Buffer.alloc(1 << 20, 9))
@@ -1074,7 +1074,7 @@ describe('the sender: each step\'s details', () => {
     const create = fsModule.createReadStream
     vi.spyOn(fsModule, 'createReadStream').mockImplementation(((...args: Parameters<typeof create>) => { const s = create(...args); streams.push(s); return s }) as never)
     const p = src('abcdef')
-    const grown = await begin({ entries: [{ kind: 'file', path: 'g', size: 3, exec: false, source: p }], total: 3 } as ManifestModule.Manifest)
+    const grown = await sending({ entries: [{ kind: 'file', path: 'g', size: 3, exec: false, source: p }], total: 3 } as ManifestModule.Manifest)
     grown.peer.send({ accept: true })
     expect(await grown.result).toEqual(['ERR_FILE_CHANGED', `${p} grew while being sent`])
     expect(streams.map(s => s.destroyed)).toEqual([true])
@@ -1101,12 +1101,12 @@ describe('the sender: each step\'s details', () => {
     const under = entries(n, pad - 1)
     const [ours2, theirs2] = connection()
     const peer2 = new Peer(theirs2)
-    const sending = failure(sendFiles(ours2, under))
+    const underLimit = failure(sendFiles(ours2, under))
     await peer2.line()
     peer2.send({ v: 3, role: 'receive' })
     expect(Buffer.byteLength(JSON.stringify(await peer2.line()))).toBe((16 << 20) - 1)
     peer2.send({ ok: false })
-    await sending
+    await underLimit
   })
 
   it('texts: the size bound, a cancel, the result', async () => {
@@ -1146,7 +1146,7 @@ describe('the sender: each step\'s details', () => {
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] })
     const [a, b] = connection()
     const peer = new Peer(b)
-    const sending = failure(sendText(a, 'hi', { idleMs: 1000 }))
+    const texting = failure(sendText(a, 'hi', { idleMs: 1000 }))
     await peer.line()
     peer.send({ v: 3, role: 'receive' })
     await peer.line()
@@ -1155,7 +1155,7 @@ describe('the sender: each step\'s details', () => {
       await vi.advanceTimersByTimeAsync(700)
     }
     peer.socket.write('ue}\n')
-    expect(await sending).toBe('no error')
+    expect(await texting).toBe('no error')
     expect(vi.getTimerCount()).toBe(0)
   })
 
