@@ -24,6 +24,7 @@ import { chooseMeeting, type DhtChoice, type ServerChoice } from './config'
 import { checkOutDir } from './out-dir'
 import { StatusLines } from './status'
 import { inUserTerms } from './failures'
+import { hostPort } from '../lib/debug'
 
 const EXIT_STATUS = `exit status:
   0  success
@@ -199,6 +200,9 @@ const PEER_SPEC = {
 export async function main (argv: readonly string[], io: Io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   const [command, ...rest] = argv
   const json = wantsJson(rest)
+  // What must finish after the outcome is printed (closing the nodes can wait for a silent peer, up to the node's
+  // close timeout: a failure is said at once, not that much later)
+  const closing: Array<() => Promise<void>> = []
   try {
     if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
       const topic = command === 'help' ? rest[0] : undefined
@@ -215,7 +219,7 @@ export async function main (argv: readonly string[], io: Io = { stdout: process.
         return await rendezvousCommand(rest, io, () => help(command, io))
       case 'send':
       case 'receive':
-        return await peer(command, parseArgs(rest, { ...PEER_SPEC }), io)
+        return await peer(command, parseArgs(rest, { ...PEER_SPEC }), io, closing)
       case 'nat-check': {
         const args = parseArgs(rest, { help: 'boolean', stun: 'string', port: 'string', json: 'boolean' })
         if (args.options.help === true) return help(command, io)
@@ -237,6 +241,8 @@ export async function main (argv: readonly string[], io: Io = { stdout: process.
       io.stderr.write(`utp-punch-rs: ${stage}${oneLine(e)}\n`)
     }
     return usage ? 2 : codeOf(e) === 'ERR_CANCELLED' ? 130 : 1
+  } finally {
+    for (const close of closing) await close()
   }
 }
 
@@ -278,11 +284,8 @@ function jsonLine (io: Io, obj: object): void {
   io.stdout.write(JSON.stringify(obj) + '\n')
 }
 
-function hostPort (a: { address: string, port: number }): string {
-  return `${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`
-}
-
-async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise<number> {
+/** send or receive; what `closing` holds runs once the outcome is printed */
+async function peer (command: 'send' | 'receive', args: Parsed, io: Io, closing: Array<() => Promise<void>>): Promise<number> {
   const o = args.options
   if (o.help === true) return help(command, io)
   const json = o.json === true
@@ -353,95 +356,99 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io): Promise
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  closing.push(async () => {
+    // The outcome is out: from here a signal exits at once
+    cancel.abort()
+    try {
+      // On a birthday path the socket lives on an extra port of its own: let it finish closing too
+      const other = met?.node
+      await Promise.all([node.closeAsync(), other !== undefined && other !== node ? other.closeAsync() : undefined])
+    } finally {
+      process.removeListener('SIGINT', onSignal)
+      process.removeListener('SIGTERM', onSignal)
+    }
+  })
+  const local = await node.bindAsync(port)
+  if ('server' in meeting) status.contacting(meeting.server, meeting.source)
+  else status.joiningDht(meeting.dht.bootstrap, meeting.source)
+  if (json) jsonLine(io, { event: 'waiting', ...(server === undefined ? { dht: meeting.source } : { server }), port: local.port })
   try {
-    const local = await node.bindAsync(port)
-    if ('server' in meeting) status.contacting(meeting.server, meeting.source)
-    else status.joiningDht(meeting.dht.bootstrap, meeting.source)
-    if (json) jsonLine(io, { event: 'waiting', ...(server === undefined ? { dht: meeting.source } : { server }), port: local.port })
-    try {
-      // node.rendezvous (not the internal function): NODE_DEBUG=utp-punch-rs logs it as for any library user
-      met = await untilCancelled(node.rendezvous({
-        ...(server === undefined ? { dht: (meeting as DhtChoice).dht } : { server }),
-        code,
-        side: command,
-        timeoutMs,
-        relay: o.relay !== false,
-        forceRelay: o['force-relay'] === true,
-        onStatus: (s) => status.rendezvous(s)
-      }), cancel.signal)
-    } catch (e) {
-      if (codeOf(e) === 'ERR_CANCELLED') throw e
-      if (codeOf(e) === 'ERR_SAME_ROLE') {
-        // The server refused us, not the code: the peer already there keeps waiting for its real counterpart
-        throw new CliError('ERR_SAME_ROLE', command === 'send'
-          ? 'another sender is already waiting with this code: the other side must run receive (that sender keeps waiting)'
-          : 'another receiver is already waiting with this code: the other side must run send (that receiver keeps waiting)', 'rendezvous')
-      }
-      throw inUserTerms(e, { stage: 'rendezvous', server: server ?? 'the DHT' })
+    // node.rendezvous (not the internal function): NODE_DEBUG=utp-punch-rs logs it as for any library user
+    met = await untilCancelled(node.rendezvous({
+      ...(server === undefined ? { dht: (meeting as DhtChoice).dht } : { server }),
+      code,
+      side: command,
+      timeoutMs,
+      relay: o.relay !== false,
+      forceRelay: o['force-relay'] === true,
+      onStatus: (s) => status.rendezvous(s)
+    }), cancel.signal)
+  } catch (e) {
+    if (codeOf(e) === 'ERR_CANCELLED') throw e
+    if (codeOf(e) === 'ERR_SAME_ROLE') {
+      // The server refused us, not the code: the peer already there keeps waiting for its real counterpart
+      throw new CliError('ERR_SAME_ROLE', command === 'send'
+        ? 'another sender is already waiting with this code: the other side must run receive (that sender keeps waiting)'
+        : 'another receiver is already waiting with this code: the other side must run send (that receiver keeps waiting)', 'rendezvous')
     }
-    const encrypted = met.encrypted
-    const channel = encrypted ? 'encrypted' : 'not encrypted'
-    const where = `${met.path} path to ${hostPort(met.remote)}, ${channel}`
-    status.connected(met.path, hostPort(met.remote), encrypted)
-    if (json) jsonLine(io, { event: 'connected', path: met.path, remote: met.remote, encrypted, role: met.role, timings: met.timings, mapping: met.mapping ?? null })
-    const socket = met.socket
-    socket.on('error', () => { /* the transfer's reader and writer report it */ })
-    // A birthday path's socket lives on a node of its own, made with the defaults
-    if (congestion !== undefined) met.utpSocket.setCongestion(congestion)
-    const from = hostPort(met.remote)
-    const accept = async (offer: Offer): Promise<boolean> => !ask ||
-      await askYesNo({ stdin, stderr: io.stderr }, `receive ${offer.summary} from ${from} (${channel}) into ${toStdout ? 'stdout' : outDir}?`)
-    const note = (line: string): void => { if (!json) io.stderr.write(`utp-punch-rs: ${line}\n`) }
-    let result: TransferResult
-    try {
-      if (command === 'send') status.offering()
-      result = command === 'send'
-        ? manifest === undefined
-          ? await sendText(socket, text as string, { signal: cancel.signal, idleMs })
-          : await sendFiles(socket, manifest, { makeProgress, signal: cancel.signal, idleMs, note, stdin: io.stdin })
-        : await receiveFiles(socket, outDir, { accept, maxSize, makeProgress, signal: cancel.signal, idleMs, note, stdout: toStdout ? io.stdout : undefined })
-    } catch (e) {
-      throw inUserTerms(e, { stage: 'transfer', peer: command === 'send' ? 'receiver' : 'sender' })
-    }
-    status.done()
-    const rate = result.bytes / Math.max(result.seconds, 0.001)
-    if (json) {
-      const s = met.utpSocket.stats()
-      jsonLine(io, {
-        ok: true,
-        event: command === 'send' ? 'sent' : 'received',
-        name: result.name,
-        ...(result.saved === undefined || result.saved.length !== 1 ? {} : { file: result.saved[0] }),
-        ...(result.saved === undefined ? {} : { saved: result.saved }),
-        ...(result.text === undefined ? {} : { text: result.text }),
-        files: result.files,
-        directories: result.directories,
-        bytes: result.bytes,
-        resumedFrom: result.resumedFrom,
-        seconds: round(result.seconds, 3),
-        megabytesPerSecond: round(rate / 1e6, 3),
-        path: met.path,
-        remote: met.remote,
-        encrypted,
-        role: met.role,
-        sha256: result.sha256,
-        stats: s === null
-          ? null
-          : { rttMs: round(s.rttMs, 3), mtu: s.mtu, packetsSent: s.packetsSent, packetsReceived: s.packetsReceived, retransmits: s.retransmits, timeouts: s.timeouts, congestion: s.congestion }
-      })
-    } else {
-      const dest = result.text !== undefined ? io.stdout : report
-      dest.write(summaryLine(command, result, rate, where, dest))
-
-    }
-    return 0
-  } finally {
-    process.removeListener('SIGINT', onSignal)
-    process.removeListener('SIGTERM', onSignal)
-    // On a birthday path the socket lives on an extra port of its own: let it finish closing too
-    const other = met?.node
-    await Promise.all([node.closeAsync(), other !== undefined && other !== node ? other.closeAsync() : undefined])
+    throw inUserTerms(e, { stage: 'rendezvous', server: server ?? 'the DHT' })
   }
+  const encrypted = met.encrypted
+  const channel = encrypted ? 'encrypted' : 'not encrypted'
+  const from = hostPort(met.remote.address, met.remote.port)
+  const where = `${met.path} path to ${from}, ${channel}`
+  status.connected(met.path, from, encrypted)
+  if (json) jsonLine(io, { event: 'connected', path: met.path, remote: met.remote, encrypted, role: met.role, timings: met.timings, mapping: met.mapping ?? null })
+  const socket = met.socket
+  socket.on('error', () => { /* the transfer's reader and writer report it */ })
+  // A birthday path's socket lives on a node of its own, made with the defaults
+  if (congestion !== undefined) met.utpSocket.setCongestion(congestion)
+  const accept = async (offer: Offer): Promise<boolean> => !ask ||
+    await askYesNo({ stdin, stderr: io.stderr }, `receive ${offer.summary} from ${from} (${channel}) into ${toStdout ? 'stdout' : outDir}?`)
+  const note = (line: string): void => { if (!json) io.stderr.write(`utp-punch-rs: ${line}\n`) }
+  let result: TransferResult
+  try {
+    if (command === 'send') status.offering()
+    result = command === 'send'
+      ? manifest === undefined
+        ? await sendText(socket, text as string, { signal: cancel.signal, idleMs })
+        : await sendFiles(socket, manifest, { makeProgress, signal: cancel.signal, idleMs, note, stdin: io.stdin })
+      : await receiveFiles(socket, outDir, { accept, maxSize, makeProgress, signal: cancel.signal, idleMs, note, stdout: toStdout ? io.stdout : undefined })
+  } catch (e) {
+    throw inUserTerms(e, { stage: 'transfer', peer: command === 'send' ? 'receiver' : 'sender' })
+  }
+  status.done()
+  const rate = result.bytes / Math.max(result.seconds, 0.001)
+  if (json) {
+    const s = met.utpSocket.stats()
+    jsonLine(io, {
+      ok: true,
+      event: command === 'send' ? 'sent' : 'received',
+      name: result.name,
+      ...(result.saved === undefined || result.saved.length !== 1 ? {} : { file: result.saved[0] }),
+      ...(result.saved === undefined ? {} : { saved: result.saved }),
+      ...(result.text === undefined ? {} : { text: result.text }),
+      files: result.files,
+      directories: result.directories,
+      bytes: result.bytes,
+      resumedFrom: result.resumedFrom,
+      seconds: round(result.seconds, 3),
+      megabytesPerSecond: round(rate / 1e6, 3),
+      path: met.path,
+      remote: met.remote,
+      encrypted,
+      role: met.role,
+      sha256: result.sha256,
+      stats: s === null
+        ? null
+        : { rttMs: round(s.rttMs, 3), mtu: s.mtu, packetsSent: s.packetsSent, packetsReceived: s.packetsReceived, retransmits: s.retransmits, timeouts: s.timeouts, congestion: s.congestion }
+    })
+  } else {
+    const dest = result.text !== undefined ? io.stdout : report
+    dest.write(summaryLine(command, result, rate, where, dest))
+
+  }
+  return 0
 }
 
 /**

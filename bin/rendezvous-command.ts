@@ -8,6 +8,7 @@ import { RendezvousServer, type RendezvousServerOptions } from '../lib/server/se
 import type { Rate } from '../lib/server/limits'
 import { durationOption, parseArgs, portOption, stringOption, UsageError } from './args'
 import { sizeOption } from './incoming'
+import { hostPort } from '../lib/debug'
 
 export const RENDEZVOUS_SPEC = {
   help: 'boolean',
@@ -172,10 +173,6 @@ function rateOption (value: string | boolean | undefined, name: string): Rate | 
   return { perSecond, burst }
 }
 
-function hostPort (a: { address: string, port: number }): string {
-  return `${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`
-}
-
 /** Runs the server until SIGINT or SIGTERM; resolves with the exit status */
 export async function rendezvousCommand (argv: readonly string[], io: Io, help: () => number): Promise<number> {
   if (parseArgs(argv, RENDEZVOUS_SPEC).options.help === true) return help()
@@ -195,13 +192,13 @@ export async function rendezvousCommand (argv: readonly string[], io: Io, help: 
   const { address, port } = await server.listen()
   // The first line is a contract scripts rely on: no timestamp before it in text mode
   if (json) io.stdout.write(JSON.stringify({ ts: new Date().toISOString(), level: 'info', event: 'listening', address, port }) + '\n')
-  else io.stdout.write(`rendezvous server listening on ${hostPort({ address, port })}\n`)
+  else io.stdout.write(`rendezvous server listening on ${hostPort(address, port)}\n`)
   server.on('paired', (p: { key: string, connect: { address: string, port: number }, accept: { address: string, port: number } }) => {
-    log('paired', { key: p.key, connect: p.connect, accept: p.accept }, `paired ${hostPort(p.connect)} (connects) with ${hostPort(p.accept)} (key ${p.key})`)
+    log('paired', { key: p.key, connect: p.connect, accept: p.accept }, `paired ${hostPort(p.connect.address, p.connect.port)} (connects) with ${hostPort(p.accept.address, p.accept.port)} (key ${p.key})`)
   })
   server.on('relay', (r: { key: string, ports: number[] }) => log('relay', { key: r.key, ports: r.ports }, `relay allocated on ports ${r.ports.join(' and ')} (key ${r.key})`))
   server.on('moved', (m: { key: string, to: { address: string, port: number } }) => {
-    log('moved', { key: m.key, to: m.to }, `a paired peer moved to ${hostPort(m.to)} (NAT rebinding): its peer was told`)
+    log('moved', { key: m.key, to: m.to }, `a paired peer moved to ${hostPort(m.to.address, m.to.port)} (NAT rebinding): its peer was told`)
   })
   server.on('burned', (b: { key: string, reason: string }) => log('burned', { key: b.key, reason: b.reason }, `key ${b.key} burned (${b.reason})`))
   await new Promise<void>((resolve) => {

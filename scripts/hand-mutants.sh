@@ -16,6 +16,8 @@ while IFS=$'\t' read -r F L S LABEL; do
   if npx tsc -p tsconfig.json > /tmp/hand-mutant.tsc 2>&1; then
     out=$(timeout 600 npx vitest run "$@" 2>&1 | sed 's/\x1b\[[0-9;]*m//g')
     if echo "$out" | grep -qE "Tests .*failed"; then echo "KILLED   $LABEL ($F:$L) $(echo "$out" | grep -m1 '×' | cut -c1-90)"
+    # An error thrown outside a test (an 'error' event nobody listens to) fails the run as vitest reports it
+    elif echo "$out" | grep -qE "^ *Errors +[0-9]+ error"; then echo "KILLED   $LABEL ($F:$L) unhandled: $(echo "$out" | grep -m1 -E '^(Error|[A-Z][a-zA-Z]*Error)' | cut -c1-80)"
     elif echo "$out" | grep -qE "Tests .*passed"; then echo "SURVIVED $LABEL ($F:$L)"
     else echo "ERROR    $LABEL ($F:$L) $(echo "$out" | tail -3 | tr '\n' ' ')"; fi
   else echo "TSCERR   $LABEL ($F:$L) $(head -1 /tmp/hand-mutant.tsc)"; fi

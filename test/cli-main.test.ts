@@ -13,9 +13,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type * as CliModule from '../bin/cli'
 import type * as ServerModule from '../lib/server/server'
 import { skipCoturn, startCoturn, type Coturn } from './helpers/coturn'
-import { requireFromRoot, root } from './helpers/utp'
+import { requireFromRoot, root, udpPortFree } from './helpers/utp'
 
-const { main } = requireFromRoot('./dist/bin/cli.js') as typeof CliModule
+const { main, run: runBin } = requireFromRoot('./dist/bin/cli.js') as typeof CliModule
 const { RendezvousServer } = requireFromRoot('./dist/lib/server/server.js') as typeof ServerModule
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'utp-main-'))
@@ -133,6 +133,68 @@ describe('main: help, version and usage errors', () => {
     expect(await run(['receive', `--out=${missing}`])).toEqual({ status: 1, out: '', err: `utp-punch-rs: --out ${missing} does not exist: create it first, or choose another directory\n` })
     expect(await run(['receive', `--out=${missing}`, '--json'])).toEqual({ status: 1, out: `{"ok":false,"code":"ENOENT","message":"--out ${missing} does not exist: create it first, or choose another directory"}\n`, err: '' })
     expect(await run(['send', path.join(tmp, 'none')])).toEqual({ status: 1, out: '', err: `utp-punch-rs: ${path.join(tmp, 'none')}: no such file or directory\n` })
+  })
+})
+
+describe('the version without package.json, and the bin entry run()', () => {
+  it('says "unknown" when no package.json is found', async () => {
+    const realFs = requireFromRoot('fs') as typeof fs
+    const read = realFs.readFileSync
+    const spy = vi.spyOn(realFs, 'readFileSync').mockImplementation(((file: fs.PathOrFileDescriptor, ...rest: unknown[]) => {
+      if (String(file).endsWith('package.json')) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' })
+      return (read as (...a: unknown[]) => unknown)(file, ...rest)
+    }) as never)
+    try {
+      expect(await run(['--version'])).toEqual({ status: 0, out: 'unknown\n', err: '' })
+    } finally {
+      spy.mockRestore()
+    }
+  })
+
+  it('run(): process.argv and the process\'s own streams, the exit status, an exit 2 s later; a failure that escapes main() exits 1', async () => {
+    const argv = process.argv
+    const exitCode = process.exitCode
+    const written: string[] = []
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(((chunk: string) => { written.push(`out:${chunk}`); return true }) as never)
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(((chunk: string) => { written.push(`err:${chunk}`); return true }) as never)
+    const exit = vi.spyOn(process, 'exit').mockImplementation((() => undefined) as never)
+    vi.useFakeTimers({ toFake: ['setTimeout'] })
+    // (vi.waitFor would advance the fake clock)
+    const until = async (ok: () => boolean): Promise<void> => {
+      for (let i = 0; i < 1000 && !ok(); i++) await new Promise(resolve => setImmediate(resolve))
+    }
+    try {
+      process.argv = [argv[0], 'utp-punch-rs', 'frobnicate']
+      runBin()
+      await until(() => process.exitCode === 2)
+      expect(process.exitCode).toBe(2)
+      expect(written).toEqual([`err:utp-punch-rs: unknown command "frobnicate"\n${usageText}\n`])
+      // Whatever still holds the loop does not keep the command alive
+      expect(exit).not.toHaveBeenCalled()
+      vi.advanceTimersByTime(1999)
+      expect(exit).not.toHaveBeenCalled()
+      vi.advanceTimersByTime(1)
+      expect(exit.mock.calls).toEqual([[2]])
+      written.length = 0
+      runBin(['--version'])
+      await until(() => written.length > 0)
+      expect(written).toEqual([`out:${version}\n`])
+      // main() itself rejects only when writing its report throws
+      written.length = 0
+      exit.mockClear()
+      stderr.mockImplementationOnce((() => { throw new Error('stderr is gone') }) as never)
+      runBin(['frobnicate'])
+      await until(() => exit.mock.calls.length > 0)
+      expect(exit.mock.calls).toEqual([[1]])
+      expect(written).toEqual(['err:utp-punch-rs: stderr is gone\n'])
+    } finally {
+      vi.useRealTimers()
+      process.argv = argv
+      process.exitCode = exitCode
+      exit.mockRestore()
+      stdout.mockRestore()
+      stderr.mockRestore()
+    }
   })
 })
 
@@ -417,6 +479,173 @@ describe('main: send and receive through a rendezvous server in this process', (
     }
   })
 
+  it('progress: a bar on a terminal unless --no-progress, --quiet or --json; the question for --out - names stdout', async () => {
+    const file = path.join(tmp, 'bar.bin')
+    fs.writeFileSync(file, Buffer.alloc(50_000, 7))
+    /** The receiver's stderr, a terminal, with `flags` (and its stdout) */
+    const receive = async (flags: string[]): Promise<Ran> => {
+      const code = newCode()
+      const [, r] = await Promise.all([
+        run(['send', file, '--rendezvous', addr, '--code', code, '--quiet']),
+        start(['receive', '--rendezvous', addr, '--code', code, '--yes', '--out', outDir(), ...flags], undefined, 'stderr').done
+      ])
+      expect([flags, r.status]).toEqual([flags, 0])
+      return r
+    }
+    const bar = /\rreceiving bar\.bin \[#+\] 100% 0\.05\/0\.05 MB [\d.]+ MB\/s ETA 0:00\x1b\[K\n/
+    const plain = await receive([])
+    expect(plain.err).toMatch(bar)
+    // The status lines stay without the bar
+    const noBar = await receive(['--no-progress'])
+    expect(noBar.err).not.toContain('\r')
+    expect(noBar.err).toContain('receiving bar.bin (50.00 kB)\n')
+    expect((await receive(['--quiet'])).err).toBe('')
+    const json = await receive(['--json'])
+    expect(json.err).toBe('')
+    expect(json.out).not.toContain('\r')
+    // --out - on a terminal: the question says where the data goes
+    const code = newCode()
+    const stdin = Object.assign(new PassThrough(), { isTTY: true })
+    const receiver = start(['receive', '--rendezvous', addr, '--code', code, '--out', '-', '--quiet'], stdin, 'stderr')
+    const sender = start(['send', '--text', 'to the screen', '--rendezvous', addr, '--code', code, '--quiet'])
+    const s = await sender.done
+    // A text is shown without a question; a file asks
+    expect([s.status, (await receiver.done).out]).toEqual([0, 'to the screen\n'])
+    const code2 = newCode()
+    const stdin2 = Object.assign(new PassThrough(), { isTTY: true })
+    const receiver2 = start(['receive', '--rendezvous', addr, '--code', code2, '--out', '-', '--quiet'], stdin2, 'stderr')
+    const sender2 = start(['send', file, '--rendezvous', addr, '--code', code2, '--quiet'])
+    expect(await seen(receiver2.err, /( into stdout\? \[y\/N\] )$/)).toBe(' into stdout? [y/N] ')
+    stdin2.write('y\n')
+    const [s2, r2] = [await sender2.done, await receiver2.done]
+    expect([s2.status, r2.status, sha(r2.out)]).toEqual([0, 0, sha(Buffer.alloc(50_000, 7))])
+  })
+
+  it('progress over a slow stdin: JSON objects on stdout with --json (a second apart), lines on a pipe (5 s apart), none with --no-progress', async () => {
+    /** `send -` of two chunks `pauseMs` apart once the transfer started, with `flags`; the sender's output */
+    const slow = async (pauseMs: number, flags: string[]): Promise<Ran> => {
+      const code = newCode()
+      const stdin = new PassThrough()
+      stdin.write(Buffer.alloc(1000, 1))
+      const sender = start(['send', '-', '--name', 'slow.bin', '--rendezvous', addr, '--code', code, ...flags], stdin)
+      const receiver = start(['receive', '--rendezvous', addr, '--code', code, '--yes', '--out', outDir(), '--quiet'])
+      await seen(() => sender.out() + sender.err(), /(sending slow\.bin \(size unknown\))/)
+      setTimeout(() => stdin.end(Buffer.alloc(1000, 2)), pauseMs)
+      const [s, r] = [await sender.done, await receiver.done]
+      expect([flags, s.status, r.status]).toEqual([flags, 0, 0])
+      return s
+    }
+    const [json, lines, none] = await Promise.all([slow(1300, ['--json']), slow(5300, []), slow(5300, ['--no-progress'])])
+    const progress = json.out.split('\n').filter(l => l.includes('"event":"progress"')).map(l => JSON.parse(l) as Record<string, unknown>)
+    expect(progress[0]).toMatchObject({ event: 'progress', name: 'slow.bin', bytes: 2000, total: null, etaSeconds: null })
+    expect(json.err).toBe('')
+    expect(lines.err).toMatch(/\nsending slow\.bin: 0\.00 MB, [\d.]+ MB\/s\n/)
+    expect(none.err.split('\n').filter(l => l.includes('slow.bin'))).toEqual(['sending slow.bin (size unknown)', expect.stringMatching(/^sent slow\.bin: /)].slice(0, 1))
+  })
+
+  it('--no-relay: a forced relay has none, and each side says why', async () => {
+    const code = newCode()
+    const [s, r] = await Promise.all([
+      run(['send', '--text', 'x', '--rendezvous', addr, '--code', code, '--force-relay', '--no-relay']),
+      run(['receive', '--rendezvous', addr, '--code', code, '--yes', '--force-relay', '--quiet'])
+    ])
+    expect([s.status, s.err.split('\n').at(-2)]).toEqual([1, expect.stringMatching(/^utp-punch-rs: rendezvous failed \(ERR_PUNCH_FAILED\): no relay for a forced relay; tried .* \(relay disabled\)$/)])
+    expect([r.status, r.err]).toEqual([1, expect.stringMatching(/^utp-punch-rs: rendezvous failed \(ERR_PUNCH_FAILED\): no relay for a forced relay; tried .* \(no relay: the peer or the server does not allow one\)\n$/)])
+  })
+
+  it('a second Ctrl-C exits at once with 130; the first waits for the cancel to finish', async () => {
+    const before = process.listeners('SIGINT')
+    const exit = vi.spyOn(process, 'exit').mockImplementation((() => undefined) as never)
+    try {
+      const first = start(['send', '--text', 'x', '--rendezvous', addr, '--code', newCode()])
+      await seen(first.err, /(registered), waiting for the peer/)
+      const [onSignal] = process.listeners('SIGINT').filter(l => !before.includes(l)) as Array<() => void>
+      onSignal()
+      expect(exit).not.toHaveBeenCalled()
+      onSignal()
+      expect(exit.mock.calls).toEqual([[130]])
+      expect((await first.done).status).toBe(130)
+    } finally {
+      exit.mockRestore()
+    }
+  })
+
+  it('a text whose receiver never answers: --idle-timeout ends the wait, and so does Ctrl-C, each said at once', async () => {
+    const { Node } = requireFromRoot('./dist/lib/api.js') as typeof import('../lib/api')
+    /** A receiver that meets the sender and then says nothing; the function lets it go (with a RESET: the sender's socket fails while nothing reads it) */
+    const mute = async (code: string): Promise<(reset?: 'reset') => Promise<void>> => {
+      const node = new Node()
+      await node.bindAsync(0, '127.0.0.1')
+      const met = node.rendezvous({ server: addr, code, side: 'receive' })
+      void met.then(r => r.socket.on('error', () => { /* its own reset ends it with an error */ }), () => undefined)
+      return async (reset) => {
+        await met.then(r => { if (reset === undefined) r.socket.destroy(); else r.utpSocket.resetAndDestroy() }, () => undefined)
+        await node.closeAsync()
+      }
+    }
+    // The failure is printed before the node closes, which waits for the silent peer (up to 5 s) until it goes
+    const code = newCode()
+    const release = await mute(code)
+    const idle = start(['send', '--text', 'x', '--rendezvous', addr, '--code', code, '--idle-timeout', '300ms', '--quiet'])
+    await seen(idle.err, /(stopped responding)/)
+    expect(idle.err()).toBe('utp-punch-rs: the other side stopped responding (nothing for 0.3 s)\n')
+    await release('reset')
+    expect((await idle.done).status).toBe(1)
+    const code2 = newCode()
+    const release2 = await mute(code2)
+    const before = process.listeners('SIGINT')
+    const sender = start(['send', '--text', 'x', '--rendezvous', addr, '--code', code2])
+    await seen(sender.err, /(connected) via/)
+    const [onSignal] = process.listeners('SIGINT').filter(l => !before.includes(l)) as Array<() => void>
+    onSignal()
+    await seen(sender.err, /(cancelled before the text was delivered)\n$/)
+    // Still closing: a signal now exits at once
+    const exit = vi.spyOn(process, 'exit').mockImplementation((() => undefined) as never)
+    try {
+      onSignal()
+      expect(exit.mock.calls).toEqual([[130]])
+    } finally {
+      exit.mockRestore()
+    }
+    await release2()
+    expect((await sender.done).status).toBe(130)
+    expect(process.listeners('SIGINT').filter(l => !before.includes(l))).toEqual([])
+  })
+
+  it('a node whose UDP socket fails (an \'error\', then it closes) ends the command with the reason, not a crash', async () => {
+    const { Node } = requireFromRoot('./dist/lib/api.js') as typeof import('../lib/api')
+    const bind = Node.prototype.bindAsync
+    const spy = vi.spyOn(Node.prototype, 'bindAsync').mockImplementation(function (this: InstanceType<typeof Node>, ...args: Parameters<typeof bind>) {
+      return bind.apply(this, args)
+    })
+    try {
+      const sender = start(['send', '--text', 'x', '--rendezvous', addr, '--code', newCode()])
+      await seen(sender.err, /(registered), waiting for the peer/)
+      // What the node does when recvmsg fails for good (lib/node.ts, SOCKET_ERROR)
+      const made = spy.mock.contexts[0] as InstanceType<typeof Node>
+      made.emit('error', Object.assign(new Error('recvmsg ENOBUFS'), { code: 'ENOBUFS' }))
+      made.close()
+      const r = await sender.done
+      expect([r.status, r.err.split('\n').at(-2)]).toEqual([1, expect.stringMatching(/^utp-punch-rs: rendezvous failed \(ERR_SOCKET_DGRAM_NOT_RUNNING\): /)])
+    } finally {
+      spy.mockRestore()
+    }
+  })
+
+  it('on the public DHT the receiver\'s command names no bootstrap nodes (shown before the port is bound, which fails here)', async () => {
+    const dgram = requireFromRoot('dgram') as typeof import('dgram')
+    const taken = dgram.createSocket({ type: 'udp6', ipv6Only: false })
+    await new Promise<void>(resolve => taken.bind(0, '::', resolve))
+    try {
+      const r = await run(['send', '--text', 'x', '--dht', '--port', String(taken.address().port)])
+      const lines = r.err.split('\n')
+      expect(lines.slice(1, 3)).toEqual(['on the receiving side, run:', `  utp-punch-rs receive --code ${lines[0].slice(6)}`])
+      expect([r.status, lines.at(-2)]).toEqual([1, expect.stringMatching(/EADDRINUSE/)])
+    } finally {
+      taken.close()
+    }
+  })
+
   it('a failure with newlines is one line; one without a code is ERR_FAILED', async () => {
     const node = requireFromRoot('./dist/lib/node.js') as typeof import('../lib/node')
     vi.spyOn(node.Node.prototype, 'bindAsync').mockRejectedValue(new Error('first line\n  second line'))
@@ -471,5 +700,12 @@ describe.skipIf(skipCoturn)('main: nat-check against a real STUN server', () => 
     const noPort = (t: string): string => t.replace(/127\.0\.0\.1:\d+/, 'ADDR')
     expect([r.ok, r.publicAddress.address, r.natted, `mapping: ${r.mapping}`, `filtering: ${r.filtering}`, noPort(r.summary)]).toEqual([true, '127.0.0.1', false, lines[1], lines[2], noPort(lines[3])])
     expect(lines[3]).toMatch(/^public address 127\.0\.0\.1:\d+ \(our own: no NAT\); mapping endpoint-independent, filtering endpoint-independent$/)
+    // It closes its node: the port it was given is free again when it returns
+    const dgram = requireFromRoot('dgram') as typeof import('dgram')
+    const probe = dgram.createSocket('udp4')
+    const port = await new Promise<number>(resolve => probe.bind(0, '127.0.0.1', () => resolve(probe.address().port)))
+    probe.close()
+    expect((await run(['nat-check', '--stun', coturn.server, '--port', String(port)])).status).toBe(0)
+    expect(await udpPortFree(port, '::')).toBe(true)
   })
 })

@@ -125,6 +125,11 @@ async function punchPair (argsA: string[], argsB: string[], timeoutMs = 40_000):
 /** Paths the CLI reports: a JSON line with a `path` field, or text such as "path: direct" / "via relay" */
 type Path = 'lan' | 'direct' | 'birthday' | 'relay'
 
+/** A process's output without the library's debug lines (NODE_DEBUG=utp-punch-rs) */
+function withoutDebug<T extends { stdout: string, stderr: string }> (out: T): T {
+  return { ...out, stderr: out.stderr.split('\n').filter(l => !l.startsWith('UTP-PUNCH-RS ')).join('\n') }
+}
+
 function reportedPaths (text: string): string[] {
   const found: string[] = []
   for (const line of text.split('\n')) {
@@ -286,7 +291,6 @@ describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
 
     /**
      * The CLI end to end: `rendezvous` in inet, `receive` on hostB, `send` on hostA, 8 MiB checksummed.
-     * TODO(lib/rendezvous/client.ts, bin/utp-punch-rs.js): these run as soon as both exist; until then skipped.
      * The path is read from a JSON line with a `path` field or text like "path: direct" / "via relay".
      */
     async function cliTransfer (labArgs: string[], expectedPath: Path | Path[], timeoutMs: number): Promise<Path> {
@@ -304,9 +308,12 @@ describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
           const server = nodeIn('inet', CLI, ['rendezvous', '--port', '7000'], timeoutMs)
           await waitUdpListening('inet', 7000)
           const t0 = Date.now()
-          const recv = nodeIn('hostB', CLI, ['receive', '--rendezvous', rv, '--code', code, '--out', outDir, '--yes'], timeoutMs)
-          const send = nodeIn('hostA', CLI, ['send', file, '--rendezvous', rv, '--code', code], timeoutMs)
-          const [er, es] = await Promise.all([recv.exited, send.exited])
+          // With the library's debug log: it says when each node the CLI made (a birthday path makes two) closed
+          const cli = (host: 'hostA' | 'hostB', args: string[]): LabProcess => runIn(host, ['env', 'NODE_DEBUG=utp-punch-rs', process.execPath, CLI, ...args], timeoutMs)
+          const recv = cli('hostB', ['receive', '--rendezvous', rv, '--code', code, '--out', outDir, '--yes'])
+          const send = cli('hostA', ['send', file, '--rendezvous', rv, '--code', code])
+          const [debugR, debugS] = await Promise.all([recv.exited, send.exited])
+          const { er, es } = { er: withoutDebug(debugR), es: withoutDebug(debugS) }
           server.kill()
           const ctx = describeRun({ name: 'receive (hostB)', out: er }, { name: 'send (hostA)', out: es }, { name: 'rendezvous (inet)', out: { code: null, stdout: server.stdout, stderr: server.stderr } })
           expect(es.code, ctx).toBe(0)
@@ -323,6 +330,12 @@ describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
           expect(said, ctx).not.toMatch(/not encrypted/)
           // both sides must agree on the path; with several acceptable paths, which one won is reported
           expect(new Set(paths).size, ctx).toBe(1)
+          // Every node closed before the command exited (not left to the exit 2 s later): on a birthday path the
+          // socket's own node too
+          for (const [name, out] of [['send', debugS.stderr], ['receive', debugR.stderr]]) {
+            const nodes = (what: string): string[] => [...out.matchAll(new RegExp(`^UTP-PUNCH-RS \\d+: node (\\d+) ${what}\\b`, 'gm'))].map(m => m[1]).sort()
+            expect([name, nodes('closed')], ctx).toEqual([name, nodes('bound')])
+          }
           won = paths[0] as Path
           expect(Array.isArray(expectedPath) ? expectedPath : [expectedPath], ctx).toContain(won)
           console.log(`natlab: cli ${labArgs.join(' ')}: 8 MiB via ${won} in ${Date.now() - t0} ms`)
