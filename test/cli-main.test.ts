@@ -587,8 +587,13 @@ describe('main: send and receive through a rendezvous server in this process', (
     const code = newCode()
     const release = await mute(code)
     const idle = start(['send', '--text', 'x', '--rendezvous', addr, '--code', code, '--idle-timeout', '300ms', '--quiet'])
+    let finished = false
+    void idle.done.then(() => { finished = true })
     await seen(idle.err, /(stopped responding)/)
     expect(idle.err()).toBe('utp-punch-rs: the other side stopped responding (nothing for 0.3 s)\n')
+    // Said before closing: the command is still waiting for the silent peer's side to close
+    await new Promise(resolve => setTimeout(resolve, 300))
+    expect(finished).toBe(false)
     await release('reset')
     expect((await idle.done).status).toBe(1)
     const code2 = newCode()
