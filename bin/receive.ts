@@ -226,7 +226,9 @@ function stdoutSink (out: NodeJS.WritableStream, guard: TransferGuard): ByteSink
       } catch (e) {
         if (e === guard.error) throw e // a cancel or the peer's silence, as such
         // Said as ours: lostPeer() would take EPIPE or a close for the sender going away
-        throw new CliError('ERR_STDOUT_CLOSED', `stdout was closed by its reader (${(e as { code?: string }).code ?? 'closed'})`, undefined, 'the receiver\'s output was closed')
+        const code = (e as { code?: string }).code
+        const how = code === undefined || code === 'ERR_TRANSFER_CLOSED' ? 'closed' : code
+        throw new CliError('ERR_STDOUT_CLOSED', `stdout was closed by its reader (${how})`, undefined, 'the receiver\'s output was closed')
       }
     },
     finish: async () => {},

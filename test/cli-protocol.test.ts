@@ -559,6 +559,16 @@ describe('waiting on our own side is neither the peer\'s silence nor deaf to a c
     peer.record('ab')
     expect(await peer.line()).toEqual({ ok: false, code: 'ERR_STDOUT_CLOSED', message: 'the receiver\'s output was closed' })
     expect(await result).toEqual(['ERR_STDOUT_CLOSED', 'stdout was closed by its reader (EPIPE)'])
+    // Closed without an error, or with one that has no code: "closed", not our internal code
+    for (const end of ['close', 'plain error'] as const) {
+      const out = new Writable({ highWaterMark: 1, write (_chunk: Buffer, _enc, cb) { setImmediate(() => { if (end === 'close') out.destroy(); else cb(new Error('gone')) }) } })
+      out.on('error', () => {})
+      const r = await receiving({ stdout: out })
+      await offerTo(r.peer)
+      r.peer.send({ start: [0] })
+      r.peer.record('ab')
+      expect([end, await r.result]).toEqual([end, ['ERR_STDOUT_CLOSED', 'stdout was closed by its reader (closed)']])
+    }
   })
 
   it('the receiver: a slow reader of stdout; a cancel while it waits ends at once', async () => {
