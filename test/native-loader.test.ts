@@ -8,6 +8,7 @@ import * as os from 'os'
 import * as path from 'path'
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 
+import type * as DhtModule from '../lib/dht/native'
 import type * as NativeModule from '../lib/native'
 import { requireFromRoot, root } from './helpers/utp'
 
@@ -29,6 +30,14 @@ function packageWith (binding: string | undefined, o: { version?: string | null,
   if (o.cargo === true) fs.writeFileSync(path.join(dir, 'Cargo.toml'), '')
   const native = createRequire(path.join(dir, 'package.json'))('./dist/lib/native.js') as typeof NativeModule
   return { dir, native }
+}
+
+/** As packageWith(), with the DHT's loader (dist/lib/dht/native.js) beside it; a fresh copy of that */
+function dhtPackageWith (binding: string): { dir: string, dht: typeof DhtModule } {
+  const { dir } = packageWith(binding)
+  fs.mkdirSync(path.join(dir, 'dist', 'lib', 'dht'))
+  fs.copyFileSync(path.join(root, 'dist', 'lib', 'dht', 'native.js'), path.join(dir, 'dist', 'lib', 'dht', 'native.js'))
+  return { dir, dht: createRequire(path.join(dir, 'package.json'))('./dist/lib/dht/native.js') as typeof DhtModule }
 }
 
 /** A binding.js that throws as napi-rs's does when no binary loads: one error, the places it looked as causes */
@@ -137,6 +146,29 @@ describe('loadNative', () => {
       throw e
     `)
     expect(loadError(native).message).toMatch(/^utp-punch-rs: no native addon for darwin-x64 \(darwin x64\)\. /)
+  })
+})
+
+describe('loadDht', () => {
+  const node = 'NativeNode: class NativeNode {}'
+  it('returns the binding with the DHT node, once loaded never again from disk', () => {
+    const { dir, dht } = dhtPackageWith(`module.exports = { ${node}, NativeDht: { open () {} }, dhtPublicKey () {}, mark: 7 }`)
+    const first = dht.loadDht()
+    expect((first as unknown as { mark: number }).mark).toBe(7)
+    delete require.cache[path.join(dir, 'binding.js')]
+    fs.writeFileSync(path.join(dir, 'binding.js'), 'throw new Error("read again")')
+    expect(dht.loadDht()).toBe(first)
+  })
+
+  it('an addon without the DHT node: ERR_UTP_NATIVE_MISSING, rebuild; without the addon: loadNative()\'s error', () => {
+    for (const exported of ['{}', '{ NativeDht: {}, dhtPublicKey () {} }', '{ NativeDht: { open: 1 }, dhtPublicKey () {} }', '{ NativeDht: { open () {} } }', '{ NativeDht: { open () {} }, dhtPublicKey: 1 }']) {
+      const { dht } = dhtPackageWith(`module.exports = { ${node}, ...${exported} }`)
+      let e: (Error & { code?: string }) | undefined
+      try { dht.loadDht() } catch (err) { e = err as Error & { code?: string } }
+      expect([exported, e?.code, e?.message]).toEqual([exported, 'ERR_UTP_NATIVE_MISSING', 'utp-punch-rs: the native addon has no DHT node (rebuild it with `npm run build:native`)'])
+    }
+    const { dht } = dhtPackageWith('module.exports = {}')
+    expect(() => dht.loadDht()).toThrow('utp-punch-rs: the native addon does not export NativeNode (rebuild it with `npm run build:native`)')
   })
 })
 
