@@ -377,11 +377,44 @@ describe('rendezvous()', () => {
     const p = rendezvous(a, { server: addr, code: 'x', signal: ac.signal })
     await sleep(100)
     expect(server.stats().activeRegistrations).toBe(1)
-    ac.abort()
-    await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR', name: 'AbortError' })
+    const why = new Error('the user left')
+    ac.abort(why)
+    await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR', name: 'AbortError', message: 'the rendezvous was aborted', cause: why })
     await sleep(50)
     expect(server.stats().activeRegistrations).toBe(0)
     await expect(rendezvous(a, { server: addr, code: 'x', signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ABORT_ERR' })
+  })
+
+  it('a server that starts late is reached by the registration, sent again every 500 ms', async () => {
+    // A port nothing listens on yet
+    const probe = await udp()
+    const port = probe.address().port
+    probe.close()
+    sockets.splice(sockets.indexOf(probe), 1)
+    const a = makeNode()
+    const states: string[] = []
+    const ac = new AbortController()
+    const p = rendezvous(a, { server: `127.0.0.1:${port}`, code: 'late', signal: ac.signal, onStatus: (st) => states.push(st.state) })
+    p.catch(() => {})
+    await sleep(700)
+    expect(states).toEqual(['registering'])
+    const server = new RendezvousServer({ port, host: '127.0.0.1' })
+    servers.push(server)
+    await server.listen()
+    for (let i = 0; i < 100 && !states.includes('registered'); i++) await sleep(20)
+    expect(states).toEqual(['registering', 'registered'])
+    ac.abort()
+    await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR' })
+  })
+
+  it('keepalives hold a waiting registration past the server\'s time-to-live', async () => {
+    const { server, addr } = await startServer({ registrationTtlMs: 400 })
+    const [a, b] = await nodes()
+    const first = rendezvous(a, { server: addr, code: 'patient', keepaliveMs: 100, timeoutMs: 5000 })
+    await sleep(1500)
+    const [ra, rb] = await Promise.all([first, rendezvous(b, { server: addr, code: 'patient', timeoutMs: 3000 })])
+    expect(server.stats().expired).toBe(0)
+    await transfer(ra as Result, rb as Result, 1000)
   })
 
   it('closing the node ends a rendezvous in progress', async () => {
