@@ -198,11 +198,22 @@ const PEER_SPEC = {
 
 /** Runs a command; resolves with the process exit code (0 ok, 1 failed, 2 usage) */
 export async function main (argv: readonly string[], io: Io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  // What must finish after the outcome is printed, told the exit status (closing the nodes can wait for a silent
+  // peer, up to the node's close timeout: a failure is said at once, not that much later)
+  const closing: Array<(status: number) => Promise<void>> = []
+  let status = 1
+  try {
+    status = await outcome(argv, io, closing)
+    return status
+  } finally {
+    for (const close of closing) await close(status)
+  }
+}
+
+/** main() up to the printed outcome: runs the command, reports its failure; the exit status */
+async function outcome (argv: readonly string[], io: Io, closing: Array<(status: number) => Promise<void>>): Promise<number> {
   const [command, ...rest] = argv
   const json = wantsJson(rest)
-  // What must finish after the outcome is printed (closing the nodes can wait for a silent peer, up to the node's
-  // close timeout: a failure is said at once, not that much later)
-  const closing: Array<() => Promise<void>> = []
   try {
     if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
       const topic = command === 'help' ? rest[0] : undefined
@@ -241,8 +252,6 @@ export async function main (argv: readonly string[], io: Io = { stdout: process.
       io.stderr.write(`utp-punch-rs: ${stage}${oneLine(e)}\n`)
     }
     return usage ? 2 : codeOf(e) === 'ERR_CANCELLED' ? 130 : 1
-  } finally {
-    for (const close of closing) await close()
   }
 }
 
@@ -285,7 +294,7 @@ function jsonLine (io: Io, obj: object): void {
 }
 
 /** send or receive; what `closing` holds runs once the outcome is printed */
-async function peer (command: 'send' | 'receive', args: Parsed, io: Io, closing: Array<() => Promise<void>>): Promise<number> {
+async function peer (command: 'send' | 'receive', args: Parsed, io: Io, closing: Array<(status: number) => Promise<void>>): Promise<number> {
   const o = args.options
   if (o.help === true) return help(command, io)
   const json = o.json === true
@@ -348,17 +357,18 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io, closing:
   node.on('error', () => { /* reported through the rendezvous or the socket */ })
   let met: RendezvousResult<Node, SecureSocket> | undefined
   // SIGINT/SIGTERM cancel: the transfer tells the peer and ends with ERR_CANCELLED (exit 130); a second one
-  // does not wait for that
+  // does not wait for that. Once the outcome is printed, one exits at once with its status
   const cancel = new AbortController()
+  let exitWith: number | undefined
   const onSignal = (): void => {
-    if (cancel.signal.aborted) process.exit(130)
-    cancel.abort()
+    if (exitWith !== undefined) process.exit(exitWith)
+    else if (cancel.signal.aborted) process.exit(130)
+    else cancel.abort()
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
-  closing.push(async () => {
-    // The outcome is out: from here a signal exits at once
-    cancel.abort()
+  closing.push(async (status) => {
+    exitWith = status
     try {
       // On a birthday path the socket lives on an extra port of its own: let it finish closing too
       const other = met?.node
@@ -381,7 +391,8 @@ async function peer (command: 'send' | 'receive', args: Parsed, io: Io, closing:
       timeoutMs,
       relay: o.relay !== false,
       forceRelay: o['force-relay'] === true,
-      onStatus: (s) => status.rendezvous(s)
+      // (a rendezvous given up on may still report: nothing after the outcome)
+      onStatus: (s) => { if (!cancel.signal.aborted && exitWith === undefined) status.rendezvous(s) }
     }), cancel.signal)
   } catch (e) {
     if (codeOf(e) === 'ERR_CANCELLED') throw e
@@ -527,7 +538,7 @@ async function natCheck (args: Parsed, io: Io): Promise<number> {
     if (args.options.json === true) {
       jsonLine(io, { ok: true, publicAddress: r.publicAddress, mapping: r.mapping, filtering: r.filtering, natted: r.natted, summary: r.summary })
     } else {
-      io.stdout.write(`public address: ${r.publicAddress.address}:${r.publicAddress.port}\nmapping: ${r.mapping}\nfiltering: ${r.filtering}\n${r.summary}\n`)
+      io.stdout.write(`public address: ${hostPort(r.publicAddress.address, r.publicAddress.port)}\nmapping: ${r.mapping}\nfiltering: ${r.filtering}\n${r.summary}\n`)
     }
     return 0
   } finally {

@@ -7,6 +7,12 @@
 set -u
 cd "$(dirname "$0")/.."
 LIST=$1; shift
+# The tests must pass, without errors, on the unmutated code first: otherwise every mutant would count as killed
+npx tsc -p tsconfig.json > /dev/null 2>&1 || { echo "hand-mutants: the unmutated code does not build"; exit 1; }
+base=$(timeout 600 npx vitest run "$@" 2>&1 | sed 's/\x1b\[[0-9;]*m//g')
+if ! echo "$base" | grep -qE "Tests .*passed" || echo "$base" | grep -qE "Tests .*failed|^ *Errors +[0-9]+ error"; then
+  echo "hand-mutants: the tests fail on the unmutated code:"; echo "$base" | tail -15; exit 1
+fi
 while IFS=$'\t' read -r F L S LABEL; do
   case "$F" in ''|\#*) continue;; esac
   cp "$F" /tmp/hand-mutant.bak

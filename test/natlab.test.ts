@@ -334,7 +334,8 @@ describe.skipIf(!support.ok).sequential('NAT lab (network namespaces)', () => {
           // socket's own node too
           for (const [name, out] of [['send', debugS.stderr], ['receive', debugR.stderr]]) {
             const nodes = (what: string): string[] => [...out.matchAll(new RegExp(`^UTP-PUNCH-RS \\d+: node (\\d+) ${what}\\b`, 'gm'))].map(m => m[1]).sort()
-            expect([name, nodes('closed')], ctx).toEqual([name, nodes('bound')])
+            const lifecycle = out.split('\n').filter(l => /^UTP-PUNCH-RS \d+: node \d+ (bound|closed)\b/.test(l)).join('\n')
+            expect([name, nodes('closed')], `${ctx}\n--- ${name}: nodes bound and closed\n${lifecycle}`).toEqual([name, nodes('bound')])
           }
           won = paths[0] as Path
           expect(Array.isArray(expectedPath) ? expectedPath : [expectedPath], ctx).toContain(won)
