@@ -236,8 +236,12 @@ describe('rendezvous()', () => {
       // no NAT on loopback: the server's mapping check finds one port for both of its ports
       expect(x.mapping).toEqual({ ours: 'independent', peer: 'independent' })
       expect(x.node).toBe(x === r[0] ? a : b)
-      expect(x.timings.registeredMs).toBeGreaterThanOrEqual(0)
-      expect(x.timings.connectedMs).toBeGreaterThanOrEqual(x.timings.pairedMs)
+      // Milliseconds since rendezvous() was called, in order
+      const { registeredMs, pairedMs, connectedMs } = x.timings
+      expect(registeredMs).toBeGreaterThanOrEqual(0)
+      expect(pairedMs).toBeGreaterThanOrEqual(registeredMs)
+      expect(connectedMs).toBeGreaterThanOrEqual(pairedMs)
+      expect(connectedMs).toBeLessThanOrEqual(Date.now() - t0)
     }
     // Each side talks to the other's port
     expect(r[0].remote.port).toBe(b.address().port)
@@ -363,6 +367,9 @@ describe('rendezvous()', () => {
     await a.bindAsync(0, '127.0.0.1')
     await expect(rendezvous(a, { server: `127.0.0.1:${silent.address().port}`, code: 'x', timeoutMs: 400 }))
       .rejects.toMatchObject({ code: 'ERR_RENDEZVOUS_TIMEOUT', message: expect.stringContaining('no answer from the rendezvous server') })
+    // Within the overall timeout, serverTimeoutMs says which end was silent
+    await expect(rendezvous(a, { server: `127.0.0.1:${silent.address().port}`, code: 'x', timeoutMs: 5000, serverTimeoutMs: 300 }))
+      .rejects.toMatchObject({ code: 'ERR_SERVER_UNREACHABLE', message: `the rendezvous server 127.0.0.1:${silent.address().port} did not answer in 300 ms (wrong address, not running, or UDP blocked on the way)` })
     const { server, addr } = await startServer()
     await expect(rendezvous(a, { server: addr, code: 'lonely', timeoutMs: 400 }))
       .rejects.toMatchObject({ code: 'ERR_RENDEZVOUS_TIMEOUT', message: expect.stringContaining('no peer registered') })
