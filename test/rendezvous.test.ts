@@ -414,6 +414,23 @@ describe('rendezvous()', () => {
     await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR' })
   })
 
+  it('once registered, a waiting peer sends only its keepalives (the registration is not sent again)', async () => {
+    const { addr } = await startServer()
+    const a = makeNode()
+    const ac = new AbortController()
+    let registered = false
+    const p = rendezvous(a, { server: addr, code: 'quiet', signal: ac.signal, keepaliveMs: 1000, onStatus: (st) => { if (st.state === 'registered') registered = true } })
+    p.catch(() => {})
+    for (let i = 0; i < 100 && !registered; i++) await sleep(20)
+    const sent = a.stats().rawDatagramsSent
+    await sleep(1600)
+    // One keepalive a second (two, on a slow machine); the registration's own resend (every 500 ms) stopped
+    expect(a.stats().rawDatagramsSent - sent).toBeGreaterThanOrEqual(1)
+    expect(a.stats().rawDatagramsSent - sent).toBeLessThanOrEqual(2)
+    ac.abort()
+    await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR' })
+  })
+
   it('keepalives hold a waiting registration past the server\'s time-to-live', async () => {
     const { server, addr } = await startServer({ registrationTtlMs: 400 })
     const [a, b] = await nodes()
