@@ -431,6 +431,16 @@ describe('rendezvous()', () => {
     await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR' })
   })
 
+  it('an onStatus that throws is the caller\'s problem: the pairing goes on', async () => {
+    const { addr } = await startServer()
+    const [a, b] = await nodes()
+    const seen: string[] = []
+    const onStatus = (st: ClientModule.RendezvousStatus): void => { seen.push(st.state); throw new Error('a buggy callback') }
+    const r = await pair(a, b, { server: addr, onStatus }) as [Result, Result]
+    expect(seen).toEqual(expect.arrayContaining(['registering', 'registered', 'paired', 'punching']))
+    await transfer(r[0], r[1], 1000)
+  })
+
   it('keepalives hold a waiting registration past the server\'s time-to-live', async () => {
     const { server, addr } = await startServer({ registrationTtlMs: 400 })
     const [a, b] = await nodes()
