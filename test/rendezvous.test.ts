@@ -431,6 +431,20 @@ describe('rendezvous()', () => {
     await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR' })
   })
 
+  it('a registration the server forgot (keepalives too rare for its time-to-live) is made again, and the pairing goes on', async () => {
+    const { server, addr } = await startServer({ registrationTtlMs: 300 })
+    const [a, b] = await nodes()
+    const states: string[] = []
+    const first = rendezvous(a, { server: addr, code: 'forgotten', keepaliveMs: 1000, timeoutMs: 5000, onStatus: (st) => states.push(st.state) })
+    await sleep(1600)
+    // The keepalive at 1 s met ERR_NOT_REGISTERED: registered a second time
+    expect(states.filter(x => x === 'registered')).toHaveLength(2)
+    expect(server.stats().expired).toBeGreaterThanOrEqual(1)
+    // b keeps itself registered; a is forgotten again until its next keepalive (2 s) registers it once more
+    const [ra, rb] = await Promise.all([first, rendezvous(b, { server: addr, code: 'forgotten', keepaliveMs: 100, timeoutMs: 3000 })])
+    await transfer(ra as Result, rb as Result, 1000)
+  })
+
   it('an onStatus that throws is the caller\'s problem: the pairing goes on', async () => {
     const { addr } = await startServer()
     const [a, b] = await nodes()
