@@ -370,6 +370,8 @@ describe('rendezvous()', () => {
     // Within the overall timeout, serverTimeoutMs says which end was silent
     await expect(rendezvous(a, { server: `127.0.0.1:${silent.address().port}`, code: 'x', timeoutMs: 5000, serverTimeoutMs: 300 }))
       .rejects.toMatchObject({ code: 'ERR_SERVER_UNREACHABLE', message: `the rendezvous server 127.0.0.1:${silent.address().port} did not answer in 300 ms (wrong address, not running, or UDP blocked on the way)` })
+    await expect(rendezvous(a, { server: `127.0.0.1:${silent.address().port}`, code: 'x', timeoutMs: 5000, serverTimeoutMs: 1000 }))
+      .rejects.toMatchObject({ code: 'ERR_SERVER_UNREACHABLE', message: expect.stringContaining(' did not answer in 1 s (') })
     const { server, addr } = await startServer()
     await expect(rendezvous(a, { server: addr, code: 'lonely', timeoutMs: 400 }))
       .rejects.toMatchObject({ code: 'ERR_RENDEZVOUS_TIMEOUT', message: expect.stringContaining('no peer registered') })
