@@ -119,6 +119,62 @@ describe('attacks on rendezvous()', () => {
     await expect(friend.rendezvous({ server: addr, code, timeoutMs: 3000 })).rejects.toMatchObject({ code: 'ERR_RENDEZVOUS_REFUSED', serverCode: 'ERR_CODE_BURNED' })
   })
 
+  it('relay before confirmation: a stranger on the nameplate who asks for a relay at once cannot connect through it to a listening victim', async () => {
+    const { PairingPake, codeKey } = requireFromRoot('./dist/lib/rendezvous/auth.js') as typeof AuthModule
+    const { addr, port } = await startServer()
+    const [victim, stranger] = await nodes(2)
+    // A node that already listens (a server application): the relay's connection would be taken at once
+    victim.listen()
+    const code = '4242-quiet-harbor-lantern'
+    const wrong = '4242-wrong-guess-here'
+    // The stranger registers first (so the victim takes the accepting part) with a real SPAKE2 message for a
+    // wrong secret: the victim cannot tell until the confirm MACs are compared
+    const raw = stranger.getUdpSocket()
+    const heard: Array<Record<string, unknown>> = []
+    raw.on('message', (msg: Buffer) => {
+      const m = protocol.decode(msg)
+      if (m !== null && !protocol.isDecodeError(m)) heard.push(m as unknown as Record<string, unknown>)
+    })
+    const to = (m: Record<string, unknown>): void => { raw.send(datagram(m), port, '127.0.0.1') }
+    const waitFor = async (t: string): Promise<Record<string, unknown>> => {
+      for (let i = 0; i < 300; i++) {
+        const m = heard.find(x => x.t === t)
+        if (m !== undefined) return m
+        await sleep(10)
+      }
+      throw new Error(`the stranger never heard ${t}: ${JSON.stringify(heard.map(x => x.t))}`)
+    }
+    const nonce = randomBytes(8).toString('hex')
+    const register = { t: 'register', key: codeKey(wrong), pake: new PairingPake(wrong, codeKey(wrong)).message, nonce, lan: [], relay: true }
+    to(register)
+    to({ ...register, cookie: (await waitFor('retry')).cookie })
+    await waitFor('registered')
+    const victimP = victim.rendezvous({ server: addr, code, forceRelay: true, encrypt: false, timeoutMs: 3000 })
+    const peer = await waitFor('peer')
+    expect(peer.role).toBe('connect')
+    to({ t: 'relay-request', nonce })
+    const relay = await waitFor('relay-allocated')
+    // The stranger says hello to its relay port and connects through it as soon as the relay is ready
+    const hello = (): void => { raw.send(datagram({ t: 'relay-hello', token: relay.token }), relay.port as number, '127.0.0.1') }
+    const helloTimer = setInterval(hello, 100)
+    hello()
+    let connected = false
+    try {
+      for (let i = 0; i < 150 && heard.find(x => x.t === 'relay-hello-ack' && x.ready === true) === undefined; i++) await sleep(10)
+      if (heard.some(x => x.t === 'relay-hello-ack' && x.ready === true)) {
+        const s = stranger.connect(relay.port as number, '127.0.0.1')
+        s.on('error', () => {})
+        s.on('connect', () => { connected = true })
+      }
+      const outcome = await victimP.then(() => 'connected to the stranger', (e: Error & { code?: string }) => e.code)
+      // With either guard gone (the hello before confirmation, the accept before it) the relay opens and the
+      // stranger's connection reaches the victim's node, or the rendezvous hands it over
+      expect([outcome, connected]).toEqual(['ERR_RENDEZVOUS_TIMEOUT', false])
+    } finally {
+      clearInterval(helloTimer)
+    }
+  })
+
   it('eavesdropper: a recorder on the path sees neither the code nor the plaintext of 8 MiB, direct or relayed', async () => {
     const block = randomBytes(1024)
     const codes = ['5813-velvet-otter-harbor', '5814-amber-crane-meadow']
