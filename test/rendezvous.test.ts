@@ -1,7 +1,7 @@
 // The rendezvous server, rendezvous() and the relay, on loopback (the NAT lab covers real NATs)
 import * as dgram from 'dgram'
 import * as os from 'os'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 
 import type * as AuthModule from '../lib/rendezvous/auth'
 import type * as BirthdayModule from '../lib/rendezvous/birthday'
@@ -465,6 +465,20 @@ describe('rendezvous()', () => {
     const [ra, rb] = await Promise.all([first, rendezvous(b, { server: addr, code: 'patient', timeoutMs: 3000 })])
     expect(server.stats().expired).toBe(0)
     await transfer(ra as Result, rb as Result, 1000)
+  })
+
+  it('a server name that does not resolve fails at once with the lookup\'s error, not at the timeout', async () => {
+    const dns = requireFromRoot('dns') as typeof import('dns')
+    const lookup = vi.spyOn(dns.promises, 'lookup').mockRejectedValue(Object.assign(new Error('getaddrinfo ENOTFOUND rv.test'), { code: 'ENOTFOUND' }))
+    try {
+      const a = makeNode()
+      const t0 = Date.now()
+      await expect(rendezvous(a, { server: 'rv.test:7000', code: 'x', timeoutMs: 5000 })).rejects.toMatchObject({ code: 'ENOTFOUND' })
+      expect(Date.now() - t0).toBeLessThan(4000)
+      expect(lookup).toHaveBeenCalledWith('rv.test', expect.anything())
+    } finally {
+      lookup.mockRestore()
+    }
   })
 
   it('closing the node ends a rendezvous in progress', async () => {
