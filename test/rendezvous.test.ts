@@ -457,10 +457,53 @@ describe('rendezvous()', () => {
     await transfer(r[0], r[1], 1000)
   })
 
+  it('against a scripted server: the keepalive carries the registration\'s round trip; nothing is sent after a lookup that outlived an abort', async () => {
+    const fake = await udp()
+    const got: Msg[] = []
+    fake.on('message', (buf: Buffer, rinfo: dgram.RemoteInfo) => {
+      const m = protocol.decode(buf)
+      if (m === null || protocol.isDecodeError(m)) return
+      got.push(m)
+      // Answered 30 ms late: the round trip the client measures
+      if (m.t === 'register') setTimeout(() => fake.send(protocol.encode({ t: 'registered', nonce: m.nonce, observed: { address: rinfo.address, port: rinfo.port }, expiresInMs: 60_000 }), rinfo.port, rinfo.address), 30)
+    })
+    const a = makeNode()
+    await a.bindAsync(0, '127.0.0.1')
+    const ac = new AbortController()
+    const p = rendezvous(a, { server: `127.0.0.1:${fake.address().port}`, code: 'x', keepaliveMs: 100, signal: ac.signal })
+    p.catch(() => {})
+    for (let i = 0; i < 100 && !got.some(m => m.t === 'keepalive'); i++) await sleep(10)
+    const keepalive = got.find(m => m.t === 'keepalive') as ProtocolModule.KeepaliveMsg
+    const register = got.find(m => m.t === 'register') as ProtocolModule.RegisterMsg
+    expect(keepalive).toEqual({ t: 'keepalive', nonce: register.nonce, rtt: expect.any(Number) })
+    expect(keepalive.rtt).toBeGreaterThanOrEqual(25)
+    expect(keepalive.rtt).toBeLessThan(2000)
+    ac.abort()
+    await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR' })
+    // A lookup still under way when the rendezvous was aborted: nothing goes to the server it resolves to
+    got.length = 0
+    const dns = requireFromRoot('dns') as typeof import('dns')
+    const lookup = vi.spyOn(dns.promises, 'lookup').mockImplementation((async () => { await sleep(200); return { address: '127.0.0.1', family: 4 } }) as never)
+    try {
+      const ac2 = new AbortController()
+      const p2 = rendezvous(a, { server: `rv.test:${fake.address().port}`, code: 'x', signal: ac2.signal })
+      await sleep(50)
+      ac2.abort()
+      await expect(p2).rejects.toMatchObject({ code: 'ABORT_ERR' })
+      await sleep(400)
+      expect(lookup).toHaveBeenCalled()
+      // (the first rendezvous' bye may arrive meanwhile)
+      expect(got.filter(m => !('nonce' in m) || m.nonce !== register.nonce)).toEqual([])
+    } finally {
+      lookup.mockRestore()
+    }
+  })
+
   it('keepalives hold a waiting registration past the server\'s time-to-live', async () => {
     const { server, addr } = await startServer({ registrationTtlMs: 400 })
     const [a, b] = await nodes()
-    const first = rendezvous(a, { server: addr, code: 'patient', keepaliveMs: 100, timeoutMs: 5000 })
+    // (a server heard once is not "unreachable" when serverTimeoutMs passes)
+    const first = rendezvous(a, { server: addr, code: 'patient', keepaliveMs: 100, timeoutMs: 5000, serverTimeoutMs: 300 })
     await sleep(1500)
     const [ra, rb] = await Promise.all([first, rendezvous(b, { server: addr, code: 'patient', timeoutMs: 3000 })])
     expect(server.stats().expired).toBe(0)
