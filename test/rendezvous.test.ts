@@ -499,6 +499,58 @@ describe('rendezvous()', () => {
     }
   })
 
+  it('against a scripted server: a retry\'s cookie goes with the next messages, retries cannot make it loop, and only the server\'s own address is heard', async () => {
+    const fake = await udp()
+    const port = fake.address().port
+    const got: Array<{ at: number, m: Msg }> = []
+    let answer: 'retry' | 'registered' = 'retry'
+    let retries = 0
+    /** A cookie as the server makes them: 32 hex digits */
+    const cookie = (n: number): string => n.toString(16).padStart(32, '0')
+    fake.on('message', (buf: Buffer, rinfo: dgram.RemoteInfo) => {
+      const m = protocol.decode(buf)
+      if (m === null || protocol.isDecodeError(m)) return
+      got.push({ at: Date.now(), m })
+      if (m.t !== 'register') return
+      const reply: Msg = answer === 'retry'
+        ? { t: 'retry', cookie: cookie(++retries) }
+        : { t: 'registered', nonce: m.nonce, observed: { address: rinfo.address, port: rinfo.port }, expiresInMs: 60_000 }
+      fake.send(protocol.encode(reply), rinfo.port, rinfo.address)
+    })
+    const a = makeNode()
+    await a.bindAsync(0, '127.0.0.1')
+    const ac = new AbortController()
+    const p = rendezvous(a, { server: `127.0.0.1:${port}`, code: 'x', keepaliveMs: 200, signal: ac.signal })
+    p.catch(() => {})
+    // A server that answers every register with a retry: the client registers again with the cookie, at once,
+    // but not more than once per 100 ms (and on its own 500 ms timer)
+    await sleep(1000)
+    const registers = got.filter(x => x.m.t === 'register') as Array<{ at: number, m: ProtocolModule.RegisterMsg }>
+    expect(registers[0].m.cookie).toBeUndefined()
+    expect(registers[1].m.cookie).toBe(cookie(1))
+    expect(registers[1].at - registers[0].at).toBeLessThan(100)
+    // (about 4 in a second: each timer's register and its answer; without the limit, thousands)
+    expect(registers.length).toBeGreaterThanOrEqual(3)
+    expect(registers.length).toBeLessThanOrEqual(12)
+    // Registered now: a later retry renews the cookie without registering again; the keepalive carries it
+    answer = 'registered'
+    for (let i = 0; i < 100 && !got.some(x => x.m.t === 'keepalive'); i++) await sleep(10)
+    const nonce = registers[0].m.nonce
+    got.length = 0
+    fake.send(protocol.encode({ t: 'retry', cookie: cookie(999) }), a.address().port, '127.0.0.1')
+    await sleep(300)
+    expect(got.filter(x => x.m.t === 'register')).toEqual([])
+    expect(got.find(x => x.m.t === 'keepalive')?.m).toMatchObject({ t: 'keepalive', cookie: cookie(999) })
+    // The server's port on another address of this machine is not the server
+    const forger = dgram.createSocket('udp4')
+    sockets.push(forger)
+    await new Promise<void>(resolve => forger.bind(port, '127.0.0.2', () => resolve()))
+    forger.send(protocol.encode({ t: 'error', nonce, code: 'ERR_FORGED', message: 'go away' }), a.address().port, '127.0.0.1')
+    await sleep(200)
+    ac.abort()
+    await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR' })
+  })
+
   it('keepalives hold a waiting registration past the server\'s time-to-live', async () => {
     const { server, addr } = await startServer({ registrationTtlMs: 400 })
     const [a, b] = await nodes()
