@@ -551,6 +551,58 @@ describe('rendezvous()', () => {
     await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR' })
   })
 
+  it('against a scripted server: the register\'s fields, the mapping check and its retry, and a registration made again with its round trip', async () => {
+    const fake = await udp()
+    const second = await udp()
+    const got: Msg[] = []
+    const checks: Msg[] = []
+    const checkTimes: number[] = []
+    const cookie = 'ab'.repeat(16)
+    const observed = (r: dgram.RemoteInfo): { address: string, port: number } => ({ address: r.address, port: r.port })
+    fake.on('message', (buf: Buffer, rinfo: dgram.RemoteInfo) => {
+      const m = protocol.decode(buf)
+      if (m === null || protocol.isDecodeError(m)) return
+      got.push(m)
+      if (m.t === 'register') setTimeout(() => fake.send(protocol.encode({ t: 'registered', nonce: m.nonce, observed: observed(rinfo), expiresInMs: 60_000, checkPort: second.address().port }), rinfo.port, rinfo.address), 20)
+    })
+    second.on('message', (buf: Buffer, rinfo: dgram.RemoteInfo) => {
+      const m = protocol.decode(buf)
+      if (m === null || protocol.isDecodeError(m) || m.t !== 'check') return
+      checks.push(m)
+      checkTimes.push(Date.now())
+      // The first check gets a retry from that port, the one sent again with its cookie an answer
+      const reply: Msg = checks.length === 1 ? { t: 'retry', cookie } : { t: 'check-ack', nonce: m.nonce, observed: observed(rinfo) }
+      second.send(protocol.encode(reply), rinfo.port, rinfo.address)
+    })
+    const a = makeNode()
+    await a.bindAsync(0, '127.0.0.1')
+    const ac = new AbortController()
+    const p = rendezvous(a, { server: `127.0.0.1:${fake.address().port}`, code: 'x', nat: 'n'.repeat(40), signal: ac.signal })
+    p.catch(() => {})
+    for (let i = 0; i < 100 && checks.length < 2; i++) await sleep(10)
+    const register = got[0] as ProtocolModule.RegisterMsg
+    // nat is cut to 32 characters; no side, no round trip yet, no cookie (and no LAN address: a loopback bind)
+    expect(register).toEqual({ t: 'register', key: expect.any(String), pake: expect.any(String), nonce: expect.any(String), lan: [], relay: true, nat: 'n'.repeat(32) })
+    expect(checks.map(c => (c as { cookie?: string }).cookie)).toEqual([undefined, cookie])
+    // Sent again at once, not on the next round of checks (250 ms)
+    expect(checkTimes[1] - checkTimes[0]).toBeLessThan(150)
+    await sleep(300)
+    expect(checks).toHaveLength(2)
+    // A later retry from the server: no check goes out again (the mapping is known)
+    fake.send(protocol.encode({ t: 'retry', cookie }), a.address().port, '127.0.0.1')
+    await sleep(300)
+    expect(checks).toHaveLength(2)
+    // The server forgot us: registered again, now with the round trip it measured (about 20 ms)
+    got.length = 0
+    fake.send(protocol.encode({ t: 'error', nonce: register.nonce, code: 'ERR_NOT_REGISTERED', message: 'expired' }), a.address().port, '127.0.0.1')
+    for (let i = 0; i < 100 && !got.some(m => m.t === 'register'); i++) await sleep(10)
+    const again = got.find(m => m.t === 'register') as ProtocolModule.RegisterMsg
+    expect(again).toMatchObject({ nonce: register.nonce, cookie })
+    expect(again.rtt).toBeGreaterThanOrEqual(15)
+    ac.abort()
+    await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR' })
+  })
+
   it('keepalives hold a waiting registration past the server\'s time-to-live', async () => {
     const { server, addr } = await startServer({ registrationTtlMs: 400 })
     const [a, b] = await nodes()
