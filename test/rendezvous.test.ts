@@ -603,6 +603,21 @@ describe('rendezvous()', () => {
     await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR' })
   })
 
+  it('a probe, probe-ack or select that comes before the pairing is ignored, not an error', async () => {
+    const { server, addr } = await startServer()
+    const [a, b] = await nodes()
+    const first = rendezvous(a, { server: addr, code: 'early-probes', timeoutMs: 5000 })
+    for (let i = 0; i < 100 && server.stats().activeRegistrations === 0; i++) await sleep(10)
+    const stray = await udp()
+    const pair = 'ab'.repeat(8)
+    for (const m of [{ t: 'probe', pair, nonce: '01'.repeat(8), mac: '03'.repeat(16) }, { t: 'probe-ack', pair, nonce: '01'.repeat(8), mac: '03'.repeat(16) }, { t: 'select', pair, path: 'direct', mac: '03'.repeat(16) }]) {
+      stray.send(protocol.encode(m as Msg), a.address().port, '127.0.0.1')
+    }
+    await sleep(200)
+    const [ra, rb] = await Promise.all([first, rendezvous(b, { server: addr, code: 'early-probes' })])
+    await transfer(ra as Result, rb as Result, 1000)
+  })
+
   it('keepalives hold a waiting registration past the server\'s time-to-live', async () => {
     const { server, addr } = await startServer({ registrationTtlMs: 400 })
     const [a, b] = await nodes()
