@@ -577,7 +577,7 @@ describe('rendezvous()', () => {
     const a = makeNode()
     await a.bindAsync(0, '127.0.0.1')
     const ac = new AbortController()
-    const p = rendezvous(a, { server: `127.0.0.1:${fake.address().port}`, code: 'x', nat: 'n'.repeat(40), signal: ac.signal })
+    const p = rendezvous(a, { server: `127.0.0.1:${fake.address().port}`, code: 'x', nat: 'n'.repeat(40), keepaliveMs: 200, signal: ac.signal })
     p.catch(() => {})
     for (let i = 0; i < 100 && checks.length < 2; i++) await sleep(10)
     const register = got[0] as ProtocolModule.RegisterMsg
@@ -588,16 +588,19 @@ describe('rendezvous()', () => {
     expect(checkTimes[1] - checkTimes[0]).toBeLessThan(150)
     await sleep(300)
     expect(checks).toHaveLength(2)
-    // A later retry from the server: no check goes out again (the mapping is known)
-    fake.send(protocol.encode({ t: 'retry', cookie }), a.address().port, '127.0.0.1')
+    // A later retry from the server's main port: taken (the next keepalive carries its cookie), and no check
+    // goes out again (the mapping is known)
+    got.length = 0
+    fake.send(protocol.encode({ t: 'retry', cookie: 'cd'.repeat(16) }), a.address().port, '127.0.0.1')
     await sleep(300)
     expect(checks).toHaveLength(2)
+    expect(got.filter(m => m.t === 'keepalive').at(-1)).toMatchObject({ cookie: 'cd'.repeat(16) })
     // The server forgot us: registered again, now with the round trip it measured (about 20 ms)
     got.length = 0
     fake.send(protocol.encode({ t: 'error', nonce: register.nonce, code: 'ERR_NOT_REGISTERED', message: 'expired' }), a.address().port, '127.0.0.1')
     for (let i = 0; i < 100 && !got.some(m => m.t === 'register'); i++) await sleep(10)
     const again = got.find(m => m.t === 'register') as ProtocolModule.RegisterMsg
-    expect(again).toMatchObject({ nonce: register.nonce, cookie })
+    expect(again).toMatchObject({ nonce: register.nonce, cookie: 'cd'.repeat(16) })
     expect(again.rtt).toBeGreaterThanOrEqual(15)
     ac.abort()
     await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR' })
