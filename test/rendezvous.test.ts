@@ -621,6 +621,29 @@ describe('rendezvous()', () => {
     await transfer(ra as Result, rb as Result, 1000)
   })
 
+  it('against a scripted server: a "registered" for another nonce is ignored, a repeated one counts once', async () => {
+    const fake = await udp()
+    fake.on('message', (buf: Buffer, rinfo: dgram.RemoteInfo) => {
+      const m = protocol.decode(buf)
+      if (m === null || protocol.isDecodeError(m) || m.t !== 'register') return
+      const reply = (nonce: string): void => { fake.send(protocol.encode({ t: 'registered', nonce, observed: { address: rinfo.address, port: rinfo.port }, expiresInMs: 60_000 }), rinfo.port, rinfo.address) }
+      reply('0f'.repeat(8))
+      setTimeout(() => { reply(m.nonce); reply(m.nonce) }, 700)
+    })
+    const a = makeNode()
+    await a.bindAsync(0, '127.0.0.1')
+    const ac = new AbortController()
+    const states: string[] = []
+    const p = rendezvous(a, { server: `127.0.0.1:${fake.address().port}`, code: 'x', signal: ac.signal, onStatus: (st) => states.push(st.state) })
+    p.catch(() => {})
+    await sleep(400)
+    expect(states).toEqual(['registering'])
+    await sleep(800)
+    expect(states).toEqual(['registering', 'registered'])
+    ac.abort()
+    await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR' })
+  })
+
   it('keepalives hold a waiting registration past the server\'s time-to-live', async () => {
     const { server, addr } = await startServer({ registrationTtlMs: 400 })
     const [a, b] = await nodes()
