@@ -167,8 +167,8 @@ describe('attacks on rendezvous()', () => {
         s.on('connect', () => { connected = true })
       }
       const outcome = await victimP.then(() => 'connected to the stranger', (e: Error & { code?: string }) => e.code)
-      // With either guard gone (the hello before confirmation, the accept before it) the relay opens and the
-      // stranger's connection reaches the victim's node, or the rendezvous hands it over
+      // With the relay hello's guard gone, or _confirmed true from the start, the relay opens and the stranger's
+      // connection reaches the victim's node (the accept check in _acceptIfOurs is a second line, not tested here)
       expect([outcome, connected]).toEqual(['ERR_RENDEZVOUS_TIMEOUT', false])
     } finally {
       clearInterval(helloTimer)

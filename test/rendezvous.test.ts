@@ -437,13 +437,13 @@ describe('rendezvous()', () => {
     const { server, addr } = await startServer({ registrationTtlMs: 300 })
     const [a, b] = await nodes()
     const states: string[] = []
-    const first = rendezvous(a, { server: addr, code: 'forgotten', keepaliveMs: 1000, timeoutMs: 5000, onStatus: (st) => states.push(st.state) })
-    await sleep(1600)
+    const first = rendezvous(a, { server: addr, code: 'forgotten', keepaliveMs: 1000, timeoutMs: 10_000, onStatus: (st) => states.push(st.state) })
     // The keepalive at 1 s met ERR_NOT_REGISTERED: registered a second time
-    expect(states.filter(x => x === 'registered')).toHaveLength(2)
+    for (let i = 0; i < 400 && states.filter(x => x === 'registered').length < 2; i++) await sleep(10)
+    expect(states.filter(x => x === 'registered').length).toBeGreaterThanOrEqual(2)
     expect(server.stats().expired).toBeGreaterThanOrEqual(1)
     // b keeps itself registered; a is forgotten again until its next keepalive (2 s) registers it once more
-    const [ra, rb] = await Promise.all([first, rendezvous(b, { server: addr, code: 'forgotten', keepaliveMs: 100, timeoutMs: 3000 })])
+    const [ra, rb] = await Promise.all([first, rendezvous(b, { server: addr, code: 'forgotten', keepaliveMs: 100, timeoutMs: 10_000 })])
     await transfer(ra as Result, rb as Result, 1000)
   })
 
@@ -465,7 +465,8 @@ describe('rendezvous()', () => {
       if (m === null || protocol.isDecodeError(m)) return
       got.push(m)
       // Answered 30 ms late: the round trip the client measures
-      if (m.t === 'register') setTimeout(() => fake.send(protocol.encode({ t: 'registered', nonce: m.nonce, observed: { address: rinfo.address, port: rinfo.port }, expiresInMs: 60_000 }), rinfo.port, rinfo.address), 30)
+      // (a test that failed early has closed the socket by then: the answer is dropped)
+      if (m.t === 'register') setTimeout(() => { try { fake.send(protocol.encode({ t: 'registered', nonce: m.nonce, observed: { address: rinfo.address, port: rinfo.port }, expiresInMs: 60_000 }), rinfo.port, rinfo.address) } catch {} }, 30)
     })
     const a = makeNode()
     await a.bindAsync(0, '127.0.0.1')
@@ -528,7 +529,7 @@ describe('rendezvous()', () => {
     const registers = got.filter(x => x.m.t === 'register') as Array<{ at: number, m: ProtocolModule.RegisterMsg }>
     expect(registers[0].m.cookie).toBeUndefined()
     expect(registers[1].m.cookie).toBe(cookie(1))
-    expect(registers[1].at - registers[0].at).toBeLessThan(100)
+    expect(registers[1].at - registers[0].at).toBeLessThan(400) // not the 500 ms timer's
     // (about 4 in a second: each timer's register and its answer; without the limit, thousands)
     expect(registers.length).toBeGreaterThanOrEqual(3)
     expect(registers.length).toBeLessThanOrEqual(12)
@@ -538,13 +539,14 @@ describe('rendezvous()', () => {
     const nonce = registers[0].m.nonce
     got.length = 0
     fake.send(protocol.encode({ t: 'retry', cookie: cookie(999) }), a.address().port, '127.0.0.1')
-    await sleep(300)
+    const renewed = (): boolean => got.some(x => x.m.t === 'keepalive' && (x.m as { cookie?: string }).cookie === cookie(999))
+    for (let i = 0; i < 200 && !renewed(); i++) await sleep(10)
+    expect(renewed()).toBe(true)
     expect(got.filter(x => x.m.t === 'register')).toEqual([])
-    expect(got.find(x => x.m.t === 'keepalive')?.m).toMatchObject({ t: 'keepalive', cookie: cookie(999) })
     // The server's port on another address of this machine is not the server
     const forger = dgram.createSocket('udp4')
     sockets.push(forger)
-    await new Promise<void>(resolve => forger.bind(port, '127.0.0.2', () => resolve()))
+    await new Promise<void>((resolve, reject) => { forger.once('error', reject); forger.bind(port, '127.0.0.2', () => resolve()) })
     forger.send(protocol.encode({ t: 'error', nonce, code: 'ERR_FORGED', message: 'go away' }), a.address().port, '127.0.0.1')
     await sleep(200)
     ac.abort()
@@ -563,7 +565,7 @@ describe('rendezvous()', () => {
       const m = protocol.decode(buf)
       if (m === null || protocol.isDecodeError(m)) return
       got.push(m)
-      if (m.t === 'register') setTimeout(() => fake.send(protocol.encode({ t: 'registered', nonce: m.nonce, observed: observed(rinfo), expiresInMs: 60_000, checkPort: second.address().port }), rinfo.port, rinfo.address), 20)
+      if (m.t === 'register') setTimeout(() => { try { fake.send(protocol.encode({ t: 'registered', nonce: m.nonce, observed: observed(rinfo), expiresInMs: 60_000, checkPort: second.address().port }), rinfo.port, rinfo.address) } catch {} }, 20)
     })
     second.on('message', (buf: Buffer, rinfo: dgram.RemoteInfo) => {
       const m = protocol.decode(buf)
@@ -585,16 +587,17 @@ describe('rendezvous()', () => {
     expect(register).toEqual({ t: 'register', key: expect.any(String), pake: expect.any(String), nonce: expect.any(String), lan: [], relay: true, nat: 'n'.repeat(32) })
     expect(checks.map(c => (c as { cookie?: string }).cookie)).toEqual([undefined, cookie])
     // Sent again at once, not on the next round of checks (250 ms)
-    expect(checkTimes[1] - checkTimes[0]).toBeLessThan(150)
+    expect(checkTimes[1] - checkTimes[0]).toBeLessThan(200)
     await sleep(300)
     expect(checks).toHaveLength(2)
     // A later retry from the server's main port: taken (the next keepalive carries its cookie), and no check
     // goes out again (the mapping is known)
     got.length = 0
     fake.send(protocol.encode({ t: 'retry', cookie: 'cd'.repeat(16) }), a.address().port, '127.0.0.1')
-    await sleep(300)
+    const renewed = (): boolean => got.some(m => m.t === 'keepalive' && (m as { cookie?: string }).cookie === 'cd'.repeat(16))
+    for (let i = 0; i < 200 && !renewed(); i++) await sleep(10)
+    expect(renewed()).toBe(true)
     expect(checks).toHaveLength(2)
-    expect(got.filter(m => m.t === 'keepalive').at(-1)).toMatchObject({ cookie: 'cd'.repeat(16) })
     // The server forgot us: registered again, now with the round trip it measured (about 20 ms)
     got.length = 0
     fake.send(protocol.encode({ t: 'error', nonce: register.nonce, code: 'ERR_NOT_REGISTERED', message: 'expired' }), a.address().port, '127.0.0.1')
@@ -632,7 +635,7 @@ describe('rendezvous()', () => {
       answered = true
       const reply = (nonce: string): void => { fake.send(protocol.encode({ t: 'registered', nonce, observed: { address: rinfo.address, port: rinfo.port }, expiresInMs: 60_000 }), rinfo.port, rinfo.address) }
       reply('0f'.repeat(8))
-      setTimeout(() => { reply(m.nonce); reply(m.nonce) }, 700)
+      setTimeout(() => { try { reply(m.nonce); reply(m.nonce) } catch {} }, 700)
     })
     const a = makeNode()
     await a.bindAsync(0, '127.0.0.1')
@@ -648,11 +651,41 @@ describe('rendezvous()', () => {
     await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR' })
   })
 
+  it('against a scripted server: only a retry or check-ack counts from the mapping-check port, not an error', async () => {
+    const fake = await udp()
+    const second = await udp()
+    let registers = 0
+    fake.on('message', (buf: Buffer, rinfo: dgram.RemoteInfo) => {
+      const m = protocol.decode(buf)
+      if (m === null || protocol.isDecodeError(m) || m.t !== 'register') return
+      registers++
+      fake.send(protocol.encode({ t: 'registered', nonce: m.nonce, observed: { address: rinfo.address, port: rinfo.port }, expiresInMs: 60_000, checkPort: second.address().port }), rinfo.port, rinfo.address)
+    })
+    let checks = 0
+    second.on('message', (buf: Buffer, rinfo: dgram.RemoteInfo) => {
+      const m = protocol.decode(buf)
+      if (m === null || protocol.isDecodeError(m) || m.t !== 'check') return
+      checks++
+      second.send(protocol.encode({ t: 'error', nonce: m.nonce, code: 'ERR_NOT_REGISTERED', message: 'from the wrong port' }), rinfo.port, rinfo.address)
+    })
+    const a = makeNode()
+    await a.bindAsync(0, '127.0.0.1')
+    const ac = new AbortController()
+    const p = rendezvous(a, { server: `127.0.0.1:${fake.address().port}`, code: 'x', signal: ac.signal })
+    p.catch(() => {})
+    for (let i = 0; i < 200 && checks < 3; i++) await sleep(10)
+    expect(checks).toBeGreaterThanOrEqual(3)
+    // Taken as the server's, it would have made the client register again
+    expect(registers).toBe(1)
+    ac.abort()
+    await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR' })
+  })
+
   it('keepalives hold a waiting registration past the server\'s time-to-live', async () => {
     const { server, addr } = await startServer({ registrationTtlMs: 400 })
     const [a, b] = await nodes()
     // (a server heard once is not "unreachable" when serverTimeoutMs passes)
-    const first = rendezvous(a, { server: addr, code: 'patient', keepaliveMs: 100, timeoutMs: 5000, serverTimeoutMs: 300 })
+    const first = rendezvous(a, { server: addr, code: 'patient', keepaliveMs: 100, timeoutMs: 5000, serverTimeoutMs: 1000 })
     await sleep(1500)
     const [ra, rb] = await Promise.all([first, rendezvous(b, { server: addr, code: 'patient', timeoutMs: 3000 })])
     expect(server.stats().expired).toBe(0)
