@@ -50,6 +50,11 @@ async function seen (text: () => string, re: RegExp): Promise<string> {
   throw new Error(`never saw ${String(re)} in ${JSON.stringify(text())}`)
 }
 
+/** The SIGINT listeners added since `before` was taken (a running main()'s handler) */
+function sigintAddedSince (before: readonly NodeJS.SignalsListener[]): Array<() => void> {
+  return process.listeners('SIGINT').filter(l => !before.includes(l)) as Array<() => void>
+}
+
 let usageText = ''
 let sendHelp = ''
 beforeAll(async () => {
@@ -299,13 +304,13 @@ describe('main: send and receive through a rendezvous server in this process', (
     await seen(first.err, /(registered), waiting for the peer/)
     const second = await run(['send', '--text', 'y', '--rendezvous', addr, '--code', code])
     expect([second.status, second.out, second.err.split('\n').at(-2)]).toEqual([1, '', 'utp-punch-rs: rendezvous failed (ERR_SAME_ROLE): another sender is already waiting with this code: the other side must run receive (that sender keeps waiting)'])
-    const added = process.listeners('SIGINT').filter(l => !before.includes(l))
+    const added = sigintAddedSince(before)
     expect(added).toHaveLength(1)
     expect(process.listeners('SIGTERM')).toContain(added[0])
-    ;(added[0] as () => void)()
+    added[0]()
     const cancelled = await first.done
     expect([cancelled.status, cancelled.err.split('\n').at(-2)]).toEqual([130, 'utp-punch-rs: cancelled while waiting for the peer'])
-    expect(process.listeners('SIGINT').filter(l => !before.includes(l))).toEqual([])
+    expect(sigintAddedSince(before)).toEqual([])
     expect(process.listeners('SIGTERM')).not.toContain(added[0])
     // Two receivers
     const code2 = newCode()
@@ -313,8 +318,8 @@ describe('main: send and receive through a rendezvous server in this process', (
     await seen(r1.err, /(registered), waiting for the peer/)
     const r2 = await run(['receive', '--rendezvous', addr, '--code', code2, '--yes', '--out', outDir()])
     expect(r2.err.split('\n').at(-2)).toBe('utp-punch-rs: rendezvous failed (ERR_SAME_ROLE): another receiver is already waiting with this code: the other side must run send (that receiver keeps waiting)')
-    const mine = process.listeners('SIGINT').filter(l => !before.includes(l))
-    ;(mine[0] as () => void)()
+    const mine = sigintAddedSince(before)
+    mine[0]()
     expect((await r1.done).status).toBe(130)
   })
 
@@ -560,7 +565,7 @@ describe('main: send and receive through a rendezvous server in this process', (
     try {
       const first = start(['send', '--text', 'x', '--rendezvous', addr, '--code', newCode()])
       await seen(first.err, /(registered), waiting for the peer/)
-      const [onSignal] = process.listeners('SIGINT').filter(l => !before.includes(l)) as Array<() => void>
+      const [onSignal] = sigintAddedSince(before)
       onSignal()
       expect(exit).not.toHaveBeenCalled()
       onSignal()
@@ -592,7 +597,7 @@ describe('main: send and receive through a rendezvous server in this process', (
     const exit = vi.spyOn(process, 'exit').mockImplementation((() => undefined) as never)
     try {
       const idle = start(['send', '--text', 'x', '--rendezvous', addr, '--code', code, '--idle-timeout', '300ms', '--quiet'])
-      const [onIdleSignal] = process.listeners('SIGINT').filter(l => !before.includes(l)) as Array<() => void>
+      const [onIdleSignal] = sigintAddedSince(before)
       let finished = false
       void idle.done.then(() => { finished = true })
       await seen(idle.err, /(stopped responding)/)
@@ -609,7 +614,7 @@ describe('main: send and receive through a rendezvous server in this process', (
       const release2 = await mute(code2)
       try {
         const sender = start(['send', '--text', 'x', '--rendezvous', addr, '--code', code2])
-        const [onSignal] = process.listeners('SIGINT').filter(l => !before.includes(l)) as Array<() => void>
+        const [onSignal] = sigintAddedSince(before)
         await seen(sender.err, /(connected) via/)
         onSignal()
         expect(exit).not.toHaveBeenCalled()
@@ -625,7 +630,7 @@ describe('main: send and receive through a rendezvous server in this process', (
       exit.mockRestore()
       await release()
     }
-    expect(process.listeners('SIGINT').filter(l => !before.includes(l))).toEqual([])
+    expect(sigintAddedSince(before)).toEqual([])
   })
 
   it('a node whose UDP socket fails (an \'error\', then it closes) ends the command with the reason, not a crash', async () => {

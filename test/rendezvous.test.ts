@@ -53,6 +53,14 @@ async function udp (host = '127.0.0.1'): Promise<dgram.Socket> {
   return s
 }
 
+/** Calls `on` with each rendezvous message `socket` receives (other datagrams are dropped), for a scripted server */
+function onMessages (socket: dgram.Socket, on: (m: Msg, rinfo: dgram.RemoteInfo) => void): void {
+  socket.on('message', (buf: Buffer, rinfo: dgram.RemoteInfo) => {
+    const m = protocol.decode(buf)
+    if (m !== null && !protocol.isDecodeError(m)) on(m, rinfo)
+  })
+}
+
 async function pair (a: Node, b: Node, opts: Omit<ClientModule.RendezvousOptions, 'code'>, code = 'pairing-code'): Promise<[Result, Result]> {
   return await Promise.all([rendezvous(a, { ...opts, code }), sleep(30).then(async () => await rendezvous(b, { ...opts, code }))]) as [Result, Result]
 }
@@ -460,9 +468,7 @@ describe('rendezvous()', () => {
   it('against a scripted server: the keepalive carries the registration\'s round trip; nothing is sent after a lookup that outlived an abort', async () => {
     const fake = await udp()
     const got: Msg[] = []
-    fake.on('message', (buf: Buffer, rinfo: dgram.RemoteInfo) => {
-      const m = protocol.decode(buf)
-      if (m === null || protocol.isDecodeError(m)) return
+    onMessages(fake, (m, rinfo) => {
       got.push(m)
       // Answered 30 ms late: the round trip the client measures
       // (a test that failed early has closed the socket by then: the answer is dropped)
@@ -508,9 +514,7 @@ describe('rendezvous()', () => {
     let retries = 0
     /** A cookie as the server makes them: 32 hex digits */
     const cookie = (n: number): string => n.toString(16).padStart(32, '0')
-    fake.on('message', (buf: Buffer, rinfo: dgram.RemoteInfo) => {
-      const m = protocol.decode(buf)
-      if (m === null || protocol.isDecodeError(m)) return
+    onMessages(fake, (m, rinfo) => {
       got.push({ at: Date.now(), m })
       if (m.t !== 'register') return
       const reply: Msg = answer === 'retry'
@@ -561,15 +565,12 @@ describe('rendezvous()', () => {
     const checkTimes: number[] = []
     const cookie = 'ab'.repeat(16)
     const observed = (r: dgram.RemoteInfo): { address: string, port: number } => ({ address: r.address, port: r.port })
-    fake.on('message', (buf: Buffer, rinfo: dgram.RemoteInfo) => {
-      const m = protocol.decode(buf)
-      if (m === null || protocol.isDecodeError(m)) return
+    onMessages(fake, (m, rinfo) => {
       got.push(m)
       if (m.t === 'register') setTimeout(() => { try { fake.send(protocol.encode({ t: 'registered', nonce: m.nonce, observed: observed(rinfo), expiresInMs: 60_000, checkPort: second.address().port }), rinfo.port, rinfo.address) } catch {} }, 20)
     })
-    second.on('message', (buf: Buffer, rinfo: dgram.RemoteInfo) => {
-      const m = protocol.decode(buf)
-      if (m === null || protocol.isDecodeError(m) || m.t !== 'check') return
+    onMessages(second, (m, rinfo) => {
+      if (m.t !== 'check') return
       checks.push(m)
       checkTimes.push(Date.now())
       // The first check gets a retry from that port, the one sent again with its cookie an answer
@@ -628,10 +629,9 @@ describe('rendezvous()', () => {
   it('against a scripted server: a "registered" for another nonce is ignored, a repeated one counts once', async () => {
     const fake = await udp()
     let answered = false
-    fake.on('message', (buf: Buffer, rinfo: dgram.RemoteInfo) => {
-      const m = protocol.decode(buf)
+    onMessages(fake, (m, rinfo) => {
       // (the registers sent again meanwhile get no answer: nothing is scheduled past the test's end)
-      if (m === null || protocol.isDecodeError(m) || m.t !== 'register' || answered) return
+      if (m.t !== 'register' || answered) return
       answered = true
       const reply = (nonce: string): void => { fake.send(protocol.encode({ t: 'registered', nonce, observed: { address: rinfo.address, port: rinfo.port }, expiresInMs: 60_000 }), rinfo.port, rinfo.address) }
       reply('0f'.repeat(8))
@@ -655,16 +655,14 @@ describe('rendezvous()', () => {
     const fake = await udp()
     const second = await udp()
     let registers = 0
-    fake.on('message', (buf: Buffer, rinfo: dgram.RemoteInfo) => {
-      const m = protocol.decode(buf)
-      if (m === null || protocol.isDecodeError(m) || m.t !== 'register') return
+    onMessages(fake, (m, rinfo) => {
+      if (m.t !== 'register') return
       registers++
       fake.send(protocol.encode({ t: 'registered', nonce: m.nonce, observed: { address: rinfo.address, port: rinfo.port }, expiresInMs: 60_000, checkPort: second.address().port }), rinfo.port, rinfo.address)
     })
     let checks = 0
-    second.on('message', (buf: Buffer, rinfo: dgram.RemoteInfo) => {
-      const m = protocol.decode(buf)
-      if (m === null || protocol.isDecodeError(m) || m.t !== 'check') return
+    onMessages(second, (m, rinfo) => {
+      if (m.t !== 'check') return
       checks++
       second.send(protocol.encode({ t: 'error', nonce: m.nonce, code: 'ERR_NOT_REGISTERED', message: 'from the wrong port' }), rinfo.port, rinfo.address)
     })
