@@ -73,7 +73,10 @@ export declare class NativeNode {
   /** Bind the UDP socket synchronously and start the driver */
   bind(port: number, host: string): AddressInfo
   address(): AddressInfo | null
-  /** Accept incoming connections (INCOMING events) or refuse them with RESET */
+  /**
+   * Accept incoming connections (INCOMING events) or refuse them with RESET. Through `with`, so
+   * that the RESETs a stop sends to handshakes nobody heard of go out now, not on the next wake
+   */
   listen(on: boolean): void
   /** Open a connection; returns its handle (> 0) */
   connect(port: number, host: string): number

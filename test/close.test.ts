@@ -84,6 +84,34 @@ describe('closing', () => {
     return { s, vanish: () => { relay.faults.blackhole = true } }
   }
 
+  it('a node that closes with a handshake it answered but never announced: the initiator is reset at once', async () => {
+    // The initiator has the SYN-ACK and counts itself connected; its confirmation never reaches the server, so
+    // the server's program never hears of the connection. Without the RESET the initiator waited out its timeout
+    const server = makeNode()
+    await server.bindAsync(0, '127.0.0.1')
+    await server.listenAsync()
+    let announced = false
+    server.on('connection', () => { announced = true })
+    let toServer = 0
+    // uTP's type is the high nibble of the first byte: let the SYN (4) through, drop what follows it
+    const relay = await createRelay(server.address().port, { drop: (msg, dir) => dir === 'toServer' && toServer++ > 0 && msg[0] >> 4 !== 4 })
+    try {
+      const node = makeNode({ timeout: 30_000 })
+      await node.bindAsync(0, '127.0.0.1')
+      const client = await node.connectAsync(relay.port, '127.0.0.1')
+      const log = record(client)
+      client.resume()
+      await sleep(100)
+      expect(announced).toBe(false)
+      await server.closeAsync()
+      await Promise.race([closeOf(client), sleep(3000)])
+      expect(log).toEqual(['error ECONNRESET', 'close'])
+      expect(server.stats().connectionsOpened).toBe(0)
+    } finally {
+      await relay.close()
+    }
+  })
+
   it("a peer that vanishes: 'timeout' first; end() in answer closes without an error", async () => {
     const { s, vanish } = await throughRelay()
     const log = record(s)

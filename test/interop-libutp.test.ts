@@ -2,7 +2,8 @@
 // our client to its server and its client to our server, 8 MiB each way, checksummed.
 import { createHash, randomBytes } from 'crypto'
 import { describe, expect, it } from 'vitest'
-import { cleanupNodes, drainHash, listeningNode, makeNode, once, requireFromRoot, type Socket } from './helpers/utp'
+import { createRelay } from './helpers/relay'
+import { cleanupNodes, drainHash, listeningNode, makeNode, once, requireFromRoot, sleep, type Socket } from './helpers/utp'
 
 type LibutpSocket = import('stream').Duplex
 interface LibutpServer {
@@ -110,6 +111,32 @@ describe('interop with libutp (utp-native)', () => {
       client.destroy()
     } finally {
       probe.close()
+    }
+  })
+
+  it('a libutp client whose handshake our closing node answered but never announced: libutp believes our RESET', async () => {
+    const server = makeNode()
+    await server.bindAsync(0, '127.0.0.1')
+    await server.listenAsync()
+    let announced = false
+    server.on('connection', () => { announced = true })
+    let toServer = 0
+    // The SYN (type 4, the high nibble of the first byte) goes through; what libutp sends after it is lost
+    const relay = await createRelay(server.address().port, { drop: (msg, dir) => dir === 'toServer' && toServer++ > 0 && msg[0] >> 4 !== 4 })
+    try {
+      const client = libutp.connect(relay.port, '127.0.0.1')
+      const failed = new Promise<string>((resolve) => client.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message)))
+      client.resume()
+      // libutp's connect completes on our SYN-ACK; its first data would confirm the handshake
+      await once(client, 'connect')
+      client.write('hello')
+      for (let i = 0; i < 100 && relay.stats.dropped === 0; i++) await sleep(10)
+      expect(announced).toBe(false)
+      await server.closeAsync()
+      // libutp looks at its connections on a 500 ms tick; without the RESET it retransmits for its whole timeout
+      expect(await Promise.race([failed, sleep(3000).then(() => 'no error in 3 s')])).toBe('UTP_ECONNRESET')
+    } finally {
+      await relay.close()
     }
   })
 })

@@ -287,13 +287,15 @@ impl NativeNode {
       .map(|s| address_info(s.local))
   }
 
-  /// Accept incoming connections (INCOMING events) or refuse them with RESET
+  /// Accept incoming connections (INCOMING events) or refuse them with RESET. Through `with`, so
+  /// that the RESETs a stop sends to handshakes nobody heard of go out now, not on the next wake
   #[napi(catch_unwind)]
   pub fn listen(&self, on: bool) {
-    let mut inner = self.shared.inner.lock();
-    if matches!(inner.phase, Phase::Unbound | Phase::Bound) {
-      inner.endpoint.set_listening(on);
-    }
+    self.with(|inner, _| {
+      if matches!(inner.phase, Phase::Unbound | Phase::Bound) {
+        inner.endpoint.set_listening(on);
+      }
+    });
   }
 
   /// Open a connection; returns its handle (> 0)

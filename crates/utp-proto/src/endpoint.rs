@@ -144,6 +144,10 @@ pub struct Endpoint {
   events: Events,
   ready: VecDeque<u32>,
   resets: VecDeque<(SocketAddr, Header)>,
+  /// RESETs for the unconfirmed connections a stop of listening forgot (see `set_listening`):
+  /// stamped, and counted against the reset budget, when they go out. Forged SYNs fill the
+  /// unconfirmed table too, and the budget keeps what a stop sends to their sources small
+  refusals: VecDeque<(SocketAddr, Header)>,
   /// Path MTU probe acks to send: where, the id the peer receives on, the payload size
   pmtu_acks: VecDeque<(SocketAddr, u16, usize)>,
   reset_budget: ResetBudget,
@@ -174,6 +178,7 @@ impl Endpoint {
       events: VecDeque::new(),
       ready: VecDeque::new(),
       resets: VecDeque::new(),
+      refusals: VecDeque::new(),
       pmtu_acks: VecDeque::new(),
       listening: false,
       stats: EndpointStats::default(),
@@ -188,7 +193,11 @@ impl Endpoint {
   }
 
   /// Accept incoming connections (`true`) or refuse them with RESET (`false`, the default).
-  /// Stopping forgets the connections whose handshake is not confirmed (nobody heard of them)
+  /// Stopping forgets the connections whose handshake is not confirmed: the application never
+  /// heard of them, but their initiators have our SYN-ACK and count themselves connected, so each
+  /// is refused with a RESET (as TCP resets what waits in a closed listener's queue). Without it
+  /// an initiator waiting to read, or closing, would wait out its whole timeout, the node that
+  /// stopped being gone by then
   pub fn set_listening(&mut self, listening: bool) {
     self.listening = listening;
     if !listening {
@@ -199,6 +208,9 @@ impl Endpoint {
         .map(|(&id, _)| id)
         .collect();
       for id in pending {
+        if let Some(e) = self.conns.get(&id) {
+          self.refusals.push_back((e.conn.remote(), e.conn.reset_header()));
+        }
         self.forget(id);
       }
     }
@@ -588,7 +600,17 @@ impl Endpoint {
   /// copying them again.
   pub fn poll_transmit_append(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
     let start = buf.len();
-    if let Some((to, header)) = self.resets.pop_front() {
+    let refusal = self.refusals.pop_front().and_then(|(to, mut header)| {
+      if !self.reset_budget.take(now) {
+        // Out of budget now: the rest would only be later still
+        self.refusals.clear();
+        return None;
+      }
+      self.stats.resets_sent += 1;
+      header.timestamp = now.wire_timestamp();
+      Some((to, header))
+    });
+    if let Some((to, header)) = refusal.or_else(|| self.resets.pop_front()) {
       Packet {
         header,
         sack: None,

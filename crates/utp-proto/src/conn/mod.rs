@@ -524,6 +524,12 @@ impl Connection {
     self.send_id
   }
 
+  /// The RESET that refuses this connection: what `poll_transmit` sends after `abort`, for a
+  /// connection the endpoint forgets instead of keeping (the timestamp is set when it goes out)
+  pub(crate) fn reset_header(&self) -> Header {
+    self.header(PacketType::Reset, Instant::ZERO, self.send.next_seq())
+  }
+
   /// Our SYN is out and unanswered
   pub(crate) fn is_connecting(&self) -> bool {
     self.state == State::SynSent

@@ -189,13 +189,49 @@ fn an_unconfirmed_connection_reset_by_its_initiator_goes_without_an_event() {
 }
 
 #[test]
-fn stopping_listening_forgets_unconfirmed_connections() {
+fn stopping_listening_forgets_unconfirmed_connections_and_refuses_each_with_a_reset() {
   let mut s = Script::new(Config::default());
   s.send(syn(0x7000, 100), &[]);
-  s.recv();
+  let syn_ack = s.recv()[0].0;
+  s.advance(ms(20));
   s.ep.set_listening(false);
   assert_eq!(s.ep.connection_count(), 0);
-  assert!(s.events.is_empty());
+  assert!(s.events.is_empty(), "the application never heard of it");
+  // Its initiator has our SYN-ACK and counts itself connected: one RESET it will believe (its id,
+  // acknowledging its SYN), stamped when it went out
+  let out = s.recv();
+  assert_eq!(out.len(), 1);
+  let reset = out[0].0;
+  assert_eq!(
+    (reset.ty, reset.conn_id, reset.ack_nr, reset.seq_nr),
+    (PacketType::Reset, syn_ack.conn_id, SeqNr(100), syn_ack.seq_nr)
+  );
+  assert_eq!(reset.timestamp, s.now.wire_timestamp());
+  assert_eq!(s.ep.stats().resets_sent, 1);
+  // Once
+  s.advance(ms(1000));
+  assert!(s.recv().is_empty());
+}
+
+#[test]
+fn the_resets_of_a_stop_come_out_of_the_reset_budget() {
+  // Forged SYNs fill the unconfirmed table as real ones do: a stop answers no more of them than
+  // the budget allows, and what it could not send is not sent later
+  let mut s = Script::new(Config {
+    resets_per_second: 3,
+    ..Config::default()
+  });
+  for i in 0..10u16 {
+    s.send(syn(0x7000 + 2 * i, 100), &[]);
+  }
+  assert_eq!(s.recv().len(), 10);
+  s.ep.set_listening(false);
+  let out = s.recv();
+  assert_eq!(out.len(), 3);
+  assert!(out.iter().all(|(h, _, _)| h.ty == PacketType::Reset));
+  assert_eq!(s.ep.stats().resets_sent, 3);
+  s.advance(ms(2000));
+  assert!(s.recv().is_empty());
 }
 
 /// A server that speaks first: our initiator confirms at once, so the server's data flows with

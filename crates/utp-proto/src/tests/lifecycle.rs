@@ -119,3 +119,39 @@ fn timeouts_of_base_size_packets_are_not_a_black_hole() {
   let st = sim.nodes[0].ep.connection_stats(a).unwrap();
   assert_eq!((st.black_holes, st.max_payload), (0, 1448));
 }
+
+/// A node that stops listening, and is gone, while a handshake it answered waits for the
+/// initiator's confirmation: the initiator has the SYN-ACK and counts itself connected. It hears
+/// a RESET at once instead of waiting out its timeout for a peer that will never answer
+#[test]
+fn an_initiator_whose_handshake_the_responder_forgot_is_reset_at_once() {
+  let mut sim = Sim::new(53, 2, Config::default());
+  sim.set_link(
+    0,
+    1,
+    Link {
+      latency: Duration::from_millis(100),
+      ..Link::default()
+    },
+  );
+  sim.nodes[1].ep.set_listening(true);
+  let a = sim.connect(0, 1, Vec::new(), false);
+  // The SYN arrived and was answered; the initiator's confirmation is still on the way
+  assert!(sim.run_until(secs(1), |s| s.nodes[1].ep.stats().unconfirmed_connections == 1));
+  let stopped = sim.now;
+  sim.nodes[1].ep.set_listening(false);
+  // Gone: what the initiator sends from now on is lost (what is on the way back still arrives)
+  sim.links.insert(
+    (0, 1),
+    Link {
+      latency: Duration::from_millis(100),
+      loss_pct: 100.0,
+      ..Link::default()
+    },
+  );
+  assert!(sim.run_until(secs(30), |s| s.app(0, a).closed.is_some()));
+  assert_eq!(sim.app(0, a).closed, Some(CloseReason::Reset));
+  // One way of the path, after the SYN-ACK it follows
+  assert!(sim.app(0, a).closed_at.unwrap().saturating_since(stopped) <= Duration::from_millis(101));
+  assert!(sim.nodes[1].accepted.is_empty());
+}
