@@ -1,7 +1,7 @@
 // How a connection ends as a program sees it on both sides: destroy() is a TCP socket's close() (the peer sees
 // a clean end), resetAndDestroy() is its RST, and a silent peer is a 'timeout' notice before any error.
 import { describe, expect, it } from 'vitest'
-import { createRelay } from './helpers/relay'
+import { createRelay, onlyTheSyn } from './helpers/relay'
 import { cleanupNodes, listeningNode, makeNode, once, sleep, type Socket } from './helpers/utp'
 
 cleanupNodes()
@@ -87,14 +87,9 @@ describe('closing', () => {
   it('a node that closes with a handshake it answered but never announced: the initiator is reset at once', async () => {
     // The initiator has the SYN-ACK and counts itself connected; its confirmation never reaches the server, so
     // the server's program never hears of the connection. Without the RESET the initiator waited out its timeout
-    const server = makeNode()
-    await server.bindAsync(0, '127.0.0.1')
-    await server.listenAsync()
     let announced = false
-    server.on('connection', () => { announced = true })
-    let toServer = 0
-    // uTP's type is the high nibble of the first byte: let the SYN (4) through, drop what follows it
-    const relay = await createRelay(server.address().port, { drop: (msg, dir) => dir === 'toServer' && toServer++ > 0 && msg[0] >> 4 !== 4 })
+    const { node: server, port } = await listeningNode({}, () => { announced = true })
+    const relay = await createRelay(port, { drop: onlyTheSyn })
     try {
       const node = makeNode({ timeout: 30_000 })
       await node.bindAsync(0, '127.0.0.1')

@@ -2,7 +2,7 @@
 // our client to its server and its client to our server, 8 MiB each way, checksummed.
 import { createHash, randomBytes } from 'crypto'
 import { describe, expect, it } from 'vitest'
-import { createRelay } from './helpers/relay'
+import { createRelay, onlyTheSyn } from './helpers/relay'
 import { cleanupNodes, drainHash, listeningNode, makeNode, once, requireFromRoot, sleep, type Socket } from './helpers/utp'
 
 type LibutpSocket = import('stream').Duplex
@@ -115,19 +115,15 @@ describe('interop with libutp (utp-native)', () => {
   })
 
   it('a libutp client whose handshake our closing node answered but never announced: libutp believes our RESET', async () => {
-    const server = makeNode()
-    await server.bindAsync(0, '127.0.0.1')
-    await server.listenAsync()
     let announced = false
-    server.on('connection', () => { announced = true })
-    let toServer = 0
-    // The SYN (type 4, the high nibble of the first byte) goes through; what libutp sends after it is lost
-    const relay = await createRelay(server.address().port, { drop: (msg, dir) => dir === 'toServer' && toServer++ > 0 && msg[0] >> 4 !== 4 })
+    const { node: server, port } = await listeningNode({}, () => { announced = true })
+    // libutp's first data after our SYN-ACK would confirm the handshake: it is lost
+    const relay = await createRelay(port, { drop: onlyTheSyn })
     try {
       const client = libutp.connect(relay.port, '127.0.0.1')
       const failed = new Promise<string>((resolve) => client.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message)))
       client.resume()
-      // libutp's connect completes on our SYN-ACK; its first data would confirm the handshake
+      // libutp's connect completes on our SYN-ACK
       await once(client, 'connect')
       client.write('hello')
       for (let i = 0; i < 100 && relay.stats.dropped === 0; i++) await sleep(10)

@@ -116,3 +116,13 @@ export async function createRelay (serverPort: number, faults: Faults = {}, seed
   relay.port = sock.address().port
   return relay
 }
+
+/**
+ * The fault that leaves a handshake unconfirmed: the initiator's SYN (uTP type 4, the high nibble of the first
+ * byte) reaches the server, nothing it sends after does. The server answers the SYN, so the initiator counts
+ * itself connected, but never hears the confirmation, so its program never hears of the connection
+ */
+export function onlyTheSyn (msg: Buffer, dir: Direction): boolean {
+  return dir === 'toServer' && msg[0] >> 4 !== 4
+}
+
