@@ -72,6 +72,14 @@ describe('misuse', () => {
     expect(codeOf(() => n.bind(0))).toBe('ERR_SOCKET_ALREADY_BOUND')
     await once(n, 'bound')
     expect(codeOf(() => n.bind(0))).toBe('ERR_SOCKET_ALREADY_BOUND')
+    // Worded as dgram words it
+    const d = dgram.createSocket('udp4')
+    await new Promise<void>((resolve) => d.bind(0, '127.0.0.1', resolve))
+    try {
+      expect(errorOf(() => n.bind(0))).toEqual(errorOf(() => d.bind(0)))
+    } finally {
+      d.close()
+    }
     await n.closeAsync()
     expect(codeOf(() => n.bind(0))).toBe('ERR_SOCKET_DGRAM_NOT_RUNNING')
   })

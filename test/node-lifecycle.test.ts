@@ -3,12 +3,13 @@
 // the dgram socket options of getUdpSocket() (set for real on the node's socket)
 import { createHash, randomBytes } from 'crypto'
 import * as dgram from 'dgram'
+import * as dns from 'dns'
 import * as net from 'net'
 import { describe, expect, it, onTestFinished } from 'vitest'
 
 import { finish } from './helpers/cli'
 import { spawnScript } from './helpers/script'
-import { cleanupNodes, closed, drainHash, listeningNode, makeNode, once, sleep, type Node, type Socket, type UtpError } from './helpers/utp'
+import { cleanupNodes, closed, codeOf, drainHash, listeningNode, makeNode, once, sleep, type Node, type Socket, type UtpError } from './helpers/utp'
 
 cleanupNodes()
 
@@ -572,18 +573,21 @@ describe("bind(), connect() and punch(): utp-punch's argument forms", () => {
       return await new Promise(resolve => call(n, function (a) { resolve([this === n, a.address, a.port]) }))
     }
     const free = await freePort()
-    const [full, nullPort, noHost, object, onlyCb] = await Promise.all([
+    const [full, nullPort, noHost, object, onlyCb, nullHost] = await Promise.all([
       bound((n, cb) => n.bind(0, '127.0.0.1', cb)),
       bound((n, cb) => n.bind(null, '127.0.0.1', cb)),
       bound((n, cb) => n.bind(free, cb)),
       bound((n, cb) => n.bind({ port: 0, address: '127.0.0.1' }, cb)),
-      bound((n, cb) => n.bind(cb))
+      bound((n, cb) => n.bind(cb)),
+      bound((n, cb) => n.bind(0, null as unknown as string, cb))
     ])
     for (const r of [full, nullPort]) expect(r.slice(0, 2)).toEqual([true, '127.0.0.1'])
     expect(noHost).toEqual([true, '::', free]) // dual-stack by default
     expect(object.slice(0, 2)).toEqual([true, '127.0.0.1'])
-    expect(onlyCb.slice(0, 2)).toEqual([true, '::'])
-    expect(onlyCb[2]).toBeGreaterThan(0)
+    for (const r of [onlyCb, nullHost]) {
+      expect(r.slice(0, 2)).toEqual([true, '::']) // host null is the default as well
+      expect(r[2]).toBeGreaterThan(0)
+    }
   })
 
   it('connect(port, onconnect) and punch(attempts, port, callback): the callback in the host\'s place, host 127.0.0.1', async () => {
@@ -599,6 +603,20 @@ describe("bind(), connect() and punch(): utp-punch's argument forms", () => {
     const elsewhere = makeNode()
     const { port: elsewherePort } = await elsewhere.bindAsync(0, '127.0.0.2')
     expect(await n.punch(1, elsewherePort, '127.0.0.2')).toBe(true)
+  })
+
+  it('a bind() whose host lookup fails after close(): the node stays closed, and nothing is emitted', async () => {
+    const n = makeNode()
+    const events: string[] = []
+    n.on('error', (e: UtpError) => events.push(`error ${e.code}`))
+    n.on('bound', () => events.push('bound'))
+    n.bind(0, 'no-such-host.invalid')
+    await n.closeAsync()
+    // The node's lookup was asked first; when this one has answered, so has it (and its next ticks have run)
+    await dns.promises.lookup('no-such-host.invalid').catch(() => {})
+    await sleep(50)
+    expect(events).toEqual([])
+    expect(codeOf(() => n.bind(0))).toBe('ERR_SOCKET_DGRAM_NOT_RUNNING')
   })
 
   it('connect() while a bind() waits for its host lookup: the socket connects once it is bound', async () => {

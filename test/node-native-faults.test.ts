@@ -19,6 +19,8 @@ type NativeNode = InstanceType<ReturnType<typeof NativeModule.loadNative>>
 interface Faults {
   /** bind(port, host) throws an OS error with this code for these hosts */
   bind?: Record<string, string>
+  /** Only the first this many binds fail (default: every one) */
+  bindFailures?: number
   /** close() throws, after closing the real node (as a panic caught by napi would, minus the leak) */
   close?: boolean
 }
@@ -51,7 +53,10 @@ function install (faults: Faults): void {
         if (key === 'bind') {
           return (port: number, host: string) => {
             const code = faults.bind?.[host]
-            if (code !== undefined) throw osError(code)
+            if (code !== undefined && (faults.bindFailures ?? Infinity) > 0) {
+              if (faults.bindFailures !== undefined) faults.bindFailures--
+              throw osError(code)
+            }
             return target.bind(port, host)
           }
         }
@@ -131,6 +136,18 @@ describe('a Node over a native side that fails', () => {
     const udp = n.getUdpSocket()
     const err = await new Promise<Error | null>((resolve) => udp.send(Buffer.from('x'), 9, '127.0.0.1', resolve))
     expect(err).toMatchObject({ code: 'EMFILE', syscall: 'bind' })
+  })
+
+  it('after an automatic bind failed, the next operation binds on its own (it does not wait for the program\'s bind)', async () => {
+    // EMFILE, say: out of file descriptors for a moment
+    install({ bind: { '::': 'EMFILE' }, bindFailures: 1 })
+    const n = node()
+    n.on('error', () => {})
+    const udp = n.getUdpSocket()
+    const send = async (): Promise<Error | null> => await new Promise((resolve) => udp.send(Buffer.from('x'), 9, '127.0.0.1', resolve))
+    expect(await send()).toMatchObject({ code: 'EMFILE' })
+    expect(await send()).toBeNull()
+    expect(n.address()).toMatchObject({ address: '::', family: 'IPv6' })
   })
 
   it('a native close() that throws (a dead driver): the error is emitted, then the node closes anyway', async () => {
