@@ -454,6 +454,34 @@ describe('rendezvous()', () => {
     await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR' })
   })
 
+  it('against a scripted server: no keepalive goes out before the registration is answered', async () => {
+    const fake = await udp()
+    const got: Array<{ m: Msg, answered: boolean }> = []
+    let answered = false
+    onMessages(fake, (m, rinfo) => {
+      got.push({ m, answered })
+      // The first register is answered 700 ms late (the registration is sent again meanwhile)
+      if (m.t === 'register' && got.length === 1) {
+        setTimeout(() => {
+          try {
+            answered = true
+            fake.send(protocol.encode({ t: 'registered', nonce: m.nonce, observed: { address: rinfo.address, port: rinfo.port }, expiresInMs: 60_000 }), rinfo.port, rinfo.address)
+          } catch {}
+        }, 700)
+      }
+    })
+    const a = makeNode()
+    await a.bindAsync(0, '127.0.0.1')
+    const ac = new AbortController()
+    const p = rendezvous(a, { server: `127.0.0.1:${fake.address().port}`, code: 'slow', keepaliveMs: 100, signal: ac.signal })
+    p.catch(() => {})
+    for (let i = 0; i < 200 && !got.some(g => g.m.t === 'keepalive'); i++) await sleep(10)
+    ac.abort()
+    await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR' })
+    expect(got.filter(g => g.m.t === 'keepalive' && !g.answered)).toEqual([])
+    expect(got.some(g => g.m.t === 'keepalive' && g.answered)).toBe(true)
+  })
+
   it('a registration the server forgot (keepalives too rare for its time-to-live) is made again, and the pairing goes on', async () => {
     const { server, addr } = await startServer({ registrationTtlMs: 300 })
     const [a, b] = await nodes()
