@@ -619,6 +619,18 @@ describe("bind(), connect() and punch(): utp-punch's argument forms", () => {
     expect(codeOf(() => n.bind(0))).toBe('ERR_SOCKET_DGRAM_NOT_RUNNING')
   })
 
+  it('a bind() to a host name that close() overtook binds nothing: its port stays free', async () => {
+    const port = await freePort()
+    const n = makeNode()
+    n.bind(port, 'localhost')
+    await n.closeAsync()
+    // The node's lookup was asked first; when this one has answered, so has it
+    await dns.promises.lookup('localhost')
+    await sleep(50)
+    const other = makeNode()
+    await expect(other.bindAsync(port, '127.0.0.1')).resolves.toMatchObject({ port })
+  })
+
   it('connect() while a bind() waits for its host lookup: the socket connects once it is bound', async () => {
     const { port } = await listeningNode()
     const n = makeNode()

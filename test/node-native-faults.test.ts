@@ -8,7 +8,7 @@ import { once } from 'node:events'
 import { afterEach, describe, expect, it } from 'vitest'
 
 import type * as NativeModule from '../lib/native'
-import { makeNode, requireFromRoot, type Node, type Socket, type UtpError } from './helpers/utp'
+import { makeNode, requireFromRoot, sleep, type Node, type Socket, type UtpError } from './helpers/utp'
 
 const native = requireFromRoot('./dist/lib/native.js') as typeof NativeModule
 const realLoad = native.loadNative
@@ -94,6 +94,19 @@ function node (): Node {
   return n
 }
 
+/** A server node over the stand-in, a client node, and the connection between them, seen from both ends */
+async function connected (): Promise<{ server: Node, c: Socket, s: Socket }> {
+  install({})
+  const server = node()
+  const client = node()
+  await server.bindAsync(0, '127.0.0.1')
+  await server.listenAsync()
+  const accepted = once(server, 'connection')
+  const c = await client.connectAsync(server.address().port, '127.0.0.1')
+  const [s] = await accepted as [Socket]
+  return { server, c, s }
+}
+
 afterEach(async () => {
   (native as { loadNative: unknown }).loadNative = realLoad
   await Promise.all(nodes.splice(0).map(async (n) => { try { await n.closeAsync() } catch {} }))
@@ -164,14 +177,7 @@ describe('a Node over a native side that fails', () => {
   })
 
   it('a fatal socket error: \'error\' with recvmsg\'s errno, open connections end, then the node closes', async () => {
-    install({})
-    const server = node()
-    const client = node()
-    await server.bindAsync(0, '127.0.0.1')
-    await server.listenAsync()
-    const accepted = once(server, 'connection')
-    const c = await client.connectAsync(server.address().port, '127.0.0.1')
-    const [s] = await accepted as [Socket]
+    const { server, c, s } = await connected()
     const order: string[] = []
     server.on('error', (e: UtpError) => order.push(`error ${e.code} ${e.syscall} ${e.errno}`))
     server.on('close', () => order.push('node close'))
@@ -189,6 +195,25 @@ describe('a Node over a native side that fails', () => {
     expect(order).toContain('socket close')
     expect(order.at(-1)).toBe('node close')
     expect(server.stats()).toMatchObject({ serverConnections: 0, listening: false })
+    c.destroy()
+  })
+
+  it('a fatal socket error while close() waits for a connection\'s writes: one \'error\', then the node closes', async () => {
+    const { server, c, s } = await connected()
+    c.pause() // takes nothing: the server's writes wait
+    c.on('error', () => {})
+    s.on('error', () => {})
+    const chunk = Buffer.alloc(64 * 1024)
+    for (let i = 0; i < 64; i++) s.write(chunk)
+    const errors: string[] = []
+    server.on('error', (e: UtpError) => errors.push(e.code))
+    const closed = new Promise<void>((resolve) => server.close(resolve))
+    await sleep(50)
+    expect(errors).toEqual([])
+    made.find(m => m.real.address()?.port === server.address().port)?.inject([Kind.SOCKET_ERROR, 0, 105, Kind.NODE_CLOSED, 0, 0])
+    await closed
+    await sleep(50)
+    expect(errors).toEqual(['ENOBUFS'])
     c.destroy()
   })
 })
