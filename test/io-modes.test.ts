@@ -78,7 +78,7 @@ describe('I/O modes', () => {
     await closed(echo)
   })
 
-  it('closed nodes are garbage collected in either mode, bound or not', () => {
+  it('closed nodes are garbage collected in either mode, bound or not, or after a refused bind', () => {
     // The native side keeps a reference to the wake callback, which closes over the Node: it must let go
     const script = `
       const Node = require(${JSON.stringify(root)})
@@ -87,21 +87,26 @@ describe('I/O modes', () => {
       async function make (k, opts, bind) {
         const n = new Node(opts)
         registry.register(n, k)
-        if (bind) await n.bindAsync(0, '127.0.0.1')
+        if (bind) await n.bindAsync(bind, '127.0.0.1').catch(() => {})
         await new Promise(resolve => n.close(resolve))
       }
       ;(async () => {
-        await make('loop', {}, true)
-        await make('thread', { ioThread: true }, true)
+        await make('loop', {}, 0)
+        await make('thread', { ioThread: true }, 0)
         await make('unbound', {}, false)
-        for (let i = 0; i < 20 && collected.length < 3; i++) {
+        // A bind refused its port made a native node of its own, closed again at once
+        const taken = require('dgram').createSocket('udp4')
+        await new Promise(resolve => taken.bind(0, '127.0.0.1', resolve))
+        await make('refused', {}, taken.address().port)
+        taken.close()
+        for (let i = 0; i < 20 && collected.length < 4; i++) {
           await new Promise(resolve => setTimeout(resolve, 20))
           global.gc()
         }
         console.log(collected.sort().join(','))
       })()`
     const out = execFileSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8', timeout: 20000 })
-    expect(out.trim()).toBe('loop,thread,unbound')
+    expect(out.trim()).toBe('loop,refused,thread,unbound')
   })
 
   it('ioThread must be a boolean', () => {
