@@ -605,6 +605,11 @@ describe("bind(), connect() and punch(): utp-punch's argument forms", () => {
     expect(await n.punch(1, elsewherePort, '127.0.0.2')).toBe(true)
   })
 
+  it('a bind() to a host that does not resolve fails with the lookup\'s ENOTFOUND', async () => {
+    const n = makeNode()
+    await expect(n.bindAsync(0, 'no-such-host.invalid')).rejects.toMatchObject({ code: 'ENOTFOUND', syscall: 'getaddrinfo' })
+  })
+
   it('a bind() whose host lookup fails after close(): the node stays closed, and nothing is emitted', async () => {
     const n = makeNode()
     const events: string[] = []
