@@ -48,6 +48,19 @@ function dgramError (fn: (s: dgram.Socket) => void): UtpError {
 }
 
 describe('close(): the node closes after its sockets', () => {
+  it("a node never bound emits 'close' on the next tick, as a dgram socket does (before what setImmediate() queued)", async () => {
+    const n = makeNode()
+    const d = dgram.createSocket('udp4')
+    const order: string[] = []
+    n.on('close', () => order.push('node'))
+    d.on('close', () => order.push('dgram'))
+    n.close()
+    d.close()
+    setImmediate(() => order.push('immediate'))
+    for (let i = 0; i < 100 && order.length < 3; i++) await sleep(10)
+    expect(order).toEqual(['node', 'dgram', 'immediate'])
+  })
+
   for (const who of ['client', 'server'] as const) {
     it(`${who} node: the socket's 'end' and 'close' come before the node's 'close' and the callback`, async () => {
       let accepted: (s: Socket) => void = () => {}
