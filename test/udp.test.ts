@@ -109,13 +109,17 @@ describe('UDP facade and punching', () => {
     expect(n.stats()).toMatchObject({ rawDatagramsSent: 1, rawBytesSent: 65_507 })
   })
 
-  it('after close(): ERR_SOCKET_DGRAM_NOT_RUNNING in the callback; a host that does not resolve: its lookup error', async () => {
+  it('the facade emits \'close\' with its node; after close(): ERR_SOCKET_DGRAM_NOT_RUNNING in the callback; a host that does not resolve: its lookup error', async () => {
     const n = makeNode()
     await n.bindAsync(0, '127.0.0.1')
     const udp = n.getUdpSocket()
     const unresolved = await new Promise<Error | null>(resolve => udp.send('x', 4000, 'no-such-host.invalid', (err) => resolve(err)))
     expect((unresolved as NodeJS.ErrnoException | null)?.code).toBe('ENOTFOUND')
+    // The facade closes with its node, as a dgram socket would: 'close' once
+    let closes = 0
+    udp.on('close', () => closes++)
     await n.closeAsync()
+    expect(closes).toBe(1)
     const closedErr = await new Promise<Error | null>(resolve => udp.send('x', 4000, '127.0.0.1', (err) => resolve(err)))
     expect((closedErr as NodeJS.ErrnoException | null)?.code).toBe('ERR_SOCKET_DGRAM_NOT_RUNNING')
   })
