@@ -163,6 +163,19 @@ describe('a Node over a native side that fails', () => {
     expect(n.address()).toMatchObject({ address: '::', family: 'IPv6' })
   })
 
+  it('an automatic bind that failed for connect() (it emits) leaves a later one for connectAsync() silent', async () => {
+    install({ bind: { '::': 'EMFILE' }, bindFailures: 2 })
+    const n = node()
+    const errors: string[] = []
+    n.on('error', (e: UtpError) => errors.push(e.code))
+    const c = n.connect(9, '127.0.0.1')
+    await new Promise<void>((resolve) => c.once('error', () => resolve()))
+    expect(errors).toEqual(['EMFILE'])
+    await expect(n.connectAsync(9, '127.0.0.1')).rejects.toMatchObject({ code: 'EMFILE' })
+    await sleep(20)
+    expect(errors).toEqual(['EMFILE'])
+  })
+
   it('a native close() that throws (a dead driver): the error is emitted, then the node closes anyway', async () => {
     install({ close: true })
     const n = node()
