@@ -156,5 +156,6 @@ describe('misuse', () => {
     expect(errorOf(() => n.listen('x' as unknown as () => void))).toEqual(['TypeError', 'The "onListening" argument must be of type function. Received type string (\'x\')'])
     expect(() => n.listen(null as unknown as () => void)).not.toThrow()
     expect(errorOf(() => new Node({}, 5 as unknown as () => void))).toEqual(['TypeError', 'The "onconnection" argument must be of type function. Received type number (5)'])
+    expect(errorOf(() => n.connect(1234, '127.0.0.1', 5 as unknown as () => void))).toEqual(['TypeError', 'The "onconnect" argument must be of type function. Received type number (5)'])
   })
 })

@@ -122,6 +122,25 @@ describe.each(PATH_MODES)('stream semantics with $name', (mode) => {
     expect(bytes).toBe(written + 1)
   })
 
+  it('chunks kept by the reader stay intact as later ones arrive (copies, not views of a buffer used again)', async () => {
+    // Small writes, apart: each arrives in a batch of its own, the kind copied out of a buffer the node reuses
+    const kept: Buffer[] = []
+    let got = 0
+    const { port } = await listeningNode(withMode(mode), (s) => s.on('data', (d: Buffer) => { kept.push(d); got += d.length }))
+    const c = makeNode(withMode(mode)).connect(port, '127.0.0.1')
+    await once(c, 'connect')
+    const sent: Buffer[] = []
+    for (let i = 0; i < 20; i++) {
+      const chunk = Buffer.alloc(100, i + 1)
+      sent.push(chunk)
+      c.write(chunk)
+      const want = (i + 1) * 100
+      for (let j = 0; j < 200 && got < want; j++) await sleep(5)
+    }
+    expect(Buffer.concat(kept).equals(Buffer.concat(sent))).toBe(true)
+    c.destroy()
+  })
+
   it('write after end fails with ERR_STREAM_WRITE_AFTER_END', async () => {
     const peerClosed = new Promise<string | undefined>(resolve => {
       void listeningNode(withMode(mode), s => {
