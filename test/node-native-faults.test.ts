@@ -176,6 +176,21 @@ describe('a Node over a native side that fails', () => {
     expect(errors).toEqual(['EMFILE'])
   })
 
+  it('a bind() that no bind could mend (not an OS error) fails what waited, and no automatic bind follows it', async () => {
+    // connect() asks for an automatic bind on the next tick; the program's bind() in the same tick comes first and
+    // fails for a reason no other bind would escape: the connection fails with it, and the node stays unbound
+    install({ bind: { '127.0.0.1': 'ERR_UTP_RUNTIME' }, bindFailures: 1 })
+    const n = node()
+    const errors: string[] = []
+    n.on('error', (e: UtpError) => errors.push(`node ${e.code}`))
+    const c = n.connect(9, '127.0.0.1')
+    c.on('error', (e: UtpError) => errors.push(`socket ${e.code}`))
+    n.bind(0, '127.0.0.1')
+    await sleep(50)
+    expect(errors.sort()).toEqual(['node ERR_UTP_RUNTIME', 'socket ERR_UTP_RUNTIME'])
+    expect(() => n.address()).toThrow(expect.objectContaining({ code: 'EBADF' }))
+  })
+
   it('a native close() that throws (a dead driver): the error is emitted, then the node closes anyway', async () => {
     install({ close: true })
     const n = node()

@@ -46,6 +46,22 @@ describe('UDP facade and punching', () => {
     peer.close()
   })
 
+  it('datagrams that arrive together are each delivered whole, in order, with their own bytes', async () => {
+    const n = makeNode()
+    const { port } = await n.bindAsync(0, '127.0.0.1')
+    const udp = n.getUdpSocket()
+    const got: string[] = []
+    udp.on('message', (m: Buffer) => got.push(m.toString()))
+    const peer = dgram.createSocket('udp4')
+    await new Promise<void>(resolve => peer.bind(0, '127.0.0.1', () => resolve()))
+    // Sent in one go: most of them reach JavaScript in one batch, one after the other in its data
+    const sent = Array.from({ length: 40 }, (_, i) => `datagram ${i} `.padEnd(20 + i, String.fromCharCode(97 + (i % 26))))
+    for (const m of sent) peer.send(m, port, '127.0.0.1')
+    for (let i = 0; i < 200 && got.length < sent.length; i++) await sleep(5)
+    peer.close()
+    expect(got).toEqual(sent)
+  })
+
   it('punch succeeds between two nodes punching each other', async () => {
     const a = makeNode()
     const b = makeNode()
