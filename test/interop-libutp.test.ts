@@ -119,8 +119,8 @@ describe('interop with libutp (utp-native)', () => {
     const { node: server, port } = await listeningNode({}, () => { announced = true })
     // libutp's first data after our SYN-ACK would confirm the handshake: it is lost
     const relay = await createRelay(port, { drop: onlyTheSyn })
+    const client = libutp.connect(relay.port, '127.0.0.1')
     try {
-      const client = libutp.connect(relay.port, '127.0.0.1')
       const failed = new Promise<string>((resolve) => client.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message)))
       client.resume()
       // libutp's connect completes on our SYN-ACK
@@ -132,6 +132,7 @@ describe('interop with libutp (utp-native)', () => {
       // libutp looks at its connections on a 500 ms tick; without the RESET it retransmits for its whole timeout
       expect(await Promise.race([failed, sleep(3000).then(() => 'no error in 3 s')])).toBe('UTP_ECONNRESET')
     } finally {
+      client.destroy()
       await relay.close()
     }
   })

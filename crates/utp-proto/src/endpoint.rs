@@ -68,7 +68,8 @@ pub struct EndpointStats {
   pub server_connections: usize,
   /// uTP packets that matched no connection
   pub unmatched_packets: u64,
-  /// RESETs sent in answer to unmatched packets
+  /// RESETs sent in answer to unmatched packets, and to the unconfirmed handshakes a stop of
+  /// listening forgets
   pub resets_sent: u64,
   /// SYNs refused (not listening, or full)
   pub refused: u64,
@@ -78,8 +79,8 @@ pub struct EndpointStats {
   pub unconfirmed_connections: usize,
   /// SYNs dropped unanswered: too many unconfirmed connections, in all or from their address
   pub syns_dropped: u64,
-  /// Unconfirmed connections forgotten: no confirmation within the handshake timeout, a RESET, or
-  /// no room left once confirmed
+  /// Unconfirmed connections forgotten: no confirmation within the handshake timeout, a RESET, no
+  /// room left once confirmed, or a stop of listening
   pub handshakes_expired: u64,
 }
 

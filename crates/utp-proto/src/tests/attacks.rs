@@ -197,6 +197,7 @@ fn stopping_listening_forgets_unconfirmed_connections_and_refuses_each_with_a_re
   s.ep.set_listening(false);
   assert_eq!(s.ep.connection_count(), 0);
   assert!(s.events.is_empty(), "the application never heard of it");
+  s.advance(ms(7));
   // Its initiator has our SYN-ACK and counts itself connected: one RESET it will believe (its id,
   // acknowledging its SYN), stamped when it went out
   let out = s.recv();
