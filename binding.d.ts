@@ -74,8 +74,8 @@ export declare class NativeNode {
   bind(port: number, host: string): AddressInfo
   address(): AddressInfo | null
   /**
-   * Accept incoming connections (INCOMING events) or refuse them with RESET. Through `with`, so
-   * that the RESETs a stop sends to handshakes nobody heard of go out now, not on the next wake
+   * Accept incoming connections (INCOMING events) or refuse them with RESET; stopping also resets
+   * the handshakes answered but never announced
    */
   listen(on: boolean): void
   /** Open a connection; returns its handle (> 0) */

@@ -94,8 +94,14 @@ function node (): Node {
   return n
 }
 
-/** A server node over the stand-in, a client node, and the connection between them, seen from both ends */
-async function connected (): Promise<{ server: Node, c: Socket, s: Socket }> {
+/** What the driver reports when recvmsg fails for good (ENOBUFS, 105 on Linux): SOCKET_ERROR, then NODE_CLOSED */
+const FATAL_RECV_ERROR = [Kind.SOCKET_ERROR, 0, 105, Kind.NODE_CLOSED, 0, 0]
+
+/**
+ * A server node over the stand-in, a client node, and the connection between them, seen from both ends;
+ * `fail()` makes the server's socket fail for good
+ */
+async function connected (): Promise<{ server: Node, c: Socket, s: Socket, fail: () => void }> {
   install({})
   const server = node()
   const client = node()
@@ -104,7 +110,9 @@ async function connected (): Promise<{ server: Node, c: Socket, s: Socket }> {
   const accepted = once(server, 'connection')
   const c = await client.connectAsync(server.address().port, '127.0.0.1')
   const [s] = await accepted as [Socket]
-  return { server, c, s }
+  const own = made.find(m => m.real.address()?.port === server.address().port)
+  if (own === undefined) throw new Error('the server\'s native node was not made through the stand-in')
+  return { server, c, s, fail: () => own.inject(FATAL_RECV_ERROR) }
 }
 
 afterEach(async () => {
@@ -205,7 +213,7 @@ describe('a Node over a native side that fails', () => {
   })
 
   it('a fatal socket error: \'error\' with recvmsg\'s errno, open connections end, then the node closes', async () => {
-    const { server, c, s } = await connected()
+    const { server, c, s, fail } = await connected()
     const order: string[] = []
     server.on('error', (e: UtpError) => order.push(`error ${e.code} ${e.syscall} ${e.errno}`))
     server.on('close', () => order.push('node close'))
@@ -214,10 +222,7 @@ describe('a Node over a native side that fails', () => {
     s.resume()
     // (not events.once: it rejects on the 'error' this test expects)
     const closed = new Promise<void>((resolve) => server.once('close', () => resolve()))
-    // What the driver reports when recvmsg fails for good (ENOBUFS, 105 on Linux): SOCKET_ERROR, NODE_CLOSED
-    const serverNative = made.find(m => m.real.address()?.port === server.address().port)
-    expect(serverNative).toBeDefined()
-    serverNative?.inject([Kind.SOCKET_ERROR, 0, 105, Kind.NODE_CLOSED, 0, 0])
+    fail()
     await closed
     expect(order[0]).toBe('error ENOBUFS recvmsg -105')
     expect(order).toContain('socket close')
@@ -227,7 +232,7 @@ describe('a Node over a native side that fails', () => {
   })
 
   it('a fatal socket error while close() waits for a connection\'s writes: one \'error\', then the node closes', async () => {
-    const { server, c, s } = await connected()
+    const { server, c, s, fail } = await connected()
     c.pause() // takes nothing: the server's writes wait
     c.on('error', () => {})
     s.on('error', () => {})
@@ -238,7 +243,7 @@ describe('a Node over a native side that fails', () => {
     const closed = new Promise<void>((resolve) => server.close(resolve))
     await sleep(50)
     expect(errors).toEqual([])
-    made.find(m => m.real.address()?.port === server.address().port)?.inject([Kind.SOCKET_ERROR, 0, 105, Kind.NODE_CLOSED, 0, 0])
+    fail()
     await closed
     await sleep(50)
     expect(errors).toEqual(['ENOBUFS'])

@@ -61,6 +61,12 @@ function onMessages (socket: dgram.Socket, on: (m: Msg, rinfo: dgram.RemoteInfo)
   })
 }
 
+/** A scripted server's answer to a register from `rinfo`: registered for a minute, seen where it came from */
+function registeredFor (nonce: string, rinfo: dgram.RemoteInfo, checkPort?: number): Buffer {
+  const observed = { address: rinfo.address, port: rinfo.port }
+  return protocol.encode({ t: 'registered', nonce, observed, expiresInMs: 60_000, ...(checkPort === undefined ? {} : { checkPort }) })
+}
+
 async function pair (a: Node, b: Node, opts: Omit<ClientModule.RendezvousOptions, 'code'>, code = 'pairing-code'): Promise<[Result, Result]> {
   return await Promise.all([rendezvous(a, { ...opts, code }), sleep(30).then(async () => await rendezvous(b, { ...opts, code }))]) as [Result, Result]
 }
@@ -430,9 +436,8 @@ describe('rendezvous()', () => {
     const got: Array<{ m: Msg, at: number }> = []
     onMessages(fake, (m, rinfo) => {
       got.push({ m, at: Date.now() })
-      const observed = { address: rinfo.address, port: rinfo.port }
-      if (m.t === 'register') fake.send(protocol.encode({ t: 'registered', nonce: m.nonce, observed, expiresInMs: 60_000 }), rinfo.port, rinfo.address)
-      if (m.t === 'keepalive') fake.send(protocol.encode({ t: 'keepalive-ack', nonce: m.nonce, observed }), rinfo.port, rinfo.address)
+      if (m.t === 'register') fake.send(registeredFor(m.nonce, rinfo), rinfo.port, rinfo.address)
+      if (m.t === 'keepalive') fake.send(protocol.encode({ t: 'keepalive-ack', nonce: m.nonce, observed: { address: rinfo.address, port: rinfo.port } }), rinfo.port, rinfo.address)
     })
     const a = makeNode()
     await a.bindAsync(0, '127.0.0.1')
@@ -467,7 +472,7 @@ describe('rendezvous()', () => {
         setTimeout(() => {
           try {
             answered = true
-            fake.send(protocol.encode({ t: 'registered', nonce: m.nonce, observed: { address: rinfo.address, port: rinfo.port }, expiresInMs: 60_000 }), rinfo.port, rinfo.address)
+            fake.send(registeredFor(m.nonce, rinfo), rinfo.port, rinfo.address)
           } catch {}
         }, 700)
       }
@@ -515,7 +520,7 @@ describe('rendezvous()', () => {
       got.push(m)
       // Answered 30 ms late: the round trip the client measures
       // (a test that failed early has closed the socket by then: the answer is dropped)
-      if (m.t === 'register') setTimeout(() => { try { fake.send(protocol.encode({ t: 'registered', nonce: m.nonce, observed: { address: rinfo.address, port: rinfo.port }, expiresInMs: 60_000 }), rinfo.port, rinfo.address) } catch {} }, 30)
+      if (m.t === 'register') setTimeout(() => { try { fake.send(registeredFor(m.nonce, rinfo), rinfo.port, rinfo.address) } catch {} }, 30)
     })
     const a = makeNode()
     await a.bindAsync(0, '127.0.0.1')
@@ -610,7 +615,7 @@ describe('rendezvous()', () => {
     const observed = (r: dgram.RemoteInfo): { address: string, port: number } => ({ address: r.address, port: r.port })
     onMessages(fake, (m, rinfo) => {
       got.push(m)
-      if (m.t === 'register') setTimeout(() => { try { fake.send(protocol.encode({ t: 'registered', nonce: m.nonce, observed: observed(rinfo), expiresInMs: 60_000, checkPort: second.address().port }), rinfo.port, rinfo.address) } catch {} }, 20)
+      if (m.t === 'register') setTimeout(() => { try { fake.send(registeredFor(m.nonce, rinfo, second.address().port), rinfo.port, rinfo.address) } catch {} }, 20)
     })
     onMessages(second, (m, rinfo) => {
       if (m.t !== 'check') return
@@ -676,7 +681,7 @@ describe('rendezvous()', () => {
       // (the registers sent again meanwhile get no answer: nothing is scheduled past the test's end)
       if (m.t !== 'register' || answered) return
       answered = true
-      const reply = (nonce: string): void => { fake.send(protocol.encode({ t: 'registered', nonce, observed: { address: rinfo.address, port: rinfo.port }, expiresInMs: 60_000 }), rinfo.port, rinfo.address) }
+      const reply = (nonce: string): void => { fake.send(registeredFor(nonce, rinfo), rinfo.port, rinfo.address) }
       reply('0f'.repeat(8))
       setTimeout(() => { try { reply(m.nonce); reply(m.nonce) } catch {} }, 700)
     })
@@ -701,7 +706,7 @@ describe('rendezvous()', () => {
     onMessages(fake, (m, rinfo) => {
       if (m.t !== 'register') return
       registers++
-      fake.send(protocol.encode({ t: 'registered', nonce: m.nonce, observed: { address: rinfo.address, port: rinfo.port }, expiresInMs: 60_000, checkPort: second.address().port }), rinfo.port, rinfo.address)
+      fake.send(registeredFor(m.nonce, rinfo, second.address().port), rinfo.port, rinfo.address)
     })
     let checks = 0
     onMessages(second, (m, rinfo) => {

@@ -287,10 +287,11 @@ impl NativeNode {
       .map(|s| address_info(s.local))
   }
 
-  /// Accept incoming connections (INCOMING events) or refuse them with RESET. Through `with`, so
-  /// that the RESETs a stop sends to handshakes nobody heard of go out now, not on the next wake
+  /// Accept incoming connections (INCOMING events) or refuse them with RESET; stopping also resets
+  /// the handshakes answered but never announced
   #[napi(catch_unwind)]
   pub fn listen(&self, on: bool) {
+    // Through `with`, so that those RESETs go out now, not on the next wake
     self.with(|inner, _| {
       if matches!(inner.phase, Phase::Unbound | Phase::Bound) {
         inner.endpoint.set_listening(on);
