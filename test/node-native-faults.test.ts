@@ -1,89 +1,28 @@
 // What the Node does when the native side fails in ways a test on a healthy machine cannot provoke: a kernel
 // without IPv6, a bind that fails for want of file descriptors, a driver that died (its close() throws), and a
 // fatal socket error (recvmsg failing for good, reported as SOCKET_ERROR then NODE_CLOSED). The real addon
-// runs underneath; a thin stand-in in front of it fails the one call the test names, the way the binding
-// documents (docs/native-binding.md), and everything else goes through.
+// runs underneath; a thin stand-in in front of it (helpers/native-stand-in.cjs) fails the one call the test
+// names, the way the binding documents (docs/native-binding.md), and everything else goes through.
+import { spawnSync } from 'node:child_process'
 import { once } from 'node:events'
+import path from 'node:path'
 
 import { afterEach, describe, expect, it } from 'vitest'
 
 import type * as NativeModule from '../lib/native'
-import { makeNode, requireFromRoot, sleep, type Node, type Socket, type UtpError } from './helpers/utp'
+import { installStandIn, type Faults, type Made } from './helpers/native-stand-in.cjs'
+import { makeNode, requireFromRoot, root, sleep, type Node, type Socket, type UtpError } from './helpers/utp'
 
 const native = requireFromRoot('./dist/lib/native.js') as typeof NativeModule
-const realLoad = native.loadNative
 const { Kind } = native
 
-type NativeNode = InstanceType<ReturnType<typeof NativeModule.loadNative>>
-
-interface Faults {
-  /** bind(port, host) throws an OS error with this code for these hosts */
-  bind?: Record<string, string>
-  /** Only the first this many binds fail (default: every one) */
-  bindFailures?: number
-  /** close() throws, after closing the real node (as a panic caught by napi would, minus the leak) */
-  close?: boolean
-}
-
-/** Errors as the binding throws them: an Error with a code, no syscall (lib/ adds it) */
-function osError (code: string): Error {
-  return Object.assign(new Error(`${code}: from the test`), { code })
-}
-
 /** The natives made since install(), to inject events into */
-const made: Array<{ real: NativeNode, inject: (events: number[]) => void }> = []
+const made: Made[] = []
+let restore: (() => void) | null = null
 
 /** Put the stand-in in front of the real addon for nodes made from now on */
 function install (faults: Faults): void {
-  const Real = realLoad()
-  function Faulty (options: NativeModule.NativeOptions, wake: () => void): NativeNode {
-    const real = new Real(options, wake)
-    let injected: number[] | null = null
-    made.push({
-      real,
-      inject: (events) => {
-        // The driver's fail(): the socket is gone (its connections end unannounced), then the events
-        real.close(0)
-        injected = events
-        wake()
-      }
-    })
-    return new Proxy(real, {
-      get (target, key) {
-        if (key === 'bind') {
-          return (port: number, host: string) => {
-            const code = faults.bind?.[host]
-            if (code !== undefined && (faults.bindFailures ?? Infinity) > 0) {
-              if (faults.bindFailures !== undefined) faults.bindFailures--
-              throw osError(code)
-            }
-            return target.bind(port, host)
-          }
-        }
-        if (key === 'close') {
-          return (withinMs?: number) => {
-            target.close(withinMs)
-            if (faults.close === true) throw new Error('the driver panicked (from the test)')
-          }
-        }
-        if (key === 'drainInto') {
-          // An injected batch goes through drain(), as a large one does
-          return (events: Buffer, data: Buffer) => injected !== null ? -1 : target.drainInto(events, data)
-        }
-        if (key === 'drain') {
-          return () => {
-            if (injected === null) return target.drain()
-            const batch = { events: Uint32Array.from(injected), data: Buffer.alloc(0), peers: [] }
-            injected = null
-            return batch
-          }
-        }
-        const value = Reflect.get(target, key) as unknown
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value
-      }
-    })
-  }
-  (native as { loadNative: unknown }).loadNative = () => Faulty
+  restore = installStandIn(native, faults, made).restore
 }
 
 const nodes: Node[] = []
@@ -116,7 +55,8 @@ async function connected (): Promise<{ server: Node, c: Socket, s: Socket, fail:
 }
 
 afterEach(async () => {
-  (native as { loadNative: unknown }).loadNative = realLoad
+  restore?.()
+  restore = null
   await Promise.all(nodes.splice(0).map(async (n) => { try { await n.closeAsync() } catch {} }))
   // A real node the stand-in told lib/ was closed, or that lib/ never got to close: close it here
   for (const m of made.splice(0)) {
@@ -248,5 +188,44 @@ describe('a Node over a native side that fails', () => {
     await sleep(50)
     expect(errors).toEqual(['ENOBUFS'])
     c.destroy()
+  })
+
+  it('a fatal socket error while close() waits for writes leaves no timer behind, and the debug log says what it lost', () => {
+    // close() set a timer for the rest of its timeout (10 s here); the fatal error ended the node, so a timer
+    // still running would only hold the process. In a child, so that its exit is what is measured, with the
+    // debug log on: the connection ended without final numbers, and its closing line must say so (not throw)
+    const script = `
+      const native = require(${JSON.stringify(path.join(root, 'dist/lib/native.js'))})
+      const Node = require(${JSON.stringify(root)})
+      const fails = []
+      require(${JSON.stringify(path.join(root, 'test/helpers/native-stand-in.cjs'))}).installStandIn(native, {}, fails)
+      ;(async () => {
+        const server = new Node({ timeout: 10000 })
+        const client = new Node()
+        await server.bindAsync(0, '127.0.0.1')
+        await server.listenAsync()
+        const accepted = new Promise(resolve => server.once('connection', resolve))
+        const c = await client.connectAsync(server.address().port, '127.0.0.1')
+        const s = await accepted
+        c.pause()
+        c.on('error', () => {})
+        s.on('error', () => {})
+        server.on('error', () => {})
+        for (let i = 0; i < 64; i++) s.write(Buffer.alloc(64 * 1024))
+        const closed = new Promise(resolve => server.close(resolve))
+        await new Promise(resolve => setTimeout(resolve, 50))
+        fails[0].inject(${JSON.stringify(FATAL_RECV_ERROR)})
+        await closed
+        const at = Date.now()
+        process.on('exit', () => console.log(Date.now() - at))
+        c.destroy()
+        client.close()
+      })()`
+    const child = spawnSync(process.execPath, ['-e', script], {
+      encoding: 'utf8', timeout: 30000, env: { ...process.env, NODE_DEBUG: 'utp-punch-rs' }
+    })
+    expect(child.status, child.stderr).toBe(0)
+    expect(child.stderr).toMatch(/node 1 connection 1 with 127\.0\.0\.1:\d+ closed: aborted; no stats\n/)
+    expect(Number(child.stdout.trim())).toBeLessThan(2000)
   })
 })
