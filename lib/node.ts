@@ -715,6 +715,9 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
       }
       this._resolve(host ?? this._loopback(), (err, address) => {
         if (err !== null || address === undefined) process.nextTick(cb, err ?? notRunning())
+        // close() came during the lookup: the send fails as one made after close() does (the native node
+        // would still send while its connections finish, or throw its own code once closed)
+        else if (this._stopped()) process.nextTick(cb, notRunning())
         else this._sendRawTo(data, port, address, cb, ttl)
       })
     })

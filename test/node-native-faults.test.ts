@@ -90,13 +90,16 @@ describe('a Node over a native side that fails', () => {
     await expect(n.bindAsync(0, '::')).rejects.toMatchObject({ code: 'EAFNOSUPPORT', syscall: 'bind', address: '::' })
   })
 
-  it('a UDP send whose automatic bind fails calls back with the bind\'s error', async () => {
+  it('a UDP send whose automatic bind fails calls back with the bind\'s error, and the node emits it, as dgram does', async () => {
     install({ bind: { '::': 'EMFILE' } })
     const n = node()
-    n.on('error', () => {})
+    const emitted: string[] = []
+    n.on('error', (e: UtpError) => emitted.push(e.code))
     const udp = n.getUdpSocket()
     const err = await new Promise<Error | null>((resolve) => udp.send(Buffer.from('x'), 9, '127.0.0.1', resolve))
     expect(err).toMatchObject({ code: 'EMFILE', syscall: 'bind' })
+    await sleep(20)
+    expect(emitted).toEqual(['EMFILE'])
   })
 
   it('after an automatic bind failed, the next operation binds on its own (it does not wait for the program\'s bind)', async () => {
@@ -188,6 +191,25 @@ describe('a Node over a native side that fails', () => {
     await sleep(50)
     expect(errors).toEqual(['ENOBUFS'])
     c.destroy()
+  })
+
+  it('listeners that throw during one batch: the batch is finished first, then the first error is thrown', () => {
+    // Two fatal errors in one batch (as the driver's report of one would not be, but any two events could),
+    // each heard by an 'error' listener that throws: the node still closes (the batch's NODE_CLOSED is not
+    // lost), and the process gets the first error, not the last. In a child, where an uncaught error can be seen
+    const script = `
+      const native = require(${JSON.stringify(path.join(root, 'dist/lib/native.js'))})
+      const Node = require(${JSON.stringify(root)})
+      const made = []
+      require(${JSON.stringify(path.join(root, 'test/helpers/native-stand-in.cjs'))}).installStandIn(native, {}, made)
+      process.on('uncaughtException', (e) => console.log('uncaught ' + e.message))
+      const n = new Node()
+      n.on('error', (e) => { throw new Error('listener of ' + e.code) })
+      n.on('close', () => console.log('closed'))
+      n.bind(0, '127.0.0.1', () => made[0].inject(${JSON.stringify([Kind.SOCKET_ERROR, 0, 105, Kind.SOCKET_ERROR, 0, 104, Kind.NODE_CLOSED, 0, 0])}))`
+    const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30000 })
+    expect(child.status, child.stderr).toBe(0)
+    expect(child.stdout.trim().split('\n').sort()).toEqual(['closed', 'uncaught listener of ENOBUFS'])
   })
 
   it('a fatal socket error while close() waits for writes leaves no timer behind, and the debug log says what it lost', () => {

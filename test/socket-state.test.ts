@@ -316,4 +316,29 @@ describe('socket state', () => {
     expect(socket.stats()).toBeNull()
     expect(socket.getMtu()).toBeGreaterThan(0)
   })
+
+  it('a socket destroyed after its SYN went out hears nothing of the handshake, nor does its node', async () => {
+    const { port, accepted } = await acceptingServer({}, s => s.resume())
+    const client = makeNode()
+    await client.bindAsync(0, '127.0.0.1')
+    const heard: string[] = []
+    client.on('connect', () => heard.push('node connect'))
+    // Bound, to an address: the native connection exists when connect() returns, and its SYN is on its way
+    const socket = client.connect(port, '127.0.0.1')
+    socket.on('connect', () => heard.push('socket connect'))
+    expect(client.stats().clientConnections).toBe(1)
+    socket.destroy()
+    // The peer answers the SYN all the same: the handshake completes natively, with nobody to tell
+    await within(accepted, 2000, 'accepted connection')
+    await sleep(100)
+    expect(heard).toEqual([])
+  })
+
+  it('an accepted socket is connected from the start (not connecting), as net\'s are', async () => {
+    const { port, accepted } = await acceptingServer({}, s => s.resume())
+    const socket = await makeNode().connectAsync(port, '127.0.0.1')
+    const s = await within(accepted, 2000, 'accepted connection')
+    expect(s.connecting).toBe(false)
+    socket.destroy()
+  })
 })

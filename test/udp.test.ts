@@ -1,5 +1,6 @@
 // The UDP facade (getUdpSocket) and hole punching over it
 import * as dgram from 'dgram'
+import { lookup as dnsLookup } from 'dns'
 import { describe, expect, it } from 'vitest'
 
 import { cleanupNodes, makeNode, once, sleep } from './helpers/utp'
@@ -140,7 +141,7 @@ describe('UDP facade and punching', () => {
     expect((closedErr as NodeJS.ErrnoException | null)?.code).toBe('ERR_SOCKET_DGRAM_NOT_RUNNING')
   })
 
-  it('send() without an address goes to the loopback address of the bound family (::1 for a node bound to ::1)', async () => {
+  it('send() without an address goes to the loopback address of the bound family (::1 for a node bound to ::1, 127.0.0.1 for the dual-stack default)', async () => {
     const peer6 = dgram.createSocket('udp6')
     await new Promise<void>(resolve => peer6.bind(0, '::1', () => resolve()))
     const n6 = makeNode()
@@ -148,6 +149,45 @@ describe('UDP facade and punching', () => {
     const heard6 = once<Buffer>(peer6, 'message')
     n6.getUdpSocket().send('six', peer6.address().port)
     expect(String(await heard6)).toBe('six')
+    // A name is looked up in the bound family: IPv6 here. Where the hosts file gives localhost no IPv6 address
+    // (as on this project's CI), that is dns.lookup's ENOTFOUND, not a send to 127.0.0.1 from an IPv6 socket
+    const v6 = await new Promise<NodeJS.ErrnoException | null>(resolve => dnsLookup('localhost', { family: 6 }, (err) => resolve(err)))
+    const named = new Promise<Error | null>(resolve => n6.getUdpSocket().send('eight', peer6.address().port, 'localhost', resolve))
+    if (v6 === null) {
+      const heard = once<Buffer>(peer6, 'message')
+      expect(await named).toBeNull()
+      expect(String(await heard)).toBe('eight')
+    } else {
+      expect(await named).toMatchObject({ code: v6.code })
+    }
+    // The default bind (::, both families): as the IPv4 socket utp-punch's programs used, 127.0.0.1
+    const peer4 = dgram.createSocket('udp4')
+    await new Promise<void>(resolve => peer4.bind(0, '127.0.0.1', () => resolve()))
+    const dual = makeNode()
+    const { address } = await dual.bindAsync()
+    const heard4 = once<Buffer>(peer4, 'message')
+    dual.getUdpSocket().send('seven', peer4.address().port)
+    // (::1 would need a udp6 socket on the same port: there is none, so nothing would arrive)
+    if (address === '::') expect(String(await Promise.race([heard4, sleep(2000).then(() => 'nothing')]))).toBe('seven')
     peer6.close()
+    peer4.close()
+  })
+
+  it('a datagram to an IP address sent in the same tick as close() still goes out; one to a name fails with ERR_SOCKET_DGRAM_NOT_RUNNING', async () => {
+    // An address needs no lookup, so the datagram leaves before close() runs, as a program that sends a last
+    // word and closes expects. A name's lookup ends after the close: the callback says the socket is gone
+    const peer = dgram.createSocket('udp4')
+    await new Promise<void>(resolve => peer.bind(0, '127.0.0.1', () => resolve()))
+    const n = makeNode()
+    await n.bindAsync(0, '127.0.0.1')
+    const udp = n.getUdpSocket()
+    const heard = once<Buffer>(peer, 'message')
+    const sent = new Promise<Error | null>(resolve => udp.send('last word', peer.address().port, '127.0.0.1', resolve))
+    const named = new Promise<Error | null>(resolve => udp.send('too late', peer.address().port, 'localhost', resolve))
+    n.close()
+    expect(await sent).toBeNull()
+    expect(String(await Promise.race([heard, sleep(2000).then(() => 'nothing')]))).toBe('last word')
+    expect(await named).toMatchObject({ code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' })
+    peer.close()
   })
 })
