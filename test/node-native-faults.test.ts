@@ -247,6 +247,7 @@ describe('a Node over a native side that fails', () => {
       encoding: 'utf8', timeout: 30000, env: { ...process.env, NODE_DEBUG: 'utp-punch-rs' }
     })
     expect(child.status, child.stderr).toBe(0)
+    expect(child.stderr).toMatch(/node 1 socket error ENOBUFS: the node closes\n/)
     expect(child.stderr).toMatch(/node 1 connection 1 with 127\.0\.0\.1:\d+ closed: aborted; no stats\n/)
     expect(Number(child.stdout.trim())).toBeLessThan(2000)
   })
