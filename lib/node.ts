@@ -702,8 +702,11 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     if (cb !== undefined) process.nextTick(cb, err)
   }
 
-  /** @internal The facade's send: bind if needed, resolve, send */
-  _sendRaw (data: Buffer, port: number, host: string | undefined, ttl: number | undefined, cb: (err: Error | null) => void): void {
+  /**
+   * @internal The facade's send: bind if needed, resolve, send. `late`: the node closed while the address was
+   * looked up (the send was made while it ran)
+   */
+  _sendRaw (data: Buffer, port: number, host: string | undefined, ttl: number | undefined, cb: (err: Error | null, late?: boolean) => void): void {
     if (this._stopped()) {
       process.nextTick(cb, notRunning())
       return
@@ -717,7 +720,7 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
         if (err !== null || address === undefined) process.nextTick(cb, err ?? notRunning())
         // close() came during the lookup: the send fails as one made after close() does (the native node
         // would still send while its connections finish, or throw its own code once closed)
-        else if (this._stopped()) process.nextTick(cb, notRunning())
+        else if (this._stopped()) process.nextTick(cb, notRunning(), true)
         else this._sendRawTo(data, port, address, cb, ttl)
       })
     })

@@ -18,8 +18,8 @@ export type SendCallback = (err: Error | null, bytes?: number) => void
 
 /** What the facade needs from its node */
 export interface FacadeHost {
-  /** Bind if needed, resolve `host`, send; errors go to cb */
-  _sendRaw(data: Buffer, port: number, host: string | undefined, ttl: number | undefined, cb: (err: Error | null) => void): void
+  /** Bind if needed, resolve `host`, send; errors go to cb (`late`: the node closed during the lookup) */
+  _sendRaw(data: Buffer, port: number, host: string | undefined, ttl: number | undefined, cb: (err: Error | null, late?: boolean) => void): void
   address(): AddressInfo
   /** The native node for a socket option: null while not bound; throws once closed */
   _optionTarget(): NativeNode | null
@@ -64,7 +64,8 @@ export class UdpSocketFacade extends EventEmitter {
    *   send(msg, port[, address][, callback])
    *   send(msg, offset, length, port[, address][, callback])
    * `address` defaults to the loopback address of the bound family; host names are looked up.
-   * callback(err, bytes); without a callback, errors are emitted as 'error'.
+   * callback(err, bytes); without a callback, errors are emitted as 'error', except that a datagram whose node
+   * closed while its address was looked up is dropped silently, as dgram drops it.
    */
   send (msg: Message, port: number, address?: string, callback?: SendCallback): void
   send (msg: Message, port: number, callback?: SendCallback): void
@@ -99,11 +100,11 @@ export class UdpSocketFacade extends EventEmitter {
     const p = validatePort(port, 'Port', false)
     const cb = callback as SendCallback | undefined
     const size = data.length
-    this._host._sendRaw(data, p, (address as string | undefined) ?? undefined, this._ttl, (err) => {
+    this._host._sendRaw(data, p, (address as string | undefined) ?? undefined, this._ttl, (err, late) => {
       if (typeof cb === 'function') {
         if (err !== null) cb(err)
         else cb(null, size)
-      } else if (err !== null) {
+      } else if (err !== null && late !== true) {
         this.emit('error', err)
       }
     })

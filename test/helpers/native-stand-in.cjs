@@ -29,7 +29,7 @@ function installStandIn (native, faults, made) {
       real,
       inject: (events) => {
         // The driver's fail(): the socket is gone, its connections end unannounced (no final numbers are
-        // left for them), then the events
+        // left for them), then the events, and nothing after them
         real.close(0)
         dead = true
         injected = events
@@ -61,14 +61,15 @@ function installStandIn (native, faults, made) {
         if (key === 'connectionStats' && dead) return () => null
         if (key === 'drainInto') {
           // An injected batch goes through drain(), as a large one does
-          return (events, data) => silent ? 0 : injected !== null ? -1 : target.drainInto(events, data)
+          return (events, data) => injected !== null ? -1 : silent ? 0 : target.drainInto(events, data)
         }
         if (key === 'drain') {
           return () => {
-            if (silent) return null
-            if (injected === null) return target.drain()
+            if (injected === null) return silent ? null : target.drain()
             const batch = { events: Uint32Array.from(injected), data: Buffer.alloc(0), peers: [] }
             injected = null
+            // The real node's own reports of the close (its connections' CLOSED) are not the dead driver's
+            silent = true
             return batch
           }
         }

@@ -15,7 +15,7 @@ export interface Faults {
 
 export interface Made {
   real: NativeNode
-  /** The driver's fail(): close the real node, forget its connections' numbers, then deliver `events` */
+  /** The driver's fail(): close the real node, forget its connections' numbers, deliver `events`, then nothing more */
   inject: (events: number[]) => void
 }
 
