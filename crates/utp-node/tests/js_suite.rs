@@ -35,6 +35,8 @@ const TESTS_BY_MODULE: &[(&str, &[&str])] = &[
       "test/native-contract.test.ts",
       // writeSealed and its backpressure
       "test/secure.test.ts",
+      // sendRaw: the UDP facade's datagrams, their size limit and errors
+      "test/udp.test.ts",
     ],
   ),
   (
