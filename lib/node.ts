@@ -703,8 +703,8 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
   }
 
   /**
-   * @internal The facade's send: bind if needed, resolve, send. `late`: the node closed while the address was
-   * looked up (the send was made while it ran)
+   * @internal The facade's send: bind if needed, resolve, send. `late`: the node closed while the send waited
+   * for its bind or its lookup (the send was made while it ran)
    */
   _sendRaw (data: Buffer, port: number, host: string | undefined, ttl: number | undefined, cb: (err: Error | null, late?: boolean) => void): void {
     if (this._stopped()) {
@@ -713,7 +713,8 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
     }
     this._whenBound(true, (err) => {
       if (err !== null) {
-        process.nextTick(cb, err)
+        // A bind that failed is an error; close() failing the waiting sends is the late case
+        process.nextTick(cb, err, this._stopped())
         return
       }
       this._resolve(host ?? this._loopback(), (err, address) => {

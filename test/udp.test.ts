@@ -219,16 +219,35 @@ describe('UDP facade and punching', () => {
     const udp = n.getUdpSocket()
     const errors: string[] = []
     udp.on('error', (e: UtpError) => errors.push(e.code))
+    const first = once<Buffer>(peer, 'message')
     const sent = new Promise<Error | null>(resolve => udp.send('last word', peer.address().port, '127.0.0.1', resolve))
     const named = new Promise<Error | null>(resolve => udp.send('too late', peer.address().port, 'localhost', resolve))
     udp.send('too late, no callback', peer.address().port, 'localhost')
+    let nodeClosed = false
+    n.once('close', () => { nodeClosed = true })
     n.close()
     expect(await sent).toBeNull()
     expect(await named).toMatchObject({ code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' })
+    expect(nodeClosed).toBe(false) // the lookups ended while the node was still closing, as this test needs
+    expect(await heardWithin(first, 2000)).toBe('last word')
     await sleep(100)
     expect(heard).toEqual(['last word'])
     expect(errors).toEqual([])
     reader.destroy()
     peer.close()
+  })
+
+  it('sends waiting for the automatic bind when close() comes: ERR_SOCKET_DGRAM_NOT_RUNNING in the callback, dropped without an error when there is none', async () => {
+    // A program that sends and closes at once must not crash on an 'error' nobody listens for
+    const n = makeNode()
+    const udp = n.getUdpSocket()
+    const errors: string[] = []
+    udp.on('error', (e: UtpError) => errors.push(e.code))
+    const withCallback = new Promise<Error | null>(resolve => udp.send('x', 9, '127.0.0.1', resolve))
+    udp.send('y', 9, '127.0.0.1')
+    n.close()
+    expect(await withCallback).toMatchObject({ code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' })
+    await sleep(50)
+    expect(errors).toEqual([])
   })
 })
