@@ -711,17 +711,18 @@ export class Node extends EventEmitter implements SocketOwner, PunchTransport, F
       process.nextTick(cb, notRunning())
       return
     }
+    // From here on an error is late once close() has come: the send was made while the node ran
+    const fail = (err: Error): void => process.nextTick(cb, err, this._stopped())
     this._whenBound(true, (err) => {
       if (err !== null) {
-        // A bind that failed is an error; close() failing the waiting sends is the late case
-        process.nextTick(cb, err, this._stopped())
+        fail(err)
         return
       }
       this._resolve(host ?? this._loopback(), (err, address) => {
-        if (err !== null || address === undefined) process.nextTick(cb, err ?? notRunning())
+        if (err !== null || address === undefined) fail(err ?? notRunning())
         // close() came during the lookup: the send fails as one made after close() does (the native node
         // would still send while its connections finish, or throw its own code once closed)
-        else if (this._stopped()) process.nextTick(cb, notRunning(), true)
+        else if (this._stopped()) fail(notRunning())
         else this._sendRawTo(data, port, address, cb, ttl)
       })
     })

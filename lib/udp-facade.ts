@@ -18,7 +18,7 @@ export type SendCallback = (err: Error | null, bytes?: number) => void
 
 /** What the facade needs from its node */
 export interface FacadeHost {
-  /** Bind if needed, resolve `host`, send; errors go to cb (`late`: the node closed during the lookup) */
+  /** Bind if needed, resolve `host`, send; errors go to cb (`late`: close() came while it waited to bind or resolve) */
   _sendRaw(data: Buffer, port: number, host: string | undefined, ttl: number | undefined, cb: (err: Error | null, late?: boolean) => void): void
   address(): AddressInfo
   /** The native node for a socket option: null while not bound; throws once closed */
@@ -65,7 +65,7 @@ export class UdpSocketFacade extends EventEmitter {
    *   send(msg, offset, length, port[, address][, callback])
    * `address` defaults to the loopback address of the bound family; host names are looked up.
    * callback(err, bytes); without a callback, errors are emitted as 'error', except that a datagram whose node
-   * closed while its address was looked up is dropped silently, as dgram drops it.
+   * closed while it waited for the bind or its address lookup is dropped silently, as dgram drops it.
    */
   send (msg: Message, port: number, address?: string, callback?: SendCallback): void
   send (msg: Message, port: number, callback?: SendCallback): void
