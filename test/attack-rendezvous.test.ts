@@ -359,3 +359,85 @@ describe('attacks on rendezvous()', () => {
     expect(summary.perDst[third.address] ?? 0).toBe(0)
   })
 })
+
+/** Where a datagram of the server's went: its destination, and the server's socket that sent it */
+interface Hop { to: { address: string, port: number }, via: dgram.Socket }
+
+/**
+ * A path in the middle of the server's answers (the server runs in this process): `edit` sees each rendezvous
+ * message the server sends and returns it, a changed copy, or null to drop it. Undone at the test's end
+ */
+function intercept (edit: (m: ProtocolModule.Message, hop: Hop) => ProtocolModule.Message | null): void {
+  const proto = dgram.Socket.prototype as unknown as { send: (...args: unknown[]) => void }
+  const real = proto.send
+  proto.send = function (this: dgram.Socket, ...args: unknown[]): void {
+    const [buf, port, address] = args
+    const m = Buffer.isBuffer(buf) && typeof port === 'number' && typeof address === 'string' ? protocol.decode(buf) : null
+    if (m !== null && !protocol.isDecodeError(m)) {
+      const out = edit(m, { to: { address: address as string, port: port as number }, via: this })
+      if (out === null) return
+      if (out !== m) args[0] = protocol.encode(out)
+    }
+    real.apply(this, args)
+  }
+  closers.push(() => { proto.send = real })
+}
+
+function forger (): Forger {
+  const f = new Forger()
+  closers.push(() => f.close())
+  return f
+}
+
+describe('forged answers to rendezvous() on the path', () => {
+  it('a relay-hello-ack that is not ready, has another token, or comes from another port or address neither stops the hellos nor starts the connection', async () => {
+    const sniff = sniffer()
+    await sniff.ready
+    const { addr } = await startServer()
+    const [a, b] = await nodes(2)
+    // The relay's real acknowledgements are held back until the forgeries were sent (a path that loses them)
+    const held = new Map<number, { token: string, relayPort: number, ready: boolean }>()
+    let hold = true
+    let heldCount = 0
+    intercept((m, hop) => {
+      if (m.t !== 'relay-hello-ack' || !hold) return m
+      heldCount++
+      held.set(hop.to.port, { token: m.token, relayPort: (hop.via.address()).port, ready: m.ready })
+      return null
+    })
+    let settled: string | null = null
+    const both = Promise.all([a, b].map(async n => await n.rendezvous({ server: addr, code: '5150-forged-relay-ack', forceRelay: true, timeoutMs: 10_000 })))
+    both.then(() => { settled = 'paired' }, (e) => { settled = codeOf(e) ?? 'error' })
+    const ports = [a.address().port, b.address().port]
+    const readyForBoth = (): boolean => ports.every(p => held.get(p)?.ready === true)
+    for (let i = 0; i < 500 && !readyForBoth(); i++) await sleep(10)
+    expect(readyForBoth()).toBe(true)
+    // The relay is ready for both: an ack taken now would connect them through it
+    const f = forger()
+    const other = new Map([[ports[0], ports[1]], [ports[1], ports[0]]])
+    for (const port of ports) {
+      const { token, relayPort } = held.get(port) as { token: string, relayPort: number }
+      const wrongToken = (held.get(other.get(port) as number) as { token: string }).token
+      const to = { dst: '127.0.0.1', dport: port }
+      await f.send({ ...to, src: '127.0.0.1', sport: relayPort, payload: datagram({ t: 'relay-hello-ack', token, ready: false }) })
+      await f.send({ ...to, src: '127.0.0.1', sport: relayPort, payload: datagram({ t: 'relay-hello-ack', token: wrongToken, ready: true }) })
+      await f.send({ ...to, src: '127.0.0.1', sport: relayPort === 65535 ? 1024 : relayPort + 1, payload: datagram({ t: 'relay-hello-ack', token, ready: true }) })
+      await f.send({ ...to, src: '127.0.0.2', sport: relayPort, payload: datagram({ t: 'relay-hello-ack', token, ready: true }) })
+    }
+    const hellosBefore = (p: number): number => sniff.seen.filter(d => d.sport === p && d.body.t === 'relay-hello').length
+    const before = ports.map(hellosBefore)
+    const heldBefore = heldCount
+    await sleep(700)
+    // Still saying hello (every 200 ms), and nobody connected
+    expect(ports.map((p, i) => hellosBefore(p) - before[i]).every(n => n >= 2)).toBe(true)
+    expect(heldCount - heldBefore).toBeGreaterThanOrEqual(4)
+    expect(settled).toBeNull()
+    // The real acknowledgements get through: the relay carries them
+    hold = false
+    const [ra, rb] = await both
+    expect([ra.remote.port, rb.remote.port].sort()).toEqual([...new Set(Array.from(held.values(), h => h.relayPort))].sort())
+    await send(ra, rb, randomBytes(16 * 1024))
+    // Closed while the relay still carries the connections' last packets (the server closes first at the end)
+    await Promise.all([a.closeAsync(), b.closeAsync()])
+  })
+})

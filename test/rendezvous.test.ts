@@ -326,6 +326,29 @@ describe('rendezvous()', () => {
     expect(server.stats().activeRelays).toBe(0)
   })
 
+  it('followMoves: false says bye at once on a direct path; a relayed connection connects, outlives the registration\'s time-to-live, and frees the relay once closed', async () => {
+    const { server, addr } = await startServer({ registrationTtlMs: 600 })
+    const [c, d] = await nodes()
+    const direct = await pair(c, d, { server: addr, followMoves: false, keepaliveMs: 200 }, 'direct-pairing')
+    expect(direct.map(x => x.path)).not.toContain('relay')
+    for (let i = 0; i < 100 && server.stats().activeRegistrations > 0; i++) await sleep(10)
+    expect(server.stats().activeRegistrations).toBe(0)
+    await transfer(direct[0], direct[1], 1000)
+    // before: the relayed side that finished first said bye at once too, which closed the relay under the
+    // connection (ERR_RENDEZVOUS_TIMEOUT "the relay did not connect us")
+    const [a, b] = await nodes()
+    const r = await pair(a, b, { server: addr, forceRelay: true, followMoves: false, keepaliveMs: 200, timeoutMs: 5000 })
+    expect(r.map(x => x.path)).toEqual(['relay', 'relay'])
+    // Two time-to-lives later the registrations (kept by keepalives) still hold the relay
+    await sleep(1300)
+    expect(server.stats()).toMatchObject({ activeRegistrations: 2, activeRelays: 1 })
+    await transfer(r[0], r[1], 64 * 1024)
+    // Closed: the registrations end (a bye after the relay's linger for the last packets, or the time-to-live
+    // once the keepalives stopped) and the relay with them
+    for (let i = 0; i < 400 && server.stats().activeRelays > 0; i++) await sleep(10)
+    expect(server.stats()).toMatchObject({ activeRegistrations: 0, activeRelays: 0 })
+  })
+
   it('falls back to the relay by itself when no candidate answers', async () => {
     const silent = await udp()
     const bogus = { address: '127.0.0.1', port: silent.address().port }

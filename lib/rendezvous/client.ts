@@ -958,8 +958,10 @@ class Session {
       if (ours !== undefined) result.mapping.ours = ours
       if (peer.peerMapping !== undefined) result.mapping.peer = peer.peerMapping
     }
-    // Following NAT rebinding needs the server; over the DHT the connection is on its own
-    const handOver = this._o.followMoves && this._wire !== null && this._o.server !== null
+    // Following NAT rebinding needs the server; over the DHT the connection is on its own. A relay lives as
+    // long as the pairing's registrations, so on the relay path ours is kept (and its bye sent only after the
+    // socket closed) whatever followMoves says: a bye now would close the relay under the connection
+    const handOver = (this._o.followMoves || path === 'relay') && this._wire !== null && this._o.server !== null
     this._end(node, handOver)
     if (node !== this._node) adoptPort(this._node, node, socket)
     if (handOver) {
