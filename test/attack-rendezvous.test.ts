@@ -380,7 +380,7 @@ function intercept (edit: (m: ProtocolModule.Message, hop: Hop) => ProtocolModul
     }
     real.apply(this, args)
   }
-  closers.push(() => { proto.send = real })
+  closers.unshift(() => { proto.send = real }) // the latest first: each restores the one it wrapped
 }
 
 function forger (): Forger {
@@ -439,5 +439,69 @@ describe('forged answers to rendezvous() on the path', () => {
     await send(ra, rb, randomBytes(16 * 1024))
     // Closed while the relay still carries the connections' last packets (the server closes first at the end)
     await Promise.all([a.closeAsync(), b.closeAsync()])
+  })
+
+  it('the client\'s own mapping check stands in when the pairing names no mapping, and takes no check-ack from a stranger, the server\'s main port, another address or for another nonce', async () => {
+    const { addr, port } = await startServer()
+    const [a, b] = await nodes(2)
+    const [aPort, bPort] = [a.address().port, b.address().port]
+    // The path in the middle: the server's pairing loses our mapping (as from a server that measured none), A's
+    // check-acks are held until the forgeries were sent, and B's says it came from another port
+    const held: Array<{ nonce: string, checkPort: number }> = []
+    const passed: number[] = []
+    let holdA = true
+    intercept((m, hop) => {
+      if (m.t === 'peer') {
+        const { mapping: _lost, ...unmeasured } = m
+        return unmeasured
+      }
+      if (m.t !== 'check-ack') return m
+      if (hop.to.port === aPort && holdA) {
+        held.push({ nonce: m.nonce, checkPort: hop.via.address().port })
+        return null
+      }
+      passed.push(hop.to.port)
+      return hop.to.port === bPort ? { ...m, observed: { ...m.observed, port: m.observed.port + 1 } } : m
+    })
+    const opts = { server: addr, code: '5151-forged-check-ack', birthday: false, timeoutMs: 10_000 }
+    const pa = a.rendezvous(opts)
+    for (let i = 0; i < 300 && held.length === 0; i++) await sleep(10)
+    expect(held.length).toBeGreaterThan(0)
+    const { nonce, checkPort } = held[0]
+    // Each would make A's mapping look endpoint-dependent: the port they "saw" is not the one the server saw
+    const ack = (n: string): Buffer => datagram({ t: 'check-ack', nonce: n, observed: { address: '127.0.0.1', port: aPort === 65535 ? 1 : aPort + 1 } })
+    const f = forger()
+    const to = { dst: '127.0.0.1', dport: aPort }
+    await f.send({ ...to, src: '127.0.0.1', sport: checkPort === 65535 ? 1 : checkPort + 1, payload: ack(nonce) })
+    await f.send({ ...to, src: '127.0.0.1', sport: port, payload: ack(nonce) })
+    await f.send({ ...to, src: '127.0.0.2', sport: checkPort, payload: ack(nonce) })
+    await f.send({ ...to, src: '127.0.0.1', sport: checkPort, payload: ack('0f'.repeat(8)) })
+    await sleep(100)
+    // The real answer to A's next check (every 250 ms) gets through
+    holdA = false
+    for (let i = 0; i < 100 && !passed.includes(aPort); i++) await sleep(10)
+    expect(passed).toContain(aPort)
+    const [ra, rb] = await Promise.all([pa, b.rendezvous(opts)])
+    // The peer's mapping comes from the server's pairing (untouched), ours from our own check
+    expect([ra.mapping, rb.mapping]).toEqual([{ ours: 'independent', peer: 'independent' }, { ours: 'dependent', peer: 'independent' }])
+    await send(ra, rb, Buffer.from('mapped'))
+
+    // A server without a mapping-check port: a check-ack spoofed from its main port finds no check to answer
+    const other = await startServer({ mappingCheck: false })
+    const [c, d] = await nodes(2)
+    const registered = new Map<number, string>()
+    intercept((m, hop) => {
+      if (m.t === 'registered') registered.set(hop.to.port, m.nonce)
+      return m
+    })
+    const opts2 = { server: other.addr, code: '5152-no-check-port', birthday: false, timeoutMs: 10_000 }
+    const pc = c.rendezvous(opts2)
+    for (let i = 0; i < 300 && !registered.has(c.address().port); i++) await sleep(10)
+    await sleep(20)
+    await f.send({ src: '127.0.0.1', sport: other.port, dst: '127.0.0.1', dport: c.address().port, payload: datagram({ t: 'check-ack', nonce: String(registered.get(c.address().port)), observed: { address: '127.0.0.1', port: 1 } }) })
+    await sleep(50)
+    const [rc, rd] = await Promise.all([pc, d.rendezvous(opts2)])
+    expect([rc.mapping, rd.mapping]).toEqual([undefined, undefined])
+    await send(rc, rd, Buffer.from('unmapped'))
   })
 })
