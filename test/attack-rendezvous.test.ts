@@ -504,4 +504,32 @@ describe('forged answers to rendezvous() on the path', () => {
     expect([rc.mapping, rd.mapping]).toEqual([undefined, undefined])
     await send(rc, rd, Buffer.from('unmapped'))
   })
+
+  it('a retry while the relay is being requested repeats the request at once, with its cookie', async () => {
+    const sniff = sniffer()
+    await sniff.ready
+    const f = forger()
+    const { addr, port } = await startServer()
+    const [a, b] = await nodes(2)
+    // The relay's allocation is held back: both sides keep requesting it (every 500 ms)
+    let hold = true
+    intercept(m => m.t === 'relay-allocated' && hold ? null : m)
+    const both = Promise.all([a, b].map(async n => await n.rendezvous({ server: addr, code: '5153-retry-relay-request', forceRelay: true, timeoutMs: 10_000 })))
+    const aPort = a.address().port
+    const request = (d: { sport: number, dport: number, body: Record<string, unknown> }): boolean => d.sport === aPort && d.dport === port && d.body.t === 'relay-request'
+    // Just after the timer's first repeat: the next is 500 ms away, and the server's own retry (at the
+    // registration) long enough ago for ours not to count as a loop
+    const first = await sniff.waitFor(request)
+    await sniff.waitFor(d => request(d) && d !== first)
+    const cookie = 'c0'.repeat(16)
+    await f.send({ src: '127.0.0.1', sport: port, dst: '127.0.0.1', dport: aPort, payload: datagram({ t: 'retry', cookie }) })
+    const retried = Date.now()
+    await sniff.waitFor(d => request(d) && d.body.cookie === cookie)
+    expect(Date.now() - retried).toBeLessThan(250)
+    hold = false
+    const [ra, rb] = await both
+    expect([ra.path, rb.path]).toEqual(['relay', 'relay'])
+    await send(ra, rb, Buffer.from('relayed'))
+    await Promise.all([a.closeAsync(), b.closeAsync()])
+  })
 })

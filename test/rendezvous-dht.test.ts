@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type * as ClientModule from '../lib/rendezvous/client'
 import type * as CodeModule from '../lib/rendezvous/code'
 import type * as MeetingModule from '../lib/dht/meeting'
+import type * as ProtocolModule from '../lib/rendezvous/protocol'
 import type * as ServerModule from '../lib/server/server'
 import { startDhtLab, type DhtLab } from './helpers/dht-lab.mjs'
 import { cleanupNodes, drainHash, makeNode, requireFromRoot, writeRandom, type Node } from './helpers/utp'
@@ -17,6 +18,7 @@ const { rendezvous } = requireFromRoot('./dist/lib/rendezvous/client.js') as typ
 const { generateCode } = requireFromRoot('./dist/lib/rendezvous/code.js') as typeof CodeModule
 const { deriveMeetingKeys } = requireFromRoot('./dist/lib/dht/meeting.js') as typeof MeetingModule
 const { RendezvousServer } = requireFromRoot('./dist/lib/server/server.js') as typeof ServerModule
+const protocol = requireFromRoot('./dist/lib/rendezvous/protocol.js') as typeof ProtocolModule
 type RendezvousStatus = ClientModule.RendezvousStatus
 type Result = ClientModule.RendezvousResult<Node>
 
@@ -161,8 +163,12 @@ describe('rendezvous over the DHT', () => {
     await node.bindAsync(0, '127.0.0.1')
     const dead = makeNode()
     const { port } = await dead.bindAsync(0, '127.0.0.1') // a socket that never answers
-    await expect(rendezvous(node, { dht: { bootstrap: [`127.0.0.1:${port}`] }, code: code(), timeoutMs: 30_000 }))
-      .rejects.toMatchObject({ code: 'ERR_DHT_UNREACHABLE' })
+    const joining = rendezvous(node, { dht: { bootstrap: [`127.0.0.1:${port}`] }, code: code(), timeoutMs: 30_000 })
+    // A stranger's "server" messages mean nothing to a meeting over the DHT, which has no server: ignored
+    for (const m of [{ t: 'error', nonce: '00'.repeat(8), code: 'ERR_CODE_IN_USE', message: 'stray' }, { t: 'check-ack', nonce: '00'.repeat(8), observed: { address: '127.0.0.1', port: 1 } }]) {
+      dead.getUdpSocket().send(protocol.encode(m as ProtocolModule.Message), node.address().port, '127.0.0.1')
+    }
+    await expect(joining).rejects.toMatchObject({ code: 'ERR_DHT_UNREACHABLE' })
   }, 60_000)
 
   it('rejects options naming both or neither of server and dht', async () => {

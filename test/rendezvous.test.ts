@@ -628,6 +628,35 @@ describe('rendezvous()', () => {
     await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR' })
   })
 
+  it('against two scripted servers: a node keeps each server\'s cookie, and registers with it the next time', async () => {
+    const fakes = [await udp(), await udp()]
+    const registers: ProtocolModule.RegisterMsg[][] = [[], []]
+    /** Each server's cookie for the node: 32 hex digits */
+    const cookieOf = (i: number): string => String(i + 1).repeat(32)
+    fakes.forEach((fake, i) => onMessages(fake, (m, rinfo) => {
+      if (m.t !== 'register') return
+      registers[i].push(m)
+      fake.send(m.cookie === undefined ? protocol.encode({ t: 'retry', cookie: cookieOf(i) }) : registeredFor(m.nonce, rinfo), rinfo.port, rinfo.address)
+    }))
+    const a = makeNode()
+    await a.bindAsync(0, '127.0.0.1')
+    // One rendezvous with each server, then the first again
+    for (const i of [0, 1, 0]) {
+      const ac = new AbortController()
+      const states: string[] = []
+      const p = rendezvous(a, { server: `127.0.0.1:${fakes[i].address().port}`, code: 'x', signal: ac.signal, onStatus: (st) => states.push(st.state) })
+      p.catch(() => {})
+      for (let t = 0; t < 200 && !states.includes('registered'); t++) await sleep(10)
+      expect(states).toContain('registered')
+      ac.abort()
+      await expect(p).rejects.toMatchObject({ code: 'ABORT_ERR' })
+    }
+    // The first server's cookie was kept beside the second's: the third rendezvous' first register carries it
+    const third = registers[0].filter(r => r.nonce === registers[0][registers[0].length - 1].nonce)
+    expect(third.map(r => r.cookie)).toEqual([cookieOf(0)])
+    expect(registers[1].map(r => r.cookie)).toEqual([undefined, cookieOf(1)])
+  })
+
   it('against a scripted server: the register\'s fields, the mapping check and its retry, and a registration made again with its round trip', async () => {
     const fake = await udp()
     const second = await udp()
