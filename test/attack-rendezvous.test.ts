@@ -13,6 +13,7 @@ import type * as ProtocolModule from '../lib/rendezvous/protocol'
 import type * as WatchModule from '../lib/rendezvous/watch'
 import { Sniffer } from './helpers/attack-sniffer'
 import { Forger } from './helpers/forge'
+import { interceptServer, type Edit } from './helpers/server-path'
 import { cleanupNodes, closed, drainHash, makeNode, requireFromRoot, sleep, utp, type Node, type Socket } from './helpers/utp'
 
 const protocol = requireFromRoot('./dist/lib/rendezvous/protocol.js') as typeof ProtocolModule
@@ -360,27 +361,9 @@ describe('attacks on rendezvous()', () => {
   })
 })
 
-/** Where a datagram of the server's went: its destination, and the server's socket that sent it */
-interface Hop { to: { address: string, port: number }, via: dgram.Socket }
-
-/**
- * A path in the middle of the server's answers (the server runs in this process): `edit` sees each rendezvous
- * message the server sends and returns it, a changed copy, or null to drop it. Undone at the test's end
- */
-function intercept (edit: (m: ProtocolModule.Message, hop: Hop) => ProtocolModule.Message | null): void {
-  const proto = dgram.Socket.prototype as unknown as { send: (...args: unknown[]) => void }
-  const real = proto.send
-  proto.send = function (this: dgram.Socket, ...args: unknown[]): void {
-    const [buf, port, address] = args
-    const m = Buffer.isBuffer(buf) && typeof port === 'number' && typeof address === 'string' ? protocol.decode(buf) : null
-    if (m !== null && !protocol.isDecodeError(m)) {
-      const out = edit(m, { to: { address: address as string, port: port as number }, via: this })
-      if (out === null) return
-      if (out !== m) args[0] = protocol.encode(out)
-    }
-    real.apply(this, args)
-  }
-  closers.unshift(() => { proto.send = real }) // the latest first: each restores the one it wrapped
+/** interceptServer() for this test only (the latest undone first: each restores the one it wrapped) */
+function intercept (edit: Edit): void {
+  closers.unshift(interceptServer(edit))
 }
 
 function forger (): Forger {
@@ -503,6 +486,36 @@ describe('forged answers to rendezvous() on the path', () => {
     const [rc, rd] = await Promise.all([pc, d.rendezvous(opts2)])
     expect([rc.mapping, rd.mapping]).toEqual([undefined, undefined])
     await send(rc, rd, Buffer.from('unmapped'))
+  })
+
+  it('a stranger\'s connection to the accepting side, made while the relay is readied, is not taken for the peer\'s', async () => {
+    const { addr } = await startServer()
+    const [a, b, stranger] = await nodes(3)
+    // The relay says it is ready only after a second: the stranger connects in that time
+    let firstAck: number | undefined
+    const relayPortOf = new Map<number, number>()
+    intercept((m, hop) => {
+      if (m.t === 'relay-allocated') relayPortOf.set(hop.to.port, m.port)
+      return m.t === 'relay-hello-ack' && Date.now() - (firstAck ??= Date.now()) < 1000 ? null : m
+    })
+    const code = '5154-stranger-before-relay'
+    // A registers first and takes the connecting part; B, which accepts, heard of the relay from A
+    const pa = a.rendezvous({ server: addr, code, forceRelay: true, encrypt: false, timeoutMs: 10_000 })
+    await sleep(30)
+    const pb = b.rendezvous({ server: addr, code, encrypt: false, timeoutMs: 10_000 })
+    for (let i = 0; i < 300 && firstAck === undefined; i++) await sleep(10)
+    expect(firstAck).toBeDefined()
+    const s = stranger.connect(b.address().port, '127.0.0.1')
+    s.on('error', () => {})
+    await new Promise<void>((resolve, reject) => { s.once('connect', resolve); s.once('error', reject) })
+    const [ra, rb] = await Promise.all([pa, pb])
+    expect([ra.role, rb.role]).toEqual(['connect', 'accept'])
+    expect([ra.path, rb.path]).toEqual(['relay', 'relay'])
+    // B's connection is the one from its side of the relay
+    expect(rb.remote).toEqual({ address: '127.0.0.1', port: relayPortOf.get(b.address().port) })
+    await send(ra, rb, Buffer.from('from the peer'))
+    s.destroy()
+    await Promise.all([a.closeAsync(), b.closeAsync()])
   })
 
   it('a retry while the relay is being requested repeats the request at once, with its cookie', async () => {

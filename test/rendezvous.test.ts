@@ -10,6 +10,7 @@ import type * as ProberModule from '../lib/rendezvous/prober'
 import type * as ProtocolModule from '../lib/rendezvous/protocol'
 import type { SecureSocket } from '../lib/secure'
 import type * as ServerModule from '../lib/server/server'
+import { interceptServer } from './helpers/server-path'
 import { cleanupNodes, closed, drainHash, makeNode, requireFromRoot, sleep, writeRandom, type Node } from './helpers/utp'
 
 const { RendezvousServer } = requireFromRoot('./dist/lib/server/server.js') as typeof ServerModule
@@ -33,8 +34,11 @@ const MAC = '5a'.repeat(16)
 
 const servers: Server[] = []
 const sockets: dgram.Socket[] = []
+/** Undo paths put in the server's way (interceptServer), the latest first */
+const restores: Array<() => void> = []
 
 afterEach(async () => {
+  for (const restore of restores.splice(0)) restore()
   for (const s of sockets.splice(0)) s.close()
   await Promise.all(servers.splice(0).map(async s => await s.close()))
 })
@@ -307,8 +311,12 @@ describe('rendezvous()', () => {
   it('a forced relay carries 2 MiB, capped by the relay rate, and closes once idle', async () => {
     const { server, addr } = await startServer({ relayRate: 2_000_000, relayIdleMs: 400 })
     const [a, b] = await nodes()
-    const r = await pair(a, b, { server: addr, forceRelay: true })
+    const statuses: ClientModule.RendezvousStatus[] = []
+    const r = await pair(a, b, { server: addr, forceRelay: true, onStatus: (s) => statuses.push(s) })
     expect(r.map(x => x.path)).toEqual(['relay', 'relay'])
+    // No punching to report, and the relay's reason says why
+    expect(statuses.map(s => s.state)).not.toContain('punching')
+    expect(statuses.filter(s => s.state === 'relay')).toEqual(Array(2).fill({ state: 'relay', reason: 'relay forced by the forceRelay option' }))
     const serverPort = server.address().port
     for (const x of r) {
       expect(x.remote.address).toBe('127.0.0.1')
@@ -364,14 +372,20 @@ describe('rendezvous()', () => {
   it('relay: false with unreachable candidates rejects with ERR_PUNCH_FAILED naming NATs and candidates', async () => {
     const silent = await udp()
     let probes = 0
-    silent.on('message', () => probes++)
+    const fromPorts = new Set<number>()
+    silent.on('message', (_m: Buffer, rinfo: dgram.RemoteInfo) => {
+      probes++
+      fromPorts.add(rinfo.port)
+    })
     const bogus = { address: '127.0.0.1', port: silent.address().port }
     const { addr } = await startServer({ rewriteCandidates: () => ({ public: bogus, lan: [] }) })
     const [a, b] = await nodes()
     const t0 = Date.now()
+    const roles: string[] = []
+    const roleOf = (i: number) => (s: ClientModule.RendezvousStatus): void => { if (s.state === 'paired') roles[i] = s.role }
     const results = await Promise.allSettled([
-      rendezvous(a, { server: addr, code: 'k', relay: false, punchTimeoutMs: 1000, nat: 'symmetric' }),
-      rendezvous(b, { server: addr, code: 'k', relay: false, punchTimeoutMs: 1000, acceptGraceMs: 0 })
+      rendezvous(a, { server: addr, code: 'k', relay: false, punchTimeoutMs: 1000, nat: 'symmetric', onStatus: roleOf(0) }),
+      rendezvous(b, { server: addr, code: 'k', relay: false, punchTimeoutMs: 1000, acceptGraceMs: 0, onStatus: roleOf(1) })
     ])
     expect(Date.now() - t0).toBeLessThan(3000)
     for (const res of results) {
@@ -383,7 +397,61 @@ describe('rendezvous()', () => {
       expect(err.message).toMatch(/NAT types: ours (symmetric, )?endpoint-independent mapping, peer's (symmetric, )?endpoint-independent mapping/)
       expect(err.candidates).toEqual([`127.0.0.1:${bogus.port} (public)`])
     }
+    // Each side says what it missed: the connecting side an answer, the accepting side the peer's probes
+    const reasons = results.map((res, i) => `${roles[i]}: ${/^hole punching failed: ([^(]*) \(NAT types/.exec(((res as PromiseRejectedResult).reason as Error).message)?.[1]}`)
+    expect(reasons.sort()).toEqual(['accept: no probe from the peer arrived', 'connect: no probe was answered'])
     expect(probes).toBeGreaterThanOrEqual(8) // both sides probed, 200 ms apart, for a second
+    // From their own sockets only: both NATs map endpoint-independently, so neither opened birthday ports
+    expect([...fromPorts].sort()).toEqual([a.address().port, b.address().port].sort())
+  })
+
+  it('probing starts when the server says (startInMs), not when the peer confirmed', async () => {
+    const silent = await udp()
+    const probesAt: number[] = []
+    silent.on('message', () => probesAt.push(Date.now()))
+    const bogus = { address: '127.0.0.1', port: silent.address().port }
+    const { addr } = await startServer({ rewriteCandidates: () => ({ public: bogus, lan: [] }), startDelayMs: 1200 })
+    const [a, b] = await nodes()
+    const pairedAt: number[] = []
+    const opts = { server: addr, code: 'late-start', relay: false, punchTimeoutMs: 400, acceptGraceMs: 0, onStatus: (s: ClientModule.RendezvousStatus) => { if (s.state === 'paired') pairedAt.push(Date.now()) } }
+    const results = await Promise.allSettled([rendezvous(a, opts), rendezvous(b, opts)])
+    expect(results.map(r => r.status)).toEqual(['rejected', 'rejected'])
+    expect(pairedAt).toHaveLength(2)
+    expect(probesAt.length).toBeGreaterThan(0)
+    // The confirmation takes a round trip; the server's start is 1.2 s after the pairing
+    expect(Math.min(...probesAt) - Math.max(...pairedAt)).toBeGreaterThanOrEqual(900)
+  })
+
+  it('once the peer asked for the relay, no probe goes out: not at the start, and not after a confirmation the relay overtook', async () => {
+    const silent = await udp()
+    let probes = 0
+    silent.on('message', () => probes++)
+    const bogus = { address: '127.0.0.1', port: silent.address().port }
+    for (const hold of ['relay-hello-ack', 'peer-confirm'] as const) {
+      // relay-hello-ack: the relay is slow to say it is ready, so the start time (300 ms) passes before it does.
+      // peer-confirm: the unforced side hears the relay's allocation before the peer's confirmation
+      const { addr } = await startServer({ rewriteCandidates: () => ({ public: bogus, lan: [] }) })
+      const [a, b] = await nodes()
+      const allocatedTo = new Set<number>()
+      let firstAck: number | undefined
+      restores.unshift(interceptServer((m, hop) => {
+        if (m.t === 'relay-allocated') allocatedTo.add(hop.to.port)
+        if (m.t !== hold) return m
+        // The relay's acks to both sides for a second; the peer's confirmation to B until B heard of the relay
+        if (hold === 'relay-hello-ack') return Date.now() - (firstAck ??= Date.now()) < 1000 ? null : m
+        return hop.to.port === b.address().port && !allocatedTo.has(hop.to.port) ? null : m
+      }))
+      const t0 = Date.now()
+      const r = await Promise.all([
+        rendezvous(a, { server: addr, code: `relay-first-${hold}`, forceRelay: true }),
+        sleep(30).then(async () => await rendezvous(b, { server: addr, code: `relay-first-${hold}` }))
+      ])
+      expect(r.map(x => x.path)).toEqual(['relay', 'relay'])
+      // Without waiting for its punch timeout (5 s)
+      expect(Date.now() - t0).toBeLessThan(3000)
+      await transfer(r[0], r[1], 1000)
+      expect(probes).toBe(0)
+    }
   })
 
   it('a peer that opts out of relaying makes the relay unavailable for both', async () => {

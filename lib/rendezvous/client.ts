@@ -646,7 +646,8 @@ class Session {
     }
     const startInMs = Math.max(0, this._startAt - Date.now())
     this._after(startInMs, () => {
-      if (this._phase !== 'punch') return // the relay was asked for before the start
+      // The relay was asked for before the start (by us, or by the peer: then we only say hello to it)
+      if (this._phase !== 'punch' || this._relay !== null) return
       this._prober?.start()
       this._spray?.start()
       this._ports?.start()
