@@ -427,9 +427,10 @@ describe('rendezvous()', () => {
     let probes = 0
     silent.on('message', () => probes++)
     const bogus = { address: '127.0.0.1', port: silent.address().port }
-    for (const hold of ['relay-hello-ack', 'peer-confirm'] as const) {
+    for (const hold of ['relay-hello-ack', 'peer-confirm', 'nothing'] as const) {
       // relay-hello-ack: the relay is slow to say it is ready, so the start time (300 ms) passes before it does.
-      // peer-confirm: the unforced side hears the relay's allocation before the peer's confirmation
+      // peer-confirm: the unforced side hears the relay's allocation before the peer's confirmation.
+      // nothing: the unforced side registers first and connects: it hears of the relay while punching
       const { addr } = await startServer({ rewriteCandidates: () => ({ public: bogus, lan: [] }) })
       const [a, b] = await nodes()
       const allocatedTo = new Set<number>()
@@ -442,11 +443,14 @@ describe('rendezvous()', () => {
         return hop.to.port === b.address().port && !allocatedTo.has(hop.to.port) ? null : m
       }))
       const t0 = Date.now()
-      const r = await Promise.all([
-        rendezvous(a, { server: addr, code: `relay-first-${hold}`, forceRelay: true }),
-        sleep(30).then(async () => await rendezvous(b, { server: addr, code: `relay-first-${hold}` }))
-      ])
+      const code = `relay-first-${hold}`
+      const forced = async (): Promise<Result> => await rendezvous(a, { server: addr, code, forceRelay: true }) as Result
+      const unforced = async (): Promise<Result> => await rendezvous(b, { server: addr, code }) as Result
+      const r = hold === 'nothing'
+        ? (await Promise.all([unforced(), sleep(30).then(forced)])).reverse()
+        : await Promise.all([forced(), sleep(30).then(unforced)])
       expect(r.map(x => x.path)).toEqual(['relay', 'relay'])
+      expect(r[1].role).toBe(hold === 'nothing' ? 'connect' : 'accept')
       // Without waiting for its punch timeout (5 s)
       expect(Date.now() - t0).toBeLessThan(3000)
       await transfer(r[0], r[1], 1000)
@@ -464,6 +468,9 @@ describe('rendezvous()', () => {
       rendezvous(b, { server: addr, code: 'k', punchTimeoutMs: 500, relay: false, acceptGraceMs: 0 })
     ])
     for (const res of results) expect((res as PromiseRejectedResult).reason?.code).toBe('ERR_PUNCH_FAILED')
+    // Each says why there is no relay: the peer (or server) does not allow one; we disabled it
+    const why = results.map(res => / (\([^()]*\))$/.exec(((res as PromiseRejectedResult).reason as Error).message)?.[1])
+    expect(why).toEqual(['(no relay: the peer or the server does not allow one)', '(relay disabled)'])
   })
 
   it('times out when the server never answers, and when no peer comes', async () => {
