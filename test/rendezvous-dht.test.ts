@@ -36,12 +36,13 @@ function code (): string {
   return generateCode()
 }
 
-async function peer (opts: { code: string, side?: string, statuses?: RendezvousStatus[], onStatus?: (s: RendezvousStatus) => void, timeoutMs?: number, bootstrap?: string[], relay?: string, allowHalfOpen?: boolean }): Promise<Result> {
+async function peer (opts: { code: string, side?: string, statuses?: RendezvousStatus[], onStatus?: (s: RendezvousStatus) => void, timeoutMs?: number, bootstrap?: string[], relay?: string, allowHalfOpen?: boolean, forceRelay?: boolean, noRelay?: boolean }): Promise<Result> {
   const node = makeNode({ allowHalfOpen: opts.allowHalfOpen ?? false })
   await node.bindAsync(0, '127.0.0.1')
   return await rendezvous(node, {
     dht: { bootstrap: opts.bootstrap ?? lab.bootstrap.slice(0, 3), ...(opts.relay === undefined ? {} : { relay: opts.relay }) },
-    ...(opts.relay === undefined ? {} : { forceRelay: true }),
+    ...(opts.relay === undefined && opts.forceRelay !== true ? {} : { forceRelay: true }),
+    ...(opts.noRelay === true ? { relay: false } : {}),
     code: opts.code,
     ...(opts.side === undefined ? {} : { side: opts.side }),
     timeoutMs: opts.timeoutMs ?? 40_000,
@@ -114,6 +115,27 @@ describe('rendezvous over the DHT', () => {
       expect(server.stats().relayedBytes).toBeGreaterThan(1 << 20)
       a.socket.destroy()
       b.socket.destroy()
+    } finally {
+      await server.close()
+    }
+  }, 60_000)
+
+  it('a relay is used only when dht.relay names one and relay is not false: otherwise ERR_PUNCH_FAILED says which', async () => {
+    const server = new RendezvousServer({ host: '127.0.0.1', port: 0 })
+    const { port } = await server.listen()
+    try {
+      const none = code()
+      const disabled = code()
+      const outcomes = await Promise.allSettled([
+        peer({ code: none, forceRelay: true }), peer({ code: none, forceRelay: true }),
+        peer({ code: disabled, relay: `127.0.0.1:${port}`, noRelay: true }), peer({ code: disabled, relay: `127.0.0.1:${port}`, noRelay: true })
+      ])
+      const why = outcomes.map(o => o.status === 'rejected' ? `${(o.reason as { code?: string }).code} ${/ (\([^()]*\))$/.exec((o.reason as Error).message)?.[1]}` : o.value.path)
+      expect(why).toEqual([
+        ...Array(2).fill('ERR_PUNCH_FAILED (no relay: pairing over the DHT has no server to relay through; dht.relay names one)'),
+        ...Array(2).fill('ERR_PUNCH_FAILED (relay disabled)')
+      ])
+      expect(server.stats().registrations).toBe(0)
     } finally {
       await server.close()
     }
