@@ -458,6 +458,35 @@ describe('rendezvous()', () => {
     }
   })
 
+  it('ERR_PUNCH_FAILED\'s message, whole: the NAT types when either is known, the candidates tried or none usable, the relay\'s refusal', async () => {
+    const silent = await udp()
+    const bogus = { address: '127.0.0.1', port: silent.address().port }
+    // No mapping checks: the NAT types are only what the callers said
+    const unmeasured = await startServer({ mappingCheck: false, rewriteCandidates: () => ({ public: bogus, lan: [] }) })
+    // Candidates an IPv4 socket cannot reach, and a server whose relays are all taken (it has none)
+    const unusable = await startServer({ mappingCheck: false, maxRelays: 0, rewriteCandidates: () => ({ public: { address: '::1', port: 9 }, lan: [] }) })
+    const [a, b] = await nodes()
+    const [c, d] = await nodes()
+    const opts = { relay: false, punchTimeoutMs: 400, acceptGraceMs: 0 }
+    const message = async (p: Promise<unknown>): Promise<string> => await p.then(() => 'paired', (e: Error & { code?: string }) => `${e.code}: ${e.message}`)
+    const got = await Promise.all([
+      message(rendezvous(a, { ...opts, server: unmeasured.addr, code: 'one-known', nat: 'symmetric' })),
+      message(sleep(30).then(async () => await rendezvous(b, { ...opts, server: unmeasured.addr, code: 'one-known' }))),
+      message(rendezvous(c, { server: unusable.addr, code: 'none-usable', punchTimeoutMs: 400, acceptGraceMs: 0 })),
+      message(sleep(30).then(async () => await rendezvous(d, { server: unusable.addr, code: 'none-usable', punchTimeoutMs: 400, acceptGraceMs: 0 })))
+    ])
+    const tried = `tried 127.0.0.1:${bogus.port} (public)`
+    expect(got.slice(0, 2)).toEqual([
+      `ERR_PUNCH_FAILED: hole punching failed: no probe was answered (NAT types: ours symmetric, peer's unknown); ${tried} (relay disabled)`,
+      `ERR_PUNCH_FAILED: hole punching failed: no probe from the peer arrived (NAT types: ours unknown, peer's symmetric); ${tried} (relay disabled)`
+    ])
+    // The first to ask is refused for capacity; the other may ask after the first's bye ended the pairing
+    const refused = (why: string): string => `ERR_PUNCH_FAILED: hole punching failed; no usable candidates and the relay is unavailable (${why})`
+    const full = refused('ERR_RELAY_FULL: no relay capacity left, try again later')
+    expect(got.slice(2)).toContain(full)
+    for (const m of got.slice(2)) expect([full, refused('ERR_NOT_PAIRED: no peer yet: a relay needs a pairing')]).toContain(m)
+  })
+
   it('a peer that opts out of relaying makes the relay unavailable for both', async () => {
     const silent = await udp()
     const bogus = { address: '127.0.0.1', port: silent.address().port }
