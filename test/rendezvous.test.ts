@@ -255,10 +255,12 @@ describe('rendezvous()', () => {
       expect(x.mapping).toEqual({ ours: 'independent', peer: 'independent' })
       expect(x.node).toBe(x === r[0] ? a : b)
       // Milliseconds since rendezvous() was called, in order
-      const { registeredMs, pairedMs, connectedMs } = x.timings
+      const { registeredMs, pairedMs, punchedMs, connectedMs } = x.timings
       expect(registeredMs).toBeGreaterThanOrEqual(0)
       expect(pairedMs).toBeGreaterThanOrEqual(registeredMs)
-      expect(connectedMs).toBeGreaterThanOrEqual(pairedMs)
+      // A punched path says when its first probe was answered
+      expect(punchedMs).toBeGreaterThanOrEqual(pairedMs)
+      expect(connectedMs).toBeGreaterThanOrEqual(punchedMs as number)
       expect(connectedMs).toBeLessThanOrEqual(Date.now() - t0)
     }
     // Each side talks to the other's port
@@ -322,6 +324,7 @@ describe('rendezvous()', () => {
       expect(x.remote.address).toBe('127.0.0.1')
       expect(x.remote.port).not.toBe(serverPort)
       expect(x.timings.relayMs).toBeGreaterThanOrEqual(0)
+      expect(x.timings.punchedMs).toBeUndefined()
     }
     expect(server.stats()).toMatchObject({ activeRelays: 1, relays: 1 })
     const t0 = Date.now()
@@ -506,8 +509,9 @@ describe('rendezvous()', () => {
     const silent = await udp()
     const a = makeNode()
     await a.bindAsync(0, '127.0.0.1')
-    await expect(rendezvous(a, { server: `127.0.0.1:${silent.address().port}`, code: 'x', timeoutMs: 400 }))
-      .rejects.toMatchObject({ code: 'ERR_RENDEZVOUS_TIMEOUT', message: expect.stringContaining('no answer from the rendezvous server') })
+    // Named by the address it was looked up at
+    await expect(rendezvous(a, { server: `localhost:${silent.address().port}`, code: 'x', timeoutMs: 400 }))
+      .rejects.toMatchObject({ code: 'ERR_RENDEZVOUS_TIMEOUT', message: `no answer from the rendezvous server 127.0.0.1:${silent.address().port} within 400 ms` })
     // Within the overall timeout, serverTimeoutMs says which end was silent
     await expect(rendezvous(a, { server: `127.0.0.1:${silent.address().port}`, code: 'x', timeoutMs: 5000, serverTimeoutMs: 300 }))
       .rejects.toMatchObject({ code: 'ERR_SERVER_UNREACHABLE', message: `the rendezvous server 127.0.0.1:${silent.address().port} did not answer in 300 ms (wrong address, not running, or UDP blocked on the way)` })
