@@ -65,6 +65,8 @@ describe('rendezvous over the DHT', () => {
     expect(a.encrypted && b.encrypted).toBe(true)
     expect(new Set([a.role, b.role])).toEqual(new Set(['accept', 'connect']))
     expect(['lan', 'direct']).toContain(a.path)
+    // No server: no server round trip among the timings, no relay time
+    expect(Object.keys(a.timings).sort()).toEqual(['connectedMs', 'pairedMs', 'punchedMs', 'registeredMs'])
     expect(statusA.map(s => s.state).slice(0, 3)).toEqual(['joining-dht', 'published', 'paired'])
     const published = statusA[1] as Extract<RendezvousStatus, { state: 'published' }>
     expect(published.observed?.port).toBe(a.node.address().port) // DHT nodes saw the uTP socket itself

@@ -255,6 +255,8 @@ describe('rendezvous()', () => {
       expect(x.mapping).toEqual({ ours: 'independent', peer: 'independent' })
       expect(x.node).toBe(x === r[0] ? a : b)
       // Milliseconds since rendezvous() was called, in order
+      // (and no relay time on a path that did not use it)
+      expect(Object.keys(x.timings).sort()).toEqual(['connectedMs', 'pairedMs', 'punchedMs', 'registeredMs', 'serverRttMs'])
       const { registeredMs, pairedMs, punchedMs, connectedMs } = x.timings
       expect(registeredMs).toBeGreaterThanOrEqual(0)
       expect(pairedMs).toBeGreaterThanOrEqual(registeredMs)
