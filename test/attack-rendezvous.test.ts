@@ -439,8 +439,9 @@ describe('forged answers to rendezvous() on the path', () => {
     let holdA = true
     intercept((m, hop) => {
       if (m.t === 'peer') {
-        const { mapping: _lost, ...unmeasured } = m
-        return unmeasured
+        // (B's also loses the peer's mapping)
+        const { mapping: _lost, peerMapping, ...unmeasured } = m
+        return hop.to.port === bPort ? unmeasured : { ...unmeasured, peerMapping }
       }
       if (m.t !== 'check-ack') return m
       if (hop.to.port === aPort && holdA) {
@@ -469,8 +470,8 @@ describe('forged answers to rendezvous() on the path', () => {
     for (let i = 0; i < 100 && !passed.includes(aPort); i++) await sleep(10)
     expect(passed).toContain(aPort)
     const [ra, rb] = await Promise.all([pa, b.rendezvous(opts)])
-    // The peer's mapping comes from the server's pairing (untouched), ours from our own check
-    expect([ra.mapping, rb.mapping]).toEqual([{ ours: 'independent', peer: 'independent' }, { ours: 'dependent', peer: 'independent' }])
+    // The peer's mapping comes from the server's pairing, ours from our own check; what is unknown is left out
+    expect([ra.mapping, rb.mapping]).toStrictEqual([{ ours: 'independent', peer: 'independent' }, { ours: 'dependent' }])
     await send(ra, rb, Buffer.from('mapped'))
 
     // A server without a mapping-check port: a check-ack spoofed from its main port finds no check to answer
@@ -479,7 +480,8 @@ describe('forged answers to rendezvous() on the path', () => {
     const registered = new Map<number, string>()
     intercept((m, hop) => {
       if (m.t === 'registered') registered.set(hop.to.port, m.nonce)
-      return m
+      // C hears a mapping for its peer (as if D had been measured), none for itself
+      return m.t === 'peer' && hop.to.port === c.address().port ? { ...m, peerMapping: 'dependent' } : m
     })
     const opts2 = { server: other.addr, code: '5152-no-check-port', birthday: false, timeoutMs: 10_000 }
     const pc = c.rendezvous(opts2)
@@ -488,7 +490,7 @@ describe('forged answers to rendezvous() on the path', () => {
     await f.send({ src: '127.0.0.1', sport: other.port, dst: '127.0.0.1', dport: c.address().port, payload: datagram({ t: 'check-ack', nonce: String(registered.get(c.address().port)), observed: { address: '127.0.0.1', port: 1 } }) })
     await sleep(50)
     const [rc, rd] = await Promise.all([pc, d.rendezvous(opts2)])
-    expect([rc.mapping, rd.mapping]).toEqual([undefined, undefined])
+    expect([rc.mapping, rd.mapping]).toStrictEqual([{ peer: 'dependent' }, undefined])
     await send(rc, rd, Buffer.from('unmapped'))
   })
 
