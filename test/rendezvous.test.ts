@@ -1,5 +1,6 @@
 // The rendezvous server, rendezvous() and the relay, on loopback (the NAT lab covers real NATs)
 import * as dgram from 'dgram'
+import { getEventListeners } from 'events'
 import * as os from 'os'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 
@@ -245,10 +246,16 @@ describe('rendezvous()', () => {
     const paired: unknown[] = []
     server.on('paired', (p) => paired.push(p))
     const [a, b] = await nodes()
+    const listening = (): number[] => [a, b].flatMap(n => [n.listenerCount('connection'), n.listenerCount('close')])
+    const before = listening()
+    const signal = new AbortController().signal
     const t0 = Date.now()
-    const r = await pair(a, b, { server: addr })
+    const r = await pair(a, b, { server: addr, signal })
     expect(Date.now() - t0).toBeLessThan(3000)
     expect(roles(r)).toEqual(['accept', 'connect'])
+    // The sessions let go of the nodes and the signal: nothing piles up over many calls on one node
+    expect(listening()).toEqual(before)
+    expect(getEventListeners(signal, 'abort')).toEqual([])
     for (const x of r) {
       expect(['lan', 'direct']).toContain(x.path)
       // no NAT on loopback: the server's mapping check finds one port for both of its ports
