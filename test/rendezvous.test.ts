@@ -973,6 +973,8 @@ describe('rendezvous()', () => {
     for (const x of plain) {
       expect(x.encrypted).toBe(false)
       expect(x.socket).toBe(x.utpSocket)
+      // The session's own listeners are gone: the socket's errors are the caller's to handle
+      expect([x.socket.listenerCount('connect'), x.socket.listenerCount('error')]).toEqual([0, 0])
     }
     await transfer(plain[1], plain[0], 256 * 1024)
   })
