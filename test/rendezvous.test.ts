@@ -976,6 +976,8 @@ describe('rendezvous()', () => {
       // The session's own listeners are gone: the socket's errors are the caller's to handle
       expect([x.socket.listenerCount('connect'), x.socket.listenerCount('error')]).toEqual([0, 0])
     }
+    // The connecting side's socket, which the session connected itself, keeps no more than the accepted one
+    expect(plain[0].socket.listenerCount('close')).toBe(plain[1].socket.listenerCount('close'))
     await transfer(plain[1], plain[0], 256 * 1024)
   })
 
