@@ -451,6 +451,7 @@ describe('forged answers to rendezvous() on the path', () => {
       passed.push(hop.to.port)
       return hop.to.port === bPort ? { ...m, observed: { ...m.observed, port: m.observed.port + 1 } } : m
     })
+    const f = forger() // started now: A's checks (8, 250 ms apart) are not to run out while it starts
     const opts = { server: addr, code: '5151-forged-check-ack', birthday: false, timeoutMs: 10_000 }
     const pa = a.rendezvous(opts)
     for (let i = 0; i < 300 && held.length === 0; i++) await sleep(10)
@@ -458,7 +459,6 @@ describe('forged answers to rendezvous() on the path', () => {
     const { nonce, checkPort } = held[0]
     // Each would make A's mapping look endpoint-dependent: the port they "saw" is not the one the server saw
     const ack = (n: string): Buffer => datagram({ t: 'check-ack', nonce: n, observed: { address: '127.0.0.1', port: aPort === 65535 ? 1 : aPort + 1 } })
-    const f = forger()
     const to = { dst: '127.0.0.1', dport: aPort }
     await f.send({ ...to, src: '127.0.0.1', sport: checkPort === 65535 ? 1 : checkPort + 1, payload: ack(nonce) })
     await f.send({ ...to, src: '127.0.0.1', sport: port, payload: ack(nonce) })
@@ -484,9 +484,11 @@ describe('forged answers to rendezvous() on the path', () => {
       return m.t === 'peer' && hop.to.port === c.address().port ? { ...m, peerMapping: 'dependent' } : m
     })
     const opts2 = { server: other.addr, code: '5152-no-check-port', birthday: false, timeoutMs: 10_000 }
-    const pc = c.rendezvous(opts2)
-    for (let i = 0; i < 300 && !registered.has(c.address().port); i++) await sleep(10)
-    await sleep(20)
+    let cRegistered = false
+    const pc = c.rendezvous({ ...opts2, onStatus: (st) => { if (st.state === 'registered') cRegistered = true } })
+    // C took its registration (the check-ack must not find it unregistered, which would drop it anyway)
+    for (let i = 0; i < 300 && !cRegistered; i++) await sleep(10)
+    expect(cRegistered).toBe(true)
     await f.send({ src: '127.0.0.1', sport: other.port, dst: '127.0.0.1', dport: c.address().port, payload: datagram({ t: 'check-ack', nonce: String(registered.get(c.address().port)), observed: { address: '127.0.0.1', port: 1 } }) })
     await sleep(50)
     const [rc, rd] = await Promise.all([pc, d.rendezvous(opts2)])

@@ -646,8 +646,7 @@ class Session {
     }
     const startInMs = Math.max(0, this._startAt - Date.now())
     this._after(startInMs, () => {
-      // The relay was asked for before the start (by us, or by the peer: then we only say hello to it)
-      if (this._phase !== 'punch' || this._relay !== null) return
+      if (this._phase !== 'punch') return // the relay was asked for before the start (by us or by the peer)
       this._prober?.start()
       this._spray?.start()
       this._ports?.start()
@@ -867,16 +866,12 @@ class Session {
     this._relay = { port: m.port, token: m.token }
     this._relayRequestTimer = this._clear(this._relayRequestTimer)
     if (!this._confirmed) return // nothing goes to the relay before the peer proved it holds the code
-    if (this._peer.role === 'accept') {
-      // The peer gave up on a direct path (or we did): say hello, then take the connection from the relay
-      this._prober?.stopProbing()
-      this._hello()
-      this._checkPending()
-    } else if (this._phase === 'relay') {
-      this._hello()
-    } else if (this._phase === 'punch') {
-      this._relayOrFail('the peer asked for the relay')
-    } // phase 'connect': a direct attempt is under way; the relay is there if it fails
+    // The peer gave up on a direct path: either side goes to the relay (its status, no more probing or birthday
+    // ports, its start skipped), or is there already (our own fallback) and says hello
+    if (this._phase === 'punch') this._relayOrFail('the peer asked for the relay')
+    else if (this._phase === 'relay') this._hello()
+    // (phase 'connect', the connecting side's direct attempt under way: the relay is there if it fails)
+    if (this._peer.role === 'accept') this._checkPending()
   }
 
   private _hello (): void {

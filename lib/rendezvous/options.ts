@@ -68,11 +68,12 @@ export interface RendezvousOptions {
   /**
    * Stay registered while the socket lives (keepalives every keepaliveMs, `bye` when it closes) and follow
    * the peer when its NAT rebinds to a new public port: the server tells us, the socket re-aims there and
-   * emits 'migrate' ({ address, port, from }). Default true. A relayed connection stays registered even with
-   * false: the server's relay lasts only as long as the pairing's registrations
+   * emits 'migrate' ({ address, port, from }). Default true. A relayed connection stays registered (and, when
+   * quiet, tells the server and the relay where it is) even with false: the server's relay lasts only as long
+   * as the pairing's registrations
    */
   followMoves?: boolean
-  /** With followMoves: after this long without a packet from the peer, tell the server where we are, ms. Default 2,000 */
+  /** With followMoves, or on the relay path: after this long without a packet from the peer, tell the server (and the relay) where we are, ms. Default 2,000 */
   quietMs?: number
   /**
    * Once paired, how long to wait for the peer's proof that it holds the same code (its confirm), ms; then
