@@ -526,6 +526,24 @@ describe('forged answers to rendezvous() on the path', () => {
     await Promise.all([a.closeAsync(), b.closeAsync()])
   })
 
+  it('a relay-allocated spoofed from the server before the pairing is ignored: the pair punches as usual', async () => {
+    const sniff = sniffer()
+    await sniff.ready
+    const f = forger()
+    const { addr, port } = await startServer()
+    const [a, b] = await nodes(2)
+    const code = '5155-early-relay'
+    const pa = a.rendezvous({ server: addr, code, timeoutMs: 10_000 })
+    const nonce = String((await sniff.waitFor(d => d.dport === port && d.sport === a.address().port && d.body.t === 'register')).body.nonce)
+    // A relay port nobody answers on: a client that kept it would go there and wait out its timeout
+    const silent = await socketOn()
+    await f.send({ src: '127.0.0.1', sport: port, dst: '127.0.0.1', dport: a.address().port, payload: datagram({ t: 'relay-allocated', nonce, port: silent.address().port, token: 'ee'.repeat(16) }) })
+    await sleep(50)
+    const [ra, rb] = await Promise.all([pa, b.rendezvous({ server: addr, code, timeoutMs: 10_000 })])
+    expect([ra.path, rb.path]).not.toContain('relay')
+    await send(ra, rb, Buffer.from('punched'))
+  })
+
   it('a retry while the relay is being requested repeats the request at once, with its cookie', async () => {
     const sniff = sniffer()
     await sniff.ready
