@@ -507,6 +507,27 @@ describe('rendezvous()', () => {
     for (const m of got.slice(2)) expect([full, refused('ERR_NOT_PAIRED: no peer yet: a relay needs a pairing')]).toContain(m)
   })
 
+  it('a connecting side refused by the accepting node (its maxConnections reached) fails with ERR_PUNCH_FAILED naming the refusal, direct and then through the relay', async () => {
+    const { addr } = await startServer()
+    const a = makeNode()
+    const b = makeNode({ maxConnections: 1 })
+    const c = makeNode()
+    for (const n of [a, b, c]) await n.bindAsync(0, '127.0.0.1')
+    // B's one connection is taken before the rendezvous
+    b.listen()
+    const taken = c.connect(b.address().port, '127.0.0.1')
+    await new Promise<void>(resolve => taken.once('connect', () => resolve()))
+    const outcomes = await Promise.allSettled([
+      rendezvous(a, { server: addr, code: 'refused', timeoutMs: 4000 }),
+      sleep(30).then(async () => await rendezvous(b, { server: addr, code: 'refused', timeoutMs: 2500 }))
+    ])
+    const why = outcomes.map(o => o.status === 'rejected' ? `${(o.reason as { code?: string }).code}: ${(o.reason as Error).message}` : 'paired')
+    // The refusal is an error of the session's, not an 'error' event nobody listens to
+    expect(why[0]).toMatch(/^ERR_PUNCH_FAILED: hole punching failed .* and the uTP connection to 127\.0\.0\.1:\d+ failed \(ECONNREFUSED\) through the relay$/)
+    expect(why[1]).toBe('ERR_RENDEZVOUS_TIMEOUT: the relay did not connect us within 2500 ms')
+    taken.destroy()
+  })
+
   it('a peer that opts out of relaying makes the relay unavailable for both', async () => {
     const silent = await udp()
     const bogus = { address: '127.0.0.1', port: silent.address().port }
