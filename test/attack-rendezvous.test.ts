@@ -376,12 +376,19 @@ function forger (): Forger {
   return f
 }
 
+/** A server and two bound nodes, with a stranger on the path who sees every datagram and can spoof any source */
+async function onPath (): Promise<{ sniff: Sniffer, f: Forger, addr: string, port: number, a: Node, b: Node }> {
+  const sniff = sniffer()
+  await sniff.ready
+  const f = forger()
+  const { addr, port } = await startServer()
+  const [a, b] = await nodes(2)
+  return { sniff, f, addr, port, a, b }
+}
+
 describe('forged answers to rendezvous() on the path', () => {
   it('a relay-hello-ack that is not ready, has another token, or comes from another port or address neither stops the hellos nor starts the connection', async () => {
-    const sniff = sniffer()
-    await sniff.ready
-    const { addr } = await startServer()
-    const [a, b] = await nodes(2)
+    const { sniff, f, addr, a, b } = await onPath()
     // The relay's real acknowledgements are held back until the forgeries were sent (a path that loses them)
     const held = new Map<number, { token: string, relayPort: number, ready: boolean }>()
     let hold = true
@@ -400,7 +407,6 @@ describe('forged answers to rendezvous() on the path', () => {
     for (let i = 0; i < 500 && !readyForBoth(); i++) await sleep(10)
     expect(readyForBoth()).toBe(true)
     // The relay is ready for both: an ack taken now would connect them through it
-    const f = forger()
     const other = new Map([[ports[0], ports[1]], [ports[1], ports[0]]])
     for (const port of ports) {
       const { token, relayPort } = held.get(port) as { token: string, relayPort: number }
@@ -527,11 +533,7 @@ describe('forged answers to rendezvous() on the path', () => {
   })
 
   it('a relay-allocated spoofed from the server before the pairing is ignored: the pair punches as usual', async () => {
-    const sniff = sniffer()
-    await sniff.ready
-    const f = forger()
-    const { addr, port } = await startServer()
-    const [a, b] = await nodes(2)
+    const { sniff, f, addr, port, a, b } = await onPath()
     const code = '5155-early-relay'
     const pa = a.rendezvous({ server: addr, code, timeoutMs: 10_000 })
     const nonce = String((await sniff.waitFor(d => d.dport === port && d.sport === a.address().port && d.body.t === 'register')).body.nonce)
@@ -545,11 +547,7 @@ describe('forged answers to rendezvous() on the path', () => {
   })
 
   it('a retry while the relay is being requested repeats the request at once, with its cookie', async () => {
-    const sniff = sniffer()
-    await sniff.ready
-    const f = forger()
-    const { addr, port } = await startServer()
-    const [a, b] = await nodes(2)
+    const { sniff, f, addr, port, a, b } = await onPath()
     // The relay's allocation is held back: both sides keep requesting it (every 500 ms)
     let hold = true
     intercept(m => m.t === 'relay-allocated' && hold ? null : m)

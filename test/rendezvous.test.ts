@@ -35,11 +35,8 @@ const MAC = '5a'.repeat(16)
 
 const servers: Server[] = []
 const sockets: dgram.Socket[] = []
-/** Undo paths put in the server's way (interceptServer), the latest first */
-const restores: Array<() => void> = []
 
 afterEach(async () => {
-  for (const restore of restores.splice(0)) restore()
   for (const s of sockets.splice(0)) s.close()
   await Promise.all(servers.splice(0).map(async s => await s.close()))
 })
