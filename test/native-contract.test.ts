@@ -185,6 +185,39 @@ describe('the native binding\'s error codes', () => {
     }
   })
 
+  it('options: counts and times out of range are EINVAL naming the option; both ends of each range are taken', () => {
+    // lib/options.ts checks these first with Node's own errors; the binding still refuses what it cannot run
+    const refused = (extra: object): string | undefined => {
+      let error: (Error & { code?: string }) | undefined
+      try {
+        node(extra).close()
+      } catch (e) {
+        error = e as Error & { code?: string }
+      }
+      if (error === undefined) return undefined
+      expect(error.message).toContain(`options.${Object.keys(extra)[0]} must be`)
+      return error.code
+    }
+    const counts: Array<[string, number]> = [['mtu', 65_483], ['loopbackMtu', 65_483], ['bufferSize', 2 ** 24],
+      ['maxConnections', 2 ** 32 - 1]]
+    for (const [key, max] of counts) {
+      for (const ok of [1, max]) expect(refused({ [key]: ok }), `${key} ${ok}`).toBeUndefined()
+      for (const bad of [-1, max + 1, NaN, Infinity]) expect(refused({ [key]: bad }), `${key} ${bad}`).toBe('EINVAL')
+    }
+    expect(refused({ mtu: 0 })).toBe('EINVAL')
+    expect(refused({ bufferSize: 0 })).toBe('EINVAL')
+    expect(refused({ maxConnections: 0 })).toBe('EINVAL')
+    // loopbackMtu 0 is "no special case", keepAlive 0 "no keepalives"; a timeout or resend of 0 means nothing
+    expect(refused({ loopbackMtu: 0 })).toBeUndefined()
+    expect(refused({ keepAlive: 0 })).toBeUndefined()
+    for (const key of ['timeout', 'resend', 'keepAlive']) {
+      expect(refused({ [key]: 0.5 }), `${key} 0.5`).toBeUndefined()
+      for (const bad of [-1, NaN, Infinity, -Infinity]) expect(refused({ [key]: bad }), `${key} ${bad}`).toBe('EINVAL')
+    }
+    expect(refused({ timeout: 0 })).toBe('EINVAL')
+    expect(refused({ resend: 0 })).toBe('EINVAL')
+  })
+
   it('options: an unknown congestion controller is EINVAL', () => {
     expect(codeOf(() => node({ congestion: 'reno' }))).toBe('EINVAL')
   })
