@@ -192,6 +192,19 @@ describe('DhtNode misuse', () => {
     expect(a.closed).toBe(false)
   })
 
+  it('bootstrap names that do not resolve are skipped; when none resolves, ERR_DHT_BOOTSTRAP names each and why', async () => {
+    // Both fail without asking a name server: an unbracketed IPv6 literal resolves to IPv6 only, and a port that is
+    // not a number is refused before any lookup
+    const unusable = ['::1:6881', '127.0.0.1:port']
+    await expect(DhtNode.open({ bootstrap: unusable, host: '127.0.0.1' })).rejects.toMatchObject({
+      code: 'ERR_DHT_BOOTSTRAP',
+      message: 'no DHT bootstrap node resolves: ::1:6881 (no IPv4 address), 127.0.0.1:port (invalid port value)'
+    })
+    const skipping = await DhtNode.open({ bootstrap: [...unusable, lab.bootstrap[0]], host: '127.0.0.1' })
+    clients.push(skipping)
+    expect(await skipping.bootstrapped()).toBe(true)
+  })
+
   it('a node alone cannot store, and a closed node says so', async () => {
     const alone = await DhtNode.open({ bootstrap: [], host: '127.0.0.1' })
     clients.push(alone)

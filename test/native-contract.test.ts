@@ -6,11 +6,13 @@ import dgram from 'node:dgram'
 
 import { describe, expect, it } from 'vitest'
 
+import type * as DhtNativeModule from '../lib/dht/native'
 import type * as NativeModule from '../lib/native'
 import type * as SecureNativeModule from '../lib/secure/native'
 import { codeOf, requireFromRoot } from './helpers/utp'
 
 const { Kind, loadNative } = requireFromRoot('./dist/lib/native.js') as typeof NativeModule
+const { loadDht } = requireFromRoot('./dist/lib/dht/native.js') as typeof DhtNativeModule
 const { loadSecure, sealedLength } = requireFromRoot('./dist/lib/secure/native.js') as typeof SecureNativeModule
 
 const options = { mtu: 1000, bufferSize: 64, timeout: 5000, resend: 100, keepAlive: 1000 }
@@ -220,5 +222,41 @@ describe('the native binding\'s error codes', () => {
 
   it('options: an unknown congestion controller is EINVAL', () => {
     expect(codeOf(() => node({ congestion: 'reno' }))).toBe('EINVAL')
+  })
+})
+
+describe('the native DHT node\'s own checks', () => {
+  // lib/dht/node.ts checks the same limits first; the binding must still refuse what BEP 44 does not allow,
+  // with the code as the message's prefix (napi-rs rejects async calls with plain Errors)
+  const rejection = async (p: Promise<unknown>): Promise<string> => await p.then(() => 'resolved', (e: Error) => e.message)
+
+  it('a port above 65535 is refused and one below binds; values over 1000 bytes and salts over 64 are refused at the limit', async () => {
+    const { NativeDht } = loadDht()
+    expect(await rejection(NativeDht.open({ bootstrap: [], host: '127.0.0.1', port: 65536 }))).toBe('EINVAL: DHT port out of range: 65536')
+    // A port of our choosing is taken as given (65535 itself is dht.test.ts's, which may run alongside)
+    const probe = dgram.createSocket('udp4')
+    probe.bind(0, '127.0.0.1')
+    await once(probe, 'listening')
+    const free = probe.address().port
+    probe.close()
+    const chosen = await NativeDht.open({ bootstrap: [], host: '127.0.0.1', port: free })
+    expect((await chosen.info()).port).toBe(free)
+    chosen.close()
+    const alone = await NativeDht.open({ bootstrap: [], host: '127.0.0.1' })
+    try {
+      const seed = Buffer.alloc(32, 1)
+      const none = Buffer.alloc(0)
+      expect(await rejection(alone.putMutable(seed, none, Buffer.alloc(1001), 1))).toBe('EINVAL: a DHT value is at most 1000 bytes, got 1001')
+      expect(await rejection(alone.putMutable(seed, Buffer.alloc(65), none, 1))).toBe('EINVAL: a DHT salt is at most 64 bytes, got 65')
+      expect(await rejection(alone.getMutable(Buffer.alloc(32), Buffer.alloc(65)))).toBe('EINVAL: a DHT salt is at most 64 bytes, got 65')
+      expect(await rejection(alone.getMutable(Buffer.alloc(31), none))).toBe('EINVAL: a DHT public key is 32 bytes, got 31')
+      expect(await rejection(alone.putMutable(Buffer.alloc(31), none, none, 1))).toBe('EINVAL: a DHT key seed is 32 bytes, got 31')
+      // At the limits the item is signed and sent: a node that knows nobody has nowhere to store it
+      const noNodes = /^ERR_DHT_NO_NODES: /
+      expect(await rejection(alone.putMutable(seed, Buffer.alloc(64), Buffer.alloc(1000), 1))).toMatch(noNodes)
+      expect(await rejection(alone.putMutable(seed, none, none, 1))).toMatch(noNodes)
+    } finally {
+      alone.close()
+    }
   })
 })
