@@ -65,6 +65,19 @@ describe('the native binding\'s error codes', () => {
     n.close()
   })
 
+  it('toward a loopback peer the send buffer is loopbackMtu × bufferSize, at most 64 packets of it', () => {
+    for (const [bufferSize, packets] of [[100, 64], [10, 10]]) {
+      const n = node({ loopbackMtu: 16_000, bufferSize })
+      n.bind(0, '127.0.0.1')
+      const h = n.connect(9, '127.0.0.1')
+      const room = 16_000 * packets
+      expect(n.write(h, [Buffer.alloc(room - 1)]), `bufferSize ${bufferSize}`).toBe(true)
+      expect(n.write(h, [Buffer.alloc(1)]), `bufferSize ${bufferSize}`).toBe(false)
+      n.destroy(h)
+      n.close()
+    }
+  })
+
   it('writeSealed, the same: true until the records fill the send buffer exactly', () => {
     // A record layer from a handshake run in memory, both sides with one key
     const { NativeHandshake } = loadSecure()
