@@ -78,3 +78,58 @@ pub fn errno_name(errno: i32) -> &'static str {
     _ => "UNKNOWN",
   }
 }
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  /// The errnos a UDP socket's calls can fail with: each must reach JavaScript under its own name, as
+  /// Node's dgram reports it, so a program can tell `EADDRINUSE` from `EMFILE`
+  const UDP_ERRNOS: &[i32] = &[
+    libc::EADDRINUSE,
+    libc::EADDRNOTAVAIL,
+    libc::EACCES,
+    libc::EPERM,
+    libc::EINVAL,
+    libc::EAFNOSUPPORT,
+    libc::EPROTONOSUPPORT,
+    libc::EMFILE,
+    libc::ENFILE,
+    libc::ENOBUFS,
+    libc::ENOMEM,
+    libc::EMSGSIZE,
+    libc::ENETDOWN,
+    libc::ENETUNREACH,
+    libc::EHOSTUNREACH,
+    libc::ECONNREFUSED,
+    libc::ECONNRESET,
+    libc::EBADF,
+    libc::EIO,
+    libc::EAGAIN,
+    libc::ENOTSOCK,
+  ];
+
+  /// The names come from the C library, not from a second copy of our table. (The error constructors are
+  /// left to the JavaScript tests: a `napi::Error` cannot be built outside a loaded addon, for want of the
+  /// N-API symbols its drop refers to.)
+  #[cfg(all(target_os = "linux", target_env = "gnu"))]
+  #[test]
+  fn errno_names_are_the_c_librarys() {
+    extern "C" {
+      // glibc 2.32 and later
+      fn strerrorname_np(errnum: libc::c_int) -> *const libc::c_char;
+    }
+    for &errno in UDP_ERRNOS {
+      // SAFETY: strerrorname_np returns a static string, or null for an unknown number
+      let theirs = unsafe { std::ffi::CStr::from_ptr(strerrorname_np(errno)) };
+      assert_eq!(errno_name(errno), theirs.to_str().unwrap(), "errno {errno}");
+    }
+  }
+
+  #[test]
+  fn other_errnos_are_unknown_as_libuv_says() {
+    for errno in [libc::ENOENT, libc::ENOTDIR, libc::ETIMEDOUT, 0, 100_000] {
+      assert_eq!(errno_name(errno), "UNKNOWN", "errno {errno}");
+    }
+  }
+}
