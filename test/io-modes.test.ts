@@ -1,6 +1,9 @@
 // Who does the I/O: the JS thread's event loop (quiet nodes, the default), the native driver thread (busy
 // nodes, and always with ioThread: true), and the hand-offs between them in the middle of a transfer
 import { execFileSync } from 'child_process'
+import dgram from 'dgram'
+import { once } from 'events'
+import { Worker } from 'worker_threads'
 
 import { describe, expect, it } from 'vitest'
 
@@ -107,6 +110,36 @@ describe('I/O modes', () => {
       })()`
     const out = execFileSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8', timeout: 20000 })
     expect(out.trim()).toBe('loop,refused,thread,unbound')
+  })
+
+  it('a node still bound when its worker ends (unref()ed, never closed) lets its port go, in either mode', async () => {
+    // The worker's end collects the node; its native side must wind down then, not leave the socket and the driver
+    // running in the process for good. A node of ours stays bound meanwhile, as in a program that uses workers: the
+    // native runtime then outlives the worker, and so would a driver nobody stopped
+    await makeNode().bindAsync(0, '127.0.0.1')
+    const portFreed = async (port: number): Promise<boolean> => {
+      for (let i = 0; i < 100; i++) {
+        const s = dgram.createSocket('udp4')
+        const bound = await new Promise<boolean>(resolve => {
+          s.once('error', () => resolve(false))
+          s.bind(port, '127.0.0.1', () => resolve(true))
+        })
+        s.close()
+        if (bound) return true
+        await new Promise(resolve => setTimeout(resolve, 20))
+      }
+      return false
+    }
+    for (const ioThread of [false, true]) {
+      const worker = new Worker(`
+        const { parentPort } = require('worker_threads')
+        const Node = require(${JSON.stringify(root)})
+        const n = new Node({ ioThread: ${String(ioThread)} })
+        n.bindAsync(0, '127.0.0.1').then(() => { n.unref(); parentPort.postMessage(n.address().port) })`, { eval: true })
+      const port = await new Promise<number>(resolve => worker.once('message', resolve))
+      await once(worker, 'exit')
+      expect(await portFreed(port), `ioThread: ${String(ioThread)}`).toBe(true)
+    }
   })
 
   it('ioThread must be a boolean', () => {
