@@ -51,7 +51,7 @@ describe('the native binding\'s error codes', () => {
     n.close()
   })
 
-  it('write is true while the send buffer (bufferSize × mtu) has room, false once it is full', () => {
+  it('write is true while the send buffer (bufferSize × mtu) has room (at least 2 packets), false once it is full', () => {
     const n = node()
     n.bind(0, '127.0.0.1')
     // Nothing can leave before the handshake, and nothing happens between these synchronous calls
@@ -63,10 +63,18 @@ describe('the native binding\'s error codes', () => {
     expect(n.connectionStats(h)).toMatchObject({ bytesSent: 0 })
     n.destroy(h)
     n.close()
+    // Never less than two packets: a window of one would stop and wait for every ACK
+    const one = node({ bufferSize: 1 })
+    one.bind(0, '127.0.0.1')
+    const h1 = one.connect(9, '127.0.0.1')
+    expect(one.write(h1, [Buffer.alloc(1999)])).toBe(true)
+    expect(one.write(h1, [Buffer.alloc(1)])).toBe(false)
+    one.destroy(h1)
+    one.close()
   })
 
-  it('toward a loopback peer the send buffer is loopbackMtu × bufferSize, at most 64 packets of it', () => {
-    for (const [bufferSize, packets] of [[100, 64], [10, 10]]) {
+  it('toward a loopback peer the send buffer is loopbackMtu × bufferSize, at most 64 packets of it and at least 2', () => {
+    for (const [bufferSize, packets] of [[100, 64], [10, 10], [1, 2]]) {
       const n = node({ loopbackMtu: 16_000, bufferSize })
       n.bind(0, '127.0.0.1')
       const h = n.connect(9, '127.0.0.1')
