@@ -8,31 +8,18 @@
 // address 10.77.1.1 is what the kernel would pick as the source; an nftables rule in srv-c drops UDP from
 // 10.77.1.1, standing in for the NAT. The test failed on main: both clients timed out although the server
 // paired them.
-import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'child_process'
+import { spawn, type ChildProcessWithoutNullStreams } from 'child_process'
 import * as readline from 'readline'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+import { nsSh, removeNamespaces, sh } from './helpers/netns'
 import { root } from './helpers/utp'
 
 const SERVER_NS = 'srv-s'
 const CLIENT_NS = 'srv-c'
 
-function sh (...args: string[]): void {
-  execFileSync(args[0], args.slice(1), { stdio: 'pipe' })
-}
-
-function nsSh (ns: string, ...args: string[]): void {
-  sh('ip', 'netns', 'exec', ns, ...args)
-}
-
 function cleanup (): void {
-  for (const ns of [SERVER_NS, CLIENT_NS]) {
-    try {
-      sh('ip', 'netns', 'del', ns)
-    } catch {
-      // not there
-    }
-  }
+  removeNamespaces(SERVER_NS, CLIENT_NS)
 }
 
 beforeAll(() => {

@@ -37,6 +37,8 @@ const TESTS_BY_MODULE: &[(&str, &[&str])] = &[
       "test/secure.test.ts",
       // sendRaw: the UDP facade's datagrams, their size limit and errors
       "test/udp.test.ts",
+      // probeMtu: path MTU discovery toward a peer that is not on loopback (network namespaces)
+      "test/pmtu.test.ts",
     ],
   ),
   (
