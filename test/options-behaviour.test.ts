@@ -124,6 +124,39 @@ describe('bufferSize', () => {
   })
 })
 
+describe('coalesceWrites', () => {
+  cleanupNodes()
+
+  /** 200 writes of 10 bytes in one tick: the 'data' events the receiver got, and the packets the sender sent */
+  async function tinyWrites (coalesceWrites: boolean): Promise<{ chunks: number[], packets: number }> {
+    const chunks: number[] = []
+    let ended!: () => void
+    const done = new Promise<void>((resolve) => { ended = resolve })
+    const { port } = await listeningNode({}, (s) => {
+      s.on('data', (d: Buffer) => chunks.push(d.length))
+      s.on('end', () => ended())
+    })
+    const socket = makeNode({ coalesceWrites }).connect(port, '127.0.0.1')
+    await once(socket, 'connect')
+    const before = socket.stats()?.packetsSent ?? NaN
+    for (let i = 0; i < 200; i++) socket.write(Buffer.alloc(10, i))
+    socket.end()
+    await done
+    return { chunks, packets: (socket.stats()?.packetsSent ?? NaN) - before }
+  }
+
+  it('by default each short write is a packet and a \'data\' event of its own; coalesceWrites: true packs them together', async () => {
+    const apart = await tinyWrites(false)
+    expect(apart.chunks).toEqual(new Array(200).fill(10))
+    expect(apart.packets).toBeGreaterThanOrEqual(200)
+    const packed = await tinyWrites(true)
+    console.log(`MEASURE 200 writes of 10 bytes: apart ${apart.chunks.length} data events in ${apart.packets} packets; coalesced ${packed.chunks.length} in ${packed.packets}`)
+    expect(packed.chunks.reduce((a, b) => a + b, 0)).toBe(2000)
+    expect(packed.chunks.length).toBeLessThan(20)
+    expect(packed.packets).toBeLessThan(20)
+  })
+})
+
 describe('ioThread', () => {
   cleanupNodes()
 
