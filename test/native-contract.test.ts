@@ -241,6 +241,29 @@ describe('the native binding\'s error codes', () => {
     expect(refused({ resend: 0 })).toBe('EINVAL')
   })
 
+  it('each node draws its own connection ids and sequence numbers: an off-path attacker cannot guess them', async () => {
+    const catcher = dgram.createSocket('udp4')
+    catcher.bind(0, '127.0.0.1')
+    await once(catcher, 'listening')
+    const syns = new Set<string>()
+    catcher.on('message', (m: Buffer) => { if (m[0] === 0x41) syns.add(`${m.readUInt16BE(2)}/${m.readUInt16BE(16)}`) })
+    const nodes = [node(), node(), node(), node()]
+    try {
+      for (const n of nodes) {
+        n.bind(0, '127.0.0.1')
+        n.connect(catcher.address().port, '127.0.0.1')
+      }
+      const deadline = Date.now() + 5000
+      while (syns.size < nodes.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+      // (connection id, sequence number) of each node's first SYN: four fresh nodes, four different pairs (two
+      // alike by chance: about 1 in 700 million)
+      expect(syns.size).toBe(nodes.length)
+    } finally {
+      for (const n of nodes) n.close()
+      catcher.close()
+    }
+  })
+
   it('options: an unknown congestion controller is EINVAL', () => {
     expect(codeOf(() => node({ congestion: 'reno' }))).toBe('EINVAL')
   })
