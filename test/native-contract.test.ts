@@ -264,6 +264,19 @@ describe('the native binding\'s error codes', () => {
     }
   })
 
+  it('a connection runs the node\'s congestion controller (ledbat unless named) until setCongestion changes it', () => {
+    for (const [extra, runs] of [[{}, 'ledbat'], [{ congestion: 'ledbat' }, 'ledbat'], [{ congestion: 'cubic' }, 'cubic']] as const) {
+      const n = node(extra)
+      n.bind(0, '127.0.0.1')
+      const h = n.connect(9, '127.0.0.1')
+      expect(n.connectionStats(h)?.congestion, JSON.stringify(extra)).toBe(runs)
+      n.setCongestion(h, runs === 'cubic' ? 'ledbat' : 'cubic')
+      expect(n.connectionStats(h)?.congestion).toBe(runs === 'cubic' ? 'ledbat' : 'cubic')
+      n.destroy(h)
+      n.close()
+    }
+  })
+
   it('options: an unknown congestion controller is EINVAL', () => {
     expect(codeOf(() => node({ congestion: 'reno' }))).toBe('EINVAL')
   })
