@@ -287,7 +287,7 @@ describe('the native DHT node\'s own checks', () => {
   // with the code as the message's prefix (napi-rs rejects async calls with plain Errors)
   const rejection = async (p: Promise<unknown>): Promise<string> => await p.then(() => 'resolved', (e: Error) => e.message)
 
-  it('a port above 65535 is refused and one below binds; values over 1000 bytes and salts over 64 are refused at the limit', async () => {
+  it('a port above 65535 is refused and one below binds; a node alone never bootstraps; values over 1000 bytes and salts over 64 are refused at the limit', async () => {
     const { NativeDht } = loadDht()
     expect(await rejection(NativeDht.open({ bootstrap: [], host: '127.0.0.1', port: 65536 }))).toBe('EINVAL: DHT port out of range: 65536')
     // A port of our choosing is taken as given (65535 itself is dht.test.ts's, which may run alongside)
@@ -301,6 +301,8 @@ describe('the native DHT node\'s own checks', () => {
     chosen.close()
     const alone = await NativeDht.open({ bootstrap: [], host: '127.0.0.1' })
     try {
+      // Nobody to join through: joining finds no node
+      expect(await alone.bootstrapped()).toBe(false)
       const seed = Buffer.alloc(32, 1)
       const none = Buffer.alloc(0)
       expect(await rejection(alone.putMutable(seed, none, Buffer.alloc(1001), 1))).toBe('EINVAL: a DHT value is at most 1000 bytes, got 1001')
