@@ -6,7 +6,7 @@ import { createHash, createPrivateKey, randomBytes, sign as edSign } from 'crypt
 import BittorrentDht from 'bittorrent-dht'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { ed25519Verify, startDhtLab } from './helpers/dht-lab.mjs'
+import { ed25519Verify, itemHolder, startDhtLab } from './helpers/dht-lab.mjs'
 import { requireFromRoot } from './helpers/utp'
 
 const { DhtNode, dhtPublicKey } = requireFromRoot('./dist/lib/dht/node.js') as typeof import('../lib/dht/node')
@@ -119,6 +119,33 @@ describe('DhtNode on a local Mainline DHT of two implementations', () => {
     for (const h of lab.hostile) expect(h.queries(), h.kind).toBeGreaterThan(0) // each was really asked
     expect(lab.hostile.find(h => h.kind === 'liar')?.kinds().get).toBeGreaterThan(0)
   }, 60_000)
+})
+
+describe('DhtNode among nodes holding different versions of an item', () => {
+  it('returns the highest seq that verifies, not the first answer: a node that missed the update answers first', async () => {
+    const seed = randomBytes(32)
+    const key = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' })
+    const salt = Buffer.from('versions')
+    // BEP 44 signs the bencoded salt, seq and value, without the dictionary around them
+    const item = (seq: number, v: Buffer): { k: Buffer, seq: number, sig: Buffer, v: Buffer } => {
+      const signed = Buffer.concat([Buffer.from(`4:salt${salt.length}:`), salt, Buffer.from(`3:seqi${seq}e1:v${v.length}:`), v])
+      return { k: dhtPublicKey(seed), seq, sig: edSign(null, signed, key), v }
+    }
+    const stale = await itemHolder('127.0.0.1', item(1, Buffer.from('old')), 0)
+    const fresh = await itemHolder('127.0.0.1', item(2, Buffer.from('new')), 300)
+    try {
+      const b = await DhtNode.open({ bootstrap: [stale.address, fresh.address], host: '127.0.0.1' })
+      clients.push(b)
+      expect(await b.bootstrapped()).toBe(true)
+      const r = await b.get(dhtPublicKey(seed), salt)
+      expect(r.item?.value.toString()).toBe('new')
+      expect(r.item?.seq).toBe(2)
+      expect(r.responded).toBe(2)
+    } finally {
+      stale.close()
+      fresh.close()
+    }
+  }, 30_000)
 })
 
 describe('DhtNode misuse', () => {

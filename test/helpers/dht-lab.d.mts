@@ -28,3 +28,7 @@ export interface DhtLab {
 
 export function ed25519Verify (signature: Buffer, message: Buffer, publicKey: Buffer): boolean
 export function startDhtLab (opts?: { host?: string, hosts?: string[], ours?: number, theirs?: number, hostile?: boolean }): Promise<DhtLab>
+
+/** A node holding one signed BEP 44 item, answering every `get` with it after `delayMs` */
+export function itemHolder (host: string, item: { k: Buffer, seq: number, sig: Buffer, v: Buffer }, delayMs: number):
+Promise<{ address: string, close: () => void }>

@@ -119,16 +119,8 @@ async function garbageNode (host) {
 async function liarNode (host, seed) {
   let id = randomBytes(20)
   const node = await udp(host, (msg, rinfo, socket) => {
-    let query
-    try {
-      query = bencode.decode(msg)
-    } catch {
-      return
-    }
-    // bencode 4 gives byte strings as Uint8Array
-    const text = (b) => b === undefined ? undefined : Buffer.from(b).toString()
-    if (text(query?.y) !== 'q' || query.t === undefined) return
-    const q = text(query.q)
+    const { query, q } = queryOf(msg) ?? {}
+    if (query === undefined) return
     node.kinds[q] = (node.kinds[q] ?? 0) + 1
     const r = { id }
     // Always the closest node it knows of: itself
@@ -153,6 +145,39 @@ async function liarNode (host, seed) {
       announce()
     }
   })
+}
+
+/**
+ * A node that holds one BEP 44 item, `{ k, seq, sig, v }` (signed by the test), and answers every `get` with it
+ * after `delayMs`; to ping and find_node it answers with itself only. Two of these holding two versions of one item
+ * stand for a DHT where a node missed the last update and answers first
+ */
+export async function itemHolder (host, item, delayMs) {
+  const id = randomBytes(20)
+  const node = await udp(host, (msg, rinfo, socket) => {
+    const { query, q } = queryOf(msg) ?? {}
+    if (query === undefined) return
+    const r = { id, nodes: Buffer.concat([id, compact(host, node.port)]) }
+    if (q === 'get') Object.assign(r, { token: Buffer.from('holder'), ...item })
+    const reply = () => socket.send(bencode.encode({ t: query.t, y: 'r', r, ip: compact(rinfo.address, rinfo.port) }), rinfo.port, rinfo.address)
+    if (q === 'get') setTimeout(reply, delayMs)
+    else reply()
+  })
+  return Object.assign(node, { address: `${host}:${node.port}` })
+}
+
+/** A KRPC query and its name, or undefined for anything else */
+function queryOf (msg) {
+  let query
+  try {
+    query = bencode.decode(msg)
+  } catch {
+    return undefined
+  }
+  // bencode 4 gives byte strings as Uint8Array
+  const text = (b) => b === undefined ? undefined : Buffer.from(b).toString()
+  if (text(query?.y) !== 'q' || query.t === undefined) return undefined
+  return { query, q: text(query.q) }
 }
 
 function compact (address, port) {
