@@ -287,7 +287,7 @@ describe('the native DHT node\'s own checks', () => {
   // with the code as the message's prefix (napi-rs rejects async calls with plain Errors)
   const rejection = async (p: Promise<unknown>): Promise<string> => await p.then(() => 'resolved', (e: Error) => e.message)
 
-  it('a port above 65535 is refused and one below binds; a node alone never bootstraps; values over 1000 bytes and salts over 64 are refused at the limit', async () => {
+  it('a port above 65535 is refused and one below binds; a node alone never bootstraps; values over 1000 bytes and salts over 64 are refused at the limit; closed is closed', async () => {
     const { NativeDht } = loadDht()
     expect(await rejection(NativeDht.open({ bootstrap: [], host: '127.0.0.1', port: 65536 }))).toBe('EINVAL: DHT port out of range: 65536')
     // A port of our choosing is taken as given (65535 itself is dht.test.ts's, which may run alongside)
@@ -317,5 +317,8 @@ describe('the native DHT node\'s own checks', () => {
     } finally {
       alone.close()
     }
+    // Closed, the native node itself refuses (lib/dht/node.ts stops calling it first)
+    expect(await rejection(alone.info())).toBe('ERR_DHT_CLOSED: the DHT node is closed')
+    expect(await rejection(alone.putMutable(Buffer.alloc(32, 1), Buffer.alloc(0), Buffer.alloc(0), 1))).toBe('ERR_DHT_CLOSED: the DHT node is closed')
   })
 })
