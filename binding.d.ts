@@ -281,9 +281,9 @@ export interface NativeBatch {
 export interface NativeOptions {
   /** Max payload bytes per packet (Config.max_payload) */
   mtu: number
-  /** Packets; recv buffer and send buffer = bufferSize * mtu bytes */
+  /** Packets; recv buffer and send buffer = bufferSize * mtu bytes, at least 2 packets */
   bufferSize: number
-  /** Max payload toward loopback peers (their buffers: bufferSize * loopbackMtu); 0 or absent: mtu */
+  /** Max payload toward loopback peers (their buffers: min(bufferSize, 64) * loopbackMtu, at least 2 packets); 0 or absent: mtu */
   loopbackMtu?: number
   /** Probe paths for payloads above mtu up to 1,448 bytes (DPLPMTUD); absent: false */
   probeMtu?: boolean

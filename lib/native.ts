@@ -13,7 +13,7 @@ export interface AddressInfo {
 export interface NativeOptions {
   mtu: number
   bufferSize: number
-  /** Payload toward loopback peers (buffers bufferSize * loopbackMtu); 0: mtu */
+  /** Payload toward loopback peers (buffers min(bufferSize, 64) * loopbackMtu, at least 2 packets); 0: mtu */
   loopbackMtu?: number
   /** Probe paths for payloads above mtu, up to 1,448 bytes (DPLPMTUD) */
   probeMtu?: boolean

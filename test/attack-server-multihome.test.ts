@@ -8,18 +8,15 @@
 // address 10.77.1.1 is what the kernel would pick as the source; an nftables rule in srv-c drops UDP from
 // 10.77.1.1, standing in for the NAT. The test failed on main: both clients timed out although the server
 // paired them.
-import { spawn, type ChildProcessWithoutNullStreams } from 'child_process'
-import * as readline from 'readline'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { nsSh, removeNamespaces, sh } from './helpers/netns'
-import { root } from './helpers/utp'
+import { nsName, nsSh, removeNamespaces, runIn, sh } from './helpers/netns'
 
-const SERVER_NS = 'srv-s'
-const CLIENT_NS = 'srv-c'
+const SERVER_NS = nsName('srv-s')
+const CLIENT_NS = nsName('srv-c')
 
 function cleanup (): void {
-  removeNamespaces(SERVER_NS, CLIENT_NS)
+  removeNamespaces('srv-s', 'srv-c')
 }
 
 beforeAll(() => {
@@ -45,16 +42,6 @@ beforeAll(() => {
 }, 30_000)
 
 afterAll(() => cleanup())
-
-/** Run a node script in a namespace; resolves with the first JSON line it prints */
-function runIn (ns: string, script: string): { child: ChildProcessWithoutNullStreams, line: Promise<Record<string, unknown>> } {
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { cwd: root })
-  const line = new Promise<Record<string, unknown>>((resolve, reject) => {
-    readline.createInterface({ input: child.stdout }).once('line', (l) => resolve(JSON.parse(l) as Record<string, unknown>))
-    child.once('exit', (code) => reject(new Error(`script in ${ns} exited with ${String(code)}`)))
-  })
-  return { child, line }
-}
 
 const SERVER = `
 const { RendezvousServer } = require(require('path').resolve('dist/lib/server/server.js'))
@@ -93,11 +80,11 @@ Promise.all([first, second]).then(() => console.log(JSON.stringify(got)))
 
 describe('multi-homed rendezvous server (network namespaces)', () => {
   it('answers from the address each request arrived at, so clients behind a strict NAT get paired', async () => {
-    const server = runIn(SERVER_NS, SERVER)
+    const server = runIn<Record<string, unknown>>(SERVER_NS, SERVER)
     try {
       expect(await server.line).toMatchObject({ port: 7000 })
-      const clients = runIn(CLIENT_NS, CLIENTS)
-      const got = await clients.line as Record<string, string[]>
+      const clients = runIn<Record<string, string[]>>(CLIENT_NS, CLIENTS)
+      const got = await clients.line
       console.log(`MEASURE replies each client received (type@source): ${JSON.stringify(got)}`)
       for (const host of ['10.77.9.2', '10.77.9.3']) {
         expect(got[host]).toContain('registered@10.77.2.1')

@@ -136,9 +136,14 @@ describe('I/O modes', () => {
         const Node = require(${JSON.stringify(root)})
         const n = new Node({ ioThread: ${String(ioThread)} })
         n.bindAsync(0, '127.0.0.1').then(() => { n.unref(); parentPort.postMessage(n.address().port) })`, { eval: true })
-      const port = await new Promise<number>(resolve => worker.once('message', resolve))
-      await once(worker, 'exit')
-      expect(await portFreed(port), `ioThread: ${String(ioThread)}`).toBe(true)
+      try {
+        // once() rejects if the worker's script throws
+        const [port] = await once(worker, 'message') as [number]
+        await once(worker, 'exit')
+        expect(await portFreed(port), `ioThread: ${String(ioThread)}`).toBe(true)
+      } finally {
+        await worker.terminate()
+      }
     }
   })
 

@@ -167,8 +167,9 @@ describe('the native binding\'s error codes', () => {
 
   it('a connection adds at most 1 MiB to one batch, also when the batch is too big to copy and drain() takes it', async () => {
     // docs/native-binding.md: the rest waits for the next drain. Nothing here drains until every byte is acknowledged,
-    // so the receiver holds all 3 MiB when the first batch is taken: too big for drainInto's arrays, it must be
-    // handed to drain() as it stands, not topped up with the next share first
+    // so the receiver holds all 3 MiB when the first batch is taken. That batch cannot be copied (it names the new
+    // connection's peer, and it is bigger than drainInto's arrays): it must be handed to drain() as it stands, not
+    // topped up with the next share first
     const size = 3 << 20
     const sent = Buffer.alloc(size)
     for (let i = 0; i < size; i += 4) sent.writeUInt32BE(i, i)

@@ -5,18 +5,15 @@
 //
 // A sender starts at `mtu` (1,000 bytes of payload) and, with `probeMtu` (the default), probes larger packets up
 // to the path's limit, at most 1,448 bytes; with `probeMtu: false` it stays where it started.
-import { spawn } from 'child_process'
-import * as readline from 'readline'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { nsSh, removeNamespaces, sh } from './helpers/netns'
-import { root } from './helpers/utp'
+import { killAll, nsName, nsSh, removeNamespaces, runIn, sh } from './helpers/netns'
 
-const SENDER_NS = 'pm-a'
-const RECEIVER_NS = 'pm-b'
+const SENDER_NS = nsName('pm-a')
+const RECEIVER_NS = nsName('pm-b')
 
 function cleanup (): void {
-  removeNamespaces(SENDER_NS, RECEIVER_NS)
+  removeNamespaces('pm-a', 'pm-b')
 }
 
 function setMtu (mtu: number): void {
@@ -39,81 +36,82 @@ beforeAll(() => {
 
 afterAll(() => cleanup())
 
-/** Run a node script in a namespace; resolves with the first JSON line it prints */
-function runIn (ns: string, script: string, arg: unknown): { line: Promise<Record<string, number>>, exited: Promise<void> } {
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script, JSON.stringify(arg)], { cwd: root })
-  let stderr = ''
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  const line = new Promise<Record<string, number>>((resolve, reject) => {
-    readline.createInterface({ input: child.stdout }).once('line', (l) => resolve(JSON.parse(l) as Record<string, number>))
-    child.once('exit', (code) => reject(new Error(`script in ${ns} exited with ${String(code)}: ${stderr}`)))
-  })
-  return { line, exited }
-}
-
-// Takes one connection, counts its bytes, and ends when the sender has
+// Takes one connection, counts its bytes, and prints them once the sender has ended. A script left behind by a
+// failed test ends itself
 const RECEIVER = `
+setTimeout(() => process.exit(3), 40000).unref()
 const Node = require(process.cwd())
 const node = new Node({}, (s) => {
   let bytes = 0
   s.on('data', (d) => { bytes += d.length })
-  s.on('end', () => { s.end(); node.close() })
-  s.on('close', () => console.error('received ' + bytes))
+  s.on('end', () => { console.log(JSON.stringify({ bytes })); s.end(); node.close() })
 })
 node.bindAsync(0, '10.78.0.2').then(() => node.listenAsync()).then(() => console.log(JSON.stringify({ port: node.address().port })))
 `
 
-// Sends 2 MiB with the options given, keeps the connection open for holdMs (probing runs on its own timers, from
-// 200 ms after the connection opens), then prints its packet size and the sizes it went through
+// Sends 2 MiB with the options given and keeps the connection open (probing runs on its own timers, from 200 ms
+// after the connection opens) until its packet size reaches \`until\` or \`holdMs\` passed; prints the sizes it went
+// through
 const SENDER = `
+setTimeout(() => process.exit(3), 40000).unref()
 const Node = require(process.cwd())
-const { port, options, holdMs } = JSON.parse(process.argv[1])
+const { port, options, until, holdMs } = JSON.parse(process.argv[1])
 const node = new Node(options)
 const s = node.connect(port, '10.78.0.2')
 const sizes = []
+const started = Date.now()
 s.write(Buffer.alloc(2 << 20, 7))
 s.resume()
 const watch = setInterval(() => {
   const m = s.getMtu()
   if (sizes[sizes.length - 1] !== m) sizes.push(m)
-}, 10)
-setTimeout(() => {
+  if (m !== until && Date.now() - started < holdMs) return
   clearInterval(watch)
-  const st = s.stats()
-  console.log(JSON.stringify({ mtu: st.mtu, sent: st.bytesSent, sizes }))
+  console.log(JSON.stringify({ mtu: m, sizes }))
   s.end()
   s.on('close', () => node.close())
-}, holdMs)
+}, 10)
 `
 
-async function send (options: Record<string, unknown>, holdMs: number): Promise<{ mtu: number, sent: number, sizes: number[] }> {
-  const receiver = runIn(RECEIVER_NS, RECEIVER, null)
-  const { port } = await receiver.line
-  const sender = runIn(SENDER_NS, SENDER, { port, options, holdMs })
-  const result = await sender.line as unknown as { mtu: number, sent: number, sizes: number[] }
-  console.log(`MEASURE path MTU search, payload sizes over ${holdMs} ms (${JSON.stringify(options)}): ${result.sizes.join(' -> ')}`)
-  await Promise.all([sender.exited, receiver.exited])
-  return result
+/** The sender's packet sizes, and the bytes the receiver got */
+async function send (options: Record<string, unknown>, until: number, holdMs: number): Promise<{ mtu: number, sizes: number[], bytes: number }> {
+  const receiver = runIn<{ port: number }>(RECEIVER_NS, RECEIVER)
+  const receiverLines: string[] = []
+  receiver.child.stdout.on('data', (d: Buffer) => receiverLines.push(...d.toString().split('\n').filter((l) => l !== '')))
+  let sender: ReturnType<typeof runIn> | undefined
+  try {
+    const { port } = await receiver.line
+    const s = runIn<{ mtu: number, sizes: number[] }>(SENDER_NS, SENDER, { port, options, until, holdMs })
+    sender = s
+    const result = await s.line
+    await Promise.all([s.child, receiver.child].map(async (c) => await new Promise((resolve) => c.once('exit', resolve))))
+    console.log(`MEASURE path MTU search (${JSON.stringify(options)}): ${result.sizes.join(' -> ')}`)
+    const got = receiverLines.map((l) => JSON.parse(l) as { bytes?: number }).find((r) => r.bytes !== undefined)
+    return { ...result, bytes: got?.bytes ?? NaN }
+  } finally {
+    killAll(receiver.child, ...(sender === undefined ? [] : [sender.child]))
+  }
 }
 
 describe('path MTU discovery (network namespaces)', () => {
   it('probes up to 1,448 bytes of payload on a 1,500-byte path, and stays at mtu with probeMtu: false', async () => {
     setMtu(1500)
-    const probed = await send({}, 2000)
+    const probed = await send({}, 1448, 15_000)
     expect(probed.mtu).toBe(1448)
-    expect(probed.sent).toBeGreaterThanOrEqual(2 << 20)
-    const fixed = await send({ probeMtu: false }, 2000)
-    expect(fixed.mtu).toBe(1000)
-    expect(fixed.sent).toBeGreaterThanOrEqual(2 << 20)
-  }, 30_000)
+    expect(probed.bytes).toBe(2 << 20)
+    // Long enough for the first probe (200 ms in) and its answer many times over
+    const fixed = await send({ probeMtu: false }, 0, 2000)
+    expect(fixed.sizes).toEqual([1000])
+    expect(fixed.bytes).toBe(2 << 20)
+  }, 40_000)
 
   it('on a 1,280-byte path, probes above mtu but never past what the link carries', async () => {
     setMtu(1280)
-    const r = await send({}, 5000)
+    // Three unanswered 1,448-byte probes first, then the search settles within 16 bytes
+    const r = await send({}, 1224, 15_000)
     // 1,280 less IPv4 (20), UDP (8) and the uTP header with our end-of-write marker (24)
     expect(r.mtu).toBeGreaterThan(1000)
-    expect(r.mtu).toBeLessThanOrEqual(1228)
-    expect(r.sent).toBeGreaterThanOrEqual(2 << 20)
-  }, 30_000)
+    expect(Math.max(...r.sizes)).toBeLessThanOrEqual(1228)
+    expect(r.bytes).toBe(2 << 20)
+  }, 40_000)
 })

@@ -159,7 +159,12 @@ export async function itemHolder (host, item, delayMs) {
     if (query === undefined) return
     const r = { id, nodes: Buffer.concat([id, compact(host, node.port)]) }
     if (q === 'get') Object.assign(r, { token: Buffer.from('holder'), ...item })
-    const reply = () => socket.send(bencode.encode({ t: query.t, y: 'r', r, ip: compact(rinfo.address, rinfo.port) }), rinfo.port, rinfo.address)
+    const reply = () => {
+      // A get answered after close(): nobody is listening any more
+      try {
+        socket.send(bencode.encode({ t: query.t, y: 'r', r, ip: compact(rinfo.address, rinfo.port) }), rinfo.port, rinfo.address)
+      } catch {}
+    }
     if (q === 'get') setTimeout(reply, delayMs)
     else reply()
   })

@@ -1,6 +1,10 @@
-// Network namespaces for tests that need a real kernel path off loopback (root only). Each test file picks
-// namespace names of its own, so files running side by side never share one.
-import { execFileSync } from 'child_process'
+// Network namespaces for tests that need a real kernel path off loopback (root only). Names carry the test
+// process's pid, so two runs on one host (a session and a CI run) never share a namespace; a run that died leaves
+// its namespaces behind, and the next run of the same file removes them.
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'child_process'
+import * as readline from 'readline'
+
+import { root } from './utp'
 
 /** Run a command, throwing with its output when it fails */
 export function sh (...args: string[]): void {
@@ -12,13 +16,49 @@ export function nsSh (ns: string, ...args: string[]): void {
   sh('ip', 'netns', 'exec', ns, ...args)
 }
 
-/** Delete the namespaces that exist (their links go with them) */
+/** This process's name for namespace `name` of a test file: `${name}-${pid}` */
+export function nsName (name: string): string {
+  return `${name}-${process.pid}`
+}
+
+/** Delete this process's namespaces named `names` (as given to nsName), and those a process that is gone left
+ * behind (their links go with them) */
 export function removeNamespaces (...names: string[]): void {
-  for (const ns of names) {
+  const listed = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0])
+  for (const ns of listed) {
+    const m = /^(.+)-(\d+)$/.exec(ns)
+    if (m === null || !names.includes(m[1])) continue
+    if (Number(m[2]) !== process.pid && alive(Number(m[2]))) continue // another run's, in use
     try {
       sh('ip', 'netns', 'del', ns)
     } catch {
-      // not there
+      // gone meanwhile
     }
   }
+}
+
+function alive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** A node script run in a namespace (argv[1]: `arg` as JSON); `line` resolves with the first JSON line it prints */
+export function runIn<T> (ns: string, script: string, arg: unknown = null): { child: ChildProcessWithoutNullStreams, line: Promise<T> } {
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script, JSON.stringify(arg)], { cwd: root })
+  let stderr = ''
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  const line = new Promise<T>((resolve, reject) => {
+    readline.createInterface({ input: child.stdout }).once('line', (l) => resolve(JSON.parse(l) as T))
+    child.once('exit', (code) => reject(new Error(`script in ${ns} exited with ${String(code)}: ${stderr}`)))
+  })
+  return { child, line }
+}
+
+/** Kill what is still running of `children` (a test that failed half-way) */
+export function killAll (...children: ChildProcessWithoutNullStreams[]): void {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill()
 }

@@ -58,9 +58,9 @@ const PMTU_CEILING: usize = 1448;
 pub struct NativeOptions {
   /// Max payload bytes per packet (Config.max_payload)
   pub mtu: f64,
-  /// Packets; recv buffer and send buffer = bufferSize * mtu bytes
+  /// Packets; recv buffer and send buffer = bufferSize * mtu bytes, at least 2 packets
   pub buffer_size: f64,
-  /// Max payload toward loopback peers (their buffers: bufferSize * loopbackMtu); 0 or absent: mtu
+  /// Max payload toward loopback peers (their buffers: min(bufferSize, 64) * loopbackMtu, at least 2 packets); 0 or absent: mtu
   pub loopback_mtu: Option<f64>,
   /// Probe paths for payloads above mtu up to 1,448 bytes (DPLPMTUD); absent: false
   pub probe_mtu: Option<bool>,
