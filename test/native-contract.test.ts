@@ -174,7 +174,10 @@ describe('the native binding\'s error codes', () => {
     const sent = Buffer.alloc(size)
     for (let i = 0; i < size; i += 4) sent.writeUInt32BE(i, i)
     const big = { mtu: 1400, bufferSize: 4096 }
-    const receiver = node(big)
+    // The receiver's I/O on the driver thread: it reads the socket whatever JavaScript does. On the JS-thread loop
+    // it would wait for this test, which takes no batch until the end, and the sender's packets would pile up
+    // unread (a CI run saw the 3 MiB unacknowledged after 15 s)
+    const receiver = node({ ...big, ioThread: true })
     const sender = node(big)
     try {
       const { port } = receiver.bind(0, '127.0.0.1')
@@ -190,17 +193,26 @@ describe('the native binding\'s error codes', () => {
         await new Promise((resolve) => setTimeout(resolve, 20))
       }
       expect(receiver.drainInto(Buffer.alloc(12), Buffer.alloc(16))).toBe(-1)
+      // Every batch from here on: at most 1 MiB of the connection's bytes. (Acknowledged is not always delivered to
+      // the batch yet: bytesSent counts retransmissions, so a few bytes may still come after the first drains)
       const shares: number[] = []
       const received: Buffer[] = []
-      for (let batch = receiver.drain(); batch !== null; batch = receiver.drain()) {
+      const until = Date.now() + 15_000
+      for (let total = 0; total < size;) {
+        const batch = receiver.drain()
+        if (batch === null) {
+          expect(Date.now()).toBeLessThan(until)
+          await new Promise((resolve) => setTimeout(resolve, 20))
+          continue
+        }
         let bytes = 0
         for (let i = 0; i < batch.events.length; i += 3) {
           if (batch.events[i] === Kind.DATA) bytes += batch.events[i + 2]
         }
         shares.push(bytes)
         received.push(batch.data)
+        total += bytes
       }
-      expect(shares.length).toBeGreaterThanOrEqual(3)
       for (const share of shares) expect(share).toBeLessThanOrEqual(1 << 20)
       expect(Buffer.concat(received).equals(sent)).toBe(true)
     } finally {
