@@ -1,13 +1,12 @@
 // Who does the I/O: the JS thread's event loop (quiet nodes, the default), the native driver thread (busy
 // nodes, and always with ioThread: true), and the hand-offs between them in the middle of a transfer
 import { execFileSync } from 'child_process'
-import dgram from 'dgram'
 import { once } from 'events'
 import { Worker } from 'worker_threads'
 
 import { describe, expect, it } from 'vitest'
 
-import { cleanupNodes, closed, drainHash, listeningNode, makeNode, root, writeRandom, type Socket } from './helpers/utp'
+import { cleanupNodes, closed, drainHash, listeningNode, makeNode, root, sleep, udpPortFree, writeRandom, type Socket } from './helpers/utp'
 
 const MiB = 1024 * 1024
 // The stall test runs in both modes: the driver thread has to cope with the same stalls
@@ -119,14 +118,8 @@ describe('I/O modes', () => {
     await makeNode().bindAsync(0, '127.0.0.1')
     const portFreed = async (port: number): Promise<boolean> => {
       for (let i = 0; i < 100; i++) {
-        const s = dgram.createSocket('udp4')
-        const bound = await new Promise<boolean>(resolve => {
-          s.once('error', () => resolve(false))
-          s.bind(port, '127.0.0.1', () => resolve(true))
-        })
-        s.close()
-        if (bound) return true
-        await new Promise(resolve => setTimeout(resolve, 20))
+        if (await udpPortFree(port)) return true
+        await sleep(20)
       }
       return false
     }

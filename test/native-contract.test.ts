@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest'
 import type * as DhtNativeModule from '../lib/dht/native'
 import type * as NativeModule from '../lib/native'
 import type * as SecureNativeModule from '../lib/secure/native'
-import { codeOf, requireFromRoot } from './helpers/utp'
+import { closedUdpPort, codeOf, requireFromRoot, sleep } from './helpers/utp'
 
 const { Kind, loadNative } = requireFromRoot('./dist/lib/native.js') as typeof NativeModule
 const { loadDht } = requireFromRoot('./dist/lib/dht/native.js') as typeof DhtNativeModule
@@ -146,7 +146,7 @@ describe('the native binding\'s error codes', () => {
       const h = n.connect(9, '127.0.0.1')
       expect(n.migrate(h, catcher.address().port, '127.0.0.1')).toBe(true)
       const deadline = Date.now() + 5000
-      while (syns.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+      while (syns.length === 0 && Date.now() < deadline) await sleep(20)
       expect(syns.length).toBeGreaterThan(0)
       expect(syns[0][0]).toBe(0x41) // ST_SYN, version 1
       expect(n.migrate(12345, catcher.address().port, '127.0.0.1')).toBe(false)
@@ -160,7 +160,7 @@ describe('the native binding\'s error codes', () => {
     }
     // A graceful close keeps the socket (and migrate, for connections still finishing) until the driver is done;
     // once the socket is gone, migrate is ERR_UTP_CLOSED
-    for (let i = 0; i < 250 && n.address() !== null; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+    for (let i = 0; i < 250 && n.address() !== null; i++) await sleep(20)
     expect(n.address()).toBeNull()
     expect(codeOf(() => n.migrate(1, 9, '127.0.0.1'))).toBe('ERR_UTP_CLOSED')
   })
@@ -190,7 +190,7 @@ describe('the native binding\'s error codes', () => {
         const s = sender.connectionStats(h)
         if (s !== null && s.bytesSent >= size && s.inFlight === 0) break
         expect(Date.now()).toBeLessThan(deadline)
-        await new Promise((resolve) => setTimeout(resolve, 20))
+        await sleep(20)
       }
       expect(receiver.drainInto(Buffer.alloc(12), Buffer.alloc(16))).toBe(-1)
       // Every batch from here on: at most 1 MiB of the connection's bytes. (Acknowledged is not always delivered to
@@ -202,7 +202,7 @@ describe('the native binding\'s error codes', () => {
         const batch = receiver.drain()
         if (batch === null) {
           expect(Date.now()).toBeLessThan(until)
-          await new Promise((resolve) => setTimeout(resolve, 20))
+          await sleep(20)
           continue
         }
         let bytes = 0
@@ -267,7 +267,7 @@ describe('the native binding\'s error codes', () => {
         n.connect(catcher.address().port, '127.0.0.1')
       }
       const deadline = Date.now() + 5000
-      while (syns.size < nodes.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+      while (syns.size < nodes.length && Date.now() < deadline) await sleep(20)
       // (connection id, sequence number) of each node's first SYN: four fresh nodes, four different pairs (two
       // alike by chance: about 1 in 700 million)
       expect(syns.size).toBe(nodes.length)
@@ -304,14 +304,13 @@ describe('the native DHT node\'s own checks', () => {
     const { NativeDht } = loadDht()
     expect(await rejection(NativeDht.open({ bootstrap: [], host: '127.0.0.1', port: 65536 }))).toBe('EINVAL: DHT port out of range: 65536')
     // A port of our choosing is taken as given (65535 itself is dht.test.ts's, which may run alongside)
-    const probe = dgram.createSocket('udp4')
-    probe.bind(0, '127.0.0.1')
-    await once(probe, 'listening')
-    const free = probe.address().port
-    probe.close()
+    const free = await closedUdpPort('127.0.0.1')
     const chosen = await NativeDht.open({ bootstrap: [], host: '127.0.0.1', port: free })
-    expect((await chosen.info()).port).toBe(free)
-    chosen.close()
+    try {
+      expect((await chosen.info()).port).toBe(free)
+    } finally {
+      chosen.close()
+    }
     const alone = await NativeDht.open({ bootstrap: [], host: '127.0.0.1' })
     try {
       // Nobody to join through: joining finds no node

@@ -76,8 +76,6 @@ const watch = setInterval(() => {
 /** The sender's packet sizes, and the bytes the receiver got */
 async function send (options: Record<string, unknown>, until: number, holdMs: number): Promise<{ mtu: number, sizes: number[], bytes: number }> {
   const receiver = runIn<{ port: number }>(RECEIVER_NS, RECEIVER)
-  const receiverLines: string[] = []
-  receiver.child.stdout.on('data', (d: Buffer) => receiverLines.push(...d.toString().split('\n').filter((l) => l !== '')))
   let sender: ReturnType<typeof runIn> | undefined
   try {
     const { port } = await receiver.line
@@ -86,7 +84,7 @@ async function send (options: Record<string, unknown>, until: number, holdMs: nu
     const result = await s.line
     await Promise.all([s.child, receiver.child].map(async (c) => await new Promise((resolve) => c.once('exit', resolve))))
     console.log(`MEASURE path MTU search (${JSON.stringify(options)}): ${result.sizes.join(' -> ')}`)
-    const got = receiverLines.map((l) => JSON.parse(l) as { bytes?: number }).find((r) => r.bytes !== undefined)
+    const got = (receiver.lines as Array<{ bytes?: number }>).find((r) => r.bytes !== undefined)
     return { ...result, bytes: got?.bytes ?? NaN }
   } finally {
     killAll(receiver.child, ...(sender === undefined ? [] : [sender.child]))

@@ -46,16 +46,23 @@ function alive (pid: number): boolean {
   }
 }
 
-/** A node script run in a namespace (argv[1]: `arg` as JSON); `line` resolves with the first JSON line it prints */
-export function runIn<T> (ns: string, script: string, arg: unknown = null): { child: ChildProcessWithoutNullStreams, line: Promise<T> } {
+/**
+ * A node script run in a namespace (argv[1]: `arg` as JSON). `line` resolves with the first JSON line it prints;
+ * `lines` holds every line printed so far, parsed
+ */
+export function runIn<T> (ns: string, script: string, arg: unknown = null): { child: ChildProcessWithoutNullStreams, line: Promise<T>, lines: unknown[] } {
   const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script, JSON.stringify(arg)], { cwd: root })
   let stderr = ''
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  const lines: unknown[] = []
   const line = new Promise<T>((resolve, reject) => {
-    readline.createInterface({ input: child.stdout }).once('line', (l) => resolve(JSON.parse(l) as T))
+    readline.createInterface({ input: child.stdout }).on('line', (l) => {
+      lines.push(JSON.parse(l))
+      if (lines.length === 1) resolve(lines[0] as T)
+    })
     child.once('exit', (code) => reject(new Error(`script in ${ns} exited with ${String(code)}: ${stderr}`)))
   })
-  return { child, line }
+  return { child, line, lines }
 }
 
 /** Kill what is still running of `children` (a test that failed half-way) */
