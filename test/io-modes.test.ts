@@ -2,11 +2,12 @@
 // nodes, and always with ioThread: true), and the hand-offs between them in the middle of a transfer
 import { execFileSync } from 'child_process'
 import { once } from 'events'
+import { readdirSync, readFileSync } from 'fs'
 import { Worker } from 'worker_threads'
 
 import { describe, expect, it } from 'vitest'
 
-import { cleanupNodes, closed, drainHash, listeningNode, makeNode, root, sleep, udpPortFree, writeRandom, type Socket } from './helpers/utp'
+import { cleanupNodes, closed, closedUdpPort, drainHash, listeningNode, makeNode, root, sleep, udpPortFree, writeRandom, type Socket } from './helpers/utp'
 
 const MiB = 1024 * 1024
 // The stall test runs in both modes: the driver thread has to cope with the same stalls
@@ -19,6 +20,20 @@ async function echoRounds (socket: Socket, rounds: number): Promise<void> {
     socket.write(message)
     expect((await back).toString()).toBe(message.toString())
   }
+}
+
+/** How many times this process's threads have gone to sleep (voluntary context switches), all threads summed */
+function threadSleeps (): number {
+  let total = 0
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const status = readFileSync(`/proc/self/task/${tid}/status`, 'utf8')
+      total += Number(/^voluntary_ctxt_switches:\s*(\d+)/m.exec(status)?.[1] ?? 0)
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return total
 }
 
 function blockFor (ms: number): void {
@@ -138,6 +153,31 @@ describe('I/O modes', () => {
         await worker.terminate()
       }
     }
+  })
+
+  it.each(MODES)('an idle node sleeps: no CPU with an open connection, nor after an ICMP error (%o)', async (MODE) => {
+    // Whoever does the I/O must wait on the socket and the next timer, not poll: a busy node costs a core, and
+    // a node that wakes every few milliseconds costs a few percent of one, for each node. The ICMP error
+    // matters: it leaves readiness behind that the driver has to start afresh from
+    const { port } = await listeningNode(MODE, s => s.pipe(s))
+    const client = makeNode(MODE)
+    await client.bindAsync(0, '127.0.0.1')
+    const refused = await client.connectAsync(await closedUdpPort('127.0.0.1'), '127.0.0.1').then(() => null, (e: { code?: string }) => e)
+    expect(refused).toMatchObject({ code: 'ECONNREFUSED' })
+    const socket = await client.connectAsync(port, '127.0.0.1')
+    await echoRounds(socket, 5)
+    await sleep(100) // the last acks and the driver's hand-back
+    const before = process.cpuUsage()
+    const sleepsBefore = threadSleeps()
+    await sleep(1000)
+    const used = process.cpuUsage(before)
+    const sleeps = threadSleeps() - sleepsBefore
+    // The keepalive and the other timers cost microseconds; a spinning thread, most of the second. Each timer
+    // that fires wakes a thread: about 10 do in this second, a 2 ms poll would be 500
+    expect((used.user + used.system) / 1000, 'CPU ms while idle for 1000 ms').toBeLessThan(200)
+    // (counted from /proc: Linux only)
+    if (process.platform === 'linux') expect(sleeps, 'times a thread woke and slept again while idle for 1000 ms').toBeLessThan(100)
+    await echoRounds(socket, 5)
   })
 
   it('ioThread must be a boolean', () => {

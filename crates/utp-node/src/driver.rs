@@ -22,7 +22,7 @@ const RECV_BUDGET: usize = 64;
 pub const RECV_SLOTS: usize = 8;
 /// Largest UDP payload is 65507, and a GRO run is at most 64 KiB: a bigger buffer never truncates
 pub const RECV_BUFFER: usize = 65536;
-/// With nothing received for this long the driver hands the node back to the JS-thread loop
+/// With nothing received for this long the driver hands the node back to the JS-thread loop, if it has one
 const QUIET: Duration = Duration::from_millis(2);
 
 enum Step {
@@ -100,7 +100,7 @@ pub async fn run(shared: Arc<Shared>, sock: Arc<Socket>) {
       r = reg.error() => r,
       r = reg.writable(), if blocked => r,
       _ = &mut sleep, if deadline.is_some() => Ok(()),
-      _ = &mut quiet, if !blocked => {
+      _ = &mut quiet, if !blocked && shared.inner.lock().loop_capable => {
         let mut inner = shared.inner.lock();
         if inner.loop_capable && inner.phase == Phase::Bound && !inner.has_stalled() {
           inner.hand_to_loop();
