@@ -2,7 +2,7 @@
 import * as dgram from 'dgram'
 import { describe, expect, it } from 'vitest'
 
-import { cleanupNodes, listeningNode, makeNode, once, requireFromRoot, sleep, type UtpError } from './helpers/utp'
+import { cleanupNodes, closedUdpPort, listeningNode, makeNode, once, requireFromRoot, sleep, type UtpError } from './helpers/utp'
 
 interface RInfo { address: string, family: string, port: number, size: number }
 
@@ -197,6 +197,32 @@ describe('UDP facade and punching', () => {
     } finally {
       dns.lookup = realLookup
     }
+  })
+
+  it.each([{ ioThread: false }, { ioThread: true }])('a datagram sent right after one to a closed port still goes out: the ICMP error it meets is the other\'s (%o)', async (mode) => {
+    // On loopback the port unreachable comes back during the first send, and Linux hands the error to the next
+    // call on the socket, whichever datagram that is for. The send that meets it is not the one refused
+    const peer = dgram.createSocket('udp4')
+    await new Promise<void>(resolve => peer.bind(0, '127.0.0.1', () => resolve()))
+    const heard: string[] = []
+    peer.on('message', (m: Buffer) => heard.push(String(m)))
+    const n = makeNode(mode)
+    await n.bindAsync(0, '127.0.0.1')
+    const udp = n.getUdpSocket()
+    const errors: string[] = []
+    udp.on('error', (e: UtpError) => errors.push(e.code))
+    const closed = await closedUdpPort('127.0.0.1')
+    const results: Array<Error | null> = []
+    for (let i = 0; i < 5; i++) {
+      await new Promise<void>(resolve => udp.send('into the void', closed, '127.0.0.1', (e) => { results.push(e); resolve() }))
+      await new Promise<void>(resolve => udp.send(`heard ${i}`, peer.address().port, '127.0.0.1', (e) => { results.push(e); resolve() }))
+    }
+    for (let i = 0; i < 50 && heard.length < 5; i++) await sleep(10)
+    expect(heard).toEqual(['heard 0', 'heard 1', 'heard 2', 'heard 3', 'heard 4'])
+    expect(results).toEqual(Array(10).fill(null))
+    expect(errors).toEqual([])
+    expect(n.stats().unreachable, 'the port unreachables were read').toBeGreaterThanOrEqual(1)
+    peer.close()
   })
 
   it('a datagram to an IP address sent in the same tick as close() still goes out; one to a name whose lookup ends after close() does not', async () => {
