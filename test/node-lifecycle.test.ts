@@ -147,6 +147,27 @@ describe('close(): the node closes after its sockets', () => {
     expect(errors).toEqual([])
   })
 
+  it.each([{ ioThread: false }, { ioThread: true }])('close() ends once its connections have, not at the timeout: a node with none, and one whose peer reads everything (%o)', async (mode) => {
+    // The timeout bounds a close() that waits on a peer; a node with nothing left to wait for closes at once
+    const TIMEOUT = 10_000
+    const timed = async (n: Node): Promise<number> => {
+      const started = Date.now()
+      await n.closeAsync()
+      return Date.now() - started
+    }
+    const idle = makeNode({ ...mode, timeout: TIMEOUT })
+    await idle.bindAsync(0, '127.0.0.1')
+    expect(await timed(idle), 'ms to close a bound node with no connections').toBeLessThan(3000)
+
+    const { port } = await listeningNode(mode, s => { s.resume(); s.on('end', () => s.end()) })
+    const n = makeNode({ ...mode, timeout: TIMEOUT })
+    const c = await n.connectAsync(port, '127.0.0.1')
+    c.resume()
+    c.write(Buffer.alloc(1 << 20))
+    expect(await timed(n), 'ms to close a node whose peer reads and ends').toBeLessThan(3000)
+    expect(c.destroyed).toBe(true)
+  })
+
   it('a closing node accepts no new connection while it waits for an old one to flush', async () => {
     let connections = 0
     const { node: server, port } = await listeningNode({ bufferSize: 16, timeout: 3000 }, s => {
