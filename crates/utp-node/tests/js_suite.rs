@@ -75,6 +75,8 @@ const TESTS_BY_MODULE: &[(&str, &[&str])] = &[
       "test/node-lifecycle.test.ts",
       // ICMP errors in both modes: the driver's receive reads past them, and re-registers after them
       "test/refused.test.ts",
+      // a send buffer that fills (a rate-limited link in network namespaces): the driver waits for room
+      "test/blocked-send.test.ts",
     ],
   ),
   (
@@ -86,6 +88,8 @@ const TESTS_BY_MODULE: &[(&str, &[&str])] = &[
       "test/io-modes.test.ts",
       // the socket's error queue, and a send that meets an ICMP error
       "test/refused.test.ts",
+      // sends that fail with EAGAIN, and the registration's writable readiness
+      "test/blocked-send.test.ts",
     ],
   ),
   (
