@@ -76,7 +76,7 @@ const TESTS_BY_MODULE: &[(&str, &[&str])] = &[
       // ICMP errors in both modes: the driver's receive reads past them, and re-registers after them
       "test/refused.test.ts",
       // a send buffer that fills (a rate-limited link in network namespaces): the driver waits for room
-      "test/blocked-send.test.ts",
+      "test/slow-link.test.ts",
     ],
   ),
   (
@@ -89,7 +89,7 @@ const TESTS_BY_MODULE: &[(&str, &[&str])] = &[
       // the socket's error queue, and a send that meets an ICMP error
       "test/refused.test.ts",
       // sends that fail with EAGAIN, and the registration's writable readiness
-      "test/blocked-send.test.ts",
+      "test/slow-link.test.ts",
     ],
   ),
   (
