@@ -3,7 +3,11 @@
 // names the peer's address as a port unreachable would, but says nothing about the peer: a connection attempt to
 // it must go on. Three network namespaces (root only), the middle one forwarding:
 //
-//   ir-a (node, 10.81.1.1) ── ir-r (router: 10.81.1.2, 10.81.2.2) ── ir-b (peer, 10.81.2.1)
+//   ir-a (node, 10.81.1.1, fd81:1::1) ── ir-r (router: .1.2 and .2.2, fd81:1::2 and fd81:2::2) ── ir-b (peer, 10.81.2.1, fd81:2::1)
+//
+// The router also refuses to forward to fd81:3::/64 (a "prohibit" route): it answers each datagram sent there with
+// an ICMPv6 destination unreachable, administratively prohibited, as a firewall that rejects does. Linux hands that
+// to the sender's next receive as EACCES, an error a UDP socket never meets otherwise.
 import { execFileSync } from 'child_process'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -29,9 +33,24 @@ beforeAll(() => {
   for (const [ns, dev] of [[NODE_NS, 'ir-a0'], [ROUTER_NS, 'ir-ra'], [ROUTER_NS, 'ir-rb'], [PEER_NS, 'ir-b0']]) {
     nsSh(ns, 'ip', 'link', 'set', dev, 'up')
   }
+  for (const [ns, dev, addr] of [[NODE_NS, 'ir-a0', 'fd81:1::1'], [ROUTER_NS, 'ir-ra', 'fd81:1::2'], [ROUTER_NS, 'ir-rb', 'fd81:2::2'], [PEER_NS, 'ir-b0', 'fd81:2::1']]) {
+    nsSh(ns, 'ip', '-6', 'addr', 'add', `${addr}/64`, 'dev', dev, 'nodad')
+  }
   nsSh(NODE_NS, 'ip', 'route', 'add', 'default', 'via', '10.81.1.2')
   nsSh(PEER_NS, 'ip', 'route', 'add', 'default', 'via', '10.81.2.2')
-  nsSh(ROUTER_NS, 'sysctl', '-qw', 'net.ipv4.ip_forward=1')
+  nsSh(NODE_NS, 'ip', '-6', 'route', 'add', 'default', 'via', 'fd81:1::2')
+  nsSh(PEER_NS, 'ip', '-6', 'route', 'add', 'default', 'via', 'fd81:2::2')
+  nsSh(ROUTER_NS, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1')
+  nsSh(ROUTER_NS, 'ip', '-6', 'route', 'add', 'prohibit', 'fd81:3::/64')
+  // Linux sends about one ICMPv6 error a second to a host, and a thousand in all: the second test needs one for
+  // each datagram, so destination unreachable (type 1) leaves the rate mask
+  nsSh(ROUTER_NS, 'sysctl', '-qw', 'net.ipv6.icmp.ratelimit=0', 'net.ipv6.icmp.ratemask=0,3-127')
+  // Links at 40 Mbit/s. The peer's 4 MiB take most of a second to come, while the reports keep coming; and the
+  // node's datagrams wait in its link's queue, so that each report comes back when the link has sent the datagram,
+  // not inside the send that made it (as on loopback, where the node has read its error queue before it reads the
+  // socket again)
+  nsSh(PEER_NS, 'tc', 'qdisc', 'add', 'dev', 'ir-b0', 'root', 'tbf', 'rate', '40mbit', 'burst', '32kb', 'limit', '256kb')
+  nsSh(NODE_NS, 'tc', 'qdisc', 'add', 'dev', 'ir-a0', 'root', 'tbf', 'rate', '40mbit', 'burst', '32kb', 'limit', '256kb')
 }, 30_000)
 
 afterAll(() => removeNamespaces('ir-a', 'ir-r', 'ir-b'))
@@ -93,6 +112,71 @@ describe("a router's ICMP time exceeded (network namespaces)", () => {
       expect(r).toEqual({ outcome: 'pending', unreachable: 0 })
     } finally {
       killAll(peer.child, ...(node === undefined ? [] : [node.child]))
+    }
+  }, 30_000)
+})
+
+// Listens on fd81:1::1 and reads one connection while sending datagrams into the prohibited network, ten every
+// millisecond; each comes back as "administratively prohibited", at whatever moment the router's answer arrives.
+// Prints the bytes it got, the reports it counted and the errors it saw, or the first error as soon as it comes
+const READER = `
+setTimeout(() => process.exit(3), 25000).unref()
+const Node = require(process.cwd())
+const { options } = JSON.parse(process.argv[1])
+const errors = []
+const fail = (what) => (e) => {
+  console.log(JSON.stringify({ errors: [what + ' ' + e.code] }))
+  process.exit(1)
+}
+const node = new Node(options, (s) => {
+  let bytes = 0
+  s.on('error', fail('socket'))
+  s.on('data', (d) => { bytes += d.length })
+  s.on('end', () => {
+    clearInterval(refused)
+    console.log(JSON.stringify({ bytes, unreachable: node.stats().unreachable, errors }))
+    s.end()
+    node.close()
+  })
+})
+node.on('error', fail('node'))
+const udp = node.getUdpSocket()
+udp.on('error', fail('udp'))
+const refused = setInterval(() => { for (let i = 0; i < 20; i++) udp.send('anyone?', 9, 'fd81:3::1') }, 1)
+node.bindAsync(0, 'fd81:1::1').then(() => node.listenAsync()).then(() => console.log(JSON.stringify({ port: node.address().port })))
+`
+
+// Connects and sends 8 MiB, then waits for the other side's end
+const WRITER = `
+setTimeout(() => process.exit(3), 25000).unref()
+const Node = require(process.cwd())
+const { port } = JSON.parse(process.argv[1])
+const node = new Node()
+const s = node.connect(port, 'fd81:1::1')
+s.on('error', (e) => { console.log(JSON.stringify({ error: e.code })); process.exit(1) })
+s.resume()
+s.end(Buffer.alloc(8 << 20, 7))
+s.on('close', () => { console.log(JSON.stringify({ done: true })); node.close() })
+`
+
+describe('ICMPv6 administratively prohibited (network namespaces)', () => {
+  it.each([{ ioThread: false }, { ioThread: true }])('a node whose datagrams a firewall rejects while it receives loses no byte and no socket (%o)', async (mode) => {
+    const reader = runIn<{ port?: number, errors?: string[] }>(NODE_NS, READER, { options: mode })
+    const readerExit = new Promise((resolve) => reader.child.once('exit', resolve))
+    let writer: ReturnType<typeof runIn> | undefined
+    try {
+      const first = await reader.line
+      expect(first.errors).toBeUndefined()
+      writer = runIn(PEER_NS, WRITER, { port: first.port })
+      await readerExit
+      const r = (reader.lines as Array<{ bytes?: number, unreachable: number, errors: string[] }>).find((l) => l.errors !== undefined)
+      console.log(`MEASURE receiving 8 MiB while a firewall rejects datagrams (${JSON.stringify(mode)}): ${JSON.stringify(r)}`)
+      expect(r?.errors).toEqual([])
+      expect(r?.bytes).toBe(8 << 20)
+      // The case under test: the reports kept coming through the transfer
+      expect(r?.unreachable).toBeGreaterThan(200)
+    } finally {
+      killAll(reader.child, ...(writer === undefined ? [] : [writer.child]))
     }
   }, 30_000)
 })

@@ -206,7 +206,7 @@ pub fn receive(
         }
       }
       Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-      Err(e) if transient(&e) => {}
+      Err(e) if transient(&e) => filled_total += 1,
       Err(e) => return Err(e),
     }
   }
@@ -220,13 +220,13 @@ pub fn drain_errors(inner: &mut Inner, now: Instant, sock: &Socket, reg: Option<
   sock.drain_errors(reg, |to| inner.unreachable(now, to))
 }
 
-/// Errors a UDP receive reports for some earlier send (ICMP unreachable and friends); the
-/// socket itself is fine
+/// Errors a receive reports for an earlier send (any ICMP report, [`crate::icmp::is_report`]) or an
+/// interruption: the socket is fine. Each counts against the budget, so none can hold the loop
 fn transient(e: &io::Error) -> bool {
-  matches!(
-    e.raw_os_error(),
-    Some(libc::ECONNREFUSED | libc::ECONNRESET | libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EINTR)
-  ) || e.kind() == io::ErrorKind::Interrupted
+  let report = |n: i32| crate::icmp::is_report(n) || n == libc::ECONNRESET || n == libc::EINTR;
+  // EINTR by its kind too, whatever the platform numbers it
+  let interrupted = e.kind() == io::ErrorKind::Interrupted;
+  e.raw_os_error().is_some_and(report) || interrupted
 }
 
 fn errno(e: &io::Error) -> u32 {

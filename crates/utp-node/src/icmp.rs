@@ -165,11 +165,27 @@ fn sockaddr(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<Socke
 /// An error a send met because an ICMP error was still pending on the socket: the kernel hands it
 /// to whichever call comes next (and forgets it), and the datagram did not leave
 pub fn is_pending(e: &io::Error) -> bool {
-  ENABLED
-    && matches!(
-      e.raw_os_error(),
-      Some(libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH)
-    )
+  ENABLED && e.raw_os_error().is_some_and(is_report)
+}
+
+/// The errnos an ICMP report leaves on the socket for its next call (Linux's `icmp_err_convert` and
+/// `icmpv6_err_convert`): news of a datagram sent earlier, not of the socket. Not only unreachable
+/// ports and hosts: a firewall's "administratively prohibited" over IPv6 is EACCES, an IPv6 router's
+/// "packet too big" EMSGSIZE, a parameter problem EPROTO
+pub fn is_report(errno: i32) -> bool {
+  matches!(
+    errno,
+    libc::ECONNREFUSED
+      | libc::EHOSTUNREACH
+      | libc::ENETUNREACH
+      | libc::EHOSTDOWN
+      | libc::ENONET
+      | libc::ENOPROTOOPT
+      | libc::EOPNOTSUPP
+      | libc::EMSGSIZE
+      | libc::EACCES
+      | libc::EPROTO
+  )
 }
 
 #[cfg(test)]
@@ -187,6 +203,37 @@ mod tests {
     assert!(!is_unreachable(3, 2, 0), "ICMPv6 packet too big");
     assert!(!is_unreachable(3, 3, 0), "ICMPv6 time exceeded");
     assert!(!is_unreachable(1, 3, 3), "a local error");
+  }
+
+  /// Every errno Linux turns an ICMP or ICMPv6 error into is news of an earlier datagram; the errors
+  /// of a socket that itself failed are not
+  #[test]
+  fn reports_are_the_kernels_icmp_errnos() {
+    let reports = [
+      (libc::ENETUNREACH, "net unreachable, no route"),
+      (libc::EHOSTUNREACH, "host unreachable, filtered, time exceeded"),
+      (libc::ENOPROTOOPT, "protocol unreachable"),
+      (libc::ECONNREFUSED, "port unreachable"),
+      (libc::EMSGSIZE, "fragmentation needed, packet too big"),
+      (libc::EOPNOTSUPP, "source route failed"),
+      (libc::EHOSTDOWN, "host unknown"),
+      (libc::ENONET, "host isolated"),
+      (libc::EACCES, "administratively prohibited (ICMPv6)"),
+      (libc::EPROTO, "parameter problem"),
+    ];
+    for (errno, what) in reports {
+      assert!(is_report(errno), "{what}");
+    }
+    for errno in [
+      libc::EBADF,
+      libc::ENOTSOCK,
+      libc::EFAULT,
+      libc::EINVAL,
+      libc::ENOMEM,
+      libc::EAGAIN,
+    ] {
+      assert!(!is_report(errno), "errno {errno}");
+    }
   }
 
   /// A datagram to a loopback port nobody uses comes back as a port unreachable for that address

@@ -77,6 +77,8 @@ const TESTS_BY_MODULE: &[(&str, &[&str])] = &[
       "test/refused.test.ts",
       // a send buffer that fills (a rate-limited link in network namespaces): the driver waits for room
       "test/slow-link.test.ts",
+      // ICMP reports of every kind while the driver reads (a router's time exceeded, a firewall's reject)
+      "test/icmp-router.test.ts",
     ],
   ),
   (
