@@ -58,7 +58,7 @@ afterAll(() => removeNamespaces('ir-a', 'ir-r', 'ir-b'))
 // Holds a UDP port and ignores what arrives: a peer that has not started its uTP side yet. No port unreachable
 // comes from it, since the port is open
 const SILENT_PEER = `
-setTimeout(() => process.exit(3), 30000).unref()
+setTimeout(() => process.exit(3), 25000).unref()
 const s = require('dgram').createSocket('udp4')
 s.bind(0, '10.81.2.1', () => console.log(JSON.stringify({ port: s.address().port })))
 `
@@ -67,7 +67,7 @@ s.bind(0, '10.81.2.1', () => console.log(JSON.stringify({ port: s.address().port
 // short-TTL probes), which the router answers with time exceeded. Prints what became of the attempt 1.5 s later,
 // and the node's count of unreachable reports
 const NODE = `
-setTimeout(() => process.exit(3), 30000).unref()
+setTimeout(() => process.exit(3), 25000).unref()
 const Node = require(process.cwd())
 const { port, options } = JSON.parse(process.argv[1])
 ;(async () => {
@@ -116,7 +116,7 @@ describe("a router's ICMP time exceeded (network namespaces)", () => {
   }, 30_000)
 })
 
-// Listens on fd81:1::1 and reads one connection while sending datagrams into the prohibited network, ten every
+// Listens on fd81:1::1 and reads one connection while sending datagrams into the prohibited network, twenty every
 // millisecond; each comes back as "administratively prohibited", at whatever moment the router's answer arrives.
 // Prints the bytes it got, the reports it counted and the errors it saw, or the first error as soon as it comes
 const READER = `
@@ -162,13 +162,12 @@ s.on('close', () => { console.log(JSON.stringify({ done: true })); node.close() 
 describe('ICMPv6 administratively prohibited (network namespaces)', () => {
   it.each([{ ioThread: false }, { ioThread: true }])('a node whose datagrams a firewall rejects while it receives loses no byte and no socket (%o)', async (mode) => {
     const reader = runIn<{ port?: number, errors?: string[] }>(NODE_NS, READER, { options: mode })
-    const readerExit = new Promise((resolve) => reader.child.once('exit', resolve))
     let writer: ReturnType<typeof runIn> | undefined
     try {
       const first = await reader.line
       expect(first.errors).toBeUndefined()
       writer = runIn(PEER_NS, WRITER, { port: first.port })
-      await readerExit
+      await reader.exited
       const r = (reader.lines as Array<{ bytes?: number, unreachable: number, errors: string[] }>).find((l) => l.errors !== undefined)
       console.log(`MEASURE receiving 8 MiB while a firewall rejects datagrams (${JSON.stringify(mode)}): ${JSON.stringify(r)}`)
       expect(r?.errors).toEqual([])

@@ -199,7 +199,8 @@ describe('UDP facade and punching', () => {
     }
   })
 
-  it.each([{ ioThread: false }, { ioThread: true }])('a datagram sent right after one to a closed port still goes out: the ICMP error it meets is the other\'s (%o)', async (mode) => {
+  // Linux and Android: elsewhere an unconnected UDP socket hears of no ICMP error
+  it.runIf(process.platform === 'linux' || process.platform === 'android').each([{ ioThread: false }, { ioThread: true }])('a datagram sent right after one to a closed port still goes out: the ICMP error it meets is the other\'s (%o)', async (mode) => {
     // On loopback the port unreachable comes back during the first send, and Linux hands the error to the next
     // call on the socket, whichever datagram that is for. The send that meets it is not the one refused
     const peer = dgram.createSocket('udp4')

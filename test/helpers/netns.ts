@@ -48,10 +48,12 @@ function alive (pid: number): boolean {
 
 /**
  * A node script run in a namespace (argv[1]: `arg` as JSON). `line` resolves with the first JSON line it prints;
- * `lines` holds every line printed so far, parsed
+ * `lines` holds every line printed so far, parsed; `exited` resolves with its exit code
  */
-export function runIn<T> (ns: string, script: string, arg: unknown = null): { child: ChildProcessWithoutNullStreams, line: Promise<T>, lines: unknown[] } {
+export function runIn<T> (ns: string, script: string, arg: unknown = null): { child: ChildProcessWithoutNullStreams, line: Promise<T>, lines: unknown[], exited: Promise<number | null> } {
   const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script, JSON.stringify(arg)], { cwd: root })
+  // Listened for from the start: a script may end before the test gets round to waiting for it
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
   let stderr = ''
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
   const lines: unknown[] = []
@@ -62,7 +64,7 @@ export function runIn<T> (ns: string, script: string, arg: unknown = null): { ch
     })
     child.once('exit', (code) => reject(new Error(`script in ${ns} exited with ${String(code)}: ${stderr}`)))
   })
-  return { child, line, lines }
+  return { child, line, lines, exited }
 }
 
 /** Kill what is still running of `children` (a test that failed half-way) */
