@@ -12,7 +12,7 @@ import { execFileSync } from 'child_process'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { killAll, nsName, nsSh, removeNamespaces, runIn, sh } from './helpers/netns'
+import { killAll, nsName, nsSh, receiveWhileDrawingIcmp, removeNamespaces, runIn, sh } from './helpers/netns'
 
 const NODE_NS = nsName('ir-a')
 const ROUTER_NS = nsName('ir-r')
@@ -116,66 +116,14 @@ describe("a router's ICMP time exceeded (network namespaces)", () => {
   }, 30_000)
 })
 
-// Listens on fd81:1::1 and reads one connection while sending datagrams into the prohibited network, twenty every
-// millisecond; each comes back as "administratively prohibited", at whatever moment the router's answer arrives.
-// Prints the bytes it got, the reports it counted and the errors it saw, or the first error as soon as it comes
-const READER = `
-setTimeout(() => process.exit(3), 25000).unref()
-const Node = require(process.cwd())
-const { options } = JSON.parse(process.argv[1])
-const errors = []
-const fail = (what) => (e) => {
-  console.log(JSON.stringify({ errors: [what + ' ' + e.code] }))
-  process.exit(1)
-}
-const node = new Node(options, (s) => {
-  let bytes = 0
-  s.on('error', fail('socket'))
-  s.on('data', (d) => { bytes += d.length })
-  s.on('end', () => {
-    clearInterval(refused)
-    console.log(JSON.stringify({ bytes, unreachable: node.stats().unreachable, errors }))
-    s.end()
-    node.close()
-  })
-})
-node.on('error', fail('node'))
-const udp = node.getUdpSocket()
-udp.on('error', fail('udp'))
-const refused = setInterval(() => { for (let i = 0; i < 20; i++) udp.send('anyone?', 9, 'fd81:3::1') }, 1)
-node.bindAsync(0, 'fd81:1::1').then(() => node.listenAsync()).then(() => console.log(JSON.stringify({ port: node.address().port })))
-`
-
-// Connects and sends 8 MiB, then waits for the other side's end
-const WRITER = `
-setTimeout(() => process.exit(3), 25000).unref()
-const Node = require(process.cwd())
-const { port } = JSON.parse(process.argv[1])
-const node = new Node()
-const s = node.connect(port, 'fd81:1::1')
-s.on('error', (e) => { console.log(JSON.stringify({ error: e.code })); process.exit(1) })
-s.resume()
-s.end(Buffer.alloc(8 << 20, 7))
-s.on('close', () => { console.log(JSON.stringify({ done: true })); node.close() })
-`
-
 describe('ICMPv6 administratively prohibited (network namespaces)', () => {
   it.each([{ ioThread: false }, { ioThread: true }])('a node whose datagrams a firewall rejects while it receives loses no byte and no socket (%o)', async (mode) => {
-    const reader = runIn<{ port?: number, errors?: string[] }>(NODE_NS, READER, { options: mode })
-    let writer: ReturnType<typeof runIn> | undefined
-    try {
-      const first = await reader.line
-      expect(first.errors).toBeUndefined()
-      writer = runIn(PEER_NS, WRITER, { port: first.port })
-      await reader.exited
-      const r = (reader.lines as Array<{ bytes?: number, unreachable: number, errors: string[] }>).find((l) => l.errors !== undefined)
-      console.log(`MEASURE receiving 8 MiB while a firewall rejects datagrams (${JSON.stringify(mode)}): ${JSON.stringify(r)}`)
-      expect(r?.errors).toEqual([])
-      expect(r?.bytes).toBe(8 << 20)
-      // The case under test: the reports kept coming through the transfer
-      expect(r?.unreachable).toBeGreaterThan(200)
-    } finally {
-      killAll(reader.child, ...(writer === undefined ? [] : [writer.child]))
-    }
+    // Twenty datagrams a millisecond into the prohibited network, each answered "administratively prohibited"
+    const r = await receiveWhileDrawingIcmp(NODE_NS, PEER_NS, { options: mode, bind: 'fd81:1::1', to: { host: 'fd81:3::1', port: 9 }, perMs: 20, bytes: 8 << 20 })
+    console.log(`MEASURE receiving 8 MiB while a firewall rejects datagrams (${JSON.stringify(mode)}): ${JSON.stringify(r)}`)
+    expect(r?.errors).toEqual([])
+    expect(r?.bytes).toBe(8 << 20)
+    // The case under test: the reports kept coming through the transfer
+    expect(r?.unreachable).toBeGreaterThan(200)
   }, 30_000)
 })

@@ -15,7 +15,7 @@
 //   that receive with ECONNREFUSED; the datagrams queued behind it are fine, and so is the socket.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { killAll, nsName, nsSh, removeNamespaces, runIn, sh } from './helpers/netns'
+import { killAll, nsName, nsSh, receiveWhileDrawingIcmp, removeNamespaces, runIn, sh } from './helpers/netns'
 
 const SENDER_NS = nsName('sl-a')
 const RECEIVER_NS = nsName('sl-b')
@@ -125,65 +125,14 @@ describe('a send buffer that fills (network namespaces)', () => {
   }, 40_000)
 })
 
-// Listens for one connection and reads it while sending datagrams to a port where nothing listens (sl-b's port 9),
-// ten every millisecond: each comes back as a port unreachable, at whatever moment the link brings it. Prints the
-// bytes it got, the reports it counted and the errors it saw, or the first error as soon as it comes
-const READER = `
-setTimeout(() => process.exit(3), 25000).unref()
-const Node = require(process.cwd())
-const { options } = JSON.parse(process.argv[1])
-const errors = []
-const fail = (what) => (e) => {
-  console.log(JSON.stringify({ errors: [what + ' ' + e.code] }))
-  process.exit(1)
-}
-const node = new Node(options, (s) => {
-  let bytes = 0
-  s.on('error', fail('socket'))
-  s.on('data', (d) => { bytes += d.length })
-  s.on('end', () => {
-    clearInterval(void_)
-    console.log(JSON.stringify({ bytes, unreachable: node.stats().unreachable, errors }))
-    s.end()
-    node.close()
-  })
-})
-node.on('error', fail('node'))
-const udp = node.getUdpSocket()
-udp.on('error', fail('udp'))
-const void_ = setInterval(() => { for (let i = 0; i < 10; i++) udp.send('anyone?', 9, '10.79.0.2') }, 1)
-node.bindAsync(0, '10.79.0.1').then(() => node.listenAsync()).then(() => console.log(JSON.stringify({ port: node.address().port })))
-`
-
-// Connects and sends 4 MiB, then waits for the other side's end
-const WRITER = `
-setTimeout(() => process.exit(3), 25000).unref()
-const Node = require(process.cwd())
-const { port } = JSON.parse(process.argv[1])
-const node = new Node()
-const s = node.connect(port, '10.79.0.1')
-s.resume()
-s.end(Buffer.alloc(4 << 20, 7))
-s.on('close', () => { console.log(JSON.stringify({ done: true })); node.close() })
-`
-
 describe('ICMP errors that arrive while the socket is read (network namespaces)', () => {
   it.each([{ ioThread: false }, { ioThread: true }])('a node that draws port unreachables while it receives loses no byte and no socket (%o)', async (mode) => {
-    const reader = runIn<{ port?: number, errors?: string[] }>(SENDER_NS, READER, { options: mode })
-    let writer: ReturnType<typeof runIn> | undefined
-    try {
-      const first = await reader.line
-      expect(first.errors).toBeUndefined()
-      writer = runIn(RECEIVER_NS, WRITER, { port: first.port })
-      await reader.exited
-      const r = (reader.lines as Array<{ bytes?: number, unreachable: number, errors: string[] }>).find((l) => l.errors !== undefined)
-      console.log(`MEASURE receiving 4 MiB while drawing port unreachables (${JSON.stringify(mode)}): ${JSON.stringify(r)}`)
-      expect(r?.errors).toEqual([])
-      expect(r?.bytes).toBe(4 << 20)
-      // The case under test: reports came in all through the transfer, not a handful
-      expect(r?.unreachable).toBeGreaterThan(500)
-    } finally {
-      killAll(reader.child, ...(writer === undefined ? [] : [writer.child]))
-    }
+    // Ten datagrams a millisecond to sl-b's port 9, where nothing listens: each comes back as a port unreachable
+    const r = await receiveWhileDrawingIcmp(SENDER_NS, RECEIVER_NS, { options: mode, bind: '10.79.0.1', to: { host: '10.79.0.2', port: 9 }, perMs: 10, bytes: 4 << 20 })
+    console.log(`MEASURE receiving 4 MiB while drawing port unreachables (${JSON.stringify(mode)}): ${JSON.stringify(r)}`)
+    expect(r?.errors).toEqual([])
+    expect(r?.bytes).toBe(4 << 20)
+    // The case under test: reports came in all through the transfer, not a handful
+    expect(r?.unreachable).toBeGreaterThan(500)
   }, 40_000)
 })

@@ -71,3 +71,66 @@ export function runIn<T> (ns: string, script: string, arg: unknown = null): { ch
 export function killAll (...children: ChildProcessWithoutNullStreams[]): void {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill()
 }
+
+// Listens on `bind` and reads one connection while sending `perMs` datagrams every millisecond to `to` (a port or
+// network that answers each with an ICMP error). Prints its port, then the bytes it got, the reports it counted and
+// the errors it saw, or the first error as soon as it comes
+const ICMP_READER = `
+setTimeout(() => process.exit(3), 25000).unref()
+const Node = require(process.cwd())
+const { options, bind, to, perMs } = JSON.parse(process.argv[1])
+const errors = []
+const fail = (what) => (e) => {
+  console.log(JSON.stringify({ errors: [what + ' ' + e.code] }))
+  process.exit(1)
+}
+const node = new Node(options, (s) => {
+  let bytes = 0
+  s.on('error', fail('socket'))
+  s.on('data', (d) => { bytes += d.length })
+  s.on('end', () => {
+    clearInterval(drawing)
+    console.log(JSON.stringify({ bytes, unreachable: node.stats().unreachable, errors }))
+    s.end()
+    node.close()
+  })
+})
+node.on('error', fail('node'))
+const udp = node.getUdpSocket()
+udp.on('error', fail('udp'))
+const drawing = setInterval(() => { for (let i = 0; i < perMs; i++) udp.send('anyone?', to.port, to.host) }, 1)
+node.bindAsync(0, bind).then(() => node.listenAsync()).then(() => console.log(JSON.stringify({ port: node.address().port })))
+`
+
+// Connects to `host`:`port`, sends `bytes`, then waits for the other side's end
+const WRITER = `
+setTimeout(() => process.exit(3), 25000).unref()
+const Node = require(process.cwd())
+const { port, host, bytes } = JSON.parse(process.argv[1])
+const node = new Node()
+const s = node.connect(port, host)
+s.on('error', (e) => { console.log(JSON.stringify({ error: e.code })); process.exit(1) })
+s.resume()
+s.end(Buffer.alloc(bytes, 7))
+s.on('close', () => { console.log(JSON.stringify({ done: true })); node.close() })
+`
+
+export interface IcmpReading { bytes?: number, unreachable?: number, errors?: string[] }
+
+/**
+ * A node in `readerNs` (bound to `bind`, with `options`) receives `bytes` from a node in `writerNs` while it sends
+ * `perMs` datagrams a millisecond to `to`, each drawing an ICMP error. What the reader saw, once it has ended
+ */
+export async function receiveWhileDrawingIcmp (readerNs: string, writerNs: string, a: { options: object, bind: string, to: { host: string, port: number }, perMs: number, bytes: number }): Promise<IcmpReading | undefined> {
+  const reader = runIn<{ port?: number, errors?: string[] }>(readerNs, ICMP_READER, a)
+  let writer: ReturnType<typeof runIn> | undefined
+  try {
+    const first = await reader.line
+    if (first.errors !== undefined) return first
+    writer = runIn(writerNs, WRITER, { port: first.port, host: a.bind, bytes: a.bytes })
+    await reader.exited
+    return (reader.lines as IcmpReading[]).find((l) => l.errors !== undefined)
+  } finally {
+    killAll(reader.child, ...(writer === undefined ? [] : [writer.child]))
+  }
+}
