@@ -14,7 +14,7 @@ import {
   BLOCK_SIZE, downloadTorrent, makeTorrent, MessageId, newPeerId, newProgress, newSeedProgress, PeerWire, seedTorrent,
   sha256Hex, type DownloadOptions, type DownloadProgress, type SeedProgress, type Torrent
 } from './helpers/bittorrent'
-import { createRelay, type Relay } from './helpers/relay'
+import { boundedLoss, createRelay, type Relay } from './helpers/relay'
 import { cleanupNodes, closed, listeningNode, makeNode, sleep, type Node, type NodeOptions, type Socket, type UtpError } from './helpers/utp'
 
 const MiB = 1024 * 1024
@@ -501,9 +501,12 @@ function rejected (node: Node): string {
   return `non-uTP datagrams received ${s.rawDatagramsReceived} (${s.rawBytesReceived} bytes)`
 }
 
-/** A relay on 127.0.0.1 in front of `port` that drops `loss` of the datagrams each way (seeded: replayable) */
+/**
+ * A relay on 127.0.0.1 in front of `port` that drops `loss` of the datagrams each way (seeded: replayable), but
+ * no packet's third transmission in a row (`boundedLoss`: libtorrent's own limit, case 1d)
+ */
 async function lossyRelay (port: number, loss: number): Promise<number> {
-  const relay = await createRelay(port, { loss }, 0x1b7)
+  const relay = await createRelay(port, { drop: boundedLoss(0x1b7, loss) })
   relays.push(relay)
   return relay.port
 }
@@ -552,6 +555,46 @@ describe('interop with libtorrent-rasterbar over uTP', () => {
       expect(down.node.stats().rawDatagramsReceived, 'libtorrent packets our node did not accept as uTP').toBe(0)
       // Every payload byte delivered in order counts, also those that waited in the reorder buffer for a gap
       expect(down.socket.stats()?.bytesReceived, 'socket.stats().bytesReceived').toBeGreaterThanOrEqual(t.data.length)
+    }, CASE_TIMEOUT)
+
+    it('1d. libtorrent drops the connection without a word when a packet is lost three times: our reader hears \'timeout\', then ETIMEDOUT, not minutes of silence', async () => {
+      const t = prepareTorrent(8 * MiB)
+      // The 1,000th data packet libtorrent sends, lost in all three of its transmissions (the first, the fast
+      // resend, the resend at its timeout): libtorrent's utp_num_resends is 3
+      let first: number | undefined
+      const lostAt: number[] = []
+      const via = async (port: number): Promise<number> => {
+        const relay = await createRelay(port, {
+          drop: (msg, dir) => {
+            if (dir !== 'toClient' || msg.length < 20 || msg[0] >> 4 !== 0) return false
+            const seq = msg.readUInt16BE(16)
+            first ??= seq
+            if (seq !== ((first + 1000) & 0xffff) || lostAt.length === 3) return false
+            lostAt.push(Date.now())
+            return true
+          }
+        })
+        relays.push(relay)
+        return relay.port
+      }
+      let timeoutAt: number | undefined
+      const download = downloadFromLibtorrent(t, {
+        pipeline: 16,
+        via,
+        hooks: (s) => s.once('timeout', () => { timeoutAt = Date.now() })
+      })
+      const err = await download.then(() => undefined, (e: Error) => e)
+      expect(err, 'the download cannot finish: libtorrent gave up on the connection').toBeInstanceOf(Error)
+      expect(lostAt, 'the packet\'s three transmissions were lost').toHaveLength(3)
+      const lt = livePeers.values().next().value as LtPeer
+      expect(lt.disconnects().join('\n'), 'libtorrent gave up for the timeout').toMatch(/timed out/i)
+      // The error that ended the download is ours, and it came as soon as the silence limits allow:
+      // libtorrent's last packet came soon after the third loss; 'timeout' 5 s later, ETIMEDOUT 5 s after that
+      expect((err as Error).message).toContain('[ETIMEDOUT]')
+      expect(timeoutAt, '\'timeout\' emitted').toBeDefined()
+      const lastLoss = lostAt[2]
+      expect((timeoutAt as number) - lastLoss).toBeLessThan(8_000)
+      report(`case 1d: the third loss, then 'timeout' after ${(timeoutAt as number) - lastLoss} ms; ${(err as Error).message.split('\n')[0]}`)
     }, CASE_TIMEOUT)
 
     it('1c. our receive window closes while our reader pauses for 2 s, and the transfer resumes when it reads again', async () => {

@@ -1202,6 +1202,13 @@ impl Connection {
     } else if let (Some(probe), true) = (self.keepalive_sent, self.peer_answers_keepalive) {
       // Unanswered only since it went out
       self.last_recv.max(probe)
+    } else if self.state == State::Connected && self.recv.has_out_of_order() {
+      // A hole in the peer's data: it owes us that packet again, whether or not it answers
+      // keepalives, so its silence is not idleness. libtorrent abandons a connection when a
+      // packet's third transmission goes unanswered, and sends nothing after (not even a RESET
+      // to what follows): waiting the 150 s an idle stranger gets would leave the reader stuck
+      // that long. Not before the peer could have resent it as often as we would ours
+      return self.hole_deadline();
     } else if self.write_side == WriteSide::FinAcked && !self.eof_reached {
       // Only the peer's FIN is missing (TCP's FIN_WAIT_2), from a peer that never answered a
       // keepalive (libutp never does). It may simply be thinking, so wait as long as TCP's
@@ -1245,6 +1252,19 @@ impl Connection {
       }
       _ => None,
     }
+  }
+
+  /// When a peer that left a hole in its data and fell silent is dead: as for unacknowledged
+  /// data of ours (the notice at the silence limit, as long again after it), and never before
+  /// the peer had time for `DEAD_AFTER_RETRANSMISSIONS` doubling retransmissions on this path
+  fn hole_deadline(&self) -> Option<Instant> {
+    let limit = self.silence_limit?;
+    let noticed = self.silence_reported?;
+    let resends = (0..DEAD_AFTER_RETRANSMISSIONS)
+      .map(|n| self.rtt.backed_off_rto(n))
+      .fold(Duration::ZERO, Duration::saturating_add);
+    let wait = limit.saturating_mul(2).max(self.cfg.idle_timeout).max(resends);
+    Some((self.last_recv + wait).max(noticed + limit))
   }
 
   /// When the peer's silence is reported ([`Event::Timeout`])

@@ -214,10 +214,57 @@ fn an_idle_connection_without_keepalives_is_never_declared_dead() {
   let (sends, closed) = timeline(&mut s, Duration::from_secs(400), |_| {});
   assert_eq!(closed, None);
   assert!(sends.is_empty(), "sent {sends:?}");
-  let notices = s
-    .events
+  assert_eq!(silence_notices(&s), 1);
+}
+/// A stranger that left a hole in its data and fell silent owes us that packet: it is dead twice
+/// the silence limit after its last packet (the notice at the limit), not after the 150 s an idle
+/// stranger gets. libtorrent does exactly this when a packet's third transmission is lost: it
+/// drops the connection without a word, and our reader would otherwise hang for minutes
+#[test]
+fn a_stranger_silent_with_a_hole_in_its_data_is_dead_after_twice_the_limit() {
+  let mut s = Script::new(Config::default());
+  let (h, _) = accept(&mut s);
+  // One round trip of 50 ms: four retransmissions on this path take less than the limits
+  let seq = round_trips(&mut s, h, 1, ms(50));
+  s.send(data(102, seq), &[7; 1000]);
+  let (_, closed) = timeline(&mut s, Duration::from_secs(200), |_| {});
+  assert_eq!(silence_notices(&s), 1);
+  let (at, reason) = closed.expect("closed");
+  assert_eq!(reason, CloseReason::TimedOut);
+  assert!((10_000..=10_050).contains(&at), "closed after {at} ms");
+}
+/// On a path with a round trip of seconds the peer's retransmission timeout is seconds too: a hole
+/// is given as long as four doubling retransmissions of it take, as our own data is
+#[test]
+fn a_hole_on_a_long_path_waits_for_four_retransmissions() {
+  let mut s = Script::new(Config::default());
+  let (h, _) = accept(&mut s);
+  let seq = round_trips(&mut s, h, 3, ms(2000));
+  s.send(data(102, seq), &[7; 1000]);
+  let (_, closed) = timeline(&mut s, Duration::from_secs(200), |_| {});
+  let (at, reason) = closed.expect("closed");
+  assert_eq!(reason, CloseReason::TimedOut);
+  assert!((30_000..150_000).contains(&at), "closed after {at} ms");
+}
+/// `Event::Timeout`s the connection emitted so far
+fn silence_notices(s: &Script) -> usize {
+  s.events
     .iter()
     .filter(|(_, e)| matches!(e, Event::Timeout))
-    .count();
-  assert_eq!(notices, 1);
+    .count()
+}
+/// `n` round trips of `rtt`: a packet of ours each, which the scripted peer acknowledges `rtt`
+/// after it went out (RTT samples); returns the sequence number of the last
+fn round_trips(s: &mut Script, h: crate::ConnectionHandle, n: usize, rtt: Duration) -> SeqNr {
+  let mut seq = SeqNr(0);
+  for _ in 0..n {
+    s.ep.write(h, &[1; 100]).unwrap();
+    let out = s.recv();
+    assert_eq!(out.len(), 1);
+    seq = out[0].0.seq_nr;
+    s.advance(rtt);
+    s.send(ack(seq, 1 << 20), &[]);
+    s.recv();
+  }
+  seq
 }
