@@ -268,3 +268,25 @@ fn round_trips(s: &mut Script, h: crate::ConnectionHandle, n: usize, rtt: Durati
   }
   seq
 }
+/// A limit set late (the application called `setTimeout` when the hole was already 20 s old) gets
+/// its notice at once and as long again to act on it, however long the silence already was
+#[test]
+fn a_hole_noticed_late_gets_the_limit_after_the_notice() {
+  let mut s = Script::new(Config::default());
+  let (h, _) = accept(&mut s);
+  let seq = round_trips(&mut s, h, 1, ms(50));
+  s.ep.set_timeout(h, None);
+  s.send(data(102, seq), &[7; 1000]);
+  let (_, closed) = timeline(&mut s, Duration::from_secs(20), |_| {});
+  assert_eq!(closed, None, "no limit, no deadline");
+  assert_eq!(silence_notices(&s), 0);
+  s.ep.set_timeout(h, Some(ms(5000)));
+  let (_, closed) = timeline(&mut s, Duration::from_secs(60), |_| {});
+  assert_eq!(silence_notices(&s), 1);
+  let (at, reason) = closed.expect("closed");
+  assert_eq!(reason, CloseReason::TimedOut);
+  assert!(
+    (5_000..=5_100).contains(&at),
+    "closed {at} ms after the limit was set"
+  );
+}
