@@ -171,6 +171,9 @@ pub(crate) const DEAD_AFTER_RETRANSMISSIONS: u32 = 4;
 /// one by asking. A live libutp sends its own keepalive every 29 s and libtorrent's BitTorrent
 /// layer one every 2 minutes: total silence this long means it is gone
 const STRANGER_SILENCE: Duration = Duration::from_secs(150);
+/// The shortest retransmission timeout of the peers we meet: libutp never goes below 1 s
+/// (libtorrent below 500 ms). Ours may be 100 ms, so our estimate alone would not wait for theirs
+const PEER_MIN_RTO: Duration = Duration::from_secs(1);
 /// libutp `ACK_NR_ALLOWED_WINDOW`: ACKs this far behind our oldest packet are still believable
 const ACK_NR_SLACK: u16 = 3;
 /// A RESET is believed when its `ack_nr` (the sequence number of the packet it answers, in libutp
@@ -1202,12 +1205,13 @@ impl Connection {
     } else if let (Some(probe), true) = (self.keepalive_sent, self.peer_answers_keepalive) {
       // Unanswered only since it went out
       self.last_recv.max(probe)
-    } else if self.state == State::Connected && self.recv.has_out_of_order() {
+    } else if self.state == State::Connected && self.recv.has_out_of_order() && self.silence_limit.is_some() {
       // A hole in the peer's data: it owes us that packet again, whether or not it answers
       // keepalives, so its silence is not idleness. libtorrent abandons a connection when a
       // packet's third transmission goes unanswered, and sends nothing after (not even a RESET
       // to what follows): waiting the 150 s an idle stranger gets would leave the reader stuck
-      // that long. Not before the peer could have resent it as often as we would ours
+      // that long. Not before the peer could have resent it as often as we would ours. With no
+      // silence limit (`setTimeout(0)`) the rules below still hold, the FIN_WAIT_2 one among them
       return self.hole_deadline();
     } else if self.write_side == WriteSide::FinAcked && !self.eof_reached {
       // Only the peer's FIN is missing (TCP's FIN_WAIT_2), from a peer that never answered a
@@ -1256,12 +1260,14 @@ impl Connection {
 
   /// When a peer that left a hole in its data and fell silent is dead: as for unacknowledged
   /// data of ours (the notice at the silence limit, as long again after it), and never before
-  /// the peer had time for `DEAD_AFTER_RETRANSMISSIONS` doubling retransmissions on this path
+  /// the peer had time for `DEAD_AFTER_RETRANSMISSIONS` doubling retransmissions on this path.
+  /// Those are the peer's timeouts, not ours: each at least `PEER_MIN_RTO`
   fn hole_deadline(&self) -> Option<Instant> {
     let limit = self.silence_limit?;
     let noticed = self.silence_reported?;
+    let first = self.rtt.backed_off_rto(0).max(PEER_MIN_RTO);
     let resends = (0..DEAD_AFTER_RETRANSMISSIONS)
-      .map(|n| self.rtt.backed_off_rto(n))
+      .map(|n| first.saturating_mul(1 << n))
       .fold(Duration::ZERO, Duration::saturating_add);
     let wait = limit.saturating_mul(2).max(self.cfg.idle_timeout).max(resends);
     Some((self.last_recv + wait).max(noticed + limit))
