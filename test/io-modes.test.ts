@@ -180,6 +180,30 @@ describe('I/O modes', () => {
     await echoRounds(socket, 5)
   })
 
+  it('on the JavaScript-thread loop, a reply written in the \'data\' handler leaves with the ACK of what it answers', async () => {
+    // A quiet node's I/O runs on this thread (the default, ioThread: false): the loop callback that reads a message
+    // hands it to JavaScript, and what the handler writes goes out in the same callback, in the packet that carries
+    // the ACK. Delivered later (the threadsafe function's wake), the ACK would leave alone first: two packets each
+    let server: Socket | undefined
+    const { port } = await listeningNode({}, (s) => {
+      server = s
+      s.on('data', (d: Buffer) => s.write(d))
+    })
+    const client = makeNode()
+    const socket = client.connect(port, '127.0.0.1')
+    await once(socket, 'connect')
+    const pings = 20
+    for (let i = 0; i < pings; i++) {
+      // Quiet long enough for the node to be handed back to its loop (2 ms)
+      await sleep(20)
+      socket.write(`ping ${i}`)
+      await once(socket, 'data')
+    }
+    const sent = (server as Socket).stats()?.packetsSent ?? 0
+    // The SYN-ACK and one packet per echo; a bare ACK now and then is not one per message
+    expect(sent).toBeLessThan(pings + 6)
+  })
+
   it('ioThread must be a boolean', () => {
     expect(() => makeNode({ ioThread: 'yes' as unknown as boolean })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }))
   })

@@ -186,10 +186,20 @@ describe('the native binding\'s error codes', () => {
       const h = sender.connect(port, '127.0.0.1')
       sender.write(h, [sent])
       const deadline = Date.now() + 15_000
+      // Once a second, what the sender's connection looked like: a stall says where it went slow
+      const trace: string[] = []
+      let nextTrace = Date.now()
       for (;;) {
         const s = sender.connectionStats(h)
         if (s !== null && s.bytesSent >= size && s.inFlight === 0) break
-        expect(Date.now()).toBeLessThan(deadline)
+        if (Date.now() >= nextTrace) {
+          nextTrace += 1000
+          trace.push(JSON.stringify(s))
+        }
+        if (Date.now() >= deadline) {
+          throw new Error(`3 MiB not acknowledged within 15 s; the sender's connection once a second:\n${trace.join('\n')}\n` +
+            `sender ${JSON.stringify(sender.stats())}\nreceiver ${JSON.stringify(receiver.stats())}`)
+        }
         await sleep(20)
       }
       expect(receiver.drainInto(Buffer.alloc(12), Buffer.alloc(16))).toBe(-1)

@@ -86,6 +86,31 @@ describe('close(): the node closes after its sockets', () => {
     })
   }
 
+  for (const ioThread of [false, true]) {
+    it(`ioThread ${String(ioThread)}: the port is free when 'close' is emitted, after the node's I/O ran on either thread`, async () => {
+      // A dgram socket binds the port the instant the node says it closed: the node let go of the descriptor then,
+      // not when libuv gets round to freeing its poll handle
+      const { node, port } = await listeningNode({ ioThread }, (s) => s.pipe(s))
+      const client = makeNode()
+      const socket = client.connect(port, '127.0.0.1')
+      socket.write(Buffer.alloc(64 * 1024, 1))
+      let echoed = 0
+      await new Promise<void>((resolve) => socket.on('data', (d: Buffer) => { echoed += d.length; if (echoed === 64 * 1024) resolve() }))
+      // Quiet long enough for a node that has the JavaScript-thread loop to be handed back to it
+      await sleep(50)
+      await new Promise<void>((resolve) => node.close(() => resolve()))
+      const d = dgram.createSocket('udp4')
+      try {
+        await new Promise<void>((resolve, reject) => {
+          d.once('error', reject)
+          d.bind(port, '127.0.0.1', () => resolve())
+        })
+      } finally {
+        d.close()
+      }
+    })
+  }
+
   it('a socket whose reader never reads does not hold the close, and keeps its data', async () => {
     let accepted: (s: Socket) => void = () => {}
     const got = new Promise<Socket>(resolve => { accepted = resolve })
