@@ -1191,6 +1191,8 @@ impl Connection {
   }
 
   fn dead_peer_deadline(&self) -> Option<Instant> {
+    // How long a peer that owes us a packet may take to resend it (nothing otherwise)
+    let mut owed_resends = Duration::ZERO;
     let since = if !self.send.is_empty() && self.state == State::Connected {
       // Waiting on ACKs: only progress shows the peer still takes our data. Its other packets
       // (keepalives of a peer that is idle because nothing of ours gets through, after a path
@@ -1212,7 +1214,8 @@ impl Connection {
       // to what follows): waiting the 150 s an idle stranger gets would leave the reader stuck
       // that long. Not before the peer could have resent it as often as we would ours. With no
       // silence limit (`setTimeout(0)`) the rules below still hold, the FIN_WAIT_2 one among them
-      return self.hole_deadline();
+      owed_resends = self.peer_resend_time();
+      self.last_recv
     } else if self.write_side == WriteSide::FinAcked && !self.eof_reached {
       // Only the peer's FIN is missing (TCP's FIN_WAIT_2), from a peer that never answered a
       // keepalive (libutp never does). It may simply be thinking, so wait as long as TCP's
@@ -1245,7 +1248,10 @@ impl Connection {
       // Never sooner than the idle timeout: a short limit is for the notice (as setTimeout in
       // net), not a licence to kill a slow live peer before it had a retransmission or two
       (_, Some(limit), noticed) => {
-        let wait = limit.saturating_mul(2).max(self.cfg.idle_timeout);
+        let wait = limit
+          .saturating_mul(2)
+          .max(self.cfg.idle_timeout)
+          .max(owed_resends);
         match noticed {
           Some(noticed) => Some((since + wait).max(noticed + limit)),
           // A peer that keeps talking but acknowledges nothing gets no notice (it is not silent)
@@ -1258,19 +1264,13 @@ impl Connection {
     }
   }
 
-  /// When a peer that left a hole in its data and fell silent is dead: as for unacknowledged
-  /// data of ours (the notice at the silence limit, as long again after it), and never before
-  /// the peer had time for `DEAD_AFTER_RETRANSMISSIONS` doubling retransmissions on this path.
-  /// Those are the peer's timeouts, not ours: each at least `PEER_MIN_RTO`
-  fn hole_deadline(&self) -> Option<Instant> {
-    let limit = self.silence_limit?;
-    let noticed = self.silence_reported?;
+  /// How long a peer takes to resend a packet `DEAD_AFTER_RETRANSMISSIONS` times on this path:
+  /// its timeouts, not ours, so each at least `PEER_MIN_RTO`, doubling
+  fn peer_resend_time(&self) -> Duration {
     let first = self.rtt.backed_off_rto(0).max(PEER_MIN_RTO);
-    let resends = (0..DEAD_AFTER_RETRANSMISSIONS)
+    (0..DEAD_AFTER_RETRANSMISSIONS)
       .map(|n| first.saturating_mul(1 << n))
-      .fold(Duration::ZERO, Duration::saturating_add);
-    let wait = limit.saturating_mul(2).max(self.cfg.idle_timeout).max(resends);
-    Some((self.last_recv + wait).max(noticed + limit))
+      .fold(Duration::ZERO, Duration::saturating_add)
   }
 
   /// When the peer's silence is reported ([`Event::Timeout`])
