@@ -90,11 +90,22 @@ const { port, options } = JSON.parse(process.argv[1])
 })()
 `
 
-/** The router's count of time exceeded messages sent, from its namespace's /proc/net/snmp */
-function timeExceededSent (): number {
+/** The router's counters that say what became of the short-lived datagrams: dropped for their TTL, answered with a
+ *  time exceeded, or not answered because the kernel's ICMP rate limits (per host, global) held the answer back */
+function routerCounters (): { ttlDropped: number, timeExceeded: number, limitedHost: number, limitedGlobal: number } {
   const snmp = execFileSync('ip', ['netns', 'exec', ROUTER_NS, 'cat', '/proc/net/snmp'], { encoding: 'utf8' })
-  const icmp = snmp.split('\n').filter((l) => l.startsWith('Icmp: ')).map((l) => l.split(/\s+/))
-  return Number(icmp[1][icmp[0].indexOf('OutTimeExcds')])
+  const table = (prefix: string): (name: string) => number => {
+    const [names, values] = snmp.split('\n').filter((l) => l.startsWith(prefix)).map((l) => l.split(/\s+/))
+    return (name) => Number(values[names.indexOf(name)])
+  }
+  const ip = table('Ip: ')
+  const icmp = table('Icmp: ')
+  return {
+    ttlDropped: ip('InHdrErrors'),
+    timeExceeded: icmp('OutTimeExcds'),
+    limitedHost: icmp('OutRateLimitHost'),
+    limitedGlobal: icmp('OutRateLimitGlobal')
+  }
 }
 
 describe("a router's ICMP time exceeded (network namespaces)", () => {
@@ -103,12 +114,14 @@ describe("a router's ICMP time exceeded (network namespaces)", () => {
     let node: ReturnType<typeof runIn> | undefined
     try {
       const { port } = await peer.line
-      const before = timeExceededSent()
+      const before = routerCounters()
       const n = runIn<{ outcome: string, unreachable: number }>(NODE_NS, NODE, { port, options: mode })
       node = n
       const r = await n.line
       // The case under test: the router did answer the short-lived datagrams
-      expect(timeExceededSent() - before).toBeGreaterThanOrEqual(3)
+      const after = routerCounters()
+      const counted = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - before[k as keyof typeof after]]))
+      expect(counted.timeExceeded, `the router's counters over the case: ${JSON.stringify(counted)}`).toBeGreaterThanOrEqual(3)
       expect(r).toEqual({ outcome: 'pending', unreachable: 0 })
     } finally {
       killAll(peer.child, ...(node === undefined ? [] : [node.child]))
