@@ -586,4 +586,47 @@ describe('secureSocket over loopback uTP', () => {
     plain.end((layer as SecureNative.NativeRecordLayer | null)?.sealClose())
     await closed(plain)
   }, 10_000)
+
+  it('records that come in the same read as the confirmation are the stream\'s first bytes, in order', async () => {
+    // An initiator may write as soon as it sent its confirmation, so the responder can read both at once: the
+    // bytes past the handshake are kept and opened before anything read later. Here the initiator is the addon's
+    // handshake driven by hand, which sends its confirmation, two records and its close record in one write
+    const { loadSecure, sealedLength } = requireFromRoot('./dist/lib/secure/native.js') as typeof SecureNative
+    const { NativeHandshake } = loadSecure()
+    const { port } = await listeningNode(undefined, (socket) => {
+      void secureSocket(socket, psk.server).then((secure) => {
+        const got: Buffer[] = []
+        secure.on('data', (d: Buffer) => got.push(d))
+        secure.on('end', () => secure.end(`secured: ${String(Buffer.concat(got))}`))
+        secure.on('error', (e: Error) => socket.destroy(e))
+      })
+    })
+    const plain = makeNode({ allowHalfOpen: true }).connect(port, '127.0.0.1')
+    const hs = new NativeHandshake(true, null, Buffer.from(psk.client.psk))
+    plain.write(hs.hello)
+    const early = [Buffer.from('first record, '), Buffer.from('second record')]
+    let layer: SecureNative.NativeRecordLayer | null = null
+    const held: Buffer[] = []
+    const answer = await new Promise<Buffer>((resolve, reject) => {
+      const received: Buffer[] = []
+      plain.on('error', reject)
+      plain.on('end', () => resolve(Buffer.concat(received)))
+      plain.on('data', (chunk: Buffer) => {
+        if (layer === null) {
+          // Our confirmation is held back until the responder's has come: then it leaves with the records
+          held.push(hs.read(chunk))
+          if (!hs.done) return
+          layer = hs.finish()
+          const records = Buffer.alloc(early.reduce((n, b) => n + sealedLength(b.length), 0))
+          const sealed = records.subarray(0, layer.sealInto(early, records))
+          plain.end(Buffer.concat([...held, sealed, layer.sealClose()]))
+          return
+        }
+        const out = Buffer.alloc(layer.pending + chunk.length)
+        received.push(out.subarray(0, layer.openInto(chunk, out)))
+      })
+    })
+    expect(String(answer)).toBe('secured: first record, second record')
+    await closed(plain)
+  }, 10_000)
 })
