@@ -90,6 +90,8 @@ describe('each message is rebuilt from its validated fields only', () => {
       { t: 'peer-confirm-ack', nonce: n },
       { t: 'pake-failed', nonce: n },
       { t: 'bye', nonce: n },
+      { t: 'bye', nonce: n, gaveUp: 'ERR_PUNCH_FAILED' },
+      { t: 'peer-gone', nonce: n, code: 'ABORT_ERR' },
       { t: 'confirm', nonce: n, mac: '01'.repeat(32) },
       { t: 'relay-allocated', nonce: n, port: 1, token: n },
       { t: 'error', code: 'ERR_FULL', message: '' },
@@ -130,6 +132,19 @@ describe('field bounds and reasons', () => {
     expect(reason({ ...reg, nat: 5 })).toBe('field "nat" must be a string of 0..32 characters')
     expect(reason({ ...peer, peerNat: 'n'.repeat(33) })).toBe('field "peerNat" must be a string of 0..32 characters')
     expect(reason({ ...reg, side: 'Send' })).toBe('field "side" must be a string of 1..16 characters matching /^[a-z][a-z0-9-]{0,15}$/')
+  })
+
+  it('error codes a peer passes on (bye\'s gaveUp, peer-gone\'s code): 1 to 40 capitals, digits and underscores, from a capital', () => {
+    const RULE = (k: string): string => `field "${k}" must be a string of 1..40 characters matching /^[A-Z][A-Z0-9_]*$/`
+    for (const code of ['E', 'ABORT_ERR', 'E2BIG', 'X'.repeat(40)]) {
+      expect(reason({ t: 'bye', nonce: n, gaveUp: code })).toStrictEqual({ t: 'bye', nonce: n, gaveUp: code })
+      expect(reason({ t: 'peer-gone', nonce: n, code })).toStrictEqual({ t: 'peer-gone', nonce: n, code })
+    }
+    for (const code of ['', 'X'.repeat(41), 'err_x', '_ERR', '1ERR', 'ERR X', 'ERR\n', 5, null]) {
+      expect(reason({ t: 'bye', nonce: n, gaveUp: code }), String(code)).toBe(RULE('gaveUp'))
+      expect(reason({ t: 'peer-gone', nonce: n, code }), String(code)).toBe(RULE('code'))
+    }
+    expect(reason({ t: 'peer-gone', nonce: n })).toBe(RULE('code'))
   })
 
   it('integers: within their range, whole, and numbers', () => {

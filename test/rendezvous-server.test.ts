@@ -341,6 +341,43 @@ describe('RendezvousServer (protocol v2)', () => {
     expect(burned).toHaveLength(2)
   })
 
+  it('a bye that says its peer gave up is passed on (peer-gone, again to its confirm, relay-request and keepalive); a plain bye is not', async () => {
+    const { server, at } = await startServer({ mappingCheck: false })
+    // A plain bye (a connection made, its socket closed) ends the pairing and tells the other nothing
+    const first = await paired(at, 'n:4001')
+    first.a.send({ t: 'bye', nonce: first.na })
+    await sleep(100)
+    expect(first.b.all('peer-gone')).toEqual([])
+    first.b.send({ t: 'confirm', nonce: first.nb, mac: CONFIRM_MAC })
+    await sleep(100)
+    expect(first.b.all('peer-gone')).toEqual([])
+    expect(server.stats().gaveUp).toBe(0)
+    // With gaveUp, the other peer is told at once, with the code
+    const { a, b, na, nb } = await paired(at, 'n:4002')
+    b.send({ t: 'bye', nonce: nb, gaveUp: 'ERR_PUNCH_FAILED' })
+    expect(await a.wait(m => m.t === 'peer-gone')).toEqual({ t: 'peer-gone', nonce: na, code: 'ERR_PUNCH_FAILED' })
+    expect(server.stats()).toMatchObject({ gaveUp: 1, activePairings: 0, burnedKeys: 2 })
+    // It may have been lost: each later confirm, relay request or keepalive of that peer is answered the same way
+    for (const t of ['confirm', 'relay-request', 'keepalive']) {
+      const from = a.inbox.length
+      a.send(t === 'confirm' ? { t, nonce: na, mac: CONFIRM_MAC } : { t, nonce: na })
+      expect(await a.wait(m => m.t === 'peer-gone', 1000, from), t).toEqual({ t: 'peer-gone', nonce: na, code: 'ERR_PUNCH_FAILED' })
+    }
+    // The one that gave up is gone; a bye with gaveUp from a registrant not yet paired tells nobody
+    expect(errorCode(await b.request({ t: 'keepalive', nonce: nb }, m => m.t === 'error'))).toBe('ERR_NOT_REGISTERED')
+    const c = await peer(at)
+    const nc = freshNonce()
+    expect(errorCode(await c.register('n:4003', nc))).toBe('registered')
+    c.send({ t: 'bye', nonce: nc, gaveUp: 'ABORT_ERR' })
+    expect(errorCode(await c.request({ t: 'keepalive', nonce: nc }, m => m.t === 'error'))).toBe('ERR_NOT_REGISTERED')
+    expect(server.stats().gaveUp).toBe(1)
+    // A gaveUp that is not an error code makes the bye malformed: counted, and the registration stays
+    const before = server.stats()
+    a.send({ t: 'bye', nonce: na, gaveUp: 'gave up' })
+    await sleep(100)
+    expect(server.stats()).toMatchObject({ errors: before.errors + 1, activeRegistrations: before.activeRegistrations })
+  })
+
   it('expires registrations without keepalives and keeps those with', async () => {
     const { server, at } = await startServer({ registrationTtlMs: 300 })
     const quiet = await peer(at)

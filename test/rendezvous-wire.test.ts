@@ -10,7 +10,7 @@ import { protocol, rawDatagram } from './helpers/rendezvous-peer'
 import { requireFromRoot } from './helpers/utp'
 
 const { Wire } = requireFromRoot('./dist/lib/rendezvous/wire.js') as typeof WireModule
-const { rendezvousError, natText } = requireFromRoot('./dist/lib/rendezvous/errors.js') as typeof ErrorsModule
+const { rendezvousError, natText, gaveUpCode } = requireFromRoot('./dist/lib/rendezvous/errors.js') as typeof ErrorsModule
 type Message = import('../lib/rendezvous/protocol').Message
 
 function scriptedNode (): { node: ConstructorParameters<typeof Wire>[0], udp: EventEmitter, sent: unknown[][] } {
@@ -63,6 +63,14 @@ describe('rendezvous errors', () => {
     expect([aborted.name, aborted.code, aborted.message]).toEqual(['AbortError', 'ABORT_ERR', 'The operation was aborted'])
     const failed = rendezvousError('ERR_PUNCH_FAILED', 'no path', { candidates: ['192.0.2.1:4000 (lan)'] })
     expect([failed.name, failed.code, failed.candidates]).toEqual(['Error', 'ERR_PUNCH_FAILED', ['192.0.2.1:4000 (lan)']])
+  })
+
+  it('gaveUpCode: the code a failing side\'s bye reports is its error\'s own, or ERR_UNKNOWN when the wire would refuse it', () => {
+    const withCode = (code: unknown): Error => Object.assign(new Error('x'), { code })
+    expect([gaveUpCode(rendezvousError('ABORT_ERR', 'aborted')), gaveUpCode(withCode('ECONNREFUSED')), gaveUpCode(withCode('X'.repeat(40)))])
+      .toEqual(['ABORT_ERR', 'ECONNREFUSED', 'X'.repeat(40)])
+    for (const code of [undefined, 7, '', 'X'.repeat(41), 'err_lower', 'ERR WITH SPACE']) expect(gaveUpCode(withCode(code)), String(code)).toBe('ERR_UNKNOWN')
+    expect(gaveUpCode(new Error('no code'))).toBe('ERR_UNKNOWN')
   })
 
   it('natText: the NAT type, the mapping the server measured, both or neither', () => {

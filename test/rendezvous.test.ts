@@ -521,7 +521,9 @@ describe('rendezvous()', () => {
     const why = outcomes.map(o => o.status === 'rejected' ? `${(o.reason as { code?: string }).code}: ${(o.reason as Error).message}` : 'paired')
     // The refusal is an error of the session's, not an 'error' event nobody listens to
     expect(why[0]).toMatch(/^ERR_PUNCH_FAILED: hole punching failed .* and the uTP connection to 127\.0\.0\.1:\d+ failed \(ECONNREFUSED\) through the relay$/)
-    expect(why[1]).toBe('ERR_RENDEZVOUS_TIMEOUT: the relay did not connect us within 2500 ms')
+    // and the accepting side, which waited for the relayed connection, hears that its peer gave up (before, it
+    // waited out its timeoutMs: "the relay did not connect us within 2500 ms")
+    expect(why[1]).toBe('ERR_PEER_GAVE_UP: the peer gave up the rendezvous (ERR_PUNCH_FAILED on its side)')
     taken.destroy()
   })
 
@@ -573,6 +575,46 @@ describe('rendezvous()', () => {
     expect(server.stats().activeRegistrations).toBe(0)
     await expect(rendezvous(a, { server: addr, code: 'x', signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ABORT_ERR' })
   })
+
+  it.each(['paired', 'punching'] as const)('a peer that gives up once %s fails the other at once with ERR_PEER_GAVE_UP and its code, also when the first word of it is lost', async (when) => {
+    // Before, the other side went on until its own timeout (the confirmation's 10 s, or the punch's 5 s) and then
+    // blamed the code or the relay
+    const { server, addr } = await startServer()
+    for (const lose of [false, true]) {
+      const code = `gives-up-${when}-${String(lose)}`
+      let dropped = 0
+      const undo = lose ? interceptServer((m) => m.t === 'peer-gone' && dropped++ === 0 ? null : m) : () => {}
+      try {
+        const [a, b] = [makeNode(), makeNode()]
+        const ac = new AbortController()
+        let abortedAt = 0
+        const pa = rendezvous(a, {
+          server: addr,
+          code,
+          signal: ac.signal,
+          onStatus: (st) => {
+            if (st.state !== when || abortedAt > 0) return
+            abortedAt = Date.now()
+            ac.abort()
+          }
+        })
+        const pb = rendezvous(b, { server: addr, code })
+        await expect(pa).rejects.toMatchObject({ code: 'ABORT_ERR' })
+        await expect(pb).rejects.toMatchObject({
+          code: 'ERR_PEER_GAVE_UP',
+          peerCode: 'ABORT_ERR',
+          message: 'the peer gave up the rendezvous (ABORT_ERR on its side)'
+        })
+        // Lost, it comes again with the next confirmation (every 500 ms) or, when punching, the next message to the
+        // server: the relay request at the punch timeout
+        expect(Date.now() - abortedAt).toBeLessThan(lose ? (when === 'paired' ? 1500 : 6500) : 500)
+        expect(dropped).toBe(lose ? 2 : 0)
+      } finally {
+        undo()
+      }
+    }
+    expect(server.stats().gaveUp).toBe(2)
+  }, 20_000)
 
   it('a server that starts late is reached by the registration, sent again every 500 ms', async () => {
     // A port nothing listens on yet

@@ -19,7 +19,7 @@ const { METRICS_CONTENT_TYPE, prometheusText } = requireFromRoot('./dist/lib/ser
 const stats = {
   registrations: 3, pairings: 1, relays: 2, relayedBytes: 1000, rateLimited: 4, unverifiedDropped: 5, quotaRefused: 6,
   retries: 7, errors: 8, pakeFailures: 9, expired: 10, moves: 11, activeRegistrations: 12, activePairings: 13,
-  activeRelays: 14, burnedKeys: 15, uptimeSeconds: 16, refusals: { ERR_FULL: 2, 'A"B\\C\nD': 1 }
+  activeRelays: 14, burnedKeys: 15, uptimeSeconds: 16, gaveUp: 17, refusals: { ERR_FULL: 2, 'A"B\\C\nD': 1 }
 } as unknown as ServerModule.RendezvousStats
 
 const servers: http.Server[] = []
@@ -109,6 +109,7 @@ describe('/metrics', () => {
       utp_punch_rendezvous_pake_failures_total: 9,
       utp_punch_rendezvous_expired_registrations_total: 10,
       utp_punch_rendezvous_moves_total: 11,
+      utp_punch_rendezvous_gave_up_total: 17,
       utp_punch_rendezvous_registrations: 12,
       utp_punch_rendezvous_pairings: 13,
       utp_punch_rendezvous_relays: 14,
@@ -125,6 +126,6 @@ describe('/metrics', () => {
     ])
     // Every metric has its HELP and TYPE, gauges for what is alive now
     expect(lines.filter(l => l.startsWith('# TYPE') && l.endsWith(' gauge')).length).toBe(5)
-    expect(lines.filter(l => l.startsWith('# HELP')).length).toBe(18)
+    expect(lines.filter(l => l.startsWith('# HELP')).length).toBe(19)
   })
 })

@@ -27,7 +27,7 @@ import { parseCode } from './code'
 import { codeKey, confirmMac, macEquals, PairingPake, PeerAuth, type PairingKeys } from './auth'
 import { adoptPort, BirthdayPorts, BirthdaySpray, birthdayRole, type BirthdayHit } from './birthday'
 import { describeCandidate, lanCandidates, orderCandidates, type Candidate } from './candidates'
-import { natText, rendezvousError, type RendezvousError } from './errors'
+import { gaveUpCode, natText, rendezvousError, type RendezvousError } from './errors'
 import { bootstrapEndpoints, ensureBound, lookup } from './local'
 import { Prober, nonce as probeNonce, pathOf } from './prober'
 import { resolveOptions, type RendezvousOptions, type RendezvousStatus, type ResolvedOptions } from './options'
@@ -498,6 +498,11 @@ class Session {
         return
       case 'relay-allocated':
         if (m.nonce === this._nonce) this._onRelayAllocated(m)
+        return
+      case 'peer-gone':
+        if (m.nonce === this._nonce) {
+          this._fail(rendezvousError('ERR_PEER_GAVE_UP', `the peer gave up the rendezvous (${m.code} on its side)`, { peerCode: m.code }))
+        }
         return
       case 'error':
         if (m.nonce === this._nonce) this._onServerError(m)
@@ -1001,12 +1006,15 @@ class Session {
     if (this._done) return
     if (this._connecting !== null) this._connecting.destroy()
     this._connecting = null
-    this._end()
+    this._end(null, false, gaveUpCode(err))
     this._reject(err)
   }
 
-  /** Stop everything; `handOver` keeps the registration and the wire for the connection's watch */
-  private _end (keep: Transport | null = null, handOver = false): void {
+  /**
+   * Stop everything; `handOver` keeps the registration and the wire for the connection's watch. `gaveUp`: the code
+   * this side failed with, which the bye carries so that the server tells a paired peer at once
+   */
+  private _end (keep: Transport | null = null, handOver = false, gaveUp?: string): void {
     this._done = true
     for (const t of this._timers) clearTimeout(t)
     this._timers.clear()
@@ -1019,7 +1027,7 @@ class Session {
     }
     if (!handOver) {
       // Free the code on the server at once (best effort: otherwise the registration expires)
-      if (this._wire !== null) this._send({ t: 'bye', nonce: this._nonce })
+      if (this._wire !== null) this._send({ t: 'bye', nonce: this._nonce, ...(gaveUp === undefined ? {} : { gaveUp }) })
       this._wire?.close()
     }
     this._node.removeListener('connection', this._onConnection)

@@ -1,7 +1,7 @@
 // Errors rendezvous() rejects with; each carries `.code` like the rest of the package.
 
 import { createError, type UtpError } from '../errors'
-import type { Mapping } from './protocol'
+import { ERROR_CODE_MAX, ERROR_CODE_PATTERN, type Mapping } from './protocol'
 
 export const rendezvousCodes = {
   /** Probing found no working path and no relay was allowed (or the relay failed) */
@@ -26,6 +26,11 @@ export const rendezvousCodes = {
   ERR_DHT_UNREACHABLE: 'ERR_DHT_UNREACHABLE',
   /** Pairing over the DHT: a pairing already used this code (codes are single-use): make a new one */
   ERR_CODE_BURNED: 'ERR_CODE_BURNED',
+  /**
+   * The peer gave up after the server paired us (its own timeout or failure, its signal, its node closed): the
+   * server passed its `bye` on. `.peerCode` is the code it failed with
+   */
+  ERR_PEER_GAVE_UP: 'ERR_PEER_GAVE_UP',
   /** The signal aborted the rendezvous */
   ABORT_ERR: 'ABORT_ERR'
 } as const
@@ -37,12 +42,20 @@ export interface RendezvousError extends UtpError {
   side?: string
   /** The candidates probed, for ERR_PUNCH_FAILED ("address:port (kind)") */
   candidates?: string[]
+  /** The code the peer failed with, for ERR_PEER_GAVE_UP ("ABORT_ERR", "ERR_PUNCH_FAILED"...) */
+  peerCode?: string
 }
 
 export function rendezvousError (code: keyof typeof rendezvousCodes, message: string, extra: Partial<RendezvousError> = {}): RendezvousError {
   const err = createError(code, message) as RendezvousError
   if (code === 'ABORT_ERR') err.name = 'AbortError'
   return Object.assign(err, extra)
+}
+
+/** The code a failing side's bye reports (gaveUp): the error's own, or ERR_UNKNOWN for one without a code the wire takes */
+export function gaveUpCode (err: Error): string {
+  const code = (err as { code?: unknown }).code
+  return typeof code === 'string' && code.length <= ERROR_CODE_MAX && ERROR_CODE_PATTERN.test(code) ? code : 'ERR_UNKNOWN'
 }
 
 /** A NAT as the message of ERR_PUNCH_FAILED names it: its type if known, and its mapping as the server measured it */

@@ -67,7 +67,9 @@
 //   peer-confirm-ack { nonce }        stops the server repeating peer-confirm
 //   pake-failed    { nonce }          the peer's confirm MAC was wrong: burn the key, drop both registrations
 //   relay-request  { nonce, cookie? } asks for a relay for the pairing; idempotent, either peer may ask
-//   bye            { nonce }          drops the registration (only from its current address)
+//   bye            { nonce, gaveUp? } drops the registration (only from its current address). gaveUp: the error code
+//                  this peer failed with (ABORT_ERR, ERR_PUNCH_FAILED...): a bye without it is the end of a
+//                  connection; with it, the server tells a paired peer that this one gave up
 //   check          { nonce, cookie? } to checkPort, a few times until check-ack: measures our NAT's mapping
 //   peer-moved-ack { nonce, seq }     stops the server repeating peer-moved
 // Server → client:
@@ -87,6 +89,8 @@
 //   relay-allocated { nonce, port, token }   this peer's relay port on the server's host, and its hello token
 //   peer-moved     { nonce, public: endpoint, seq }   the paired peer's public address changed; repeated
 //                  every 300 ms (up to 10 times) until peer-moved-ack with the same seq
+//   peer-gone      { nonce, code }    the paired peer gave up (code: its gaveUp) before a connection was made: sent
+//                  when its bye comes, and again in answer to each confirm or relay-request of this peer
 //   error          { code, message, nonce? }   nonce when the request named one. Codes: see ERROR_CODES.
 //                  Datagrams without the magic, and anything beyond a rate limit, are dropped without a reply.
 // Peer ↔ peer (to each candidate; the first probe to a public candidate leaves with a low TTL). mac: 32 hex
@@ -116,6 +120,9 @@ export const CONFIRM_MAC_HEX = 64
 export const PROBE_MAC_HEX = 32
 /** A key as the server sees it: a nameplate ("n:4127") or the hash of a free-text code ("h:" + 64 hex) */
 export const KEY_PATTERN = /^(n:\d{1,6}|h:[0-9a-f]{64})$/
+/** An error code a peer reports in bye's gaveUp and the server passes on in peer-gone ("ABORT_ERR", "ERR_PUNCH_FAILED") */
+export const ERROR_CODE_PATTERN = /^[A-Z][A-Z0-9_]*$/
+export const ERROR_CODE_MAX = 40
 /** A register's side: a short lowercase token ("send", "receive") */
 export const SIDE_PATTERN = /^[a-z][a-z0-9-]{0,15}$/
 
@@ -193,7 +200,8 @@ export interface PeerMovedAckMsg { t: 'peer-moved-ack', nonce: string, seq: numb
 export interface PeerAckMsg { t: 'peer-ack', nonce: string }
 export interface RelayRequestMsg { t: 'relay-request', nonce: string, cookie?: string }
 export interface RelayAllocatedMsg { t: 'relay-allocated', nonce: string, port: number, token: string }
-export interface ByeMsg { t: 'bye', nonce: string }
+export interface ByeMsg { t: 'bye', nonce: string, gaveUp?: string }
+export interface PeerGoneMsg { t: 'peer-gone', nonce: string, code: string }
 export interface ErrorMsg { t: 'error', code: string, message: string, nonce?: string }
 export interface ProbeMsg { t: 'probe', pair: string, nonce: string, mac: string }
 export interface ProbeAckMsg { t: 'probe-ack', pair: string, nonce: string, mac: string }
@@ -203,7 +211,7 @@ export interface RelayHelloAckMsg { t: 'relay-hello-ack', token: string, ready: 
 
 export type Message = RegisterMsg | RetryMsg | RegisteredMsg | CheckMsg | CheckAckMsg | KeepaliveMsg | KeepaliveAckMsg |
 PeerMsg | PeerAckMsg | ConfirmMsg | PeerConfirmMsg | PeerConfirmAckMsg | PakeFailedMsg | PeerMovedMsg | PeerMovedAckMsg |
-RelayRequestMsg | RelayAllocatedMsg | ByeMsg | ErrorMsg | ProbeMsg | ProbeAckMsg | SelectMsg | RelayHelloMsg | RelayHelloAckMsg
+RelayRequestMsg | RelayAllocatedMsg | ByeMsg | PeerGoneMsg | ErrorMsg | ProbeMsg | ProbeAckMsg | SelectMsg | RelayHelloMsg | RelayHelloAckMsg
 
 /** A datagram that carries our magic but is not a valid message: the error code and reason to answer with */
 export interface DecodeError { error: string, message: string }
@@ -388,8 +396,14 @@ function validate (o: Record<string, unknown>): Message | DecodeError {
     case 'peer-ack':
     case 'peer-confirm-ack':
     case 'pake-failed':
-    case 'bye':
       return { t, nonce: nonce(o) }
+    case 'bye': {
+      const msg: ByeMsg = { t, nonce: nonce(o) }
+      if (o.gaveUp !== undefined) msg.gaveUp = str(o, 'gaveUp', 1, ERROR_CODE_MAX, ERROR_CODE_PATTERN)
+      return msg
+    }
+    case 'peer-gone':
+      return { t, nonce: nonce(o), code: str(o, 'code', 1, ERROR_CODE_MAX, ERROR_CODE_PATTERN) }
     case 'confirm':
     case 'peer-confirm':
       return { t, nonce: nonce(o), mac: str(o, 'mac', CONFIRM_MAC_HEX, CONFIRM_MAC_HEX, CONFIRM_MAC) }

@@ -24,6 +24,7 @@ const METRICS: readonly Metric[] = [
   { name: 'pake_failures_total', type: 'counter', help: 'pake-failed reports received (their keys are burned)', value: s => s.pakeFailures },
   { name: 'expired_registrations_total', type: 'counter', help: 'Registrations dropped for lack of keepalives', value: s => s.expired },
   { name: 'moves_total', type: 'counter', help: 'Paired peers told that the other moved (NAT rebinding)', value: s => s.moves },
+  { name: 'gave_up_total', type: 'counter', help: 'Paired peers that gave up before connecting (their peer told)', value: s => s.gaveUp },
   { name: 'registrations', type: 'gauge', help: 'Registrations alive now', value: s => s.activeRegistrations },
   { name: 'pairings', type: 'gauge', help: 'Pairings alive now', value: s => s.activePairings },
   { name: 'relays', type: 'gauge', help: 'Relay allocations open now', value: s => s.activeRelays },

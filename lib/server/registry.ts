@@ -65,6 +65,8 @@ export interface Pairing {
   resendTimer: NodeJS.Timeout | null
   /** A peer left: the key is burned, the relay freed, nothing more is sent for this pairing */
   ended: boolean
+  /** The peer that left saying it gave up, and its error code: the other is told (peer-gone) */
+  gaveUp: { by: Registration, code: string } | null
 }
 
 /** Why a key cannot take a new registrant */
@@ -147,7 +149,8 @@ export class Registry {
       relayAllowed: first.relay && reg.relay,
       relay: null,
       resendTimer: null,
-      ended: false
+      ended: false,
+      gaveUp: null
     }
     first.pairing = pairing
     reg.pairing = pairing

@@ -65,6 +65,8 @@ export interface RendezvousStats {
   expired: number
   /** Paired peers told that the other's public address moved (NAT rebinding) */
   moves: number
+  /** Peers that gave up while paired, before a connection (a bye with gaveUp): their peer is told with peer-gone */
+  gaveUp: number
   /** Error replies sent since start, by error code (ERR_RATE_LIMITED, ERR_CODE_BURNED, ERR_TOO_LARGE...) */
   refusals: Record<string, number>
   uptimeSeconds: number
@@ -72,6 +74,8 @@ export interface RendezvousStats {
 
 export interface PairedInfo { key: string, connect: Endpoint, accept: Endpoint }
 
+/** What a peer whose paired peer gave up may still send: each is answered with peer-gone */
+const ANSWERED_WITH_PEER_GONE = new Set<string>(['confirm', 'relay-request', 'keepalive'])
 const PEER_RESEND_MS = 500
 const PEER_RESENDS = 6
 const CONFIRM_RESEND_MS = 500
@@ -115,7 +119,8 @@ export class RendezvousServer extends EventEmitter {
     relays: 0,
     pakeFailures: 0,
     expired: 0,
-    moves: 0
+    moves: 0,
+    gaveUp: 0
   }
 
   private readonly _refusals = new Map<string, number>()
@@ -332,6 +337,12 @@ export class RendezvousServer extends EventEmitter {
   private _onKnown (m: Message, reg: Registration): void {
     const p = reg.pairing
     const i = p === null ? 0 : p.peers.indexOf(reg) as 0 | 1
+    // The peer gave up and this one has not heard (the first peer-gone was lost): it still confirms, asks for a relay
+    // or, not yet told of its peer, keeps its registration alive
+    if (p !== null && p.gaveUp !== null && p.gaveUp.by !== reg && ANSWERED_WITH_PEER_GONE.has(m.t)) {
+      this._peerGone(reg, p.gaveUp.code)
+      return
+    }
     switch (m.t) {
       case 'keepalive':
         if (m.rtt !== undefined) reg.rtt = m.rtt
@@ -359,11 +370,23 @@ export class RendezvousServer extends EventEmitter {
         this._onRelayRequest(reg)
         return
       case 'bye':
+        if (m.gaveUp !== undefined && p !== null && !p.ended) {
+          // The peer learns it at once, instead of from its own timeouts (or never, if it was not yet told of us)
+          this._counters.gaveUp++
+          p.gaveUp = { by: reg, code: m.gaveUp }
+          const other = p.peers[1 - i]
+          if (this._registry.byNonce.get(other.nonce) === other) this._peerGone(other, m.gaveUp)
+        }
         this._registry.remove(reg)
         return
       default:
         this._error(reg.reply, reg.via, 'ERR_UNEXPECTED', `a server does not take "${m.t}" messages`)
     }
+  }
+
+  /** Tell `reg` that its paired peer gave up with `code` */
+  private _peerGone (reg: Registration, code: string): void {
+    this._send({ t: 'peer-gone', nonce: reg.nonce, code }, reg.reply, reg.via)
   }
 
   /** The registration's source address changed, and the new one proved itself with a cookie */
