@@ -587,6 +587,43 @@ describe('secureSocket over loopback uTP', () => {
     await closed(plain)
   }, 10_000)
 
+  it('openInPlace leaves each record\'s plaintext where it lies; with room for fewer pieces, the last one takes the rest', () => {
+    // The record layers of both sides, from a handshake run by hand in this process
+    const { loadSecure, sealedLength } = requireFromRoot('./dist/lib/secure/native.js') as typeof SecureNative
+    const { NativeHandshake } = loadSecure()
+    const secret = Buffer.from('in-place pieces')
+    const sender = new NativeHandshake(true, null, secret)
+    const receiver = new NativeHandshake(false, null, secret)
+    let [toReceiver, toSender] = [sender.hello, receiver.hello]
+    while (!sender.done || !receiver.done) {
+      ;[toReceiver, toSender] = [sender.read(toSender), receiver.read(toReceiver)]
+    }
+    const [sealer, opener] = [sender.finish(), receiver.finish()]
+    const texts = ['one', 'two!', 'three'].map((t) => Buffer.from(t))
+    const records = (): Buffer => {
+      const out = Buffer.alloc(texts.reduce((n, b) => n + sealedLength(b.length), 0))
+      expect(sealer.sealInto(texts, out)).toBe(out.length)
+      return out
+    }
+    // (start, length) pairs of native-endian u32
+    const pieces = (memory: Buffer, count: number): Array<[number, number]> => {
+      const words = new Uint32Array(memory.buffer, memory.byteOffset, 2 * count)
+      return Array.from({ length: count }, (_, i) => [words[2 * i], words[2 * i + 1]])
+    }
+    // Room for 32 pieces: one per record, each the plaintext's place in the chunk itself (after each record's 4-byte header)
+    const chunk = records()
+    const roomy = Buffer.alloc(8 * 32)
+    expect(opener.openInPlace(chunk, roomy)).toBe(3)
+    const found = pieces(roomy, 3)
+    expect(found.map(([start, len]) => String(chunk.subarray(start, start + len)))).toEqual(['one', 'two!', 'three'])
+    expect(found.map(([start]) => start)).toEqual([4, 4 + 3 + 20, 4 + 3 + 20 + 4 + 20])
+    // Room for two: the third record's plaintext is moved up against the second's, which grows to hold both
+    const tight = Buffer.alloc(16)
+    const chunk2 = records()
+    expect(opener.openInPlace(chunk2, tight)).toBe(2)
+    expect(pieces(tight, 2).map(([start, len]) => String(chunk2.subarray(start, start + len)))).toEqual(['one', 'two!three'])
+  })
+
   it('records that come in the same read as the confirmation are the stream\'s first bytes, in order', async () => {
     // An initiator may write as soon as it sent its confirmation, so the responder can read both at once: the
     // bytes past the handshake are kept and opened before anything read later. Here the initiator is the addon's
