@@ -493,15 +493,20 @@ describe('rendezvous()', () => {
       message(sleep(30).then(async () => await rendezvous(d, { server: unusable.addr, code: 'none-usable', punchTimeoutMs: 400, acceptGraceMs: 0 })))
     ])
     const tried = `tried 127.0.0.1:${bogus.port} (public)`
-    expect(got.slice(0, 2)).toEqual([
-      `ERR_PUNCH_FAILED: hole punching failed: no probe was answered (NAT types: ours symmetric, peer's unknown); ${tried} (relay disabled)`,
-      `ERR_PUNCH_FAILED: hole punching failed: no probe from the peer arrived (NAT types: ours unknown, peer's symmetric); ${tried} (relay disabled)`
-    ])
-    // The first to ask is refused for capacity; the other may ask after the first's bye ended the pairing
-    const refused = (why: string): string => `ERR_PUNCH_FAILED: hole punching failed; no usable candidates and the relay is unavailable (${why})`
+    // Both time out together: the one a moment later may hear of the other's failure first, and then says so
+    const first = (m: string): string[] => [m, m.replace(/^: [^(]*/, ': the peer\'s attempt failed too (ERR_PUNCH_FAILED on its side) ')].map((r) => `ERR_PUNCH_FAILED: hole punching failed${r} (relay disabled)`)
+    const ab = [first(`: no probe was answered (NAT types: ours symmetric, peer's unknown); ${tried}`), first(`: no probe from the peer arrived (NAT types: ours unknown, peer's symmetric); ${tried}`)]
+    expect(ab[0]).toContain(got[0])
+    expect(ab[1]).toContain(got[1])
+    expect([got[0], got[1]].filter((m) => m.endsWith('(relay disabled)')).length).toBeGreaterThanOrEqual(1)
+    // The first to ask is refused for capacity; the other may hear of that first, or ask after the first's bye
+    const unusable2 = 'ERR_PUNCH_FAILED: hole punching failed; no usable candidates'
+    const refused = (why: string): string => `${unusable2} and the relay is unavailable (${why})`
     const full = refused('ERR_RELAY_FULL: no relay capacity left, try again later')
     expect(got.slice(2)).toContain(full)
-    for (const m of got.slice(2)) expect([full, refused('ERR_NOT_PAIRED: no peer yet: a relay needs a pairing')]).toContain(m)
+    for (const m of got.slice(2)) {
+      expect([full, refused('ERR_NOT_PAIRED: no peer yet: a relay needs a pairing'), `${unusable2} and the peer's attempt failed too (ERR_PUNCH_FAILED on its side)`]).toContain(m)
+    }
   })
 
   it('a connecting side refused by the accepting node (its maxConnections reached) fails with ERR_PUNCH_FAILED naming the refusal, direct and then through the relay', async () => {
@@ -521,9 +526,9 @@ describe('rendezvous()', () => {
     const why = outcomes.map(o => o.status === 'rejected' ? `${(o.reason as { code?: string }).code}: ${(o.reason as Error).message}` : 'paired')
     // The refusal is an error of the session's, not an 'error' event nobody listens to
     expect(why[0]).toMatch(/^ERR_PUNCH_FAILED: hole punching failed .* and the uTP connection to 127\.0\.0\.1:\d+ failed \(ECONNREFUSED\) through the relay$/)
-    // and the accepting side, which waited for the relayed connection, hears that its peer gave up (before, it
-    // waited out its timeoutMs: "the relay did not connect us within 2500 ms")
-    expect(why[1]).toBe('ERR_PEER_GAVE_UP: the peer gave up the rendezvous (ERR_PUNCH_FAILED on its side)')
+    // and the accepting side, which waited for the relayed connection, hears that the peer's attempt failed (before,
+    // it waited out its timeoutMs: "the relay did not connect us within 2500 ms")
+    expect(why[1]).toMatch(/^ERR_PUNCH_FAILED: hole punching failed .* and the peer's attempt failed too \(ERR_PUNCH_FAILED on its side\)$/)
     taken.destroy()
   })
 
@@ -615,6 +620,25 @@ describe('rendezvous()', () => {
     }
     expect(server.stats().gaveUp).toBe(2)
   }, 20_000)
+
+  it('a peer whose punching failed first: the other, still punching, fails at once with its own ERR_PUNCH_FAILED, saying so', async () => {
+    const silent = await udp()
+    const bogus = { address: '127.0.0.1', port: silent.address().port }
+    const { addr } = await startServer({ mappingCheck: false, rewriteCandidates: () => ({ public: bogus, lan: [] }) })
+    const [a, b] = await nodes()
+    const failedAt = (p: Promise<unknown>): Promise<[number, Error & { code?: string, peerCode?: string }]> =>
+      p.then(() => { throw new Error('paired') }, (e: Error) => [Date.now(), e])
+    const [[aAt, aErr], [bAt, bErr]] = await Promise.all([
+      failedAt(rendezvous(a, { server: addr, code: 'first-fails', relay: false, punchTimeoutMs: 400, acceptGraceMs: 0 })),
+      failedAt(rendezvous(b, { server: addr, code: 'first-fails', relay: false, punchTimeoutMs: 5000, acceptGraceMs: 0 }))
+    ])
+    expect([aErr.code, aErr.peerCode]).toEqual(['ERR_PUNCH_FAILED', undefined])
+    expect(aErr.message).toMatch(/ \(relay disabled\)$/)
+    expect([bErr.code, bErr.peerCode]).toEqual(['ERR_PUNCH_FAILED', 'ERR_PUNCH_FAILED'])
+    expect(bErr.message).toBe(`hole punching failed: the peer's attempt failed too (ERR_PUNCH_FAILED on its side); tried 127.0.0.1:${bogus.port} (public) (relay disabled)`)
+    // Its own punch timeout was 5 s away
+    expect(bAt - aAt).toBeLessThan(1000)
+  })
 
   it('a server that starts late is reached by the registration, sent again every 500 ms', async () => {
     // A port nothing listens on yet

@@ -500,9 +500,7 @@ class Session {
         if (m.nonce === this._nonce) this._onRelayAllocated(m)
         return
       case 'peer-gone':
-        if (m.nonce === this._nonce) {
-          this._fail(rendezvousError('ERR_PEER_GAVE_UP', `the peer gave up the rendezvous (${m.code} on its side)`, { peerCode: m.code }))
-        }
+        if (m.nonce === this._nonce) this._onPeerGone(m.code)
         return
       case 'error':
         if (m.nonce === this._nonce) this._onServerError(m)
@@ -844,12 +842,7 @@ class Session {
         this._relayAfterDht(this._o.dht.relay, reason)
         return
       }
-      const why = !this._o.relay
-        ? '(relay disabled)'
-        : this._o.server === null
-          ? '(no relay: pairing over the DHT has no server to relay through; dht.relay names one)'
-          : '(no relay: the peer or the server does not allow one)'
-      this._fail(this._punchFailed(why, reason))
+      this._fail(this._punchFailed(this._noRelayWhy(), reason))
       return
     }
     this._phase = 'relay'
@@ -863,6 +856,15 @@ class Session {
     const request = (): void => this._send({ t: 'relay-request', nonce: this._nonce, ...this._cookieField() })
     request()
     this._relayRequestTimer = this._every(RELAY_RETRY_MS, request)
+  }
+
+  /** Why there is no relay to fall back on, as ERR_PUNCH_FAILED's message ends */
+  private _noRelayWhy (): string {
+    return !this._o.relay
+      ? '(relay disabled)'
+      : this._o.server === null
+        ? '(no relay: pairing over the DHT has no server to relay through; dht.relay names one)'
+        : '(no relay: the peer or the server does not allow one)'
   }
 
   /** `again`: the allocation arrived while we confirmed, and we act on it now */
@@ -898,6 +900,24 @@ class Session {
   }
 
   // ---- the end --------------------------------------------------------------------------------------------------
+
+  /**
+   * The peer gave up (the server passed its bye on). When its punching failed while ours was under way, ours has
+   * failed too, and our own ERR_PUNCH_FAILED says more (our candidates and NAT types) than its code alone
+   */
+  private _onPeerGone (code: string): void {
+    const connecting = this._phase === 'punch' || this._phase === 'connect' || this._phase === 'relay'
+    if (code !== 'ERR_PUNCH_FAILED' || !connecting) {
+      this._fail(rendezvousError('ERR_PEER_GAVE_UP', `the peer gave up the rendezvous (${code} on its side)`, { peerCode: code }))
+      return
+    }
+    const failed = `the peer's attempt failed too (${code} on its side)`
+    // Still punching, with no relay to fall back on: as our own punch timeout would say it, with why there is none
+    const err = this._phase !== 'relay' && this._peer?.relay !== true && this._o.server !== null
+      ? this._punchFailed(this._noRelayWhy(), failed)
+      : this._punchFailed(`and ${failed}`)
+    this._fail(Object.assign(err, { peerCode: code }))
+  }
 
   private _punchFailed (tail: string, reason?: string): RendezvousError {
     const tried = this._prober?.candidates.map(describeCandidate) ?? []

@@ -42,7 +42,10 @@ export interface RendezvousError extends UtpError {
   side?: string
   /** The candidates probed, for ERR_PUNCH_FAILED ("address:port (kind)") */
   candidates?: string[]
-  /** The code the peer failed with, for ERR_PEER_GAVE_UP ("ABORT_ERR", "ERR_PUNCH_FAILED"...) */
+  /**
+   * The code the peer failed with, when the server passed its word on: for ERR_PEER_GAVE_UP ("ABORT_ERR"...), and
+   * for ERR_PUNCH_FAILED when the peer's attempt failed first ("ERR_PUNCH_FAILED")
+   */
   peerCode?: string
 }
 
