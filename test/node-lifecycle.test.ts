@@ -8,6 +8,7 @@ import * as net from 'net'
 import { describe, expect, it, onTestFinished } from 'vitest'
 
 import { finish } from './helpers/cli'
+import { nsName, nsSh, removeNamespaces, runIn, sh } from './helpers/netns'
 import { spawnScript } from './helpers/script'
 import { cleanupNodes, closed, codeOf, drainHash, listeningNode, makeNode, once, sleep, type Node, type Socket, type UtpError } from './helpers/utp'
 
@@ -605,6 +606,40 @@ describe("getUdpSocket(): dgram's socket options on the node's socket", () => {
     u.dropMembership('239.7.7.9')
   })
 
+  it('IPv6 memberships name their interface by zone, name or number, and source-specific ones are real, as dgram\'s (network namespace)', async () => {
+    // Two multicast interfaces besides lo, so that an interface taken from the wrong place (none, lo, the other one)
+    // joins elsewhere and a second join answers differently. Root only, like the other namespace tests
+    removeNamespaces('mc6')
+    const ns = nsName('mc6')
+    sh('ip', 'netns', 'add', ns)
+    try {
+      nsSh(ns, 'ip', 'link', 'set', 'lo', 'up')
+      // The two ends of one veth pair (this kernel may have no dummy interfaces)
+      nsSh(ns, 'ip', 'link', 'add', 'mc0', 'type', 'veth', 'peer', 'name', 'mc1')
+      for (const [dev, addr] of [['mc0', 'fd86::1'], ['mc1', 'fd86:1::1']]) {
+        nsSh(ns, 'ip', 'link', 'set', dev, 'multicast', 'on', 'up')
+        nsSh(ns, 'ip', '-6', 'addr', 'add', `${addr}/64`, 'dev', dev, 'nodad')
+      }
+      const run = runIn<{ ours: unknown[], theirs: unknown[], numbered: unknown[] }>(ns, MEMBERSHIPS_V6)
+      const { ours, theirs, numbered } = await run.line
+      expect(ours).toEqual(theirs)
+      // What the calls met, so that the comparison means something. Groups: joins on the two interfaces each
+      // succeed, the first again (or with none named) is EADDRINUSE, a second leave EADDRNOTAVAIL. Source-specific
+      // groups as Linux answers them: the same source joined again is EADDRNOTAVAIL, a leave of a group no longer
+      // joined EINVAL, and so is a group that is not one
+      const codes = (log: unknown[]): unknown[] => log.map((r) => (r as unknown[])[0] === 'returns' ? 'ok' : (r as unknown[])[1])
+      expect(codes(ours)).toEqual([
+        'ok', 'ok', 'EADDRINUSE', 'EADDRINUSE', 'ok', 'EADDRNOTAVAIL', 'ok',
+        'ok', 'ok', 'EADDRNOTAVAIL', 'ok', 'EINVAL', 'EINVAL'
+      ])
+      // A zone may also be the interface's number (libuv on Unix takes only names, and makes a number "any"): the
+      // same interface's number finds the membership, the other's does not
+      expect(codes(numbered)).toEqual(['ok', 'EADDRINUSE', 'ok', 'ok', 'EADDRNOTAVAIL'])
+    } finally {
+      removeNamespaces('mc6')
+    }
+  })
+
   it('before bind: EBADF as on an unbound dgram socket; after close: ERR_SOCKET_DGRAM_NOT_RUNNING', async () => {
     const n = makeNode()
     const u = n.getUdpSocket()
@@ -803,3 +838,60 @@ describe('a listener that throws', () => {
     expect(JSON.parse(run.stdout)).toEqual(['uncaught a listener failed', 'server read 100000', 'server read 100000'])
   })
 })
+
+// In a namespace with the multicast interfaces mc0 and mc1: the same IPv6 membership calls on the facade and on a
+// dgram socket, each call's answer logged (what it returns, or the error's code, errno, syscall and message); then,
+// on the facade only, zones given as interface numbers
+const MEMBERSHIPS_V6 = `
+setTimeout(() => process.exit(3), 20000).unref()
+const dgram = require('dgram')
+const fs = require('fs')
+const Node = require(process.cwd())
+;(async () => {
+  const node = new Node()
+  await node.bindAsync(0, '::1')
+  const d = dgram.createSocket('udp6')
+  await new Promise((resolve) => d.bind(0, '::1', resolve))
+  const logs = []
+  const logged = (s, calls) => {
+    const log = []
+    for (const fn of calls) {
+      try {
+        log.push(['returns', fn(s)])
+      } catch (e) {
+        log.push(['throws', e.code, e.errno, e.syscall, e.message])
+      }
+    }
+    return log
+  }
+  const named = [
+    (s) => s.addMembership('ff02::86', '::%mc0'),
+    (s) => s.addMembership('ff02::86', '::%mc1'),
+    (s) => s.addMembership('ff02::86', '::%mc0'),
+    (s) => s.addMembership('ff02::86'),
+    (s) => s.dropMembership('ff02::86', '::%mc0'),
+    (s) => s.dropMembership('ff02::86', '::%mc0'),
+    (s) => s.dropMembership('ff02::86', '::%mc1'),
+    (s) => s.addSourceSpecificMembership('fd86::9', 'ff3e::86', '::%mc0'),
+    (s) => s.addSourceSpecificMembership('fd86::9', 'ff3e::86', '::%mc1'),
+    (s) => s.addSourceSpecificMembership('fd86::9', 'ff3e::86', '::%mc0'),
+    (s) => s.dropSourceSpecificMembership('fd86::9', 'ff3e::86', '::%mc0'),
+    (s) => s.dropSourceSpecificMembership('fd86::9', 'ff3e::86', '::%mc0'),
+    (s) => s.addSourceSpecificMembership('fd86::9', 'fd86::8', '::%mc0')
+  ]
+  const u = node.getUdpSocket()
+  const ours = logged(u, named)
+  const theirs = logged(d, named)
+  const [mc0, mc1] = ['mc0', 'mc1'].map((dev) => '::%' + Number(fs.readFileSync('/sys/class/net/' + dev + '/ifindex', 'utf8')))
+  const numbered = logged(u, [
+    (s) => s.addMembership('ff02::87', '::%mc0'),
+    (s) => s.addMembership('ff02::87', mc0),
+    (s) => s.addMembership('ff02::87', mc1),
+    (s) => s.dropMembership('ff02::87', mc0),
+    (s) => s.dropMembership('ff02::87', '::%mc0')
+  ])
+  console.log(JSON.stringify({ ours, theirs, numbered }))
+  d.close()
+  node.close()
+})()
+`
