@@ -3,6 +3,7 @@
 // Node tests never see the native answers; these keep them as documented for the one caller that relies on them.
 import { once } from 'node:events'
 import dgram from 'node:dgram'
+import os from 'node:os'
 
 import { describe, expect, it } from 'vitest'
 
@@ -110,6 +111,22 @@ describe('the native binding\'s error codes', () => {
     expect(n.writeSealed(h, layer, [Buffer.alloc(1)])).toBe(false)
     n.destroy(h)
     n.close()
+  })
+
+  it('socket options answer -EBADF, as libuv does for a closed fd, before bind and once closed; 0 between', async () => {
+    // lib/udp-facade.ts says EBADF and ERR_SOCKET_DGRAM_NOT_RUNNING before it calls: only here is the native answer seen
+    const EBADF = -os.constants.errno.EBADF
+    const n = node()
+    const calls = (): number[] => [n.setBroadcast(true), n.setMulticastTTL(2), n.setMembership('239.1.1.1', null, true), n.bufferSize(0, true)]
+    expect(calls()).toEqual([EBADF, EBADF, EBADF, EBADF])
+    n.bind(0, '127.0.0.1')
+    const bound = calls()
+    expect(bound.slice(0, 3)).toEqual([0, 0, 0])
+    expect(bound[3]).toBeGreaterThan(0) // the receive buffer's size
+    n.close()
+    // The socket goes once the close has finished (at once here: no connections)
+    for (let i = 0; i < 250 && n.address() !== null; i++) await sleep(20)
+    expect(calls()).toEqual([EBADF, EBADF, EBADF, EBADF])
   })
 
   it('after close: connect, bind and write are ERR_UTP_CLOSED', () => {
