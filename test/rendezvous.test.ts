@@ -935,7 +935,7 @@ describe('rendezvous()', () => {
     await transfer(ra as Result, rb as Result, 1000)
   })
 
-  it('against a scripted server: a "registered" for another nonce is ignored, a repeated one counts once', async () => {
+  it('against a scripted server: a "registered" or "peer-gone" for another nonce is ignored, a repeated "registered" counts once', async () => {
     const fake = await udp()
     let answered = false
     onMessages(fake, (m, rinfo) => {
@@ -944,6 +944,7 @@ describe('rendezvous()', () => {
       answered = true
       const reply = (nonce: string): void => { fake.send(registeredFor(nonce, rinfo), rinfo.port, rinfo.address) }
       reply('0f'.repeat(8))
+      fake.send(protocol.encode({ t: 'peer-gone', nonce: '0f'.repeat(8), code: 'ABORT_ERR' }), rinfo.port, rinfo.address)
       setTimeout(() => { try { reply(m.nonce); reply(m.nonce) } catch {} }, 700)
     })
     const a = makeNode()

@@ -912,10 +912,9 @@ class Session {
       return
     }
     const failed = `the peer's attempt failed too (${code} on its side)`
-    // Still punching, with no relay to fall back on: as our own punch timeout would say it, with why there is none
-    const err = this._phase !== 'relay' && this._peer?.relay !== true && this._o.server !== null
-      ? this._punchFailed(this._noRelayWhy(), failed)
-      : this._punchFailed(`and ${failed}`)
+    // Still punching, there is no relay to fall back on (with one allowed, the peer would have asked for it rather
+    // than fail): say it as our own punch timeout would, with why there is none. On the relay, that it failed there
+    const err = this._phase === 'relay' ? this._punchFailed(`and ${failed}`) : this._punchFailed(this._noRelayWhy(), failed)
     this._fail(Object.assign(err, { peerCode: code }))
   }
 
