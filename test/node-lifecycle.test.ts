@@ -8,7 +8,7 @@ import * as net from 'net'
 import { describe, expect, it, onTestFinished } from 'vitest'
 
 import { finish } from './helpers/cli'
-import { nsName, nsSh, removeNamespaces, runIn, sh } from './helpers/netns'
+import { killAll, nsName, nsSh, removeNamespaces, runIn, sh } from './helpers/netns'
 import { spawnScript } from './helpers/script'
 import { cleanupNodes, closed, codeOf, drainHash, listeningNode, makeNode, once, sleep, type Node, type Socket, type UtpError } from './helpers/utp'
 
@@ -640,6 +640,32 @@ describe("getUdpSocket(): dgram's socket options on the node's socket", () => {
     }
   })
 
+  it('setBroadcast is real: a subnet broadcast reaches the next namespace only while it is on (network namespaces)', async () => {
+    removeNamespaces('bc-a', 'bc-b')
+    const [a, b] = [nsName('bc-a'), nsName('bc-b')]
+    const children: Array<ReturnType<typeof runIn>> = []
+    try {
+      for (const ns of [a, b]) sh('ip', 'netns', 'add', ns)
+      sh('ip', 'link', 'add', 'bc-a0', 'netns', a, 'type', 'veth', 'peer', 'name', 'bc-b0', 'netns', b)
+      for (const [ns, dev, addr] of [[a, 'bc-a0', '10.87.0.1/24'], [b, 'bc-b0', '10.87.0.2/24']]) {
+        nsSh(ns, 'ip', 'addr', 'add', addr, 'dev', dev)
+        nsSh(ns, 'ip', 'link', 'set', dev, 'up')
+      }
+      const listener = runIn<{ port: number }>(b, BROADCAST_LISTENER)
+      children.push(listener)
+      const { port } = await listener.line
+      const sender = runIn<{ done: boolean }>(a, BROADCAST_SENDER, { port })
+      children.push(sender)
+      expect(await sender.line).toEqual({ done: true })
+      await sleep(200)
+      // Sent with it on, and again after it was turned off: only the first came
+      expect(listener.lines.slice(1)).toEqual([{ got: 'on' }])
+    } finally {
+      killAll(...children.map((c) => c.child))
+      removeNamespaces('bc-a', 'bc-b')
+    }
+  })
+
   it('before bind: EBADF as on an unbound dgram socket; after close: ERR_SOCKET_DGRAM_NOT_RUNNING', async () => {
     const n = makeNode()
     const u = n.getUdpSocket()
@@ -892,6 +918,35 @@ const Node = require(process.cwd())
   ])
   console.log(JSON.stringify({ ours, theirs, numbered }))
   d.close()
+  node.close()
+})()
+`
+
+// Prints its port, then each datagram that reaches it (bound to every address: broadcasts too)
+const BROADCAST_LISTENER = `
+setTimeout(() => process.exit(3), 20000).unref()
+const s = require('dgram').createSocket('udp4')
+s.on('message', (m) => console.log(JSON.stringify({ got: String(m) })))
+s.bind(0, '0.0.0.0', () => console.log(JSON.stringify({ port: s.address().port })))
+`
+
+// Sends "on" to the subnet's broadcast address with setBroadcast(true), then "off" with it false
+const BROADCAST_SENDER = `
+setTimeout(() => process.exit(3), 20000).unref()
+const Node = require(process.cwd())
+const { port } = JSON.parse(process.argv[1])
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+;(async () => {
+  const node = new Node()
+  await node.bindAsync(0, '10.87.0.1')
+  const u = node.getUdpSocket()
+  u.setBroadcast(true)
+  u.send('on', port, '10.87.0.255')
+  await sleep(200)
+  u.setBroadcast(false)
+  u.send('off', port, '10.87.0.255', () => {})
+  await sleep(200)
+  console.log(JSON.stringify({ done: true }))
   node.close()
 })()
 `
