@@ -643,7 +643,6 @@ describe("getUdpSocket(): dgram's socket options on the node's socket", () => {
   it('setBroadcast is real: a subnet broadcast reaches the next namespace only while it is on (network namespaces)', async () => {
     removeNamespaces('bc-a', 'bc-b')
     const [a, b] = [nsName('bc-a'), nsName('bc-b')]
-    const children: Array<ReturnType<typeof runIn>> = []
     try {
       for (const ns of [a, b]) sh('ip', 'netns', 'add', ns)
       sh('ip', 'link', 'add', 'bc-a0', 'netns', a, 'type', 'veth', 'peer', 'name', 'bc-b0', 'netns', b)
@@ -651,18 +650,25 @@ describe("getUdpSocket(): dgram's socket options on the node's socket", () => {
         nsSh(ns, 'ip', 'addr', 'add', addr, 'dev', dev)
         nsSh(ns, 'ip', 'link', 'set', dev, 'up')
       }
-      const listener = runIn<{ port: number }>(b, BROADCAST_LISTENER)
-      children.push(listener)
-      const { port } = await listener.line
-      const sender = runIn<{ done: boolean }>(a, BROADCAST_SENDER, { port })
-      children.push(sender)
-      expect(await sender.line).toEqual({ done: true })
-      await sleep(200)
       // Sent with it on, and again after it was turned off: only the first came
-      expect(listener.lines.slice(1)).toEqual([{ got: 'on' }])
+      expect(await heard(b, BROADCAST_LISTENER, a, BROADCAST_SENDER)).toEqual([{ got: 'on' }])
     } finally {
-      killAll(...children.map((c) => c.child))
       removeNamespaces('bc-a', 'bc-b')
+    }
+  })
+
+  it('setMulticastLoopback is real: a group member on the same host hears our multicast only while it is on (network namespace)', async () => {
+    removeNamespaces('ml')
+    const ns = nsName('ml')
+    try {
+      sh('ip', 'netns', 'add', ns)
+      nsSh(ns, 'ip', 'link', 'add', 'ml0', 'type', 'veth', 'peer', 'name', 'ml1')
+      nsSh(ns, 'ip', 'addr', 'add', '10.88.0.1/24', 'dev', 'ml0')
+      for (const dev of ['ml0', 'ml1']) nsSh(ns, 'ip', 'link', 'set', dev, 'up')
+      // Loopback off first (Linux's default is on), then on: only the second came back to this host
+      expect(await heard(ns, MULTICAST_MEMBER, ns, MULTICAST_SENDER)).toEqual([{ got: 'on' }])
+    } finally {
+      removeNamespaces('ml')
     }
   })
 
@@ -950,3 +956,56 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
   node.close()
 })()
 `
+
+// A member of 239.8.8.8 on 10.88.0.1: prints its port, then each datagram that reaches it
+const MULTICAST_MEMBER = `
+setTimeout(() => process.exit(3), 20000).unref()
+const s = require('dgram').createSocket({ type: 'udp4', reuseAddr: true })
+s.on('message', (m) => console.log(JSON.stringify({ got: String(m) })))
+s.bind(0, '0.0.0.0', () => {
+  s.addMembership('239.8.8.8', '10.88.0.1')
+  console.log(JSON.stringify({ port: s.address().port }))
+})
+`
+
+// Sends "off" to the group with multicast loopback off, then "on" with it on
+const MULTICAST_SENDER = `
+setTimeout(() => process.exit(3), 20000).unref()
+const Node = require(process.cwd())
+const { port } = JSON.parse(process.argv[1])
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+;(async () => {
+  const node = new Node()
+  await node.bindAsync(0, '10.88.0.1')
+  const u = node.getUdpSocket()
+  u.setMulticastInterface('10.88.0.1')
+  u.setMulticastLoopback(false)
+  u.send('off', port, '239.8.8.8')
+  await sleep(200)
+  u.setMulticastLoopback(true)
+  u.send('on', port, '239.8.8.8')
+  await sleep(200)
+  console.log(JSON.stringify({ done: true }))
+  node.close()
+})()
+`
+
+/**
+ * Starts `listener` in namespace `listenerNs` (it prints its port, then a line for each datagram it hears), then
+ * `sender` in `senderNs` with that port (it prints { done: true }); what the listener heard by then
+ */
+async function heard (listenerNs: string, listener: string, senderNs: string, sender: string): Promise<unknown[]> {
+  const children: Array<ReturnType<typeof runIn>> = []
+  try {
+    const l = runIn<{ port: number }>(listenerNs, listener)
+    children.push(l)
+    const { port } = await l.line
+    const s = runIn<{ done: boolean }>(senderNs, sender, { port })
+    children.push(s)
+    expect(await s.line).toEqual({ done: true })
+    await sleep(200)
+    return l.lines.slice(1)
+  } finally {
+    killAll(...children.map((c) => c.child))
+  }
+}
