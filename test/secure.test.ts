@@ -587,6 +587,27 @@ describe('secureSocket over loopback uTP', () => {
     await closed(plain)
   }, 10_000)
 
+  it('a stream whose last bytes are read only after its connection closed still gives them, and a clean end', async () => {
+    const { client, server, errors } = await watchedPair()
+    const first = crypto.randomBytes(1000)
+    const last = crypto.randomBytes(1000)
+    server.write(first)
+    expect(await once<Buffer>(client, 'data')).toEqual(first)
+    // Paused, with room left: the plaintext that comes next waits in the stream while the connection reads on to
+    // the peer's close record and FIN, and closes under it
+    client.pause()
+    server.end(last)
+    client.end()
+    await once(client.socket, 'close')
+    expect([client.readableLength, client.destroyed]).toEqual([1000, false])
+    const got: Buffer[] = []
+    client.on('data', (d: Buffer) => got.push(d))
+    client.resume()
+    await once(client, 'end')
+    expect(Buffer.concat(got).equals(last)).toBe(true)
+    expect(errors).toEqual([])
+  }, 10_000)
+
   it('openInPlace leaves each record\'s plaintext where it lies; with room for fewer pieces, the last one takes the rest', () => {
     // The record layers of both sides, from a handshake run by hand in this process
     const { loadSecure, sealedLength } = requireFromRoot('./dist/lib/secure/native.js') as typeof SecureNative

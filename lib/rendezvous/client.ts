@@ -42,6 +42,8 @@ export type { RendezvousPath, RendezvousResult, RendezvousTimings } from './resu
 
 type Phase = 'register' | 'wait-peer' | 'confirm' | 'punch' | 'connect' | 'relay'
 
+/** Why punching failed on the accepting side that heard its peer's probes but got no connection */
+const HEARD_NO_CONNECTION = 'the peer was heard but its connection never arrived'
 const REGISTER_RETRY_MS = 500
 const RELAY_RETRY_MS = 500
 const HELLO_RETRY_MS = 200
@@ -722,17 +724,22 @@ class Session {
 
   private _onPunchTimeout (): void {
     if (this._phase !== 'punch') return
-    const p = this._prober as Prober
-    if (this._peer?.role === 'connect') {
-      this._relayOrFail('no probe was answered')
-    } else if (!(p.heardPeer || this._aux?.prober.heardPeer === true) || this._o.acceptGraceMs === 0) {
-      this._relayOrFail('no probe from the peer arrived')
-    } else {
-      // We heard the peer: its connection may still be on the way
-      this._after(this._o.acceptGraceMs, () => {
-        if (this._phase === 'punch') this._relayOrFail('the peer was heard but its connection never arrived')
-      })
+    const reason = this._punchFailure()
+    if (reason !== HEARD_NO_CONNECTION) {
+      this._relayOrFail(reason)
+      return
     }
+    // We heard the peer: its connection may still be on the way
+    this._after(this._o.acceptGraceMs, () => {
+      if (this._phase === 'punch') this._relayOrFail(reason)
+    })
+  }
+
+  /** What went wrong when punching finds no path, by our role and what we heard */
+  private _punchFailure (): string {
+    if (this._peer?.role === 'connect') return 'no probe was answered'
+    const heard = (this._prober as Prober).heardPeer || this._aux?.prober.heardPeer === true
+    return heard && this._o.acceptGraceMs !== 0 ? HEARD_NO_CONNECTION : 'no probe from the peer arrived'
   }
 
   private _onWinner (c: Candidate, node: Transport = this._node): void {
@@ -911,10 +918,12 @@ class Session {
       this._fail(rendezvousError('ERR_PEER_GAVE_UP', `the peer gave up the rendezvous (${code} on its side)`, { peerCode: code }))
       return
     }
-    const failed = `the peer's attempt failed too (${code} on its side)`
-    // Still punching, there is no relay to fall back on (with one allowed, the peer would have asked for it rather
-    // than fail): say it as our own punch timeout would, with why there is none. On the relay, that it failed there
-    const err = this._phase === 'relay' ? this._punchFailed(`and ${failed}`) : this._punchFailed(this._noRelayWhy(), failed)
+    // Still punching, ours fails now in the words of our own punch timeout (there is no relay to fall back on: with
+    // one allowed, the peer would have asked for it rather than fail); err.peerCode says the peer's came first. On
+    // the relay, that the peer's end of it failed
+    const err = this._phase === 'relay'
+      ? this._punchFailed(`and the peer's attempt failed too (${code} on its side)`)
+      : this._punchFailed(this._noRelayWhy(), this._punchFailure())
     this._fail(Object.assign(err, { peerCode: code }))
   }
 
