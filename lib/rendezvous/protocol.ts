@@ -90,7 +90,7 @@
 //   peer-moved     { nonce, public: endpoint, seq }   the paired peer's public address changed; repeated
 //                  every 300 ms (up to 10 times) until peer-moved-ack with the same seq
 //   peer-gone      { nonce, code }    the paired peer gave up (code: its gaveUp) before a connection was made: sent
-//                  when its bye comes, and again in answer to each confirm or relay-request of this peer
+//                  when its bye comes, and again in answer to each confirm, relay-request or keepalive of this peer
 //   error          { code, message, nonce? }   nonce when the request named one. Codes: see ERROR_CODES.
 //                  Datagrams without the magic, and anything beyond a rate limit, are dropped without a reply.
 // Peer ↔ peer (to each candidate; the first probe to a public candidate leaves with a low TTL). mac: 32 hex

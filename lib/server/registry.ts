@@ -65,8 +65,8 @@ export interface Pairing {
   resendTimer: NodeJS.Timeout | null
   /** A peer left: the key is burned, the relay freed, nothing more is sent for this pairing */
   ended: boolean
-  /** The peer that left saying it gave up, and its error code: the other is told (peer-gone) */
-  gaveUp: { by: Registration, code: string } | null
+  /** The error code of the peer that left saying it gave up: the other is told (peer-gone) */
+  gaveUp: string | null
 }
 
 /** Why a key cannot take a new registrant */

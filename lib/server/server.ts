@@ -338,9 +338,9 @@ export class RendezvousServer extends EventEmitter {
     const p = reg.pairing
     const i = p === null ? 0 : p.peers.indexOf(reg) as 0 | 1
     // The peer gave up and this one has not heard (the first peer-gone was lost): it still confirms, asks for a relay
-    // or, not yet told of its peer, keeps its registration alive
-    if (p !== null && p.gaveUp !== null && p.gaveUp.by !== reg && ANSWERED_WITH_PEER_GONE.has(m.t)) {
-      this._peerGone(reg, p.gaveUp.code)
+    // or, not yet told of its peer, keeps its registration alive. (The one that gave up is no longer registered.)
+    if (p !== null && p.gaveUp !== null && ANSWERED_WITH_PEER_GONE.has(m.t)) {
+      this._peerGone(reg, p.gaveUp)
       return
     }
     switch (m.t) {
@@ -371,11 +371,11 @@ export class RendezvousServer extends EventEmitter {
         return
       case 'bye':
         if (m.gaveUp !== undefined && p !== null && !p.ended) {
-          // The peer learns it at once, instead of from its own timeouts (or never, if it was not yet told of us)
+          // The peer learns it at once, instead of from its own timeouts (or never, if it was not yet told of us). A
+          // pairing not ended still has both registrations (either one leaving ends it)
           this._counters.gaveUp++
-          p.gaveUp = { by: reg, code: m.gaveUp }
-          const other = p.peers[1 - i]
-          if (this._registry.byNonce.get(other.nonce) === other) this._peerGone(other, m.gaveUp)
+          p.gaveUp = m.gaveUp
+          this._peerGone(p.peers[1 - i], m.gaveUp)
         }
         this._registry.remove(reg)
         return
